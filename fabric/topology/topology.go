@@ -1,0 +1,324 @@
+// Package topology describes a virtual fabric: the ToR routers, the nodes that peer with
+// them over one L2 segment, the client namespaces that send traffic into the fabric, and
+// the BGP/BFD parameters of the sessions. It loads the description from YAML and provides
+// the reference topology of the project.
+package topology
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"time"
+
+	"sigs.k8s.io/yaml"
+)
+
+// Topology is a whole fabric: routers and nodes on one L2 segment.
+type Topology struct {
+	// Name is a human label, shown by the CLI.
+	Name string `json:"name,omitempty"`
+	// Segment is the shared L2 subnet of ToRs and nodes, e.g. 10.0.0.0/24.
+	Segment netip.Prefix `json:"segment"`
+	// ToRs are the routers (GoBGP with multipath, one network namespace each).
+	ToRs []ToR `json:"tors"`
+	// Nodes are the hosts that peer with every ToR (the speakers run there).
+	Nodes []Node `json:"nodes"`
+	// Clients are namespaces that hang off one ToR on their own point-to-point link and
+	// send flows into the fabric.
+	Clients []Client `json:"clients,omitempty"`
+	// BGP holds the session timers used on the ToR side.
+	BGP BGPTimers `json:"bgp,omitempty"`
+	// BFDProfiles are named BFD parameter sets; nodes refer to them by name.
+	BFDProfiles map[string]BFDProfile `json:"bfdProfiles,omitempty"`
+	// DynamicNeighbors, when true, lets any address of the segment peer with the ToRs
+	// (GoBGP peer group with a prefix range) in addition to the listed nodes.
+	DynamicNeighbors bool `json:"dynamicNeighbors,omitempty"`
+	// DynamicNeighborASN is the peer AS accepted from dynamic neighbors (default 65100).
+	DynamicNeighborASN uint32 `json:"dynamicNeighborASN,omitempty"`
+}
+
+// ToR is one top-of-rack router.
+type ToR struct {
+	// Name is unique among routers, nodes and clients (e.g. "tor1").
+	Name string `json:"name"`
+	// Address is the router's address on the segment; also its router ID.
+	Address netip.Addr `json:"address"`
+	// ASN is the router's AS number.
+	ASN uint32 `json:"asn"`
+	// GRPCPort is where GoBGP's gRPC API listens on 127.0.0.1 inside the router's
+	// namespace (default 50051), for the standard gobgp CLI.
+	GRPCPort int `json:"grpcPort,omitempty"`
+}
+
+// Node is a host that peers with the ToRs.
+type Node struct {
+	// Name is unique among routers, nodes and clients (e.g. "node1").
+	Name string `json:"name"`
+	// Address is the node's address on the segment.
+	Address netip.Addr `json:"address"`
+	// ASN is the node's AS number; the ToRs expect it as peer AS.
+	ASN uint32 `json:"asn"`
+	// BFDProfile names an entry of Topology.BFDProfiles; empty means no BFD towards
+	// this node.
+	BFDProfile string `json:"bfdProfile,omitempty"`
+}
+
+// Client is a namespace attached to one ToR by a point-to-point link.
+type Client struct {
+	// Name is unique among routers, nodes and clients (e.g. "client").
+	Name string `json:"name"`
+	// ToR names the router the client hangs off.
+	ToR string `json:"tor"`
+	// Link is the point-to-point prefix (e.g. 172.31.0.0/30): the ToR takes the first
+	// host address, the client the second.
+	Link netip.Prefix `json:"link"`
+}
+
+// BGPTimers are the ToR-side session timers. Zero fields take the defaults of Default.
+type BGPTimers struct {
+	HoldTime               Duration `json:"holdTime,omitempty"`
+	KeepaliveInterval      Duration `json:"keepaliveInterval,omitempty"`
+	ConnectRetry           Duration `json:"connectRetry,omitempty"`
+	IdleHoldTimeAfterReset Duration `json:"idleHoldTimeAfterReset,omitempty"`
+}
+
+// BFDProfile mirrors MetalLB's BFDProfile fields (intervals in milliseconds).
+type BFDProfile struct {
+	ReceiveInterval  uint32 `json:"receiveInterval,omitempty"`
+	TransmitInterval uint32 `json:"transmitInterval,omitempty"`
+	DetectMultiplier uint32 `json:"detectMultiplier,omitempty"`
+	PassiveMode      bool   `json:"passiveMode,omitempty"`
+}
+
+// Duration is a time.Duration written as a Go duration string ("3s") in YAML/JSON.
+type Duration time.Duration
+
+// MarshalText implements encoding.TextMarshaler.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Std returns the value as a time.Duration.
+func (d Duration) Std() time.Duration { return time.Duration(d) }
+
+// Default returns the reference topology: ToRs 10.0.0.1 and 10.0.0.2 in AS 65000, nodes
+// 10.0.0.21-23 in AS 65100 on 10.0.0.0/24, one client on 172.31.0.0/30 behind tor1,
+// hold time 9 s, keepalive 3 s, connect-retry 1 s, idle-hold after reset 1 s, and a
+// "default" BFD profile of 300 ms x 3 that no node uses unless told to.
+func Default() Topology {
+	return Topology{
+		Name:    "reference",
+		Segment: netip.MustParsePrefix("10.0.0.0/24"),
+		ToRs: []ToR{
+			{Name: "tor1", Address: netip.MustParseAddr("10.0.0.1"), ASN: 65000},
+			{Name: "tor2", Address: netip.MustParseAddr("10.0.0.2"), ASN: 65000},
+		},
+		Nodes: []Node{
+			{Name: "node1", Address: netip.MustParseAddr("10.0.0.21"), ASN: 65100},
+			{Name: "node2", Address: netip.MustParseAddr("10.0.0.22"), ASN: 65100},
+			{Name: "node3", Address: netip.MustParseAddr("10.0.0.23"), ASN: 65100},
+		},
+		Clients: []Client{
+			{Name: "client", ToR: "tor1", Link: netip.MustParsePrefix("172.31.0.0/30")},
+		},
+		BFDProfiles: map[string]BFDProfile{
+			"default": {ReceiveInterval: 300, TransmitInterval: 300, DetectMultiplier: 3},
+		},
+	}
+}
+
+// Load reads a topology from a YAML (or JSON) file, fills defaults and validates it.
+func Load(path string) (Topology, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Topology{}, fmt.Errorf("topology: %w", err)
+	}
+	t, err := Parse(b)
+	if err != nil {
+		return Topology{}, fmt.Errorf("topology %s: %w", path, err)
+	}
+	return t, nil
+}
+
+// Parse decodes YAML (or JSON), fills defaults and validates.
+func Parse(b []byte) (Topology, error) {
+	var t Topology
+	if err := yaml.UnmarshalStrict(b, &t); err != nil {
+		return Topology{}, err
+	}
+	t.SetDefaults()
+	if err := t.Validate(); err != nil {
+		return Topology{}, err
+	}
+	return t, nil
+}
+
+// Marshal renders the topology as YAML.
+func (t Topology) Marshal() ([]byte, error) { return yaml.Marshal(t) }
+
+// SetDefaults fills zero timers, gRPC ports and the dynamic-neighbor AS.
+func (t *Topology) SetDefaults() {
+	if t.BGP.HoldTime == 0 {
+		t.BGP.HoldTime = Duration(9 * time.Second)
+	}
+	if t.BGP.KeepaliveInterval == 0 {
+		t.BGP.KeepaliveInterval = t.BGP.HoldTime / 3
+	}
+	if t.BGP.ConnectRetry == 0 {
+		t.BGP.ConnectRetry = Duration(time.Second)
+	}
+	if t.BGP.IdleHoldTimeAfterReset == 0 {
+		t.BGP.IdleHoldTimeAfterReset = Duration(time.Second)
+	}
+	for i := range t.ToRs {
+		if t.ToRs[i].GRPCPort == 0 {
+			t.ToRs[i].GRPCPort = 50051
+		}
+	}
+	if t.DynamicNeighborASN == 0 {
+		t.DynamicNeighborASN = 65100
+	}
+	for name, p := range t.BFDProfiles {
+		if p.ReceiveInterval == 0 {
+			p.ReceiveInterval = 300
+		}
+		if p.TransmitInterval == 0 {
+			p.TransmitInterval = 300
+		}
+		if p.DetectMultiplier == 0 {
+			p.DetectMultiplier = 3
+		}
+		t.BFDProfiles[name] = p
+	}
+}
+
+// Validate reports the first problem found, naming the element and field.
+func (t Topology) Validate() error {
+	var errs []error
+	if !t.Segment.IsValid() || !t.Segment.Addr().Is4() {
+		errs = append(errs, fmt.Errorf("segment: %q is not an IPv4 prefix", t.Segment))
+	}
+	if len(t.ToRs) == 0 {
+		errs = append(errs, errors.New("tors: at least one router is needed"))
+	}
+	names := map[string]bool{}
+	addrs := map[netip.Addr]string{}
+	checkName := func(kind string, i int, name string) {
+		if name == "" || len(name) > 12 {
+			errs = append(errs, fmt.Errorf("%s[%d].name: %q must be 1-12 characters", kind, i, name))
+		}
+		for _, c := range name {
+			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+				errs = append(errs, fmt.Errorf("%s[%d].name: %q may hold only a-z, 0-9 and -", kind, i, name))
+				break
+			}
+		}
+		if names[name] {
+			errs = append(errs, fmt.Errorf("%s[%d].name: %q is used twice", kind, i, name))
+		}
+		names[name] = true
+	}
+	checkAddr := func(kind string, i int, name string, a netip.Addr) {
+		if !a.IsValid() || !t.Segment.Contains(a) {
+			errs = append(errs, fmt.Errorf("%s %q: address %v is not in segment %v", kind, name, a, t.Segment))
+			return
+		}
+		if other, ok := addrs[a]; ok {
+			errs = append(errs, fmt.Errorf("%s %q: address %v is already used by %q", kind, name, a, other))
+		}
+		addrs[a] = name
+	}
+	for i, r := range t.ToRs {
+		checkName("tors", i, r.Name)
+		checkAddr("tor", i, r.Name, r.Address)
+		if r.ASN == 0 {
+			errs = append(errs, fmt.Errorf("tor %q: asn must be set", r.Name))
+		}
+	}
+	for i, n := range t.Nodes {
+		checkName("nodes", i, n.Name)
+		checkAddr("node", i, n.Name, n.Address)
+		if n.ASN == 0 {
+			errs = append(errs, fmt.Errorf("node %q: asn must be set", n.Name))
+		}
+		if n.BFDProfile != "" {
+			if _, ok := t.BFDProfiles[n.BFDProfile]; !ok {
+				errs = append(errs, fmt.Errorf("node %q: bfdProfile %q is not defined in bfdProfiles", n.Name, n.BFDProfile))
+			}
+		}
+	}
+	for i, c := range t.Clients {
+		checkName("clients", i, c.Name)
+		if _, ok := t.ToR(c.ToR); !ok {
+			errs = append(errs, fmt.Errorf("client %q: tor %q is not defined", c.Name, c.ToR))
+		}
+		if !c.Link.IsValid() || !c.Link.Addr().Is4() || c.Link.Bits() > 30 {
+			errs = append(errs, fmt.Errorf("client %q: link %q must be an IPv4 prefix of /30 or shorter", c.Name, c.Link))
+		} else if c.Link.Overlaps(t.Segment) {
+			errs = append(errs, fmt.Errorf("client %q: link %v overlaps segment %v", c.Name, c.Link, t.Segment))
+		}
+	}
+	for name, p := range t.BFDProfiles {
+		if p.ReceiveInterval < 10 || p.ReceiveInterval > 60000 {
+			errs = append(errs, fmt.Errorf("bfdProfiles[%s].receiveInterval: %d is outside 10-60000", name, p.ReceiveInterval))
+		}
+		if p.TransmitInterval < 10 || p.TransmitInterval > 60000 {
+			errs = append(errs, fmt.Errorf("bfdProfiles[%s].transmitInterval: %d is outside 10-60000", name, p.TransmitInterval))
+		}
+		if p.DetectMultiplier < 2 || p.DetectMultiplier > 255 {
+			errs = append(errs, fmt.Errorf("bfdProfiles[%s].detectMultiplier: %d is outside 2-255", name, p.DetectMultiplier))
+		}
+	}
+	if t.BGP.HoldTime.Std() < 3*time.Second || t.BGP.HoldTime.Std()%time.Second != 0 {
+		errs = append(errs, fmt.Errorf("bgp.holdTime: %v must be whole seconds, at least 3s", t.BGP.HoldTime.Std()))
+	}
+	if t.BGP.KeepaliveInterval.Std() < time.Second || t.BGP.KeepaliveInterval > t.BGP.HoldTime {
+		errs = append(errs, fmt.Errorf("bgp.keepaliveInterval: %v must be between 1s and the hold time", t.BGP.KeepaliveInterval.Std()))
+	}
+	return errors.Join(errs...)
+}
+
+// ToR returns the router with the given name.
+func (t Topology) ToR(name string) (ToR, bool) {
+	for _, r := range t.ToRs {
+		if r.Name == name {
+			return r, true
+		}
+	}
+	return ToR{}, false
+}
+
+// Node returns the node with the given name.
+func (t Topology) Node(name string) (Node, bool) {
+	for _, n := range t.Nodes {
+		if n.Name == name {
+			return n, true
+		}
+	}
+	return Node{}, false
+}
+
+// Client returns the client with the given name.
+func (t Topology) Client(name string) (Client, bool) {
+	for _, c := range t.Clients {
+		if c.Name == name {
+			return c, true
+		}
+	}
+	return Client{}, false
+}
+
+// ToRAddr is the ToR's address on a client link (first host address).
+func (c Client) ToRAddr() netip.Addr { return c.Link.Masked().Addr().Next() }
+
+// Addr is the client's address on its link (second host address).
+func (c Client) Addr() netip.Addr { return c.Link.Masked().Addr().Next().Next() }
