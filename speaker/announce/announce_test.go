@@ -1,0 +1,444 @@
+package announce
+
+import (
+	"net/netip"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+func ptr[T any](v T) *T { return &v }
+
+func sel(kv ...string) metav1.LabelSelector {
+	m := map[string]string{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		m[kv[i]] = kv[i+1]
+	}
+	return metav1.LabelSelector{MatchLabels: m}
+}
+
+func pfx(s string) netip.Prefix { return netip.MustParsePrefix(s) }
+func ip(s string) netip.Addr    { return netip.MustParseAddr(s) }
+func com(s string) Community {
+	c, err := ParseCommunity(s)
+	if err != nil {
+		panic(err)
+	}
+	return c
+}
+
+var (
+	node = Node{Name: "n1", Labels: map[string]string{"zone": "a", "kubernetes.io/hostname": "n1"},
+		Addresses: []netip.Addr{ip("10.0.0.21")}}
+	tor1     = Peer{Name: "tor1", MyASN: 65100, ASN: 65000, Address: "10.0.0.1"}
+	tor2     = Peer{Name: "tor2", MyASN: 65100, ASN: 65000, Address: "10.0.0.2"}
+	ibgp     = Peer{Name: "ibgp", MyASN: 65100, ASN: 65100, Address: "10.0.0.3"}
+	prodPool = Pool{Name: "prod", Addresses: []string{"203.0.113.0/24"}, Labels: map[string]string{"tier": "prod"}}
+	devPool  = Pool{Name: "dev", Addresses: []string{"198.51.100.10-198.51.100.20", "2001:db8::/64"}}
+	webSvc   = Service{Key: "default/web", Labels: map[string]string{"app": "web"},
+		IPs: []netip.Addr{ip("203.0.113.5")}, AnyEndpoint: true}
+)
+
+func TestRoutes(t *testing.T) {
+	tests := []struct {
+		name    string
+		cfg     Config
+		node    *Node
+		svc     Service
+		want    []Route
+		wantErr string
+	}{
+		{
+			name: "advertisement with no pools covers all pools; all peers",
+			cfg:  Config{Pools: []Pool{prodPool}, Peers: []Peer{tor1, tor2}, Advertisements: []Advertisement{{Name: "a"}}},
+			svc:  webSvc,
+			want: []Route{{Peer: "tor1", Prefix: pfx("203.0.113.5/32")}, {Peer: "tor2", Prefix: pfx("203.0.113.5/32")}},
+		},
+		{
+			name: "pool named: covered",
+			cfg:  Config{Pools: []Pool{prodPool, devPool}, Peers: []Peer{tor1}, Advertisements: []Advertisement{{Name: "a", IPAddressPools: []string{"prod"}}}},
+			svc:  webSvc,
+			want: []Route{{Peer: "tor1", Prefix: pfx("203.0.113.5/32")}},
+		},
+		{
+			name: "pool named: other pool not covered",
+			cfg:  Config{Pools: []Pool{prodPool, devPool}, Peers: []Peer{tor1}, Advertisements: []Advertisement{{Name: "a", IPAddressPools: []string{"dev"}}}},
+			svc:  webSvc,
+			want: []Route{},
+		},
+		{
+			name: "pool selector matches pool labels",
+			cfg: Config{Pools: []Pool{prodPool, devPool}, Peers: []Peer{tor1},
+				Advertisements: []Advertisement{{Name: "a", IPAddressPoolSelectors: []metav1.LabelSelector{sel("tier", "prod")}}}},
+			svc:  webSvc,
+			want: []Route{{Peer: "tor1", Prefix: pfx("203.0.113.5/32")}},
+		},
+		{
+			name: "pool selector not matching",
+			cfg: Config{Pools: []Pool{prodPool}, Peers: []Peer{tor1},
+				Advertisements: []Advertisement{{Name: "a", IPAddressPoolSelectors: []metav1.LabelSelector{sel("tier", "dev")}}}},
+			svc:  webSvc,
+			want: []Route{},
+		},
+		{
+			name: "IP in no pool is not announced",
+			cfg:  Config{Pools: []Pool{devPool}, Peers: []Peer{tor1}, Advertisements: []Advertisement{{Name: "a"}}},
+			svc:  webSvc,
+			want: []Route{},
+		},
+		{
+			name: "IP in a range pool; IPv6 gets /128",
+			cfg:  Config{Pools: []Pool{devPool}, Peers: []Peer{tor1}, Advertisements: []Advertisement{{Name: "a"}}},
+			svc:  Service{Key: "x/y", IPs: []netip.Addr{ip("198.51.100.20"), ip("2001:db8::7")}, AnyEndpoint: true},
+			want: []Route{{Peer: "tor1", Prefix: pfx("198.51.100.20/32")}, {Peer: "tor1", Prefix: pfx("2001:db8::7/128")}},
+		},
+		{
+			name: "IP just outside a range pool",
+			cfg:  Config{Pools: []Pool{devPool}, Peers: []Peer{tor1}, Advertisements: []Advertisement{{Name: "a"}}},
+			svc:  Service{Key: "x/y", IPs: []netip.Addr{ip("198.51.100.21")}, AnyEndpoint: true},
+			want: []Route{},
+		},
+		{
+			name: "aggregation lengths",
+			cfg: Config{Pools: []Pool{{Name: "p", Addresses: []string{"203.0.113.0/24", "2001:db8::/64"}}}, Peers: []Peer{tor1},
+				Advertisements: []Advertisement{{Name: "a", AggregationLength: ptr(int32(24)), AggregationLengthV6: ptr(int32(64))}}},
+			svc:  Service{Key: "x/y", IPs: []netip.Addr{ip("203.0.113.77"), ip("2001:db8::9")}, AnyEndpoint: true},
+			want: []Route{{Peer: "tor1", Prefix: pfx("203.0.113.0/24")}, {Peer: "tor1", Prefix: pfx("2001:db8::/64")}},
+		},
+		{
+			name:    "aggregation shorter than pool prefix is a config error",
+			cfg:     Config{Pools: []Pool{prodPool}, Peers: []Peer{tor1}, Advertisements: []Advertisement{{Name: "a", AggregationLength: ptr(int32(16))}}},
+			svc:     webSvc,
+			wantErr: `BGPAdvertisement "a": spec.aggregationLength: 16 is shorter than prefix 203.0.113.0/24`,
+		},
+		{
+			name:    "aggregation out of range",
+			cfg:     Config{Pools: []Pool{prodPool}, Peers: []Peer{tor1}, Advertisements: []Advertisement{{Name: "a", AggregationLength: ptr(int32(33))}}},
+			svc:     webSvc,
+			wantErr: "spec.aggregationLength: 33 is outside 0-32",
+		},
+		{
+			name: "node selector on advertisement matches",
+			cfg: Config{Pools: []Pool{prodPool}, Peers: []Peer{tor1},
+				Advertisements: []Advertisement{{Name: "a", NodeSelectors: []metav1.LabelSelector{sel("zone", "b"), sel("zone", "a")}}}},
+			svc:  webSvc,
+			want: []Route{{Peer: "tor1", Prefix: pfx("203.0.113.5/32")}},
+		},
+		{
+			name: "node selector on advertisement does not match",
+			cfg: Config{Pools: []Pool{prodPool}, Peers: []Peer{tor1},
+				Advertisements: []Advertisement{{Name: "a", NodeSelectors: []metav1.LabelSelector{sel("zone", "b")}}}},
+			svc:  webSvc,
+			want: []Route{},
+		},
+		{
+			name: "service selector matches",
+			cfg: Config{Pools: []Pool{prodPool}, Peers: []Peer{tor1},
+				Advertisements: []Advertisement{{Name: "a", ServiceSelectors: []metav1.LabelSelector{sel("app", "web")}}}},
+			svc:  webSvc,
+			want: []Route{{Peer: "tor1", Prefix: pfx("203.0.113.5/32")}},
+		},
+		{
+			name: "service selector does not match",
+			cfg: Config{Pools: []Pool{prodPool}, Peers: []Peer{tor1},
+				Advertisements: []Advertisement{{Name: "a", ServiceSelectors: []metav1.LabelSelector{sel("app", "db")}}}},
+			svc:  webSvc,
+			want: []Route{},
+		},
+		{
+			name: "Local policy with a local endpoint announces",
+			cfg:  Config{Pools: []Pool{prodPool}, Peers: []Peer{tor1}, Advertisements: []Advertisement{{Name: "a"}}},
+			svc:  Service{Key: "x/y", IPs: []netip.Addr{ip("203.0.113.5")}, Local: true, LocalEndpoint: true, AnyEndpoint: true},
+			want: []Route{{Peer: "tor1", Prefix: pfx("203.0.113.5/32")}},
+		},
+		{
+			name: "Local policy with endpoints elsewhere only does not announce",
+			cfg:  Config{Pools: []Pool{prodPool}, Peers: []Peer{tor1}, Advertisements: []Advertisement{{Name: "a"}}},
+			svc:  Service{Key: "x/y", IPs: []netip.Addr{ip("203.0.113.5")}, Local: true, AnyEndpoint: true},
+			want: []Route{},
+		},
+		{
+			name: "Cluster policy with no endpoint anywhere does not announce",
+			cfg:  Config{Pools: []Pool{prodPool}, Peers: []Peer{tor1}, Advertisements: []Advertisement{{Name: "a"}}},
+			svc:  Service{Key: "x/y", IPs: []netip.Addr{ip("203.0.113.5")}},
+			want: []Route{},
+		},
+		{
+			name: "no allocated IP",
+			cfg:  Config{Pools: []Pool{prodPool}, Peers: []Peer{tor1}, Advertisements: []Advertisement{{Name: "a"}}},
+			svc:  Service{Key: "x/y", AnyEndpoint: true},
+			want: []Route{},
+		},
+		{
+			name: "excluded node does not announce",
+			cfg:  Config{Pools: []Pool{prodPool}, Peers: []Peer{tor1}, Advertisements: []Advertisement{{Name: "a"}}},
+			node: &Node{Name: "n1", Labels: map[string]string{ExcludeLabel: ""}, Addresses: node.Addresses},
+			svc:  webSvc,
+			want: []Route{},
+		},
+		{
+			name: "NetworkUnavailable node does not announce",
+			cfg:  Config{Pools: []Pool{prodPool}, Peers: []Peer{tor1}, Advertisements: []Advertisement{{Name: "a"}}},
+			node: &Node{Name: "n1", Addresses: node.Addresses, NetworkUnavailable: true},
+			svc:  webSvc,
+			want: []Route{},
+		},
+		{
+			name: "communities: standard, large, alias, union over overlapping advertisements",
+			cfg: Config{Pools: []Pool{prodPool}, Peers: []Peer{tor1},
+				Communities: map[string]string{"vip": "65000:300", "big": "large:1:2:3"},
+				Advertisements: []Advertisement{
+					{Name: "a", Communities: []string{"65000:100", "vip"}},
+					{Name: "b", Communities: []string{"65000:100", "big", "large:4:5:6", "no-export"}},
+				}},
+			svc: webSvc,
+			want: []Route{{Peer: "tor1", Prefix: pfx("203.0.113.5/32"), Communities: []Community{
+				com("65000:100"), com("65000:300"), com("no-export"), com("large:1:2:3"), com("large:4:5:6")}}},
+		},
+		{
+			name:    "invalid community is a config error",
+			cfg:     Config{Pools: []Pool{prodPool}, Peers: []Peer{tor1}, Advertisements: []Advertisement{{Name: "a", Communities: []string{"70000:1"}}}},
+			svc:     webSvc,
+			wantErr: `BGPAdvertisement "a": spec.communities: community "70000:1"`,
+		},
+		{
+			name:    "alias with invalid value is a config error",
+			cfg:     Config{Pools: []Pool{prodPool}, Peers: []Peer{tor1}, Communities: map[string]string{"bad": "x"}, Advertisements: []Advertisement{{Name: "a", Communities: []string{"bad"}}}},
+			svc:     webSvc,
+			wantErr: `alias "bad"`,
+		},
+		{
+			name: "local-pref sent to iBGP peers only",
+			cfg:  Config{Pools: []Pool{prodPool}, Peers: []Peer{tor1, ibgp}, Advertisements: []Advertisement{{Name: "a", LocalPref: 150}}},
+			svc:  webSvc,
+			want: []Route{{Peer: "ibgp", Prefix: pfx("203.0.113.5/32"), LocalPref: 150}, {Peer: "tor1", Prefix: pfx("203.0.113.5/32")}},
+		},
+		{
+			name: "peers limits which BGPPeers get an advertisement",
+			cfg: Config{Pools: []Pool{prodPool}, Peers: []Peer{tor1, tor2}, Advertisements: []Advertisement{
+				{Name: "a", Peers: []string{"tor2"}, Communities: []string{"1:1"}},
+				{Name: "b", Peers: []string{"tor1", "nope"}, Communities: []string{"2:2"}},
+			}},
+			svc: webSvc,
+			want: []Route{{Peer: "tor1", Prefix: pfx("203.0.113.5/32"), Communities: []Community{com("2:2")}},
+				{Peer: "tor2", Prefix: pfx("203.0.113.5/32"), Communities: []Community{com("1:1")}}},
+		},
+		{
+			name: "peer node selectors limit sessions and routes",
+			cfg: Config{Pools: []Pool{prodPool}, Advertisements: []Advertisement{{Name: "a"}},
+				Peers: []Peer{tor1, {Name: "tor2", MyASN: 65100, ASN: 65000, Address: "10.0.0.2", NodeSelectors: []metav1.LabelSelector{sel("zone", "b")}}}},
+			svc:  webSvc,
+			want: []Route{{Peer: "tor1", Prefix: pfx("203.0.113.5/32")}},
+		},
+		{
+			name: "conflicting local-prefs for all services are a config error",
+			cfg: Config{Pools: []Pool{prodPool}, Peers: []Peer{ibgp}, Advertisements: []Advertisement{
+				{Name: "a", LocalPref: 100}, {Name: "b", LocalPref: 200}}},
+			svc:     webSvc,
+			wantErr: `BGPAdvertisements "a" and "b": spec.localPref: 100 and 200 conflict for IPAddressPool "prod" towards BGPPeer "ibgp"`,
+		},
+		{
+			name: "different local-prefs towards eBGP peers do not conflict",
+			cfg: Config{Pools: []Pool{prodPool}, Peers: []Peer{tor1}, Advertisements: []Advertisement{
+				{Name: "a", LocalPref: 100}, {Name: "b", LocalPref: 200}}},
+			svc:  webSvc,
+			want: []Route{{Peer: "tor1", Prefix: pfx("203.0.113.5/32")}},
+		},
+		{
+			name: "local-prefs to disjoint peers do not conflict",
+			cfg: Config{Pools: []Pool{prodPool}, Peers: []Peer{ibgp, {Name: "ibgp2", MyASN: 65100, ASN: 65100, Address: "10.0.0.4"}}, Advertisements: []Advertisement{
+				{Name: "a", LocalPref: 100, Peers: []string{"ibgp"}}, {Name: "b", LocalPref: 200, Peers: []string{"ibgp2"}}}},
+			svc: webSvc,
+			want: []Route{{Peer: "ibgp", Prefix: pfx("203.0.113.5/32"), LocalPref: 100},
+				{Peer: "ibgp2", Prefix: pfx("203.0.113.5/32"), LocalPref: 200}},
+		},
+		{
+			name: "conflicting local-prefs found per service",
+			cfg: Config{Pools: []Pool{prodPool}, Peers: []Peer{ibgp}, Advertisements: []Advertisement{
+				{Name: "a", LocalPref: 100}, {Name: "b", LocalPref: 200, ServiceSelectors: []metav1.LabelSelector{sel("app", "web")}}}},
+			svc:     webSvc,
+			wantErr: `service default/web: prefix 203.0.113.5/32 towards BGPPeer "ibgp": localPref 200 (BGPAdvertisement "b") conflicts with 100`,
+		},
+		{
+			name: "same local-pref from two advertisements is fine",
+			cfg: Config{Pools: []Pool{prodPool}, Peers: []Peer{ibgp}, Advertisements: []Advertisement{
+				{Name: "a", LocalPref: 100}, {Name: "b", LocalPref: 100}, {Name: "c"}}},
+			svc:  webSvc,
+			want: []Route{{Peer: "ibgp", Prefix: pfx("203.0.113.5/32"), LocalPref: 100}},
+		},
+		{
+			name:    "bad peer address is a config error",
+			cfg:     Config{Peers: []Peer{{Name: "x", MyASN: 1, ASN: 2, Address: "nope"}}},
+			svc:     webSvc,
+			wantErr: `BGPPeer "x": spec.peerAddress`,
+		},
+		{
+			name:    "missing BFD profile is a config error",
+			cfg:     Config{Peers: []Peer{{Name: "x", MyASN: 1, ASN: 2, Address: "10.0.0.1", BFDProfile: "fast"}}},
+			svc:     webSvc,
+			wantErr: `BGPPeer "x": spec.bfdProfile: BFDProfile "fast" does not exist`,
+		},
+		{
+			name:    "bad pool is a config error",
+			cfg:     Config{Pools: []Pool{{Name: "p", Addresses: []string{"10.0.0.9-10.0.0.1"}}}},
+			svc:     webSvc,
+			wantErr: `IPAddressPool "p": spec.addresses: range "10.0.0.9-10.0.0.1": start is after end`,
+		},
+		{
+			name:    "bad selector is a config error",
+			cfg:     Config{Advertisements: []Advertisement{{Name: "a", NodeSelectors: []metav1.LabelSelector{{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "k", Operator: "Bogus"}}}}}}},
+			svc:     webSvc,
+			wantErr: `BGPAdvertisement "a": spec.nodeSelectors`,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n := node
+			if tt.node != nil {
+				n = *tt.node
+			}
+			plan, err := Compile(tt.cfg, n)
+			var got []Route
+			if err == nil {
+				got, err = plan.Routes(tt.svc)
+			}
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error = %v, want it to contain %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("unexpected error: %v", err)
+			}
+			if got == nil {
+				got = []Route{}
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("routes:\n got %+v\nwant %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestSessions(t *testing.T) {
+	bp := BFDProfile{Name: "fast", ReceiveInterval: ptr(uint32(50))}
+	cfg := Config{
+		BFDProfiles: map[string]BFDProfile{"fast": bp},
+		Peers: []Peer{
+			{Name: "b", MyASN: 65100, ASN: 65000, Address: "10.0.0.2", Port: 1790, SrcAddress: "10.0.0.31",
+				HoldTime: ptr(9 * time.Second), ConnectTime: ptr(2 * time.Second), Password: "pw",
+				BFDProfile: "fast", EnableGracefulRestart: true, EBGPMultiHop: true},
+			{Name: "a", MyASN: 65100, ASN: 65100, Address: "10.0.0.1", RouterID: "1.2.3.4", KeepaliveTime: ptr(10 * time.Second)},
+			{Name: "c", MyASN: 65100, ASN: 65000, Address: "10.0.0.3", NodeSelectors: []metav1.LabelSelector{sel("zone", "z")}},
+		},
+	}
+	plan, err := Compile(cfg, node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Session{
+		{Name: "a", MyASN: 65100, PeerASN: 65100, PeerAddress: ip("10.0.0.1"), PeerPort: 179, RouterID: ip("1.2.3.4"),
+			HoldTime: 90 * time.Second, KeepaliveTime: 10 * time.Second, ConnectTime: 5 * time.Second},
+		{Name: "b", MyASN: 65100, PeerASN: 65000, PeerAddress: ip("10.0.0.2"), PeerPort: 1790, SourceAddress: ip("10.0.0.31"),
+			RouterID: ip("10.0.0.31"), HoldTime: 9 * time.Second, KeepaliveTime: 3 * time.Second, ConnectTime: 2 * time.Second,
+			EBGPMultiHop: true, Password: "pw", GracefulRestart: true, BFD: &bp},
+	}
+	if got := plan.Sessions(); !reflect.DeepEqual(got, want) {
+		t.Errorf("sessions:\n got %+v\nwant %+v", got, want)
+	}
+	if !want[0].IBGP() || want[1].IBGP() {
+		t.Error("IBGP() wrong")
+	}
+
+	for _, tc := range []struct {
+		peer Peer
+		node Node
+		err  string
+	}{
+		{Peer{Name: "x", MyASN: 1, ASN: 2, Address: "10.0.0.1", HoldTime: ptr(time.Second)}, node, "spec.holdTime"},
+		{Peer{Name: "x", MyASN: 1, ASN: 2, Address: "10.0.0.1", KeepaliveTime: ptr(100 * time.Second)}, node, "spec.keepaliveTime"},
+		{Peer{Name: "x", ASN: 2, Address: "10.0.0.1"}, node, "spec.myASN"},
+		{Peer{Name: "x", MyASN: 1, Address: "10.0.0.1"}, node, "spec.peerASN"},
+		{Peer{Name: "x", MyASN: 1, ASN: 2, Address: "10.0.0.1", RouterID: "::1"}, node, "spec.routerID"},
+		{Peer{Name: "x", MyASN: 1, ASN: 2, Address: "10.0.0.1"}, Node{Name: "v6", Addresses: []netip.Addr{ip("2001:db8::1")}}, "has no IPv4 address"},
+	} {
+		if _, err := Compile(Config{Peers: []Peer{tc.peer}}, tc.node); err == nil || !strings.Contains(err.Error(), tc.err) {
+			t.Errorf("peer %+v: error %v, want %q", tc.peer, err, tc.err)
+		}
+	}
+}
+
+func TestEligibleAndReasons(t *testing.T) {
+	plan, err := Compile(Config{}, node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := plan.Eligible(); !ok {
+		t.Error("node should be eligible")
+	}
+	if r := plan.NotAnnouncedReason(Service{IPs: webSvc.IPs, Local: true, AnyEndpoint: true}); !strings.Contains(r, "Local") {
+		t.Errorf("reason %q", r)
+	}
+	plan, _ = Compile(Config{}, Node{Labels: map[string]string{ExcludeLabel: "true"}})
+	if ok, why := plan.Eligible(); ok || !strings.Contains(why, ExcludeLabel) {
+		t.Errorf("eligible %v %q", ok, why)
+	}
+}
+
+func TestParseCommunity(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want Community
+		err  bool
+	}{
+		{"65000:100", Community{Value: 65000<<16 | 100}, false},
+		{"0:0", Community{}, false},
+		{"65535:65535", Community{Value: 0xFFFFFFFF}, false},
+		{"65536:1", Community{}, true},
+		{"1:-1", Community{}, true},
+		{"abc", Community{}, true},
+		{"NO-EXPORT", Community{Value: 0xFFFFFF01}, false},
+		{"large:4294967295:2:3", Community{Large: true, Global: 4294967295, Local1: 2, Local2: 3}, false},
+		{"large:1:2", Community{}, true},
+		{"large:1:2:4294967296", Community{}, true},
+	} {
+		got, err := ParseCommunity(tc.in)
+		if (err != nil) != tc.err || (err == nil && got != tc.want) {
+			t.Errorf("ParseCommunity(%q) = %+v, %v", tc.in, got, err)
+		}
+		if err == nil && !strings.EqualFold(tc.in, "no-export") {
+			if got.String() != tc.in {
+				t.Errorf("String() = %q, want %q", got.String(), tc.in)
+			}
+		}
+	}
+}
+
+func TestRangeToPrefixes(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want []string
+	}{
+		{"10.0.0.0-10.0.0.255", []string{"10.0.0.0/24"}},
+		{"10.0.0.1-10.0.0.6", []string{"10.0.0.1/32", "10.0.0.2/31", "10.0.0.4/31", "10.0.0.6/32"}},
+		{"10.0.0.5-10.0.0.5", []string{"10.0.0.5/32"}},
+		{"0.0.0.0-255.255.255.255", []string{"0.0.0.0/0"}},
+		{"2001:db8::-2001:db8::3", []string{"2001:db8::/126"}},
+	} {
+		_, got, err := parseAddresses(tc.in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var s []string
+		for _, p := range got {
+			s = append(s, p.String())
+		}
+		if !reflect.DeepEqual(s, tc.want) {
+			t.Errorf("%s: got %v want %v", tc.in, s, tc.want)
+		}
+	}
+}

@@ -1,0 +1,138 @@
+// Package announce decides, for one node, which BGP sessions to run and which routes
+// to announce for each Service. It is pure: plain data in, plain data out, no clocks,
+// no I/O. The speaker compiles the cluster configuration once per configuration change
+// (Compile) and then asks the resulting Plan for one Service's routes at a time
+// (Plan.Routes), so a change to one Service costs the same however many there are.
+package announce
+
+import (
+	"net/netip"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// ExcludeLabel marks nodes that must not announce load-balancer addresses.
+const ExcludeLabel = "node.kubernetes.io/exclude-from-external-load-balancers"
+
+// Pool is an IPAddressPool: the pool of an IP is the pool whose addresses contain it.
+type Pool struct {
+	Name      string
+	Labels    map[string]string
+	Addresses []string // CIDRs or "first-last" ranges
+}
+
+// Advertisement is a BGPAdvertisement.
+type Advertisement struct {
+	Name                   string
+	AggregationLength      *int32 // default 32
+	AggregationLengthV6    *int32 // default 128
+	LocalPref              uint32 // 0: not set
+	Communities            []string
+	IPAddressPools         []string
+	IPAddressPoolSelectors []metav1.LabelSelector
+	NodeSelectors          []metav1.LabelSelector
+	ServiceSelectors       []metav1.LabelSelector
+	Peers                  []string // BGPPeer names; empty: all
+}
+
+// Peer is a BGPPeer with its password already resolved from any Secret.
+type Peer struct {
+	Name                  string
+	MyASN, ASN            uint32
+	Address               string
+	Port                  uint16 // default 179
+	SrcAddress            string
+	RouterID              string
+	HoldTime              *time.Duration // default 90s
+	KeepaliveTime         *time.Duration // default HoldTime/3
+	ConnectTime           *time.Duration // default DefaultConnectTime
+	NodeSelectors         []metav1.LabelSelector
+	Password              string
+	BFDProfile            string
+	EnableGracefulRestart bool
+	EBGPMultiHop          bool
+	VRFName               string
+}
+
+// BFDProfile is a BFDProfile resource; nil fields take the BFD defaults.
+type BFDProfile struct {
+	Name             string
+	ReceiveInterval  *uint32
+	TransmitInterval *uint32
+	DetectMultiplier *uint32
+	EchoInterval     *uint32
+	EchoMode         *bool
+	PassiveMode      *bool
+	MinimumTTL       *uint32
+}
+
+// Config is the cluster-wide configuration the speaker reads.
+type Config struct {
+	Pools          []Pool
+	Advertisements []Advertisement
+	Peers          []Peer
+	// Communities maps alias names (from Community objects) to community strings.
+	Communities map[string]string
+	BFDProfiles map[string]BFDProfile
+}
+
+// Node is what the speaker knows about the node it runs on.
+type Node struct {
+	Name   string
+	Labels map[string]string
+	// Addresses are the node's addresses, preferred (InternalIP) first.
+	Addresses []netip.Addr
+	// NetworkUnavailable is the node condition NetworkUnavailable == True.
+	NetworkUnavailable bool
+}
+
+// Defaults for BGP sessions.
+const (
+	DefaultHoldTime    = 90 * time.Second
+	DefaultConnectTime = 5 * time.Second
+	DefaultPort        = 179
+)
+
+// Session is one BGP session this node runs (one per selected BGPPeer).
+type Session struct {
+	Name            string // BGPPeer name
+	MyASN, PeerASN  uint32
+	PeerAddress     netip.Addr
+	PeerPort        uint16
+	SourceAddress   netip.Addr // invalid: chosen by the kernel
+	RouterID        netip.Addr
+	HoldTime        time.Duration
+	KeepaliveTime   time.Duration
+	ConnectTime     time.Duration
+	EBGPMultiHop    bool
+	Password        string
+	GracefulRestart bool
+	BFD             *BFDProfile // nil: no BFD
+	VRFName         string
+}
+
+// IBGP tells whether the session is internal (same AS on both sides).
+func (s Session) IBGP() bool { return s.MyASN == s.PeerASN }
+
+// Service is one Service's state as far as announcing goes.
+type Service struct {
+	Key    string // namespace/name
+	Labels map[string]string
+	// IPs are the allocated addresses (status.loadBalancer.ingress).
+	IPs []netip.Addr
+	// Local is externalTrafficPolicy: Local.
+	Local bool
+	// LocalEndpoint: some endpoint on this node is ready, or serving while terminating.
+	LocalEndpoint bool
+	// AnyEndpoint: the same, on any node.
+	AnyEndpoint bool
+}
+
+// Route is one prefix announced to one peer with its attributes.
+type Route struct {
+	Peer        string // BGPPeer name
+	Prefix      netip.Prefix
+	LocalPref   uint32      // 0: not sent (always 0 towards eBGP peers)
+	Communities []Community // sorted, no duplicates
+}
