@@ -1,0 +1,417 @@
+package bfd
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/netip"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// PeerKey identifies a session: single-hop, one per (local, peer) address pair.
+type PeerKey struct{ Local, Peer netip.Addr }
+
+// String returns "local->peer".
+func (k PeerKey) String() string { return k.Local.String() + "->" + k.Peer.String() }
+
+// StateChange is delivered to subscribers on every state transition.
+type StateChange struct {
+	Key      PeerKey
+	Old, New State
+	Diag     Diagnostic // local diagnostic explaining the change
+	At       time.Time  // from the injected clock, when the transition happened
+}
+
+// SessionInfo is a snapshot of one session for CLIs and status.
+type SessionInfo struct {
+	Key                   PeerKey
+	State                 State
+	RemoteState           State
+	LocalDiag, RemoteDiag Diagnostic
+	LocalDiscr            uint32
+	RemoteDiscr           uint32
+	TxInterval            time.Duration // negotiated, before jitter; 0 while the peer asks for no packets
+	DetectionTime         time.Duration // negotiated; 0 before the first packet
+	Profile               Profile
+	LastChange            time.Time
+	PacketsIn, PacketsOut uint64
+	Muted                 bool // see Manager.Mute
+}
+
+type managerOptions struct {
+	clock     Clock
+	logger    *slog.Logger
+	reg       prometheus.Registerer
+	transport transport
+	nsPath    string
+	port      int
+}
+
+// Option configures a Manager.
+type Option func(*managerOptions)
+
+// WithClock sets the clock (default RealClock()).
+func WithClock(c Clock) Option { return func(o *managerOptions) { o.clock = c } }
+
+// WithLogger sets the logger (default slog.Default()).
+func WithLogger(l *slog.Logger) Option { return func(o *managerOptions) { o.logger = l } }
+
+// WithRegisterer registers the Manager's metrics: session up, up/down
+// transitions, packets in/out per peer, and dropped packets per reason.
+// Without it the metrics are kept but not exported.
+func WithRegisterer(r prometheus.Registerer) Option { return func(o *managerOptions) { o.reg = r } }
+
+// WithNetNSPath makes the Manager create its sockets inside the network
+// namespace at path (e.g. /var/run/netns/NAME), so one process can run
+// Managers for several namespaces.
+func WithNetNSPath(path string) Option { return func(o *managerOptions) { o.nsPath = path } }
+
+// WithControlPort overrides UDP port 3784, for tests that cannot use a
+// network namespace. Both ends must use the same port.
+func WithControlPort(port int) Option { return func(o *managerOptions) { o.port = port } }
+
+// Manager runs many single-hop sessions (RFC 5881, UDP 3784) in one process.
+type Manager struct {
+	clock   Clock
+	log     *slog.Logger
+	tr      transport
+	metrics *metrics
+
+	mu        sync.RWMutex
+	closed    bool
+	sessions  map[PeerKey]*session
+	byDiscr   map[uint32]*session
+	listeners map[netip.Addr]*listenerRef
+	ports     map[uint16]bool
+	rnd       *rand.Rand
+
+	subMu sync.Mutex
+	subs  map[*subscriber]struct{}
+}
+
+type listenerRef struct {
+	c     io.Closer
+	users int
+}
+
+// NewManager returns a Manager; it opens sockets only when peers are added.
+func NewManager(opts ...Option) *Manager {
+	o := managerOptions{clock: RealClock(), logger: slog.Default()}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.transport == nil {
+		o.transport = udpTransport{nsPath: o.nsPath, port: o.port}
+	}
+	return &Manager{
+		clock:     o.clock,
+		log:       o.logger.With("component", "bfd"),
+		tr:        o.transport,
+		metrics:   newMetrics(o.reg),
+		sessions:  map[PeerKey]*session{},
+		byDiscr:   map[uint32]*session{},
+		listeners: map[netip.Addr]*listenerRef{},
+		ports:     map[uint16]bool{},
+		rnd:       rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
+		subs:      map[*subscriber]struct{}{},
+	}
+}
+
+// ErrClosed is returned by calls on a closed Manager.
+var ErrClosed = errors.New("bfd manager closed")
+
+// ErrUnknownPeer is returned for a PeerKey without a session.
+var ErrUnknownPeer = errors.New("no bfd session for peer")
+
+func validKey(k PeerKey) error {
+	switch {
+	case !k.Local.IsValid() || !k.Peer.IsValid():
+		return fmt.Errorf("bfd peer %s: local and peer address are required", k)
+	case k.Local.Unmap().Is4() != k.Peer.Unmap().Is4():
+		return fmt.Errorf("bfd peer %s: local and peer address families differ", k)
+	case k.Local == k.Peer:
+		return fmt.Errorf("bfd peer %s: local and peer address are the same", k)
+	}
+	return nil
+}
+
+func normKey(k PeerKey) PeerKey { return PeerKey{Local: k.Local.Unmap(), Peer: k.Peer.Unmap()} }
+
+// AddPeer starts a session from local to peer. The UDP listener on local:3784 is shared
+// by all sessions on that local address; each session sends from its own source port in
+// 49152-65535 with TTL 255.
+func (m *Manager) AddPeer(key PeerKey, p Profile) error {
+	key = normKey(key)
+	if err := validKey(key); err != nil {
+		return err
+	}
+	if err := p.Validate(); err != nil {
+		return fmt.Errorf("bfd peer %s: %w", key, err)
+	}
+	s, err := m.addSession(key, p)
+	if err != nil {
+		return fmt.Errorf("bfd peer %s: %w", key, err)
+	}
+	m.log.Info("bfd session added", "local", key.Local, "peer", key.Peer,
+		"discriminator", s.core.localDiscr, "sourcePort", s.port)
+	s.step(func(now time.Time) output { return s.core.tick(now) })
+	return nil
+}
+
+func (m *Manager) addSession(key PeerKey, p Profile) (*session, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil, ErrClosed
+	}
+	if _, ok := m.sessions[key]; ok {
+		return nil, errors.New("session already exists")
+	}
+	lr := m.listeners[key.Local]
+	if lr == nil {
+		local := key.Local
+		c, err := m.tr.listen(local, func(b []byte, src netip.Addr, ttl int) { m.deliver(local, b, src, ttl) })
+		if err != nil {
+			return nil, err
+		}
+		lr = &listenerRef{c: c}
+		m.listeners[key.Local] = lr
+	}
+	var tx sender
+	var port uint16
+	var dialErr error
+	for range 64 {
+		port = uint16(SourcePortMin + m.rnd.IntN(SourcePortMax-SourcePortMin+1))
+		if m.ports[port] {
+			continue
+		}
+		if tx, dialErr = m.tr.dial(key.Local, port, key.Peer); dialErr == nil {
+			break
+		}
+	}
+	if tx == nil {
+		m.releaseListener(key.Local, lr)
+		return nil, fmt.Errorf("no free source port: %w", dialErr)
+	}
+	var discr uint32
+	for discr == 0 || m.byDiscr[discr] != nil {
+		discr = m.rnd.Uint32()
+	}
+	now := m.clock.Now()
+	s := &session{
+		m:          m,
+		key:        key,
+		port:       port,
+		tx:         tx,
+		profile:    p,
+		core:       newCore(discr, p.params(), p.PassiveMode, m.rnd.Uint64(), now),
+		lastChange: now,
+		metrics:    m.metrics.forSession(key),
+	}
+	s.metrics.up.Set(0)
+	s.timer = m.clock.AfterFunc(time.Hour, s.onTimer)
+	lr.users++
+	m.ports[port] = true
+	m.sessions[key] = s
+	m.byDiscr[discr] = s
+	return s, nil
+}
+
+func (m *Manager) releaseListener(local netip.Addr, lr *listenerRef) {
+	if lr.users > 0 {
+		return
+	}
+	delete(m.listeners, local)
+	if err := lr.c.Close(); err != nil {
+		m.log.Debug("close bfd listener", "local", local, "err", err)
+	}
+}
+
+// UpdatePeer changes a session's profile. While the session is Up the change
+// is negotiated with a Poll Sequence, so the session does not flap.
+func (m *Manager) UpdatePeer(key PeerKey, p Profile) error {
+	key = normKey(key)
+	if err := p.Validate(); err != nil {
+		return fmt.Errorf("bfd peer %s: %w", key, err)
+	}
+	s, err := m.session(key)
+	if err != nil {
+		return err
+	}
+	s.step(func(now time.Time) output {
+		s.profile = p
+		return s.core.configure(p.params(), p.PassiveMode, now)
+	})
+	return nil
+}
+
+// RemovePeer sends one AdminDown packet to the peer, then stops the session
+// and releases its sockets. Subscribers see the transition to AdminDown.
+func (m *Manager) RemovePeer(key PeerKey) error {
+	key = normKey(key)
+	m.mu.Lock()
+	s, ok := m.sessions[key]
+	if ok {
+		delete(m.sessions, key)
+		delete(m.byDiscr, s.core.localDiscr)
+		delete(m.ports, s.port)
+		lr := m.listeners[key.Local]
+		lr.users--
+		m.releaseListener(key.Local, lr)
+	}
+	m.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("bfd peer %s: %w", key, ErrUnknownPeer)
+	}
+	s.stop()
+	m.metrics.forget(key)
+	m.log.Info("bfd session removed", "local", key.Local, "peer", key.Peer)
+	return nil
+}
+
+// Mute stops (muted=true) or resumes a session's transmission while it keeps
+// receiving and running its timers: fault injection that makes this end fall
+// silent like a frozen or powered-off peer, for benchmarks and fabrics.
+func (m *Manager) Mute(key PeerKey, muted bool) error {
+	s, err := m.session(normKey(key))
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.muted = muted
+	s.mu.Unlock()
+	return nil
+}
+
+func (m *Manager) session(key PeerKey) (*session, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.closed {
+		return nil, ErrClosed
+	}
+	s, ok := m.sessions[key]
+	if !ok {
+		return nil, fmt.Errorf("bfd peer %s: %w", key, ErrUnknownPeer)
+	}
+	return s, nil
+}
+
+// Sessions returns a snapshot of every session, sorted by key.
+func (m *Manager) Sessions() []SessionInfo {
+	m.mu.RLock()
+	list := make([]*session, 0, len(m.sessions))
+	for _, s := range m.sessions {
+		list = append(list, s)
+	}
+	m.mu.RUnlock()
+	infos := make([]SessionInfo, 0, len(list))
+	for _, s := range list {
+		infos = append(infos, s.info())
+	}
+	sort.Slice(infos, func(i, j int) bool {
+		if c := infos[i].Key.Local.Compare(infos[j].Key.Local); c != 0 {
+			return c < 0
+		}
+		return infos[i].Key.Peer.Compare(infos[j].Key.Peer) < 0
+	})
+	return infos
+}
+
+// Close removes every session (each sends AdminDown), closes the listeners
+// and ends every subscription (their channels are closed).
+func (m *Manager) Close() error {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil
+	}
+	keys := make([]PeerKey, 0, len(m.sessions))
+	for k := range m.sessions {
+		keys = append(keys, k)
+	}
+	m.mu.Unlock()
+	for _, k := range keys {
+		_ = m.RemovePeer(k)
+	}
+	m.mu.Lock()
+	m.closed = true
+	var errs []error
+	for a, lr := range m.listeners {
+		errs = append(errs, lr.c.Close())
+		delete(m.listeners, a)
+	}
+	m.mu.Unlock()
+	m.subMu.Lock()
+	subs := m.subs
+	m.subs = map[*subscriber]struct{}{}
+	m.subMu.Unlock()
+	for s := range subs {
+		s.cancel()
+	}
+	return errors.Join(errs...)
+}
+
+// deliver is the hot receive path of one local address.
+func (m *Manager) deliver(local netip.Addr, b []byte, src netip.Addr, ttl int) {
+	if ttl != SingleHopTTL {
+		m.metrics.dropped.WithLabelValues(local.String(), "ttl").Inc()
+		return
+	}
+	p, err := ParseControlPacket(b)
+	if err != nil {
+		reason := "malformed"
+		var pe *ParseError
+		if errors.As(err, &pe) {
+			reason = pe.Reason.Error()
+		}
+		m.metrics.dropped.WithLabelValues(local.String(), reason).Inc()
+		return
+	}
+	m.mu.RLock()
+	var s *session
+	if p.YourDiscriminator != 0 {
+		s = m.byDiscr[p.YourDiscriminator]
+		if s != nil && (s.key.Local != local || s.key.Peer != src) {
+			s = nil
+		}
+	} else {
+		s = m.sessions[PeerKey{Local: local, Peer: src}]
+	}
+	m.mu.RUnlock()
+	if s == nil {
+		m.metrics.dropped.WithLabelValues(local.String(), "no-session").Inc()
+		return
+	}
+	s.receive(p)
+}
+
+// Subscribe returns a channel of every state change of every session, and a
+// cancel function that ends the subscription and closes the channel. Events
+// are queued without bound per subscriber, so a slow reader never blocks the
+// sessions and never loses an event.
+func (m *Manager) Subscribe() (<-chan StateChange, func()) {
+	s := newSubscriber()
+	m.subMu.Lock()
+	m.subs[s] = struct{}{}
+	m.subMu.Unlock()
+	return s.out, func() {
+		m.subMu.Lock()
+		delete(m.subs, s)
+		m.subMu.Unlock()
+		s.cancel()
+	}
+}
+
+func (m *Manager) publish(ev StateChange) {
+	m.subMu.Lock()
+	defer m.subMu.Unlock()
+	for s := range m.subs {
+		s.push(ev)
+	}
+}

@@ -1,0 +1,163 @@
+package bfd
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// session is the imperative shell around one core: a lock, a timer and a
+// send socket.
+type session struct {
+	m       *Manager
+	key     PeerKey
+	port    uint16
+	tx      sender
+	metrics sessionMetrics
+	timer   Timer
+
+	mu         sync.Mutex
+	core       *core
+	profile    Profile
+	closed     bool
+	muted      bool
+	lastChange time.Time
+	in, out    uint64
+	buf        []byte
+}
+
+// step runs f on the core under the lock, reports its effects, re-arms the
+// timer and then sends the packets outside the lock (so an in-memory
+// transport may deliver synchronously).
+func (s *session) step(f func(now time.Time) output) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	now := s.m.clock.Now()
+	out := f(now)
+	s.report(out, now)
+	s.rearm(now)
+	pkts := s.encode(out)
+	s.mu.Unlock()
+	s.send(pkts)
+}
+
+func (s *session) report(out output, now time.Time) {
+	if !out.changed {
+		return
+	}
+	s.lastChange = now
+	switch {
+	case out.to == StateUp:
+		s.metrics.up.Set(1)
+		s.metrics.upTrans.Inc()
+	case out.from == StateUp:
+		s.metrics.up.Set(0)
+		s.metrics.downs.Inc()
+	}
+	level := slog.LevelInfo
+	if out.from == StateUp {
+		level = slog.LevelWarn
+	}
+	s.m.log.Log(context.Background(), level, "bfd session state change", "local", s.key.Local, "peer", s.key.Peer,
+		"from", out.from.String(), "to", out.to.String(), "diag", out.diag.String())
+	s.m.publish(StateChange{Key: s.key, Old: out.from, New: out.to, Diag: out.diag, At: now})
+}
+
+func (s *session) rearm(now time.Time) {
+	d := s.core.deadline()
+	if d.IsZero() {
+		s.timer.Stop()
+		return
+	}
+	s.timer.Reset(max(d.Sub(now), 0))
+}
+
+// encode marshals the packets to send (none while muted) into one buffer.
+func (s *session) encode(out output) [][]byte {
+	if len(out.packets) == 0 || s.muted {
+		return nil
+	}
+	pkts := make([][]byte, 0, len(out.packets))
+	for i := range out.packets {
+		start := len(s.buf)
+		s.buf = out.packets[i].AppendTo(s.buf)
+		pkts = append(pkts, s.buf[start:len(s.buf):len(s.buf)])
+	}
+	s.buf = nil // the slices above own the bytes now
+	s.out += uint64(len(pkts))
+	return pkts
+}
+
+func (s *session) send(pkts [][]byte) {
+	for _, b := range pkts {
+		if err := s.tx.send(b); err != nil {
+			s.m.log.Debug("bfd send", "local", s.key.Local, "peer", s.key.Peer, "err", err)
+			continue
+		}
+		s.metrics.tx.Inc()
+	}
+}
+
+func (s *session) onTimer() {
+	s.step(func(now time.Time) output { return s.core.tick(now) })
+}
+
+func (s *session) receive(p ControlPacket) {
+	s.step(func(now time.Time) output {
+		out := s.core.receive(p, now)
+		if !out.discard {
+			s.in++
+			s.metrics.rx.Inc()
+		}
+		return out
+	})
+}
+
+// stop sends AdminDown, reports the transition and closes the socket.
+func (s *session) stop() {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	now := s.m.clock.Now()
+	out := s.core.adminDown(now)
+	s.report(out, now)
+	s.timer.Stop()
+	pkts := s.encode(out)
+	s.closed = true
+	s.mu.Unlock()
+	s.send(pkts)
+	if err := s.tx.Close(); err != nil {
+		s.m.log.Debug("close bfd socket", "local", s.key.Local, "peer", s.key.Peer, "err", err)
+	}
+}
+
+func (s *session) info() SessionInfo {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.core
+	info := SessionInfo{
+		Key:         s.key,
+		State:       c.state,
+		RemoteState: c.remoteState,
+		LocalDiag:   c.localDiag,
+		RemoteDiag:  c.remoteDiag,
+		LocalDiscr:  c.localDiscr,
+		RemoteDiscr: c.remoteDiscr,
+		TxInterval:  c.txInterval(),
+		Profile:     s.profile,
+		LastChange:  s.lastChange,
+		PacketsIn:   s.in,
+		PacketsOut:  s.out,
+		Muted:       s.muted,
+	}
+	if !c.lastRx.IsZero() {
+		info.DetectionTime = c.detectionTime()
+	}
+	return info
+}
