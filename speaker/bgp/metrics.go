@@ -1,0 +1,80 @@
+package bgp
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+type metrics struct {
+	up       *prometheus.GaugeVec
+	prefixes *prometheus.GaugeVec
+}
+
+// updatesCollector reads GoBGP's per-neighbor message counters at scrape time.
+type updatesCollector struct {
+	s    *Speaker
+	desc *prometheus.Desc
+}
+
+func (c updatesCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c updatesCollector) Collect(ch chan<- prometheus.Metric) {
+	c.s.mu.Lock()
+	sessions := make([]*session, 0, len(c.s.sessions))
+	for _, sess := range c.s.sessions {
+		sessions = append(sessions, sess)
+	}
+	c.s.mu.Unlock()
+	for _, sess := range sessions {
+		sent, _ := sess.counters()
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(sent), sess.spec.Name)
+	}
+}
+
+func newMetrics(s *Speaker, reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		up: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "ecmplb", Subsystem: "speaker", Name: "bgp_session_up",
+			Help: "1 when the BGP session to the peer is established.",
+		}, []string{"peer"}),
+		prefixes: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "ecmplb", Subsystem: "speaker", Name: "announced_prefixes",
+			Help: "Prefixes announced towards the peer.",
+		}, []string{"peer"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.up, m.prefixes, updatesCollector{s: s, desc: prometheus.NewDesc(
+			"ecmplb_speaker_bgp_updates_sent_total", "BGP UPDATE messages sent to the peer by the current session.",
+			[]string{"peer"}, nil)})
+	}
+	return m
+}
+
+func (m *metrics) sessionUp(peer string, up bool) {
+	v := 0.0
+	if up {
+		v = 1
+	}
+	m.up.WithLabelValues(peer).Set(v)
+}
+
+func (m *metrics) prefixDelta(c change) {
+	switch {
+	case c.attrs == nil:
+		m.prefixes.WithLabelValues(c.peer).Dec()
+	case c.isNew:
+		m.prefixes.WithLabelValues(c.peer).Inc()
+	}
+}
+
+func (m *metrics) refreshPrefixes(t *table) {
+	m.prefixes.Reset()
+	for peer, pt := range t.peers {
+		n := 0
+		for _, e := range pt {
+			if e.sent != nil {
+				n++
+			}
+		}
+		m.prefixes.WithLabelValues(peer).Set(float64(n))
+	}
+}
