@@ -1,0 +1,93 @@
+// Package control is the HTTP+JSON API of a fabric router process, served on a Unix
+// socket in the fabric's state directory (reachable from any network namespace), and a
+// client for it.
+//
+// Endpoints:
+//
+//	GET  /healthz                 200 when BGP runs
+//	GET  /rib                     all ECMP sets ([]rib.ECMPSet)
+//	GET  /rib?prefix=P            one set (404 if absent); P may be an address (longest match)
+//	GET  /history?after=SEQ       RIB changes with Seq > SEQ ([]rib.Change)
+//	GET  /neighbors               BGP neighbors ([]Neighbor)
+//	GET  /bfd                     BFD sessions ([]BFDSession)
+//	GET  /events?after=SEQ        neighbor events: BGP and BFD state changes ([]Event)
+//	GET  /fib                     kernel FIB routes the router programmed ([]FIBRoute)
+//	POST /neighbors/{addr}/disable  admin shutdown (NOTIFICATION Cease), body {"communication": "..."}
+//	POST /neighbors/{addr}/enable   undo disable
+package control
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Neighbor is one BGP neighbor as the router sees it.
+type Neighbor struct {
+	Name    string     `json:"name,omitempty"`
+	Address netip.Addr `json:"address"`
+	ASN     uint32     `json:"asn"`
+	// State is the BGP FSM state in lower case: idle, connect, active, opensent,
+	// openconfirm, established.
+	State     string `json:"state"`
+	AdminDown bool   `json:"adminDown,omitempty"`
+	// Dynamic is true for neighbors accepted through the dynamic-neighbor range.
+	Dynamic bool `json:"dynamic,omitempty"`
+	// Since is when the session last went up (state established) or down.
+	Since time.Time `json:"since,omitzero"`
+	// Received and Accepted count IPv4 unicast prefixes from this neighbor.
+	Received uint64 `json:"received"`
+	Accepted uint64 `json:"accepted"`
+	MsgIn    uint64 `json:"msgIn"`
+	MsgOut   uint64 `json:"msgOut"`
+	// BFD is the BFD session state towards this neighbor, empty without BFD.
+	BFD string `json:"bfd,omitempty"`
+	// HoldTime is the negotiated hold time.
+	HoldTime time.Duration `json:"holdTime,omitempty"`
+}
+
+// BFDSession is one BFD session of the router.
+type BFDSession struct {
+	Local         netip.Addr    `json:"local"`
+	Peer          netip.Addr    `json:"peer"`
+	State         string        `json:"state"`
+	RemoteState   string        `json:"remoteState"`
+	LocalDiag     string        `json:"localDiag"`
+	RemoteDiag    string        `json:"remoteDiag"`
+	TxInterval    time.Duration `json:"txInterval"`
+	DetectionTime time.Duration `json:"detectionTime"`
+	LastChange    time.Time     `json:"lastChange,omitzero"`
+	PacketsIn     uint64        `json:"packetsIn"`
+	PacketsOut    uint64        `json:"packetsOut"`
+}
+
+// EventKind tells what an Event is about.
+type EventKind string
+
+// Event kinds.
+const (
+	EventBGP EventKind = "bgp" // BGP session state change
+	EventBFD EventKind = "bfd" // BFD session state change
+)
+
+// Event is a neighbor state change with the time the router saw it.
+type Event struct {
+	Seq    uint64     `json:"seq"`
+	At     time.Time  `json:"at"`
+	Kind   EventKind  `json:"kind"`
+	Peer   netip.Addr `json:"peer"`
+	Old    string     `json:"old"`
+	New    string     `json:"new"`
+	Detail string     `json:"detail,omitempty"`
+}
+
+// FIBRoute is a route the router programmed into its namespace's kernel FIB.
+type FIBRoute struct {
+	Prefix   netip.Prefix `json:"prefix"`
+	NextHops []netip.Addr `json:"nextHops"`
+	At       time.Time    `json:"at"`
+}
+
+// DisableRequest is the body of POST /neighbors/{addr}/disable.
+type DisableRequest struct {
+	Communication string `json:"communication,omitempty"`
+}

@@ -1,0 +1,104 @@
+// Package router is a fabric ToR router: a GoBGP server with multipath, an ECMP RIB view
+// with history, a kernel FIB programmer, BFD sessions towards the nodes that ask for
+// them, and a control API on a Unix socket. It runs as its own process inside the
+// router's network namespace (`fabric router --config FILE`), because GoBGP's multipath
+// option is process-global and its sockets must be opened in the router's namespace.
+package router
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+
+	"github.com/ecmplb/ecmplb/fabric/topology"
+)
+
+// Config is everything one router process needs; the fabric writes it as JSON.
+type Config struct {
+	// Name is the router's name in the topology.
+	Name string `json:"name"`
+	// Address is the router's segment address (BGP listen address and router ID).
+	Address netip.Addr `json:"address"`
+	// ASN is the router's AS number.
+	ASN uint32 `json:"asn"`
+	// GRPCAddress is where GoBGP's gRPC API listens (e.g. 127.0.0.1:50051); empty
+	// disables it.
+	GRPCAddress string `json:"grpcAddress,omitempty"`
+	// ControlSocket is the Unix socket path of the control API.
+	ControlSocket string `json:"controlSocket"`
+	// Timers are the BGP session timers.
+	Timers topology.BGPTimers `json:"timers"`
+	// Neighbors are the configured (static) neighbors.
+	Neighbors []Neighbor `json:"neighbors"`
+	// DynamicRange, when valid, accepts any peer from this prefix with DynamicASN.
+	DynamicRange netip.Prefix `json:"dynamicRange,omitzero"`
+	DynamicASN   uint32       `json:"dynamicASN,omitempty"`
+	// FIB enables programming the kernel FIB of the router's namespace.
+	FIB bool `json:"fib"`
+}
+
+// Neighbor is one statically configured BGP neighbor.
+type Neighbor struct {
+	Name    string     `json:"name"`
+	Address netip.Addr `json:"address"`
+	ASN     uint32     `json:"asn"`
+	// BFD, when set, runs a BFD session towards the neighbor; its Down resets the
+	// BGP session at once.
+	BFD *topology.BFDProfile `json:"bfd,omitempty"`
+}
+
+// ConfigFor derives the configuration of router tor from a topology.
+func ConfigFor(t topology.Topology, tor, controlSocket string) (Config, error) {
+	r, ok := t.ToR(tor)
+	if !ok {
+		return Config{}, fmt.Errorf("router %q is not in the topology", tor)
+	}
+	c := Config{
+		Name:          r.Name,
+		Address:       r.Address,
+		ASN:           r.ASN,
+		GRPCAddress:   fmt.Sprintf("127.0.0.1:%d", r.GRPCPort),
+		ControlSocket: controlSocket,
+		Timers:        t.BGP,
+		FIB:           true,
+	}
+	for _, n := range t.Nodes {
+		nb := Neighbor{Name: n.Name, Address: n.Address, ASN: n.ASN}
+		if n.BFDProfile != "" {
+			p := t.BFDProfiles[n.BFDProfile]
+			nb.BFD = &p
+		}
+		c.Neighbors = append(c.Neighbors, nb)
+	}
+	if t.DynamicNeighbors {
+		c.DynamicRange = t.Segment
+		c.DynamicASN = t.DynamicNeighborASN
+	}
+	return c, nil
+}
+
+// LoadConfig reads a JSON config file.
+func LoadConfig(path string) (Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("router config: %w", err)
+	}
+	var c Config
+	if err := json.Unmarshal(b, &c); err != nil {
+		return Config{}, fmt.Errorf("router config %s: %w", path, err)
+	}
+	if !c.Address.IsValid() || c.ASN == 0 || c.ControlSocket == "" {
+		return Config{}, fmt.Errorf("router config %s: address, asn and controlSocket are required", path)
+	}
+	return c, nil
+}
+
+// Write stores the config as JSON.
+func (c Config) Write(path string) error {
+	b, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, b, 0o644)
+}

@@ -1,0 +1,447 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	api "github.com/osrg/gobgp/v3/api"
+	gobgplog "github.com/osrg/gobgp/v3/pkg/log"
+	"github.com/osrg/gobgp/v3/pkg/server"
+
+	"github.com/ecmplb/ecmplb/fabric/control"
+	"github.com/ecmplb/ecmplb/fabric/internal/bfdrun"
+	"github.com/ecmplb/ecmplb/fabric/internal/bgplog"
+	"github.com/ecmplb/ecmplb/fabric/rib"
+)
+
+// Router is one running ToR router.
+type Router struct {
+	cfg    Config
+	log    *slog.Logger
+	now    func() time.Time
+	fib    FIB
+	rib    *rib.RIB
+	events *eventLog
+	bgp    *server.BgpServer
+	bfd    bfdrun.Service
+
+	fibMu     sync.Mutex
+	fibDirty  map[netip.Prefix]struct{}
+	fibKick   chan struct{}
+	fibRoutes map[netip.Prefix]control.FIBRoute
+
+	peerMu    sync.Mutex
+	peerState map[netip.Addr]string
+	started   chan struct{}
+}
+
+// Option configures a Router.
+type Option func(*Router)
+
+// WithLogger sets the logger (default slog.Default()).
+func WithLogger(l *slog.Logger) Option { return func(r *Router) { r.log = l } }
+
+// WithFIB replaces the kernel FIB programmer (used when Config.FIB is true).
+func WithFIB(f FIB) Option { return func(r *Router) { r.fib = f } }
+
+// WithClock sets the time source used for RIB and event timestamps.
+func WithClock(now func() time.Time) Option { return func(r *Router) { r.now = now } }
+
+// New returns a router for cfg; Run starts it.
+func New(cfg Config, opts ...Option) *Router {
+	r := &Router{
+		cfg:       cfg,
+		log:       slog.Default(),
+		now:       time.Now,
+		fib:       KernelFIB{},
+		rib:       rib.New(0),
+		events:    newEventLog(10000),
+		fibDirty:  map[netip.Prefix]struct{}{},
+		fibKick:   make(chan struct{}, 1),
+		fibRoutes: map[netip.Prefix]control.FIBRoute{},
+		peerState: map[netip.Addr]string{},
+		started:   make(chan struct{}),
+	}
+	for _, o := range opts {
+		o(r)
+	}
+	r.log = r.log.With("router", cfg.Name)
+	return r
+}
+
+// RIB is the router's ECMP view.
+func (r *Router) RIB() *rib.RIB { return r.rib }
+
+// Run starts BGP, BFD, the FIB programmer and the control API and blocks until ctx is
+// done, then stops them.
+func (r *Router) Run(ctx context.Context) error {
+	if r.cfg.FIB {
+		if err := r.fib.Flush(); err != nil {
+			return err
+		}
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	fibCtx, stopFIB := context.WithCancel(context.Background())
+	defer stopFIB()
+	if r.cfg.FIB {
+		wg.Add(1)
+		go func() { defer wg.Done(); r.fibLoop(fibCtx) }()
+	}
+
+	bgpOpts := []server.ServerOption{server.LoggerOption(bgplog.New(r.log.With("component", "gobgp"), gobgplog.InfoLevel))}
+	if r.cfg.GRPCAddress != "" {
+		bgpOpts = append(bgpOpts, server.GrpcListenAddress(r.cfg.GRPCAddress))
+	}
+	r.bgp = server.NewBgpServer(bgpOpts...)
+	go r.bgp.Serve()
+	defer r.bgp.Stop()
+
+	err := r.bgp.StartBgp(ctx, &api.StartBgpRequest{Global: &api.Global{
+		Asn:              r.cfg.ASN,
+		RouterId:         r.cfg.Address.String(),
+		ListenPort:       179,
+		ListenAddresses:  []string{r.cfg.Address.String()},
+		UseMultiplePaths: true,
+	}})
+	if err != nil {
+		return fmt.Errorf("router %s: start bgp: %w", r.cfg.Name, err)
+	}
+	defer func() {
+		stopCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := r.bgp.StopBgp(stopCtx, &api.StopBgpRequest{}); err != nil {
+			r.log.Warn("stop bgp", "err", err)
+		}
+	}()
+
+	watchCtx, stopWatch := context.WithCancel(context.Background())
+	defer stopWatch() // before StopBgp (deferred earlier, runs later)
+	if err := r.watch(watchCtx); err != nil {
+		return err
+	}
+	for _, n := range r.cfg.Neighbors {
+		if err := r.bgp.AddPeer(ctx, &api.AddPeerRequest{Peer: r.peer(n)}); err != nil {
+			return fmt.Errorf("router %s: add neighbor %s: %w", r.cfg.Name, n.Address, err)
+		}
+	}
+	if r.cfg.DynamicRange.IsValid() {
+		if err := r.addDynamic(ctx); err != nil {
+			return err
+		}
+	}
+
+	if slices.ContainsFunc(r.cfg.Neighbors, func(n Neighbor) bool { return n.BFD != nil }) {
+		b := bfdrun.New(r.log, nil)
+		r.bfd = b
+		defer b.Close()
+		ch, cancel := b.Changes()
+		defer cancel()
+		wg.Add(1)
+		go func() { defer wg.Done(); r.bfdLoop(watchCtx, ch) }()
+		for _, n := range r.cfg.Neighbors {
+			if n.BFD == nil {
+				continue
+			}
+			if err := b.Add(r.cfg.Address, n.Address, *n.BFD); err != nil {
+				return fmt.Errorf("router %s: bfd peer %s: %w", r.cfg.Name, n.Address, err)
+			}
+		}
+	}
+
+	_ = os.Remove(r.cfg.ControlSocket)
+	ln, err := net.Listen("unix", r.cfg.ControlSocket)
+	if err != nil {
+		return fmt.Errorf("router %s: control socket: %w", r.cfg.Name, err)
+	}
+	srv := &http.Server{Handler: r.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			r.log.Error("control api", "err", err)
+		}
+	}()
+	close(r.started)
+	r.log.Info("router running", "address", r.cfg.Address, "asn", r.cfg.ASN, "neighbors", len(r.cfg.Neighbors),
+		"grpc", r.cfg.GRPCAddress, "control", r.cfg.ControlSocket)
+
+	<-ctx.Done()
+	r.log.Info("router stopping")
+	shutCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(shutCtx)
+	_ = os.Remove(r.cfg.ControlSocket)
+	stopWatch()
+	stopFIB()
+	return nil
+}
+
+func (r *Router) timers() *api.Timers {
+	t := r.cfg.Timers
+	secs := func(d time.Duration, min uint64) uint64 { return max(uint64(d/time.Second), min) }
+	return &api.Timers{Config: &api.TimersConfig{
+		HoldTime:               secs(t.HoldTime.Std(), 3),
+		KeepaliveInterval:      secs(t.KeepaliveInterval.Std(), 1),
+		ConnectRetry:           secs(t.ConnectRetry.Std(), 1),
+		IdleHoldTimeAfterReset: secs(t.IdleHoldTimeAfterReset.Std(), 1),
+	}}
+}
+
+func ipv4Unicast() []*api.AfiSafi {
+	return []*api.AfiSafi{{Config: &api.AfiSafiConfig{
+		Family:  &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST},
+		Enabled: true,
+	}}}
+}
+
+// peer builds the GoBGP neighbor. The router is passive: the nodes dial it, so there
+// is never a connection collision (GoBGP has no collision handling).
+func (r *Router) peer(n Neighbor) *api.Peer {
+	return &api.Peer{
+		Conf: &api.PeerConf{NeighborAddress: n.Address.String(), PeerAsn: n.ASN, Description: n.Name},
+		Timers: r.timers(),
+		Transport: &api.Transport{
+			LocalAddress: r.cfg.Address.String(),
+			PassiveMode:  true,
+		},
+		AfiSafis: ipv4Unicast(),
+	}
+}
+
+const dynamicGroup = "dynamic-nodes"
+
+func (r *Router) addDynamic(ctx context.Context) error {
+	err := r.bgp.AddPeerGroup(ctx, &api.AddPeerGroupRequest{PeerGroup: &api.PeerGroup{
+		Conf:      &api.PeerGroupConf{PeerGroupName: dynamicGroup, PeerAsn: r.cfg.DynamicASN},
+		Timers:    r.timers(),
+		Transport: &api.Transport{PassiveMode: true},
+		AfiSafis:  ipv4Unicast(),
+	}})
+	if err != nil {
+		return fmt.Errorf("router %s: add peer group: %w", r.cfg.Name, err)
+	}
+	err = r.bgp.AddDynamicNeighbor(ctx, &api.AddDynamicNeighborRequest{DynamicNeighbor: &api.DynamicNeighbor{
+		Prefix: r.cfg.DynamicRange.String(), PeerGroup: dynamicGroup,
+	}})
+	if err != nil {
+		return fmt.Errorf("router %s: add dynamic neighbors %v: %w", r.cfg.Name, r.cfg.DynamicRange, err)
+	}
+	return nil
+}
+
+// watch subscribes to best-path (multipath) and peer-state events.
+func (r *Router) watch(ctx context.Context) error {
+	err := r.bgp.WatchEvent(ctx, &api.WatchEventRequest{Table: &api.WatchEventRequest_Table{
+		Filters: []*api.WatchEventRequest_Table_Filter{{Type: api.WatchEventRequest_Table_Filter_BEST, Init: true}},
+	}}, func(ev *api.WatchEventResponse) {
+		if t := ev.GetTable(); t != nil {
+			r.onBest(t.Paths)
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("router %s: watch best paths: %w", r.cfg.Name, err)
+	}
+	err = r.bgp.WatchEvent(ctx, &api.WatchEventRequest{Peer: &api.WatchEventRequest_Peer{}}, func(ev *api.WatchEventResponse) {
+		if p := ev.GetPeer(); p != nil && p.Type == api.WatchEventResponse_PeerEvent_STATE {
+			r.onPeer(p.Peer)
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("router %s: watch peers: %w", r.cfg.Name, err)
+	}
+	return nil
+}
+
+// onBest applies one best-path event: every prefix in it carries its full new ECMP set
+// (or one withdrawn path when the set became empty).
+func (r *Router) onBest(paths []*api.Path) {
+	at := r.now()
+	eps := make([]rib.EventPath, 0, len(paths))
+	for _, p := range paths {
+		ep, err := eventPath(p)
+		if err != nil {
+			r.log.Warn("skip path", "err", err)
+			continue
+		}
+		eps = append(eps, ep)
+	}
+	changes := r.rib.Apply(at, rib.Group(eps))
+	for _, c := range changes {
+		r.log.Info("ecmp change", "prefix", c.Prefix, "kind", c.Kind, "old", c.Old, "new", c.New)
+	}
+	if r.cfg.FIB && len(changes) > 0 {
+		r.fibMu.Lock()
+		for _, c := range changes {
+			r.fibDirty[c.Prefix] = struct{}{}
+		}
+		r.fibMu.Unlock()
+		select {
+		case r.fibKick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// fibLoop programs the current set of every dirty prefix; bursts coalesce.
+func (r *Router) fibLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.fibKick:
+		}
+		r.fibMu.Lock()
+		dirty := r.fibDirty
+		r.fibDirty = map[netip.Prefix]struct{}{}
+		r.fibMu.Unlock()
+		for p := range dirty {
+			set, ok := r.rib.Get(p)
+			var err error
+			if ok {
+				err = r.fib.Replace(p, set.NextHops())
+			} else {
+				err = r.fib.Delete(p)
+			}
+			if err != nil {
+				r.log.Error("fib", "err", err)
+				continue
+			}
+			r.fibMu.Lock()
+			if ok {
+				r.fibRoutes[p] = control.FIBRoute{Prefix: p, NextHops: set.NextHops(), At: r.now()}
+			} else {
+				delete(r.fibRoutes, p)
+			}
+			r.fibMu.Unlock()
+		}
+	}
+}
+
+func sessionStateName(s api.PeerState_SessionState) string {
+	return strings.ToLower(s.String())
+}
+
+func (r *Router) onPeer(p *api.Peer) {
+	addr, err := netip.ParseAddr(p.GetState().GetNeighborAddress())
+	if err != nil {
+		return
+	}
+	state := sessionStateName(p.GetState().GetSessionState())
+	r.peerMu.Lock()
+	old := r.peerState[addr]
+	r.peerState[addr] = state
+	r.peerMu.Unlock()
+	if old == state {
+		return
+	}
+	if old == "" {
+		old = "unknown"
+	}
+	r.events.add(control.Event{At: r.now(), Kind: control.EventBGP, Peer: addr, Old: old, New: state})
+	r.log.Info("bgp neighbor state", "peer", addr, "old", old, "new", state)
+}
+
+func (r *Router) bfdLoop(ctx context.Context, ch <-chan bfdrun.Change) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case c, ok := <-ch:
+			if !ok {
+				return
+			}
+			r.events.add(control.Event{At: c.At, Kind: control.EventBFD, Peer: c.Peer, Old: c.Old, New: c.New, Detail: c.Diag})
+			r.log.Info("bfd state", "peer", c.Peer, "old", c.Old, "new", c.New, "diag", c.Diag)
+			if c.Down {
+				// Like a real router: a BFD Down tears the BGP session down at once.
+				err := r.bgp.ResetPeer(ctx, &api.ResetPeerRequest{Address: c.Peer.String(), Communication: "BFD down"})
+				if err != nil {
+					r.log.Warn("reset peer after bfd down", "peer", c.Peer, "err", err)
+				}
+			}
+		}
+	}
+}
+
+// Neighbors lists the BGP neighbors with their state.
+func (r *Router) Neighbors(ctx context.Context) ([]control.Neighbor, error) {
+	names := map[netip.Addr]string{}
+	for _, n := range r.cfg.Neighbors {
+		names[n.Address] = n.Name
+	}
+	bfdState := map[netip.Addr]string{}
+	if r.bfd != nil {
+		for _, s := range r.bfd.Sessions() {
+			bfdState[s.Peer] = s.State
+		}
+	}
+	var out []control.Neighbor
+	err := r.bgp.ListPeer(ctx, &api.ListPeerRequest{}, func(p *api.Peer) {
+		addr, err := netip.ParseAddr(p.GetConf().GetNeighborAddress())
+		if err != nil {
+			return
+		}
+		n := control.Neighbor{
+			Name:      names[addr],
+			Address:   addr,
+			ASN:       p.GetConf().GetPeerAsn(),
+			State:     sessionStateName(p.GetState().GetSessionState()),
+			AdminDown: p.GetState().GetAdminState() != api.PeerState_UP,
+			Dynamic:   p.GetConf().GetPeerGroup() == dynamicGroup,
+			MsgIn:     p.GetState().GetMessages().GetReceived().GetTotal(),
+			MsgOut:    p.GetState().GetMessages().GetSent().GetTotal(),
+			BFD:       bfdState[addr],
+			HoldTime:  time.Duration(p.GetTimers().GetState().GetNegotiatedHoldTime()) * time.Second,
+		}
+		if n.ASN == 0 {
+			n.ASN = p.GetState().GetPeerAsn()
+		}
+		if ts := p.GetTimers().GetState(); ts != nil {
+			if n.State == "established" && ts.GetUptime() != nil {
+				n.Since = ts.GetUptime().AsTime()
+			} else if ts.GetDowntime() != nil && ts.GetDowntime().GetSeconds() > 0 {
+				n.Since = ts.GetDowntime().AsTime()
+			}
+		}
+		for _, af := range p.GetAfiSafis() {
+			if st := af.GetState(); st != nil {
+				n.Received += st.GetReceived()
+				n.Accepted += st.GetAccepted()
+			}
+		}
+		out = append(out, n)
+	})
+	slices.SortFunc(out, func(a, b control.Neighbor) int { return a.Address.Compare(b.Address) })
+	return out, err
+}
+
+// SetNeighborAdmin disables (graceful shutdown with NOTIFICATION) or enables a neighbor.
+func (r *Router) SetNeighborAdmin(ctx context.Context, addr netip.Addr, enable bool, communication string) error {
+	if enable {
+		return r.bgp.EnablePeer(ctx, &api.EnablePeerRequest{Address: addr.String()})
+	}
+	return r.bgp.DisablePeer(ctx, &api.DisablePeerRequest{Address: addr.String(), Communication: communication})
+}
+
+// FIBRoutes lists the routes programmed into the kernel.
+func (r *Router) FIBRoutes() []control.FIBRoute {
+	r.fibMu.Lock()
+	defer r.fibMu.Unlock()
+	out := make([]control.FIBRoute, 0, len(r.fibRoutes))
+	for _, v := range r.fibRoutes {
+		out = append(out, v)
+	}
+	slices.SortFunc(out, func(a, b control.FIBRoute) int { return rib.ComparePrefix(a.Prefix, b.Prefix) })
+	return out
+}
