@@ -1,0 +1,253 @@
+package bgp
+
+import (
+	"context"
+	"log/slog"
+	"net/netip"
+	"os"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	api "github.com/osrg/gobgp/v3/api"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ecmplb/ecmplb/speaker/announce"
+	"github.com/ecmplb/ecmplb/speaker/internal/netlab"
+	"github.com/ecmplb/ecmplb/speaker/internal/testrouter"
+)
+
+const (
+	envRouterNS = "ECMPLB_TEST_ROUTER_NS"
+	speakerAddr = "10.0.0.21"
+)
+
+// inLab runs the calling test inside a fresh speaker namespace linked to a router
+// namespace (10.0.0.1-3 there, 10.0.0.21 on the speaker side). In the child it
+// returns the router namespace's name; in the parent it returns "" after the child ran.
+func inLab(t *testing.T) string {
+	t.Helper()
+	if netlab.IsChild() {
+		return os.Getenv(envRouterNS)
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for network namespaces")
+	}
+	lab := netlab.New()
+	t.Cleanup(func() {
+		if err := lab.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	rns, err := lab.NS("r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sns, err := lab.NS("s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lab.Link(rns, "elbr"+lab.ID(), []string{"10.0.0.1/24", "10.0.0.2/24", "10.0.0.3/24"},
+		sns, "elbs"+lab.ID(), []string{speakerAddr + "/24"}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := netlab.RerunInNS(sns, t.Name(), []string{envRouterNS + "=" + rns})
+	t.Log("child output:\n" + out)
+	if err != nil {
+		t.Fatalf("child test failed: %v", err)
+	}
+	if !strings.Contains(out, "--- PASS: "+t.Name()) {
+		t.Fatalf("child did not pass %s", t.Name())
+	}
+	return ""
+}
+
+func startRouter(t *testing.T, ns string, asn uint32, addr string, originate ...string) *testrouter.Router {
+	t.Helper()
+	r, err := testrouter.Start(testrouter.Config{
+		ASN: asn, RouterID: addr, Listen: []string{addr}, Port: 179,
+		Neighbors: []testrouter.Neighbor{{Address: speakerAddr, ASN: 65100}},
+		Originate: originate,
+	}, testrouter.Options{NetNS: ns, Stderr: os.Stderr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Stop)
+	return r
+}
+
+func testSession(name, addr string, peerASN uint32) announce.Session {
+	return announce.Session{
+		Name: name, MyASN: 65100, PeerASN: peerASN, PeerAddress: netip.MustParseAddr(addr), PeerPort: 179,
+		SourceAddress: netip.MustParseAddr(speakerAddr), RouterID: netip.MustParseAddr(speakerAddr),
+		HoldTime: 9 * time.Second, KeepaliveTime: 3 * time.Second, ConnectTime: time.Second,
+	}
+}
+
+func waitRoute(t *testing.T, r *testrouter.Router, prefix string, want *testrouter.Route) {
+	t.Helper()
+	err := r.WaitFor(15*time.Second, func(routes map[string]map[string]testrouter.Route, _ map[string]bool) bool {
+		got, ok := routes[speakerAddr][prefix]
+		if want == nil {
+			return !ok
+		}
+		return ok && got.NextHop == want.NextHop && got.LocalPref == want.LocalPref && reflect.DeepEqual(got.Communities, want.Communities)
+	})
+	if err != nil {
+		t.Fatalf("route %s want %+v: %v; router has %+v", prefix, want, err, r.Routes(speakerAddr))
+	}
+}
+
+func waitUp(t *testing.T, r *testrouter.Router, up bool) {
+	t.Helper()
+	if err := r.WaitFor(20*time.Second, func(_ map[string]map[string]testrouter.Route, u map[string]bool) bool {
+		return u[speakerAddr] == up
+	}); err != nil {
+		t.Fatalf("session up=%v: %v", up, err)
+	}
+}
+
+// TestGoBGPRouter runs real BGP sessions from the speaker's adapter to two GoBGP
+// routers (eBGP and iBGP) in another network namespace.
+func TestGoBGPRouter(t *testing.T) {
+	rns := inLab(t)
+	if rns == "" {
+		return
+	}
+	ebgp := startRouter(t, rns, 65000, "10.0.0.1", "192.0.2.0/24")
+	ibgp := startRouter(t, rns, 65100, "10.0.0.3")
+
+	reg := prometheus.NewRegistry()
+	sp := New(Options{Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})), Registerer: reg})
+	t.Cleanup(sp.Close)
+	if err := sp.SetSessions([]announce.Session{testSession("tor1", "10.0.0.1", 65000), testSession("ibgp", "10.0.0.3", 65100)}); err != nil {
+		t.Fatal(err)
+	}
+	waitUp(t, ebgp, true)
+	waitUp(t, ibgp, true)
+
+	web := "203.0.113.5/32"
+	if err := sp.Apply("default/web", []announce.Route{
+		r("ibgp", web, 150, "65000:100", "large:1:2:3"),
+		r("tor1", web, 0, "65000:100", "large:1:2:3"),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	waitRoute(t, ebgp, web, &testrouter.Route{NextHop: speakerAddr, Communities: []string{"65000:100", "large:1:2:3"}})
+	waitRoute(t, ibgp, web, &testrouter.Route{NextHop: speakerAddr, LocalPref: 150, Communities: []string{"65000:100", "large:1:2:3"}})
+
+	// A second Service; changing it must not touch the first one's route.
+	webAt := ebgp.Routes(speakerAddr)[web].At
+	db := "203.0.113.6/32"
+	if err := sp.Apply("default/db", []announce.Route{r("tor1", db, 0)}); err != nil {
+		t.Fatal(err)
+	}
+	waitRoute(t, ebgp, db, &testrouter.Route{NextHop: speakerAddr})
+	if err := sp.Apply("default/db", nil); err != nil {
+		t.Fatal(err)
+	}
+	waitRoute(t, ebgp, db, nil)
+	if got := ebgp.Routes(speakerAddr)[web].At; !got.Equal(webAt) {
+		t.Errorf("web route was re-sent (%v -> %v) while only db changed", webAt, got)
+	}
+
+	// Attribute change, then a peers restriction (only ibgp keeps it).
+	if err := sp.Apply("default/web", []announce.Route{r("ibgp", web, 200), r("tor1", web, 0, "65000:200")}); err != nil {
+		t.Fatal(err)
+	}
+	waitRoute(t, ebgp, web, &testrouter.Route{NextHop: speakerAddr, Communities: []string{"65000:200"}})
+	waitRoute(t, ibgp, web, &testrouter.Route{NextHop: speakerAddr, LocalPref: 200})
+	if err := sp.Apply("default/web", []announce.Route{r("ibgp", web, 200)}); err != nil {
+		t.Fatal(err)
+	}
+	waitRoute(t, ebgp, web, nil)
+	if got := sp.ServicePeers("default/web"); !reflect.DeepEqual(got, []string{"ibgp"}) {
+		t.Errorf("ServicePeers = %v", got)
+	}
+
+	// Nothing learned from peers is imported: the eBGP router originates 192.0.2.0/24,
+	// which arrives in the adj-rib-in but never in the RIB, which holds only our path.
+	if err := sp.Apply("default/web", []announce.Route{r("ibgp", web, 200), r("tor1", web, 0)}); err != nil {
+		t.Fatal(err)
+	}
+	waitRoute(t, ebgp, web, &testrouter.Route{NextHop: speakerAddr})
+	sp.mu.Lock()
+	sess := sp.sessions["tor1"]
+	sp.mu.Unlock()
+	list := func(tt api.TableType, name string) []string {
+		var out []string
+		if err := sess.srv.ListPath(context.Background(), &api.ListPathRequest{TableType: tt, Name: name,
+			Family: &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST}}, func(d *api.Destination) {
+			out = append(out, d.Prefix)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	if got := list(api.TableType_ADJ_IN, "10.0.0.1"); !reflect.DeepEqual(got, []string{"192.0.2.0/24"}) {
+		t.Errorf("adj-rib-in = %v, want the router's 192.0.2.0/24", got)
+	}
+	if got := list(api.TableType_GLOBAL, ""); !reflect.DeepEqual(got, []string{web}) {
+		t.Errorf("RIB = %v, want only %s", got, web)
+	}
+
+	// Disable and enable (what BFD does): routes leave and come back.
+	if err := sp.SetSessionEnabled("tor1", false); err != nil {
+		t.Fatal(err)
+	}
+	waitUp(t, ebgp, false)
+	waitRoute(t, ebgp, web, nil)
+	if err := sp.SetSessionEnabled("tor1", true); err != nil {
+		t.Fatal(err)
+	}
+	waitUp(t, ebgp, true)
+	waitRoute(t, ebgp, web, &testrouter.Route{NextHop: speakerAddr})
+
+	if v := metricValue(t, reg, "ecmplb_speaker_bgp_session_up", "tor1"); v != 1 {
+		t.Errorf("session_up{tor1} = %v", v)
+	}
+	if v := metricValue(t, reg, "ecmplb_speaker_announced_prefixes", "ibgp"); v != 1 {
+		t.Errorf("announced_prefixes{ibgp} = %v", v)
+	}
+	if v := metricValue(t, reg, "ecmplb_speaker_bgp_updates_sent_total", "ibgp"); v < 2 {
+		t.Errorf("updates_sent{ibgp} = %v, want >= 2", v)
+	}
+
+	// Removing a session closes it on the router; settings changes restart it.
+	if err := sp.SetSessions([]announce.Session{testSession("tor1", "10.0.0.1", 65000)}); err != nil {
+		t.Fatal(err)
+	}
+	waitUp(t, ibgp, false)
+	changed := testSession("tor1", "10.0.0.1", 65000)
+	changed.HoldTime = 30 * time.Second
+	if err := sp.SetSessions([]announce.Session{changed}); err != nil {
+		t.Fatal(err)
+	}
+	waitUp(t, ebgp, true)
+	waitRoute(t, ebgp, web, &testrouter.Route{NextHop: speakerAddr})
+}
+
+func metricValue(t *testing.T, reg *prometheus.Registry, name, peer string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.Metric {
+			for _, l := range m.Label {
+				if l.GetName() == "peer" && l.GetValue() == peer {
+					if m.Gauge != nil {
+						return m.Gauge.GetValue()
+					}
+					return m.Counter.GetValue()
+				}
+			}
+		}
+	}
+	return -1
+}
