@@ -1,0 +1,88 @@
+package bfd
+
+import (
+	"errors"
+	"io"
+	"net/netip"
+	"sync"
+	"time"
+)
+
+// MemNet is an in-memory network for Manager tests: delivery is synchronous,
+// so with a fake clock every run is deterministic.
+type MemNet struct {
+	mu        sync.Mutex
+	listeners map[netip.Addr]deliverFunc
+	// TTL is reported to receivers (255 unless a test changes it).
+	TTL int
+	// Drop, when set, discards packets it returns true for.
+	Drop func(src, dst netip.Addr, p ControlPacket) bool
+	// Sent counts packets by source address; Last records when the clock
+	// (if set) last saw a packet from each source.
+	Sent  map[netip.Addr]int
+	Last  map[netip.Addr]time.Time
+	Clock Clock
+}
+
+// NewMemNet returns an empty network.
+func NewMemNet(clock Clock) *MemNet {
+	return &MemNet{listeners: map[netip.Addr]deliverFunc{}, TTL: 255,
+		Sent: map[netip.Addr]int{}, Last: map[netip.Addr]time.Time{}, Clock: clock}
+}
+
+// WithMemNet runs a Manager over n instead of UDP.
+func WithMemNet(n *MemNet) Option { return func(o *managerOptions) { o.transport = n } }
+
+type memCloser func()
+
+func (c memCloser) Close() error { c(); return nil }
+
+func (n *MemNet) listen(local netip.Addr, deliver deliverFunc) (io.Closer, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if _, ok := n.listeners[local]; ok {
+		return nil, errors.New("address in use")
+	}
+	n.listeners[local] = deliver
+	return memCloser(func() {
+		n.mu.Lock()
+		delete(n.listeners, local)
+		n.mu.Unlock()
+	}), nil
+}
+
+type memSender struct {
+	n           *MemNet
+	local, peer netip.Addr
+}
+
+func (s memSender) send(b []byte) error {
+	n := s.n
+	p, _ := ParseControlPacket(b)
+	n.mu.Lock()
+	n.Sent[s.local]++
+	if n.Clock != nil {
+		n.Last[s.local] = n.Clock.Now()
+	}
+	deliver := n.listeners[s.peer]
+	drop := n.Drop != nil && n.Drop(s.local, s.peer, p)
+	ttl := n.TTL
+	n.mu.Unlock()
+	if deliver != nil && !drop {
+		deliver(b, s.local, ttl)
+	}
+	return nil
+}
+
+func (s memSender) Close() error { return nil }
+
+func (n *MemNet) dial(local netip.Addr, _ uint16, peer netip.Addr) (sender, error) {
+	return memSender{n: n, local: local, peer: peer}, nil
+}
+
+// LastFrom returns when src last sent a packet.
+func (n *MemNet) LastFrom(src netip.Addr) time.Time {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.Last[src]
+}
