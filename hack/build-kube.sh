@@ -1,36 +1,26 @@
 #!/usr/bin/env bash
 # Builds the pinned Kubernetes binaries (kube-apiserver, kubelet, kubeadm,
 # kubectl, kube-controller-manager, kube-scheduler, kube-proxy) from the
-# k8s.io/kubernetes Go module into $ECMPLB_CACHE/kube/$KUBE_VERSION/bin.
+# k8s.io/kubernetes Go module into $ECMPLB_CACHE/kube/$KUBE_VERSION/bin and
+# prints that directory.
 #
 # No release downloads and no container registry are reachable from the
 # machines this project runs on, so the binaries come from the Go module proxy.
-# A cold build takes about 15 minutes on 2 cores; when the cache is complete
-# the script returns in well under a second.
-#
-# Usage: hack/build-kube.sh            build (or reuse) and print the bin dir
+# A cold build takes about 15 minutes on 2 cores; with a complete cache the
+# script returns at once.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 COMMANDS=(kube-apiserver kubelet kubeadm kubectl kube-controller-manager kube-scheduler kube-proxy)
-# Bump when the way the binaries are built changes, so old caches are rebuilt.
-RECIPE=1
+RECIPE=1 # bump when the way the binaries are built changes
 out="$ECMPLB_CACHE/kube/$KUBE_VERSION"
-stamp="$out/.complete"
 want="kube=$KUBE_VERSION staging=$KUBE_STAGING_VERSION recipe=$RECIPE"
-
-complete() {
-  [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] || return 1
-  for c in "${COMMANDS[@]}"; do [ -x "$out/bin/$c" ] || return 1; done
-}
-
-if complete; then echo "$out/bin"; exit 0; fi
+if cache_complete "$out" "$want" "${COMMANDS[@]}"; then echo "$out/bin"; exit 0; fi
 
 command -v go >/dev/null || die "go is not on PATH"
+log "building Kubernetes $KUBE_VERSION into $out/bin (cold: ~15 min on 2 cores)"
 work="$out/module"
-mkdir -p "$work" "$out/bin"
-log "building Kubernetes $KUBE_VERSION into $out/bin (cold build: ~15 min on 2 cores)"
-
+mkdir -p "$work"
 # k8s.io/kubernetes points its staging modules at ./staging/..., which only
 # works inside its own repository; replace each with the published module.
 staging=(api apiextensions-apiserver apimachinery apiserver cli-runtime client-go
@@ -51,35 +41,21 @@ staging=(api apiextensions-apiserver apimachinery apiserver cli-runtime client-g
   for m in "${staging[@]}"; do echo "	k8s.io/$m => k8s.io/$m $KUBE_STAGING_VERSION"; done
   echo ")"
 } >"$work/go.mod"
-: >"$work/go.sum"
 cd "$work"
 
-# Version stamping: without these the binaries report v0.0.0-master and
-# kubeadm's version checks refuse them. Commit and date come from the module
-# proxy's record of the tag, so two builds stamp the same values.
-info=$(go mod download -json "k8s.io/kubernetes@$KUBE_VERSION")
-commit=$(printf '%s' "$info" | sed -n 's/.*"Hash": *"\([0-9a-f]*\)".*/\1/p' | head -n1)
-when=$(printf '%s' "$info" | sed -n 's/.*"Time": *"\([^"]*\)".*/\1/p' | head -n1)
-[ -n "$commit" ] || commit=unknown
-[ -n "$when" ] || when=1970-01-01T00:00:00Z
+# Without these stamps the binaries report v0.0.0-master and kubeadm's
+# version checks refuse them.
+read -r commit when < <(module_info "k8s.io/kubernetes@$KUBE_VERSION")
 major=${KUBE_VERSION#v}; major=${major%%.*}
 minor=${KUBE_VERSION#v*.}; minor=${minor%%.*}
 ldflags="-s -w"
 for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
   ldflags+=" -X $pkg.gitVersion=$KUBE_VERSION -X $pkg.gitMajor=$major -X $pkg.gitMinor=$minor"
-  ldflags+=" -X $pkg.gitCommit=$commit -X $pkg.gitTreeState=clean -X $pkg.buildDate=${when%%.*}Z"
+  ldflags+=" -X $pkg.gitCommit=$commit -X $pkg.gitTreeState=clean -X $pkg.buildDate=$when"
 done
-ldflags="${ldflags//ZZ/Z}"
 
 pkgs=()
-for c in "${COMMANDS[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$c"); done
-tmp="$out/bin.tmp"
-rm -rf "$tmp"; mkdir -p "$tmp"
-start=$(date +%s)
-CGO_ENABLED=0 go build -mod=mod -trimpath -ldflags "$ldflags" -o "$tmp/" "${pkgs[@]}"
-for c in "${COMMANDS[@]}"; do mv -f "$tmp/$c" "$out/bin/$c"; done
-rmdir "$tmp"
-echo "$want" >"$stamp"
-log "built Kubernetes $KUBE_VERSION in $(( $(date +%s) - start ))s"
+for c in "${COMMANDS[@]}"; do pkgs+=("$c=k8s.io/kubernetes/cmd/$c"); done
+build_into "$out" "$want" "$ldflags" "${pkgs[@]}"
 "$out/bin/kube-apiserver" --version >&2
 echo "$out/bin"

@@ -1,0 +1,62 @@
+# ecmplb — see README.md. Heavy, pinned artefacts (Kubernetes, etcd, tools)
+# are cached in $(ECMPLB_CACHE), outside the repository.
+SHELL := /bin/bash
+ECMPLB_CACHE ?= /var/cache/ecmplb
+export ECMPLB_CACHE
+TOOLS := $(ECMPLB_CACHE)/tools/bin
+CONTROLLER_GEN := $(TOOLS)/controller-gen
+CONTROLLER_GEN_VERSION := v0.19.0
+STATICCHECK := $(TOOLS)/staticcheck
+STATICCHECK_VERSION := v0.8.2
+BIN := bin
+GO_TEST_FLAGS ?=
+
+.PHONY: all build test unit lint generate verify-generate tools kube lab bench-controller bench-speaker bench-bfd bench-lab clean
+
+all: build
+
+## build: compile ecmplb-controller, ecmplb-speaker and fabric into ./bin
+build:
+	go build -o $(BIN)/ecmplb-controller ./controller
+	go build -o $(BIN)/ecmplb-speaker ./speaker
+	go build -o $(BIN)/fabric ./fabric
+
+## kube: build (or reuse from the cache) the pinned kube-apiserver & co and etcd
+kube:
+	hack/build-kube.sh >/dev/null
+	hack/build-etcd.sh >/dev/null
+
+## test: every unit and integration test (real apiserver, namespaces, FRR)
+test: kube verify-generate
+	go vet ./...
+	go test -count=1 -timeout 40m $(GO_TEST_FLAGS) ./...
+
+## unit: the fast tests only (no root, no apiserver)
+unit:
+	go test -short -count=1 ./...
+
+## lint: vet, gofmt and staticcheck
+lint: tools
+	go vet ./...
+	@bad=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$bad" ]; then echo "gofmt needed:"; echo "$$bad"; exit 1; fi
+	$(STATICCHECK) ./...
+
+## generate: deepcopy and CRD manifests from api/ types
+generate: tools
+	$(CONTROLLER_GEN) object paths=./api/... crd:crdVersions=v1 output:crd:artifacts:config=deploy/crds
+
+## verify-generate: fail when generated files are out of date
+verify-generate: generate
+	@git diff --exit-code -- api deploy/crds || { echo "generated files are stale: run make generate and commit"; exit 1; }
+	@untracked=$$(git ls-files --others --exclude-standard -- api deploy/crds); \
+	  if [ -n "$$untracked" ]; then echo "generated files not committed: $$untracked"; exit 1; fi
+
+## tools: install pinned code generators and linters into the cache
+tools: $(CONTROLLER_GEN) $(STATICCHECK)
+$(CONTROLLER_GEN):
+	GOBIN=$(TOOLS) go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_GEN_VERSION)
+$(STATICCHECK):
+	GOBIN=$(TOOLS) go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+clean:
+	rm -rf $(BIN) reports/out
