@@ -11,7 +11,7 @@ STATICCHECK_VERSION := v0.8.2
 BIN := bin
 GO_TEST_FLAGS ?=
 
-.PHONY: all build test unit lint generate verify-generate tools kube lab bench-controller bench-speaker bench-bfd bench-lab clean
+.PHONY: all deps build test unit lint generate verify-generate tools kube lab bench-controller bench-speaker bench-bfd bench-lab clean
 
 all: build
 
@@ -21,13 +21,17 @@ build:
 	go build -o $(BIN)/ecmplb-speaker ./speaker
 	go build -o $(BIN)/fabric ./fabric
 
+## deps: install the Debian packages the tests and the lab need (FRR, gobgp CLI, nftables)
+deps:
+	hack/install-deps.sh
+
 ## kube: build (or reuse from the cache) the pinned kube-apiserver & co and etcd
 kube:
 	hack/build-kube.sh >/dev/null
 	hack/build-etcd.sh >/dev/null
 
 ## test: every unit and integration test (real apiserver, namespaces, FRR)
-test: kube verify-generate
+test: deps kube verify-generate
 	go vet ./...
 	go test -count=1 -timeout 40m $(GO_TEST_FLAGS) ./...
 
