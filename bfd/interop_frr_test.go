@@ -1,0 +1,165 @@
+package bfd_test
+
+import (
+	"fmt"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ecmplb/ecmplb/bfd"
+	"github.com/ecmplb/ecmplb/bfd/internal/frrtest"
+)
+
+func startFRRBFD(t *testing.T, ns *frrtest.Netns, rx, tx, mult uint32) *frrtest.FRR {
+	t.Helper()
+	f, err := frrtest.StartFRR(ns,
+		frrtest.Daemon{Name: "zebra", Config: "log timestamp precision 6\n"},
+		frrtest.Daemon{Name: "bfdd", Config: frrtest.BFDConfig(nsAddrA.String(), nsAddrB.String(), rx, tx, mult, false)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("bfdd log:\n%s", f.Log("bfdd"))
+		}
+		if err := f.Close(); err != nil {
+			t.Errorf("frr cleanup: %v", err)
+		}
+	})
+	return f
+}
+
+// frrPeer polls bfdd until cond holds for our session, or fails after within.
+func frrPeer(t *testing.T, f *frrtest.FRR, within time.Duration, what string, cond func(frrtest.BFDPeer) bool) frrtest.BFDPeer {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	var last []frrtest.BFDPeer
+	for time.Now().Before(deadline) {
+		peers, err := f.BFDPeers()
+		if err == nil {
+			last = peers
+			for _, p := range peers {
+				if p.Peer == nsAddrA.String() && cond(p) {
+					return p
+				}
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("bfdd: %s not reached within %v; last %+v", what, within, last)
+	return frrtest.BFDPeer{}
+}
+
+// waitInfo polls our session until cond holds.
+func waitInfo(t *testing.T, m *bfd.Manager, within time.Duration, what string, cond func(bfd.SessionInfo) bool) bfd.SessionInfo {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	var s bfd.SessionInfo
+	for time.Now().Before(deadline) {
+		s = m.Sessions()[0]
+		if cond(s) {
+			return s
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("session: %s not reached within %v; last %+v", what, within, s)
+	return s
+}
+
+func frrCounters(t *testing.T, f *frrtest.FRR) (up, down int) {
+	t.Helper()
+	out, err := f.Vtysh("show bfd peers counters")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(out, "\n") {
+		line = strings.TrimSpace(line)
+		fmt.Sscanf(line, "Session up events: %d", &up)
+		fmt.Sscanf(line, "Session down events: %d", &down)
+	}
+	return up, down
+}
+
+// TestInteropFRR runs our Manager against FRR's bfdd, each in its own
+// namespace over a veth.
+func TestInteropFRR(t *testing.T) {
+	frrtest.Require(t)
+	p := newNetnsPair(t, "f")
+	f := startFRRBFD(t, p.B, 300, 300, 3)
+	m := bfd.NewManager(bfd.WithNetNSPath(p.A.Path()))
+	t.Cleanup(func() { m.Close() })
+	ev, cancel := m.Subscribe()
+	defer cancel()
+	if err := m.AddPeer(nsKeyAB, profile(300, 300, 3)); err != nil {
+		t.Fatal(err)
+	}
+
+	// 1. The session comes Up on both sides.
+	waitEvent(t, ev, nsKeyAB, bfd.StateUp, 15*time.Second)
+	frrPeer(t, f, 10*time.Second, "status up", func(p frrtest.BFDPeer) bool { return p.Status == "up" })
+	s := waitInfo(t, m, 5*time.Second, "300ms x 3 negotiated", func(s bfd.SessionInfo) bool {
+		return s.TxInterval == 300*time.Millisecond && s.DetectionTime == 900*time.Millisecond
+	})
+	t.Logf("up: %+v", s)
+
+	// 2. FRR changes its timers: it sends every 500ms and wants 600ms from us.
+	if err := f.Configure("bfd", fmt.Sprintf("peer %s local-address %s", nsAddrA, nsAddrB),
+		"transmit-interval 500", "receive-interval 600", "detect-multiplier 4"); err != nil {
+		t.Fatal(err)
+	}
+	waitInfo(t, m, 10*time.Second, "FRR's new timers", func(s bfd.SessionInfo) bool {
+		return s.TxInterval == 600*time.Millisecond && s.DetectionTime == 2*time.Second
+	})
+
+	// 3. We change ours: FRR sees them after our Poll/Final.
+	if err := m.UpdatePeer(nsKeyAB, profile(100, 200, 5)); err != nil {
+		t.Fatal(err)
+	}
+	frrPeer(t, f, 10*time.Second, "our new timers", func(p frrtest.BFDPeer) bool {
+		return p.RemoteTransmitInterval == 100 && p.RemoteReceiveInterval == 200 && p.RemoteDetectMultiplier == 5
+	})
+	waitInfo(t, m, 10*time.Second, "renegotiated", func(s bfd.SessionInfo) bool {
+		return s.TxInterval == 600*time.Millisecond && s.DetectionTime == 2*time.Second
+	})
+	if err := f.Configure("bfd", fmt.Sprintf("peer %s local-address %s", nsAddrA, nsAddrB),
+		"transmit-interval 50", "receive-interval 50", "detect-multiplier 3"); err != nil {
+		t.Fatal(err)
+	}
+	waitInfo(t, m, 10*time.Second, "fast timers", func(s bfd.SessionInfo) bool {
+		return s.TxInterval == 100*time.Millisecond && s.DetectionTime == 600*time.Millisecond
+	})
+	// No flap on either side through all of that.
+	select {
+	case e := <-ev:
+		t.Fatalf("state changed during renegotiation: %+v", e)
+	default:
+	}
+	if up, down := frrCounters(t, f); up != 1 || down != 0 {
+		t.Fatalf("FRR saw %d up and %d down events during renegotiation", up, down)
+	}
+
+	// 4. FRR falls silent (bfdd frozen): we go Down on detection time.
+	if err := f.Signal("bfdd", syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	frozen := time.Now()
+	down := waitEvent(t, ev, nsKeyAB, bfd.StateDown, 5*time.Second)
+	if err := f.Signal("bfdd", syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	if down.Diag != bfd.DiagControlDetectionTimeExpired || down.Diag.String() != "Control Detection Time Expired" {
+		t.Fatalf("down diag %q", down.Diag)
+	}
+	t.Logf("detected frozen bfdd after %v (detection time 600ms)", down.At.Sub(frozen))
+
+	// 5. Thawed, the session comes back; removing it tells FRR AdminDown.
+	waitEvent(t, ev, nsKeyAB, bfd.StateUp, 15*time.Second)
+	frrPeer(t, f, 10*time.Second, "up again", func(p frrtest.BFDPeer) bool { return p.Status == "up" })
+	if err := m.RemovePeer(nsKeyAB); err != nil {
+		t.Fatal(err)
+	}
+	frrPeer(t, f, 10*time.Second, "down by AdminDown", func(p frrtest.BFDPeer) bool {
+		return p.Status == "down" && p.RemoteDiagnostic == "administratively down"
+	})
+}

@@ -1,0 +1,176 @@
+package bfd_test
+
+import (
+	"net"
+	"net/netip"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/vishvananda/netns"
+
+	"github.com/ecmplb/ecmplb/bfd"
+	"github.com/ecmplb/ecmplb/bfd/internal/frrtest"
+)
+
+var (
+	nsAddrA = netip.MustParseAddr("10.255.0.1")
+	nsAddrB = netip.MustParseAddr("10.255.0.2")
+	nsKeyAB = bfd.PeerKey{Local: nsAddrA, Peer: nsAddrB}
+	nsKeyBA = bfd.PeerKey{Local: nsAddrB, Peer: nsAddrA}
+)
+
+func newNetnsPair(t *testing.T, tag string) *frrtest.Pair {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for network namespaces")
+	}
+	p, err := frrtest.NewPair(tag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := p.Close(); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+	})
+	return p
+}
+
+// waitEvent waits (in real time, bounded) for a matching state change.
+func waitEvent(t *testing.T, ch <-chan bfd.StateChange, key bfd.PeerKey, to bfd.State, within time.Duration) bfd.StateChange {
+	t.Helper()
+	deadline := time.After(within)
+	for {
+		select {
+		case ev := <-ch:
+			if ev.Key == key && ev.New == to {
+				return ev
+			}
+		case <-deadline:
+			t.Fatalf("%s did not reach %s within %v", key, to, within)
+		}
+	}
+}
+
+// inNetns runs f with the calling thread in the namespace at path.
+func inNetns(t *testing.T, path string, f func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		target, err := netns.GetFromPath(path)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		if err := netns.Set(target); err != nil {
+			t.Error(err)
+			return
+		}
+		f()
+		if err := netns.Set(orig); err == nil {
+			runtime.UnlockOSThread()
+		}
+	}()
+	<-done
+}
+
+// TestUDPSessionsInNamespaces runs two Managers of this process over real
+// sockets in two namespaces joined by a veth.
+func TestUDPSessionsInNamespaces(t *testing.T) {
+	p := newNetnsPair(t, "u")
+	reg := prometheus.NewRegistry()
+	a := bfd.NewManager(bfd.WithNetNSPath(p.A.Path()), bfd.WithRegisterer(reg))
+	b := bfd.NewManager(bfd.WithNetNSPath(p.B.Path()))
+	t.Cleanup(func() { a.Close(); b.Close() })
+	evA, cancel := a.Subscribe()
+	defer cancel()
+	prof := profile(50, 50, 3)
+	if err := a.AddPeer(nsKeyAB, prof); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.AddPeer(nsKeyBA, prof); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, evA, nsKeyAB, bfd.StateUp, 10*time.Second)
+
+	// Sockets: the shared listener on local:3784 and one source port in
+	// 49152-65535 for the session, both bound to the local address.
+	out, err := p.A.Run("ss", "-uanH")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var listener, source bool
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 4 {
+			continue
+		}
+		host, port, _ := net.SplitHostPort(f[3])
+		if host != nsAddrA.String() {
+			t.Errorf("socket not bound to the local address: %s", line)
+			continue
+		}
+		n, _ := strconv.Atoi(port)
+		switch {
+		case n == bfd.ControlPort:
+			listener = true
+		case n >= bfd.SourcePortMin && n <= bfd.SourcePortMax:
+			source = true
+		default:
+			t.Errorf("unexpected socket %s", line)
+		}
+	}
+	if !listener || !source {
+		t.Fatalf("listener %v source port %v in:\n%s", listener, source, out)
+	}
+
+	// A packet that does not arrive with TTL 255 is dropped.
+	info := a.Sessions()[0]
+	forged := bfd.ControlPacket{Version: 1, State: bfd.StateAdminDown, DetectMult: 3,
+		MyDiscriminator: info.RemoteDiscr, YourDiscriminator: info.LocalDiscr, RequiredMinRxInterval: 1}
+	inNetns(t, p.B.Path(), func() {
+		c, err := net.DialUDP("udp4", nil, &net.UDPAddr{IP: nsAddrA.AsSlice(), Port: bfd.ControlPort})
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer c.Close()
+		// Default TTL (64) from an ephemeral port.
+		if _, err := c.Write(forged.Marshal()); err != nil {
+			t.Error(err)
+		}
+	})
+	deadline := time.Now().Add(5 * time.Second)
+	for metricValue(t, reg, "ecmplb_bfd_control_packets_dropped_total", "reason", "ttl") < 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("TTL 64 packet not counted as dropped")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if s := a.Sessions()[0]; s.State != bfd.StateUp {
+		t.Fatalf("forged AdminDown with TTL 64 took the session down: %+v", s)
+	}
+
+	// Silence B: A goes Down on detection time.
+	if err := b.Mute(nsKeyBA, true); err != nil {
+		t.Fatal(err)
+	}
+	ev := waitEvent(t, evA, nsKeyAB, bfd.StateDown, 5*time.Second)
+	if ev.Diag != bfd.DiagControlDetectionTimeExpired {
+		t.Fatalf("diag %s", ev.Diag)
+	}
+	b.Mute(nsKeyBA, false)
+	waitEvent(t, evA, nsKeyAB, bfd.StateUp, 10*time.Second)
+}
