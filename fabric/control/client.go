@@ -78,7 +78,9 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 }
 
 // Healthy returns nil when the router answers and BGP runs.
-func (c *Client) Healthy(ctx context.Context) error { return c.do(ctx, http.MethodGet, "/healthz", nil, nil) }
+func (c *Client) Healthy(ctx context.Context) error {
+	return c.do(ctx, http.MethodGet, "/healthz", nil, nil)
+}
 
 // RIB returns every ECMP set.
 func (c *Client) RIB(ctx context.Context) ([]rib.ECMPSet, error) {

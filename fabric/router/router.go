@@ -209,7 +209,7 @@ func ipv4Unicast() []*api.AfiSafi {
 // is never a connection collision (GoBGP has no collision handling).
 func (r *Router) peer(n Neighbor) *api.Peer {
 	return &api.Peer{
-		Conf: &api.PeerConf{NeighborAddress: n.Address.String(), PeerAsn: n.ASN, Description: n.Name},
+		Conf:   &api.PeerConf{NeighborAddress: n.Address.String(), PeerAsn: n.ASN, Description: n.Name},
 		Timers: r.timers(),
 		Transport: &api.Transport{
 			LocalAddress: r.cfg.Address.String(),

@@ -46,10 +46,14 @@ func (g *Logger) Error(msg string, f gobgplog.Fields) {
 }
 
 // Warn logs at warn level.
-func (g *Logger) Warn(msg string, f gobgplog.Fields) { g.emit(gobgplog.WarnLevel, slog.LevelWarn, msg, f) }
+func (g *Logger) Warn(msg string, f gobgplog.Fields) {
+	g.emit(gobgplog.WarnLevel, slog.LevelWarn, msg, f)
+}
 
 // Info logs at info level.
-func (g *Logger) Info(msg string, f gobgplog.Fields) { g.emit(gobgplog.InfoLevel, slog.LevelInfo, msg, f) }
+func (g *Logger) Info(msg string, f gobgplog.Fields) {
+	g.emit(gobgplog.InfoLevel, slog.LevelInfo, msg, f)
+}
 
 // Debug logs at debug level.
 func (g *Logger) Debug(msg string, f gobgplog.Fields) {

@@ -1,0 +1,152 @@
+package fabric
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"syscall"
+	"time"
+
+	"github.com/ecmplb/ecmplb/fabric/control"
+	"github.com/ecmplb/ecmplb/fabric/netlab"
+)
+
+// FaultKind names a fault the fabric can inject.
+type FaultKind string
+
+// Faults. Node faults take a node name as target, FaultToRDown a ToR name.
+const (
+	// FaultNodeDown is a hard node failure: the node's segment link goes down on the
+	// node side, so the node falls silent (no FIN, no NOTIFICATION, no BFD) while its
+	// bridge port stays configured. Repair brings the link up.
+	FaultNodeDown FaultKind = "node-down"
+	// FaultNodeFreeze stops every process in the node's namespace with SIGSTOP (a
+	// hung host: the kernel still answers TCP, the daemons are silent). Repair sends
+	// SIGCONT.
+	FaultNodeFreeze FaultKind = "node-freeze"
+	// FaultNodeDrain is a graceful drain: every ToR administratively shuts its session
+	// to the node down (NOTIFICATION Cease), withdrawing the node's routes at once.
+	// Repair re-enables the sessions.
+	FaultNodeDrain FaultKind = "node-drain"
+	// FaultLinkFlap takes the node's link down for Duration (default 1s) and brings it
+	// up again; Fault returns after the flap. Repair brings the link up.
+	FaultLinkFlap FaultKind = "link-flap"
+	// FaultToRDown fails a ToR: its router process is frozen (SIGSTOP) and its segment
+	// link is set down, so it neither speaks BGP/BFD nor forwards. Repair undoes both.
+	FaultToRDown FaultKind = "tor-down"
+)
+
+// FaultKinds lists every fault kind.
+var FaultKinds = []FaultKind{FaultNodeDown, FaultNodeFreeze, FaultNodeDrain, FaultLinkFlap, FaultToRDown}
+
+// Fault is one fault to inject or repair.
+type Fault struct {
+	Kind FaultKind `json:"kind"`
+	// Target is the node (or, for FaultToRDown, the ToR) name.
+	Target string `json:"target"`
+	// Duration is the down time of FaultLinkFlap.
+	Duration time.Duration `json:"duration,omitempty"`
+}
+
+func (f *Fabric) target(flt Fault) (ns string, err error) {
+	switch flt.Kind {
+	case FaultToRDown:
+		if _, ok := f.state.Topology.ToR(flt.Target); !ok {
+			return "", fmt.Errorf("fault %s: %q is not a ToR", flt.Kind, flt.Target)
+		}
+	case FaultNodeDown, FaultNodeFreeze, FaultNodeDrain, FaultLinkFlap:
+		if _, ok := f.state.Topology.Node(flt.Target); !ok {
+			return "", fmt.Errorf("fault %s: %q is not a node", flt.Kind, flt.Target)
+		}
+	default:
+		return "", fmt.Errorf("unknown fault kind %q (want one of %v)", flt.Kind, FaultKinds)
+	}
+	return f.NetNS(flt.Target), nil
+}
+
+// Fault injects a fault.
+func (f *Fabric) Fault(ctx context.Context, flt Fault) error {
+	ns, err := f.target(flt)
+	if err != nil {
+		return err
+	}
+	f.log.Info("inject fault", "kind", flt.Kind, "target", flt.Target)
+	switch flt.Kind {
+	case FaultNodeDown:
+		return netlab.SetLinkUp(ns, SegmentInterface, false)
+	case FaultNodeFreeze:
+		pids, err := netlab.SignalProcessesIn(ns, syscall.SIGSTOP)
+		if err == nil && len(pids) == 0 {
+			return fmt.Errorf("fault %s %s: no process runs in %s", flt.Kind, flt.Target, ns)
+		}
+		return err
+	case FaultNodeDrain:
+		return f.setNodeSessions(ctx, flt.Target, false)
+	case FaultLinkFlap:
+		d := flt.Duration
+		if d <= 0 {
+			d = time.Second
+		}
+		if err := netlab.SetLinkUp(ns, SegmentInterface, false); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(d):
+		}
+		return netlab.SetLinkUp(ns, SegmentInterface, true)
+	case FaultToRDown:
+		f.refresh()
+		p := f.state.Routers[flt.Target]
+		if !p.Alive() {
+			return fmt.Errorf("fault %s %s: router process is not running", flt.Kind, flt.Target)
+		}
+		if err := syscall.Kill(p.PID, syscall.SIGSTOP); err != nil {
+			return fmt.Errorf("fault %s %s: %w", flt.Kind, flt.Target, err)
+		}
+		return netlab.SetLinkUp(ns, SegmentInterface, false)
+	}
+	return nil
+}
+
+// Repair undoes a fault.
+func (f *Fabric) Repair(ctx context.Context, flt Fault) error {
+	ns, err := f.target(flt)
+	if err != nil {
+		return err
+	}
+	f.log.Info("repair fault", "kind", flt.Kind, "target", flt.Target)
+	switch flt.Kind {
+	case FaultNodeDown, FaultLinkFlap:
+		return netlab.SetLinkUp(ns, SegmentInterface, true)
+	case FaultNodeFreeze:
+		_, err := netlab.SignalProcessesIn(ns, syscall.SIGCONT)
+		return err
+	case FaultNodeDrain:
+		return f.setNodeSessions(ctx, flt.Target, true)
+	case FaultToRDown:
+		f.refresh()
+		if err := netlab.SetLinkUp(ns, SegmentInterface, true); err != nil {
+			return err
+		}
+		if p := f.state.Routers[flt.Target]; p.Alive() {
+			return syscall.Kill(p.PID, syscall.SIGCONT)
+		}
+		return fmt.Errorf("repair %s %s: router process is gone", flt.Kind, flt.Target)
+	}
+	return nil
+}
+
+func (f *Fabric) setNodeSessions(ctx context.Context, node string, enable bool) error {
+	n, _ := f.state.Topology.Node(node)
+	var errs []error
+	for _, r := range f.state.Topology.ToRs {
+		errs = append(errs, f.withRouter(r.Name, func(c *control.Client) error {
+			if enable {
+				return c.EnableNeighbor(ctx, n.Address)
+			}
+			return c.DisableNeighbor(ctx, n.Address, "drain "+node)
+		}))
+	}
+	return errors.Join(errs...)
+}
