@@ -19,6 +19,7 @@ type Allocator struct {
 	svcs    map[string][]netip.Addr
 	sharing map[string]map[netip.Addr]struct{} // sharing key -> IPs
 	outside map[string]int                     // pool name -> IPs left outside it
+	nOut    int                                // IPs in no pool
 }
 
 // ipEntry is one allocated IP.
@@ -85,6 +86,7 @@ func (a *Allocator) SetPool(cfg PoolConfig) (PoolChange, error) {
 			} else {
 				e.pool, e.lastPool = nil, cfg.Name
 				a.outside[cfg.Name]++
+				a.nOut++
 				ch.Orphaned = append(ch.Orphaned, e.holding(ip))
 			}
 		case e.pool == nil && np.contains(ip):
@@ -114,6 +116,7 @@ func (a *Allocator) DeletePool(name string) PoolChange {
 		if e.pool == p {
 			e.pool, e.lastPool = nil, name
 			a.outside[name]++
+			a.nOut++
 			ch.Orphaned = append(ch.Orphaned, e.holding(ip))
 		}
 	}
@@ -132,6 +135,9 @@ func (a *Allocator) enterPool(ip netip.Addr, e *ipEntry, p *pool) {
 }
 
 func (a *Allocator) leaveOutside(e *ipEntry) {
+	if e.pool == nil {
+		a.nOut--
+	}
 	if e.pool == nil && e.lastPool != "" {
 		a.outside[e.lastPool]--
 		if a.outside[e.lastPool] <= 0 {
@@ -517,6 +523,8 @@ func (a *Allocator) commit(req *Request, ips []netip.Addr) {
 			a.ips[ip] = e
 			if p := a.poolContaining(ip); p != nil {
 				a.enterPool(ip, e, p)
+			} else {
+				a.nOut++
 			}
 		}
 		if i := slices.IndexFunc(e.holders, func(x holder) bool { return x.svc == req.Key }); i >= 0 {
@@ -618,6 +626,13 @@ func (a *Allocator) Holders(ip netip.Addr) []string {
 		return nil
 	}
 	return e.holding(ip).Services
+}
+
+// Outside returns the number of allocated IPs that lie in no pool.
+func (a *Allocator) Outside() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.nOut
 }
 
 // Services returns the number of Services holding an allocation.

@@ -142,7 +142,11 @@ func checkInvariants(t *testing.T, a *Allocator) {
 		t.Fatalf("invariant: %d IPs in services, %d entries", len(held), len(a.ips))
 	}
 	used := map[*pool][2]int64{}
+	out := 0
 	for ip, e := range a.ips {
+		if e.pool == nil {
+			out++
+		}
 		if len(e.holders) != len(held[ip]) {
 			t.Fatalf("invariant: %s holders %v vs services %v", ip, e.holders, held[ip])
 		}
@@ -162,6 +166,9 @@ func checkInvariants(t *testing.T, a *Allocator) {
 			u[FamilyOf(ip)]++
 			used[e.pool] = u
 		}
+	}
+	if out != a.nOut {
+		t.Fatalf("invariant: %d IPs outside pools, counted %d", out, a.nOut)
 	}
 	for _, p := range a.pools {
 		if used[p] != p.used {

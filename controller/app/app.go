@@ -1,0 +1,186 @@
+// Package app assembles the ecmplb controller: a controller-runtime manager
+// with leader election, a trimmed informer cache, metrics and health
+// endpoints, and the reconciler. main.go only maps flags to Config.
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/ecmplb/ecmplb/api/v1beta1"
+	"github.com/ecmplb/ecmplb/controller/metrics"
+	"github.com/ecmplb/ecmplb/controller/reconciler"
+)
+
+// Config is everything the controller process is configured with.
+type Config struct {
+	// Namespace holds the IPAddressPools and the leader-election Lease.
+	Namespace string
+	// LoadBalancerClass selects the Services handled ("" = no class).
+	LoadBalancerClass string
+	// MetricsAddr serves /metrics ("0" disables).
+	MetricsAddr string
+	// HealthAddr serves /healthz and /readyz ("0" disables).
+	HealthAddr string
+	// LeaderElect enables leader election (a Lease named LeaderElectionID).
+	LeaderElect      bool
+	LeaderElectionID string
+	// LeaseDuration, RenewDeadline and RetryPeriod tune leader election
+	// (zero: controller-runtime's defaults 15s, 10s, 2s).
+	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
+	// QPS and Burst limit the controller's API client.
+	QPS   float32
+	Burst int
+	// Workers is the number of parallel Service reconciles.
+	Workers int
+	// StatusInterval bounds how often pool status is written.
+	StatusInterval time.Duration
+	// PoolAnnotation writes metallb.io/ip-allocated-from-pool on Services.
+	PoolAnnotation bool
+	// Logger receives logs (default slog.Default()).
+	Logger *slog.Logger
+	// Registry receives the controller's metrics (default: the registry
+	// served on MetricsAddr).
+	Registry prometheus.Registerer
+	// SkipNameValidation allows several instances in one process (tests).
+	SkipNameValidation bool
+	// Started, if set, is called with the reconciler once it is set up.
+	Started func(*reconciler.Controller)
+}
+
+// Scheme returns a scheme with the core and metallb.io types.
+func Scheme() (*runtime.Scheme, error) {
+	s := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(s); err != nil {
+		return nil, err
+	}
+	if err := v1beta1.AddToScheme(s); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// trim drops what the controller never reads from cached objects: managed
+// fields everywhere, and kubectl's last-applied copy on Services.
+func trim(obj any) (any, error) {
+	if m, err := meta.Accessor(obj); err == nil {
+		m.SetManagedFields(nil)
+		if svc, ok := obj.(*corev1.Service); ok {
+			if _, has := svc.Annotations[annotationLastApplied]; has {
+				delete(svc.Annotations, annotationLastApplied)
+			}
+		}
+	}
+	return obj, nil
+}
+
+const annotationLastApplied = "kubectl.kubernetes.io/last-applied-configuration"
+
+// Run runs the controller until ctx ends (or leadership is lost).
+func Run(ctx context.Context, restCfg *rest.Config, cfg Config) error {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	ctrl.SetLogger(logr.FromSlogHandler(log.Handler()))
+	if cfg.Namespace == "" {
+		return fmt.Errorf("namespace must be set")
+	}
+	rc := rest.CopyConfig(restCfg)
+	if cfg.QPS > 0 {
+		rc.QPS, rc.Burst = cfg.QPS, cfg.Burst
+	}
+	scheme, err := Scheme()
+	if err != nil {
+		return err
+	}
+	reg := cfg.Registry
+	if reg == nil {
+		reg = ctrlmetrics.Registry
+	}
+	m, err := metrics.New(reg)
+	if err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	unsafe := true
+	opts := ctrl.Options{
+		Scheme:                        scheme,
+		Metrics:                       metricsserver.Options{BindAddress: or(cfg.MetricsAddr, "0")},
+		HealthProbeBindAddress:        or(cfg.HealthAddr, "0"),
+		LeaderElection:                cfg.LeaderElect,
+		LeaderElectionID:              or(cfg.LeaderElectionID, "ecmplb-controller"),
+		LeaderElectionNamespace:       cfg.Namespace,
+		LeaderElectionReleaseOnCancel: true,
+		Cache: cache.Options{
+			DefaultTransform: trim,
+			ByObject: map[client.Object]cache.ByObject{
+				// The controller never mutates cached Services.
+				&corev1.Service{}:        {UnsafeDisableDeepCopy: &unsafe},
+				&v1beta1.IPAddressPool{}: {Namespaces: map[string]cache.Config{cfg.Namespace: {}}},
+			},
+		},
+	}
+	if cfg.LeaseDuration > 0 {
+		opts.LeaseDuration = &cfg.LeaseDuration
+	}
+	if cfg.RenewDeadline > 0 {
+		opts.RenewDeadline = &cfg.RenewDeadline
+	}
+	if cfg.RetryPeriod > 0 {
+		opts.RetryPeriod = &cfg.RetryPeriod
+	}
+	mgr, err := ctrl.NewManager(rc, opts)
+	if err != nil {
+		return fmt.Errorf("manager: %w", err)
+	}
+	if cfg.HealthAddr != "" && cfg.HealthAddr != "0" {
+		if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+			return err
+		}
+		if err := mgr.AddReadyzCheck("ping", healthz.Ping); err != nil {
+			return err
+		}
+	}
+	c, err := reconciler.Setup(mgr, reconciler.Options{
+		PoolNamespace:      cfg.Namespace,
+		LoadBalancerClass:  cfg.LoadBalancerClass,
+		Workers:            cfg.Workers,
+		StatusInterval:     cfg.StatusInterval,
+		PoolAnnotation:     cfg.PoolAnnotation,
+		Logger:             log,
+		Metrics:            m,
+		SkipNameValidation: cfg.SkipNameValidation,
+	})
+	if err != nil {
+		return err
+	}
+	if cfg.Started != nil {
+		cfg.Started(c)
+	}
+	log.Info("controller starting", "namespace", cfg.Namespace, "loadBalancerClass", cfg.LoadBalancerClass,
+		"leaderElection", cfg.LeaderElect, "qps", rc.QPS, "burst", rc.Burst, "workers", cfg.Workers)
+	return mgr.Start(ctx)
+}
+
+func or(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}

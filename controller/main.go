@@ -1,0 +1,48 @@
+// Command ecmplb-controller allocates IPs to LoadBalancer Services from
+// metallb.io IPAddressPools.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	"github.com/ecmplb/ecmplb/controller/app"
+)
+
+func main() {
+	var cfg app.Config
+	var logLevel slog.Level
+	var qps float64
+	flag.StringVar(&cfg.Namespace, "namespace", "metallb-system", "namespace of the IPAddressPools and of the leader-election Lease")
+	flag.StringVar(&cfg.LoadBalancerClass, "lb-class", "", "handle only Services with this spec.loadBalancerClass (default: only Services without a class)")
+	flag.StringVar(&cfg.MetricsAddr, "metrics-addr", ":7472", "address of the Prometheus /metrics endpoint (0 disables)")
+	flag.StringVar(&cfg.HealthAddr, "health-addr", ":7473", "address of /healthz and /readyz (0 disables)")
+	flag.BoolVar(&cfg.LeaderElect, "leader-elect", true, "use a Lease so only one replica allocates")
+	flag.StringVar(&cfg.LeaderElectionID, "leader-election-id", "ecmplb-controller", "name of the leader-election Lease")
+	flag.DurationVar(&cfg.LeaseDuration, "lease-duration", 0, "leader-election lease duration (0: 15s)")
+	flag.DurationVar(&cfg.RenewDeadline, "renew-deadline", 0, "leader-election renew deadline (0: 10s)")
+	flag.DurationVar(&cfg.RetryPeriod, "retry-period", 0, "leader-election retry period (0: 2s)")
+	flag.Float64Var(&qps, "kube-api-qps", 500, "API client queries per second")
+	flag.IntVar(&cfg.Burst, "kube-api-burst", 1000, "API client burst")
+	flag.IntVar(&cfg.Workers, "workers", 16, "parallel Service reconciles")
+	flag.DurationVar(&cfg.StatusInterval, "pool-status-interval", 0, "minimum interval between IPAddressPool status writes (0: 1s)")
+	flag.BoolVar(&cfg.PoolAnnotation, "pool-annotation", true, "annotate Services with metallb.io/ip-allocated-from-pool")
+	flag.TextVar(&logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn, error")
+	flag.Parse() // also --kubeconfig, registered by controller-runtime
+	cfg.QPS = float32(qps)
+	cfg.Logger = slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel}))
+
+	restCfg, err := ctrl.GetConfig()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "ecmplb-controller: kubeconfig:", err)
+		os.Exit(1)
+	}
+	if err := app.Run(ctrl.SetupSignalHandler(), restCfg, cfg); err != nil {
+		cfg.Logger.Error("controller stopped", "error", err.Error())
+		os.Exit(1)
+	}
+}

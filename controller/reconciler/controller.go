@@ -1,0 +1,228 @@
+// Package reconciler is the controller's imperative shell: it feeds
+// Services, Namespaces and IPAddressPools from the API server into the
+// allocator, writes Service and pool status, and emits Events.
+//
+// Ordering guarantees: allocations are rebuilt from a live List of every
+// Service (after leadership is acquired) before any reconcile runs, so an
+// IP held by a Service is never handed to another one across restarts and
+// leader changes. Services whose status already matches their allocation
+// cost no API call.
+package reconciler
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/record"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	"github.com/ecmplb/ecmplb/api/v1beta1"
+	"github.com/ecmplb/ecmplb/controller/allocator"
+	"github.com/ecmplb/ecmplb/controller/metrics"
+)
+
+// Event reasons.
+const (
+	ReasonIPAllocated      = "IPAllocated"
+	ReasonIPReleased       = "IPReleased"
+	ReasonAllocationFailed = "AllocationFailed"
+	ReasonInvalidRequest   = "InvalidRequest"
+	ReasonIPNotInPool      = "IPNotInPool"
+	ReasonInvalidConfig    = "InvalidConfig"
+	ReasonOutsidePool      = "AllocationsOutsidePool"
+	ReasonPoolAccepted     = "Accepted"
+)
+
+// Pool condition types.
+const (
+	ConditionValid         = "Valid"
+	ConditionOutsidePool   = "AllocationsOutsidePool"
+	conditionReasonOK      = "Accepted"
+	conditionReasonNone    = "NoneOutside"
+	conditionReasonOutside = "IPsOutsidePool"
+)
+
+// Options configure the controller.
+type Options struct {
+	// PoolNamespace is the namespace whose IPAddressPools are used.
+	PoolNamespace string
+	// LoadBalancerClass: handle only Services of this class; "" means only
+	// Services without a class.
+	LoadBalancerClass string
+	// Workers is the number of parallel Service reconciles.
+	Workers int
+	// StatusInterval is how often pool status is written at most.
+	StatusInterval time.Duration
+	// PoolAnnotation writes metallb.io/ip-allocated-from-pool on Services.
+	PoolAnnotation bool
+	// Logger receives structured logs.
+	Logger *slog.Logger
+	// Metrics receives counters and gauges.
+	Metrics *metrics.Metrics
+	// SkipNameValidation allows several controllers in one process (tests).
+	SkipNameValidation bool
+}
+
+// Controller allocates Service IPs.
+type Controller struct {
+	opts     Options
+	client   client.Client // cached reads, writes
+	reader   client.Reader // live reads
+	cache    interface{ WaitForCacheSync(context.Context) bool }
+	recorder record.EventRecorder
+	alloc    *allocator.Allocator
+	log      *slog.Logger
+	m        *metrics.Metrics
+
+	ready       chan struct{}
+	svcEvents   chan event.GenericEvent
+	poolEvents  chan event.GenericEvent
+	flushSignal chan struct{}
+
+	mu       sync.Mutex
+	pending  map[string]string   // Service key -> namespace, allocation failed
+	reported map[string]string   // Service key -> last out-of-pool report
+	dirty    map[string]struct{} // pools whose status needs writing
+	poolErr  map[string]string   // pool -> config error ("" when valid)
+}
+
+// Allocator exposes the allocator (for tests and diagnostics).
+func (c *Controller) Allocator() *allocator.Allocator { return c.alloc }
+
+// Ready is closed once allocations have been rebuilt.
+func (c *Controller) Ready() <-chan struct{} { return c.ready }
+
+// Setup creates the controller and registers its controllers and runnables
+// with mgr. The manager's cache must have the Service, Namespace (metadata)
+// and IPAddressPool types available.
+func Setup(mgr manager.Manager, opts Options) (*Controller, error) {
+	if opts.Workers <= 0 {
+		opts.Workers = 16
+	}
+	if opts.StatusInterval <= 0 {
+		opts.StatusInterval = time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.PoolNamespace == "" {
+		return nil, fmt.Errorf("reconciler: Options.PoolNamespace is required")
+	}
+	if opts.Metrics == nil {
+		return nil, fmt.Errorf("reconciler: Options.Metrics is required")
+	}
+	c := &Controller{
+		opts:        opts,
+		client:      mgr.GetClient(),
+		reader:      mgr.GetAPIReader(),
+		cache:       mgr.GetCache(),
+		recorder:    mgr.GetEventRecorderFor("ecmplb-controller"),
+		alloc:       allocator.New(),
+		log:         opts.Logger,
+		m:           opts.Metrics,
+		ready:       make(chan struct{}),
+		svcEvents:   make(chan event.GenericEvent, 1024),
+		poolEvents:  make(chan event.GenericEvent, 64),
+		flushSignal: make(chan struct{}, 1),
+		pending:     map[string]string{},
+		reported:    map[string]string{},
+		dirty:       map[string]struct{}{},
+		poolErr:     map[string]string{},
+	}
+	err := builder.ControllerManagedBy(mgr).
+		Named("service").
+		For(&corev1.Service{}).
+		WatchesMetadata(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(c.pendingInNamespace),
+			builder.WithPredicates(predicate.LabelChangedPredicate{})).
+		WatchesRawSource(source.Channel(c.svcEvents, &handler.EnqueueRequestForObject{})).
+		WithOptions(controller.Options{MaxConcurrentReconciles: opts.Workers, SkipNameValidation: &opts.SkipNameValidation}).
+		Complete(reconcile.Func(c.reconcileService))
+	if err != nil {
+		return nil, fmt.Errorf("service controller: %w", err)
+	}
+	err = builder.ControllerManagedBy(mgr).
+		Named("ipaddresspool").
+		For(&v1beta1.IPAddressPool{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		WatchesRawSource(source.Channel(c.poolEvents, &handler.EnqueueRequestForObject{})).
+		WithOptions(controller.Options{SkipNameValidation: &opts.SkipNameValidation}).
+		Complete(reconcile.Func(c.reconcilePool))
+	if err != nil {
+		return nil, fmt.Errorf("pool controller: %w", err)
+	}
+	if err := mgr.Add(manager.RunnableFunc(c.rebuild)); err != nil {
+		return nil, err
+	}
+	if err := mgr.Add(manager.RunnableFunc(c.flushLoop)); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// waitReady blocks a reconcile until the rebuild is done.
+func (c *Controller) waitReady(ctx context.Context) error {
+	select {
+	case <-c.ready:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (c *Controller) markDirty(pools ...string) {
+	c.mu.Lock()
+	for _, p := range pools {
+		if p != "" {
+			c.dirty[p] = struct{}{}
+		}
+	}
+	c.mu.Unlock()
+}
+
+func (c *Controller) setPending(key, ns string, failed bool) {
+	c.mu.Lock()
+	if failed {
+		c.pending[key] = ns
+	} else {
+		delete(c.pending, key)
+	}
+	c.mu.Unlock()
+}
+
+// requeuePending re-enqueues every Service whose allocation failed (after a
+// pool change could have made room).
+func (c *Controller) requeuePending() {
+	c.mu.Lock()
+	var objs []*corev1.Service
+	for key, ns := range c.pending {
+		objs = append(objs, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: key[len(ns)+1:]}})
+	}
+	c.mu.Unlock()
+	for _, o := range objs {
+		c.svcEvents <- event.GenericEvent{Object: o}
+	}
+}
+
+func (c *Controller) pendingInNamespace(_ context.Context, ns client.Object) []reconcile.Request {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []reconcile.Request
+	for key, n := range c.pending {
+		if n == ns.GetName() {
+			out = append(out, reconcile.Request{NamespacedName: client.ObjectKey{Namespace: n, Name: key[len(n)+1:]}})
+		}
+	}
+	return out
+}

@@ -1,0 +1,118 @@
+package reconciler
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/ecmplb/ecmplb/api/v1beta1"
+	"github.com/ecmplb/ecmplb/controller/allocator"
+)
+
+// Legacy annotation names MetalLB still honours.
+const (
+	legacyAddressPool       = "metallb.universe.tf/address-pool"
+	legacyLoadBalancerIPs   = "metallb.universe.tf/loadBalancerIPs"
+	legacyAllowSharedIP     = "metallb.universe.tf/allow-shared-ip"
+	annotationLastApplied   = "kubectl.kubernetes.io/last-applied-configuration"
+	fieldAnnotationIPs      = "metadata.annotations[" + v1beta1.AnnotationLoadBalancerIPs + "]"
+	fieldSpecLoadBalancerIP = "spec.loadBalancerIP"
+)
+
+// Handles reports whether the controller is responsible for svc: a
+// LoadBalancer Service without a loadBalancerClass when class is "", or
+// with exactly that class otherwise.
+func Handles(svc *corev1.Service, class string) bool {
+	if svc.Spec.Type != corev1.ServiceTypeLoadBalancer {
+		return false
+	}
+	if svc.Spec.LoadBalancerClass == nil {
+		return class == ""
+	}
+	return *svc.Spec.LoadBalancerClass == class
+}
+
+// ServiceKey is "namespace/name".
+func ServiceKey(svc *corev1.Service) string { return svc.Namespace + "/" + svc.Name }
+
+func annotation(svc *corev1.Service, name, legacy string) string {
+	if v, ok := svc.Annotations[name]; ok {
+		return strings.TrimSpace(v)
+	}
+	return strings.TrimSpace(svc.Annotations[legacy])
+}
+
+// RequestFor turns a Service into an allocation request. A malformed
+// requested IP yields an error naming the field.
+func RequestFor(svc *corev1.Service, nsLabels map[string]string) (allocator.Request, error) {
+	r := allocator.Request{
+		Key:             ServiceKey(svc),
+		Namespace:       svc.Namespace,
+		Labels:          svc.Labels,
+		NamespaceLabels: nsLabels,
+		Pool:            annotation(svc, v1beta1.AnnotationAddressPool, legacyAddressPool),
+		SharingKey:      annotation(svc, v1beta1.AnnotationAllowSharedIP, legacyAllowSharedIP),
+		Local:           svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal,
+		Selector:        svc.Spec.Selector,
+	}
+	for _, f := range svc.Spec.IPFamilies {
+		if f == corev1.IPv6Protocol {
+			r.Families = append(r.Families, allocator.IPv6)
+		} else {
+			r.Families = append(r.Families, allocator.IPv4)
+		}
+	}
+	if p := svc.Spec.IPFamilyPolicy; p != nil {
+		switch *p {
+		case corev1.IPFamilyPolicyPreferDualStack:
+			r.Policy = allocator.PreferDualStack
+		case corev1.IPFamilyPolicyRequireDualStack:
+			r.Policy = allocator.RequireDualStack
+		}
+	}
+	for _, p := range svc.Spec.Ports {
+		proto := string(p.Protocol)
+		if proto == "" {
+			proto = string(corev1.ProtocolTCP)
+		}
+		r.Ports = append(r.Ports, allocator.Port{Protocol: proto, Port: p.Port})
+	}
+	field, raw := fieldAnnotationIPs, annotation(svc, v1beta1.AnnotationLoadBalancerIPs, legacyLoadBalancerIPs)
+	if _, ok := svc.Annotations[v1beta1.AnnotationLoadBalancerIPs]; !ok {
+		if _, ok := svc.Annotations[legacyLoadBalancerIPs]; ok {
+			field = "metadata.annotations[" + legacyLoadBalancerIPs + "]"
+		}
+	}
+	if raw == "" && svc.Spec.LoadBalancerIP != "" {
+		field, raw = fieldSpecLoadBalancerIP, strings.TrimSpace(svc.Spec.LoadBalancerIP)
+	}
+	if raw != "" {
+		for _, s := range strings.Split(raw, ",") {
+			ip, err := netip.ParseAddr(strings.TrimSpace(s))
+			if err != nil || ip.Zone() != "" {
+				return r, fmt.Errorf("%s: %q is not a valid IP address", field, strings.TrimSpace(s))
+			}
+			ip = ip.Unmap()
+			if slices.ContainsFunc(r.IPs, func(x netip.Addr) bool { return allocator.FamilyOf(x) == allocator.FamilyOf(ip) }) {
+				return r, fmt.Errorf("%s: %q lists more than one %s address", field, raw, allocator.FamilyOf(ip))
+			}
+			r.IPs = append(r.IPs, ip)
+		}
+	}
+	return r, nil
+}
+
+// StatusIPs returns the IPs in svc's status.loadBalancer.ingress. Entries
+// that are not IPs (hostnames) are skipped.
+func StatusIPs(svc *corev1.Service) []netip.Addr {
+	var out []netip.Addr
+	for _, in := range svc.Status.LoadBalancer.Ingress {
+		if ip, err := netip.ParseAddr(in.IP); err == nil {
+			out = append(out, ip.Unmap())
+		}
+	}
+	return out
+}
