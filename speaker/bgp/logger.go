@@ -25,7 +25,10 @@ func (a *slogAdapter) log(lv slog.Level, msg string, f gobgplog.Fields) {
 	a.l.Log(context.Background(), lv, "gobgp: "+msg, args...)
 }
 
-func (a *slogAdapter) Panic(msg string, f gobgplog.Fields) { a.log(slog.LevelError, msg, f); panic(msg) }
+func (a *slogAdapter) Panic(msg string, f gobgplog.Fields) {
+	a.log(slog.LevelError, msg, f)
+	panic(msg)
+}
 func (a *slogAdapter) Fatal(msg string, f gobgplog.Fields) { a.log(slog.LevelError, msg, f) }
 func (a *slogAdapter) Error(msg string, f gobgplog.Fields) { a.log(slog.LevelError, msg, f) }
 func (a *slogAdapter) Warn(msg string, f gobgplog.Fields)  { a.log(slog.LevelWarn, msg, f) }

@@ -1,0 +1,161 @@
+// Package app wires the speaker together: Kubernetes clients, the watch controller,
+// the BGP speaker, BFD, status objects, Events and the metrics endpoint. The
+// ecmplb-speaker binary only parses flags into Config and calls Run.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/kubernetes"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/tools/record"
+
+	"github.com/ecmplb/ecmplb/bfd"
+	"github.com/ecmplb/ecmplb/speaker/announce"
+	"github.com/ecmplb/ecmplb/speaker/bfdlink"
+	"github.com/ecmplb/ecmplb/speaker/bgp"
+	"github.com/ecmplb/ecmplb/speaker/status"
+	"github.com/ecmplb/ecmplb/speaker/watch"
+)
+
+// Config is everything the speaker process is started with.
+type Config struct {
+	NodeName   string
+	Kubeconfig string // empty: in-cluster
+	Namespace  string // metallb.io objects; default metallb-system
+	// MetricsAddr serves /metrics (empty: no endpoint).
+	MetricsAddr string
+	// ServiceStatus writes ServiceBGPStatus objects.
+	ServiceStatus bool
+	// Events records Events on Services and the Node.
+	Events bool
+	// QPS and Burst limit the API client (defaults 200 / 400).
+	QPS   float32
+	Burst int
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// Registerer defaults to a new registry served at MetricsAddr.
+	Registry *prometheus.Registry
+	// RestConfig overrides Kubeconfig (tests).
+	RestConfig *rest.Config
+}
+
+// Run runs the speaker until ctx ends.
+func Run(ctx context.Context, c Config) error {
+	if c.NodeName == "" {
+		return errors.New("node name is required (--node-name or NODE_NAME)")
+	}
+	if c.Namespace == "" {
+		c.Namespace = "metallb-system"
+	}
+	if c.QPS == 0 {
+		c.QPS, c.Burst = 200, 400
+	}
+	log := c.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	reg := c.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	rc := c.RestConfig
+	if rc == nil {
+		var err error
+		if c.Kubeconfig != "" {
+			rc, err = clientcmd.BuildConfigFromFlags("", c.Kubeconfig)
+		} else {
+			rc, err = rest.InClusterConfig()
+		}
+		if err != nil {
+			return fmt.Errorf("kubernetes client config: %w", err)
+		}
+	}
+	rc = rest.CopyConfig(rc)
+	rc.QPS, rc.Burst = c.QPS, c.Burst
+	rc.UserAgent = "ecmplb-speaker/" + c.NodeName
+	proto := rest.CopyConfig(rc)
+	proto.ContentType = "application/vnd.kubernetes.protobuf"
+	proto.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
+	client, err := kubernetes.NewForConfig(proto)
+	if err != nil {
+		return fmt.Errorf("kubernetes client: %w", err)
+	}
+	mlb, err := watch.NewMetalLBClient(rc)
+	if err != nil {
+		return err
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	var statusW *status.K8s
+	sp := bgp.New(bgp.Options{Logger: log.With("component", "bgp"), Registerer: reg,
+		OnSessionChange: func(string, bool) {
+			if statusW != nil {
+				statusW.ChangedAll()
+			}
+		}})
+	defer sp.Close()
+	bfdMgr := bfd.NewManager(bfd.WithLogger(log.With("component", "bfd")), bfd.WithRegisterer(reg))
+	defer bfdMgr.Close()
+	link := bfdlink.New(bfdMgr, sp, log.With("component", "bfdlink"), reg)
+	go link.Run(ctx)
+
+	var recorder record.EventRecorder
+	if c.Events {
+		b := record.NewBroadcaster(record.WithContext(ctx))
+		b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
+		defer b.Shutdown()
+		recorder = b.NewRecorder(watch.Scheme, corev1.EventSource{Component: "ecmplb-speaker", Host: c.NodeName})
+	}
+
+	var ctrl *watch.Controller
+	opts := watch.Options{
+		NodeName: c.NodeName, Namespace: c.Namespace, Client: client, MetalLB: mlb,
+		Announcer: sp, Recorder: recorder, Logger: log.With("component", "watch"), Registerer: reg,
+		OnSessions: func(s []announce.Session) {
+			if err := link.SetSessions(s); err != nil {
+				log.Error("configuring BFD", "err", err)
+			}
+		},
+	}
+	if c.ServiceStatus {
+		statusW = status.NewK8s(mlb, c.Namespace, c.NodeName, func(k string) (status.Status, bool) {
+			return ctrl.ServiceStatus(k)
+		}, log.With("component", "status"))
+		opts.Status = statusW
+	}
+	ctrl = watch.New(opts)
+	if statusW != nil {
+		go statusW.Run(ctx)
+	}
+
+	if c.MetricsAddr != "" {
+		ln, err := net.Listen("tcp", c.MetricsAddr)
+		if err != nil {
+			return fmt.Errorf("metrics listener: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = srv.Serve(ln) }()
+		defer srv.Close()
+		log.Info("serving metrics", "addr", ln.Addr().String())
+	}
+	log.Info("speaker starting", "node", c.NodeName, "namespace", c.Namespace)
+	return ctrl.Run(ctx)
+}

@@ -1,0 +1,46 @@
+// Command ecmplb-speaker announces LoadBalancer Service addresses of one node over
+// BGP (with BFD), from the metallb.io configuration.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/ecmplb/ecmplb/speaker/app"
+)
+
+func main() {
+	var c app.Config
+	var level string
+	flag.StringVar(&c.NodeName, "node-name", os.Getenv("NODE_NAME"), "name of the node this speaker runs on (env NODE_NAME)")
+	flag.StringVar(&c.Kubeconfig, "kubeconfig", os.Getenv("KUBECONFIG"), "kubeconfig file (empty: in-cluster)")
+	flag.StringVar(&c.Namespace, "namespace", "metallb-system", "namespace of the metallb.io objects")
+	flag.StringVar(&c.MetricsAddr, "metrics-addr", ":7472", "address for /metrics (empty: off)")
+	flag.StringVar(&level, "log-level", "info", "debug, info, warn or error")
+	flag.BoolVar(&c.ServiceStatus, "service-status", true, "write ServiceBGPStatus objects")
+	flag.BoolVar(&c.Events, "events", true, "record Events on Services and the Node")
+	qps := flag.Float64("kube-qps", 200, "API client queries per second")
+	flag.IntVar(&c.Burst, "kube-burst", 400, "API client burst")
+	flag.Parse()
+	c.QPS = float32(*qps)
+
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		fmt.Fprintln(os.Stderr, "bad --log-level:", err)
+		os.Exit(2)
+	}
+	c.Logger = slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: lv}))
+	slog.SetDefault(c.Logger)
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := app.Run(ctx, c); err != nil {
+		c.Logger.Error("speaker failed", "err", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,421 @@
+// Package watch keeps one node's BGP announcements in step with the cluster: it
+// watches Services, EndpointSlices, the node and the metallb.io objects, recompiles
+// the configuration when it changes (keeping the last good one on errors), and
+// recomputes only the Services an event touches.
+package watch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+
+	"github.com/ecmplb/ecmplb/api/v1beta1"
+	"github.com/ecmplb/ecmplb/speaker/announce"
+	"github.com/ecmplb/ecmplb/speaker/status"
+)
+
+// Announcer applies sessions and per-Service routes (bgp.Speaker implements it).
+type Announcer interface {
+	SetSessions([]announce.Session) error
+	Apply(key string, routes []announce.Route) error
+	ServicePeers(key string) []string
+}
+
+// Options configure a Controller.
+type Options struct {
+	NodeName  string
+	Namespace string // where the metallb.io objects live
+	Client    kubernetes.Interface
+	MetalLB   rest.Interface // metallb.io/v1beta1 (NewMetalLBClient)
+	Announcer Announcer
+	// Status, if set, is told which Services' status changed.
+	Status status.Writer
+	// Recorder, if set, receives Events on Services and the Node.
+	Recorder record.EventRecorder
+	// OnSessions, if set, is called with the sessions after every accepted
+	// configuration (the BFD wiring uses it).
+	OnSessions func([]announce.Session)
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+}
+
+// Controller is the speaker's imperative shell around announce.
+type Controller struct {
+	o   Options
+	log *slog.Logger
+	q   *queue
+	m   *controllerMetrics
+
+	services, slices, nodes, secrets            cache.SharedIndexInformer
+	pools, ads, peers, communities, bfdProfiles cache.SharedIndexInformer
+	informers                                   []cache.SharedIndexInformer
+	plan                                        *announce.Plan
+	lastCfg                                     *announce.Config
+	lastNode                                    *announce.Node
+	lastCfgErr                                  string
+
+	mu    sync.Mutex
+	state map[string][]announce.Route // what each Service announces, for status
+}
+
+const sliceByService = "service"
+
+// New builds the informers; Run starts them.
+func New(o Options) *Controller {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	c := &Controller{o: o, log: o.Logger, q: newQueue(), state: map[string][]announce.Route{}}
+	c.m = newControllerMetrics(o.Registerer)
+	strip := func(obj any) (any, error) {
+		if m, ok := obj.(metav1.Object); ok {
+			m.SetManagedFields(nil)
+		}
+		return obj, nil
+	}
+	all := informers.NewSharedInformerFactoryWithOptions(o.Client, 0, informers.WithTransform(strip))
+	c.services = all.Core().V1().Services().Informer()
+	c.slices = all.Discovery().V1().EndpointSlices().Informer()
+	_ = c.slices.AddIndexers(cache.Indexers{sliceByService: func(obj any) ([]string, error) {
+		s, ok := obj.(*discoveryv1.EndpointSlice)
+		if !ok {
+			return nil, nil
+		}
+		if name := s.Labels[discoveryv1.LabelServiceName]; name != "" {
+			return []string{s.Namespace + "/" + name}, nil
+		}
+		return nil, nil
+	}})
+	nodeF := informers.NewSharedInformerFactoryWithOptions(o.Client, 0, informers.WithTransform(strip),
+		informers.WithTweakListOptions(func(lo *metav1.ListOptions) {
+			lo.FieldSelector = fields.OneTermEqualSelector("metadata.name", o.NodeName).String()
+		}))
+	c.nodes = nodeF.Core().V1().Nodes().Informer()
+	nsF := informers.NewSharedInformerFactoryWithOptions(o.Client, 0, informers.WithTransform(strip), informers.WithNamespace(o.Namespace))
+	c.secrets = nsF.Core().V1().Secrets().Informer()
+	crd := func(resource string, obj runtime.Object) cache.SharedIndexInformer {
+		lw := cache.NewListWatchFromClient(o.MetalLB, resource, o.Namespace, fields.Everything())
+		inf := cache.NewSharedIndexInformer(lw, obj, 0, cache.Indexers{})
+		_ = inf.SetTransform(strip)
+		return inf
+	}
+	c.pools = crd("ipaddresspools", &v1beta1.IPAddressPool{})
+	c.ads = crd("bgpadvertisements", &v1beta1.BGPAdvertisement{})
+	c.peers = crd("bgppeers", &v1beta1.BGPPeer{})
+	c.communities = crd("communities", &v1beta1.Community{})
+	c.bfdProfiles = crd("bfdprofiles", &v1beta1.BFDProfile{})
+
+	svcKey := func(obj any) {
+		if k, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj); err == nil {
+			c.q.add(k)
+		}
+	}
+	_, _ = c.services.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: svcKey, DeleteFunc: svcKey,
+		UpdateFunc: func(old, cur any) {
+			if o, n := old.(*corev1.Service), cur.(*corev1.Service); o.ResourceVersion != n.ResourceVersion {
+				svcKey(cur)
+			}
+		},
+	})
+	sliceKey := func(obj any) {
+		if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+			obj = d.Obj
+		}
+		if s, ok := obj.(*discoveryv1.EndpointSlice); ok {
+			if name := s.Labels[discoveryv1.LabelServiceName]; name != "" {
+				c.q.add(s.Namespace + "/" + name)
+			}
+		}
+	}
+	_, _ = c.slices.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: sliceKey, DeleteFunc: sliceKey,
+		UpdateFunc: func(old, cur any) { sliceKey(old); sliceKey(cur) },
+	})
+	cfgChanged := cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { c.q.configChanged() },
+		UpdateFunc: func(any, any) { c.q.configChanged() },
+		DeleteFunc: func(any) { c.q.configChanged() },
+	}
+	for _, inf := range []cache.SharedIndexInformer{c.nodes, c.secrets, c.pools, c.ads, c.peers, c.communities, c.bfdProfiles} {
+		_, _ = inf.AddEventHandler(cfgChanged)
+	}
+	c.informers = []cache.SharedIndexInformer{c.services, c.slices, c.nodes, c.secrets, c.pools, c.ads, c.peers, c.communities, c.bfdProfiles}
+	return c
+}
+
+// Run starts the informers, waits for their caches and processes events until ctx
+// ends.
+func (c *Controller) Run(ctx context.Context) error {
+	for _, inf := range c.informers {
+		go inf.RunWithContext(ctx)
+	}
+	syncs := make([]cache.InformerSynced, 0, len(c.informers))
+	for _, inf := range c.informers {
+		syncs = append(syncs, inf.HasSynced)
+	}
+	if !cache.WaitForCacheSync(ctx.Done(), syncs...) {
+		return errors.New("informer caches did not sync")
+	}
+	c.log.Info("caches synced", "node", c.o.NodeName, "namespace", c.o.Namespace)
+	c.q.configChanged()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-c.q.signal:
+		}
+		keys, cfg := c.q.take()
+		if cfg && c.reconfigure() {
+			keys = c.services.GetIndexer().ListKeys()
+			// Services that vanished while the config was bad still need withdrawing.
+			c.mu.Lock()
+			for k := range c.state {
+				keys = append(keys, k)
+			}
+			c.mu.Unlock()
+			slices.Sort(keys)
+			keys = slices.Compact(keys)
+		}
+		for _, k := range keys {
+			c.sync(k)
+		}
+	}
+}
+
+// reconfigure compiles the configuration; it returns true when a new plan is in
+// force (and every Service must be recomputed).
+func (c *Controller) reconfigure() bool {
+	nodeObj, ok, _ := c.nodes.GetIndexer().GetByKey(c.o.NodeName)
+	if !ok {
+		c.log.Warn("own Node object not found; not announcing", "node", c.o.NodeName)
+		return false
+	}
+	node := NodeFrom(nodeObj.(*corev1.Node))
+	objs := Objects{Namespace: c.o.Namespace, Secret: func(ns, name string) *corev1.Secret {
+		o, ok, _ := c.secrets.GetIndexer().GetByKey(ns + "/" + name)
+		if !ok {
+			return nil
+		}
+		return o.(*corev1.Secret)
+	}}
+	for _, o := range c.pools.GetStore().List() {
+		objs.Pools = append(objs.Pools, o.(*v1beta1.IPAddressPool))
+	}
+	for _, o := range c.ads.GetStore().List() {
+		objs.Advertisements = append(objs.Advertisements, o.(*v1beta1.BGPAdvertisement))
+	}
+	for _, o := range c.peers.GetStore().List() {
+		objs.Peers = append(objs.Peers, o.(*v1beta1.BGPPeer))
+	}
+	for _, o := range c.communities.GetStore().List() {
+		objs.Communities = append(objs.Communities, o.(*v1beta1.Community))
+	}
+	for _, o := range c.bfdProfiles.GetStore().List() {
+		objs.BFDProfiles = append(objs.BFDProfiles, o.(*v1beta1.BFDProfile))
+	}
+	sortByName(objs.Pools)
+	sortByName(objs.Advertisements)
+	sortByName(objs.Peers)
+	sortByName(objs.BFDProfiles)
+	cfg, err := ConfigFrom(objs)
+	var plan *announce.Plan
+	if err == nil {
+		plan, err = announce.Compile(cfg, node)
+	}
+	if err != nil {
+		c.m.configStale.Set(1)
+		if msg := err.Error(); msg != c.lastCfgErr {
+			c.lastCfgErr = msg
+			c.m.configErrors.Inc()
+			c.log.Error("configuration rejected; keeping the last good one", "err", err)
+			c.nodeEvent(nodeObj.(*corev1.Node), corev1.EventTypeWarning, "InvalidConfiguration",
+				"configuration rejected, keeping the last good one: %v", err)
+		}
+		return false
+	}
+	c.m.configStale.Set(0)
+	c.lastCfgErr = ""
+	if c.plan != nil && reflect.DeepEqual(c.lastCfg, &cfg) && reflect.DeepEqual(c.lastNode, &node) {
+		return false
+	}
+	c.plan, c.lastCfg, c.lastNode = plan, &cfg, &node
+	sessions := plan.Sessions()
+	if err := c.o.Announcer.SetSessions(sessions); err != nil {
+		c.log.Error("configuring BGP sessions", "err", err)
+	}
+	if c.o.OnSessions != nil {
+		c.o.OnSessions(sessions)
+	}
+	names := make([]string, 0, len(sessions))
+	for _, s := range sessions {
+		names = append(names, s.Name)
+	}
+	ok, why := plan.Eligible()
+	c.log.Info("configuration accepted", "sessions", names, "announcing", ok, "reason", why)
+	return true
+}
+
+func sortByName[T metav1.Object](l []T) {
+	sort.Slice(l, func(i, j int) bool { return l[i].GetName() < l[j].GetName() })
+}
+
+// sync recomputes one Service and applies the difference.
+func (c *Controller) sync(key string) {
+	if c.plan == nil {
+		return
+	}
+	start := time.Now()
+	obj, exists, _ := c.services.GetIndexer().GetByKey(key)
+	var routes []announce.Route
+	var svc *corev1.Service
+	if exists {
+		svc = obj.(*corev1.Service)
+		var eps []*discoveryv1.EndpointSlice
+		objs, _ := c.slices.GetIndexer().ByIndex(sliceByService, key)
+		for _, o := range objs {
+			eps = append(eps, o.(*discoveryv1.EndpointSlice))
+		}
+		var err error
+		routes, err = c.plan.Routes(ServiceFrom(svc, eps, c.o.NodeName))
+		if err != nil {
+			c.m.announceErrors.Inc()
+			c.log.Error("service routes rejected; keeping what was announced", "service", key, "err", err)
+			c.event(svc, corev1.EventTypeWarning, "AnnounceFailed", "keeping the previous announcement: %v", err)
+			return
+		}
+	}
+	if err := c.o.Announcer.Apply(key, routes); err != nil {
+		c.m.announceErrors.Inc()
+		c.log.Error("announcing service", "service", key, "err", err)
+		if svc != nil {
+			c.event(svc, corev1.EventTypeWarning, "AnnounceFailed", "%v", err)
+		}
+		return
+	}
+	c.mu.Lock()
+	old := c.state[key]
+	if len(routes) == 0 {
+		delete(c.state, key)
+	} else {
+		c.state[key] = routes
+	}
+	c.mu.Unlock()
+	c.m.syncSeconds.Observe(time.Since(start).Seconds())
+	if reflect.DeepEqual(old, routes) {
+		return
+	}
+	switch {
+	case len(old) == 0 && len(routes) > 0:
+		c.m.announced.Inc()
+		c.log.Debug("announcing service", "service", key, "routes", len(routes))
+		if svc != nil {
+			c.event(svc, corev1.EventTypeNormal, "Announced", "announcing %s from node %s via BGP to %v",
+				prefixList(routes), c.o.NodeName, peerList(routes))
+		}
+	case len(old) > 0 && len(routes) == 0:
+		c.m.announced.Dec()
+		c.log.Debug("withdrawing service", "service", key)
+		if svc != nil {
+			c.event(svc, corev1.EventTypeNormal, "Withdrawn", "node %s no longer announces it: %s",
+				c.o.NodeName, c.plan.NotAnnouncedReason(ServiceFrom(svc, nil, c.o.NodeName)))
+		}
+	}
+	if c.o.Status != nil {
+		c.o.Status.Changed(key)
+	}
+}
+
+// ServiceStatus is the status.Source for this node.
+func (c *Controller) ServiceStatus(key string) (status.Status, bool) {
+	c.mu.Lock()
+	routes := c.state[key]
+	c.mu.Unlock()
+	if len(routes) == 0 {
+		return status.Status{}, false
+	}
+	return status.Status{Peers: peerList(routes), Prefixes: prefixList(routes),
+		EstablishedPeers: c.o.Announcer.ServicePeers(key)}, true
+}
+
+func prefixList(routes []announce.Route) []string {
+	var out []string
+	for _, r := range routes {
+		out = append(out, r.Prefix.String())
+	}
+	sort.Strings(out)
+	return slices.Compact(out)
+}
+
+func peerList(routes []announce.Route) []string {
+	var out []string
+	for _, r := range routes {
+		out = append(out, r.Peer)
+	}
+	sort.Strings(out)
+	return slices.Compact(out)
+}
+
+func (c *Controller) event(obj runtime.Object, typ, reason, format string, args ...any) {
+	if c.o.Recorder != nil {
+		c.o.Recorder.Eventf(obj, typ, reason, format, args...)
+	}
+}
+
+func (c *Controller) nodeEvent(n *corev1.Node, typ, reason, format string, args ...any) {
+	if c.o.Recorder == nil {
+		return
+	}
+	// Events on Nodes are looked up by name with the node's UID, as kubelet does.
+	ref := &corev1.ObjectReference{Kind: "Node", Name: n.Name, UID: n.UID, APIVersion: "v1"}
+	c.o.Recorder.Eventf(ref, typ, reason, format, args...)
+}
+
+// String is for logs.
+func (c *Controller) String() string { return fmt.Sprintf("speaker(%s)", c.o.NodeName) }
+
+type controllerMetrics struct {
+	configErrors   prometheus.Counter
+	configStale    prometheus.Gauge
+	announceErrors prometheus.Counter
+	announced      prometheus.Gauge
+	syncSeconds    prometheus.Histogram
+}
+
+func newControllerMetrics(reg prometheus.Registerer) *controllerMetrics {
+	m := &controllerMetrics{
+		configErrors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "ecmplb", Subsystem: "speaker",
+			Name: "config_errors_total", Help: "Configurations rejected (the last good one stays in force)."}),
+		configStale: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "ecmplb", Subsystem: "speaker",
+			Name: "config_stale", Help: "1 while the newest configuration is rejected and an older one is in force."}),
+		announceErrors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "ecmplb", Subsystem: "speaker",
+			Name: "announce_errors_total", Help: "Service recomputations that kept the previous routes because of an error."}),
+		announced: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "ecmplb", Subsystem: "speaker",
+			Name: "services_announced", Help: "Services this node announces."}),
+		syncSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "ecmplb", Subsystem: "speaker",
+			Name: "service_sync_seconds", Help: "Time to recompute and apply one Service.",
+			Buckets: prometheus.ExponentialBuckets(1e-5, 4, 10)}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.configErrors, m.configStale, m.announceErrors, m.announced, m.syncSeconds)
+	}
+	return m
+}

@@ -1,0 +1,191 @@
+package watch
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"sort"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/ecmplb/ecmplb/api/v1beta1"
+	"github.com/ecmplb/ecmplb/speaker/announce"
+)
+
+// Objects is a snapshot of the metallb.io objects (and the Secrets they refer to)
+// in the speaker's namespace.
+type Objects struct {
+	Pools          []*v1beta1.IPAddressPool
+	Advertisements []*v1beta1.BGPAdvertisement
+	Peers          []*v1beta1.BGPPeer
+	Communities    []*v1beta1.Community
+	BFDProfiles    []*v1beta1.BFDProfile
+	// Secret returns a Secret by namespace and name (nil if it does not exist).
+	Secret func(namespace, name string) *corev1.Secret
+	// Namespace is where the speaker reads its objects (default for secret refs).
+	Namespace string
+}
+
+// ConfigFrom converts the metallb.io objects into announce's input. Problems that
+// only the Kubernetes side can see (a missing password Secret, two Community objects
+// defining one alias differently) are returned; the caller keeps its last good
+// configuration.
+func ConfigFrom(o Objects) (announce.Config, error) {
+	var cfg announce.Config
+	var errs []error
+	for _, p := range o.Pools {
+		cfg.Pools = append(cfg.Pools, announce.Pool{Name: p.Name, Labels: p.Labels, Addresses: p.Spec.Addresses})
+	}
+	for _, a := range o.Advertisements {
+		s := a.Spec
+		cfg.Advertisements = append(cfg.Advertisements, announce.Advertisement{
+			Name: a.Name, AggregationLength: s.AggregationLength, AggregationLengthV6: s.AggregationLengthV6,
+			LocalPref: s.LocalPref, Communities: s.Communities, IPAddressPools: s.IPAddressPools,
+			IPAddressPoolSelectors: s.IPAddressPoolSelectors, NodeSelectors: s.NodeSelectors,
+			ServiceSelectors: s.ServiceSelectors, Peers: s.Peers,
+		})
+	}
+	for _, p := range o.Peers {
+		s := p.Spec
+		ap := announce.Peer{
+			Name: p.Name, MyASN: s.MyASN, ASN: s.ASN, Address: s.Address, Port: s.Port,
+			SrcAddress: s.SrcAddress, RouterID: s.RouterID, NodeSelectors: s.NodeSelectors,
+			Password: s.Password, BFDProfile: s.BFDProfile, EnableGracefulRestart: s.EnableGracefulRestart,
+			EBGPMultiHop: s.EBGPMultiHop, VRFName: s.VRFName,
+			HoldTime: dur(s.HoldTime), KeepaliveTime: dur(s.KeepaliveTime), ConnectTime: dur(s.ConnectTime),
+		}
+		if s.DynamicASN != "" && s.ASN == 0 {
+			errs = append(errs, fmt.Errorf("BGPPeer %q: spec.dynamicASN is not supported by this speaker; set spec.peerASN", p.Name))
+			continue
+		}
+		if s.PasswordSecret.Name != "" {
+			if s.Password != "" {
+				errs = append(errs, fmt.Errorf("BGPPeer %q: spec.password and spec.passwordSecret are both set", p.Name))
+				continue
+			}
+			ns := s.PasswordSecret.Namespace
+			if ns == "" {
+				ns = o.Namespace
+			}
+			var sec *corev1.Secret
+			if o.Secret != nil {
+				sec = o.Secret(ns, s.PasswordSecret.Name)
+			}
+			if sec == nil {
+				errs = append(errs, fmt.Errorf("BGPPeer %q: spec.passwordSecret: Secret %s/%s not found", p.Name, ns, s.PasswordSecret.Name))
+				continue
+			}
+			pw, ok := sec.Data["password"]
+			if !ok {
+				errs = append(errs, fmt.Errorf("BGPPeer %q: spec.passwordSecret: Secret %s/%s has no key \"password\"", p.Name, ns, s.PasswordSecret.Name))
+				continue
+			}
+			ap.Password = string(pw)
+		}
+		cfg.Peers = append(cfg.Peers, ap)
+	}
+	comms := append([]*v1beta1.Community(nil), o.Communities...)
+	sort.Slice(comms, func(i, j int) bool { return comms[i].Name < comms[j].Name })
+	cfg.Communities = map[string]string{}
+	owner := map[string]string{}
+	for _, c := range comms {
+		for _, a := range c.Spec.Communities {
+			if prev, ok := cfg.Communities[a.Name]; ok && prev != a.Value {
+				errs = append(errs, fmt.Errorf("Community %q: alias %q = %q conflicts with %q in Community %q", c.Name, a.Name, a.Value, prev, owner[a.Name]))
+				continue
+			}
+			cfg.Communities[a.Name] = a.Value
+			owner[a.Name] = c.Name
+		}
+	}
+	cfg.BFDProfiles = map[string]announce.BFDProfile{}
+	for _, b := range o.BFDProfiles {
+		s := b.Spec
+		cfg.BFDProfiles[b.Name] = announce.BFDProfile{
+			Name: b.Name, ReceiveInterval: s.ReceiveInterval, TransmitInterval: s.TransmitInterval,
+			DetectMultiplier: s.DetectMultiplier, EchoInterval: s.EchoInterval, EchoMode: s.EchoMode,
+			PassiveMode: s.PassiveMode, MinimumTTL: s.MinimumTTL,
+		}
+	}
+	return cfg, errors.Join(errs...)
+}
+
+func dur(d *metav1.Duration) *time.Duration {
+	if d == nil {
+		return nil
+	}
+	v := d.Duration
+	return &v
+}
+
+// NodeFrom converts the speaker's Node.
+func NodeFrom(n *corev1.Node) announce.Node {
+	out := announce.Node{Name: n.Name, Labels: n.Labels}
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeNetworkUnavailable && c.Status == corev1.ConditionTrue {
+			out.NetworkUnavailable = true
+		}
+	}
+	for _, t := range []corev1.NodeAddressType{corev1.NodeInternalIP, corev1.NodeExternalIP} {
+		for _, a := range n.Status.Addresses {
+			if a.Type != t {
+				continue
+			}
+			if ip, err := netip.ParseAddr(a.Address); err == nil {
+				out.Addresses = append(out.Addresses, ip.Unmap())
+			}
+		}
+	}
+	return out
+}
+
+// ServiceFrom converts a Service and its EndpointSlices. Only LoadBalancer Services
+// get IPs; others convert to a Service that announces nothing.
+func ServiceFrom(svc *corev1.Service, slices []*discoveryv1.EndpointSlice, node string) announce.Service {
+	out := announce.Service{Key: svc.Namespace + "/" + svc.Name, Labels: svc.Labels,
+		Local: svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal}
+	if svc.Spec.Type != corev1.ServiceTypeLoadBalancer {
+		return out
+	}
+	for _, in := range svc.Status.LoadBalancer.Ingress {
+		if ip, err := netip.ParseAddr(in.IP); err == nil {
+			out.IPs = append(out.IPs, ip.Unmap())
+		}
+	}
+	out.LocalEndpoint, out.AnyEndpoint = EndpointHealth(slices, node)
+	return out
+}
+
+// EndpointHealth tells whether some endpoint on node, and some endpoint anywhere, can
+// take traffic: it is ready, or it is serving while terminating (as MetalLB does, so
+// connections drain while pods shut down). Unset conditions count as ready.
+func EndpointHealth(slices []*discoveryv1.EndpointSlice, node string) (local, any bool) {
+	for _, s := range slices {
+		for i := range s.Endpoints {
+			ep := &s.Endpoints[i]
+			if !canServe(ep.Conditions) {
+				continue
+			}
+			any = true
+			if ep.NodeName != nil && *ep.NodeName == node {
+				return true, true
+			}
+		}
+	}
+	return false, any
+}
+
+func canServe(c discoveryv1.EndpointConditions) bool {
+	ready := c.Ready == nil || *c.Ready
+	if ready {
+		return true
+	}
+	serving := ready
+	if c.Serving != nil {
+		serving = *c.Serving
+	}
+	return serving && c.Terminating != nil && *c.Terminating
+}

@@ -1,0 +1,137 @@
+package watch
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/ecmplb/ecmplb/api/v1beta1"
+)
+
+func b(v bool) *bool     { return &v }
+func s(v string) *string { return &v }
+func ep(node string, ready, serving, terminating *bool) discoveryv1.Endpoint {
+	return discoveryv1.Endpoint{Addresses: []string{"10.1.0.1"}, NodeName: s(node),
+		Conditions: discoveryv1.EndpointConditions{Ready: ready, Serving: serving, Terminating: terminating}}
+}
+
+func TestEndpointHealth(t *testing.T) {
+	tests := []struct {
+		name       string
+		eps        []discoveryv1.Endpoint
+		local, any bool
+	}{
+		{"no endpoints", nil, false, false},
+		{"ready here", []discoveryv1.Endpoint{ep("n1", b(true), nil, nil)}, true, true},
+		{"unset conditions count as ready", []discoveryv1.Endpoint{ep("n1", nil, nil, nil)}, true, true},
+		{"ready elsewhere", []discoveryv1.Endpoint{ep("n2", b(true), nil, nil)}, false, true},
+		{"not ready here", []discoveryv1.Endpoint{ep("n1", b(false), b(false), nil)}, false, false},
+		{"serving but not terminating (not ready) does not count", []discoveryv1.Endpoint{ep("n1", b(false), b(true), b(false))}, false, false},
+		{"serving while terminating counts", []discoveryv1.Endpoint{ep("n1", b(false), b(true), b(true))}, true, true},
+		{"terminating and not serving does not count", []discoveryv1.Endpoint{ep("n1", b(false), b(false), b(true))}, false, false},
+		{"mixed: not ready here, ready elsewhere", []discoveryv1.Endpoint{ep("n1", b(false), nil, nil), ep("n2", b(true), nil, nil)}, false, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// Split across two slices to check they are combined.
+			var a, c discoveryv1.EndpointSlice
+			for i, e := range tt.eps {
+				if i%2 == 0 {
+					a.Endpoints = append(a.Endpoints, e)
+				} else {
+					c.Endpoints = append(c.Endpoints, e)
+				}
+			}
+			l, an := EndpointHealth([]*discoveryv1.EndpointSlice{&a, &c}, "n1")
+			if l != tt.local || an != tt.any {
+				t.Errorf("got local=%v any=%v, want %v %v", l, an, tt.local, tt.any)
+			}
+		})
+	}
+}
+
+func TestServiceFrom(t *testing.T) {
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "web", Labels: map[string]string{"a": "b"}},
+		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, ExternalTrafficPolicy: corev1.ServiceExternalTrafficPolicyLocal},
+		Status: corev1.ServiceStatus{LoadBalancer: corev1.LoadBalancerStatus{Ingress: []corev1.LoadBalancerIngress{
+			{IP: "203.0.113.5"}, {IP: "2001:db8::5"}, {Hostname: "x.example"}}}}}
+	sl := &discoveryv1.EndpointSlice{Endpoints: []discoveryv1.Endpoint{ep("n1", b(true), nil, nil)}}
+	got := ServiceFrom(svc, []*discoveryv1.EndpointSlice{sl}, "n1")
+	if got.Key != "ns/web" || !got.Local || !got.LocalEndpoint || !got.AnyEndpoint || len(got.IPs) != 2 ||
+		got.IPs[1] != netip.MustParseAddr("2001:db8::5") || got.Labels["a"] != "b" {
+		t.Errorf("got %+v", got)
+	}
+	svc.Spec.Type = corev1.ServiceTypeClusterIP
+	if got := ServiceFrom(svc, nil, "n1"); len(got.IPs) != 0 {
+		t.Errorf("ClusterIP service has IPs %v", got.IPs)
+	}
+}
+
+func TestNodeFrom(t *testing.T) {
+	n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1", Labels: map[string]string{"x": "y"}},
+		Status: corev1.NodeStatus{
+			Addresses: []corev1.NodeAddress{{Type: corev1.NodeExternalIP, Address: "192.0.2.1"}, {Type: corev1.NodeHostName, Address: "n1"},
+				{Type: corev1.NodeInternalIP, Address: "10.0.0.21"}},
+			Conditions: []corev1.NodeCondition{{Type: corev1.NodeNetworkUnavailable, Status: corev1.ConditionTrue}},
+		}}
+	got := NodeFrom(n)
+	if got.Name != "n1" || !got.NetworkUnavailable || len(got.Addresses) != 2 || got.Addresses[0].String() != "10.0.0.21" {
+		t.Errorf("got %+v", got)
+	}
+	n.Status.Conditions[0].Status = corev1.ConditionFalse
+	if NodeFrom(n).NetworkUnavailable {
+		t.Error("NetworkUnavailable False read as true")
+	}
+}
+
+func TestConfigFrom(t *testing.T) {
+	hold := metav1.Duration{Duration: 30 * time.Second}
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "metallb-system", Name: "pw"}, Data: map[string][]byte{"password": []byte("s3cret")}}
+	objs := Objects{
+		Namespace: "metallb-system",
+		Secret: func(ns, name string) *corev1.Secret {
+			if ns == secret.Namespace && name == secret.Name {
+				return secret
+			}
+			return nil
+		},
+		Pools: []*v1beta1.IPAddressPool{{ObjectMeta: metav1.ObjectMeta{Name: "p", Labels: map[string]string{"l": "v"}},
+			Spec: v1beta1.IPAddressPoolSpec{Addresses: []string{"203.0.113.0/24"}}}},
+		Advertisements: []*v1beta1.BGPAdvertisement{{ObjectMeta: metav1.ObjectMeta{Name: "a"},
+			Spec: v1beta1.BGPAdvertisementSpec{LocalPref: 50, Communities: []string{"vip"}, Peers: []string{"tor1"}}}},
+		Peers: []*v1beta1.BGPPeer{{ObjectMeta: metav1.ObjectMeta{Name: "tor1"},
+			Spec: v1beta1.BGPPeerSpec{MyASN: 1, ASN: 2, Address: "10.0.0.1", HoldTime: &hold,
+				PasswordSecret: corev1.SecretReference{Name: "pw"}, BFDProfile: "f"}}},
+		Communities: []*v1beta1.Community{{ObjectMeta: metav1.ObjectMeta{Name: "c"},
+			Spec: v1beta1.CommunitySpec{Communities: []v1beta1.CommunityAlias{{Name: "vip", Value: "65000:300"}}}}},
+		BFDProfiles: []*v1beta1.BFDProfile{{ObjectMeta: metav1.ObjectMeta{Name: "f"}}},
+	}
+	cfg, err := ConfigFrom(objs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := cfg.Peers[0]
+	if p.Password != "s3cret" || *p.HoldTime != 30*time.Second || p.BFDProfile != "f" || cfg.Communities["vip"] != "65000:300" ||
+		cfg.Advertisements[0].LocalPref != 50 || cfg.Pools[0].Labels["l"] != "v" {
+		t.Errorf("cfg %+v", cfg)
+	}
+	if _, ok := cfg.BFDProfiles["f"]; !ok {
+		t.Error("BFD profile missing")
+	}
+
+	objs.Peers[0].Spec.PasswordSecret.Name = "missing"
+	if _, err := ConfigFrom(objs); err == nil || !strings.Contains(err.Error(), `BGPPeer "tor1": spec.passwordSecret: Secret metallb-system/missing not found`) {
+		t.Errorf("err %v", err)
+	}
+	objs.Peers[0].Spec.PasswordSecret.Name = ""
+	objs.Communities = append(objs.Communities, &v1beta1.Community{ObjectMeta: metav1.ObjectMeta{Name: "d"},
+		Spec: v1beta1.CommunitySpec{Communities: []v1beta1.CommunityAlias{{Name: "vip", Value: "65000:301"}}}})
+	if _, err := ConfigFrom(objs); err == nil || !strings.Contains(err.Error(), `alias "vip"`) {
+		t.Errorf("err %v", err)
+	}
+}
