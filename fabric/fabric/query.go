@@ -13,6 +13,13 @@ import (
 	"github.com/ecmplb/ecmplb/fabric/rib"
 )
 
+// Neighbor, BFDSession and Event are the router views returned by the queries.
+type (
+	Neighbor   = control.Neighbor
+	BFDSession = control.BFDSession
+	Event      = control.Event
+)
+
 // ErrNoRoute is returned when a router has no route for a prefix.
 var ErrNoRoute = control.ErrNotFound
 

@@ -195,6 +195,20 @@ func SetLinkUp(nsName, ifName string, up bool) error {
 	})
 }
 
+// LinkUp reports whether ifName is administratively up.
+func LinkUp(nsName, ifName string) (bool, error) {
+	var up bool
+	err := withHandle(nsName, func(h *netlink.Handle) error {
+		l, err := h.LinkByName(ifName)
+		if err != nil {
+			return fmt.Errorf("netns %s: %s: %w", nsName, ifName, err)
+		}
+		up = l.Attrs().Flags&net.FlagUp != 0
+		return nil
+	})
+	return up, err
+}
+
 // LinkStats returns the counters of ifName.
 func LinkStats(nsName, ifName string) (netlink.LinkStatistics, error) {
 	var st netlink.LinkStatistics

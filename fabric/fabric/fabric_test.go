@@ -1,0 +1,342 @@
+package fabric_test
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ecmplb/ecmplb/fabric/fabric"
+	"github.com/ecmplb/ecmplb/fabric/netlab"
+	"github.com/ecmplb/ecmplb/fabric/rib"
+	"github.com/ecmplb/ecmplb/fabric/topology"
+)
+
+var (
+	svc  = netip.MustParsePrefix("203.0.113.5/32")
+	svc2 = netip.MustParsePrefix("203.0.113.6/32")
+)
+
+// testTopology is the reference topology with a 3 s hold time and BFD (50 ms x 3)
+// towards node1 and node2; node3 has no BFD.
+func testTopology() topology.Topology {
+	t := topology.Default()
+	t.BGP = topology.BGPTimers{HoldTime: topology.Duration(3 * time.Second), KeepaliveInterval: topology.Duration(time.Second)}
+	t.BFDProfiles = map[string]topology.BFDProfile{"fast": {ReceiveInterval: 50, TransmitInterval: 50, DetectMultiplier: 3}}
+	t.Nodes[0].BFDProfile = "fast"
+	t.Nodes[1].BFDProfile = "fast"
+	return t
+}
+
+// changeAfter returns the first RIB change of prefix after t0 whose new next-hops
+// equal want.
+func changeAfter(t *testing.T, f *fabric.Fabric, tor string, prefix netip.Prefix, t0 time.Time, want []netip.Addr) rib.Change {
+	t.Helper()
+	h, err := f.History(context.Background(), tor, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range h {
+		if c.Prefix == prefix && c.At.After(t0) && slices.Equal(c.New, want) {
+			return c
+		}
+	}
+	t.Fatalf("%s: no change of %v to %v after %v in history %+v", tor, prefix, want, t0, h)
+	return rib.Change{}
+}
+
+func TestFabric(t *testing.T) {
+	f := up(t, testTopology())
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Second)
+	defer cancel()
+	all := addrs("10.0.0.21", "10.0.0.22", "10.0.0.23")
+	tors := []string{"tor1", "tor2"}
+	fast := f.Topology().BFDProfiles["fast"]
+
+	anns := map[string]*fabric.Announcer{}
+	for _, n := range f.Topology().Nodes {
+		opts := fabric.AnnouncerOptions{Prefixes: []netip.Prefix{svc, svc2}}
+		if n.BFDProfile != "" {
+			opts.BFD = &fast
+		}
+		a, err := f.StartAnnouncer(ctx, n.Name, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		anns[n.Name] = a
+	}
+
+	wait := func(t *testing.T, tor string, p netip.Prefix, want []netip.Addr, within time.Duration) rib.ECMPSet {
+		t.Helper()
+		wctx, cancel := context.WithTimeout(ctx, within)
+		defer cancel()
+		s, err := f.WaitForRoute(wctx, tor, p, want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+
+	t.Run("ECMP set on both ToRs and in the kernel FIB", func(t *testing.T) {
+		for _, tor := range tors {
+			for _, p := range []netip.Prefix{svc, svc2} {
+				s := wait(t, tor, p, all, 15*time.Second)
+				if len(s.Paths) != 3 || s.Paths[0].PeerASN != 65100 || !slices.Equal(s.Paths[0].ASPath, []uint32{65100}) {
+					t.Errorf("%s %v paths: %+v", tor, p, s.Paths)
+				}
+				if err := f.WaitForKernelRoute(ctx, tor, p, all); err != nil {
+					t.Error(err)
+				}
+			}
+			ns, err := f.Neighbors(ctx, tor)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, n := range ns {
+				if n.State != "established" || n.Accepted != 2 {
+					t.Errorf("%s neighbor %+v", tor, n)
+				}
+			}
+			sessions, err := f.BFDPeers(ctx, tor)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var peers []netip.Addr
+			for _, s := range sessions {
+				peers = append(peers, s.Peer)
+				if s.State != "Up" {
+					t.Errorf("%s bfd %+v", tor, s)
+				}
+			}
+			slices.SortFunc(peers, netip.Addr.Compare)
+			if !slices.Equal(peers, addrs("10.0.0.21", "10.0.0.22")) {
+				t.Errorf("%s bfd peers %v, want node1 and node2 only", tor, peers)
+			}
+		}
+	})
+
+	t.Run("flows spread across the announcing nodes", func(t *testing.T) {
+		for _, n := range f.Topology().Nodes {
+			if err := f.AddNodeAddress(n.Name, svc.Addr()); err != nil {
+				t.Fatal(err)
+			}
+			r, err := f.StartResponder(n.Name, netip.AddrPortFrom(svc.Addr(), 9000))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+		}
+		counts, err := f.SendFlows(ctx, "client", netip.AddrPortFrom(svc.Addr(), 9000), 64, 2*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("64 flows: %v", counts)
+		if counts[""] != 0 {
+			t.Errorf("%d flows got no reply: %v", counts[""], counts)
+		}
+		if len(counts) < 2 {
+			t.Errorf("all flows took one next-hop: %v", counts)
+		}
+		for name := range counts {
+			if _, ok := f.Topology().Node(name); !ok && name != "" {
+				t.Errorf("reply from unknown responder %q", name)
+			}
+		}
+	})
+
+	t.Run("withdraw shrinks and empties the set", func(t *testing.T) {
+		if err := anns["node3"].Withdraw(ctx, svc2); err != nil {
+			t.Fatal(err)
+		}
+		wait(t, "tor1", svc2, addrs("10.0.0.21", "10.0.0.22"), 5*time.Second)
+		for _, n := range []string{"node1", "node2"} {
+			if err := anns[n].Withdraw(ctx, svc2); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, tor := range tors {
+			wait(t, tor, svc2, nil, 5*time.Second)
+			if err := f.WaitForKernelRoute(ctx, tor, svc2, nil); err != nil {
+				t.Error(err)
+			}
+		}
+		h, _ := f.History(ctx, "tor1", 0)
+		last := h[len(h)-1]
+		if last.Prefix != svc2 || last.Kind != rib.KindWithdraw || len(last.New) != 0 {
+			t.Errorf("last change %+v, want withdraw of %v", last, svc2)
+		}
+	})
+
+	t.Run("hard node failure with BFD is detected far below the hold time", func(t *testing.T) {
+		t0 := time.Now()
+		if err := f.Fault(ctx, fabric.Fault{Kind: fabric.FaultNodeDown, Target: "node1"}); err != nil {
+			t.Fatal(err)
+		}
+		want := addrs("10.0.0.22", "10.0.0.23")
+		for _, tor := range tors {
+			wait(t, tor, svc, want, 5*time.Second)
+			c := changeAfter(t, f, tor, svc, t0, want)
+			d := c.At.Sub(t0)
+			t.Logf("%s: node1 hard failure with BFD 50ms x 3 withdrawn after %v", tor, d)
+			if d >= 3*time.Second {
+				t.Errorf("%s: BFD withdrawal took %v, not faster than the 3s hold time", tor, d)
+			}
+			ev, _ := f.Events(ctx, tor, 0)
+			if !slices.ContainsFunc(ev, func(e fabric.Event) bool {
+				return e.Kind == "bfd" && e.Peer == netip.MustParseAddr("10.0.0.21") && e.New == "Down" && e.At.After(t0)
+			}) {
+				t.Errorf("%s: no BFD Down event for node1: %+v", tor, ev)
+			}
+		}
+	})
+
+	t.Run("hard node failure without BFD waits for the hold timer", func(t *testing.T) {
+		t0 := time.Now()
+		if err := f.Fault(ctx, fabric.Fault{Kind: fabric.FaultNodeDown, Target: "node3"}); err != nil {
+			t.Fatal(err)
+		}
+		want := addrs("10.0.0.22")
+		for _, tor := range tors {
+			wait(t, tor, svc, want, 8*time.Second)
+			d := changeAfter(t, f, tor, svc, t0, want).At.Sub(t0)
+			t.Logf("%s: node3 hard failure without BFD (hold 3s) withdrawn after %v", tor, d)
+			if d < time.Second {
+				t.Errorf("%s: withdrawn after %v, before any hold timer could expire", tor, d)
+			}
+		}
+	})
+
+	t.Run("repair restores the full set", func(t *testing.T) {
+		for _, n := range []string{"node1", "node3"} {
+			if err := f.Repair(ctx, fabric.Fault{Kind: fabric.FaultNodeDown, Target: n}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, tor := range tors {
+			wait(t, tor, svc, all, 20*time.Second)
+		}
+	})
+
+	t.Run("graceful drain withdraws at once and comes back", func(t *testing.T) {
+		drain := fabric.Fault{Kind: fabric.FaultNodeDrain, Target: "node2"}
+		if err := f.Fault(ctx, drain); err != nil {
+			t.Fatal(err)
+		}
+		for _, tor := range tors {
+			wait(t, tor, svc, addrs("10.0.0.21", "10.0.0.23"), 2*time.Second)
+			ns, _ := f.Neighbors(ctx, tor)
+			if i := slices.IndexFunc(ns, func(n fabric.Neighbor) bool { return n.Name == "node2" }); i < 0 || !ns[i].AdminDown {
+				t.Errorf("%s: node2 not admin down: %+v", tor, ns)
+			}
+		}
+		if err := f.Repair(ctx, drain); err != nil {
+			t.Fatal(err)
+		}
+		for _, tor := range tors {
+			wait(t, tor, svc, all, 20*time.Second)
+		}
+	})
+
+	t.Run("frozen node is withdrawn after the hold time", func(t *testing.T) {
+		freeze := fabric.Fault{Kind: fabric.FaultNodeFreeze, Target: "node3"}
+		if err := f.Fault(ctx, freeze); err != nil {
+			t.Fatal(err)
+		}
+		wait(t, "tor1", svc, addrs("10.0.0.21", "10.0.0.22"), 8*time.Second)
+		if err := f.Repair(ctx, freeze); err != nil {
+			t.Fatal(err)
+		}
+		wait(t, "tor1", svc, all, 20*time.Second)
+	})
+
+	t.Run("ToR failure leaves the other ToR untouched and recovers", func(t *testing.T) {
+		before, err := f.History(ctx, "tor1", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		torDown := fabric.Fault{Kind: fabric.FaultToRDown, Target: "tor2"}
+		if err := f.Fault(ctx, torDown); err != nil {
+			t.Fatal(err)
+		}
+		pid := f.State().Routers["tor2"].PID
+		status, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+		if !strings.Contains(string(status), "State:\tT") {
+			t.Errorf("tor2 router (pid %d) is not stopped:\n%s", pid, status)
+		}
+		if up, err := netlab.LinkUp(f.NetNS("tor2"), fabric.SegmentInterface); err != nil || up {
+			t.Errorf("tor2 segment link up=%v err=%v", up, err)
+		}
+		time.Sleep(4 * time.Second) // longer than the nodes' hold time towards tor2
+		after, err := f.History(ctx, "tor1", before[len(before)-1].Seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(after) != 0 {
+			t.Errorf("tor1 changed while tor2 was down: %+v", after)
+		}
+		if err := f.Repair(ctx, torDown); err != nil {
+			t.Fatal(err)
+		}
+		wait(t, "tor2", svc, all, 25*time.Second)
+	})
+
+	t.Run("link flap", func(t *testing.T) {
+		t0 := time.Now()
+		if err := f.Fault(ctx, fabric.Fault{Kind: fabric.FaultLinkFlap, Target: "node1", Duration: time.Second}); err != nil {
+			t.Fatal(err)
+		}
+		wait(t, "tor1", svc, all, 20*time.Second)
+		changeAfter(t, f, "tor1", svc, t0, addrs("10.0.0.22", "10.0.0.23"))
+	})
+}
+
+func TestStaleInstanceIsDetectedAndDestroyed(t *testing.T) {
+	topo := topology.Topology{
+		Segment: netip.MustParsePrefix("10.9.0.0/24"),
+		ToRs:    []topology.ToR{{Name: "r1", Address: netip.MustParseAddr("10.9.0.1"), ASN: 65000}},
+		Nodes:   []topology.Node{{Name: "n1", Address: netip.MustParseAddr("10.9.0.11"), ASN: 65100}},
+	}
+	f := up(t, topo)
+	st := f.State()
+	if _, err := fabric.Up(context.Background(), topo, fabric.Options{Instance: f.Instance(), Binary: binary}); err == nil {
+		t.Fatal("second Up with the same instance succeeded")
+	}
+	for _, p := range st.Routers {
+		_ = syscall.Kill(p.PID, syscall.SIGKILL)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		ins, err := fabric.List("")
+		if err != nil {
+			t.Fatal(err)
+		}
+		i := slices.IndexFunc(ins, func(i fabric.Instance) bool { return i.Name == f.Instance() })
+		if i < 0 {
+			t.Fatalf("instance %s not listed: %+v", f.Instance(), ins)
+		}
+		if ins[i].Stale {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("instance not stale after its routers were killed: %+v", ins[i])
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := fabric.Destroy(context.Background(), f.Instance(), ""); err != nil {
+		t.Fatal(err)
+	}
+	for _, ns := range st.Namespaces() {
+		if netlab.NetNSExists(ns) {
+			t.Errorf("namespace %s survived Destroy", ns)
+		}
+	}
+	if _, err := os.Stat(f.Dir()); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("state dir survived Destroy: %v", err)
+	}
+}

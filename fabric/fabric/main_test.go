@@ -1,0 +1,85 @@
+package fabric_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"testing"
+	"time"
+
+	"github.com/ecmplb/ecmplb/fabric/fabric"
+	"github.com/ecmplb/ecmplb/fabric/netlab"
+	"github.com/ecmplb/ecmplb/fabric/topology"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	if os.Geteuid() != 0 {
+		fmt.Fprintln(os.Stderr, "fabric integration tests need root (network namespaces)")
+		return 1
+	}
+	dir, err := os.MkdirTemp("", "fabric-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	binary = dir + "/fabric"
+	out, err := exec.Command("go", "build", "-o", binary, "github.com/ecmplb/ecmplb/fabric").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "build fabric: %v\n%s", err, out)
+		return 1
+	}
+	return m.Run()
+}
+
+func instanceName(t *testing.T) string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return "t" + hex.EncodeToString(b)
+}
+
+// up starts a fabric that is removed when the test ends, whatever happens.
+func up(t *testing.T, topo topology.Topology) *fabric.Fabric {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	f, err := fabric.Up(ctx, topo, fabric.Options{Instance: instanceName(t), Binary: binary})
+	if err != nil {
+		t.Fatalf("up: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		st := f.State()
+		if err := f.Down(ctx); err != nil {
+			t.Errorf("down: %v", err)
+		}
+		for _, ns := range st.Namespaces() {
+			if netlab.NetNSExists(ns) {
+				t.Errorf("namespace %s left behind", ns)
+			}
+		}
+		if _, err := os.Stat(f.Dir()); err == nil {
+			t.Errorf("state dir %s left behind", f.Dir())
+		}
+	})
+	return f
+}
+
+func addrs(s ...string) []netip.Addr {
+	out := make([]netip.Addr, len(s))
+	for i, a := range s {
+		out[i] = netip.MustParseAddr(a)
+	}
+	return out
+}
