@@ -1,0 +1,231 @@
+// Package speakerlab sets up what the speaker's full-system tests and benchmark need:
+// a real API server (internal/testenv) on the host's loopback, a router namespace
+// with one or two test routers, a speaker namespace linked to it, the API server
+// forwarded into the speaker namespace, and the speaker process inside it.
+package speakerlab
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"syscall"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/ecmplb/ecmplb/api/v1beta1"
+	"github.com/ecmplb/ecmplb/internal/testenv"
+	"github.com/ecmplb/ecmplb/speaker/internal/netlab"
+	"github.com/ecmplb/ecmplb/speaker/internal/testrouter"
+	"github.com/ecmplb/ecmplb/speaker/watch"
+)
+
+// Addresses of the lab topology.
+const (
+	NodeName    = "node1"
+	SpeakerAddr = "10.0.0.21"
+	RouterASN   = 65000
+	SpeakerASN  = 65100
+	Namespace   = "metallb-system"
+)
+
+// RouterAddr returns the address of router i (0-based): 10.0.0.1, 10.0.0.2, ...
+func RouterAddr(i int) string { return fmt.Sprintf("10.0.0.%d", i+1) }
+
+// Lab is a running lab.
+type Lab struct {
+	Env       *testenv.Env
+	Net       *netlab.Lab
+	RouterNS  string
+	SpeakerNS string
+	Routers   []*testrouter.Router
+	Client    kubernetes.Interface
+	MetalLB   rest.Interface
+	fwd       *netlab.Forwarder
+	speaker   *exec.Cmd
+	spkDone   chan struct{}
+}
+
+// Options configure Start.
+type Options struct {
+	Routers int // default 1
+	// OnEvent receives every router event (index of the router, event).
+	OnEvent func(router int, e testrouter.Event)
+}
+
+// Start builds the lab around env. Close undoes everything.
+func Start(env *testenv.Env, o Options) (_ *Lab, err error) {
+	if o.Routers == 0 {
+		o.Routers = 1
+	}
+	l := &Lab{Env: env, Net: netlab.New()}
+	defer func() {
+		if err != nil {
+			l.Close()
+		}
+	}()
+	if l.RouterNS, err = l.Net.NS("r"); err != nil {
+		return nil, err
+	}
+	if l.SpeakerNS, err = l.Net.NS("s"); err != nil {
+		return nil, err
+	}
+	var raddrs []string
+	for i := 0; i < o.Routers; i++ {
+		raddrs = append(raddrs, RouterAddr(i)+"/24")
+	}
+	if err = l.Net.Link(l.RouterNS, "elbr"+l.Net.ID(), raddrs, l.SpeakerNS, "elbs"+l.Net.ID(), []string{SpeakerAddr + "/24"}); err != nil {
+		return nil, err
+	}
+	u, err := url.Parse(env.URL)
+	if err != nil {
+		return nil, err
+	}
+	if l.fwd, err = netlab.ForwardIntoNS(l.SpeakerNS, u.Host); err != nil {
+		return nil, err
+	}
+	for i := 0; i < o.Routers; i++ {
+		i := i
+		var cb func(testrouter.Event)
+		if o.OnEvent != nil {
+			cb = func(e testrouter.Event) { o.OnEvent(i, e) }
+		}
+		r, err := testrouter.Start(testrouter.Config{ASN: RouterASN, RouterID: RouterAddr(i), Listen: []string{RouterAddr(i)}, Port: 179,
+			Neighbors: []testrouter.Neighbor{{Address: SpeakerAddr, ASN: SpeakerASN}}}, testrouter.Options{NetNS: l.RouterNS, OnEvent: cb})
+		if err != nil {
+			return nil, err
+		}
+		l.Routers = append(l.Routers, r)
+	}
+	cfg := rest.CopyConfig(env.Config)
+	cfg.QPS, cfg.Burst = 5000, 5000
+	if l.Client, err = kubernetes.NewForConfig(cfg); err != nil {
+		return nil, err
+	}
+	if l.MetalLB, err = watch.NewMetalLBClient(cfg); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// StartSpeaker runs argv inside the speaker namespace (stdout and stderr to logPath
+// when set).
+func (l *Lab) StartSpeaker(argv []string, env []string, logPath string) error {
+	cmd := exec.Command("ip", append([]string{"netns", "exec", l.SpeakerNS}, argv...)...)
+	cmd.Env = append(os.Environ(), env...)
+	if logPath != "" {
+		f, err := os.Create(logPath)
+		if err != nil {
+			return err
+		}
+		cmd.Stdout, cmd.Stderr = f, f
+	}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	l.speaker = cmd
+	l.spkDone = make(chan struct{})
+	go func() { _ = cmd.Wait(); close(l.spkDone) }()
+	return nil
+}
+
+// SpeakerPID is the speaker's process id (ip netns exec replaces itself with it).
+func (l *Lab) SpeakerPID() int { return l.speaker.Process.Pid }
+
+// StopSpeaker sends SIGTERM and waits (SIGKILL after 10 s).
+func (l *Lab) StopSpeaker() {
+	if l.speaker == nil {
+		return
+	}
+	_ = l.speaker.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-l.spkDone:
+	case <-time.After(10 * time.Second):
+		_ = l.speaker.Process.Kill()
+		<-l.spkDone
+	}
+	l.speaker = nil
+}
+
+// Close stops the speaker and routers and removes the namespaces.
+func (l *Lab) Close() error {
+	l.StopSpeaker()
+	for _, r := range l.Routers {
+		r.Stop()
+	}
+	if l.fwd != nil {
+		l.fwd.Close()
+	}
+	return l.Net.Close()
+}
+
+// CreateNode creates the speaker's Node with its address.
+func (l *Lab) CreateNode(ctx context.Context, labels map[string]string) error {
+	n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: NodeName, Labels: labels}}
+	n, err := l.Client.CoreV1().Nodes().Create(ctx, n, metav1.CreateOptions{})
+	if err != nil {
+		return err
+	}
+	n.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: SpeakerAddr}}
+	_, err = l.Client.CoreV1().Nodes().UpdateStatus(ctx, n, metav1.UpdateOptions{})
+	return err
+}
+
+// Create creates a metallb.io object in the lab namespace; resource is the plural
+// ("bgppeers").
+func (l *Lab) Create(ctx context.Context, resource string, obj runtime.Object) error {
+	return l.MetalLB.Post().Namespace(Namespace).Resource(resource).Body(obj).Do(ctx).Error()
+}
+
+// Update replaces a metallb.io object (obj must carry its resourceVersion).
+func (l *Lab) Update(ctx context.Context, resource, name string, obj runtime.Object) error {
+	return l.MetalLB.Put().Namespace(Namespace).Resource(resource).Name(name).Body(obj).Do(ctx).Error()
+}
+
+// Get reads a metallb.io object.
+func (l *Lab) Get(ctx context.Context, resource, name string, into runtime.Object) error {
+	return l.MetalLB.Get().Namespace(Namespace).Resource(resource).Name(name).Do(ctx).Into(into)
+}
+
+// BasicConfig creates a pool (203.0.113.0/24 and 198.18.0.0/15), one BGPPeer per
+// router and an advertisement with community 65000:100.
+func (l *Lab) BasicConfig(ctx context.Context) error {
+	tm := func(k string) metav1.TypeMeta { return metav1.TypeMeta{APIVersion: v1beta1.GroupVersion.String(), Kind: k} }
+	if err := l.Create(ctx, "ipaddresspools", &v1beta1.IPAddressPool{TypeMeta: tm("IPAddressPool"),
+		ObjectMeta: metav1.ObjectMeta{Name: "pool"},
+		Spec:       v1beta1.IPAddressPoolSpec{Addresses: []string{"203.0.113.0/24", "198.18.0.0/15"}}}); err != nil {
+		return fmt.Errorf("pool: %w", err)
+	}
+	for i := range l.Routers {
+		if err := l.Create(ctx, "bgppeers", &v1beta1.BGPPeer{TypeMeta: tm("BGPPeer"),
+			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("tor%d", i+1)},
+			Spec: v1beta1.BGPPeerSpec{MyASN: SpeakerASN, ASN: RouterASN, Address: RouterAddr(i),
+				ConnectTime: &metav1.Duration{Duration: time.Second}}}); err != nil {
+			return fmt.Errorf("peer: %w", err)
+		}
+	}
+	if err := l.Create(ctx, "bgpadvertisements", &v1beta1.BGPAdvertisement{TypeMeta: tm("BGPAdvertisement"),
+		ObjectMeta: metav1.ObjectMeta{Name: "adv"},
+		Spec:       v1beta1.BGPAdvertisementSpec{Communities: []string{"65000:100"}}}); err != nil {
+		return fmt.Errorf("advertisement: %w", err)
+	}
+	return nil
+}
+
+// WaitSessions waits until every router has its session with the speaker up.
+func (l *Lab) WaitSessions(timeout time.Duration) error {
+	for i, r := range l.Routers {
+		if err := r.WaitFor(timeout, func(_ map[string]map[string]testrouter.Route, up map[string]bool) bool {
+			return up[SpeakerAddr]
+		}); err != nil {
+			return fmt.Errorf("router %d session: %w", i, err)
+		}
+	}
+	return nil
+}
