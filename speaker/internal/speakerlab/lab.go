@@ -196,7 +196,9 @@ func (l *Lab) Get(ctx context.Context, resource, name string, into runtime.Objec
 // BasicConfig creates a pool (203.0.113.0/24 and 198.18.0.0/15), one BGPPeer per
 // router and an advertisement with community 65000:100.
 func (l *Lab) BasicConfig(ctx context.Context) error {
-	tm := func(k string) metav1.TypeMeta { return metav1.TypeMeta{APIVersion: v1beta1.GroupVersion.String(), Kind: k} }
+	tm := func(k string) metav1.TypeMeta {
+		return metav1.TypeMeta{APIVersion: v1beta1.GroupVersion.String(), Kind: k}
+	}
 	if err := l.Create(ctx, "ipaddresspools", &v1beta1.IPAddressPool{TypeMeta: tm("IPAddressPool"),
 		ObjectMeta: metav1.ObjectMeta{Name: "pool"},
 		Spec:       v1beta1.IPAddressPoolSpec{Addresses: []string{"203.0.113.0/24", "198.18.0.0/15"}}}); err != nil {
