@@ -1,0 +1,153 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os/exec"
+	"sort"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/utils/ptr"
+
+	"github.com/ecmplb/ecmplb/fabric/topology"
+	"github.com/ecmplb/ecmplb/internal/testenv"
+)
+
+// createNodes registers a Ready Node object per fabric node, with the node's
+// segment address as its InternalIP, as a kubelet would.
+func (l *Lab) createNodes(ctx context.Context, topo topology.Topology) error {
+	for _, n := range topo.Nodes {
+		node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: n.Name, Labels: map[string]string{
+			"kubernetes.io/hostname": n.Name,
+			"kubernetes.io/os":       "linux",
+		}}}
+		created, err := l.Kube.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{})
+		if err != nil {
+			return fmt.Errorf("creating Node %s: %w", n.Name, err)
+		}
+		created.Status = corev1.NodeStatus{
+			Addresses: []corev1.NodeAddress{
+				{Type: corev1.NodeInternalIP, Address: n.Address.String()},
+				{Type: corev1.NodeHostName, Address: n.Name},
+			},
+			Conditions: []corev1.NodeCondition{
+				{Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "LabNode",
+					LastHeartbeatTime: metav1.Now(), LastTransitionTime: metav1.Now()},
+				{Type: corev1.NodeNetworkUnavailable, Status: corev1.ConditionFalse, Reason: "LabNode",
+					LastHeartbeatTime: metav1.Now(), LastTransitionTime: metav1.Now()},
+			},
+		}
+		if _, err := l.Kube.CoreV1().Nodes().UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
+			return fmt.Errorf("Node %s status: %w", n.Name, err)
+		}
+	}
+	return nil
+}
+
+// Apply runs `kubectl apply -f` on each file, in order, exactly as a user
+// would, so manifests are applied unchanged.
+func (l *Lab) Apply(ctx context.Context, files ...string) error {
+	bins, err := testenv.FindBinaries(l.Root)
+	if err != nil {
+		return err
+	}
+	for _, f := range files {
+		out, err := exec.CommandContext(ctx, bins.Kubectl, "--kubeconfig", l.Env.Kubeconfig, "apply", "-f", f).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("kubectl apply -f %s: %w\n%s", f, err, out)
+		}
+	}
+	return nil
+}
+
+// SetEndpoints plays the part of the pods of a Service: it writes the
+// Service's EndpointSlice with one ready endpoint on each named node (none:
+// an empty slice). It returns when the apiserver has accepted the write.
+func (l *Lab) SetEndpoints(ctx context.Context, namespace, service string, nodes ...string) error {
+	svc, err := l.Kube.CoreV1().Services(namespace).Get(ctx, service, metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	var ports []discoveryv1.EndpointPort
+	for _, p := range svc.Spec.Ports {
+		port := p.TargetPort.IntVal
+		if port == 0 {
+			port = p.Port
+		}
+		ports = append(ports, discoveryv1.EndpointPort{Name: ptr.To(p.Name), Port: ptr.To(port), Protocol: ptr.To(p.Protocol)})
+	}
+	sorted := append([]string(nil), nodes...)
+	sort.Strings(sorted)
+	var eps []discoveryv1.Endpoint
+	for i, n := range sorted {
+		eps = append(eps, discoveryv1.Endpoint{
+			// Pod addresses are data only: nothing routes them.
+			Addresses:  []string{fmt.Sprintf("10.244.%d.%d", i/250, i%250+2)},
+			NodeName:   ptr.To(n),
+			Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true), Serving: ptr.To(true), Terminating: ptr.To(false)},
+		})
+	}
+	slice := &discoveryv1.EndpointSlice{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:      service + "-lab",
+			Namespace: namespace,
+			Labels: map[string]string{
+				discoveryv1.LabelServiceName: service,
+				discoveryv1.LabelManagedBy:   "lab.ecmplb.io",
+			},
+		},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Endpoints:   eps,
+		Ports:       ports,
+	}
+	api := l.Kube.DiscoveryV1().EndpointSlices(namespace)
+	old, err := api.Get(ctx, slice.Name, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		_, err = api.Create(ctx, slice, metav1.CreateOptions{})
+	case err == nil:
+		slice.ResourceVersion = old.ResourceVersion
+		_, err = api.Update(ctx, slice, metav1.UpdateOptions{})
+	}
+	if err != nil {
+		return fmt.Errorf("EndpointSlice %s/%s: %w", namespace, slice.Name, err)
+	}
+	return nil
+}
+
+// WaitExternalIP waits until the controller has given the Service an address.
+func (l *Lab) WaitExternalIP(ctx context.Context, namespace, service string, timeout time.Duration) (netip.Addr, error) {
+	var ip netip.Addr
+	err := wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		if err := l.CheckAlive(); err != nil {
+			return false, err
+		}
+		svc, err := l.Kube.CoreV1().Services(namespace).Get(ctx, service, metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		for _, in := range svc.Status.LoadBalancer.Ingress {
+			if a, err := netip.ParseAddr(in.IP); err == nil {
+				ip = a
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		return ip, fmt.Errorf("Service %s/%s has no EXTERNAL-IP: %w", namespace, service, err)
+	}
+	return ip, nil
+}
+
+// NodeAddr returns a node's segment address.
+func (l *Lab) NodeAddr(node string) netip.Addr {
+	n, _ := l.Fabric.Topology().Node(node)
+	return n.Address
+}

@@ -1,0 +1,279 @@
+// Package lab is the `lab` backend of the scenarios: a real, pinned
+// kube-apiserver and etcd on the host's loopback, the virtual ToR fabric
+// (routers, nodes and a client in their own network namespaces), the real
+// ecmplb-controller, and one real ecmplb-speaker process inside every node's
+// namespace. There are no kubelets: the lab creates the Node objects and
+// plays the part of pods by writing EndpointSlices.
+package lab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/ecmplb/ecmplb/fabric/fabric"
+	"github.com/ecmplb/ecmplb/fabric/topology"
+	"github.com/ecmplb/ecmplb/internal/testenv"
+)
+
+// Config describes a lab.
+type Config struct {
+	// Topology of the fabric; zero value: the reference topology with the
+	// ToR-side timers of the examples (hold time 90 s) and BFD 300 ms x 3
+	// offered to every node.
+	Topology *topology.Topology
+	// BinDir holds ecmplb-controller, ecmplb-speaker and fabric; empty: they
+	// are built from the repository into the lab's directory.
+	BinDir string
+	// Dir receives logs; empty: a new temporary directory.
+	Dir string
+	// KeepDir keeps Dir (with the logs) after Down.
+	KeepDir bool
+	// Logger gets progress messages.
+	Logger *slog.Logger
+	// SpeakerArgs are extra flags for every speaker.
+	SpeakerArgs []string
+}
+
+// Lab is a running lab.
+type Lab struct {
+	Env    *testenv.Env
+	Fabric *fabric.Fabric
+	Kube   kubernetes.Interface
+	Dir    string
+	Root   string
+
+	cfg        Config
+	log        *slog.Logger
+	binDir     string
+	controller *Process
+	speakers   map[string]*Process
+	bridges    map[string]*apiBridge
+	ownDir     bool
+}
+
+// ReferenceTopology is the fabric of the example manifests: ToRs 10.0.0.1 and
+// 10.0.0.2 (AS 65000), nodes 10.0.0.21-23 (AS 65100), the ToRs holding
+// sessions for 90 s like the examples' BGPPeers, and offering BFD (300 ms x 3,
+// passive, so a ToR only runs BFD with a node whose speaker starts it).
+func ReferenceTopology() topology.Topology {
+	t := topology.Default()
+	t.BGP.HoldTime = topology.Duration(90 * time.Second)
+	t.BGP.KeepaliveInterval = topology.Duration(30 * time.Second)
+	t.BFDProfiles = map[string]topology.BFDProfile{
+		"tor-bfd": {ReceiveInterval: 300, TransmitInterval: 300, DetectMultiplier: 3, PassiveMode: true},
+	}
+	for i := range t.Nodes {
+		t.Nodes[i].BFDProfile = "tor-bfd"
+	}
+	return t
+}
+
+// Up starts everything. On error, whatever was started is torn down.
+func Up(ctx context.Context, cfg Config) (_ *Lab, err error) {
+	l := &Lab{cfg: cfg, log: cfg.Logger, speakers: map[string]*Process{}, bridges: map[string]*apiBridge{}}
+	if l.log == nil {
+		l.log = slog.Default()
+	}
+	if l.Root, err = testenv.RepoRoot(); err != nil {
+		return nil, err
+	}
+	l.Dir = cfg.Dir
+	if l.Dir == "" {
+		if l.Dir, err = os.MkdirTemp("", "ecmplb-lab-"); err != nil {
+			return nil, err
+		}
+		l.ownDir = !cfg.KeepDir
+	} else if err := os.MkdirAll(l.Dir, 0o755); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			if derr := l.Down(); derr != nil {
+				l.log.Warn("tearing down after a failed start", "err", derr)
+			}
+		}
+	}()
+
+	l.binDir = cfg.BinDir
+	if l.binDir == "" {
+		l.binDir = filepath.Join(l.Dir, "bin")
+		l.log.Info("building ecmplb-controller, ecmplb-speaker and fabric")
+		if err := BuildBinaries(ctx, l.Root, l.binDir); err != nil {
+			return nil, err
+		}
+	}
+
+	l.log.Info("starting etcd and kube-apiserver")
+	l.Env, err = testenv.StartProcess(ctx, testenv.Options{Dir: filepath.Join(l.Dir, "control-plane")})
+	if err != nil {
+		return nil, err
+	}
+	if l.Kube, err = kubernetes.NewForConfig(l.Env.Config); err != nil {
+		return nil, err
+	}
+
+	topo := ReferenceTopology()
+	if cfg.Topology != nil {
+		topo = *cfg.Topology
+	}
+	l.log.Info("bringing the fabric up", "tors", len(topo.ToRs), "nodes", len(topo.Nodes))
+	l.Fabric, err = fabric.Up(ctx, topo, fabric.Options{Binary: filepath.Join(l.binDir, "fabric"), Logger: l.log})
+	if err != nil {
+		return nil, fmt.Errorf("fabric: %w", err)
+	}
+	topo = l.Fabric.Topology()
+
+	if err := l.createNodes(ctx, topo); err != nil {
+		return nil, err
+	}
+	l.log.Info("starting ecmplb-controller")
+	l.controller, err = startProcess("controller", l.Dir, "", filepath.Join(l.binDir, "ecmplb-controller"),
+		"--kubeconfig", l.Env.Kubeconfig, "--metrics-addr", "0", "--health-addr", "0",
+		"--leader-elect=false", "--log-level", "info")
+	if err != nil {
+		return nil, err
+	}
+	u, err := url.Parse(l.Env.URL)
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range topo.Nodes {
+		b, err := newAPIBridge(l.Fabric.NodeNetNS(n.Name), u.Host)
+		if err != nil {
+			return nil, err
+		}
+		l.bridges[n.Name] = b
+		if err := l.StartSpeaker(n.Name); err != nil {
+			return nil, err
+		}
+	}
+	l.log.Info("lab is up", "dir", l.Dir, "apiserver", l.Env.URL, "fabric", l.Fabric.Instance())
+	return l, nil
+}
+
+// StartSpeaker (re)starts the speaker of a node inside its namespace.
+func (l *Lab) StartSpeaker(node string) error {
+	if p := l.speakers[node]; p != nil {
+		if exited, _ := p.Exited(); !exited {
+			return fmt.Errorf("speaker on %s is already running", node)
+		}
+	}
+	args := append([]string{"--node-name", node, "--kubeconfig", l.Env.Kubeconfig,
+		"--metrics-addr", "127.0.0.1:7472", "--log-level", "info"}, l.cfg.SpeakerArgs...)
+	p, err := startProcess("speaker-"+node, l.Dir, l.Fabric.NodeNetNS(node), filepath.Join(l.binDir, "ecmplb-speaker"), args...)
+	if err != nil {
+		return err
+	}
+	l.speakers[node] = p
+	return nil
+}
+
+// StopSpeaker stops a node's speaker gracefully (SIGTERM).
+func (l *Lab) StopSpeaker(node string) {
+	if p := l.speakers[node]; p != nil {
+		p.Stop(5 * time.Second)
+	}
+}
+
+// Processes lists every process the lab and its fabric run, by name, for
+// memory and CPU reports.
+func (l *Lab) Processes() map[string]int {
+	out := map[string]int{}
+	if l.Env != nil {
+		out["etcd"] = l.Env.EtcdPID()
+		out["kube-apiserver"] = l.Env.APIServerPID()
+	}
+	if l.controller != nil {
+		out["controller"] = l.controller.PID()
+	}
+	for n, p := range l.speakers {
+		if exited, _ := p.Exited(); !exited {
+			out["speaker-"+n] = p.PID()
+		}
+	}
+	if l.Fabric != nil {
+		for tor, p := range l.Fabric.State().Routers {
+			out["router-"+tor] = p.PID
+		}
+	}
+	return out
+}
+
+// CheckAlive fails when the controller or a speaker has died, with the end
+// of its log.
+func (l *Lab) CheckAlive() error {
+	procs := []*Process{l.controller}
+	names := make([]string, 0, len(l.speakers))
+	for n := range l.speakers {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		procs = append(procs, l.speakers[n])
+	}
+	var errs []error
+	for _, p := range procs {
+		if p == nil {
+			continue
+		}
+		if exited, err := p.Exited(); exited {
+			errs = append(errs, fmt.Errorf("%s exited (%v):\n%s", p.Name, err, tailLog(p.LogPath, 15)))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Down stops every process, removes every namespace and link, and the lab's
+// directory unless asked to keep it. It is safe to call more than once.
+func (l *Lab) Down() error {
+	var errs []error
+	for n, p := range l.speakers {
+		p.Stop(3 * time.Second)
+		delete(l.speakers, n)
+	}
+	if l.controller != nil {
+		l.controller.Stop(3 * time.Second)
+		l.controller = nil
+	}
+	for n, b := range l.bridges {
+		errs = append(errs, b.Close())
+		delete(l.bridges, n)
+	}
+	if l.Fabric != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		errs = append(errs, l.Fabric.Down(ctx))
+		cancel()
+		l.Fabric = nil
+	}
+	if l.Env != nil {
+		errs = append(errs, l.Env.Stop())
+		l.Env = nil
+	}
+	if l.ownDir && l.Dir != "" {
+		errs = append(errs, os.RemoveAll(l.Dir))
+		l.Dir = ""
+	}
+	return errors.Join(errs...)
+}
+
+// LogPaths returns the log files of the controller and the speakers.
+func (l *Lab) LogPaths() []string {
+	var out []string
+	if l.controller != nil {
+		out = append(out, l.controller.LogPath)
+	}
+	for _, p := range l.speakers {
+		out = append(out, p.LogPath)
+	}
+	sort.Strings(out)
+	return out
+}
