@@ -8,6 +8,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/ecmplb/ecmplb/api/v1beta1"
@@ -33,8 +34,13 @@ func (c *Controller) rebuild(ctx context.Context) error {
 	if err := c.reader.List(ctx, &pools, client.InNamespace(c.opts.PoolNamespace)); err != nil {
 		return fmt.Errorf("rebuild: list IPAddressPools: %w", err)
 	}
+	// Pools the previous leader accepted go first, so an overlap is resolved
+	// the same way across restarts (creation times have 1 s resolution).
 	sort.Slice(pools.Items, func(i, j int) bool {
 		a, b := &pools.Items[i], &pools.Items[j]
+		if va, vb := wasAccepted(a), wasAccepted(b); va != vb {
+			return va
+		}
 		if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
 			return a.CreationTimestamp.Before(&b.CreationTimestamp)
 		}
@@ -106,4 +112,8 @@ func (c *Controller) rebuild(ctx context.Context) error {
 	close(c.ready)
 	c.kickFlush()
 	return nil
+}
+
+func wasAccepted(p *v1beta1.IPAddressPool) bool {
+	return meta.IsStatusConditionTrue(p.Status.Conditions, ConditionValid)
 }

@@ -1,0 +1,505 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/ecmplb/ecmplb/api/v1beta1"
+	"github.com/ecmplb/ecmplb/controller/app"
+	"github.com/ecmplb/ecmplb/controller/reconciler"
+	"github.com/ecmplb/ecmplb/internal/testenv"
+)
+
+const poolNS = "metallb-system"
+
+// harness is a control plane plus in-process controller replicas.
+type harness struct {
+	t   *testing.T
+	env *testenv.Env
+	c   client.Client
+	cs  *kubernetes.Clientset
+}
+
+func newHarness(t *testing.T) *harness {
+	env := testenv.Start(t, testenv.Options{
+		// Dual-stack Services need a dual-stack ClusterIP range.
+		ExtraAPIServerArgs: []string{"--service-cluster-ip-range=10.96.0.0/16,fd00:96::/108"},
+	})
+	scheme, err := app.Scheme()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.New(env.Config, client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := kubernetes.NewForConfig(env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &harness{t: t, env: env, c: c, cs: cs}
+}
+
+// replica is one running controller.
+type replica struct {
+	cancel context.CancelFunc
+	done   chan error
+	ctrl   *reconciler.Controller
+}
+
+func (h *harness) startController(name string) *replica {
+	h.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &replica{cancel: cancel, done: make(chan error, 1)}
+	started := make(chan struct{})
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})).With("replica", name)
+	go func() {
+		r.done <- app.Run(ctx, h.env.Config, app.Config{
+			Namespace:          poolNS,
+			MetricsAddr:        "0",
+			HealthAddr:         "0",
+			LeaderElect:        true,
+			LeaseDuration:      3 * time.Second,
+			RenewDeadline:      2 * time.Second,
+			RetryPeriod:        200 * time.Millisecond,
+			QPS:                1000,
+			Burst:              2000,
+			Workers:            8,
+			StatusInterval:     100 * time.Millisecond,
+			PoolAnnotation:     true,
+			Logger:             log,
+			Registry:           prometheus.NewRegistry(),
+			SkipNameValidation: true,
+			Started:            func(c *reconciler.Controller) { r.ctrl = c; close(started) },
+		})
+	}()
+	select {
+	case <-started:
+	case err := <-r.done:
+		h.t.Fatalf("controller %s did not start: %v", name, err)
+	}
+	h.t.Cleanup(r.stop)
+	return r
+}
+
+func (r *replica) stop() {
+	r.cancel()
+	select {
+	case <-r.done:
+	case <-time.After(20 * time.Second):
+	}
+}
+
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	last := ""
+	for time.Now().Before(deadline) {
+		ok, s := cond()
+		if ok {
+			return
+		}
+		last = s
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("timed out after %s waiting for %s; last: %s", timeout, what, last)
+}
+
+func (h *harness) pool(name string, mut func(*v1beta1.IPAddressPool), addrs ...string) {
+	h.t.Helper()
+	p := &v1beta1.IPAddressPool{ObjectMeta: metav1.ObjectMeta{Namespace: poolNS, Name: name},
+		Spec: v1beta1.IPAddressPoolSpec{Addresses: addrs}}
+	if mut != nil {
+		mut(p)
+	}
+	if err := h.c.Create(context.Background(), p); err != nil {
+		h.t.Fatalf("create pool %s: %v", name, err)
+	}
+}
+
+func (h *harness) service(ns, name string, mut func(*corev1.Service)) {
+	h.t.Helper()
+	s := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Annotations: map[string]string{}},
+		Spec: corev1.ServiceSpec{
+			Type:                          corev1.ServiceTypeLoadBalancer,
+			AllocateLoadBalancerNodePorts: ptr(false),
+			Selector:                      map[string]string{"app": name},
+			Ports:                         []corev1.ServicePort{{Name: "p", Port: 443, Protocol: corev1.ProtocolTCP}},
+		},
+	}
+	if mut != nil {
+		mut(s)
+	}
+	if err := h.c.Create(context.Background(), s); err != nil {
+		h.t.Fatalf("create service %s/%s: %v", ns, name, err)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func (h *harness) ips(ns, name string) []string {
+	s := &corev1.Service{}
+	if err := h.c.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, s); err != nil {
+		return []string{"<" + err.Error() + ">"}
+	}
+	var out []string
+	for _, in := range s.Status.LoadBalancer.Ingress {
+		out = append(out, in.IP)
+	}
+	return out
+}
+
+func (h *harness) waitIPs(ns, name string, want ...string) {
+	h.t.Helper()
+	waitFor(h.t, 15*time.Second, fmt.Sprintf("%s/%s to have IPs %v", ns, name, want), func() (bool, string) {
+		got := h.ips(ns, name)
+		return strings.Join(got, ",") == strings.Join(want, ","), fmt.Sprint(got)
+	})
+}
+
+// waitEvent waits for an Event with reason on the object whose message
+// contains substr.
+func (h *harness) waitEvent(ns, kind, name, reason, substr string) {
+	h.t.Helper()
+	waitFor(h.t, 15*time.Second, fmt.Sprintf("event %s on %s %s/%s containing %q", reason, kind, ns, name, substr), func() (bool, string) {
+		evs, err := h.cs.CoreV1().Events(ns).List(context.Background(), metav1.ListOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		var seen []string
+		for _, e := range evs.Items {
+			if e.InvolvedObject.Kind == kind && e.InvolvedObject.Name == name {
+				seen = append(seen, e.Reason+": "+e.Message)
+				if e.Reason == reason && strings.Contains(e.Message, substr) {
+					return true, ""
+				}
+			}
+		}
+		return false, fmt.Sprint(seen)
+	})
+}
+
+func (h *harness) poolStatus(name string) v1beta1.IPAddressPoolStatus {
+	p := &v1beta1.IPAddressPool{}
+	if err := h.c.Get(context.Background(), client.ObjectKey{Namespace: poolNS, Name: name}, p); err != nil {
+		h.t.Fatal(err)
+	}
+	return p.Status
+}
+
+func (h *harness) waitPoolCondition(name, typ string, status metav1.ConditionStatus, substr string) {
+	h.t.Helper()
+	waitFor(h.t, 15*time.Second, fmt.Sprintf("pool %s condition %s=%s", name, typ, status), func() (bool, string) {
+		st := h.poolStatus(name)
+		c := meta.FindStatusCondition(st.Conditions, typ)
+		if c == nil {
+			return false, fmt.Sprintf("%+v", st)
+		}
+		return c.Status == status && strings.Contains(c.Message, substr), fmt.Sprintf("%+v", *c)
+	})
+}
+
+func TestIntegration(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	for _, ns := range []string{"team-a", "team-b"} {
+		if err := h.c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: map[string]string{"team": ns}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	active := h.startController("first")
+
+	t.Run("allocate, status, events, pool status", func(t *testing.T) {
+		h.t = t
+		h.pool("prod-pool", nil, "203.0.113.0/24")
+		h.service("default", "web", func(s *corev1.Service) {
+			s.Spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyLocal
+		})
+		h.waitIPs("default", "web", "203.0.113.0")
+		h.waitEvent("default", "Service", "web", reconciler.ReasonIPAllocated, "203.0.113.0")
+		waitFor(t, 10*time.Second, "pool annotation", func() (bool, string) {
+			s := &corev1.Service{}
+			_ = h.c.Get(ctx, client.ObjectKey{Namespace: "default", Name: "web"}, s)
+			v := s.Annotations[v1beta1.AnnotationIPAllocatedFrom]
+			return v == "prod-pool", v
+		})
+		h.waitPoolCondition("prod-pool", reconciler.ConditionValid, metav1.ConditionTrue, "")
+		waitFor(t, 10*time.Second, "pool counters", func() (bool, string) {
+			st := h.poolStatus("prod-pool")
+			return st.AssignedIPv4 == 1 && st.AvailableIPv4 == 255, fmt.Sprintf("%+v", st)
+		})
+	})
+
+	t.Run("requested IP, requested pool, autoAssign, sharing", func(t *testing.T) {
+		h.t = t
+		h.pool("reserved", func(p *v1beta1.IPAddressPool) {
+			p.Spec.AutoAssign = ptr(false)
+			p.Spec.AvoidBuggyIPs = true
+		}, "198.51.100.0/24")
+		h.service("default", "fixed", func(s *corev1.Service) {
+			s.Annotations[v1beta1.AnnotationLoadBalancerIPs] = "203.0.113.77"
+		})
+		h.waitIPs("default", "fixed", "203.0.113.77")
+		h.service("default", "gold", func(s *corev1.Service) { s.Annotations[v1beta1.AnnotationAddressPool] = "reserved" })
+		h.waitIPs("default", "gold", "198.51.100.1") // .0 avoided
+		h.service("default", "dns-tcp", func(s *corev1.Service) {
+			s.Annotations[v1beta1.AnnotationAllowSharedIP] = "dns"
+			s.Spec.Ports = []corev1.ServicePort{{Port: 53, Protocol: corev1.ProtocolTCP}}
+		})
+		h.service("default", "dns-udp", func(s *corev1.Service) {
+			s.Annotations[v1beta1.AnnotationAllowSharedIP] = "dns"
+			s.Spec.Ports = []corev1.ServicePort{{Port: 53, Protocol: corev1.ProtocolUDP}}
+		})
+		h.waitIPs("default", "dns-tcp", "203.0.113.1")
+		h.waitIPs("default", "dns-udp", "203.0.113.1")
+	})
+
+	t.Run("serviceAllocation and priority", func(t *testing.T) {
+		h.t = t
+		h.pool("team-a-pool", func(p *v1beta1.IPAddressPool) {
+			p.Spec.AllocateTo = &v1beta1.ServiceAllocation{Priority: 10,
+				NamespaceSelectors: []metav1.LabelSelector{{MatchLabels: map[string]string{"team": "team-a"}}}}
+		}, "192.0.2.0/28")
+		h.service("team-a", "api", nil)
+		h.service("team-b", "api", nil)
+		h.waitIPs("team-a", "api", "192.0.2.0")
+		h.waitIPs("team-b", "api", "203.0.113.2")
+	})
+
+	t.Run("dual-stack", func(t *testing.T) {
+		h.t = t
+		h.pool("dual", func(p *v1beta1.IPAddressPool) { p.Spec.AutoAssign = ptr(false) }, "100.64.0.0/30", "2001:db8::/64")
+		h.service("default", "both", func(s *corev1.Service) {
+			s.Annotations[v1beta1.AnnotationAddressPool] = "dual"
+			s.Spec.IPFamilyPolicy = ptr(corev1.IPFamilyPolicyRequireDualStack)
+			s.Spec.IPFamilies = []corev1.IPFamily{corev1.IPv4Protocol, corev1.IPv6Protocol}
+		})
+		h.waitIPs("default", "both", "100.64.0.0", "2001:db8::")
+	})
+
+	t.Run("bad input is reported and disturbs nothing", func(t *testing.T) {
+		h.t = t
+		h.pool("bad-pool", nil, "10.1.0.0/24", "10.0.0.0/33")
+		h.waitEvent(poolNS, "IPAddressPool", "bad-pool", reconciler.ReasonInvalidConfig,
+			`IPAddressPool metallb-system/bad-pool: spec.addresses[1]: "10.0.0.0/33" is not a valid CIDR or range`)
+		h.waitPoolCondition("bad-pool", reconciler.ConditionValid, metav1.ConditionFalse, `"10.0.0.0/33" is not a valid CIDR or range`)
+		h.pool("overlap", nil, "203.0.113.128/25")
+		h.waitPoolCondition("overlap", reconciler.ConditionValid, metav1.ConditionFalse, `overlaps IPAddressPool "prod-pool"`)
+		h.service("default", "outside", func(s *corev1.Service) { s.Annotations[v1beta1.AnnotationLoadBalancerIPs] = "172.16.0.1" })
+		h.waitEvent("default", "Service", "outside", reconciler.ReasonAllocationFailed, "172.16.0.1 is not in any IPAddressPool")
+		h.service("default", "nopool", func(s *corev1.Service) { s.Annotations[v1beta1.AnnotationAddressPool] = "nope" })
+		h.waitEvent("default", "Service", "nopool", reconciler.ReasonAllocationFailed, `IPAddressPool "nope"`)
+		h.service("default", "garbage", func(s *corev1.Service) { s.Annotations[v1beta1.AnnotationLoadBalancerIPs] = "1.2.3" })
+		h.waitEvent("default", "Service", "garbage", reconciler.ReasonInvalidRequest, `metadata.annotations[metallb.io/loadBalancerIPs]: "1.2.3"`)
+		if got := h.ips("default", "web"); strings.Join(got, ",") != "203.0.113.0" {
+			t.Fatalf("web changed to %v", got)
+		}
+		// Deleting the pool it overlapped lets the rejected pool in later;
+		// here fix the bad pool instead and see it accepted.
+		p := &v1beta1.IPAddressPool{}
+		_ = h.c.Get(ctx, client.ObjectKey{Namespace: poolNS, Name: "bad-pool"}, p)
+		p.Spec.Addresses = []string{"10.1.0.0/24"}
+		p.Spec.AutoAssign = ptr(false)
+		if err := h.c.Update(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+		h.waitPoolCondition("bad-pool", reconciler.ConditionValid, metav1.ConditionTrue, "")
+		// The Service that named a missing pool gets an IP once it exists.
+		h.pool("nope", func(p *v1beta1.IPAddressPool) { p.Spec.AutoAssign = ptr(false) }, "10.2.0.0/30")
+		h.waitIPs("default", "nopool", "10.2.0.0")
+	})
+
+	t.Run("class, type change and delete release", func(t *testing.T) {
+		h.t = t
+		h.service("default", "foreign", func(s *corev1.Service) { s.Spec.LoadBalancerClass = ptr("other.example/lb") })
+		h.service("default", "tmp", nil)
+		h.waitIPs("default", "tmp", "203.0.113.3")
+		s := &corev1.Service{}
+		_ = h.c.Get(ctx, client.ObjectKey{Namespace: "default", Name: "tmp"}, s)
+		s.Spec.Type = corev1.ServiceTypeClusterIP
+		s.Spec.AllocateLoadBalancerNodePorts = nil
+		if err := h.c.Update(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+		h.waitIPs("default", "tmp")
+		h.waitEvent("default", "Service", "tmp", reconciler.ReasonIPReleased, "203.0.113.3")
+		h.service("default", "tmp2", nil)
+		h.waitIPs("default", "tmp2", "203.0.113.3")
+		if err := h.c.Delete(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "tmp2"}}); err != nil {
+			t.Fatal(err)
+		}
+		h.service("default", "tmp3", func(s *corev1.Service) { s.Annotations[v1beta1.AnnotationLoadBalancerIPs] = "203.0.113.3" })
+		h.waitIPs("default", "tmp3", "203.0.113.3")
+		if got := h.ips("default", "foreign"); len(got) != 0 {
+			t.Fatalf("Service of another class got %v", got)
+		}
+	})
+
+	t.Run("pool shrink keeps and reports", func(t *testing.T) {
+		h.t = t
+		h.service("default", "shrunk", func(s *corev1.Service) { s.Annotations[v1beta1.AnnotationAddressPool] = "nope" })
+		h.waitIPs("default", "shrunk", "10.2.0.1")
+		p := &v1beta1.IPAddressPool{}
+		_ = h.c.Get(ctx, client.ObjectKey{Namespace: poolNS, Name: "nope"}, p)
+		p.Spec.Addresses = []string{"10.2.0.0/32"}
+		if err := h.c.Update(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+		h.waitPoolCondition("nope", reconciler.ConditionOutsidePool, metav1.ConditionTrue, "1 allocated IP")
+		h.waitEvent("default", "Service", "shrunk", reconciler.ReasonIPNotInPool, "10.2.0.1")
+		h.waitEvent(poolNS, "IPAddressPool", "nope", reconciler.ReasonOutsidePool, "not reassigned")
+		h.waitIPs("default", "shrunk", "10.2.0.1")
+	})
+
+	// snapshot of every Service's IPs
+	snapshot := func() map[string]string {
+		var list corev1.ServiceList
+		if err := h.c.List(ctx, &list); err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]string{}
+		for _, s := range list.Items {
+			var ips []string
+			for _, in := range s.Status.LoadBalancer.Ingress {
+				ips = append(ips, in.IP)
+			}
+			out[s.Namespace+"/"+s.Name] = strings.Join(ips, ",")
+		}
+		return out
+	}
+
+	t.Run("restart keeps every IP", func(t *testing.T) {
+		h.t = t
+		before := snapshot()
+		active.stop()
+		// A Service created while no controller runs.
+		h.service("default", "while-down", nil)
+		active = h.startController("second")
+		waitFor(t, 15*time.Second, "while-down to get an IP", func() (bool, string) {
+			got := h.ips("default", "while-down")
+			return len(got) == 1, fmt.Sprint(got)
+		})
+		after := snapshot()
+		for k, v := range before {
+			if after[k] != v {
+				t.Errorf("%s changed across restart: %q -> %q", k, v, after[k])
+			}
+		}
+		for k, v := range before {
+			if v != "" && v == after["default/while-down"] && k != "default/while-down" {
+				t.Fatalf("new Service got %s's IP %s", k, v)
+			}
+		}
+	})
+
+	t.Run("two replicas and a leader change never duplicate", func(t *testing.T) {
+		h.t = t
+		h.pool("load", nil, "172.20.0.0/22")
+		h.startController("third") // standby
+		// Watch every Service; record each IP's holders over time.
+		wctx, wcancel := context.WithCancel(ctx)
+		defer wcancel()
+		w, err := h.cs.CoreV1().Services("load").Watch(wctx, metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var mu sync.Mutex
+		holder := map[string]string{} // IP -> Service
+		current := map[string]string{}
+		var violations []string
+		go func() {
+			for ev := range w.ResultChan() {
+				s, ok := ev.Object.(*corev1.Service)
+				if !ok {
+					continue
+				}
+				mu.Lock()
+				key := s.Name
+				if old := current[key]; old != "" {
+					if ev.Type == watch.Deleted || len(s.Status.LoadBalancer.Ingress) == 0 || s.Status.LoadBalancer.Ingress[0].IP != old {
+						if ev.Type != watch.Deleted {
+							violations = append(violations, fmt.Sprintf("%s changed from %s", key, old))
+						}
+						delete(holder, old)
+						delete(current, key)
+					}
+				}
+				if ev.Type != watch.Deleted && len(s.Status.LoadBalancer.Ingress) > 0 {
+					ip := s.Status.LoadBalancer.Ingress[0].IP
+					if other, ok := holder[ip]; ok && other != key {
+						violations = append(violations, fmt.Sprintf("%s held by %s and %s", ip, other, key))
+					}
+					holder[ip], current[key] = key, ip
+				}
+				mu.Unlock()
+			}
+		}()
+		if err := h.c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "load"}}); err != nil && !apierrors.IsAlreadyExists(err) {
+			t.Fatal(err)
+		}
+		const n = 300
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				h.service("load", fmt.Sprintf("s%03d", i), func(s *corev1.Service) {
+					s.Annotations[v1beta1.AnnotationAddressPool] = "load"
+				})
+			}()
+			if i == n/2 {
+				// Hand over leadership in the middle of the burst.
+				wg.Wait()
+				active.stop()
+			}
+		}
+		wg.Wait()
+		waitFor(t, 60*time.Second, "all load Services to have an IP", func() (bool, string) {
+			var list corev1.ServiceList
+			_ = h.c.List(ctx, &list, client.InNamespace("load"))
+			got := 0
+			for _, s := range list.Items {
+				if len(s.Status.LoadBalancer.Ingress) > 0 {
+					got++
+				}
+			}
+			return got == n, fmt.Sprintf("%d/%d", got, n)
+		})
+		final := map[string]string{}
+		var list corev1.ServiceList
+		_ = h.c.List(ctx, &list, client.InNamespace("load"))
+		for _, s := range list.Items {
+			ip := s.Status.LoadBalancer.Ingress[0].IP
+			if other, dup := final[ip]; dup {
+				t.Fatalf("%s assigned to %s and %s", ip, other, s.Name)
+			}
+			if !netip.MustParsePrefix("172.20.0.0/22").Contains(netip.MustParseAddr(ip)) {
+				t.Fatalf("%s got %s outside its pool", s.Name, ip)
+			}
+			final[ip] = s.Name
+		}
+		time.Sleep(300 * time.Millisecond)
+		mu.Lock()
+		defer mu.Unlock()
+		if len(violations) > 0 {
+			t.Fatalf("violations: %v", violations)
+		}
+	})
+}
