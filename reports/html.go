@@ -1,0 +1,179 @@
+package reports
+
+import (
+	"bytes"
+	_ "embed"
+	"fmt"
+	"html/template"
+	"io"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+//go:embed report.html.tmpl
+var pageTemplateText string
+
+//go:embed report.css
+var pageCSS string
+
+var pageTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
+	"f":   func(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) },
+	"add": func(a, b float64) float64 { return a + b },
+	"sub": func(a, b float64) float64 { return a - b },
+}).Parse(pageTemplateText))
+
+type pageView struct {
+	Run       Run
+	CSS       template.CSS
+	Started   string
+	Finished  string
+	Duration  string
+	Env       []keyValue
+	Counts    Counts
+	Bar       []barPart
+	Goals     int
+	GoalsMet  int
+	Scenarios []scenarioView
+}
+
+type keyValue struct{ Key, Value string }
+
+type barPart struct {
+	Class string
+	Label string
+	Count int
+}
+
+type scenarioView struct {
+	Index        int
+	Anchor       string
+	Scenario     Scenario
+	StatusClass  string
+	StatusText   string
+	Duration     string
+	Started      string
+	Steps        []stepView
+	Measurements []measurementView
+	HasSamples   bool
+	Goals        int
+	GoalsMet     int
+	Timelines    []chartView
+}
+
+type stepView struct{ Offset, Text string }
+
+type measurementView struct {
+	Name       string
+	Value      string
+	Unit       string
+	Goal       string
+	HasGoal    bool
+	Met        bool
+	HasSamples bool
+	N          int
+	Min        string
+	Median     string
+	P99        string
+	Max        string
+}
+
+func statusClass(s Status) string {
+	if s.Known() {
+		return "st-" + string(s)
+	}
+	return "st-unknown"
+}
+
+func statusText(s Status) string {
+	if s == "" {
+		return "unknown"
+	}
+	return string(s)
+}
+
+func newPageView(r Run) pageView {
+	v := pageView{
+		Run:      r,
+		CSS:      template.CSS(pageCSS),
+		Started:  formatTime(r.Started),
+		Finished: formatTime(r.Finished),
+		Duration: formatDuration(runDuration(r)),
+		Counts:   r.Counts(),
+	}
+	for _, k := range slices.Sorted(maps.Keys(r.Environment)) {
+		v.Env = append(v.Env, keyValue{Key: k, Value: r.Environment[k]})
+	}
+	for _, p := range []barPart{
+		{Class: "st-passed", Label: "passed", Count: v.Counts.Passed},
+		{Class: "st-failed", Label: "failed", Count: v.Counts.Failed},
+		{Class: "st-skipped", Label: "skipped", Count: v.Counts.Skipped},
+		{Class: "st-unknown", Label: "unknown status", Count: v.Counts.Other},
+	} {
+		if p.Count > 0 {
+			v.Bar = append(v.Bar, p)
+		}
+	}
+	for i, s := range r.Scenarios {
+		sv := newScenarioView(i, s)
+		v.Goals += sv.Goals
+		v.GoalsMet += sv.GoalsMet
+		v.Scenarios = append(v.Scenarios, sv)
+	}
+	return v
+}
+
+func newScenarioView(i int, s Scenario) scenarioView {
+	sv := scenarioView{
+		Index:       i + 1,
+		Anchor:      fmt.Sprintf("scenario-%d", i+1),
+		Scenario:    s,
+		StatusClass: statusClass(s.Status),
+		StatusText:  statusText(s.Status),
+		Duration:    formatDuration(s.Duration),
+		Started:     formatTime(s.Started),
+	}
+	base := stepBase(s)
+	for _, st := range s.Steps {
+		sv.Steps = append(sv.Steps, stepView{Offset: formatOffset(st.At, base), Text: st.Text})
+	}
+	for _, m := range s.Measurements {
+		mv := measurementView{Name: m.Name, Value: formatNumber(m.Value), Unit: m.Unit}
+		mv.Met, mv.HasGoal = m.Met()
+		if mv.HasGoal {
+			mv.Goal = strings.NewReplacer("<=", "≤", ">=", "≥").Replace(goalText(m.Goal, m.Unit))
+			sv.Goals++
+			if mv.Met {
+				sv.GoalsMet++
+			}
+		}
+		if len(m.Samples) > 0 {
+			sum := Summarize(m.Samples)
+			mv.HasSamples, sv.HasSamples = true, true
+			mv.N = sum.N
+			mv.Min, mv.Median = formatNumber(sum.Min), formatNumber(sum.Median)
+			mv.P99, mv.Max = formatNumber(sum.P99), formatNumber(sum.Max)
+		}
+		sv.Measurements = append(sv.Measurements, mv)
+	}
+	for _, t := range s.Timelines {
+		sv.Timelines = append(sv.Timelines, layoutTimeline(t))
+	}
+	return sv
+}
+
+// WriteHTML writes r as one self-contained HTML page: run header, environment,
+// summary, and a card per scenario with its steps, measurements, tables and
+// timeline charts (inline SVG). All text from r is escaped; the page loads no
+// scripts, styles or images from anywhere.
+func WriteHTML(w io.Writer, r Run) error {
+	var buf bytes.Buffer
+	if err := pageTemplate.Execute(&buf, newPageView(r)); err != nil {
+		return fmt.Errorf("render HTML report %q: %w", r.Name, err)
+	}
+	if _, err := buf.WriteTo(w); err != nil {
+		return fmt.Errorf("write HTML report %q: %w", r.Name, err)
+	}
+	return nil
+}

@@ -1,0 +1,33 @@
+package reports
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+)
+
+// WriteJSON writes r as indented JSON. Durations are in nanoseconds, times in
+// RFC 3339 with nanoseconds. ReadJSON reads it back unchanged. It fails on
+// values JSON cannot hold (NaN or infinite measurements).
+func WriteJSON(w io.Writer, r Run) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false) // keep goals readable: "<=" rather than "\u003c="
+	if err := enc.Encode(r); err != nil {
+		return fmt.Errorf("write JSON report %q: %w", r.Name, err)
+	}
+	return nil
+}
+
+// ReadJSON reads a Run written by WriteJSON.
+func ReadJSON(r io.Reader) (Run, error) {
+	var run Run
+	dec := json.NewDecoder(r)
+	if err := dec.Decode(&run); err != nil {
+		return Run{}, fmt.Errorf("read JSON report: %w", err)
+	}
+	if dec.More() {
+		return Run{}, fmt.Errorf("read JSON report: trailing data after the run")
+	}
+	return run, nil
+}
