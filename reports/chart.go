@@ -448,7 +448,7 @@ func yTicks(lo, hi float64, integers bool) []float64 {
 		hi = lo + 1
 	}
 	step := niceStep((hi - lo) / 4)
-	if integers && hi-lo <= 6 {
+	if integers && hi-lo <= 5 {
 		step = 1 // small counts (next-hops): every value gets a tick
 	} else if integers {
 		step = max(1, math.Ceil(step))

@@ -37,6 +37,8 @@ func TestYTicks(t *testing.T) {
 		{"large counts", 0, 40, true, []float64{0, 10, 20, 30, 40}},
 		{"values", 0, 712.5, false, []float64{0, 200, 400, 600, 800}},
 		{"negative", -2, 3, true, []float64{-2, -1, 0, 1, 2, 3}},
+		{"counts 0..6", 0, 6, true, []float64{0, 2, 4, 6}},
+		{"counts 0..7", 0, 7, true, []float64{0, 2, 4, 6, 8}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -60,6 +60,20 @@ type scenarioView struct {
 	Goals        int
 	GoalsMet     int
 	Timelines    []chartView
+	Tables       []tableView
+}
+
+type tableView struct {
+	Title  string
+	Header []cellView
+	Rows   [][]cellView
+	Cols   int
+}
+
+// cellView is a table cell; Num right-aligns columns that hold only numbers.
+type cellView struct {
+	Text string
+	Num  bool
 }
 
 type stepView struct{ Offset, Text string }
@@ -160,7 +174,56 @@ func newScenarioView(i int, s Scenario) scenarioView {
 	for _, t := range s.Timelines {
 		sv.Timelines = append(sv.Timelines, layoutTimeline(t))
 	}
+	for _, t := range s.Tables {
+		sv.Tables = append(sv.Tables, newTableView(t))
+	}
+	if s.Status == StatusSkipped && s.Duration == 0 {
+		sv.Duration = "not run"
+	}
 	return sv
+}
+
+func newTableView(t Table) tableView {
+	cols := len(t.Header)
+	for _, r := range t.Rows {
+		cols = max(cols, len(r))
+	}
+	numeric := make([]bool, cols)
+	for c := range numeric {
+		numeric[c] = len(t.Rows) > 0
+		for _, r := range t.Rows {
+			if c < len(r) && r[c] != "" && !looksNumeric(r[c]) {
+				numeric[c] = false
+			}
+		}
+	}
+	tv := tableView{Title: t.Title, Cols: max(cols, 1)}
+	for c, h := range t.Header {
+		tv.Header = append(tv.Header, cellView{Text: h, Num: numeric[c]})
+	}
+	for _, r := range t.Rows {
+		row := make([]cellView, cols) // pad short rows so the grid stays aligned
+		for c := range row {
+			row[c].Num = numeric[c]
+			if c < len(r) {
+				row[c].Text = r[c]
+			}
+		}
+		tv.Rows = append(tv.Rows, row)
+	}
+	return tv
+}
+
+// looksNumeric reports whether s is a number, optionally signed or followed
+// by a unit such as "%", "ms" or "s" ("41.2%", "+0.710s", "1236").
+func looksNumeric(s string) bool {
+	s = strings.TrimLeft(strings.TrimSpace(s), "+-")
+	digits := strings.TrimRight(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ%µ ")
+	if digits == "" || len(s)-len(digits) > 3 {
+		return false
+	}
+	_, err := strconv.ParseFloat(digits, 64)
+	return err == nil
 }
 
 // WriteHTML writes r as one self-contained HTML page: run header, environment,

@@ -86,7 +86,7 @@ func TestHTMLStructure(t *testing.T) {
 	for _, c := range find(doc, "div", "count") {
 		counts[text(find(c, "span", "")[0])] = text(find(c, "b", "")[0])
 	}
-	if counts["passed"] != "2" || counts["failed"] != "1" || counts["skipped"] != "1" || counts["goals met"] != "6/7" {
+	if counts["passed"] != "3" || counts["failed"] != "1" || counts["skipped"] != "1" || counts["goals met"] != "8/9" {
 		t.Errorf("summary counts = %v", counts)
 	}
 	if n := len(find(find(doc, "table", "index")[0], "tr", "")); n != len(r.Scenarios)+1 {
@@ -158,9 +158,14 @@ func TestHTMLStructure(t *testing.T) {
 				for _, n := range find(svg, "text", "lane-name") {
 					names = append(names, strings.TrimSpace(text(n)[len(text(find(n, "title", "")[0])):]))
 				}
-				events := 0
+				events, faults := 0, 0
 				for k, l := range tl.Lanes {
 					events += len(l.Events)
+					for _, e := range l.Events {
+						if e.Kind == KindFault {
+							faults++
+						}
+					}
 					if k >= len(names) || names[k] != l.Name {
 						t.Errorf("lane names = %q, want lane %d %q", names, k, l.Name)
 					}
@@ -179,8 +184,8 @@ func TestHTMLStructure(t *testing.T) {
 						t.Errorf("event without hover title")
 					}
 				}
-				if len(find(svg, "line", "fault-line")) == 0 {
-					t.Errorf("timeline %q: no fault line", tl.Title)
+				if got := len(find(svg, "line", "fault-line")); got != faults {
+					t.Errorf("timeline %q: %d fault lines, want %d", tl.Title, got, faults)
 				}
 			}
 			totalTimelines += len(s.Timelines)
@@ -301,5 +306,18 @@ func TestHTMLEmptyRun(t *testing.T) {
 	_, doc = renderHTML(t, Run{Scenarios: []Scenario{{Name: "s", Status: StatusPassed, Timelines: []Timeline{{Title: "nothing"}}}}})
 	if svgs := find(doc, "svg", ""); len(svgs) != 1 || !strings.Contains(text(svgs[0]), "no events or data points") {
 		t.Errorf("empty timeline: %d SVGs", len(svgs))
+	}
+}
+
+func TestLooksNumeric(t *testing.T) {
+	tests := map[string]bool{
+		"1236": true, "41.2%": true, "+0.710s": true, "-3": true, "12 ms": true, "38.4MiB": true,
+		"10.0.0.11": false, "203.0.113.5/32": false, "node-a": false, "": false, "%": false, "1e3": true,
+		"5 packets": false,
+	}
+	for in, want := range tests {
+		if got := looksNumeric(in); got != want {
+			t.Errorf("looksNumeric(%q) = %v, want %v", in, got, want)
+		}
 	}
 }

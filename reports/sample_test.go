@@ -23,7 +23,8 @@ func sampleRun() Run {
 	t0 := sampleBase
 	bfd := bfdDrill(t0.Add(3 * time.Second))
 	hold := holdTimerDrill(bfd.Started.Add(bfd.Duration + 2*time.Second))
-	spread := spreadCheck(hold.Started.Add(hold.Duration + time.Second))
+	rolling := rollingRestart(hold.Started.Add(hold.Duration + time.Second))
+	spread := spreadCheck(rolling.Started.Add(rolling.Duration + time.Second))
 	skipped := Scenario{
 		Name:        "IPVS kube-proxy keeps connections on the surviving nodes",
 		Description: "Needs a real kube-proxy in IPVS mode; runs on the kind backend only.",
@@ -44,7 +45,7 @@ func sampleRun() Run {
 			"host":           "ci-runner-7",
 			"ecmplb":         "5b38683",
 		},
-		Scenarios: []Scenario{bfd, hold, spread, skipped},
+		Scenarios: []Scenario{bfd, hold, rolling, spread, skipped},
 	}
 	r.Finished = skipped.Started.Add(time.Second)
 	return r
@@ -178,6 +179,61 @@ func holdTimerDrill(start time.Time) Scenario {
 			}}},
 		}},
 	}
+}
+
+// rollingRestart restarts the speakers of six nodes one after the other: a
+// busy chart with many lanes and events.
+func rollingRestart(start time.Time) Scenario {
+	nodes := []string{"node-a", "node-b", "node-c", "node-d", "node-e", "node-f"}
+	first := start.Add(2 * time.Second)
+	sc := Scenario{
+		Name:        "rolling speaker restart keeps at least 5 of 6 next-hops",
+		Description: "The speaker DaemonSet is rolled node by node; each speaker withdraws gracefully before exiting and re-announces after start.",
+		Status:      StatusPassed,
+		Started:     start,
+		Duration:    68*time.Second + ms(500),
+	}
+	tor1 := Lane{Name: "tor1"}
+	tor2 := Lane{Name: "tor2"}
+	count := Series{Name: "tor1: next-hops for 203.0.113.7", Points: []Point{{first.Add(-time.Second), 6, "6 nodes"}}}
+	var lanes []Lane
+	var gaps []float64
+	for i, n := range nodes {
+		stop := first.Add(time.Duration(i) * 11 * time.Second)
+		back := stop.Add(ms(4200 + float64(i)*130))
+		ip := fmt.Sprintf("10.0.0.%d", 11+i)
+		lanes = append(lanes, Lane{Name: n, Events: []Event{
+			{stop, "SIGTERM speaker", KindInfo},
+			{stop.Add(ms(35)), "withdraw sent", KindRoute},
+			{back.Add(-ms(800)), "speaker started", KindInfo},
+			{back, "announce 203.0.113.7/32", KindRoute},
+		}})
+		tor1.Events = append(tor1.Events,
+			Event{stop.Add(ms(38)), "withdraw via " + ip, KindRoute},
+			Event{stop.Add(ms(60)), "session " + ip + " closed", KindBGP},
+			Event{back.Add(-ms(500)), "session " + ip + " up", KindBGP},
+			Event{back.Add(ms(4)), "add via " + ip, KindRoute})
+		tor2.Events = append(tor2.Events,
+			Event{stop.Add(ms(40)), "withdraw via " + ip, KindRoute},
+			Event{back.Add(ms(6)), "add via " + ip, KindRoute})
+		count.Points = append(count.Points,
+			Point{stop.Add(ms(38)), 5, "without " + ip},
+			Point{back.Add(ms(4)), 6, "6 nodes"})
+		sc.Steps = append(sc.Steps, Step{stop, "restart speaker on " + n})
+		gaps = append(gaps, float64(back.Sub(stop).Milliseconds())/1000)
+	}
+	sum := Summarize(gaps)
+	sc.Measurements = []Measurement{
+		{Name: "next-hop absent per restart", Unit: "s", Value: sum.Max, Samples: gaps, Goal: &Goal{Op: "<=", Value: 10}},
+		{Name: "minimum next-hops during roll", Unit: "next-hops", Value: 5, Goal: &Goal{Op: ">=", Value: 5}},
+	}
+	sc.Timelines = []Timeline{{
+		Title:  "rolling restart, 6 speakers",
+		Start:  first,
+		Lanes:  append([]Lane{tor1, tor2}, lanes...),
+		Series: []Series{count},
+	}}
+	return sc
 }
 
 func spreadCheck(start time.Time) Scenario {
