@@ -100,6 +100,12 @@ func (c *Client) Lookup(ctx context.Context, addr netip.Addr) (rib.ECMPSet, erro
 	return out, c.do(ctx, http.MethodGet, "/rib?prefix="+url.QueryEscape(addr.String()), nil, &out)
 }
 
+// Summary returns prefix counts by ECMP width.
+func (c *Client) Summary(ctx context.Context) (rib.Summary, error) {
+	var out rib.Summary
+	return out, c.do(ctx, http.MethodGet, "/summary", nil, &out)
+}
+
 // History returns RIB changes with Seq > after.
 func (c *Client) History(ctx context.Context, after uint64) ([]rib.Change, error) {
 	var out []rib.Change

@@ -7,6 +7,7 @@
 //	GET  /healthz                 200 when BGP runs
 //	GET  /rib                     all ECMP sets ([]rib.ECMPSet)
 //	GET  /rib?prefix=P            one set (404 if absent); P may be an address (longest match)
+//	GET  /summary                 prefix counts by ECMP width (rib.Summary)
 //	GET  /history?after=SEQ       RIB changes with Seq > SEQ ([]rib.Change)
 //	GET  /neighbors               BGP neighbors ([]Neighbor)
 //	GET  /bfd                     BFD sessions ([]BFDSession)

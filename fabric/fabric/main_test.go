@@ -42,7 +42,7 @@ func run(m *testing.M) int {
 	return m.Run()
 }
 
-func instanceName(t *testing.T) string {
+func instanceName(_ *testing.T) string {
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
 	return "t" + hex.EncodeToString(b)

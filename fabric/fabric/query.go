@@ -65,6 +65,13 @@ func (f *Fabric) RIB(ctx context.Context, tor string) ([]rib.ECMPSet, error) {
 	return s, err
 }
 
+// Summary returns the ToR's prefix counts by ECMP width (cheap with many prefixes).
+func (f *Fabric) Summary(ctx context.Context, tor string) (rib.Summary, error) {
+	var s rib.Summary
+	err := f.withRouter(tor, func(c *control.Client) (err error) { s, err = c.Summary(ctx); return })
+	return s, err
+}
+
 // History returns the ToR's RIB changes with Seq > after (0: all retained).
 func (f *Fabric) History(ctx context.Context, tor string, after uint64) ([]rib.Change, error) {
 	var h []rib.Change
@@ -184,4 +191,37 @@ func (f *Fabric) NodeAddrs(nodes ...string) []netip.Addr {
 		}
 	}
 	return out
+}
+
+// FIB returns the routes a ToR's router programmed into its kernel FIB, each with the
+// time it was programmed.
+func (f *Fabric) FIB(ctx context.Context, tor string) ([]control.FIBRoute, error) {
+	var r []control.FIBRoute
+	err := f.withRouter(tor, func(c *control.Client) (err error) { r, err = c.FIB(ctx); return })
+	return r, err
+}
+
+// WaitEstablished waits until the ToR's BGP sessions to the named nodes (all nodes
+// when none are named) are established.
+func (f *Fabric) WaitEstablished(ctx context.Context, tor string, nodes ...string) error {
+	want := f.NodeAddrs(nodes...)
+	var last []control.Neighbor
+	err := poll(ctx, func(cctx context.Context) (bool, error) {
+		ns, err := f.Neighbors(cctx, tor)
+		if err != nil {
+			return false, nil
+		}
+		last = ns
+		for _, a := range want {
+			i := slices.IndexFunc(ns, func(n control.Neighbor) bool { return n.Address == a })
+			if i < 0 || ns[i].State != "established" {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+	if err != nil {
+		return fmt.Errorf("tor %s: sessions to %v not established (last %+v): %w", tor, want, last, err)
+	}
+	return nil
 }

@@ -175,6 +175,30 @@ func (r *RIB) Len() int {
 	return len(r.sets)
 }
 
+// Summary counts prefixes by the size of their next-hop set.
+type Summary struct {
+	Prefixes int `json:"prefixes"`
+	// ByNextHops maps a next-hop count to the number of prefixes with that many.
+	ByNextHops map[int]int `json:"byNextHops"`
+	// LastSeq and LastChange identify the latest retained change.
+	LastSeq    uint64    `json:"lastSeq"`
+	LastChange time.Time `json:"lastChange,omitzero"`
+}
+
+// Summary returns prefix counts by ECMP width, cheap enough to poll with many prefixes.
+func (r *RIB) Summary() Summary {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := Summary{Prefixes: len(r.sets), ByNextHops: map[int]int{}, LastSeq: r.seq}
+	for _, set := range r.sets {
+		s.ByNextHops[len(nextHops(set.Paths))]++
+	}
+	if n := len(r.history); n > 0 {
+		s.LastChange = r.history[n-1].At
+	}
+	return s
+}
+
 // History returns the retained changes with Seq > afterSeq, oldest first.
 func (r *RIB) History(afterSeq uint64) []Change {
 	r.mu.Lock()

@@ -45,6 +45,7 @@ func (r *Router) Handler() http.Handler {
 		}
 		http.NotFound(w, req)
 	})
+	mux.HandleFunc("GET /summary", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, r.rib.Summary()) })
 	mux.HandleFunc("GET /history", func(w http.ResponseWriter, req *http.Request) {
 		after, _ := strconv.ParseUint(req.URL.Query().Get("after"), 10, 64)
 		writeJSON(w, r.rib.History(after))

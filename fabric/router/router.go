@@ -278,7 +278,7 @@ func (r *Router) onBest(paths []*api.Path) {
 	}
 	changes := r.rib.Apply(at, rib.Group(eps))
 	for _, c := range changes {
-		r.log.Info("ecmp change", "prefix", c.Prefix, "kind", c.Kind, "old", c.Old, "new", c.New)
+		r.log.Debug("ecmp change", "prefix", c.Prefix, "kind", c.Kind, "old", c.Old, "new", c.New)
 	}
 	if r.cfg.FIB && len(changes) > 0 {
 		r.fibMu.Lock()
