@@ -35,6 +35,14 @@ test: deps kube verify-generate
 	go vet ./...
 	go test -count=1 -timeout 40m $(GO_TEST_FLAGS) ./...
 
+## lab: the main job — fabric + real speakers + controller, example manifests, drills, report
+lab: deps kube
+	go run ./scenarios/cmd/lab
+
+## bench-lab: the lab at scale (50 nodes, 1,000 Services): convergence time and memory
+bench-lab: deps kube
+	go run ./scenarios/cmd/lab -nodes 50 -services 1000
+
 ## unit: the fast tests only (no root, no apiserver)
 unit:
 	go test -short -count=1 ./...
