@@ -1,0 +1,140 @@
+package ginkgoreport
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/onsi/ginkgo/v2/types"
+
+	"github.com/ecmplb/ecmplb/reports"
+)
+
+var t0 = time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+
+func entry(name string, v any) types.ReportEntry {
+	return types.ReportEntry{Name: name, Time: t0, Value: types.WrapEntryValue(v)}
+}
+
+func fakeReport() types.Report {
+	return types.Report{
+		SuiteDescription: "scenarios",
+		StartTime:        t0,
+		EndTime:          t0.Add(time.Minute),
+		SpecReports: types.SpecReports{
+			{
+				LeafNodeType: types.NodeTypeBeforeSuite, State: types.SpecStatePassed,
+			},
+			{
+				ContainerHierarchyTexts: []string{"failover", "with BFD"},
+				LeafNodeType:            types.NodeTypeIt, LeafNodeText: "withdraws in under a second",
+				State: types.SpecStatePassed, StartTime: t0, RunTime: 9 * time.Second,
+				SpecEvents: types.SpecEvents{
+					{SpecEventType: types.SpecEventByStart, Message: "power off node-b", TimelineLocation: types.TimelineLocation{Time: t0.Add(4 * time.Second)}},
+					{SpecEventType: types.SpecEventByEnd, Message: "power off node-b", TimelineLocation: types.TimelineLocation{Time: t0.Add(5 * time.Second)}},
+					{SpecEventType: types.SpecEventByStart, Message: "apply objects", TimelineLocation: types.TimelineLocation{Time: t0.Add(time.Second)}},
+				},
+				ReportEntries: types.ReportEntries{
+					entry(EntryScenarioDescription, "node-b is powered off"),
+					entry(EntryMeasurement, reports.Measurement{Name: "withdraw", Unit: "ms", Value: 710, Goal: &reports.Goal{Op: "<=", Value: 1000}}),
+					entry(EntryTimeline, reports.Timeline{Title: "tl", Start: t0, Lanes: []reports.Lane{{Name: "tor1", Events: []reports.Event{{At: t0, Label: "fault", Kind: reports.KindFault}}}}}),
+					entry(EntryTable, reports.Table{Title: "ECMP", Header: []string{"prefix"}, Rows: [][]string{{"203.0.113.5/32"}}}),
+					entry(EntryStep, reports.Step{At: t0.Add(4700 * time.Millisecond), Text: "tor1 BFD down"}),
+					entry("someone else's entry", 42),
+					entry(EntryMeasurement, "not a measurement"),
+				},
+			},
+			{
+				LeafNodeType: types.NodeTypeIt, LeafNodeText: "spreads flows", State: types.SpecStateFailed,
+				Failure: types.Failure{Message: "node-c got 41%", Location: types.CodeLocation{FileName: "scenarios/ecmp_test.go", LineNumber: 142}},
+			},
+			{
+				LeafNodeType: types.NodeTypeIt, LeafNodeText: "times out", State: types.SpecStateTimedout,
+				Failure:            types.Failure{Message: "context deadline exceeded"},
+				AdditionalFailures: []types.AdditionalFailure{{State: types.SpecStateFailed, Failure: types.Failure{Message: "cleanup failed"}}},
+			},
+			{
+				LeafNodeType: types.NodeTypeIt, LeafNodeText: "kind only", State: types.SpecStateSkipped,
+				Failure: types.Failure{Message: "no kube-proxy on lab"},
+			},
+			{LeafNodeType: types.NodeTypeIt, LeafNodeText: "later", State: types.SpecStatePending},
+			{
+				LeafNodeType: types.NodeTypeAfterSuite, State: types.SpecStatePanicked,
+				Failure: types.Failure{Message: "teardown", ForwardedPanic: "nil map"},
+			},
+		},
+	}
+}
+
+func TestRun(t *testing.T) {
+	// The same report in process (raw Go values) and as it arrives from a
+	// parallel process or a stored Ginkgo JSON report (JSON only).
+	viaJSON := func(r types.Report) types.Report {
+		b, err := json.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out types.Report
+		if err := json.Unmarshal(b, &out); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	for name, r := range map[string]types.Report{"in process": fakeReport(), "via JSON": viaJSON(fakeReport())} {
+		t.Run(name, func(t *testing.T) {
+			run := Run(r, Options{Backend: "lab", Environment: map[string]string{"k": "v"}})
+			if run.Name != "scenarios" || run.Backend != "lab" || !run.Started.Equal(t0) || run.Finished.Sub(run.Started) != time.Minute || run.Environment["k"] != "v" {
+				t.Errorf("run header = %q %q %v %v %v", run.Name, run.Backend, run.Started, run.Finished, run.Environment)
+			}
+			type want struct {
+				name, failure, location string
+				status                  reports.Status
+			}
+			wants := []want{
+				{"failover with BFD withdraws in under a second", "", "", reports.StatusPassed},
+				{"spreads flows", "node-c got 41%", "scenarios/ecmp_test.go:142", reports.StatusFailed},
+				{"times out", "[timedout] context deadline exceeded\n\nalso [failed] cleanup failed", "", reports.StatusFailed},
+				{"kind only", "no kube-proxy on lab", "", reports.StatusSkipped},
+				{"later", "pending", "", reports.StatusSkipped},
+				{"AfterSuite", "[panicked] teardown\npanic: nil map", "", reports.StatusFailed},
+			}
+			if len(run.Scenarios) != len(wants) {
+				t.Fatalf("%d scenarios, want %d (passed BeforeSuite left out)", len(run.Scenarios), len(wants))
+			}
+			for i, w := range wants {
+				s := run.Scenarios[i]
+				if s.Name != w.name || s.Failure != w.failure || s.Location != w.location || s.Status != w.status {
+					t.Errorf("scenario %d = %q %q %q %q, want %q %q %q %q", i, s.Name, s.Failure, s.Location, s.Status, w.name, w.failure, w.location, w.status)
+				}
+			}
+
+			s := run.Scenarios[0]
+			if s.Description != "node-b is powered off" || s.Duration != 9*time.Second || !s.Started.Equal(t0) {
+				t.Errorf("description/duration/start = %q %v %v", s.Description, s.Duration, s.Started)
+			}
+			var steps []string
+			for _, st := range s.Steps {
+				steps = append(steps, st.Text)
+			}
+			if got := strings.Join(steps, " | "); !strings.HasPrefix(got, "unreadable report entry ecmplb/measurement: ") || !strings.HasSuffix(got, " | apply objects | power off node-b | tor1 BFD down") {
+				t.Errorf("steps = %q: want the unreadable entry (at t0), then By() starts and step entries in time order", got)
+			}
+			if len(s.Measurements) != 1 || s.Measurements[0].Value != 710 || s.Measurements[0].Goal == nil || s.Measurements[0].Goal.Value != 1000 {
+				t.Errorf("measurements = %+v", s.Measurements)
+			}
+			if len(s.Timelines) != 1 || len(s.Timelines[0].Lanes) != 1 || !s.Timelines[0].Lanes[0].Events[0].At.Equal(t0) {
+				t.Errorf("timelines = %+v", s.Timelines)
+			}
+			if len(s.Tables) != 1 || s.Tables[0].Rows[0][0] != "203.0.113.5/32" {
+				t.Errorf("tables = %+v", s.Tables)
+			}
+		})
+	}
+}
+
+func TestRunNameOption(t *testing.T) {
+	if got := Run(fakeReport(), Options{Name: "lab: reference topology"}).Name; got != "lab: reference topology" {
+		t.Errorf("name = %q", got)
+	}
+}
