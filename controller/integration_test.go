@@ -61,12 +61,13 @@ type replica struct {
 	cancel context.CancelFunc
 	done   chan error
 	ctrl   *reconciler.Controller
+	reg    *prometheus.Registry
 }
 
 func (h *harness) startController(name string) *replica {
 	h.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &replica{cancel: cancel, done: make(chan error, 1)}
+	r := &replica{cancel: cancel, done: make(chan error, 1), reg: prometheus.NewRegistry()}
 	started := make(chan struct{})
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})).With("replica", name)
 	go func() {
@@ -84,7 +85,7 @@ func (h *harness) startController(name string) *replica {
 			StatusInterval:     100 * time.Millisecond,
 			PoolAnnotation:     true,
 			Logger:             log,
-			Registry:           prometheus.NewRegistry(),
+			Registry:           r.reg,
 			SkipNameValidation: true,
 			Started:            func(c *reconciler.Controller) { r.ctrl = c; close(started) },
 		})
@@ -241,6 +242,31 @@ func TestIntegration(t *testing.T) {
 			return v == "prod-pool", v
 		})
 		h.waitPoolCondition("prod-pool", reconciler.ConditionValid, metav1.ConditionTrue, "")
+		waitFor(t, 10*time.Second, "metrics", func() (bool, string) {
+			mfs, err := active.reg.Gather()
+			if err != nil {
+				return false, err.Error()
+			}
+			got := map[string]float64{}
+			for _, mf := range mfs {
+				for _, m := range mf.GetMetric() {
+					v := m.GetGauge().GetValue() + m.GetCounter().GetValue()
+					for _, l := range m.GetLabel() {
+						if l.GetName() == "pool" && l.GetValue() != "prod-pool" {
+							v = 0
+						}
+						if l.GetName() == "family" && l.GetValue() != "IPv4" {
+							v = 0
+						}
+					}
+					got[mf.GetName()] += v
+				}
+			}
+			ok := got["ecmplb_controller_allocations_total"] == 1 &&
+				got["ecmplb_controller_pool_addresses_total"] == 256 &&
+				got["ecmplb_controller_pool_addresses_in_use"] == 1
+			return ok, fmt.Sprint(got)
+		})
 		waitFor(t, 10*time.Second, "pool counters", func() (bool, string) {
 			st := h.poolStatus("prod-pool")
 			return st.AssignedIPv4 == 1 && st.AvailableIPv4 == 255, fmt.Sprintf("%+v", st)

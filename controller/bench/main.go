@@ -1,0 +1,397 @@
+// Command bench measures ecmplb-controller against a real kube-apiserver and
+// etcd (internal/testenv): a 1,000-Service backlog, 10,000 Services created
+// at full speed, a restart holding every allocation, and the controller's
+// peak memory. The controller runs as a separate process.
+//
+//	go run ./controller/bench [-backlog 1000] [-burst 10000] [-controller-bin PATH]
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/ecmplb/ecmplb/api/v1beta1"
+	"github.com/ecmplb/ecmplb/controller/app"
+	"github.com/ecmplb/ecmplb/internal/testenv"
+)
+
+const (
+	benchNS = "bench"
+	poolNS  = "metallb-system"
+)
+
+func main() {
+	backlog := flag.Int("backlog", 1000, "Services waiting before the controller starts")
+	burst := flag.Int("burst", 10000, "Services created at full speed while the controller runs")
+	workers := flag.Int("load-workers", 32, "parallel creators in the load generator")
+	bin := flag.String("controller-bin", "", "ecmplb-controller binary (default: go build ./controller)")
+	ctrlWorkers := flag.Int("controller-workers", 32, "controller --workers")
+	ctrlQPS := flag.Int("controller-qps", 5000, "controller --kube-api-qps")
+	keep := flag.Bool("keep-logs", false, "keep the working directory with logs")
+	flag.Parse()
+	log.SetFlags(0)
+
+	ctx := context.Background()
+	work, err := os.MkdirTemp("", "ecmplb-bench-controller-")
+	if err != nil {
+		log.Fatal(err)
+	}
+	if !*keep {
+		defer os.RemoveAll(work)
+	} else {
+		fmt.Println("logs in", work)
+	}
+	if *bin == "" {
+		*bin = filepath.Join(work, "ecmplb-controller")
+		root, err := testenv.RepoRoot()
+		if err != nil {
+			log.Fatal(err)
+		}
+		cmd := exec.Command("go", "build", "-o", *bin, "./controller")
+		cmd.Dir, cmd.Stdout, cmd.Stderr = root, os.Stdout, os.Stderr
+		if err := cmd.Run(); err != nil {
+			log.Fatalf("building the controller: %v", err)
+		}
+	}
+
+	env, err := testenv.StartProcess(ctx, testenv.Options{Dir: filepath.Join(work, "env")})
+	if err != nil {
+		log.Fatalf("control plane: %v", err)
+	}
+	defer env.Stop()
+	b := &bench{env: env, bin: *bin, work: work, ctrlArgs: []string{
+		"--workers=" + strconv.Itoa(*ctrlWorkers),
+		"--kube-api-qps=" + strconv.Itoa(*ctrlQPS), "--kube-api-burst=" + strconv.Itoa(2**ctrlQPS)}}
+	if err := b.run(ctx, *backlog, *burst, *workers); err != nil {
+		log.Printf("FAILED: %v", err)
+		env.Stop()
+		os.Exit(1)
+	}
+}
+
+type bench struct {
+	env      *testenv.Env
+	bin      string
+	work     string
+	ctrlArgs []string
+	cs       *kubernetes.Clientset
+	c        client.Client
+
+	mu      sync.Mutex
+	ips     map[string]string // Service -> IP
+	holder  map[string]string // IP -> Service
+	changed []string          // Services whose IP changed
+	dups    []string          // IPs seen on two Services at once
+}
+
+// proc is a running controller process.
+type proc struct {
+	cmd     *exec.Cmd
+	started time.Time
+	done    chan error
+}
+
+func (b *bench) startController(name string) (*proc, error) {
+	logf, err := os.Create(filepath.Join(b.work, name+".log"))
+	if err != nil {
+		return nil, err
+	}
+	args := append([]string{"--kubeconfig=" + b.env.Kubeconfig, "--namespace=" + poolNS,
+		"--metrics-addr=0", "--health-addr=0", "--leader-elect=true"}, b.ctrlArgs...)
+	cmd := exec.Command(b.bin, args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	p := &proc{cmd: cmd, done: make(chan error, 1)}
+	p.started = time.Now()
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	go func() { p.done <- cmd.Wait(); logf.Close() }()
+	return p, nil
+}
+
+// vmHWM reads the peak resident set size of a running process, in KiB.
+func vmHWM(pid int) (int, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(line, "VmHWM:") {
+			f := strings.Fields(line)
+			return strconv.Atoi(f[1])
+		}
+	}
+	return 0, fmt.Errorf("no VmHWM in /proc/%d/status", pid)
+}
+
+// stop reads the peak memory, then ends the controller with SIGTERM (it
+// releases its Lease on the way out).
+func (p *proc) stop() (int, error) {
+	hwm, err := vmHWM(p.cmd.Process.Pid)
+	if err != nil {
+		return 0, err
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+		_ = p.cmd.Process.Kill()
+		return hwm, fmt.Errorf("controller did not stop within 30s")
+	}
+	return hwm, nil
+}
+
+func (b *bench) watch(ctx context.Context) error {
+	f := informers.NewSharedInformerFactoryWithOptions(b.cs, 0, informers.WithNamespace(benchNS))
+	inf := f.Core().V1().Services().Informer()
+	update := func(obj any) {
+		s, ok := obj.(*corev1.Service)
+		if !ok || len(s.Status.LoadBalancer.Ingress) == 0 {
+			return
+		}
+		ip := s.Status.LoadBalancer.Ingress[0].IP
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		if old, ok := b.ips[s.Name]; ok && old != ip {
+			b.changed = append(b.changed, fmt.Sprintf("%s: %s -> %s", s.Name, old, ip))
+			delete(b.holder, old)
+		}
+		if other, ok := b.holder[ip]; ok && other != s.Name {
+			b.dups = append(b.dups, fmt.Sprintf("%s on %s and %s", ip, other, s.Name))
+		}
+		b.ips[s.Name], b.holder[ip] = ip, s.Name
+	}
+	_, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    update,
+		UpdateFunc: func(_, n any) { update(n) },
+	})
+	if err != nil {
+		return err
+	}
+	f.Start(ctx.Done())
+	f.WaitForCacheSync(ctx.Done())
+	return nil
+}
+
+func (b *bench) allocated(names ...string) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if names == nil {
+		return len(b.ips)
+	}
+	n := 0
+	for _, name := range names {
+		if _, ok := b.ips[name]; ok {
+			n++
+		}
+	}
+	return n
+}
+
+// waitAllocated waits until n Services have an IP, returning when it happened.
+func (b *bench) waitAllocated(n int, timeout time.Duration) (time.Time, error) {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if b.allocated() >= n {
+			return time.Now(), nil
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	return time.Time{}, fmt.Errorf("only %d of %d Services have an IP after %s", b.allocated(), n, timeout)
+}
+
+func benchService(name string) *corev1.Service {
+	return &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: benchNS, Name: name},
+		Spec: corev1.ServiceSpec{
+			Type:                          corev1.ServiceTypeLoadBalancer,
+			AllocateLoadBalancerNodePorts: new(false),
+			Selector:                      map[string]string{"app": name},
+			Ports:                         []corev1.ServicePort{{Port: 80, Protocol: corev1.ProtocolTCP}},
+		},
+	}
+}
+
+// create makes Services prefix-0..n-1 with the given number of workers;
+// it returns when the last create returned.
+func (b *bench) create(ctx context.Context, prefix string, n, workers int) (time.Time, error) {
+	idx := make(chan int)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var firstErr error
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range idx {
+				_, err := b.cs.CoreV1().Services(benchNS).Create(ctx, benchService(fmt.Sprintf("%s-%05d", prefix, i)), metav1.CreateOptions{})
+				if err != nil {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = err
+					}
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	for i := range n {
+		idx <- i
+	}
+	close(idx)
+	wg.Wait()
+	return time.Now(), firstErr
+}
+
+func (b *bench) run(ctx context.Context, backlog, burst, workers int) error {
+	cfg := rest.CopyConfig(b.env.Config)
+	cfg.QPS, cfg.Burst = 5000, 10000
+	var err error
+	pcfg := rest.CopyConfig(cfg)
+	pcfg.ContentType = "application/vnd.kubernetes.protobuf"
+	if b.cs, err = kubernetes.NewForConfig(pcfg); err != nil {
+		return err
+	}
+	scheme, err := app.Scheme()
+	if err != nil {
+		return err
+	}
+	if b.c, err = client.New(cfg, client.Options{Scheme: scheme}); err != nil {
+		return err
+	}
+	b.ips, b.holder = map[string]string{}, map[string]string{}
+	if _, err := b.cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: benchNS}}, metav1.CreateOptions{}); err != nil {
+		return err
+	}
+	// A /16: 65,536 addresses, far more than the Services created.
+	pool := &v1beta1.IPAddressPool{ObjectMeta: metav1.ObjectMeta{Namespace: poolNS, Name: "bench-pool"},
+		Spec: v1beta1.IPAddressPoolSpec{Addresses: []string{"10.200.0.0/16"}}}
+	if err := b.c.Create(ctx, pool); err != nil {
+		return err
+	}
+	if err := b.watch(ctx); err != nil {
+		return err
+	}
+	fmt.Printf("apiserver: kube-apiserver v1.34.4 + etcd v3.6.4 on loopback, --enable-priority-and-fairness=false, "+
+		"--max-requests-inflight=2000, --max-mutating-requests-inflight=1000; load generator QPS 5000, %d workers\n", workers)
+	fmt.Printf("controller: separate process, %s\n", strings.Join(b.ctrlArgs, " "))
+	var peak []int
+
+	// 1. Backlog: Services waiting before the controller starts.
+	if _, err := b.create(ctx, "backlog", backlog, workers); err != nil {
+		return fmt.Errorf("creating backlog: %w", err)
+	}
+	p1, err := b.startController("controller-1")
+	if err != nil {
+		return err
+	}
+	done, err := b.waitAllocated(backlog, 120*time.Second)
+	if err != nil {
+		return fmt.Errorf("backlog: %w", err)
+	}
+	backlogTime := done.Sub(p1.started)
+	fmt.Printf("backlog: %d Services had an IP %.3fs after the controller process started\n", backlog, backlogTime.Seconds())
+
+	// 2. Burst: Services created at full speed with the controller running.
+	first := time.Now()
+	last, err := b.create(ctx, "burst", burst, workers)
+	if err != nil {
+		return fmt.Errorf("creating burst: %w", err)
+	}
+	done, err = b.waitAllocated(backlog+burst, 180*time.Second)
+	if err != nil {
+		return fmt.Errorf("burst: %w", err)
+	}
+	burstAfterLast := done.Sub(last)
+	fmt.Printf("burst: %d Services created in %.3fs (%.0f/s); all had an IP %.3fs after the last create (%.3fs after the first)\n",
+		burst, last.Sub(first).Seconds(), float64(burst)/last.Sub(first).Seconds(), burstAfterLast.Seconds(), done.Sub(first).Seconds())
+
+	// 3. Restart holding every allocation.
+	time.Sleep(2 * time.Second) // let pool status and events settle
+	b.mu.Lock()
+	before := make(map[string]string, len(b.ips))
+	for k, v := range b.ips {
+		before[k] = v
+	}
+	b.mu.Unlock()
+	hwm, err := p1.stop()
+	if err != nil {
+		return err
+	}
+	peak = append(peak, hwm)
+	p2, err := b.startController("controller-2")
+	if err != nil {
+		return err
+	}
+	if _, err := b.cs.CoreV1().Services(benchNS).Create(ctx, benchService("after-restart"), metav1.CreateOptions{}); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(120 * time.Second)
+	for b.allocated("after-restart") == 0 {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("restart: the new Service got no IP within 120s")
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	restartTime := time.Since(p2.started)
+	time.Sleep(3 * time.Second) // any re-allocation would show up by now
+	b.mu.Lock()
+	changedIPs := 0
+	for k, v := range before {
+		if b.ips[k] != v {
+			changedIPs++
+		}
+	}
+	if b.holder[b.ips["after-restart"]] != "after-restart" {
+		changedIPs++
+	}
+	changes, dups := len(b.changed), append([]string(nil), b.dups...)
+	b.mu.Unlock()
+	fmt.Printf("restart: controller restarted holding %d allocations; the new Service had its IP %.3fs after the process started; IPs changed: %d (IP changes seen by watch: %d)\n",
+		len(before), restartTime.Seconds(), changedIPs, changes)
+	hwm, err = p2.stop()
+	if err != nil {
+		return err
+	}
+	peak = append(peak, hwm)
+	maxHWM := max(peak[0], peak[1])
+	fmt.Printf("memory: controller peak RSS (VmHWM) %.1f MiB (first run with %d Services), %.1f MiB (restart with %d)\n",
+		float64(peak[0])/1024, backlog+burst, float64(peak[1])/1024, backlog+burst+1)
+	if len(dups) > 0 {
+		fmt.Printf("DUPLICATES: %v\n", dups)
+	}
+
+	fmt.Println("goals:")
+	pass := func(ok bool) string {
+		if ok {
+			return "PASS"
+		}
+		return "FAIL"
+	}
+	fmt.Printf("  %s backlog of %d in <= 3s: %.3fs\n", pass(backlogTime <= 3*time.Second), backlog, backlogTime.Seconds())
+	fmt.Printf("  %s %d within 30s of the last create: %.3fs\n", pass(burstAfterLast <= 30*time.Second), burst, burstAfterLast.Seconds())
+	fmt.Printf("  %s new IP within 5s of a restart: %.3fs\n", pass(restartTime <= 5*time.Second), restartTime.Seconds())
+	fmt.Printf("  %s zero IPs changed: %d\n", pass(changedIPs == 0 && changes == 0), changedIPs)
+	fmt.Printf("  %s peak memory under 120 MiB: %.1f MiB\n", pass(maxHWM < 120*1024), float64(maxHWM)/1024)
+	fmt.Printf("  %s no IP on two Services: %d seen\n", pass(len(dups) == 0), len(dups))
+	return nil
+}
