@@ -195,7 +195,7 @@ func (l *Lab) Drain(ctx context.Context, ip netip.Addr, node string, print Print
 	r := NewRecorder("drain-endpoint", fmt.Sprintf("Draining the last endpoint on %s withdraws exactly that node's next-hop from every ToR; restoring it brings the next-hop back.", node), print)
 	from := time.Now()
 	err := l.drain(ctx, r, ip, node)
-	if tl, terr := l.Timeline(ctx, "drain "+node, hostRoute(ip), from.Add(-200*time.Millisecond), nil); terr == nil {
+	if tl, terr := l.Timeline(ctx, "drain "+node, hostRoute(ip), from, nil); terr == nil {
 		r.S.Timelines = append(r.S.Timelines, tl)
 	}
 	return r.Finish(err), err
