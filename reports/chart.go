@@ -207,9 +207,9 @@ func layoutTimeline(t Timeline) chartView {
 	zero := timelineZero(t)
 	rel := func(at time.Time) float64 { return at.Sub(zero).Seconds() }
 
-	lo, hi, any := 0.0, 0.0, false
+	lo, hi, seen := 0.0, 0.0, false
 	see := func(v float64) {
-		lo, hi, any = min(lo, v), max(hi, v), true
+		lo, hi, seen = min(lo, v), max(hi, v), true
 	}
 	kindsSeen := map[string]bool{}
 	for _, l := range t.Lanes {
@@ -267,7 +267,7 @@ func layoutTimeline(t Timeline) chartView {
 		c.Series = append(c.Series, layoutSeries(s, i, y, sc, zero))
 		y += seriesTitleH + seriesPlotH
 	}
-	if !any {
+	if !seen {
 		c.Empty = true
 		c.EmptyY = y + 28
 		y += 44

@@ -3,6 +3,7 @@ package reports
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -319,5 +320,45 @@ func TestLooksNumeric(t *testing.T) {
 		if got := looksNumeric(in); got != want {
 			t.Errorf("looksNumeric(%q) = %v, want %v", in, got, want)
 		}
+	}
+}
+
+// TestHTMLOddData renders data that is legal but awkward; charts must keep
+// finite coordinates whatever the input.
+func TestHTMLOddData(t *testing.T) {
+	at := sampleBase
+	tests := []struct {
+		name string
+		tl   Timeline
+	}{
+		{"single event, no start", Timeline{Lanes: []Lane{{Name: "a", Events: []Event{{At: at, Label: "x", Kind: KindInfo}}}}}},
+		{"events before start", Timeline{Start: at, Lanes: []Lane{{Name: "a", Events: []Event{{At: at.Add(-time.Hour), Label: "x"}, {At: at, Label: "y"}}}}}},
+		{"same instant", Timeline{Start: at, Lanes: []Lane{{Name: "a", Events: []Event{{At: at, Label: "x"}, {At: at, Label: "y"}, {At: at, Label: "z"}}}}}},
+		{"NaN and Inf points", Timeline{Start: at, Series: []Series{{Name: "s", Points: []Point{{At: at, Value: math.NaN()}, {At: at.Add(time.Second), Value: math.Inf(1)}, {At: at.Add(2 * time.Second), Value: 1}}}}}},
+		{"only bad points", Timeline{Start: at, Series: []Series{{Name: "s", Points: []Point{{At: at, Value: math.NaN()}}}}}},
+		{"constant negative series", Timeline{Start: at, Series: []Series{{Name: "s", Points: []Point{{At: at, Value: -4}, {At: at.Add(time.Millisecond), Value: -4}}}}}},
+		{"tiny span", Timeline{Start: at, Lanes: []Lane{{Name: "a", Events: []Event{{At: at.Add(time.Microsecond), Label: "x"}}}}}},
+		{"long labels and names", Timeline{Start: at, Lanes: []Lane{{Name: strings.Repeat("n", 80), Events: []Event{{At: at, Label: strings.Repeat("label ", 40)}}}}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := Run{Name: "odd", Scenarios: []Scenario{{
+				Name: "s", Status: StatusPassed, Duration: -time.Second,
+				Measurements: []Measurement{{Name: "m", Value: math.NaN(), Samples: []float64{math.Inf(1), 1}, Goal: &Goal{Op: "<=", Value: 1}}},
+				Timelines:    []Timeline{tt.tl},
+			}}}
+			_, doc := renderHTML(t, r)
+			svgs := find(doc, "svg", "")
+			if len(svgs) != 1 {
+				t.Fatalf("%d SVGs", len(svgs))
+			}
+			walk(svgs[0], func(n *html.Node) {
+				for _, a := range n.Attr {
+					if strings.Contains(a.Val, "NaN") || strings.Contains(a.Val, "Inf") {
+						t.Errorf("<%s %s=%q> is not a finite coordinate", n.Data, a.Key, a.Val)
+					}
+				}
+			})
+		})
 	}
 }
