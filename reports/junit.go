@@ -47,13 +47,41 @@ type junitCase struct {
 	Failure   *junitProblem `xml:"failure,omitempty"`
 	Error     *junitProblem `xml:"error,omitempty"`
 	Skipped   *junitSkipped `xml:"skipped,omitempty"`
-	SystemOut string        `xml:"system-out,omitempty"`
+	SystemOut *junitText    `xml:"system-out,omitempty"`
+}
+
+// junitText is element text written with its line breaks kept as they are
+// (encoding/xml would turn each into &#xA; in ",chardata" fields), so the
+// file stays readable as text.
+type junitText struct {
+	Text string
+}
+
+// MarshalXML writes the element with its text as one character-data token.
+func (t junitText) MarshalXML(e *xml.Encoder, start xml.StartElement) error {
+	if err := e.EncodeToken(start); err != nil {
+		return err
+	}
+	if err := e.EncodeToken(xml.CharData(t.Text)); err != nil {
+		return err
+	}
+	return e.EncodeToken(start.End())
 }
 
 type junitProblem struct {
-	Message string `xml:"message,attr"`
-	Type    string `xml:"type,attr,omitempty"`
-	Text    string `xml:",chardata"`
+	Message string
+	Type    string
+	Text    string
+}
+
+// MarshalXML writes <failure message=".." type="..">text</failure>, keeping
+// the text's line breaks.
+func (p junitProblem) MarshalXML(e *xml.Encoder, start xml.StartElement) error {
+	start.Attr = append(start.Attr, xml.Attr{Name: xml.Name{Local: "message"}, Value: p.Message})
+	if p.Type != "" {
+		start.Attr = append(start.Attr, xml.Attr{Name: xml.Name{Local: "type"}, Value: p.Type})
+	}
+	return junitText{Text: p.Text}.MarshalXML(e, start)
 }
 
 type junitSkipped struct {
@@ -108,7 +136,10 @@ func WriteJUnit(w io.Writer, r Run) error {
 }
 
 func junitCaseFor(classname string, s Scenario) junitCase {
-	tc := junitCase{Name: s.Name, Classname: classname, Time: seconds(s.Duration), SystemOut: systemOut(s)}
+	tc := junitCase{Name: s.Name, Classname: classname, Time: seconds(s.Duration)}
+	if out := systemOut(s); out != "" {
+		tc.SystemOut = &junitText{Text: out}
+	}
 	failure := s.Failure
 	if s.Location != "" {
 		failure = strings.TrimRight(failure, "\n") + "\n\nat " + s.Location
@@ -157,7 +188,10 @@ func systemOut(s Scenario) string {
 			fmt.Fprintf(&b, "  %s\n", measurementText(m))
 		}
 	}
-	return b.String()
+	if b.Len() == 0 {
+		return ""
+	}
+	return strings.TrimRight(b.String(), "\n") + "\n"
 }
 
 // runDuration is the run's wall time, or the sum of its scenarios' durations

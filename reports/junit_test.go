@@ -154,6 +154,11 @@ func TestJUnitEdgeCases(t *testing.T) {
 				t.Errorf("failure = %+v", c.Failure)
 			}
 		}},
+		{"nothing to log: no system-out", Scenario{Name: "x", Status: StatusPassed}, func(t *testing.T, s parsedSuite) {
+			if s.Cases[0].SystemOut != "" {
+				t.Errorf("system-out = %q", s.Cases[0].SystemOut)
+			}
+		}},
 		{"no times: suite time sums scenarios", Scenario{Name: "x", Status: StatusPassed, Duration: 1500 * time.Millisecond}, func(t *testing.T, s parsedSuite) {
 			if s.Time != "1.500" || s.Cases[0].Time != "1.500" {
 				t.Errorf("times = %s / %s", s.Time, s.Cases[0].Time)
@@ -164,5 +169,20 @@ func TestJUnitEdgeCases(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.check(t, parseJUnit(t, Run{Name: "edge", Scenarios: []Scenario{tt.sc}}))
 		})
+	}
+}
+
+func TestJUnitKeepsLineBreaks(t *testing.T) {
+	var buf bytes.Buffer
+	r := Run{Name: "r", Scenarios: []Scenario{{Name: "s", Status: StatusFailed, Failure: "line one\nline two",
+		Steps: []Step{{At: sampleBase, Text: "a"}, {At: sampleBase, Text: "b"}}}}}
+	if err := WriteJUnit(&buf, r); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(buf.String(), "&#xA;") || !strings.Contains(buf.String(), "line one\nline two") {
+		t.Errorf("line breaks escaped or lost:\n%s", buf.String())
+	}
+	if !strings.Contains(buf.String(), `<failure message="line one" type="failure">`) {
+		t.Errorf("failure element malformed:\n%s", buf.String())
 	}
 }
