@@ -136,6 +136,16 @@ func (c *Client) FIB(ctx context.Context) ([]FIBRoute, error) {
 	return out, c.do(ctx, http.MethodGet, "/fib", nil, &out)
 }
 
+// AddNeighbor configures a new neighbor on the running router.
+func (c *Client) AddNeighbor(ctx context.Context, n NeighborConfig) error {
+	return c.do(ctx, http.MethodPost, "/neighbors", n, nil)
+}
+
+// DeleteNeighbor removes a neighbor from the running router.
+func (c *Client) DeleteNeighbor(ctx context.Context, addr netip.Addr) error {
+	return c.do(ctx, http.MethodDelete, "/neighbors/"+addr.String(), nil, nil)
+}
+
 // DisableNeighbor shuts the session down administratively (NOTIFICATION Cease).
 func (c *Client) DisableNeighbor(ctx context.Context, addr netip.Addr, communication string) error {
 	return c.do(ctx, http.MethodPost, "/neighbors/"+addr.String()+"/disable", DisableRequest{Communication: communication}, nil)

@@ -13,6 +13,9 @@
 //	GET  /bfd                     BFD sessions ([]BFDSession)
 //	GET  /events?after=SEQ        neighbor events: BGP and BFD state changes ([]Event)
 //	GET  /fib                     kernel FIB routes the router programmed ([]FIBRoute)
+//	GET  /metrics                 Prometheus metrics of the router and its BFD sessions
+//	POST /neighbors               add a neighbor (NeighborConfig)
+//	DELETE /neighbors/{addr}      remove a neighbor
 //	POST /neighbors/{addr}/disable  admin shutdown (NOTIFICATION Cease), body {"communication": "..."}
 //	POST /neighbors/{addr}/enable   undo disable
 package control
@@ -20,6 +23,8 @@ package control
 import (
 	"net/netip"
 	"time"
+
+	"github.com/ecmplb/ecmplb/fabric/topology"
 )
 
 // Neighbor is one BGP neighbor as the router sees it.
@@ -86,6 +91,15 @@ type FIBRoute struct {
 	Prefix   netip.Prefix `json:"prefix"`
 	NextHops []netip.Addr `json:"nextHops"`
 	At       time.Time    `json:"at"`
+}
+
+// NeighborConfig is the body of POST /neighbors: a neighbor to add to the running
+// router, with a BFD session when BFD is set.
+type NeighborConfig struct {
+	Name    string               `json:"name"`
+	Address netip.Addr           `json:"address"`
+	ASN     uint32               `json:"asn"`
+	BFD     *topology.BFDProfile `json:"bfd,omitempty"`
 }
 
 // DisableRequest is the body of POST /neighbors/{addr}/disable.

@@ -84,7 +84,7 @@ func benchConvergence(b *testing.B, n int) {
 	topo := testTopology()
 	prof := topology.BFDProfile{ReceiveInterval: 300, TransmitInterval: 300, DetectMultiplier: 3}
 	topo.BFDProfiles["fast"] = prof
-	f, err := fabric.Up(ctx, topo, fabric.Options{Instance: instanceName(nil), Binary: binary})
+	f, err := fabric.Up(ctx, topo, fabric.Options{Instance: instanceName(nil), Binary: binary, ExitWithCaller: true})
 	if err != nil {
 		b.Fatal(err)
 	}

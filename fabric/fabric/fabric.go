@@ -62,13 +62,18 @@ type Options struct {
 	StartTimeout time.Duration
 	// NoFIB disables kernel FIB programming in the routers.
 	NoFIB bool
+	// ExitWithCaller makes the router (and announcer) processes die with the process
+	// that called Up (parent-death signal), so a killed test leaves only a stale
+	// instance for `fabric down --stale`. The CLI leaves it off: its fabric outlives it.
+	ExitWithCaller bool
 }
 
 // Fabric is a running (or attached-to) fabric instance.
 type Fabric struct {
-	dir   string
-	state State
-	log   *slog.Logger
+	dir        string
+	state      State
+	log        *slog.Logger
+	exitWithMe bool
 }
 
 var instanceRE = regexp.MustCompile(`^[a-z0-9]{1,16}$`)
@@ -140,7 +145,7 @@ func Up(ctx context.Context, topo topology.Topology, opts Options) (*Fabric, err
 	for _, c := range topo.Clients {
 		st.NetNS[c.Name] = prefix + "-" + c.Name
 	}
-	f := &Fabric{dir: dir, state: st, log: opts.Logger.With("fabric", opts.Instance)}
+	f := &Fabric{dir: dir, state: st, log: opts.Logger.With("fabric", opts.Instance), exitWithMe: opts.ExitWithCaller}
 	if err := writeState(dir, st); err != nil {
 		_ = os.RemoveAll(dir)
 		return nil, fmt.Errorf("fabric: %w", err)
@@ -168,22 +173,9 @@ func (f *Fabric) build(ctx context.Context, opts Options) error {
 	if err := netlab.AddBridge(st.Switch, bridgeName); err != nil {
 		return err
 	}
-	bits := topo.Segment.Bits()
-	attach := func(ns, port string, addr netip.Addr) error {
-		if err := netlab.CreateNetNS(ctx, ns); err != nil {
-			return err
-		}
-		if err := netlab.AddVeth(ns, SegmentInterface, st.Switch, port); err != nil {
-			return err
-		}
-		if err := netlab.AttachToBridge(st.Switch, port, bridgeName); err != nil {
-			return err
-		}
-		return netlab.AddAddress(ns, SegmentInterface, netip.PrefixFrom(addr, bits))
-	}
-	for i, r := range topo.ToRs {
+	for _, r := range topo.ToRs {
 		ns := st.NetNS[r.Name]
-		if err := attach(ns, fmt.Sprintf("t%d", i), r.Address); err != nil {
+		if err := f.attach(ctx, ns, portName("t", topo.Segment, r.Address), r.Address); err != nil {
 			return err
 		}
 		for _, kv := range [][2]string{
@@ -197,14 +189,13 @@ func (f *Fabric) build(ctx context.Context, opts Options) error {
 			}
 		}
 	}
-	for i, n := range topo.Nodes {
-		if err := attach(st.NetNS[n.Name], fmt.Sprintf("n%d", i), n.Address); err != nil {
+	for _, n := range topo.Nodes {
+		if err := f.attach(ctx, st.NetNS[n.Name], portName("n", topo.Segment, n.Address), n.Address); err != nil {
 			return err
 		}
 	}
 	for i, c := range topo.Clients {
 		ns, torNS := st.NetNS[c.Name], st.NetNS[c.ToR]
-		tor, _ := topo.ToR(c.ToR)
 		if err := netlab.CreateNetNS(ctx, ns); err != nil {
 			return err
 		}
@@ -221,15 +212,49 @@ func (f *Fabric) build(ctx context.Context, opts Options) error {
 		if err := netlab.AddRoute(ns, netip.MustParsePrefix("0.0.0.0/0"), c.ToRAddr()); err != nil {
 			return err
 		}
-		// Replies from the nodes go back through the client's ToR.
-		for _, n := range topo.Nodes {
-			if err := netlab.AddRoute(st.NetNS[n.Name], c.Link, tor.Address); err != nil {
-				return err
-			}
+	}
+	// Replies from the nodes go back through the client's ToR.
+	for _, n := range topo.Nodes {
+		if err := f.nodeRoutes(st.NetNS[n.Name]); err != nil {
+			return err
 		}
 	}
 	for _, r := range topo.ToRs {
 		if err := f.startRouter(ctx, r.Name, opts); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// portName names a bridge port after the host part of the element's address, so
+// names stay unique when nodes are added and removed ("n15" for 10.0.0.21/24).
+func portName(kind string, segment netip.Prefix, addr netip.Addr) string {
+	a, base := addr.As4(), segment.Masked().Addr().As4()
+	host := uint32(a[0]-base[0])<<24 | uint32(a[1]-base[1])<<16 | uint32(a[2]-base[2])<<8 | uint32(a[3]-base[3])
+	return fmt.Sprintf("%s%x", kind, host)
+}
+
+// attach creates a namespace and links it to the segment with addr.
+func (f *Fabric) attach(ctx context.Context, ns, port string, addr netip.Addr) error {
+	if err := netlab.CreateNetNS(ctx, ns); err != nil {
+		return err
+	}
+	if err := netlab.AddVeth(ns, SegmentInterface, f.state.Switch, port); err != nil {
+		return err
+	}
+	if err := netlab.AttachToBridge(f.state.Switch, port, bridgeName); err != nil {
+		return err
+	}
+	return netlab.AddAddress(ns, SegmentInterface, netip.PrefixFrom(addr, f.state.Topology.Segment.Bits()))
+}
+
+// nodeRoutes gives a node's namespace its routes back to every client link.
+func (f *Fabric) nodeRoutes(ns string) error {
+	topo := f.state.Topology
+	for _, c := range topo.Clients {
+		tor, _ := topo.ToR(c.ToR)
+		if err := netlab.AddRoute(ns, c.Link, tor.Address); err != nil {
 			return err
 		}
 	}
@@ -274,6 +299,12 @@ func (f *Fabric) spawn(ns, logPath string, args ...string) (Proc, error) {
 	cmd := exec.Command("ip", append([]string{"netns", "exec", ns, f.state.Binary}, args...)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if f.exitWithMe {
+		// The kernel signals when the forking OS thread exits; the Go runtime ends a
+		// thread only when a goroutine locked to it returns, so in practice this
+		// fires when the calling process dies.
+		cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+	}
 	if err := cmd.Start(); err != nil {
 		return Proc{}, err
 	}

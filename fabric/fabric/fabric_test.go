@@ -340,3 +340,78 @@ func TestStaleInstanceIsDetectedAndDestroyed(t *testing.T) {
 		t.Errorf("state dir survived Destroy: %v", err)
 	}
 }
+
+func TestNodesAddedAtRuntime(t *testing.T) {
+	topo := topology.Topology{
+		Segment:          netip.MustParsePrefix("10.9.0.0/24"),
+		ToRs:             []topology.ToR{{Name: "r1", Address: netip.MustParseAddr("10.9.0.1"), ASN: 65000}},
+		Nodes:            []topology.Node{{Name: "n1", Address: netip.MustParseAddr("10.9.0.11"), ASN: 65100}},
+		DynamicNeighbors: true,
+		BFDProfiles:      map[string]topology.BFDProfile{"p": {ReceiveInterval: 100, TransmitInterval: 100}},
+		BGP:              topology.BGPTimers{HoldTime: topology.Duration(3 * time.Second)},
+	}
+	f := up(t, topo)
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	added := []topology.Node{
+		{Name: "n2", Address: netip.MustParseAddr("10.9.0.12"), ASN: 65100},                  // dynamic neighbor
+		{Name: "n3", Address: netip.MustParseAddr("10.9.0.13"), ASN: 65100, BFDProfile: "p"}, // static, with BFD
+	}
+	for _, n := range added {
+		if err := f.AddNode(ctx, n); err != nil {
+			t.Fatal(err)
+		}
+		if !netlab.NetNSExists(f.NodeNetNS(n.Name)) {
+			t.Fatalf("no namespace for %s", n.Name)
+		}
+	}
+	if err := f.AddNode(ctx, topology.Node{Name: "n4", Address: netip.MustParseAddr("10.9.0.12"), ASN: 65100}); err == nil {
+		t.Fatal("node with a used address accepted")
+	}
+	p := netip.MustParsePrefix("192.0.2.10/32")
+	for _, n := range []string{"n1", "n2", "n3"} {
+		opts := fabric.AnnouncerOptions{Prefixes: []netip.Prefix{p}}
+		if n == "n3" {
+			prof := topo.BFDProfiles["p"]
+			opts.BFD = &prof
+		}
+		if _, err := f.StartAnnouncer(ctx, n, opts); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wctx, wcancel := context.WithTimeout(ctx, 15*time.Second)
+	defer wcancel()
+	if _, err := f.WaitForRoute(wctx, "r1", p, addrs("10.9.0.11", "10.9.0.12", "10.9.0.13")); err != nil {
+		t.Fatal(err)
+	}
+	ns, err := f.Neighbors(ctx, "r1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range ns {
+		wantDynamic := n.Address == netip.MustParseAddr("10.9.0.12")
+		if n.Dynamic != wantDynamic || n.State != "established" {
+			t.Errorf("neighbor %+v: want dynamic=%v, established", n, wantDynamic)
+		}
+		if n.Address == netip.MustParseAddr("10.9.0.13") && n.BFD != "Up" {
+			t.Errorf("n3 BFD %q, want Up", n.BFD)
+		}
+	}
+	for _, n := range []string{"n2", "n3"} {
+		ns := f.NodeNetNS(n)
+		if err := f.RemoveNode(ctx, n); err != nil {
+			t.Fatal(err)
+		}
+		if netlab.NetNSExists(ns) {
+			t.Errorf("namespace %s of %s survived RemoveNode", ns, n)
+		}
+		if f.NodeNetNS(n) != "" {
+			t.Errorf("%s still known after RemoveNode", n)
+		}
+	}
+	wctx2, wcancel2 := context.WithTimeout(ctx, 10*time.Second)
+	defer wcancel2()
+	if _, err := f.WaitForRoute(wctx2, "r1", p, addrs("10.9.0.11")); err != nil {
+		t.Fatal(err)
+	}
+}

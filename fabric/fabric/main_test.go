@@ -53,7 +53,7 @@ func up(t *testing.T, topo topology.Topology) *fabric.Fabric {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	f, err := fabric.Up(ctx, topo, fabric.Options{Instance: instanceName(t), Binary: binary})
+	f, err := fabric.Up(ctx, topo, fabric.Options{Instance: instanceName(t), Binary: binary, ExitWithCaller: true})
 	if err != nil {
 		t.Fatalf("up: %v", err)
 	}

@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"strconv"
 
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/ecmplb/ecmplb/fabric/control"
 )
 
@@ -91,8 +93,33 @@ func (r *Router) Handler() http.Handler {
 			w.WriteHeader(http.StatusNoContent)
 		}
 	}
+	mux.HandleFunc("POST /neighbors", func(w http.ResponseWriter, req *http.Request) {
+		var n Neighbor
+		if err := json.NewDecoder(req.Body).Decode(&n); err != nil {
+			http.Error(w, "body: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		if err := r.AddNeighbor(req.Context(), n); err != nil {
+			http.Error(w, err.Error(), http.StatusConflict)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("DELETE /neighbors/{addr}", func(w http.ResponseWriter, req *http.Request) {
+		addr, err := netip.ParseAddr(req.PathValue("addr"))
+		if err != nil {
+			http.Error(w, "neighbor: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		if err := r.DeleteNeighbor(req.Context(), addr); err != nil {
+			http.Error(w, err.Error(), http.StatusConflict)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
 	mux.HandleFunc("POST /neighbors/{addr}/disable", admin(false))
 	mux.HandleFunc("POST /neighbors/{addr}/enable", admin(true))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(r.reg, promhttp.HandlerOpts{}))
 	return mux
 }
 

@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 
+	"github.com/ecmplb/ecmplb/fabric/control"
 	"github.com/ecmplb/ecmplb/fabric/topology"
 )
 
@@ -38,15 +39,9 @@ type Config struct {
 	FIB bool `json:"fib"`
 }
 
-// Neighbor is one statically configured BGP neighbor.
-type Neighbor struct {
-	Name    string     `json:"name"`
-	Address netip.Addr `json:"address"`
-	ASN     uint32     `json:"asn"`
-	// BFD, when set, runs a BFD session towards the neighbor; its Down resets the
-	// BGP session at once.
-	BFD *topology.BFDProfile `json:"bfd,omitempty"`
-}
+// Neighbor is one configured BGP neighbor. With BFD set, the router runs a BFD
+// session towards it, and a BFD Down resets the BGP session at once.
+type Neighbor = control.NeighborConfig
 
 // ConfigFor derives the configuration of router tor from a topology.
 func ConfigFor(t topology.Topology, tor, controlSocket string) (Config, error) {

@@ -17,6 +17,7 @@ import (
 	api "github.com/osrg/gobgp/v3/api"
 	gobgplog "github.com/osrg/gobgp/v3/pkg/log"
 	"github.com/osrg/gobgp/v3/pkg/server"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ecmplb/ecmplb/fabric/control"
 	"github.com/ecmplb/ecmplb/fabric/internal/bfdrun"
@@ -34,6 +35,8 @@ type Router struct {
 	events *eventLog
 	bgp    *server.BgpServer
 	bfd    bfdrun.Service
+	reg    *prometheus.Registry
+	met    *metrics
 
 	fibMu     sync.Mutex
 	fibDirty  map[netip.Prefix]struct{}
@@ -42,6 +45,7 @@ type Router struct {
 
 	peerMu    sync.Mutex
 	peerState map[netip.Addr]string
+	neighbors map[netip.Addr]Neighbor
 	started   chan struct{}
 }
 
@@ -70,12 +74,15 @@ func New(cfg Config, opts ...Option) *Router {
 		fibKick:   make(chan struct{}, 1),
 		fibRoutes: map[netip.Prefix]control.FIBRoute{},
 		peerState: map[netip.Addr]string{},
+		neighbors: map[netip.Addr]Neighbor{},
 		started:   make(chan struct{}),
 	}
 	for _, o := range opts {
 		o(r)
 	}
 	r.log = r.log.With("router", cfg.Name)
+	r.reg = prometheus.NewRegistry()
+	r.met = newMetrics(r.reg, cfg.Name)
 	return r
 }
 
@@ -130,32 +137,21 @@ func (r *Router) Run(ctx context.Context) error {
 	if err := r.watch(watchCtx); err != nil {
 		return err
 	}
+	// The BFD manager opens sockets only once a peer is added.
+	r.bfd = bfdrun.New(r.log, r.reg)
+	defer r.bfd.Close()
+	bfdCh, stopBFDSub := r.bfd.Changes()
+	defer stopBFDSub()
+	wg.Add(1)
+	go func() { defer wg.Done(); r.bfdLoop(watchCtx, bfdCh) }()
 	for _, n := range r.cfg.Neighbors {
-		if err := r.bgp.AddPeer(ctx, &api.AddPeerRequest{Peer: r.peer(n)}); err != nil {
-			return fmt.Errorf("router %s: add neighbor %s: %w", r.cfg.Name, n.Address, err)
+		if err := r.AddNeighbor(ctx, n); err != nil {
+			return err
 		}
 	}
 	if r.cfg.DynamicRange.IsValid() {
 		if err := r.addDynamic(ctx); err != nil {
 			return err
-		}
-	}
-
-	if slices.ContainsFunc(r.cfg.Neighbors, func(n Neighbor) bool { return n.BFD != nil }) {
-		b := bfdrun.New(r.log, nil)
-		r.bfd = b
-		defer b.Close()
-		ch, cancel := b.Changes()
-		defer cancel()
-		wg.Add(1)
-		go func() { defer wg.Done(); r.bfdLoop(watchCtx, ch) }()
-		for _, n := range r.cfg.Neighbors {
-			if n.BFD == nil {
-				continue
-			}
-			if err := b.Add(r.cfg.Address, n.Address, *n.BFD); err != nil {
-				return fmt.Errorf("router %s: bfd peer %s: %w", r.cfg.Name, n.Address, err)
-			}
 		}
 	}
 
@@ -277,6 +273,7 @@ func (r *Router) onBest(paths []*api.Path) {
 		eps = append(eps, ep)
 	}
 	changes := r.rib.Apply(at, rib.Group(eps))
+	r.met.observe(r.rib, changes)
 	for _, c := range changes {
 		r.log.Debug("ecmp change", "prefix", c.Prefix, "kind", c.Kind, "old", c.Old, "new", c.New)
 	}
@@ -314,6 +311,7 @@ func (r *Router) fibLoop(ctx context.Context) {
 				err = r.fib.Delete(p)
 			}
 			if err != nil {
+				r.met.fibErrors.Inc()
 				r.log.Error("fib", "err", err)
 				continue
 			}
@@ -348,6 +346,7 @@ func (r *Router) onPeer(p *api.Peer) {
 	if old == "" {
 		old = "unknown"
 	}
+	r.met.peerChanges.WithLabelValues(state).Inc()
 	r.events.add(control.Event{At: r.now(), Kind: control.EventBGP, Peer: addr, Old: old, New: state})
 	r.log.Info("bgp neighbor state", "peer", addr, "old", old, "new", state)
 }
@@ -365,6 +364,7 @@ func (r *Router) bfdLoop(ctx context.Context, ch <-chan bfdrun.Change) {
 			r.log.Info("bfd state", "peer", c.Peer, "old", c.Old, "new", c.New, "diag", c.Diag)
 			if c.Down {
 				// Like a real router: a BFD Down tears the BGP session down at once.
+				r.met.bfdResets.Inc()
 				err := r.bgp.ResetPeer(ctx, &api.ResetPeerRequest{Address: c.Peer.String(), Communication: "BFD down"})
 				if err != nil {
 					r.log.Warn("reset peer after bfd down", "peer", c.Peer, "err", err)
@@ -377,9 +377,11 @@ func (r *Router) bfdLoop(ctx context.Context, ch <-chan bfdrun.Change) {
 // Neighbors lists the BGP neighbors with their state.
 func (r *Router) Neighbors(ctx context.Context) ([]control.Neighbor, error) {
 	names := map[netip.Addr]string{}
-	for _, n := range r.cfg.Neighbors {
-		names[n.Address] = n.Name
+	r.peerMu.Lock()
+	for a, n := range r.neighbors {
+		names[a] = n.Name
 	}
+	r.peerMu.Unlock()
 	bfdState := map[netip.Addr]string{}
 	if r.bfd != nil {
 		for _, s := range r.bfd.Sessions() {
@@ -424,6 +426,42 @@ func (r *Router) Neighbors(ctx context.Context) ([]control.Neighbor, error) {
 	})
 	slices.SortFunc(out, func(a, b control.Neighbor) int { return a.Address.Compare(b.Address) })
 	return out, err
+}
+
+// AddNeighbor configures a neighbor (and its BFD session) on the running router.
+func (r *Router) AddNeighbor(ctx context.Context, n Neighbor) error {
+	if !n.Address.IsValid() || n.ASN == 0 {
+		return fmt.Errorf("router %s: neighbor needs an address and an asn", r.cfg.Name)
+	}
+	if err := r.bgp.AddPeer(ctx, &api.AddPeerRequest{Peer: r.peer(n)}); err != nil {
+		return fmt.Errorf("router %s: add neighbor %s: %w", r.cfg.Name, n.Address, err)
+	}
+	if n.BFD != nil {
+		if err := r.bfd.Add(r.cfg.Address, n.Address, *n.BFD); err != nil {
+			return fmt.Errorf("router %s: bfd peer %s: %w", r.cfg.Name, n.Address, err)
+		}
+	}
+	r.peerMu.Lock()
+	r.neighbors[n.Address] = n
+	r.peerMu.Unlock()
+	return nil
+}
+
+// DeleteNeighbor removes a neighbor (NOTIFICATION Cease) and its BFD session.
+func (r *Router) DeleteNeighbor(ctx context.Context, addr netip.Addr) error {
+	r.peerMu.Lock()
+	n, ok := r.neighbors[addr]
+	delete(r.neighbors, addr)
+	r.peerMu.Unlock()
+	if ok && n.BFD != nil {
+		if err := r.bfd.Remove(r.cfg.Address, addr); err != nil {
+			r.log.Warn("remove bfd peer", "peer", addr, "err", err)
+		}
+	}
+	if err := r.bgp.DeletePeer(ctx, &api.DeletePeerRequest{Address: addr.String()}); err != nil {
+		return fmt.Errorf("router %s: delete neighbor %s: %w", r.cfg.Name, addr, err)
+	}
+	return nil
 }
 
 // SetNeighborAdmin disables (graceful shutdown with NOTIFICATION) or enables a neighbor.

@@ -15,6 +15,8 @@ import (
 type Service interface {
 	// Add starts a session from local to peer.
 	Add(local, peer netip.Addr, p topology.BFDProfile) error
+	// Remove stops the session from local to peer (sending AdminDown).
+	Remove(local, peer netip.Addr) error
 	// Changes subscribes to state changes; call the func to unsubscribe.
 	Changes() (<-chan Change, func())
 	// Sessions is a snapshot of every session.

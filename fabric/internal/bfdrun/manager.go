@@ -43,6 +43,10 @@ func (s manager) Add(local, peer netip.Addr, p topology.BFDProfile) error {
 	return s.m.AddPeer(bfd.PeerKey{Local: local, Peer: peer}, Profile(p))
 }
 
+func (s manager) Remove(local, peer netip.Addr) error {
+	return s.m.RemovePeer(bfd.PeerKey{Local: local, Peer: peer})
+}
+
 func (s manager) Changes() (<-chan Change, func()) {
 	in, cancel := s.m.Subscribe()
 	out := make(chan Change, 64)
@@ -70,7 +74,7 @@ func (s manager) Changes() (<-chan Change, func()) {
 }
 
 func (s manager) Sessions() []control.BFDSession {
-	var out []control.BFDSession
+	out := []control.BFDSession{}
 	for _, i := range s.m.Sessions() {
 		out = append(out, control.BFDSession{
 			Local:         i.Key.Local,
