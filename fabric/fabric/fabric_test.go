@@ -284,6 +284,9 @@ func TestFabric(t *testing.T) {
 			t.Fatal(err)
 		}
 		wait(t, "tor2", svc, all, 25*time.Second)
+		if err := f.WaitForKernelRoute(ctx, "tor2", svc, all); err != nil {
+			t.Error(err)
+		}
 	})
 
 	t.Run("link flap", func(t *testing.T) {

@@ -18,6 +18,7 @@ import (
 	gobgplog "github.com/osrg/gobgp/v3/pkg/log"
 	"github.com/osrg/gobgp/v3/pkg/server"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/vishvananda/netlink"
 
 	"github.com/ecmplb/ecmplb/fabric/control"
 	"github.com/ecmplb/ecmplb/fabric/internal/bfdrun"
@@ -104,6 +105,8 @@ func (r *Router) Run(ctx context.Context) error {
 	if r.cfg.FIB {
 		wg.Add(1)
 		go func() { defer wg.Done(); r.fibLoop(fibCtx) }()
+		wg.Add(1)
+		go func() { defer wg.Done(); r.resyncOnLinkUp(fibCtx) }()
 	}
 
 	bgpOpts := []server.ServerOption{server.LoggerOption(bgplog.New(r.log.With("component", "gobgp"), gobgplog.InfoLevel))}
@@ -286,6 +289,48 @@ func (r *Router) onBest(paths []*api.Path) {
 		select {
 		case r.fibKick <- struct{}{}:
 		default:
+		}
+	}
+}
+
+// markAllDirty queues every prefix of the RIB for FIB programming.
+func (r *Router) markAllDirty() {
+	sets := r.rib.All()
+	r.fibMu.Lock()
+	for _, s := range sets {
+		r.fibDirty[s.Prefix] = struct{}{}
+	}
+	r.fibMu.Unlock()
+	select {
+	case r.fibKick <- struct{}{}:
+	default:
+	}
+}
+
+// resyncOnLinkUp reprograms the whole FIB when an interface comes back up: the kernel
+// drops routes through an interface that goes down and never restores them.
+func (r *Router) resyncOnLinkUp(ctx context.Context) {
+	ch := make(chan netlink.LinkUpdate, 16)
+	if err := netlink.LinkSubscribe(ch, ctx.Done()); err != nil {
+		r.log.Warn("link subscribe", "err", err)
+		return
+	}
+	up := map[int]bool{}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case u, ok := <-ch:
+			if !ok {
+				return
+			}
+			isUp := u.Attrs().OperState == netlink.OperUp
+			was, known := up[u.Attrs().Index]
+			up[u.Attrs().Index] = isUp
+			if isUp && known && !was {
+				r.log.Info("link up: resyncing FIB", "link", u.Attrs().Name)
+				r.markAllDirty()
+			}
 		}
 	}
 }
