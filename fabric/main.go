@@ -11,6 +11,8 @@
 //	fabric fault KIND TARGET [--duration D]     (kinds: node-down node-freeze node-drain link-flap tor-down)
 //	fabric repair KIND TARGET
 //	fabric announcer NODE PREFIX... [--bfd PROFILE]   (test speaker in a node namespace)
+//	fabric add-node NAME ADDRESS [--asn N] [--bfd PROFILE]
+//	fabric remove-node NAME
 //	fabric flows --to IP:PORT [--client NAME] [-n N] [--own]
 //	fabric topology                              (print the reference topology)
 //
@@ -32,6 +34,7 @@ import (
 
 	"github.com/ecmplb/ecmplb/fabric/cli"
 	"github.com/ecmplb/ecmplb/fabric/fabric"
+	"github.com/ecmplb/ecmplb/fabric/topology"
 )
 
 func main() {
@@ -43,7 +46,7 @@ func main() {
 
 func usage() {
 	fmt.Fprint(os.Stderr, `usage: fabric [-o text|json] [-i INSTANCE] [--state-root DIR] [-v] COMMAND [ARGS]
-commands: up down list route rib neighbors bfd history events fault repair announcer flows topology
+commands: up down list route rib neighbors bfd history events fault repair announcer add-node remove-node flows topology
 `)
 }
 
@@ -113,7 +116,7 @@ func run(args []string) error {
 	case "topology":
 		return cli.PrintTopology(env)
 	case "route":
-		if err := fs.Parse(reorder(rest)); err != nil {
+		if err := fs.Parse(cli.Reorder(rest)); err != nil {
 			return err
 		}
 		if fs.NArg() != 1 {
@@ -149,7 +152,7 @@ func run(args []string) error {
 		return cli.History(ctx, env, *tor, *after, p)
 	case "fault", "repair":
 		dur := fs.Duration("duration", time.Second, "down time of link-flap")
-		if err := fs.Parse(reorder(rest)); err != nil {
+		if err := fs.Parse(cli.Reorder(rest)); err != nil {
 			return err
 		}
 		if fs.NArg() != 2 {
@@ -159,7 +162,7 @@ func run(args []string) error {
 		return cli.Fault(ctx, env, flt, cmd == "repair")
 	case "announcer":
 		bfd := fs.String("bfd", "", "BFD profile (from the topology) towards the ToRs")
-		if err := fs.Parse(reorder(rest)); err != nil {
+		if err := fs.Parse(cli.Reorder(rest)); err != nil {
 			return err
 		}
 		if fs.NArg() < 1 {
@@ -174,6 +177,28 @@ func run(args []string) error {
 			prefixes = append(prefixes, p)
 		}
 		return cli.StartAnnouncer(ctx, env, fs.Arg(0), prefixes, *bfd)
+	case "add-node":
+		asn := fs.Uint("asn", 65100, "AS number of the node")
+		bfd := fs.String("bfd", "", "BFD profile (from the topology) the ToRs use towards it")
+		if err := fs.Parse(cli.Reorder(rest)); err != nil {
+			return err
+		}
+		if fs.NArg() != 2 {
+			return fmt.Errorf("usage: fabric add-node NAME ADDRESS [--asn N] [--bfd PROFILE]")
+		}
+		addr, err := netip.ParseAddr(fs.Arg(1))
+		if err != nil {
+			return err
+		}
+		return cli.AddNode(ctx, env, topology.Node{Name: fs.Arg(0), Address: addr, ASN: uint32(*asn), BFDProfile: *bfd})
+	case "remove-node":
+		if err := fs.Parse(rest); err != nil {
+			return err
+		}
+		if fs.NArg() != 1 {
+			return fmt.Errorf("usage: fabric remove-node NAME")
+		}
+		return cli.RemoveNode(ctx, env, fs.Arg(0))
 	case "flows":
 		client := fs.String("client", "client", "client namespace element")
 		to := fs.String("to", "", "destination IP:PORT (UDP)")
@@ -190,32 +215,4 @@ func run(args []string) error {
 	}
 	usage()
 	return fmt.Errorf("unknown command %q", cmd)
-}
-
-// reorder moves flags after positional arguments to the front, so that
-// `fabric route 203.0.113.5 --tor tor1` works like `fabric route --tor tor1 203.0.113.5`.
-func reorder(args []string) []string {
-	var flags, pos []string
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		if len(a) > 1 && a[0] == '-' {
-			flags = append(flags, a)
-			if !containsEq(a) && i+1 < len(args) && (args[i+1] == "" || args[i+1][0] != '-') {
-				i++
-				flags = append(flags, args[i])
-			}
-			continue
-		}
-		pos = append(pos, a)
-	}
-	return append(flags, pos...)
-}
-
-func containsEq(s string) bool {
-	for _, c := range s {
-		if c == '=' {
-			return true
-		}
-	}
-	return false
 }

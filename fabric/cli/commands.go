@@ -230,7 +230,7 @@ func Route(ctx context.Context, e Env, tor, target string) error {
 	if e.Output == JSON {
 		return writeJSON(e.Out, res)
 	}
-	renderRoutes(e.Out, f, res, e.now())
+	renderRoutes(e.Out, f.Topology().Nodes, res, e.now())
 	return nil
 }
 
@@ -423,6 +423,32 @@ func Flows(ctx context.Context, e Env, client string, dst netip.AddrPort, n int,
 		fmt.Fprintf(tw, "%s\t%d\n", label, counts[k])
 	}
 	return tw.Flush()
+}
+
+// AddNode adds a node to the running fabric.
+func AddNode(ctx context.Context, e Env, n topology.Node) error {
+	f, err := e.Open()
+	if err != nil {
+		return err
+	}
+	if err := f.AddNode(ctx, n); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.Out, "node %s added (%s, netns %s)\n", n.Name, n.Address, f.NodeNetNS(n.Name))
+	return nil
+}
+
+// RemoveNode removes a node from the running fabric.
+func RemoveNode(ctx context.Context, e Env, name string) error {
+	f, err := e.Open()
+	if err != nil {
+		return err
+	}
+	if err := f.RemoveNode(ctx, name); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.Out, "node %s removed\n", name)
+	return nil
 }
 
 // PrintTopology prints the reference topology (with defaults) as YAML.

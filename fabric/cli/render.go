@@ -15,6 +15,7 @@ import (
 	"github.com/ecmplb/ecmplb/fabric/control"
 	"github.com/ecmplb/ecmplb/fabric/fabric"
 	"github.com/ecmplb/ecmplb/fabric/rib"
+	"github.com/ecmplb/ecmplb/fabric/topology"
 )
 
 // Output selects the rendering.
@@ -73,9 +74,9 @@ type RouteResult struct {
 	Err    string       `json:"error,omitempty"`
 }
 
-func renderRoutes(w io.Writer, f *fabric.Fabric, res []RouteResult, now time.Time) {
+func renderRoutes(w io.Writer, nodes []topology.Node, res []RouteResult, now time.Time) {
 	names := map[netip.Addr]string{}
-	for _, n := range f.Topology().Nodes {
+	for _, n := range nodes {
 		names[n.Address] = n.Name
 	}
 	for i, r := range res {
@@ -107,7 +108,7 @@ func renderRoutes(w io.Writer, f *fabric.Fabric, res []RouteResult, now time.Tim
 		}
 		tw.Flush()
 		fmt.Fprintf(w, "  ECMP next-hops: %d, changed %s (%s ago); kernel FIB: %s\n", len(s.NextHops()),
-			s.Since.Format("15:04:05.000000"), ago(s.Since, now), addrList(r.Kernel))
+			s.Since.UTC().Format("15:04:05.000000Z"), ago(s.Since, now), addrList(r.Kernel))
 	}
 }
 
