@@ -173,4 +173,29 @@ func TestUDPSessionsInNamespaces(t *testing.T) {
 	}
 	b.Mute(nsKeyBA, false)
 	waitEvent(t, evA, nsKeyAB, bfd.StateUp, 10*time.Second)
+
+	// Removing and re-adding while B keeps sending every 10ms: the shared
+	// listener is closed and reopened under traffic without deadlock.
+	if err := b.UpdatePeer(nsKeyBA, profile(10, 10, 3)); err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		done := make(chan error, 1)
+		go func() {
+			err := a.RemovePeer(nsKeyAB)
+			if err == nil {
+				err = a.AddPeer(nsKeyAB, prof)
+			}
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("RemovePeer/AddPeer hung under traffic")
+		}
+		waitEvent(t, evA, nsKeyAB, bfd.StateUp, 10*time.Second)
+	}
 }

@@ -61,6 +61,16 @@ func up(t *testing.T, topo topology.Topology) *fabric.Fabric {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		st := f.State()
+		if t.Failed() {
+			for _, p := range append(procs(st.Routers), procs(st.Announcers)...) {
+				if b, err := os.ReadFile(p.Log); err == nil {
+					if len(b) > 8000 {
+						b = b[len(b)-8000:]
+					}
+					t.Logf("--- %s (tail) ---\n%s", p.Log, b)
+				}
+			}
+		}
 		if err := f.Down(ctx); err != nil {
 			t.Errorf("down: %v", err)
 		}
@@ -74,6 +84,14 @@ func up(t *testing.T, topo topology.Topology) *fabric.Fabric {
 		}
 	})
 	return f
+}
+
+func procs(m map[string]fabric.Proc) []fabric.Proc {
+	var out []fabric.Proc
+	for _, p := range m {
+		out = append(out, p)
+	}
+	return out
 }
 
 func addrs(s ...string) []netip.Addr {

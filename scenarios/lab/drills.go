@@ -313,6 +313,9 @@ func (l *Lab) hardFail(ctx context.Context, r *Recorder, ip netip.Addr, node str
 	_, err = l.Fabric.WaitForRoute(ctx2, plainTor, prefix, want)
 	cancel()
 	if err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("interrupted while waiting for %s to drop %s: %w", plainTor, node, ctx.Err())
+		}
 		return fmt.Errorf("%s did not drop %s within the hold time + 30 s: %w", plainTor, node, err)
 	}
 	c, err = l.FirstChange(ctx, plainTor, prefix, t0, want)
