@@ -30,7 +30,7 @@ func main() {
 	flag.IntVar(&cfg.Burst, "kube-api-burst", 1000, "API client burst")
 	flag.IntVar(&cfg.Workers, "workers", 16, "parallel Service reconciles")
 	flag.DurationVar(&cfg.StatusInterval, "pool-status-interval", 0, "minimum interval between IPAddressPool status writes (0: 1s)")
-	flag.BoolVar(&cfg.PoolAnnotation, "pool-annotation", true, "annotate Services with metallb.io/ip-allocated-from-pool")
+	flag.BoolVar(&cfg.PoolAnnotation, "pool-annotation", false, "also annotate Services with metallb.io/ip-allocated-from-pool (one more API write per allocation)")
 	flag.TextVar(&logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn, error")
 	flag.Parse() // also --kubeconfig, registered by controller-runtime
 	cfg.QPS = float32(qps)

@@ -46,6 +46,7 @@ func main() {
 	ctrlWorkers := flag.Int("controller-workers", 32, "controller --workers")
 	ctrlQPS := flag.Int("controller-qps", 5000, "controller --kube-api-qps")
 	keep := flag.Bool("keep-logs", false, "keep the working directory with logs")
+	createOnly := flag.Bool("create-only", false, "only time creating the backlog, with no controller (diagnostics)")
 	flag.Parse()
 	log.SetFlags(0)
 
@@ -79,7 +80,8 @@ func main() {
 	defer env.Stop()
 	b := &bench{env: env, bin: *bin, work: work, ctrlArgs: []string{
 		"--workers=" + strconv.Itoa(*ctrlWorkers),
-		"--kube-api-qps=" + strconv.Itoa(*ctrlQPS), "--kube-api-burst=" + strconv.Itoa(2**ctrlQPS)}}
+		"--kube-api-qps=" + strconv.Itoa(*ctrlQPS), "--kube-api-burst=" + strconv.Itoa(2**ctrlQPS)},
+		createOnly: *createOnly}
 	if err := b.run(ctx, *backlog, *burst, *workers); err != nil {
 		log.Printf("FAILED: %v", err)
 		env.Stop()
@@ -92,8 +94,10 @@ type bench struct {
 	bin      string
 	work     string
 	ctrlArgs []string
-	cs       *kubernetes.Clientset
-	c        client.Client
+	// createOnly stops after timing the backlog creation (diagnostics).
+	createOnly bool
+	cs         *kubernetes.Clientset
+	c          client.Client
 
 	mu      sync.Mutex
 	ips     map[string]string // Service -> IP
@@ -297,8 +301,15 @@ func (b *bench) run(ctx context.Context, backlog, burst, workers int) error {
 	var peak []int
 
 	// 1. Backlog: Services waiting before the controller starts.
-	if _, err := b.create(ctx, "backlog", backlog, workers); err != nil {
+	t0 := time.Now()
+	t1, err := b.create(ctx, "backlog", backlog, workers)
+	if err != nil {
 		return fmt.Errorf("creating backlog: %w", err)
+	}
+	fmt.Printf("load: %d Services created in %.3fs with no controller running (%.0f/s)\n",
+		backlog, t1.Sub(t0).Seconds(), float64(backlog)/t1.Sub(t0).Seconds())
+	if b.createOnly {
+		return nil
 	}
 	p1, err := b.startController("controller-1")
 	if err != nil {

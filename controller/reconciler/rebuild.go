@@ -3,6 +3,7 @@ package reconciler
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/netip"
 	"sort"
 	"time"
@@ -84,8 +85,11 @@ func (c *Controller) rebuild(ctx context.Context) error {
 				continue
 			}
 			// A malformed request annotation does not matter here: the
-			// status is what the Service holds.
+			// status is what the Service holds. Keep only what sharing
+			// checks need, so the listed pages can be freed.
 			r, _ := RequestFor(svc, nil)
+			r.Labels, r.IPs, r.Pool = nil, nil, ""
+			r.Selector = maps.Clone(r.Selector)
 			items = append(items, restoreItem{created: svc.CreationTimestamp.Time, req: r, ips: ips})
 		}
 		if list.Continue == "" {
