@@ -1,0 +1,78 @@
+package archtest
+
+import (
+	"encoding/json"
+	"io"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/ecmplb/ecmplb/internal/testenv"
+)
+
+const module = "github.com/ecmplb/ecmplb/"
+
+type pkg struct {
+	ImportPath string
+	Imports    []string
+}
+
+// area is the top-level directory of one of our packages ("" for others).
+func area(path string) string {
+	if !strings.HasPrefix(path, module) {
+		return ""
+	}
+	a, _, _ := strings.Cut(strings.TrimPrefix(path, module), "/")
+	return a
+}
+
+// forbidden lists, per area, the areas its non-test code must not import.
+var forbidden = map[string][]string{
+	// api holds types only.
+	"api": {"controller", "speaker", "bfd", "fabric", "scenarios", "reports", "kindconfig", "internal", "deploy"},
+	// bfd is a standalone protocol library.
+	"bfd": {"api", "controller", "speaker", "fabric", "scenarios", "reports", "kindconfig", "internal", "deploy"},
+	// controller and speaker meet only through the API server, and never
+	// depend on the harness.
+	"controller": {"speaker", "fabric", "scenarios", "kindconfig", "reports"},
+	"speaker":    {"controller", "fabric", "scenarios", "kindconfig", "reports"},
+	// The fabric is an independent implementation of the router side, so the
+	// harness cannot share a bug with what it tests.
+	"fabric": {"speaker", "controller"},
+}
+
+func TestDependencyRules(t *testing.T) {
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("go", "list", "-json=ImportPath,Imports", "./...")
+	cmd.Dir = root
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	dec := json.NewDecoder(strings.NewReader(string(out)))
+	checked := 0
+	for {
+		var p pkg
+		if err := dec.Decode(&p); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		from := area(p.ImportPath)
+		for _, imp := range p.Imports {
+			to := area(imp)
+			for _, bad := range forbidden[from] {
+				if to == bad {
+					t.Errorf("%s imports %s: %s must not depend on %s", p.ImportPath, imp, from, bad)
+				}
+			}
+		}
+		checked++
+	}
+	if checked < 10 {
+		t.Fatalf("checked only %d packages; go list found too little", checked)
+	}
+}
