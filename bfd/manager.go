@@ -196,7 +196,10 @@ func (m *Manager) addSession(key PeerKey, p Profile) (*session, error) {
 		}
 	}
 	if tx == nil {
-		m.releaseListener(key.Local, lr)
+		if c := m.releaseListener(key.Local, lr); c != nil {
+			// Close off the lock: the receive loop may be waiting for m.mu.
+			go m.closeListener(key.Local, c)
+		}
 		return nil, fmt.Errorf("no free source port: %w", dialErr)
 	}
 	var discr uint32
@@ -223,12 +226,21 @@ func (m *Manager) addSession(key PeerKey, p Profile) (*session, error) {
 	return s, nil
 }
 
-func (m *Manager) releaseListener(local netip.Addr, lr *listenerRef) {
+// releaseListener unregisters an unused listener; the caller closes it after
+// releasing m.mu (closing waits for the receive goroutine, which takes m.mu).
+func (m *Manager) releaseListener(local netip.Addr, lr *listenerRef) io.Closer {
 	if lr.users > 0 {
-		return
+		return nil
 	}
 	delete(m.listeners, local)
-	if err := lr.c.Close(); err != nil {
+	return lr.c
+}
+
+func (m *Manager) closeListener(local netip.Addr, c io.Closer) {
+	if c == nil {
+		return
+	}
+	if err := c.Close(); err != nil {
 		m.log.Debug("close bfd listener", "local", local, "err", err)
 	}
 }
@@ -257,19 +269,21 @@ func (m *Manager) RemovePeer(key PeerKey) error {
 	key = normKey(key)
 	m.mu.Lock()
 	s, ok := m.sessions[key]
+	var unused io.Closer
 	if ok {
 		delete(m.sessions, key)
 		delete(m.byDiscr, s.core.localDiscr)
 		delete(m.ports, s.port)
 		lr := m.listeners[key.Local]
 		lr.users--
-		m.releaseListener(key.Local, lr)
+		unused = m.releaseListener(key.Local, lr)
 	}
 	m.mu.Unlock()
 	if !ok {
 		return fmt.Errorf("bfd peer %s: %w", key, ErrUnknownPeer)
 	}
 	s.stop()
+	m.closeListener(key.Local, unused)
 	m.metrics.forget(key)
 	m.log.Info("bfd session removed", "local", key.Local, "peer", key.Peer)
 	return nil
@@ -341,12 +355,16 @@ func (m *Manager) Close() error {
 	}
 	m.mu.Lock()
 	m.closed = true
-	var errs []error
+	var closers []io.Closer
 	for a, lr := range m.listeners {
-		errs = append(errs, lr.c.Close())
+		closers = append(closers, lr.c)
 		delete(m.listeners, a)
 	}
 	m.mu.Unlock()
+	var errs []error
+	for _, c := range closers {
+		errs = append(errs, c.Close())
+	}
 	m.subMu.Lock()
 	subs := m.subs
 	m.subs = map[*subscriber]struct{}{}
