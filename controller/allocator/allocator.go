@@ -515,7 +515,11 @@ func canShare(req *Request, ip netip.Addr, e *ipEntry) error {
 
 // commit makes ips the Service's allocation.
 func (a *Allocator) commit(req *Request, ips []netip.Addr) {
-	h := holder{svc: req.Key, ports: slices.Clone(req.Ports), local: req.Local, selector: maps.Clone(req.Selector)}
+	// Ports and selector matter only for sharing, which needs a key.
+	h := holder{svc: req.Key}
+	if req.SharingKey != "" {
+		h.ports, h.local, h.selector = slices.Clone(req.Ports), req.Local, maps.Clone(req.Selector)
+	}
 	for _, ip := range ips {
 		e := a.ips[ip]
 		if e == nil {

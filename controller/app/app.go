@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -77,20 +78,37 @@ func Scheme() (*runtime.Scheme, error) {
 }
 
 // trim drops what the controller never reads from cached objects: managed
-// fields everywhere, and kubectl's last-applied copy on Services.
+// fields everywhere; on Services, annotations other than metallb.io ones
+// (kubectl's last-applied copy can be large) and spec fields that play no
+// part in allocation. The controller only patches Services, never writes
+// cached objects back, so nothing trimmed is lost.
 func trim(obj any) (any, error) {
 	if m, err := meta.Accessor(obj); err == nil {
 		m.SetManagedFields(nil)
-		if svc, ok := obj.(*corev1.Service); ok {
-			if _, has := svc.Annotations[annotationLastApplied]; has {
-				delete(svc.Annotations, annotationLastApplied)
-			}
+	}
+	svc, ok := obj.(*corev1.Service)
+	if !ok {
+		return obj, nil
+	}
+	for k := range svc.Annotations {
+		if !strings.HasPrefix(k, "metallb.io/") && !strings.HasPrefix(k, "metallb.universe.tf/") {
+			delete(svc.Annotations, k)
 		}
 	}
-	return obj, nil
+	if len(svc.Annotations) == 0 {
+		svc.Annotations = nil
+	}
+	sp := &svc.Spec
+	sp.ClusterIP, sp.ClusterIPs, sp.ExternalIPs, sp.ExternalName = "", nil, nil, ""
+	sp.SessionAffinity, sp.SessionAffinityConfig, sp.LoadBalancerSourceRanges = "", nil, nil
+	sp.HealthCheckNodePort, sp.InternalTrafficPolicy, sp.TrafficDistribution = 0, nil, nil
+	sp.AllocateLoadBalancerNodePorts = nil
+	for i := range sp.Ports {
+		sp.Ports[i] = corev1.ServicePort{Port: sp.Ports[i].Port, Protocol: sp.Ports[i].Protocol}
+	}
+	svc.Status.Conditions = nil
+	return svc, nil
 }
-
-const annotationLastApplied = "kubectl.kubernetes.io/last-applied-configuration"
 
 // Run runs the controller until ctx ends (or leadership is lost).
 func Run(ctx context.Context, restCfg *rest.Config, cfg Config) error {
