@@ -162,4 +162,13 @@ func TestInteropFRR(t *testing.T) {
 	frrPeer(t, f, 10*time.Second, "down by AdminDown", func(p frrtest.BFDPeer) bool {
 		return p.Status == "down" && p.RemoteDiagnostic == "administratively down"
 	})
+
+	// 6. Passive mode: we wait for FRR's first packet, then come Up.
+	passive := profile(50, 50, 3)
+	passive.PassiveMode = true
+	if err := m.AddPeer(nsKeyAB, passive); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, ev, nsKeyAB, bfd.StateUp, 15*time.Second)
+	frrPeer(t, f, 10*time.Second, "up with passive peer", func(p frrtest.BFDPeer) bool { return p.Status == "up" })
 }
