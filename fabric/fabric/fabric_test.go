@@ -6,8 +6,6 @@ import (
 	"net/netip"
 	"os"
 	"slices"
-	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -84,6 +82,15 @@ func TestFabric(t *testing.T) {
 	}
 
 	t.Run("ECMP set on both ToRs and in the kernel FIB", func(t *testing.T) {
+		wctx, wcancel := context.WithTimeout(ctx, 15*time.Second)
+		defer wcancel()
+		if err := f.WaitForRouteAll(wctx, svc, all); err != nil {
+			t.Fatal(err)
+		}
+		routes, err := f.Routes(ctx, svc)
+		if err != nil || len(routes) != 2 {
+			t.Fatalf("routes %v %v", routes, err)
+		}
 		for _, tor := range tors {
 			for _, p := range []netip.Prefix{svc, svc2} {
 				s := wait(t, tor, p, all, 15*time.Second)
@@ -132,9 +139,23 @@ func TestFabric(t *testing.T) {
 			}
 			defer r.Close()
 		}
+		before := map[string]uint64{}
+		for _, n := range f.Topology().Nodes {
+			st, err := f.NodeLinkStats(n.Name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			before[n.Name] = st.RxPackets
+		}
 		counts, err := f.SendFlows(ctx, "client", netip.AddrPortFrom(svc.Addr(), 9000), 64, 2*time.Second)
 		if err != nil {
 			t.Fatal(err)
+		}
+		for _, n := range f.Topology().Nodes {
+			st, _ := f.NodeLinkStats(n.Name)
+			if got := st.RxPackets - before[n.Name]; got < uint64(counts[n.Name]) {
+				t.Errorf("%s received %d packets, fewer than the %d flows it answered", n.Name, got, counts[n.Name])
+			}
 		}
 		t.Logf("64 flows: %v", counts)
 		if counts[""] != 0 {
@@ -265,9 +286,8 @@ func TestFabric(t *testing.T) {
 			t.Fatal(err)
 		}
 		pid := f.State().Routers["tor2"].PID
-		status, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
-		if !strings.Contains(string(status), "State:\tT") {
-			t.Errorf("tor2 router (pid %d) is not stopped:\n%s", pid, status)
+		if st, err := netlab.ProcessState(pid); err != nil || st != "T" {
+			t.Errorf("tor2 router (pid %d) state %q (%v), want stopped", pid, st, err)
 		}
 		if up, err := netlab.LinkUp(f.NetNS("tor2"), fabric.SegmentInterface); err != nil || up {
 			t.Errorf("tor2 segment link up=%v err=%v", up, err)

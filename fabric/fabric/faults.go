@@ -79,7 +79,10 @@ func (f *Fabric) Fault(ctx context.Context, flt Fault) error {
 		if err == nil && len(pids) == 0 {
 			return fmt.Errorf("fault %s %s: no process runs in %s", flt.Kind, flt.Target, ns)
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		return waitStopped(ctx, pids...)
 	case FaultNodeDrain:
 		return f.setNodeSessions(ctx, flt.Target, false)
 	case FaultLinkFlap:
@@ -104,7 +107,10 @@ func (f *Fabric) Fault(ctx context.Context, flt Fault) error {
 		if err := syscall.Kill(p.PID, syscall.SIGSTOP); err != nil {
 			return fmt.Errorf("fault %s %s: %w", flt.Kind, flt.Target, err)
 		}
-		return netlab.SetLinkUp(ns, SegmentInterface, false)
+		if err := netlab.SetLinkUp(ns, SegmentInterface, false); err != nil {
+			return err
+		}
+		return waitStopped(ctx, p.PID)
 	}
 	return nil
 }
@@ -135,6 +141,13 @@ func (f *Fabric) Repair(ctx context.Context, flt Fault) error {
 		return fmt.Errorf("repair %s %s: router process is gone", flt.Kind, flt.Target)
 	}
 	return nil
+}
+
+// waitStopped returns once the processes are stopped (at most 5 s).
+func waitStopped(ctx context.Context, pids ...int) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	return netlab.WaitStopped(ctx, pids...)
 }
 
 func (f *Fabric) setNodeSessions(ctx context.Context, node string, enable bool) error {

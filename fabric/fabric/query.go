@@ -8,6 +8,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/vishvananda/netlink"
+
 	"github.com/ecmplb/ecmplb/fabric/control"
 	"github.com/ecmplb/ecmplb/fabric/netlab"
 	"github.com/ecmplb/ecmplb/fabric/rib"
@@ -224,4 +226,41 @@ func (f *Fabric) WaitEstablished(ctx context.Context, tor string, nodes ...strin
 		return fmt.Errorf("tor %s: sessions to %v not established (last %+v): %w", tor, want, last, err)
 	}
 	return nil
+}
+
+// Routes returns the ECMP set of prefix on every ToR, keyed by ToR name; a ToR without
+// the prefix maps to an empty set (Prefix set, no paths).
+func (f *Fabric) Routes(ctx context.Context, prefix netip.Prefix) (map[string]rib.ECMPSet, error) {
+	out := map[string]rib.ECMPSet{}
+	for _, r := range f.state.Topology.ToRs {
+		s, err := f.Route(ctx, r.Name, prefix)
+		if errors.Is(err, ErrNoRoute) {
+			s, err = rib.ECMPSet{Prefix: prefix}, nil
+		}
+		if err != nil {
+			return out, fmt.Errorf("tor %s: %w", r.Name, err)
+		}
+		out[r.Name] = s
+	}
+	return out, nil
+}
+
+// WaitForRouteAll waits until every ToR's ECMP set for prefix is exactly wantNextHops.
+func (f *Fabric) WaitForRouteAll(ctx context.Context, prefix netip.Prefix, wantNextHops []netip.Addr) error {
+	for _, r := range f.state.Topology.ToRs {
+		if _, err := f.WaitForRoute(ctx, r.Name, prefix, wantNextHops); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// NodeLinkStats returns the counters of a node's segment interface (packets and bytes
+// in and out), e.g. to count how much of a flow test reached each node.
+func (f *Fabric) NodeLinkStats(node string) (netlink.LinkStatistics, error) {
+	ns := f.NetNS(node)
+	if ns == "" {
+		return netlink.LinkStatistics{}, fmt.Errorf("fabric %s: no node %q", f.state.Instance, node)
+	}
+	return netlab.LinkStats(ns, SegmentInterface)
 }

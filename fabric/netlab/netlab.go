@@ -19,6 +19,7 @@ import (
 	"slices"
 	"strconv"
 	"syscall"
+	"time"
 
 	"github.com/containernetworking/plugins/pkg/ip"
 	"github.com/containernetworking/plugins/pkg/ns"
@@ -296,6 +297,40 @@ func ProcessesIn(nsName string) ([]int, error) {
 		}
 	}
 	return pids, nil
+}
+
+// ProcessState returns the state letter of a process from /proc/<pid>/stat ("R", "S",
+// "T" for stopped, ...).
+func ProcessState(pid int) (string, error) {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return "", err
+	}
+	// pid (comm) state ...; comm may hold spaces and parentheses.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 || i+2 >= len(b) {
+		return "", fmt.Errorf("pid %d: malformed stat", pid)
+	}
+	return string(b[i+2]), nil
+}
+
+// WaitStopped waits until every listed process is stopped (state T) or gone: a stop
+// signal takes effect asynchronously, so a fault is in force only once this returns.
+func WaitStopped(ctx context.Context, pids ...int) error {
+	for _, pid := range pids {
+		for {
+			st, err := ProcessState(pid)
+			if err != nil || st == "T" || st == "t" || st == "Z" || st == "X" {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("pid %d not stopped (state %s): %w", pid, st, ctx.Err())
+			case <-time.After(time.Millisecond):
+			}
+		}
+	}
+	return nil
 }
 
 // SignalProcessesIn sends sig to every process in the named namespace and returns
