@@ -345,6 +345,7 @@ func (m *Manager) Close() error {
 		m.mu.Unlock()
 		return nil
 	}
+	m.closed = true // from here AddPeer fails, so the snapshot below is complete
 	keys := make([]PeerKey, 0, len(m.sessions))
 	for k := range m.sessions {
 		keys = append(keys, k)
@@ -354,7 +355,6 @@ func (m *Manager) Close() error {
 		_ = m.RemovePeer(k)
 	}
 	m.mu.Lock()
-	m.closed = true
 	var closers []io.Closer
 	for a, lr := range m.listeners {
 		closers = append(closers, lr.c)
@@ -415,6 +415,13 @@ func (m *Manager) deliver(local netip.Addr, b []byte, src netip.Addr, ttl int) {
 // sessions and never loses an event.
 func (m *Manager) Subscribe() (<-chan StateChange, func()) {
 	s := newSubscriber()
+	m.mu.RLock()
+	closed := m.closed
+	m.mu.RUnlock()
+	if closed {
+		s.cancel()
+		return s.out, func() {}
+	}
 	m.subMu.Lock()
 	m.subs[s] = struct{}{}
 	m.subMu.Unlock()

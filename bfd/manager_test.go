@@ -397,4 +397,9 @@ func TestManagerAPIErrors(t *testing.T) {
 	if err := m.AddPeer(keyAB, bfd.DefaultProfile()); !errors.Is(err, bfd.ErrClosed) {
 		t.Errorf("add after close: %v", err)
 	}
+	late, cancel := m.Subscribe()
+	defer cancel()
+	if _, open := <-late; open {
+		t.Error("subscription after Close is open")
+	}
 }

@@ -29,15 +29,19 @@ func Installed() bool {
 	return err == nil
 }
 
-// Require skips t when FRR is missing, unless ECMPLB_REQUIRE_FRR is set, in
-// which case a missing FRR fails the test. It also skips when not root.
+// Require skips t when FRR is missing or the test is not root, unless
+// ECMPLB_REQUIRE_FRR is set, in which case either fails the test.
 func Require(t testing.TB) {
 	t.Helper()
+	required := os.Getenv("ECMPLB_REQUIRE_FRR") != ""
 	if os.Geteuid() != 0 {
+		if required {
+			t.Fatal("FRR interop needs root for network namespaces and ECMPLB_REQUIRE_FRR is set")
+		}
 		t.Skip("needs root for network namespaces")
 	}
 	if !Installed() {
-		if os.Getenv("ECMPLB_REQUIRE_FRR") != "" {
+		if required {
 			t.Fatal("FRR is not installed (apt-get install -y frr) and ECMPLB_REQUIRE_FRR is set")
 		}
 		t.Skip("FRR is not installed (apt-get install -y frr)")
