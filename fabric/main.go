@@ -10,6 +10,7 @@
 //	fabric events [--tor NAME] [--after SEQ]
 //	fabric fault KIND TARGET [--duration D]     (kinds: node-down node-freeze node-drain link-flap tor-down)
 //	fabric repair KIND TARGET
+//	fabric faults                                (the fault log with timestamps)
 //	fabric announcer NODE PREFIX... [--bfd PROFILE]   (test speaker in a node namespace)
 //	fabric add-node NAME ADDRESS [--asn N] [--bfd PROFILE]
 //	fabric remove-node NAME
@@ -46,7 +47,7 @@ func main() {
 
 func usage() {
 	fmt.Fprint(os.Stderr, `usage: fabric [-o text|json] [-i INSTANCE] [--state-root DIR] [-v] COMMAND [ARGS]
-commands: up down list route rib neighbors bfd history events fault repair announcer add-node remove-node flows topology
+commands: up down list route rib neighbors bfd history events fault repair faults announcer add-node remove-node flows topology
 `)
 }
 
@@ -113,6 +114,8 @@ func run(args []string) error {
 		return cli.Down(ctx, env, fs.Args(), *all, *stale)
 	case "list":
 		return cli.List(env)
+	case "faults":
+		return cli.Faults(env)
 	case "topology":
 		return cli.PrintTopology(env)
 	case "route":

@@ -350,11 +350,36 @@ func Fault(ctx context.Context, e Env, flt fabric.Fault, repair bool) error {
 	if err != nil {
 		return err
 	}
-	if e.Output == JSON {
-		return writeJSON(e.Out, map[string]any{"fault": flt, "action": verb, "at": e.now()})
+	at := e.now()
+	if log := f.FaultLog(); len(log) > 0 {
+		at = log[len(log)-1].At
 	}
-	fmt.Fprintf(e.Out, "%s %s %s at %s\n", verb, flt.Kind, flt.Target, e.now().UTC().Format("15:04:05.000000Z"))
+	if e.Output == JSON {
+		return writeJSON(e.Out, map[string]any{"fault": flt, "action": verb, "at": at})
+	}
+	fmt.Fprintf(e.Out, "%s %s %s at %s\n", verb, flt.Kind, flt.Target, at.UTC().Format("15:04:05.000000Z"))
 	return nil
+}
+
+// Faults prints the instance's fault log.
+func Faults(e Env) error {
+	f, err := e.Open()
+	if err != nil {
+		return err
+	}
+	log := f.FaultLog()
+	if e.Output == JSON {
+		if log == nil {
+			log = []fabric.FaultEvent{}
+		}
+		return writeJSON(e.Out, log)
+	}
+	tw := table(e.Out)
+	fmt.Fprintln(tw, "Time\tAction\tKind\tTarget")
+	for _, ev := range log {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", ev.At.UTC().Format("2006-01-02T15:04:05.000000Z"), ev.Action, ev.Fault.Kind, ev.Fault.Target)
+	}
+	return tw.Flush()
 }
 
 // StartAnnouncer starts a test announcer in a node (it keeps running after the CLI

@@ -78,6 +78,17 @@ type Fabric struct {
 
 var instanceRE = regexp.MustCompile(`^[a-z0-9]{1,16}$`)
 
+// BuildBinary builds the fabric executable into dir (with the go tool, from the module
+// that contains this package) and returns its path, for Options.Binary.
+func BuildBinary(ctx context.Context, dir string) (string, error) {
+	out := filepath.Join(dir, "fabric")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "github.com/ecmplb/ecmplb/fabric")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build fabric: %w: %s", err, b)
+	}
+	return out, nil
+}
+
 func resolveBinary(b string) (string, error) {
 	if b == "" {
 		if exe, err := os.Executable(); err == nil && filepath.Base(exe) == "fabric" {

@@ -199,11 +199,16 @@ func TestFabric(t *testing.T) {
 		if err := f.Fault(ctx, fabric.Fault{Kind: fabric.FaultNodeDown, Target: "node1"}); err != nil {
 			t.Fatal(err)
 		}
+		log := f.FaultLog()
+		last := log[len(log)-1]
+		if last.Action != "inject" || last.Fault.Target != "node1" || last.At.Before(t0) || last.At.After(time.Now()) {
+			t.Fatalf("fault log %+v", log)
+		}
 		want := addrs("10.0.0.22", "10.0.0.23")
 		for _, tor := range tors {
 			wait(t, tor, svc, want, 5*time.Second)
 			c := changeAfter(t, f, tor, svc, t0, want)
-			d := c.At.Sub(t0)
+			d := c.At.Sub(last.At)
 			t.Logf("%s: node1 hard failure with BFD 50ms x 3 withdrawn after %v", tor, d)
 			if d >= 3*time.Second {
 				t.Errorf("%s: BFD withdrawal took %v, not faster than the 3s hold time", tor, d)

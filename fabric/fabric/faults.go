@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"syscall"
 	"time"
 
@@ -64,13 +65,46 @@ func (f *Fabric) target(flt Fault) (ns string, err error) {
 	return f.NetNS(flt.Target), nil
 }
 
-// Fault injects a fault.
+// FaultEvent records when a fault was injected or repaired.
+type FaultEvent struct {
+	// At is when the fault took (or stopped taking) effect: after the link changed,
+	// after the processes were stopped; for link-flap, when the link went down.
+	At     time.Time `json:"at"`
+	Action string    `json:"action"` // "inject" or "repair"
+	Fault  Fault     `json:"fault"`
+}
+
+// FaultLog returns every fault injected or repaired in this instance (by any process),
+// oldest first.
+func (f *Fabric) FaultLog() []FaultEvent {
+	f.refresh()
+	return slices.Clone(f.state.Faults)
+}
+
+func (f *Fabric) recordFault(action string, flt Fault, at time.Time) error {
+	return f.update(func(s *State) { s.Faults = append(s.Faults, FaultEvent{At: at, Action: action, Fault: flt}) })
+}
+
+// Fault injects a fault and records it in the fault log.
 func (f *Fabric) Fault(ctx context.Context, flt Fault) error {
+	var at time.Time
+	if err := f.inject(ctx, flt, &at); err != nil {
+		return err
+	}
+	return f.recordFault("inject", flt, at)
+}
+
+func (f *Fabric) inject(ctx context.Context, flt Fault, at *time.Time) (err error) {
 	ns, err := f.target(flt)
 	if err != nil {
 		return err
 	}
 	f.log.Info("inject fault", "kind", flt.Kind, "target", flt.Target)
+	defer func() {
+		if at.IsZero() {
+			*at = time.Now()
+		}
+	}()
 	switch flt.Kind {
 	case FaultNodeDown:
 		return netlab.SetLinkUp(ns, SegmentInterface, false)
@@ -93,6 +127,7 @@ func (f *Fabric) Fault(ctx context.Context, flt Fault) error {
 		if err := netlab.SetLinkUp(ns, SegmentInterface, false); err != nil {
 			return err
 		}
+		*at = time.Now()
 		select {
 		case <-ctx.Done():
 		case <-time.After(d):
@@ -115,8 +150,15 @@ func (f *Fabric) Fault(ctx context.Context, flt Fault) error {
 	return nil
 }
 
-// Repair undoes a fault.
+// Repair undoes a fault and records it in the fault log.
 func (f *Fabric) Repair(ctx context.Context, flt Fault) error {
+	if err := f.repair(ctx, flt); err != nil {
+		return err
+	}
+	return f.recordFault("repair", flt, time.Now())
+}
+
+func (f *Fabric) repair(ctx context.Context, flt Fault) error {
 	ns, err := f.target(flt)
 	if err != nil {
 		return err

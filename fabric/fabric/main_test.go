@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"os/exec"
 	"testing"
 	"time"
 
@@ -33,10 +32,9 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	binary = dir + "/fabric"
-	out, err := exec.Command("go", "build", "-o", binary, "github.com/ecmplb/ecmplb/fabric").CombinedOutput()
+	binary, err = fabric.BuildBinary(context.Background(), dir)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "build fabric: %v\n%s", err, out)
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	return m.Run()

@@ -43,6 +43,8 @@ type State struct {
 	Routers map[string]Proc `json:"routers"`
 	// Announcers are test announcer processes by node name.
 	Announcers map[string]Proc `json:"announcers,omitempty"`
+	// Faults is the fault log (see Fabric.FaultLog).
+	Faults []FaultEvent `json:"faults,omitempty"`
 }
 
 // Namespaces lists every namespace of the instance, the switch last.
