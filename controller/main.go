@@ -13,7 +13,19 @@ import (
 	"github.com/ecmplb/ecmplb/controller/app"
 )
 
+// streamingLists turns on client-go's WatchListClient feature (unless the
+// environment says otherwise): informers then receive their initial state
+// as a stream of objects instead of one large list, which keeps the
+// controller's peak memory low at start with many Services.
+func streamingLists() {
+	const env = "KUBE_FEATURE_WatchListClient"
+	if _, set := os.LookupEnv(env); !set {
+		_ = os.Setenv(env, "true")
+	}
+}
+
 func main() {
+	streamingLists()
 	var cfg app.Config
 	var logLevel slog.Level
 	var qps float64

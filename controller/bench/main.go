@@ -147,6 +147,19 @@ func vmHWM(pid int) (int, error) {
 	return 0, fmt.Errorf("no VmHWM in /proc/%d/status", pid)
 }
 
+// cpuSeconds reads a process's user+system CPU time.
+func cpuSeconds(pid int) float64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name, which is in parentheses.
+	f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:]))
+	ut, _ := strconv.Atoi(f[11])
+	st, _ := strconv.Atoi(f[12])
+	return float64(ut+st) / 100 // USER_HZ
+}
+
 // stop reads the peak memory, then ends the controller with SIGTERM (it
 // releases its Lease on the way out).
 func (p *proc) stop() (int, error) {
@@ -323,6 +336,7 @@ func (b *bench) run(ctx context.Context, backlog, burst, workers int) error {
 	fmt.Printf("backlog: %d Services had an IP %.3fs after the controller process started\n", backlog, backlogTime.Seconds())
 
 	// 2. Burst: Services created at full speed with the controller running.
+	cpu0 := [3]float64{cpuSeconds(p1.cmd.Process.Pid), cpuSeconds(b.env.APIServerPID()), cpuSeconds(b.env.EtcdPID())}
 	first := time.Now()
 	last, err := b.create(ctx, "burst", burst, workers)
 	if err != nil {
@@ -333,6 +347,8 @@ func (b *bench) run(ctx context.Context, backlog, burst, workers int) error {
 		return fmt.Errorf("burst: %w", err)
 	}
 	burstAfterLast := done.Sub(last)
+	fmt.Printf("cpu during burst: controller %.1fs, kube-apiserver %.1fs, etcd %.1fs\n",
+		cpuSeconds(p1.cmd.Process.Pid)-cpu0[0], cpuSeconds(b.env.APIServerPID())-cpu0[1], cpuSeconds(b.env.EtcdPID())-cpu0[2])
 	fmt.Printf("burst: %d Services created in %.3fs (%.0f/s); all had an IP %.3fs after the last create (%.3fs after the first)\n",
 		burst, last.Sub(first).Seconds(), float64(burst)/last.Sub(first).Seconds(), burstAfterLast.Seconds(), done.Sub(first).Seconds())
 
