@@ -5,12 +5,14 @@
 package netlab
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
 	"os"
 	"os/exec"
 	"strings"
+	"time"
 )
 
 // Lab is a set of network namespaces and veth links.
@@ -106,7 +108,11 @@ func RerunInNS(ns, testName string, env []string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	cmd := exec.Command("ip", "netns", "exec", ns, self, "-test.run", "^"+testName+"$", "-test.v", "-test.count=1")
+	// The child's own -test.timeout makes a hang end with a goroutine dump; the
+	// context kills it should even that fail.
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", ns, self, "-test.run", "^"+testName+"$", "-test.v", "-test.count=1", "-test.timeout=3m")
 	cmd.Env = append(append(os.Environ(), ChildEnv+"=1"), env...)
 	out, err := cmd.CombinedOutput()
 	return string(out), err

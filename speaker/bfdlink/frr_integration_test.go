@@ -1,0 +1,229 @@
+package bfdlink
+
+import (
+	"encoding/json"
+	"log/slog"
+	"net/netip"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ecmplb/ecmplb/bfd"
+	"github.com/ecmplb/ecmplb/speaker/announce"
+	"github.com/ecmplb/ecmplb/speaker/bgp"
+	"github.com/ecmplb/ecmplb/speaker/internal/frr"
+	"github.com/ecmplb/ecmplb/speaker/internal/netlab"
+)
+
+const (
+	envRouterNS = "ECMPLB_TEST_ROUTER_NS"
+	speakerAddr = "10.0.0.21"
+	frrAddr     = "10.0.0.1"
+)
+
+// inLab re-runs the calling test inside a speaker namespace linked to a router
+// namespace; in the child it returns the router namespace.
+func inLab(t *testing.T) string {
+	t.Helper()
+	if netlab.IsChild() {
+		return os.Getenv(envRouterNS)
+	}
+	frr.Require(t)
+	lab := netlab.New()
+	t.Cleanup(func() {
+		if err := lab.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	rns, err := lab.NS("r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { frr.KillLeftovers(rns) })
+	sns, err := lab.NS("s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lab.Link(rns, "elbr"+lab.ID(), []string{frrAddr + "/24"}, sns, "elbs"+lab.ID(), []string{speakerAddr + "/24"}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := netlab.RerunInNS(sns, t.Name(), []string{envRouterNS + "=" + rns})
+	t.Log("child output:\n" + out)
+	if err != nil || !strings.Contains(out, "--- PASS: "+t.Name()) {
+		t.Fatalf("child test failed: %v", err)
+	}
+	return ""
+}
+
+const bgpdConf = `frr defaults datacenter
+hostname tor
+log timestamp precision 6
+!
+router bgp 65000
+ bgp router-id 10.0.0.1
+ no bgp ebgp-requires-policy
+ no bgp default ipv4-unicast
+ neighbor 10.0.0.21 remote-as 65100
+ neighbor 10.0.0.21 passive
+ neighbor 10.0.0.21 timers 30 90
+ neighbor 10.0.0.21 bfd
+ neighbor 10.0.0.21 bfd profile fast
+ address-family ipv4 unicast
+  neighbor 10.0.0.21 activate
+ exit-address-family
+!
+`
+
+const bfddConf = `hostname tor
+log timestamp precision 6
+bfd
+ profile fast
+  receive-interval 100
+  transmit-interval 100
+  detect-multiplier 3
+ !
+!
+`
+
+type frrPath struct {
+	Nexthops []struct {
+		IP string `json:"ip"`
+	} `json:"nexthops"`
+	Community *struct {
+		String string `json:"string"`
+	} `json:"community"`
+	LargeCommunity *struct {
+		String string `json:"string"`
+	} `json:"largeCommunity"`
+}
+
+// frrRoute returns the route FRR holds for prefix ("" nexthop when absent).
+func frrRoute(t *testing.T, in *frr.Instance, prefix string) (nexthop, comms string) {
+	out, err := in.Vtysh("bgpd", "show bgp ipv4 unicast " + prefix + " json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r struct {
+		Paths []frrPath `json:"paths"`
+	}
+	_ = json.Unmarshal([]byte(out), &r)
+	if len(r.Paths) == 0 || len(r.Paths[0].Nexthops) == 0 {
+		return "", ""
+	}
+	p := r.Paths[0]
+	if p.Community != nil {
+		comms = p.Community.String
+	}
+	if p.LargeCommunity != nil {
+		comms += " large:" + p.LargeCommunity.String
+	}
+	return p.Nexthops[0].IP, comms
+}
+
+func waitFRR(t *testing.T, in *frr.Instance, prefix, wantNH, wantComms string, timeout time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for {
+		nh, c := frrRoute(t, in, prefix)
+		if nh == wantNH && (wantNH == "" || c == wantComms) {
+			return time.Since(start)
+		}
+		if time.Since(start) > timeout {
+			t.Fatalf("FRR route %s: nexthop %q communities %q, want %q %q; bgpd log:\n%s", prefix, nh, c, wantNH, wantComms, in.Log("bgpd"))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestFRRInterop announces to FRR bgpd over a real session and checks that a BFD
+// failure (FRR's bfdd frozen) resets the BGP session at once, and that it comes back
+// when BFD does.
+func TestFRRInterop(t *testing.T) {
+	rns := inLab(t)
+	if rns == "" {
+		return
+	}
+	in, err := frr.Start(rns, frr.Daemon{Name: "zebra", Config: "hostname tor\n"},
+		frr.Daemon{Name: "bfdd", Config: bfddConf}, frr.Daemon{Name: "bgpd", Config: bgpdConf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = in.Close() })
+
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	sp := bgp.New(bgp.Options{Logger: log})
+	t.Cleanup(sp.Close)
+	mgr := bfd.NewManager(bfd.WithLogger(log))
+	t.Cleanup(func() { _ = mgr.Close() })
+	link := New(mgr, sp, log, nil)
+	done := make(chan struct{})
+	stop := make(chan struct{})
+	go func() {
+		defer close(done)
+		ctx, cancel := contextFrom(stop)
+		defer cancel()
+		link.Run(ctx)
+	}()
+	t.Cleanup(func() { close(stop); <-done })
+
+	u := func(v uint32) *uint32 { return &v }
+	sess := announce.Session{Name: "tor", MyASN: 65100, PeerASN: 65000, PeerAddress: netip.MustParseAddr(frrAddr), PeerPort: 179,
+		RouterID: netip.MustParseAddr(speakerAddr), HoldTime: 90 * time.Second, KeepaliveTime: 30 * time.Second, ConnectTime: time.Second,
+		BFD: &announce.BFDProfile{Name: "fast", ReceiveInterval: u(100), TransmitInterval: u(100), DetectMultiplier: u(3)}}
+	if err := sp.SetSessions([]announce.Session{sess}); err != nil {
+		t.Fatal(err)
+	}
+	if err := link.SetSessions([]announce.Session{sess}); err != nil {
+		t.Fatal(err)
+	}
+	c1, _ := announce.ParseCommunity("65000:100")
+	c2, _ := announce.ParseCommunity("large:1:2:3")
+	prefix := "203.0.113.5/32"
+	if err := sp.Apply("default/web", []announce.Route{{Peer: "tor", Prefix: netip.MustParsePrefix(prefix), Communities: []announce.Community{c1, c2}}}); err != nil {
+		t.Fatal(err)
+	}
+	// FRR's bgpd registers its BFD session when the BGP session first comes up and
+	// bfdd then signals Down once, so the first session is reset; allow for that.
+	waitFRR(t, in, prefix, speakerAddr, "65000:100 large:1:2:3", 60*time.Second)
+	// Withdraw and re-announce: FRR follows.
+	if err := sp.Apply("default/web", nil); err != nil {
+		t.Fatal(err)
+	}
+	waitFRR(t, in, prefix, "", "", 45*time.Second)
+	if err := sp.Apply("default/web", []announce.Route{{Peer: "tor", Prefix: netip.MustParsePrefix(prefix), Communities: []announce.Community{c1}}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFRR(t, in, prefix, speakerAddr, "65000:100", 45*time.Second)
+
+	// BFD must be Up on both sides before the failure.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		out, _ := in.Vtysh("bfdd", "show bfd peers json")
+		if strings.Contains(out, `"status":"up"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("FRR BFD not up: %s", out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond)
+
+	// Freeze FRR's bfdd: our BFD sees Down within ~300 ms and shuts the BGP session,
+	// so FRR drops the route long before the 90 s hold time.
+	if err := in.Signal("bfdd", syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	gone := waitFRR(t, in, prefix, "", "", 5*time.Second)
+	t.Logf("route withdrawn on FRR %v after freezing bfdd (hold time 90s)", gone)
+	if sp.SessionUp("tor") {
+		t.Error("BGP session still up after BFD down")
+	}
+	if err := in.Signal("bfdd", syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	back := waitFRR(t, in, prefix, speakerAddr, "65000:100", 30*time.Second)
+	t.Logf("route back on FRR %v after thawing bfdd", back)
+}
