@@ -41,6 +41,16 @@ type core struct {
 	effRx   uint32
 	polling bool
 
+	// Echo function (RFC 5880 section 6.4, RFC 5881 section 4): echoIv is our
+	// echo interval (0: echo mode off); it is also what we advertise as
+	// Required Min Echo RX, since our kernel forwards the peer's echo packets.
+	// echoReady is set by the shell once it can send echo packets.
+	echoIv       uint32
+	remoteEchoRx uint32
+	echoReady    bool
+	echoNext     time.Time
+	echoDetectAt time.Time
+
 	lastRx   time.Time     // zero: nothing received within a Detection Time
 	detectAt time.Time     // zero: detection timer not armed
 	nextTx   time.Time     // zero: no periodic transmission scheduled
@@ -51,6 +61,7 @@ type core struct {
 // output is what one core step asks of the shell.
 type output struct {
 	packets  []ControlPacket // to send now, in order
+	echo     bool            // send one echo packet now
 	changed  bool            // a state transition happened
 	from, to State
 	diag     Diagnostic // local diagnostic after the transition
@@ -120,18 +131,17 @@ func (c *core) finishPoll(out *output) {
 // packet builds the control packet we send now.
 func (c *core) packet(final bool) ControlPacket {
 	return ControlPacket{
-		Version:               Version,
-		Diag:                  c.localDiag,
-		State:                 c.state,
-		Poll:                  c.polling && !final,
-		Final:                 final,
-		DetectMult:            c.adv.DetectMult,
-		MyDiscriminator:       c.localDiscr,
-		YourDiscriminator:     c.remoteDiscr,
-		DesiredMinTxInterval:  c.adv.DesiredMinTx,
-		RequiredMinRxInterval: c.adv.RequiredMinRx,
-		// Echo is not implemented: zero tells the peer not to send us echo packets.
-		RequiredMinEchoRxInterval: 0,
+		Version:                   Version,
+		Diag:                      c.localDiag,
+		State:                     c.state,
+		Poll:                      c.polling && !final,
+		Final:                     final,
+		DetectMult:                c.adv.DetectMult,
+		MyDiscriminator:           c.localDiscr,
+		YourDiscriminator:         c.remoteDiscr,
+		DesiredMinTxInterval:      c.adv.DesiredMinTx,
+		RequiredMinRxInterval:     c.adv.RequiredMinRx,
+		RequiredMinEchoRxInterval: c.echoIv,
 	}
 }
 
@@ -179,8 +189,51 @@ func (c *core) jittered() time.Duration {
 	return Jitter(c.txInterval(), c.adv.DetectMult, c.random())
 }
 
-// reschedule re-derives both deadlines after any change.
+// echoWanted reports whether the echo function should run (the shell then
+// makes echo sending possible and calls setEchoReady).
+func (c *core) echoWanted() bool {
+	return c.echoIv != 0 && c.state == StateUp && c.remoteEchoRx != 0
+}
+
+// echoActive reports whether echo packets are being sent and timed.
+func (c *core) echoActive() bool { return c.echoReady && c.echoWanted() }
+
+// echoInterval is the echo transmit interval before jitter: never faster than
+// the peer's Required Min Echo RX.
+func (c *core) echoInterval() time.Duration { return usec(max(c.echoIv, c.remoteEchoRx)) }
+
+// echoDetection is the echo Detection Time: our Detect Mult times the echo
+// interval (the packets are ours, so our multiplier applies).
+func (c *core) echoDetection() time.Duration {
+	return time.Duration(c.adv.DetectMult) * c.echoInterval()
+}
+
+// setEchoReady tells the core whether the shell can send echo packets.
+func (c *core) setEchoReady(ready bool, now time.Time) {
+	c.echoReady = ready
+	c.reschedule(now)
+}
+
+// echoReceived restarts the echo detection timer when one of our echo
+// packets comes back.
+func (c *core) echoReceived(now time.Time) {
+	if c.echoActive() {
+		c.echoDetectAt = now.Add(c.echoDetection())
+	}
+}
+
+// reschedule re-derives the deadlines after any change.
 func (c *core) reschedule(now time.Time) {
+	if !c.echoActive() {
+		c.echoNext, c.echoDetectAt = time.Time{}, time.Time{}
+	} else {
+		if c.echoNext.IsZero() {
+			c.echoNext = now
+		}
+		if c.echoDetectAt.IsZero() {
+			c.echoDetectAt = now.Add(c.echoDetection())
+		}
+	}
 	if c.lastRx.IsZero() {
 		c.detectAt = time.Time{}
 	} else {
@@ -204,13 +257,13 @@ func (c *core) reschedule(now time.Time) {
 
 // deadline is when the shell must call tick next; zero means never.
 func (c *core) deadline() time.Time {
-	switch {
-	case c.detectAt.IsZero():
-		return c.nextTx
-	case c.nextTx.IsZero() || c.detectAt.Before(c.nextTx):
-		return c.detectAt
+	var d time.Time
+	for _, t := range [...]time.Time{c.nextTx, c.detectAt, c.echoNext, c.echoDetectAt} {
+		if !t.IsZero() && (d.IsZero() || t.Before(d)) {
+			d = t
+		}
 	}
-	return c.nextTx
+	return d
 }
 
 // receive processes a packet that passed ParseControlPacket and was
@@ -229,6 +282,7 @@ func (c *core) receive(p ControlPacket, now time.Time) output {
 	c.remoteMinRx = p.RequiredMinRxInterval
 	c.remoteDesiredTx = p.DesiredMinTxInterval
 	c.remoteMult = p.DetectMult
+	c.remoteEchoRx = p.RequiredMinEchoRxInterval
 	if p.Final {
 		c.finishPoll(&out)
 	}
@@ -261,6 +315,13 @@ func (c *core) tick(now time.Time) output {
 	if !c.detectAt.IsZero() && !now.Before(c.detectAt) {
 		c.expire(&out)
 	}
+	if !c.echoDetectAt.IsZero() && !now.Before(c.echoDetectAt) && c.echoActive() {
+		c.echoFailed(&out)
+	}
+	if !c.echoNext.IsZero() && !now.Before(c.echoNext) && c.echoActive() {
+		out.echo = true
+		c.echoNext = now.Add(Jitter(c.echoInterval(), c.adv.DetectMult, c.random()))
+	}
 	if !c.nextTx.IsZero() && !now.Before(c.nextTx) && c.canTransmit() {
 		out.packets = append(out.packets, c.packet(false))
 		c.txSched = c.txInterval()
@@ -284,11 +345,29 @@ func (c *core) expire(out *output) {
 	}
 }
 
-// configure applies a new profile (6.8.3: Poll Sequence when Up).
-func (c *core) configure(cfg sessionParams, passive bool, now time.Time) output {
+// echoFailed handles echo packets no longer coming back (6.8.5). The echo
+// path is reset, so the shell looks up the peer again before the next use.
+func (c *core) echoFailed(out *output) {
+	c.echoReady = false
+	if next, diag := Transition(c.state, EventEchoTimeout); next != c.state {
+		c.setState(next, diag, out)
+		c.reconcile(out)
+		if len(out.packets) == 0 {
+			out.packets = append(out.packets, c.packet(false))
+		}
+	}
+}
+
+// configure applies a new profile (6.8.3: Poll Sequence when Up). echoIv is
+// the echo interval in microseconds, 0 when echo mode is off.
+func (c *core) configure(cfg sessionParams, passive bool, echoIv uint32, now time.Time) output {
 	var out output
 	c.cfg = cfg
 	c.passive = passive
+	if c.echoIv != echoIv {
+		c.echoIv = echoIv
+		c.echoNext, c.echoDetectAt = time.Time{}, time.Time{}
+	}
 	c.reconcile(&out)
 	c.reschedule(now)
 	return out

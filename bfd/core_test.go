@@ -159,7 +159,7 @@ func TestCoreAnswersPollWithFinal(t *testing.T) {
 		t.Fatalf("detection time %v, want 3s", got)
 	}
 	// A Poll that arrives during our own Poll is answered with F and no P.
-	c.configure(params(100, 300, 3), false, now)
+	c.configure(params(100, 300, 3), false, 0, now)
 	if !c.polling {
 		t.Fatal("no poll after local change")
 	}
@@ -295,7 +295,7 @@ func TestCoreParameterChanges(t *testing.T) {
 			if c.txInterval() != 100*time.Millisecond || c.detectionTime() != 300*time.Millisecond {
 				t.Fatalf("baseline tx %v det %v", c.txInterval(), c.detectionTime())
 			}
-			p := onePacket(t, c.configure(tt.to, false, now))
+			p := onePacket(t, c.configure(tt.to, false, 0, now))
 			if !p.Poll || p.DesiredMinTxInterval != tt.to.DesiredMinTx || p.RequiredMinRxInterval != tt.to.RequiredMinRx || p.DetectMult != tt.to.DetectMult {
 				t.Fatalf("poll packet %+v, want new values %+v", p, tt.to)
 			}
@@ -316,8 +316,8 @@ func TestCoreParameterChanges(t *testing.T) {
 func TestCoreChangeDuringPollWaitsForNextPoll(t *testing.T) {
 	c := upCore(t, params(300, 300, 3))
 	now := t0.Add(2 * time.Second)
-	c.configure(params(200, 300, 3), false, now)
-	out := c.configure(params(100, 300, 3), false, now)
+	c.configure(params(200, 300, 3), false, 0, now)
+	out := c.configure(params(100, 300, 3), false, 0, now)
 	if len(out.packets) != 0 || c.adv.DesiredMinTx != 200*ms {
 		t.Fatalf("second change overrode the running poll: adv %+v", c.adv)
 	}
@@ -349,5 +349,56 @@ func TestCoreRemoteSlowsDownAppliesAtOnce(t *testing.T) {
 	c.receive(remote(StateUp, localID, 50, 50), at)
 	if gap := c.nextTx.Sub(at); gap > 50*time.Millisecond {
 		t.Fatalf("next packet %v away after speed-up, want <= 50ms", gap)
+	}
+}
+
+func TestCoreEcho(t *testing.T) {
+	c := upCore(t, params(300, 300, 3))
+	now := t0.Add(2 * time.Second)
+	c.configure(params(300, 300, 3), false, 50*ms, now)
+	c.receive(final(remote(StateUp, localID, 300, 300)), now) // finish any poll
+	if p := c.packet(false); p.RequiredMinEchoRxInterval != 50*ms {
+		t.Fatalf("echo mode does not advertise Required Min Echo RX: %+v", p)
+	}
+	if c.echoWanted() {
+		t.Fatal("echo wanted although the peer's Required Min Echo RX is 0")
+	}
+	p := remote(StateUp, localID, 300, 300)
+	p.RequiredMinEchoRxInterval = 100 * ms // the peer reflects no faster than 100ms
+	c.receive(p, now)
+	if !c.echoWanted() || c.echoActive() {
+		t.Fatalf("wanted %v active %v", c.echoWanted(), c.echoActive())
+	}
+	c.setEchoReady(true, now)
+	if c.echoInterval() != 100*time.Millisecond || c.echoDetection() != 300*time.Millisecond {
+		t.Fatalf("echo interval %v detection %v", c.echoInterval(), c.echoDetection())
+	}
+	if !c.echoNext.Equal(now) || !c.echoDetectAt.Equal(now.Add(300*time.Millisecond)) {
+		t.Fatalf("first echo due %v, detection %v", c.echoNext.Sub(now), c.echoDetectAt.Sub(now))
+	}
+	if out := c.tick(now); !out.echo {
+		t.Fatal("no echo sent")
+	}
+	// Echo comes back for a while: no change.
+	for i := 1; i <= 10; i++ {
+		at := now.Add(time.Duration(i) * 80 * time.Millisecond)
+		c.echoReceived(at)
+		c.receive(p, at)
+		if out := c.tick(at); out.changed {
+			t.Fatalf("changed %+v", out)
+		}
+	}
+	last := now.Add(800 * time.Millisecond)
+	out := c.tick(last.Add(299 * time.Millisecond))
+	if out.changed {
+		t.Fatal("echo failed early")
+	}
+	c.receive(p, last.Add(299*time.Millisecond)) // control packets still arrive
+	out = c.tick(last.Add(300 * time.Millisecond))
+	if !out.changed || out.to != StateDown || out.diag != DiagEchoFailed {
+		t.Fatalf("echo expiry: %+v", out)
+	}
+	if c.echoReady || c.echoActive() || !c.echoNext.IsZero() {
+		t.Fatal("echo state not reset after failure")
 	}
 }

@@ -13,6 +13,12 @@ import (
 type MemNet struct {
 	mu        sync.Mutex
 	listeners map[netip.Addr]deliverFunc
+	echoes    map[netip.Addr]func([]byte, netip.Addr)
+	// EchoBlocked makes the peer stop returning echo packets sent through it
+	// (its forwarding plane failed while its BFD keeps running).
+	EchoBlocked map[netip.Addr]bool
+	// EchoSent counts echo packets by sender.
+	EchoSent map[netip.Addr]int
 	// TTL is reported to receivers (255 unless a test changes it).
 	TTL int
 	// Drop, when set, discards packets it returns true for.
@@ -27,6 +33,7 @@ type MemNet struct {
 // NewMemNet returns an empty network.
 func NewMemNet(clock Clock) *MemNet {
 	return &MemNet{listeners: map[netip.Addr]deliverFunc{}, TTL: 255,
+		echoes: map[netip.Addr]func([]byte, netip.Addr){}, EchoBlocked: map[netip.Addr]bool{}, EchoSent: map[netip.Addr]int{},
 		Sent: map[netip.Addr]int{}, Last: map[netip.Addr]time.Time{}, Clock: clock}
 }
 
@@ -85,4 +92,56 @@ func (n *MemNet) LastFrom(src netip.Addr) time.Time {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.Last[src]
+}
+
+func (n *MemNet) listenEcho(local netip.Addr, deliver func([]byte, netip.Addr)) (io.Closer, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.echoes[local] = deliver
+	return memCloser(func() {
+		n.mu.Lock()
+		delete(n.echoes, local)
+		n.mu.Unlock()
+	}), nil
+}
+
+type memEcho struct {
+	n           *MemNet
+	local, peer netip.Addr
+}
+
+// send "reflects" the packet through the peer: it comes back to local unless
+// the peer is gone or blocks echo.
+func (e memEcho) send(b []byte) error {
+	n := e.n
+	n.mu.Lock()
+	n.EchoSent[e.local]++
+	_, peerAlive := n.listeners[e.peer]
+	deliver := n.echoes[e.local]
+	blocked := n.EchoBlocked[e.peer]
+	n.mu.Unlock()
+	if deliver != nil && peerAlive && !blocked {
+		deliver(b, e.local)
+	}
+	return nil
+}
+
+func (e memEcho) Close() error { return nil }
+
+func (n *MemNet) dialEcho(local netip.Addr, _ uint16, peer netip.Addr) (sender, error) {
+	return memEcho{n: n, local: local, peer: peer}, nil
+}
+
+// SetEchoBlocked sets EchoBlocked for peer under the lock.
+func (n *MemNet) SetEchoBlocked(peer netip.Addr, blocked bool) {
+	n.mu.Lock()
+	n.EchoBlocked[peer] = blocked
+	n.mu.Unlock()
+}
+
+// EchoCount returns how many echo packets src sent.
+func (n *MemNet) EchoCount(src netip.Addr) int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.EchoSent[src]
 }

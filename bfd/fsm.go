@@ -17,6 +17,7 @@ const (
 	EventDetectTimeout              // the Detection Time passed without a packet
 	EventAdminDown                  // local administrative shutdown
 	EventAdminUp                    // local administrative enable
+	EventEchoTimeout                // echo packets stopped coming back (RFC 5880 section 6.8.5)
 )
 
 // String names the event.
@@ -36,6 +37,8 @@ func (e Event) String() string {
 		return "AdminDown"
 	case EventAdminUp:
 		return "AdminUp"
+	case EventEchoTimeout:
+		return "EchoTimeout"
 	}
 	return fmt.Sprintf("Event(%d)", uint8(e))
 }
@@ -90,6 +93,8 @@ func Transition(cur State, ev Event) (next State, diag Diagnostic) {
 			return StateUp, DiagNone
 		case EventDetectTimeout:
 			return StateDown, DiagControlDetectionTimeExpired
+		case EventEchoTimeout:
+			return StateDown, DiagEchoFailed
 		}
 	case StateUp:
 		switch ev {
@@ -97,6 +102,8 @@ func Transition(cur State, ev Event) (next State, diag Diagnostic) {
 			return StateDown, DiagNeighborSignaledDown
 		case EventDetectTimeout:
 			return StateDown, DiagControlDetectionTimeExpired
+		case EventEchoTimeout:
+			return StateDown, DiagEchoFailed
 		}
 	}
 	return cur, DiagNone

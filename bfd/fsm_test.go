@@ -21,6 +21,7 @@ func TestTransition(t *testing.T) {
 		{StateAdminDown, EventDetectTimeout, StateAdminDown, DiagNone},
 		{StateAdminDown, EventAdminDown, StateAdminDown, DiagNone},
 		{StateAdminDown, EventAdminUp, StateDown, DiagNone},
+		{StateAdminDown, EventEchoTimeout, StateAdminDown, DiagNone},
 		// Down
 		{StateDown, EventRecvAdminDown, StateDown, DiagNone},
 		{StateDown, EventRecvDown, StateInit, DiagNone},
@@ -29,6 +30,7 @@ func TestTransition(t *testing.T) {
 		{StateDown, EventDetectTimeout, StateDown, DiagNone},
 		{StateDown, EventAdminDown, StateAdminDown, DiagAdminDown},
 		{StateDown, EventAdminUp, StateDown, DiagNone},
+		{StateDown, EventEchoTimeout, StateDown, DiagNone},
 		// Init
 		{StateInit, EventRecvAdminDown, StateDown, DiagNeighborSignaledDown},
 		{StateInit, EventRecvDown, StateInit, DiagNone},
@@ -36,6 +38,7 @@ func TestTransition(t *testing.T) {
 		{StateInit, EventRecvUp, StateUp, DiagNone},
 		{StateInit, EventDetectTimeout, StateDown, DiagControlDetectionTimeExpired},
 		{StateInit, EventAdminDown, StateAdminDown, DiagAdminDown},
+		{StateInit, EventEchoTimeout, StateDown, DiagEchoFailed},
 		// Up
 		{StateUp, EventRecvAdminDown, StateDown, DiagNeighborSignaledDown},
 		{StateUp, EventRecvDown, StateDown, DiagNeighborSignaledDown},
@@ -44,6 +47,7 @@ func TestTransition(t *testing.T) {
 		{StateUp, EventDetectTimeout, StateDown, DiagControlDetectionTimeExpired},
 		{StateUp, EventAdminDown, StateAdminDown, DiagAdminDown},
 		{StateUp, EventAdminUp, StateUp, DiagNone},
+		{StateUp, EventEchoTimeout, StateDown, DiagEchoFailed},
 	}
 	for _, tt := range tests {
 		next, diag := Transition(tt.cur, tt.ev)

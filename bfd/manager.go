@@ -41,7 +41,9 @@ type SessionInfo struct {
 	Profile               Profile
 	LastChange            time.Time
 	PacketsIn, PacketsOut uint64
-	Muted                 bool // see Manager.Mute
+	Muted                 bool   // see Manager.Mute
+	EchoActive            bool   // echo packets are being sent and timed
+	EchoPacketsIn         uint64 // our echo packets that came back
 }
 
 type managerOptions struct {
@@ -97,7 +99,17 @@ type Manager struct {
 
 type listenerRef struct {
 	c     io.Closer
+	echo  io.Closer // nil until a session of this address runs echo
 	users int
+}
+
+// Close closes the control and echo listeners.
+func (lr *listenerRef) Close() error {
+	err := lr.c.Close()
+	if lr.echo != nil {
+		err = errors.Join(err, lr.echo.Close())
+	}
+	return err
 }
 
 // NewManager returns a Manager; it opens sockets only when peers are added.
@@ -214,9 +226,11 @@ func (m *Manager) addSession(key PeerKey, p Profile) (*session, error) {
 		tx:         tx,
 		profile:    p,
 		core:       newCore(discr, p.params(), p.PassiveMode, m.rnd.Uint64(), now),
+		echoRetry:  now,
 		lastChange: now,
 		metrics:    m.metrics.forSession(key),
 	}
+	s.core.echoIv = p.echoInterval(key)
 	s.metrics.up.Set(0)
 	s.timer = m.clock.AfterFunc(time.Hour, s.onTimer)
 	lr.users++
@@ -233,7 +247,7 @@ func (m *Manager) releaseListener(local netip.Addr, lr *listenerRef) io.Closer {
 		return nil
 	}
 	delete(m.listeners, local)
-	return lr.c
+	return lr
 }
 
 func (m *Manager) closeListener(local netip.Addr, c io.Closer) {
@@ -258,7 +272,7 @@ func (m *Manager) UpdatePeer(key PeerKey, p Profile) error {
 	}
 	s.step(func(now time.Time) output {
 		s.profile = p
-		return s.core.configure(p.params(), p.PassiveMode, now)
+		return s.core.configure(p.params(), p.PassiveMode, p.echoInterval(key), now)
 	})
 	return nil
 }
@@ -357,7 +371,7 @@ func (m *Manager) Close() error {
 	m.mu.Lock()
 	var closers []io.Closer
 	for a, lr := range m.listeners {
-		closers = append(closers, lr.c)
+		closers = append(closers, lr)
 		delete(m.listeners, a)
 	}
 	m.mu.Unlock()
@@ -407,6 +421,39 @@ func (m *Manager) deliver(local netip.Addr, b []byte, src netip.Addr, ttl int) {
 		return
 	}
 	s.receive(p)
+}
+
+// deliverEcho handles one of our echo packets coming back.
+func (m *Manager) deliverEcho(local netip.Addr, b []byte, src netip.Addr) {
+	discr, ok := parseEcho(b)
+	if !ok || src != local {
+		return
+	}
+	m.mu.RLock()
+	s := m.byDiscr[discr]
+	m.mu.RUnlock()
+	if s != nil && s.key.Local == local {
+		s.echoIn()
+	}
+}
+
+// echoListener opens the echo listener of local if needed.
+func (m *Manager) echoListener(local netip.Addr) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	lr := m.listeners[local]
+	if lr == nil {
+		return ErrClosed
+	}
+	if lr.echo != nil {
+		return nil
+	}
+	c, err := m.tr.listenEcho(local, func(b []byte, src netip.Addr) { m.deliverEcho(local, b, src) })
+	if err != nil {
+		return err
+	}
+	lr.echo = c
+	return nil
 }
 
 // Subscribe returns a channel of every state change of every session, and a

@@ -403,3 +403,78 @@ func TestManagerAPIErrors(t *testing.T) {
 		t.Error("subscription after Close is open")
 	}
 }
+
+func waitEchoActive(t *testing.T, m *bfd.Manager, key bfd.PeerKey, clock *bfdtest.Clock) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !info(t, m, key).EchoActive {
+		if time.Now().After(deadline) {
+			t.Fatalf("echo not active: %+v", info(t, m, key))
+		}
+		clock.Advance(time.Millisecond)
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestManagerEcho(t *testing.T) {
+	p := newPair(t)
+	echo := profile(300, 300, 3)
+	echo.EchoMode, echo.EchoInterval = true, 50
+	p.bringUp(t, echo, echo)
+	waitEchoActive(t, p.a, keyAB, p.clock)
+	before, inBefore := p.net.EchoCount(addrA), info(t, p.a, keyAB).EchoPacketsIn
+	p.clock.Advance(time.Second)
+	sent := p.net.EchoCount(addrA) - before
+	if sent < 20 || sent > 27 { // 1s / 50ms, less up to 25% jitter
+		t.Fatalf("sent %d echo packets in 1s at 50ms", sent)
+	}
+	if got := info(t, p.a, keyAB).EchoPacketsIn - inBefore; got != uint64(sent) {
+		t.Fatalf("%d echo packets came back, %d sent", got, sent)
+	}
+	// B's forwarding plane fails while its BFD keeps talking: the echo
+	// function detects it within 3 x 50ms, long before the 900ms control timer.
+	p.net.SetEchoBlocked(addrB, true)
+	blocked := p.clock.Now()
+	p.clock.Advance(time.Second)
+	ev := expectEvent(t, p.evA, keyAB, bfd.StateUp, bfd.StateDown, bfd.DiagEchoFailed)
+	if lat := ev.At.Sub(blocked); lat <= 100*time.Millisecond || lat > 150*time.Millisecond {
+		t.Fatalf("echo failure detected after %v, want within (100ms, 150ms]", lat)
+	}
+	expectEvent(t, p.evB, keyBA, bfd.StateUp, bfd.StateDown, bfd.DiagNeighborSignaledDown)
+	// Restored, the session comes back with echo.
+	p.net.SetEchoBlocked(addrB, false)
+	p.clock.Advance(5 * time.Second)
+	waitEchoActive(t, p.a, keyAB, p.clock)
+	if a := info(t, p.a, keyAB); a.State != bfd.StateUp {
+		t.Fatalf("not back Up: %+v", a)
+	}
+}
+
+func TestManagerEchoNeedsPeerConsent(t *testing.T) {
+	p := newPair(t)
+	echo := profile(300, 300, 3)
+	echo.EchoMode = true
+	p.bringUp(t, echo, profile(300, 300, 3)) // B advertises Required Min Echo RX 0
+	p.clock.Advance(5 * time.Second)
+	time.Sleep(20 * time.Millisecond)
+	p.clock.Advance(time.Second)
+	if n := p.net.EchoCount(addrA); n != 0 || info(t, p.a, keyAB).EchoActive {
+		t.Fatalf("sent %d echo packets to a peer that does not accept them", n)
+	}
+	// B turns echo on: A starts.
+	if err := p.b.UpdatePeer(keyBA, echo); err != nil {
+		t.Fatal(err)
+	}
+	p.clock.Advance(time.Second)
+	waitEchoActive(t, p.a, keyAB, p.clock)
+	// A turns it off: it stops.
+	if err := p.a.UpdatePeer(keyAB, profile(300, 300, 3)); err != nil {
+		t.Fatal(err)
+	}
+	n := p.net.EchoCount(addrA)
+	p.clock.Advance(time.Second)
+	if got := p.net.EchoCount(addrA); got != n || info(t, p.a, keyAB).EchoActive {
+		t.Fatalf("echo continued after echo mode was turned off: %d -> %d", n, got)
+	}
+	noEvent(t, p.evA)
+}

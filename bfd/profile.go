@@ -11,8 +11,8 @@ type Profile struct {
 	ReceiveInterval  uint32 // ms, 10-60000, default 300: our Required Min RX Interval
 	TransmitInterval uint32 // ms, 10-60000, default 300: our Desired Min TX Interval
 	DetectMultiplier uint32 // 2-255, default 3
-	EchoInterval     uint32 // ms, 10-60000, default 50 (echo is accepted but not yet implemented)
-	EchoMode         bool   // accepted and validated; echo is not yet implemented
+	EchoInterval     uint32 // ms, 10-60000, default 50: echo transmit interval and our Required Min Echo RX
+	EchoMode         bool   // run the RFC 5881 echo function (IPv4 sessions; see the package doc)
 	PassiveMode      bool   // do not transmit until a packet from the peer arrives
 	MinimumTTL       uint32 // 1-254, default 254 (only meaningful multi-hop; single-hop checks TTL==255)
 }
@@ -74,6 +74,14 @@ func (p Profile) Validate() error {
 	check("echoInterval", p.EchoInterval, 10, 60000)
 	check("minimumTtl", p.MinimumTTL, 1, 254)
 	return errors.Join(errs...)
+}
+
+// echoInterval is the echo interval in microseconds, 0 when echo is off.
+func (p Profile) echoInterval(k PeerKey) uint32 {
+	if !p.EchoMode || !k.Local.Is4() {
+		return 0
+	}
+	return p.EchoInterval * uint32(time.Millisecond/time.Microsecond)
 }
 
 // params converts the profile to the wire units of RFC 5880 (microseconds).

@@ -25,6 +25,12 @@ type session struct {
 	lastChange time.Time
 	in, out    uint64
 	buf        []byte
+
+	echoTx        sender // nil until the echo path is resolved
+	echoResolving bool
+	echoRetry     time.Time // earliest next attempt to resolve the echo path
+	echoSeq       uint64
+	echoCount     uint64
 }
 
 // step runs f on the core under the lock, reports its effects, re-arms the
@@ -41,8 +47,70 @@ func (s *session) step(f func(now time.Time) output) {
 	s.report(out, now)
 	s.rearm(now)
 	pkts := s.encode(out)
+	var echo []byte
+	if out.echo && s.echoTx != nil && !s.muted {
+		s.echoSeq++
+		echo = echoPayload(s.core.localDiscr, s.echoSeq)
+	}
+	echoTx := s.echoTx
+	var stale sender
+	if !s.core.echoReady && s.echoTx != nil {
+		stale, s.echoTx = s.echoTx, nil // echo failed or was turned off: resolve afresh
+	}
+	resolve := s.core.echoWanted() && !s.core.echoReady && !s.echoResolving && !now.Before(s.echoRetry)
+	if resolve {
+		s.echoResolving = true
+	}
 	s.mu.Unlock()
 	s.send(pkts)
+	if echo != nil {
+		if err := echoTx.send(echo); err != nil {
+			s.m.log.Debug("bfd echo send", "local", s.key.Local, "peer", s.key.Peer, "err", err)
+		}
+	}
+	if stale != nil {
+		stale.Close()
+	}
+	if resolve {
+		go s.resolveEcho()
+	}
+}
+
+// resolveEcho opens the echo listener and sender (which needs the peer's
+// link-layer address) off the session lock, then starts the echo function.
+func (s *session) resolveEcho() {
+	err := s.m.echoListener(s.key.Local)
+	var tx sender
+	if err == nil {
+		tx, err = s.m.tr.dialEcho(s.key.Local, s.port, s.key.Peer)
+	}
+	s.mu.Lock()
+	s.echoResolving = false
+	if err != nil || s.closed {
+		if err != nil {
+			s.m.log.Debug("bfd echo unavailable", "local", s.key.Local, "peer", s.key.Peer, "err", err)
+			s.echoRetry = s.m.clock.Now().Add(time.Second)
+		}
+		s.mu.Unlock()
+		if tx != nil {
+			tx.Close()
+		}
+		return
+	}
+	s.echoTx = tx
+	s.mu.Unlock()
+	s.step(func(now time.Time) output {
+		s.core.setEchoReady(true, now)
+		return s.core.tick(now)
+	})
+}
+
+func (s *session) echoIn() {
+	s.step(func(now time.Time) output {
+		s.echoCount++
+		s.core.echoReceived(now)
+		return output{}
+	})
 }
 
 func (s *session) report(out output, now time.Time) {
@@ -135,6 +203,13 @@ func (s *session) stop() {
 	if err := s.tx.Close(); err != nil {
 		s.m.log.Debug("close bfd socket", "local", s.key.Local, "peer", s.key.Peer, "err", err)
 	}
+	s.mu.Lock()
+	echoTx := s.echoTx
+	s.echoTx = nil
+	s.mu.Unlock()
+	if echoTx != nil {
+		echoTx.Close()
+	}
 }
 
 func (s *session) info() SessionInfo {
@@ -142,19 +217,21 @@ func (s *session) info() SessionInfo {
 	defer s.mu.Unlock()
 	c := s.core
 	info := SessionInfo{
-		Key:         s.key,
-		State:       c.state,
-		RemoteState: c.remoteState,
-		LocalDiag:   c.localDiag,
-		RemoteDiag:  c.remoteDiag,
-		LocalDiscr:  c.localDiscr,
-		RemoteDiscr: c.remoteDiscr,
-		TxInterval:  c.txInterval(),
-		Profile:     s.profile,
-		LastChange:  s.lastChange,
-		PacketsIn:   s.in,
-		PacketsOut:  s.out,
-		Muted:       s.muted,
+		Key:           s.key,
+		State:         c.state,
+		RemoteState:   c.remoteState,
+		LocalDiag:     c.localDiag,
+		RemoteDiag:    c.remoteDiag,
+		LocalDiscr:    c.localDiscr,
+		RemoteDiscr:   c.remoteDiscr,
+		TxInterval:    c.txInterval(),
+		Profile:       s.profile,
+		LastChange:    s.lastChange,
+		PacketsIn:     s.in,
+		PacketsOut:    s.out,
+		Muted:         s.muted,
+		EchoActive:    c.echoActive(),
+		EchoPacketsIn: s.echoCount,
 	}
 	if !c.lastRx.IsZero() {
 		info.DetectionTime = c.detectionTime()

@@ -38,6 +38,10 @@ type transport interface {
 	listen(local netip.Addr, deliver deliverFunc) (io.Closer, error)
 	// dial opens a session's send socket from local:srcPort to peer.
 	dial(local netip.Addr, srcPort uint16, peer netip.Addr) (sender, error)
+	// listenEcho receives our own echo packets coming back to local.
+	listenEcho(local netip.Addr, deliver func(b []byte, src netip.Addr)) (io.Closer, error)
+	// dialEcho opens a session's echo sender (packets to local via peer).
+	dialEcho(local netip.Addr, srcPort uint16, peer netip.Addr) (sender, error)
 }
 
 // sender sends one session's packets.
