@@ -101,7 +101,7 @@ type frrPath struct {
 
 // frrRoute returns the route FRR holds for prefix ("" nexthop when absent).
 func frrRoute(t *testing.T, in *frr.Instance, prefix string) (nexthop, comms string) {
-	out, err := in.Vtysh("bgpd", "show bgp ipv4 unicast " + prefix + " json")
+	out, err := in.Vtysh("bgpd", "show bgp ipv4 unicast "+prefix+" json")
 	if err != nil {
 		t.Fatal(err)
 	}
