@@ -172,3 +172,51 @@ func TestInteropFRR(t *testing.T) {
 	waitEvent(t, ev, nsKeyAB, bfd.StateUp, 15*time.Second)
 	frrPeer(t, f, 10*time.Second, "up with passive peer", func(p frrtest.BFDPeer) bool { return p.Status == "up" })
 }
+
+// TestInteropFRREcho runs the echo function against FRR with echo-mode: each
+// side's echo packets are returned by the other namespace's forwarding plane.
+func TestInteropFRREcho(t *testing.T) {
+	frrtest.Require(t)
+	p := newNetnsPair(t, "g")
+	enableEcho(t, p.A, p.Link.IfA)
+	enableEcho(t, p.B, p.Link.IfB)
+	conf := strings.Replace(frrtest.BFDConfig(nsAddrA.String(), nsAddrB.String(), 300, 300, 3, false),
+		"  detect-multiplier 3\n", "  detect-multiplier 3\n  echo-mode\n  echo receive-interval 50\n  echo transmit-interval 50\n", 1)
+	f, err := frrtest.StartFRR(p.B,
+		frrtest.Daemon{Name: "zebra", Config: "log timestamp precision 6\n"},
+		frrtest.Daemon{Name: "bfdd", Config: conf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			out, _ := f.Vtysh("show bfd peers", "show bfd peers counters")
+			t.Logf("bfdd:\n%s\n%s", out, f.Log("bfdd"))
+		}
+		f.Close()
+	})
+	m := bfd.NewManager(bfd.WithNetNSPath(p.A.Path()))
+	t.Cleanup(func() { m.Close() })
+	ev, cancel := m.Subscribe()
+	defer cancel()
+	prof := profile(300, 300, 3)
+	prof.EchoMode, prof.EchoInterval = true, 50
+	if err := m.AddPeer(nsKeyAB, prof); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, ev, nsKeyAB, bfd.StateUp, 15*time.Second)
+	s := waitInfo(t, m, 10*time.Second, "echo running", func(s bfd.SessionInfo) bool {
+		return s.EchoActive && s.EchoPacketsIn > 20
+	})
+	out, _ := f.Vtysh("show bfd peers counters")
+	t.Logf("our echo: %d packets back; FRR counters:\n%s", s.EchoPacketsIn, out)
+
+	// FRR's namespace stops forwarding: our echo fails, FRR's control packets still flow.
+	if _, err := p.B.Run("sysctl", "-qw", "net.ipv4.ip_forward=0"); err != nil {
+		t.Fatal(err)
+	}
+	down := waitEvent(t, ev, nsKeyAB, bfd.StateDown, 5*time.Second)
+	if down.Diag != bfd.DiagEchoFailed {
+		t.Fatalf("diag %q", down.Diag)
+	}
+}
