@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"sync"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -71,6 +72,7 @@ func (t udpTransport) listenEcho(local netip.Addr, deliver func(b []byte, src ne
 // echoSender sends IPv4 echo packets from local to local through the peer's
 // MAC address on an AF_PACKET socket.
 type echoSender struct {
+	mu      sync.Mutex // send runs off the session lock, from timer and receive paths
 	fd      int
 	to      unix.SockaddrLinklayer
 	local   netip.Addr
@@ -150,6 +152,11 @@ func (s *echoSender) send(payload []byte) error {
 	const ipLen, udpLen = 20, 8
 	total := ipLen + udpLen + len(payload)
 	b := make([]byte, total)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fd < 0 {
+		return net.ErrClosed
+	}
 	s.id++
 	b[0] = 0x45
 	b[1] = 0xc0 // DSCP CS6
@@ -182,6 +189,8 @@ func ipChecksum(h []byte) uint16 {
 }
 
 func (s *echoSender) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.fd < 0 {
 		return nil
 	}
