@@ -442,3 +442,18 @@ func TestRangeToPrefixes(t *testing.T) {
 		}
 	}
 }
+
+func TestNextHopV6(t *testing.T) {
+	n := Node{Name: "n", Addresses: []netip.Addr{ip("10.0.0.21"), ip("2001:db8::21")}}
+	plan, err := Compile(Config{Peers: []Peer{tor1, {Name: "v6", MyASN: 1, ASN: 2, Address: "2001:db8::1", RouterID: "1.1.1.1"}}}, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := plan.Sessions()
+	if s[0].Name != "tor1" || s[0].NextHopV6 != ip("2001:db8::21") {
+		t.Errorf("IPv4 session: NextHopV6 = %v", s[0].NextHopV6)
+	}
+	if s[1].NextHopV6.IsValid() {
+		t.Errorf("IPv6 session should use its local address, got %v", s[1].NextHopV6)
+	}
+}

@@ -165,6 +165,18 @@ func compileSession(pr Peer, profiles map[string]BFDProfile, node Node) (Session
 			return s, fmt.Errorf("spec.routerID: not set and node %q has no IPv4 address", node.Name)
 		}
 	}
+	if s.PeerAddress.Is4() {
+		if s.SourceAddress.Is6() {
+			s.NextHopV6 = s.SourceAddress
+		} else {
+			for _, a := range node.Addresses {
+				if a.Is6() {
+					s.NextHopV6 = a
+					break
+				}
+			}
+		}
+	}
 	s.HoldTime = DefaultHoldTime
 	if pr.HoldTime != nil {
 		s.HoldTime = *pr.HoldTime

@@ -110,6 +110,9 @@ type Session struct {
 	GracefulRestart bool
 	BFD             *BFDProfile // nil: no BFD
 	VRFName         string
+	// NextHopV6 is the next-hop for IPv6 routes when the session runs over IPv4
+	// (the node's IPv6 address); invalid: the session's local address is used.
+	NextHopV6 netip.Addr
 }
 
 // IBGP tells whether the session is internal (same AS on both sides).

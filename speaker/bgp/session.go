@@ -142,7 +142,7 @@ func (s *session) peerEvent(r *api.WatchEventResponse) {
 }
 
 // path builds the GoBGP path for prefix; a nil attrs builds a withdrawal.
-func path(prefix netip.Prefix, a *Attrs) (*api.Path, error) {
+func path(prefix netip.Prefix, a *Attrs, nextHopV6 netip.Addr) (*api.Path, error) {
 	var nlri bgp.AddrPrefixInterface
 	attrs := []bgp.PathAttributeInterface{bgp.NewPathAttributeOrigin(bgp.BGP_ORIGIN_ATTR_TYPE_IGP)}
 	if prefix.Addr().Is4() {
@@ -151,7 +151,11 @@ func path(prefix netip.Prefix, a *Attrs) (*api.Path, error) {
 		attrs = append(attrs, bgp.NewPathAttributeNextHop("0.0.0.0"))
 	} else {
 		nlri = bgp.NewIPv6AddrPrefix(uint8(prefix.Bits()), prefix.Addr().String())
-		attrs = append(attrs, bgp.NewPathAttributeMpReachNLRI("::", []bgp.AddrPrefixInterface{nlri}))
+		nh := "::" // unspecified: GoBGP uses the session's local address
+		if nextHopV6.IsValid() {
+			nh = nextHopV6.String()
+		}
+		attrs = append(attrs, bgp.NewPathAttributeMpReachNLRI(nh, []bgp.AddrPrefixInterface{nlri}))
 	}
 	if a != nil {
 		if a.LocalPref != 0 {
@@ -179,7 +183,7 @@ func path(prefix netip.Prefix, a *Attrs) (*api.Path, error) {
 // announce adds or replaces the path for prefix (same source and path id: GoBGP
 // replaces it in place).
 func (s *session) announce(prefix netip.Prefix, a Attrs) error {
-	p, err := path(prefix, &a)
+	p, err := path(prefix, &a, s.spec.NextHopV6)
 	if err != nil {
 		return err
 	}
@@ -190,7 +194,7 @@ func (s *session) announce(prefix netip.Prefix, a Attrs) error {
 // withdraw deletes exactly the path for prefix. Never call DeletePath without a path:
 // GoBGP would delete every local path.
 func (s *session) withdraw(prefix netip.Prefix) error {
-	p, err := path(prefix, nil)
+	p, err := path(prefix, nil, s.spec.NextHopV6)
 	if err != nil {
 		return err
 	}

@@ -287,6 +287,7 @@ func (c *Controller) sync(key string) {
 	obj, exists, _ := c.services.GetIndexer().GetByKey(key)
 	var routes []announce.Route
 	var svc *corev1.Service
+	var as announce.Service
 	if exists {
 		svc = obj.(*corev1.Service)
 		var eps []*discoveryv1.EndpointSlice
@@ -295,7 +296,8 @@ func (c *Controller) sync(key string) {
 			eps = append(eps, o.(*discoveryv1.EndpointSlice))
 		}
 		var err error
-		routes, err = c.plan.Routes(ServiceFrom(svc, eps, c.o.NodeName))
+		as = ServiceFrom(svc, eps, c.o.NodeName)
+		routes, err = c.plan.Routes(as)
 		if err != nil {
 			c.m.announceErrors.Inc()
 			c.log.Error("service routes rejected; keeping what was announced", "service", key, "err", err)
@@ -335,8 +337,11 @@ func (c *Controller) sync(key string) {
 		c.m.announced.Dec()
 		c.log.Debug("withdrawing service", "service", key)
 		if svc != nil {
-			c.event(svc, corev1.EventTypeNormal, "Withdrawn", "node %s no longer announces it: %s",
-				c.o.NodeName, c.plan.NotAnnouncedReason(ServiceFrom(svc, nil, c.o.NodeName)))
+			why := c.plan.NotAnnouncedReason(as)
+			if why == "" {
+				why = "no BGPAdvertisement covers its address for this node"
+			}
+			c.event(svc, corev1.EventTypeNormal, "Withdrawn", "node %s no longer announces it: %s", c.o.NodeName, why)
 		}
 	}
 	if c.o.Status != nil {
