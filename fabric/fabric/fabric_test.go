@@ -195,6 +195,11 @@ func TestFabric(t *testing.T) {
 	})
 
 	t.Run("hard node failure with BFD is detected far below the hold time", func(t *testing.T) {
+		for _, tor := range tors {
+			if err := f.WaitForBFD(ctx, tor, "node1", "Up"); err != nil {
+				t.Fatal(err)
+			}
+		}
 		t0 := time.Now()
 		if err := f.Fault(ctx, fabric.Fault{Kind: fabric.FaultNodeDown, Target: "node1"}); err != nil {
 			t.Fatal(err)

@@ -264,3 +264,31 @@ func (f *Fabric) NodeLinkStats(node string) (netlink.LinkStatistics, error) {
 	}
 	return netlab.LinkStats(ns, SegmentInterface)
 }
+
+// WaitForBFD waits until the ToR's BFD session towards node is in state ("Up",
+// "Down", ...). A BGP session can be up before BFD is: wait for "Up" before injecting a
+// failure that BFD is meant to detect.
+func (f *Fabric) WaitForBFD(ctx context.Context, tor, node, state string) error {
+	want := f.NodeAddrs(node)
+	if len(want) != 1 {
+		return fmt.Errorf("fabric %s: no node %q", f.state.Instance, node)
+	}
+	var last string
+	err := poll(ctx, func(cctx context.Context) (bool, error) {
+		ss, err := f.BFDPeers(cctx, tor)
+		if err != nil {
+			return false, nil
+		}
+		for _, s := range ss {
+			if s.Peer == want[0] {
+				last = s.State
+				return s.State == state, nil
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		return fmt.Errorf("tor %s: BFD to %s not %s (last %q): %w", tor, node, state, last, err)
+	}
+	return nil
+}
