@@ -35,6 +35,10 @@ type Options struct {
 	CRDDir string
 	// Namespaces are created once the apiserver is up; default metallb-system.
 	Namespaces []string
+	// Authorization is the apiserver's --authorization-mode; default
+	// AlwaysAllow. With "RBAC" the admin credentials still work (they are in
+	// system:masters) and ServiceAccount tokens are subject to RBAC.
+	Authorization string
 	// ExtraAPIServerArgs are appended to the kube-apiserver command line.
 	ExtraAPIServerArgs []string
 	// Dir is where data, certificates and logs go; default a new temporary
@@ -47,7 +51,7 @@ type Options struct {
 
 // Env is a running control plane.
 type Env struct {
-	// Config is an admin client configuration (authorization AlwaysAllow).
+	// Config is an admin client configuration (group system:masters).
 	Config *rest.Config
 	// Kubeconfig is the path of a kubeconfig file with the same credentials,
 	// for child processes.
@@ -152,6 +156,10 @@ func StartProcess(ctx context.Context, opts Options) (_ *Env, err error) {
 	if err := writeRSAKey(saKey); err != nil {
 		return nil, err
 	}
+	authz := opts.Authorization
+	if authz == "" {
+		authz = "AlwaysAllow"
+	}
 	// The settings the reference benchmark figures were taken with
 	// (ENVIRONMENT.md): no priority and fairness, generous in-flight limits.
 	args := []string{
@@ -160,7 +168,7 @@ func StartProcess(ctx context.Context, opts Options) (_ *Env, err error) {
 		"--secure-port=" + strconv.Itoa(apiPort),
 		"--cert-dir=" + certDir,
 		"--token-auth-file=" + tokenFile,
-		"--authorization-mode=AlwaysAllow",
+		"--authorization-mode=" + authz,
 		"--service-account-issuer=https://kubernetes.default.svc",
 		"--service-account-key-file=" + saKey,
 		"--service-account-signing-key-file=" + saKey,
