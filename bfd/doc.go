@@ -16,7 +16,17 @@
 //
 // Authentication and Demand mode initiation are not implemented (a received
 // packet with the A bit set is discarded, as RFC 5880 requires when no
-// authentication is configured). Echo mode is accepted and validated in a
-// Profile but not yet implemented: sessions always advertise a Required Min
-// Echo RX Interval of zero, so peers never send echo packets to us.
+// authentication is configured).
+//
+// The echo function (Profile.EchoMode, IPv4 only) sends echo packets to our own
+// address through the peer's link-layer address (an AF_PACKET socket, MAC from
+// the kernel's neighbour table) to UDP 3785; the peer's forwarding plane
+// returns them. It runs only while the session is Up and the peer advertises a
+// non-zero Required Min Echo RX; echo packets go out every max(EchoInterval,
+// peer's Required Min Echo RX) less jitter, and when none has come back for
+// our Detect Mult times that interval the session goes Down with "Echo
+// Function Failed". With EchoMode we advertise EchoInterval as our Required
+// Min Echo RX. Hosts need net.ipv4.ip_forward=1 (to return the peer's echo)
+// and accept_local=1 with rp_filter off on the interface (to accept our own
+// address as source when our echo comes back).
 package bfd

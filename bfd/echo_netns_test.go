@@ -42,7 +42,7 @@ func TestEchoInNamespaces(t *testing.T) {
 	ev, cancel := a.Subscribe()
 	defer cancel()
 	prof := profile(300, 300, 3)
-	prof.EchoMode, prof.EchoInterval = true, 20
+	prof.EchoMode, prof.EchoInterval = true, 50
 	if err := a.AddPeer(nsKeyAB, prof); err != nil {
 		t.Fatal(err)
 	}
@@ -61,6 +61,7 @@ func TestEchoInNamespaces(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	drainNoChange(t, ev)
 	if _, err := p.B.Run("sysctl", "-qw", "net.ipv4.ip_forward=0"); err != nil {
 		t.Fatal(err)
 	}
@@ -69,5 +70,21 @@ func TestEchoInNamespaces(t *testing.T) {
 	if down.Diag != bfd.DiagEchoFailed {
 		t.Fatalf("diag %q, want %q", down.Diag, bfd.DiagEchoFailed)
 	}
-	t.Logf("echo failure detected %v after forwarding stopped (echo detection 60ms, control 900ms)", down.At.Sub(stopped))
+	t.Logf("echo failure detected %v after forwarding stopped (echo detection 150ms, control 900ms)", down.At.Sub(stopped))
+}
+
+// drainNoChange fails if the subscription holds a transition away from Up
+// (a false echo failure before the fault is injected).
+func drainNoChange(t *testing.T, ch <-chan bfd.StateChange) {
+	t.Helper()
+	for {
+		select {
+		case ev := <-ch:
+			if ev.Old == bfd.StateUp {
+				t.Fatalf("session went down before the fault: %+v", ev)
+			}
+		default:
+			return
+		}
+	}
 }

@@ -181,7 +181,7 @@ func TestInteropFRREcho(t *testing.T) {
 	enableEcho(t, p.A, p.Link.IfA)
 	enableEcho(t, p.B, p.Link.IfB)
 	conf := strings.Replace(frrtest.BFDConfig(nsAddrA.String(), nsAddrB.String(), 300, 300, 3, false),
-		"  detect-multiplier 3\n", "  detect-multiplier 3\n  echo-mode\n  echo receive-interval 50\n  echo transmit-interval 50\n", 1)
+		"  detect-multiplier 3\n", "  detect-multiplier 3\n  echo-mode\n  echo receive-interval 200\n  echo transmit-interval 200\n", 1)
 	f, err := frrtest.StartFRR(p.B,
 		frrtest.Daemon{Name: "zebra", Config: "log timestamp precision 6\n"},
 		frrtest.Daemon{Name: "bfdd", Config: conf})
@@ -200,14 +200,18 @@ func TestInteropFRREcho(t *testing.T) {
 	ev, cancel := m.Subscribe()
 	defer cancel()
 	prof := profile(300, 300, 3)
-	prof.EchoMode, prof.EchoInterval = true, 50
+	prof.EchoMode, prof.EchoInterval = true, 100
 	if err := m.AddPeer(nsKeyAB, prof); err != nil {
 		t.Fatal(err)
 	}
 	waitEvent(t, ev, nsKeyAB, bfd.StateUp, 15*time.Second)
 	s := waitInfo(t, m, 10*time.Second, "echo running", func(s bfd.SessionInfo) bool {
-		return s.EchoActive && s.EchoPacketsIn > 20
+		return s.EchoActive && s.EchoPacketsIn > 10
 	})
+	if s.State != bfd.StateUp {
+		t.Fatalf("session left Up while echo ran: %+v", s)
+	}
+	drainNoChange(t, ev)
 	out, _ := f.Vtysh("show bfd peers counters")
 	t.Logf("our echo: %d packets back; FRR counters:\n%s", s.EchoPacketsIn, out)
 
