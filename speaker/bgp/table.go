@@ -26,9 +26,36 @@ type change struct {
 	isNew  bool // announced where nothing was before
 }
 
+// contribution is what one Service wants for a prefix.
+type contribution struct {
+	svc   string
+	attrs Attrs
+}
+
 type prefixEntry struct {
-	contrib map[string]Attrs // Service key → what that Service wants
-	sent    *Attrs           // what is announced now; nil: nothing
+	// contrib: usually one element (a /32 belongs to one Service, or a few sharing
+	// an IP); a slice is far smaller than a map at 10,000s of prefixes.
+	contrib []contribution
+	sent    *Attrs // what is announced now; nil: nothing
+}
+
+func (e *prefixEntry) set(svc string, a Attrs) {
+	for i := range e.contrib {
+		if e.contrib[i].svc == svc {
+			e.contrib[i].attrs = a
+			return
+		}
+	}
+	e.contrib = append(e.contrib, contribution{svc, a})
+}
+
+func (e *prefixEntry) remove(svc string) {
+	for i := range e.contrib {
+		if e.contrib[i].svc == svc {
+			e.contrib = slices.Delete(e.contrib, i, i+1)
+			return
+		}
+	}
 }
 
 // table holds, per peer and prefix, which Services want it and with which attributes.
@@ -66,10 +93,10 @@ func (t *table) apply(svc string, routes []announce.Route) ([]change, error) {
 		if e == nil {
 			continue
 		}
-		for other, oa := range e.contrib {
-			if other != svc && oa.LocalPref != 0 && oa.LocalPref != a.LocalPref {
+		for _, o := range e.contrib {
+			if o.svc != svc && o.attrs.LocalPref != 0 && o.attrs.LocalPref != a.LocalPref {
 				return nil, fmt.Errorf("service %s: prefix %s towards BGPPeer %q: localPref %d conflicts with %d from service %s",
-					svc, k.prefix, k.peer, a.LocalPref, oa.LocalPref, other)
+					svc, k.prefix, k.peer, a.LocalPref, o.attrs.LocalPref, o.svc)
 			}
 		}
 	}
@@ -78,7 +105,7 @@ func (t *table) apply(svc string, routes []announce.Route) ([]change, error) {
 		k := routeKey{r.Peer, r.Prefix}
 		if _, keep := want[k]; !keep {
 			if e := t.peers[k.peer][k.prefix]; e != nil {
-				delete(e.contrib, svc)
+				e.remove(svc)
 			}
 			touched[k] = true
 		}
@@ -91,10 +118,10 @@ func (t *table) apply(svc string, routes []announce.Route) ([]change, error) {
 		}
 		e := pt[k.prefix]
 		if e == nil {
-			e = &prefixEntry{contrib: map[string]Attrs{}}
+			e = &prefixEntry{}
 			pt[k.prefix] = e
 		}
-		e.contrib[svc] = a
+		e.set(svc, a)
 		touched[k] = true
 	}
 	if len(routes) == 0 {
@@ -130,7 +157,8 @@ func (t *table) settle(k routeKey) (change, bool) {
 		return change{peer: k.peer, prefix: k.prefix}, true
 	}
 	var m Attrs
-	for _, a := range e.contrib {
+	for _, c := range e.contrib {
+		a := c.attrs
 		if a.LocalPref != 0 {
 			m.LocalPref = a.LocalPref
 		}

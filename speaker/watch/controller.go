@@ -85,12 +85,7 @@ func New(o Options) *Controller {
 	}
 	c := &Controller{o: o, log: o.Logger, q: newQueue(), state: map[string][]announce.Route{}}
 	c.m = newControllerMetrics(o.Registerer)
-	strip := func(obj any) (any, error) {
-		if m, ok := obj.(metav1.Object); ok {
-			m.SetManagedFields(nil)
-		}
-		return obj, nil
-	}
+	strip := transform
 	all := informers.NewSharedInformerFactoryWithOptions(o.Client, 0, informers.WithTransform(strip))
 	c.services = all.Core().V1().Services().Informer()
 	c.slices = all.Discovery().V1().EndpointSlices().Informer()

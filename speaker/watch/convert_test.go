@@ -2,6 +2,7 @@ package watch
 
 import (
 	"net/netip"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -133,5 +134,28 @@ func TestConfigFrom(t *testing.T) {
 		Spec: v1beta1.CommunitySpec{Communities: []v1beta1.CommunityAlias{{Name: "vip", Value: "65000:301"}}}})
 	if _, err := ConfigFrom(objs); err == nil || !strings.Contains(err.Error(), `alias "vip"`) {
 		t.Errorf("err %v", err)
+	}
+}
+
+func TestTransformKeepsWhatIsRead(t *testing.T) {
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "web", Labels: map[string]string{"a": "b"},
+		Annotations: map[string]string{"big": strings.Repeat("x", 1000)}},
+		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, ExternalTrafficPolicy: corev1.ServiceExternalTrafficPolicyLocal,
+			Ports: []corev1.ServicePort{{Port: 80}}, Selector: map[string]string{"app": "web"}},
+		Status: corev1.ServiceStatus{LoadBalancer: corev1.LoadBalancerStatus{Ingress: []corev1.LoadBalancerIngress{{IP: "203.0.113.5"}}}}}
+	sl := &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "web-x", Labels: map[string]string{discoveryv1.LabelServiceName: "web"}},
+		Endpoints: []discoveryv1.Endpoint{ep("n1", b(false), b(true), b(true)), ep("n2", b(true), nil, nil)}}
+	want := ServiceFrom(svc, []*discoveryv1.EndpointSlice{sl}, "n1")
+	ts, _ := transform(svc)
+	tsl, _ := transform(sl)
+	got := ServiceFrom(ts.(*corev1.Service), []*discoveryv1.EndpointSlice{tsl.(*discoveryv1.EndpointSlice)}, "n1")
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("after transform %+v, before %+v", got, want)
+	}
+	if s := ts.(*corev1.Service); len(s.Annotations) != 0 || len(s.Spec.Ports) != 0 {
+		t.Error("transform kept fields the speaker does not read")
+	}
+	if l := tsl.(*discoveryv1.EndpointSlice).Labels[discoveryv1.LabelServiceName]; l != "web" {
+		t.Error("service-name label lost")
 	}
 }
