@@ -39,14 +39,17 @@ func Profile(p topology.BFDProfile) bfd.Profile {
 	return out
 }
 
+// Add implements Service.
 func (s manager) Add(local, peer netip.Addr, p topology.BFDProfile) error {
 	return s.m.AddPeer(bfd.PeerKey{Local: local, Peer: peer}, Profile(p))
 }
 
+// Remove implements Service.
 func (s manager) Remove(local, peer netip.Addr) error {
 	return s.m.RemovePeer(bfd.PeerKey{Local: local, Peer: peer})
 }
 
+// Changes implements Service.
 func (s manager) Changes() (<-chan Change, func()) {
 	in, cancel := s.m.Subscribe()
 	out := make(chan Change, 64)
@@ -73,6 +76,7 @@ func (s manager) Changes() (<-chan Change, func()) {
 	return out, func() { once.Do(func() { close(done); cancel() }) }
 }
 
+// Sessions implements Service.
 func (s manager) Sessions() []control.BFDSession {
 	out := []control.BFDSession{}
 	for _, i := range s.m.Sessions() {
@@ -93,4 +97,5 @@ func (s manager) Sessions() []control.BFDSession {
 	return out
 }
 
+// Close implements Service.
 func (s manager) Close() error { return s.m.Close() }
