@@ -373,6 +373,16 @@ func TestIntegration(t *testing.T) {
 		}
 		h.service("default", "tmp3", func(s *corev1.Service) { s.Annotations[v1beta1.AnnotationLoadBalancerIPs] = "203.0.113.3" })
 		h.waitIPs("default", "tmp3", "203.0.113.3")
+		// Exhaustion: the waiting Service gets the address once it is freed.
+		h.pool("tiny", func(p *v1beta1.IPAddressPool) { p.Spec.AutoAssign = ptr(false) }, "10.3.0.9/32")
+		h.service("default", "holder", func(s *corev1.Service) { s.Annotations[v1beta1.AnnotationAddressPool] = "tiny" })
+		h.waitIPs("default", "holder", "10.3.0.9")
+		h.service("default", "waiter", func(s *corev1.Service) { s.Annotations[v1beta1.AnnotationAddressPool] = "tiny" })
+		h.waitEvent("default", "Service", "waiter", reconciler.ReasonAllocationFailed, "no free address")
+		if err := h.c.Delete(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "holder"}}); err != nil {
+			t.Fatal(err)
+		}
+		h.waitIPs("default", "waiter", "10.3.0.9")
 		if got := h.ips("default", "foreign"); len(got) != 0 {
 			t.Fatalf("Service of another class got %v", got)
 		}

@@ -94,6 +94,7 @@ type Controller struct {
 
 	mu       sync.Mutex
 	pending  map[string]string   // Service key -> namespace, allocation failed
+	failure  map[string]string   // Service key -> last failure reported
 	reported map[string]string   // Service key -> last out-of-pool report
 	dirty    map[string]struct{} // pools whose status needs writing
 	poolErr  map[string]string   // pool -> config error ("" when valid)
@@ -138,6 +139,7 @@ func Setup(mgr manager.Manager, opts Options) (*Controller, error) {
 		poolEvents:  make(chan event.GenericEvent, 64),
 		flushSignal: make(chan struct{}, 1),
 		pending:     map[string]string{},
+		failure:     map[string]string{},
 		reported:    map[string]string{},
 		dirty:       map[string]struct{}{},
 		poolErr:     map[string]string{},
@@ -191,14 +193,24 @@ func (c *Controller) markDirty(pools ...string) {
 	c.mu.Unlock()
 }
 
-func (c *Controller) setPending(key, ns string, failed bool) {
+// setPending records (msg != "") or clears (msg == "") a Service's failed
+// allocation. It reports whether msg is new for that Service, so a
+// Service retried after every pool change or release is not re-reported
+// with the same Event each time.
+func (c *Controller) setPending(key, ns, msg string) bool {
 	c.mu.Lock()
-	if failed {
-		c.pending[key] = ns
-	} else {
+	defer c.mu.Unlock()
+	if msg == "" {
 		delete(c.pending, key)
+		delete(c.failure, key)
+		return false
 	}
-	c.mu.Unlock()
+	c.pending[key] = ns
+	if c.failure[key] == msg {
+		return false
+	}
+	c.failure[key] = msg
+	return true
 }
 
 // requeuePending re-enqueues every Service whose allocation failed (after a

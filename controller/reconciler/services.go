@@ -44,10 +44,11 @@ func (c *Controller) reconcileService(ctx context.Context, req reconcile.Request
 
 	r, err := RequestFor(svc, c.namespaceLabels(ctx, svc.Namespace))
 	if err != nil {
-		c.log.Warn("invalid Service", "service", key, "error", err.Error())
-		c.recorder.Event(svc, corev1.EventTypeWarning, ReasonInvalidRequest, err.Error())
-		c.m.ConfigErrors.WithLabelValues("Service").Inc()
-		c.setPending(key, svc.Namespace, true)
+		if c.setPending(key, svc.Namespace, err.Error()) {
+			c.log.Warn("invalid Service", "service", key, "error", err.Error())
+			c.recorder.Event(svc, corev1.EventTypeWarning, ReasonInvalidRequest, err.Error())
+			c.m.ConfigErrors.WithLabelValues("Service").Inc()
+		}
 		// Keep whatever the Service holds; nothing else to do until it changes.
 		if as, ok := c.alloc.Lookup(key); ok {
 			return reconcile.Result{}, c.syncService(ctx, svc, as)
@@ -63,15 +64,16 @@ func (c *Controller) reconcileService(ctx context.Context, req reconcile.Request
 		if errors.As(err, &ae) {
 			reason = string(ae.Reason)
 		}
-		c.log.Warn("allocation failed", "service", key, "reason", reason, "error", err.Error())
-		c.recorder.Event(svc, corev1.EventTypeWarning, ReasonAllocationFailed, "Failed to allocate IP for "+key+": "+err.Error())
 		c.m.AllocationErrors.WithLabelValues(reason).Inc()
-		c.setPending(key, svc.Namespace, true)
+		if c.setPending(key, svc.Namespace, err.Error()) {
+			c.log.Warn("allocation failed", "service", key, "reason", reason, "error", err.Error())
+			c.recorder.Event(svc, corev1.EventTypeWarning, ReasonAllocationFailed, "Failed to allocate IP for "+key+": "+err.Error())
+		}
 		// With nothing allocated, IPs left in status belong to nobody (or to
 		// another Service): clear them.
 		return reconcile.Result{}, c.syncService(ctx, svc, as)
 	}
-	c.setPending(key, svc.Namespace, false)
+	c.setPending(key, svc.Namespace, "")
 	if changed {
 		c.markDirty(before.Pool, as.Pool)
 		c.m.Allocations.WithLabelValues(as.Pool).Inc()
@@ -85,7 +87,7 @@ func (c *Controller) reconcileService(ctx context.Context, req reconcile.Request
 // release drops a Service's allocation; svc (if it still exists) receives
 // an Event.
 func (c *Controller) release(key string, svc *corev1.Service) bool {
-	c.setPending(key, "", false)
+	c.setPending(key, "", "")
 	c.mu.Lock()
 	delete(c.reported, key)
 	c.mu.Unlock()
@@ -95,6 +97,8 @@ func (c *Controller) release(key string, svc *corev1.Service) bool {
 	}
 	c.markDirty(as.Pool)
 	c.m.Releases.Inc()
+	// A Service waiting for an address may now get this one.
+	c.requeuePending()
 	c.log.Info("IP released", "service", key, "ips", ipStrings(as.IPs))
 	if svc != nil {
 		c.recorder.Eventf(svc, corev1.EventTypeNormal, ReasonIPReleased, "Released IP %q", ipStrings(as.IPs))
