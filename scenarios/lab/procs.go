@@ -3,7 +3,6 @@ package lab
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -160,5 +159,3 @@ func tailLog(path string, lines int) string {
 	}
 	return strings.Join(all, "\n")
 }
-
-var errExited = errors.New("process exited")
