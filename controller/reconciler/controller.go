@@ -91,6 +91,7 @@ type Controller struct {
 	svcEvents   chan event.GenericEvent
 	poolEvents  chan event.GenericEvent
 	flushSignal chan struct{}
+	retrySignal chan struct{}
 
 	mu       sync.Mutex
 	pending  map[string]string   // Service key -> namespace, allocation failed
@@ -138,6 +139,7 @@ func Setup(mgr manager.Manager, opts Options) (*Controller, error) {
 		svcEvents:   make(chan event.GenericEvent, 1024),
 		poolEvents:  make(chan event.GenericEvent, 64),
 		flushSignal: make(chan struct{}, 1),
+		retrySignal: make(chan struct{}, 1),
 		pending:     map[string]string{},
 		failure:     map[string]string{},
 		reported:    map[string]string{},
@@ -168,6 +170,9 @@ func Setup(mgr manager.Manager, opts Options) (*Controller, error) {
 		return nil, err
 	}
 	if err := mgr.Add(manager.RunnableFunc(c.flushLoop)); err != nil {
+		return nil, err
+	}
+	if err := mgr.Add(manager.RunnableFunc(c.retryLoop)); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -213,8 +218,34 @@ func (c *Controller) setPending(key, ns, msg string) bool {
 	return true
 }
 
+// retryPending asks for every waiting Service to be retried soon; bursts of
+// requests (many releases) coalesce into one pass.
+func (c *Controller) retryPending() {
+	select {
+	case c.retrySignal <- struct{}{}:
+	default:
+	}
+}
+
+// retryLoop runs the coalesced retries, at most one pass per 100 ms.
+func (c *Controller) retryLoop(ctx context.Context) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-c.retrySignal:
+		}
+		c.requeuePending()
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
 // requeuePending re-enqueues every Service whose allocation failed (after a
-// pool change could have made room).
+// pool change or a release could have made room).
 func (c *Controller) requeuePending() {
 	c.mu.Lock()
 	var objs []*corev1.Service

@@ -117,7 +117,7 @@ func (c *Controller) reconcilePool(ctx context.Context, req reconcile.Request) (
 	}
 	c.markDirty(p.Name)
 	c.kickFlush()
-	c.requeuePending()
+	c.retryPending()
 	c.retryInvalidPools()
 	return reconcile.Result{}, nil
 }

@@ -98,7 +98,7 @@ func (c *Controller) release(key string, svc *corev1.Service) bool {
 	c.markDirty(as.Pool)
 	c.m.Releases.Inc()
 	// A Service waiting for an address may now get this one.
-	c.requeuePending()
+	c.retryPending()
 	c.log.Info("IP released", "service", key, "ips", ipStrings(as.IPs))
 	if svc != nil {
 		c.recorder.Eventf(svc, corev1.EventTypeNormal, ReasonIPReleased, "Released IP %q", ipStrings(as.IPs))
