@@ -199,3 +199,37 @@ func TestUDPSessionsInNamespaces(t *testing.T) {
 		waitEvent(t, evA, nsKeyAB, bfd.StateUp, 10*time.Second)
 	}
 }
+
+// TestUDPIPv6InNamespaces checks the IPv6 transport (hop limit 255 both ways).
+func TestUDPIPv6InNamespaces(t *testing.T) {
+	p := newNetnsPair(t, "6")
+	a6, b6 := netip.MustParseAddr("fd00:255::1"), netip.MustParseAddr("fd00:255::2")
+	for _, side := range []struct {
+		ns   *frrtest.Netns
+		ifn  string
+		addr netip.Addr
+	}{{p.A, p.Link.IfA, a6}, {p.B, p.Link.IfB, b6}} {
+		if _, err := side.ns.Run("ip", "-6", "addr", "add", side.addr.String()+"/64", "dev", side.ifn, "nodad"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a := bfd.NewManager(bfd.WithNetNSPath(p.A.Path()))
+	b := bfd.NewManager(bfd.WithNetNSPath(p.B.Path()))
+	t.Cleanup(func() { a.Close(); b.Close() })
+	ev, cancel := a.Subscribe()
+	defer cancel()
+	kAB, kBA := bfd.PeerKey{Local: a6, Peer: b6}, bfd.PeerKey{Local: b6, Peer: a6}
+	if err := a.AddPeer(kAB, profile(50, 50, 3)); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.AddPeer(kBA, profile(50, 50, 3)); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, ev, kAB, bfd.StateUp, 10*time.Second)
+	if err := b.Mute(kBA, true); err != nil {
+		t.Fatal(err)
+	}
+	if down := waitEvent(t, ev, kAB, bfd.StateDown, 5*time.Second); down.Diag != bfd.DiagControlDetectionTimeExpired {
+		t.Fatalf("diag %s", down.Diag)
+	}
+}
