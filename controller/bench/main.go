@@ -46,6 +46,7 @@ func main() {
 	ctrlWorkers := flag.Int("controller-workers", 32, "controller --workers")
 	ctrlQPS := flag.Int("controller-qps", 5000, "controller --kube-api-qps")
 	keep := flag.Bool("keep-logs", false, "keep the working directory with logs")
+	hardKill := flag.Bool("kill", false, "restart with SIGKILL instead of SIGTERM (the Lease must then expire first)")
 	createOnly := flag.Bool("create-only", false, "only time creating the backlog, with no controller (diagnostics)")
 	flag.Parse()
 	log.SetFlags(0)
@@ -81,7 +82,7 @@ func main() {
 	b := &bench{env: env, bin: *bin, work: work, ctrlArgs: []string{
 		"--workers=" + strconv.Itoa(*ctrlWorkers),
 		"--kube-api-qps=" + strconv.Itoa(*ctrlQPS), "--kube-api-burst=" + strconv.Itoa(2**ctrlQPS)},
-		createOnly: *createOnly}
+		createOnly: *createOnly, hardKill: *hardKill}
 	if err := b.run(ctx, *backlog, *burst, *workers); err != nil {
 		log.Printf("FAILED: %v", err)
 		env.Stop()
@@ -96,6 +97,8 @@ type bench struct {
 	ctrlArgs []string
 	// createOnly stops after timing the backlog creation (diagnostics).
 	createOnly bool
+	// hardKill restarts the controller with SIGKILL.
+	hardKill bool
 	cs         *kubernetes.Clientset
 	c          client.Client
 
@@ -160,14 +163,14 @@ func cpuSeconds(pid int) float64 {
 	return float64(ut+st) / 100 // USER_HZ
 }
 
-// stop reads the peak memory, then ends the controller with SIGTERM (it
-// releases its Lease on the way out).
-func (p *proc) stop() (int, error) {
+// stop reads the peak memory, then ends the controller with sig (on
+// SIGTERM it releases its Lease on the way out).
+func (p *proc) stop(sig syscall.Signal) (int, error) {
 	hwm, err := vmHWM(p.cmd.Process.Pid)
 	if err != nil {
 		return 0, err
 	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	_ = p.cmd.Process.Signal(sig)
 	select {
 	case <-p.done:
 	case <-time.After(30 * time.Second):
@@ -361,7 +364,11 @@ func (b *bench) run(ctx context.Context, backlog, burst, workers int) error {
 		before[k] = v
 	}
 	b.mu.Unlock()
-	hwm, err := p1.stop()
+	sig := syscall.SIGTERM
+	if b.hardKill {
+		sig = syscall.SIGKILL
+	}
+	hwm, err := p1.stop(sig)
 	if err != nil {
 		return err
 	}
@@ -394,9 +401,9 @@ func (b *bench) run(ctx context.Context, backlog, burst, workers int) error {
 	}
 	changes, dups := len(b.changed), append([]string(nil), b.dups...)
 	b.mu.Unlock()
-	fmt.Printf("restart: controller restarted holding %d allocations; the new Service had its IP %.3fs after the process started; IPs changed: %d (IP changes seen by watch: %d)\n",
-		len(before), restartTime.Seconds(), changedIPs, changes)
-	hwm, err = p2.stop()
+	fmt.Printf("restart (%s): controller restarted holding %d allocations; the new Service had its IP %.3fs after the process started; IPs changed: %d (IP changes seen by watch: %d)\n",
+		sig, len(before), restartTime.Seconds(), changedIPs, changes)
+	hwm, err = p2.stop(syscall.SIGTERM)
 	if err != nil {
 		return err
 	}
