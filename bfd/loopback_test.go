@@ -45,10 +45,10 @@ func TestUDPLoopback(t *testing.T) {
 	ev, cancel := m1.Subscribe()
 	defer cancel()
 	k12, k21 := bfd.PeerKey{Local: a1, Peer: a2}, bfd.PeerKey{Local: a2, Peer: a1}
-	if err := m1.AddPeer(k12, profile(20, 20, 3)); err != nil {
+	if err := m1.AddPeer(k12, profile(100, 100, 3)); err != nil {
 		t.Fatal(err)
 	}
-	if err := m2.AddPeer(k21, profile(20, 20, 3)); err != nil {
+	if err := m2.AddPeer(k21, profile(100, 100, 3)); err != nil {
 		t.Fatal(err)
 	}
 	waitEvent(t, ev, k12, bfd.StateUp, 10*time.Second)
@@ -63,16 +63,16 @@ func TestUDPLoopback(t *testing.T) {
 		t.Fatalf("remote diag %s", s.RemoteDiag)
 	}
 	// A second session on the same local address shares the listener.
-	if err := m2.AddPeer(k21, profile(20, 20, 3)); err != nil {
+	if err := m2.AddPeer(k21, profile(100, 100, 3)); err != nil {
 		t.Fatal(err)
 	}
 	a3 := netip.MustParseAddr("127.0.0.3")
 	m3 := bfd.NewManager(bfd.WithControlPort(port))
 	t.Cleanup(func() { m3.Close() })
-	if err := m1.AddPeer(bfd.PeerKey{Local: a1, Peer: a3}, profile(20, 20, 3)); err != nil {
+	if err := m1.AddPeer(bfd.PeerKey{Local: a1, Peer: a3}, profile(100, 100, 3)); err != nil {
 		t.Fatal(err)
 	}
-	if err := m3.AddPeer(bfd.PeerKey{Local: a3, Peer: a1}, profile(20, 20, 3)); err != nil {
+	if err := m3.AddPeer(bfd.PeerKey{Local: a3, Peer: a1}, profile(100, 100, 3)); err != nil {
 		t.Skip(fmt.Sprintf("127.0.0.3 unusable here: %v", err))
 	}
 	deadline := time.Now().Add(10 * time.Second)
