@@ -43,6 +43,11 @@ lab: deps kube
 bench-lab: deps kube
 	go run ./scenarios/cmd/lab -nodes 50 -services 1000
 
+## bench-bfd: time from a peer falling silent to our BFD Down (20 trials, 300ms x3 and 50ms x3; ours vs ours, then vs FRR bfdd)
+bench-bfd: deps
+	go run ./bfd/bfdbench -trials 20
+	go run ./bfd/bfdbench -trials 20 -peer frr
+
 ## unit: the fast tests only (no root, no apiserver)
 unit:
 	go test -short -count=1 ./...
