@@ -30,8 +30,9 @@ const EnvVar = "ECMPLB_TESTROUTER"
 
 // Neighbor is one BGP neighbor of the router (always passive: the speaker dials).
 type Neighbor struct {
-	Address string `json:"address"`
-	ASN     uint32 `json:"asn"`
+	Address  string `json:"address"`
+	ASN      uint32 `json:"asn"`
+	Password string `json:"password,omitempty"` // TCP MD5
 }
 
 // Config configures a router process.
@@ -122,7 +123,7 @@ func run(cfg Config, out io.Writer) error {
 	}
 	for _, n := range cfg.Neighbors {
 		if err := s.AddPeer(ctx, &api.AddPeerRequest{Peer: &api.Peer{
-			Conf:      &api.PeerConf{NeighborAddress: n.Address, PeerAsn: n.ASN},
+			Conf:      &api.PeerConf{NeighborAddress: n.Address, PeerAsn: n.ASN, AuthPassword: n.Password},
 			Transport: &api.Transport{PassiveMode: true},
 			Timers:    &api.Timers{Config: &api.TimersConfig{HoldTime: 90, KeepaliveInterval: 30, IdleHoldTimeAfterReset: 1}},
 			AfiSafis: []*api.AfiSafi{
