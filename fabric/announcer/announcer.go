@@ -34,7 +34,10 @@ import (
 type Config struct {
 	Name    string     `json:"name"`
 	Address netip.Addr `json:"address"`
-	ASN     uint32     `json:"asn"`
+	// Address6 is the next-hop of announced IPv6 prefixes (they travel over the IPv4
+	// sessions); IPv6 prefixes cannot be announced without it.
+	Address6 netip.Addr `json:"address6,omitzero"`
+	ASN      uint32     `json:"asn"`
 	// Peers are the routers to dial.
 	Peers []Peer `json:"peers"`
 	// Prefixes are announced at start.
@@ -123,9 +126,10 @@ func (a *Announcer) Run(ctx context.Context) error {
 				HoldTime: hold, KeepaliveInterval: max(hold/3, 1), ConnectRetry: 1, IdleHoldTimeAfterReset: 1,
 			}},
 			Transport: &api.Transport{LocalAddress: a.cfg.Address.String()},
-			AfiSafis: []*api.AfiSafi{{Config: &api.AfiSafiConfig{
-				Family: &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST}, Enabled: true,
-			}}},
+			AfiSafis: []*api.AfiSafi{
+				{Config: &api.AfiSafiConfig{Family: &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST}, Enabled: true}},
+				{Config: &api.AfiSafiConfig{Family: &api.Family{Afi: api.Family_AFI_IP6, Safi: api.Family_SAFI_UNICAST}, Enabled: true}},
+			},
 		}})
 		if err != nil {
 			return fmt.Errorf("announcer %s: add peer %s: %w", a.cfg.Name, p.Address, err)
@@ -194,14 +198,25 @@ func (a *Announcer) path(p netip.Prefix) (*api.Path, error) {
 	if err != nil {
 		return nil, err
 	}
-	nh, err := anypb.New(&api.NextHopAttribute{NextHop: a.cfg.Address.String()})
+	if p.Addr().Is4() {
+		nh, err := anypb.New(&api.NextHopAttribute{NextHop: a.cfg.Address.String()})
+		if err != nil {
+			return nil, err
+		}
+		return &api.Path{
+			Family: &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST},
+			Nlri:   nlri, Pattrs: []*anypb.Any{origin, nh},
+		}, nil
+	}
+	if !a.cfg.Address6.IsValid() {
+		return nil, fmt.Errorf("announce %v: the node has no IPv6 address for the next-hop", p)
+	}
+	family := &api.Family{Afi: api.Family_AFI_IP6, Safi: api.Family_SAFI_UNICAST}
+	mp, err := anypb.New(&api.MpReachNLRIAttribute{Family: family, NextHops: []string{a.cfg.Address6.String()}, Nlris: []*anypb.Any{nlri}})
 	if err != nil {
 		return nil, err
 	}
-	return &api.Path{
-		Family: &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST},
-		Nlri:   nlri, Pattrs: []*anypb.Any{origin, nh},
-	}, nil
+	return &api.Path{Family: family, Nlri: nlri, Pattrs: []*anypb.Any{origin, mp}}, nil
 }
 
 // Announce adds prefixes (idempotent).

@@ -78,6 +78,9 @@ func renderRoutes(w io.Writer, nodes []topology.Node, res []RouteResult, now tim
 	names := map[netip.Addr]string{}
 	for _, n := range nodes {
 		names[n.Address] = n.Name
+		if n.Address6.IsValid() {
+			names[n.Address6] = n.Name
+		}
 	}
 	for i, r := range res {
 		if i > 0 {

@@ -48,7 +48,7 @@ func (f *Fabric) StartAnnouncer(ctx context.Context, node string, opts Announcer
 		hold = f.state.Topology.BGP.HoldTime.Std()
 	}
 	cfg := announcer.Config{
-		Name: node, Address: n.Address, ASN: n.ASN, Prefixes: opts.Prefixes,
+		Name: node, Address: n.Address, Address6: n.Address6, ASN: n.ASN, Prefixes: opts.Prefixes,
 		ControlSocket: filepath.Join(f.dir, "ann-"+node+".sock"),
 		HoldTime:      topology.Duration(hold), BFD: opts.BFD,
 	}

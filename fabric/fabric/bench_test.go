@@ -63,7 +63,7 @@ func changeSpan(h []rib.Change, t0 time.Time) (first, last time.Duration) {
 
 // BenchmarkConvergence measures, as the ToR's RIB history and FIB timestamps see it:
 // the time for N /32s announced by three nodes at once to reach 3-way ECMP, and the
-// time for a hard failure of one node (link down, BFD 50 ms x 3) to shrink all N sets.
+// time for a hard failure of one node (link down, BFD 300 ms x 3) to shrink all N sets.
 //
 //	go test ./fabric/fabric/ -run '^$' -bench Convergence -benchtime 1x
 func BenchmarkConvergence(b *testing.B) {

@@ -186,7 +186,7 @@ func (f *Fabric) build(ctx context.Context, opts Options) error {
 	}
 	for _, r := range topo.ToRs {
 		ns := st.NetNS[r.Name]
-		if err := f.attach(ctx, ns, portName("t", topo.Segment, r.Address), r.Address); err != nil {
+		if err := f.attach(ctx, ns, portName("t", topo.Segment, r.Address), r.Address, r.Address6); err != nil {
 			return err
 		}
 		for _, kv := range [][2]string{
@@ -201,7 +201,7 @@ func (f *Fabric) build(ctx context.Context, opts Options) error {
 		}
 	}
 	for _, n := range topo.Nodes {
-		if err := f.attach(ctx, st.NetNS[n.Name], portName("n", topo.Segment, n.Address), n.Address); err != nil {
+		if err := f.attach(ctx, st.NetNS[n.Name], portName("n", topo.Segment, n.Address), n.Address, n.Address6); err != nil {
 			return err
 		}
 	}
@@ -222,6 +222,17 @@ func (f *Fabric) build(ctx context.Context, opts Options) error {
 		}
 		if err := netlab.AddRoute(ns, netip.MustParsePrefix("0.0.0.0/0"), c.ToRAddr()); err != nil {
 			return err
+		}
+		if c.Link6.IsValid() {
+			if err := netlab.AddAddress(ns, ClientInterface, netip.PrefixFrom(c.Addr6(), c.Link6.Bits())); err != nil {
+				return err
+			}
+			if err := netlab.AddAddress(torNS, port, netip.PrefixFrom(c.ToRAddr6(), c.Link6.Bits())); err != nil {
+				return err
+			}
+			if err := netlab.AddRoute(ns, netip.MustParsePrefix("::/0"), c.ToRAddr6()); err != nil {
+				return err
+			}
 		}
 	}
 	// Replies from the nodes go back through the client's ToR.
@@ -246,8 +257,9 @@ func portName(kind string, segment netip.Prefix, addr netip.Addr) string {
 	return fmt.Sprintf("%s%x", kind, host)
 }
 
-// attach creates a namespace and links it to the segment with addr.
-func (f *Fabric) attach(ctx context.Context, ns, port string, addr netip.Addr) error {
+// attach creates a namespace and links it to the segment with addr (and addr6 when
+// valid).
+func (f *Fabric) attach(ctx context.Context, ns, port string, addr, addr6 netip.Addr) error {
 	if err := netlab.CreateNetNS(ctx, ns); err != nil {
 		return err
 	}
@@ -257,7 +269,13 @@ func (f *Fabric) attach(ctx context.Context, ns, port string, addr netip.Addr) e
 	if err := netlab.AttachToBridge(f.state.Switch, port, bridgeName); err != nil {
 		return err
 	}
-	return netlab.AddAddress(ns, SegmentInterface, netip.PrefixFrom(addr, f.state.Topology.Segment.Bits()))
+	if err := netlab.AddAddress(ns, SegmentInterface, netip.PrefixFrom(addr, f.state.Topology.Segment.Bits())); err != nil {
+		return err
+	}
+	if addr6.IsValid() {
+		return netlab.AddAddress(ns, SegmentInterface, netip.PrefixFrom(addr6, f.state.Topology.Segment6.Bits()))
+	}
+	return nil
 }
 
 // nodeRoutes gives a node's namespace its routes back to every client link.
@@ -267,6 +285,11 @@ func (f *Fabric) nodeRoutes(ns string) error {
 		tor, _ := topo.ToR(c.ToR)
 		if err := netlab.AddRoute(ns, c.Link, tor.Address); err != nil {
 			return err
+		}
+		if c.Link6.IsValid() {
+			if err := netlab.AddRoute(ns, c.Link6, tor.Address6); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

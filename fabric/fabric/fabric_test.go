@@ -19,14 +19,16 @@ import (
 var (
 	svc  = netip.MustParsePrefix("203.0.113.5/32")
 	svc2 = netip.MustParsePrefix("203.0.113.6/32")
+	svc6 = netip.MustParsePrefix("2001:db8::5/128")
 )
 
-// testTopology is the reference topology with a 3 s hold time and BFD (50 ms x 3)
-// towards node1 and node2; node3 has no BFD.
+// testTopology is the reference topology with a 3 s hold time and BFD (300 ms x 3,
+// MetalLB's default, robust on a loaded 2-core machine) towards node1 and node2; node3
+// has no BFD. The detection benchmark measures tighter profiles.
 func testTopology() topology.Topology {
 	t := topology.Default()
 	t.BGP = topology.BGPTimers{HoldTime: topology.Duration(3 * time.Second), KeepaliveInterval: topology.Duration(time.Second)}
-	t.BFDProfiles = map[string]topology.BFDProfile{"fast": {ReceiveInterval: 50, TransmitInterval: 50, DetectMultiplier: 3}}
+	t.BFDProfiles = map[string]topology.BFDProfile{"fast": {ReceiveInterval: 300, TransmitInterval: 300, DetectMultiplier: 3}}
 	t.Nodes[0].BFDProfile = "fast"
 	t.Nodes[1].BFDProfile = "fast"
 	return t
@@ -54,12 +56,13 @@ func TestFabric(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Second)
 	defer cancel()
 	all := addrs("10.0.0.21", "10.0.0.22", "10.0.0.23")
+	all6 := addrs("fd00:10::21", "fd00:10::22", "fd00:10::23")
 	tors := []string{"tor1", "tor2"}
 	fast := f.Topology().BFDProfiles["fast"]
 
 	anns := map[string]*fabric.Announcer{}
 	for _, n := range f.Topology().Nodes {
-		opts := fabric.AnnouncerOptions{Prefixes: []netip.Prefix{svc, svc2}}
+		opts := fabric.AnnouncerOptions{Prefixes: []netip.Prefix{svc, svc2, svc6}}
 		if n.BFDProfile != "" {
 			opts.BFD = &fast
 		}
@@ -101,12 +104,17 @@ func TestFabric(t *testing.T) {
 					t.Error(err)
 				}
 			}
+			// IPv6 routes over the IPv4 sessions, with the nodes' IPv6 next-hops.
+			wait(t, tor, svc6, all6, 5*time.Second)
+			if err := f.WaitForKernelRoute(ctx, tor, svc6, all6); err != nil {
+				t.Error(err)
+			}
 			ns, err := f.Neighbors(ctx, tor)
 			if err != nil {
 				t.Fatal(err)
 			}
 			for _, n := range ns {
-				if n.State != "established" || n.Accepted != 2 {
+				if n.State != "established" || n.Accepted != 3 {
 					t.Errorf("%s neighbor %+v", tor, n)
 				}
 			}
@@ -169,6 +177,24 @@ func TestFabric(t *testing.T) {
 				t.Errorf("reply from unknown responder %q", name)
 			}
 		}
+		for _, n := range f.Topology().Nodes {
+			if err := f.AddNodeAddress(n.Name, svc6.Addr()); err != nil {
+				t.Fatal(err)
+			}
+			r, err := f.StartResponder(n.Name, netip.AddrPortFrom(svc6.Addr(), 9000))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+		}
+		counts6, err := f.SendFlows(ctx, "client", netip.AddrPortFrom(svc6.Addr(), 9000), 64, 2*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("64 IPv6 flows: %v", counts6)
+		if counts6[""] != 0 || len(counts6) < 2 {
+			t.Errorf("IPv6 flows: %v, want all answered by at least two nodes", counts6)
+		}
 	})
 
 	t.Run("withdraw shrinks and empties the set", func(t *testing.T) {
@@ -212,9 +238,10 @@ func TestFabric(t *testing.T) {
 		want := addrs("10.0.0.22", "10.0.0.23")
 		for _, tor := range tors {
 			wait(t, tor, svc, want, 5*time.Second)
+			wait(t, tor, svc6, addrs("fd00:10::22", "fd00:10::23"), time.Second)
 			c := changeAfter(t, f, tor, svc, t0, want)
 			d := c.At.Sub(last.At)
-			t.Logf("%s: node1 hard failure with BFD 50ms x 3 withdrawn after %v", tor, d)
+			t.Logf("%s: node1 hard failure with BFD 300ms x 3 withdrawn after %v", tor, d)
 			if d >= 3*time.Second {
 				t.Errorf("%s: BFD withdrawal took %v, not faster than the 3s hold time", tor, d)
 			}

@@ -83,7 +83,11 @@ func (f *Fabric) SendFlows(ctx context.Context, client string, dst netip.AddrPor
 	}()
 	err := netlab.Do(f.NetNS(client), func() error {
 		for range n {
-			c, err := net.ListenPacket("udp4", ":0")
+			network := "udp4"
+			if dst.Addr().Is6() {
+				network = "udp6"
+			}
+			c, err := net.ListenPacket(network, ":0")
 			if err != nil {
 				return err
 			}

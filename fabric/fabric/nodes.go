@@ -27,7 +27,7 @@ func (f *Fabric) AddNode(ctx context.Context, n topology.Node) error {
 	if err := f.update(func(s *State) { s.Topology.Nodes = append(s.Topology.Nodes, n); s.NetNS[n.Name] = ns }); err != nil {
 		return err
 	}
-	if err := f.attach(ctx, ns, portName("n", topo.Segment, n.Address), n.Address); err != nil {
+	if err := f.attach(ctx, ns, portName("n", topo.Segment, n.Address), n.Address, n.Address6); err != nil {
 		return errors.Join(err, f.RemoveNode(ctx, n.Name))
 	}
 	if err := f.nodeRoutes(ns); err != nil {

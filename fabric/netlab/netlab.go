@@ -85,10 +85,12 @@ func withHandle(name string, f func(h *netlink.Handle) error) error {
 	return f(h)
 }
 
-// AddBridge creates an up bridge in a namespace.
+// AddBridge creates an up bridge in a namespace. Multicast snooping is off: with no
+// MLD querier on the segment, snooping can drop the first IPv6 neighbour solicitations.
 func AddBridge(nsName, bridge string) error {
 	return withHandle(nsName, func(h *netlink.Handle) error {
-		br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: bridge}}
+		off := false
+		br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: bridge}, MulticastSnooping: &off}
 		if err := h.LinkAdd(br); err != nil {
 			return fmt.Errorf("netns %s: add bridge %s: %w", nsName, bridge, err)
 		}
@@ -138,17 +140,33 @@ func ipnet(p netip.Prefix) *net.IPNet {
 	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
 }
 
-// AddAddress assigns addr (with its prefix length) to ifName.
+// AddAddress assigns addr (with its prefix length) to ifName and returns once the
+// kernel delivers packets for it locally. IPv6 addresses skip duplicate address
+// detection; their local route still appears asynchronously, hence the wait.
 func AddAddress(nsName, ifName string, addr netip.Prefix) error {
 	return withHandle(nsName, func(h *netlink.Handle) error {
 		l, err := h.LinkByName(ifName)
 		if err != nil {
 			return fmt.Errorf("netns %s: %s: %w", nsName, ifName, err)
 		}
-		if err := h.AddrReplace(l, &netlink.Addr{IPNet: ipnet(addr)}); err != nil {
+		a := &netlink.Addr{IPNet: ipnet(addr)}
+		if addr.Addr().Is6() {
+			a.Flags = unix.IFA_F_NODAD
+		}
+		if err := h.AddrReplace(l, a); err != nil {
 			return fmt.Errorf("netns %s: address %v on %s: %w", nsName, addr, ifName, err)
 		}
-		return nil
+		deadline := time.Now().Add(2 * time.Second)
+		for {
+			rs, err := h.RouteGet(addr.Addr().AsSlice())
+			if err == nil && len(rs) > 0 && rs[0].Type == unix.RTN_LOCAL {
+				return nil
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("netns %s: address %v on %s is not local after 2s (err %v)", nsName, addr, ifName, err)
+			}
+			time.Sleep(time.Millisecond)
+		}
 	})
 }
 

@@ -197,11 +197,17 @@ func (r *Router) timers() *api.Timers {
 	}}
 }
 
-func ipv4Unicast() []*api.AfiSafi {
-	return []*api.AfiSafi{{Config: &api.AfiSafiConfig{
-		Family:  &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST},
-		Enabled: true,
-	}}}
+// unicastFamilies enables IPv4 and IPv6 unicast on a session (IPv6 routes travel over
+// the IPv4 sessions with IPv6 next-hops).
+func unicastFamilies() []*api.AfiSafi {
+	var out []*api.AfiSafi
+	for _, afi := range []api.Family_Afi{api.Family_AFI_IP, api.Family_AFI_IP6} {
+		out = append(out, &api.AfiSafi{Config: &api.AfiSafiConfig{
+			Family:  &api.Family{Afi: afi, Safi: api.Family_SAFI_UNICAST},
+			Enabled: true,
+		}})
+	}
+	return out
 }
 
 // peer builds the GoBGP neighbor. The router is passive: the nodes dial it, so there
@@ -214,7 +220,7 @@ func (r *Router) peer(n Neighbor) *api.Peer {
 			LocalAddress: r.cfg.Address.String(),
 			PassiveMode:  true,
 		},
-		AfiSafis: ipv4Unicast(),
+		AfiSafis: unicastFamilies(),
 	}
 }
 
@@ -225,7 +231,7 @@ func (r *Router) addDynamic(ctx context.Context) error {
 		Conf:      &api.PeerGroupConf{PeerGroupName: dynamicGroup, PeerAsn: r.cfg.DynamicASN},
 		Timers:    r.timers(),
 		Transport: &api.Transport{PassiveMode: true},
-		AfiSafis:  ipv4Unicast(),
+		AfiSafis:  unicastFamilies(),
 	}})
 	if err != nil {
 		return fmt.Errorf("router %s: add peer group: %w", r.cfg.Name, err)

@@ -18,8 +18,13 @@ import (
 type Topology struct {
 	// Name is a human label, shown by the CLI.
 	Name string `json:"name,omitempty"`
-	// Segment is the shared L2 subnet of ToRs and nodes, e.g. 10.0.0.0/24.
+	// Segment is the shared L2 subnet of ToRs and nodes, e.g. 10.0.0.0/24. BGP runs
+	// over it.
 	Segment netip.Prefix `json:"segment"`
+	// Segment6 optionally adds an IPv6 subnet to the segment (dual stack): every ToR
+	// and node then has an Address6 in it, IPv6 routes learnt over the IPv4 sessions
+	// (next-hop = the node's Address6) reach the ToRs' kernel FIBs.
+	Segment6 netip.Prefix `json:"segment6,omitzero"`
 	// ToRs are the routers (GoBGP with multipath, one network namespace each).
 	ToRs []ToR `json:"tors"`
 	// Nodes are the hosts that peer with every ToR (the speakers run there).
@@ -44,6 +49,8 @@ type ToR struct {
 	Name string `json:"name"`
 	// Address is the router's address on the segment; also its router ID.
 	Address netip.Addr `json:"address"`
+	// Address6 is the router's IPv6 address on the segment (with Segment6 only).
+	Address6 netip.Addr `json:"address6,omitzero"`
 	// ASN is the router's AS number.
 	ASN uint32 `json:"asn"`
 	// GRPCPort is where GoBGP's gRPC API listens on 127.0.0.1 inside the router's
@@ -57,6 +64,9 @@ type Node struct {
 	Name string `json:"name"`
 	// Address is the node's address on the segment.
 	Address netip.Addr `json:"address"`
+	// Address6 is the node's IPv6 address on the segment (with Segment6 only): the
+	// next-hop of the IPv6 routes it announces.
+	Address6 netip.Addr `json:"address6,omitzero"`
 	// ASN is the node's AS number; the ToRs expect it as peer AS.
 	ASN uint32 `json:"asn"`
 	// BFDProfile names an entry of Topology.BFDProfiles; empty means no BFD towards
@@ -73,6 +83,9 @@ type Client struct {
 	// Link is the point-to-point prefix (e.g. 172.31.0.0/30): the ToR takes the first
 	// host address, the client the second.
 	Link netip.Prefix `json:"link"`
+	// Link6 optionally adds an IPv6 point-to-point prefix (e.g. fd00:31::/126), same
+	// convention: ToR first host address, client second.
+	Link6 netip.Prefix `json:"link6,omitzero"`
 }
 
 // BGPTimers are the ToR-side session timers. Zero fields take the defaults of Default.
@@ -111,24 +124,27 @@ func (d *Duration) UnmarshalText(b []byte) error {
 func (d Duration) Std() time.Duration { return time.Duration(d) }
 
 // Default returns the reference topology: ToRs 10.0.0.1 and 10.0.0.2 in AS 65000, nodes
-// 10.0.0.21-23 in AS 65100 on 10.0.0.0/24, one client on 172.31.0.0/30 behind tor1,
-// hold time 9 s, keepalive 3 s, connect-retry 1 s, idle-hold after reset 1 s, and a
-// "default" BFD profile of 300 ms x 3 that no node uses unless told to.
+// 10.0.0.21-23 in AS 65100 on 10.0.0.0/24 (and fd00:10::1, ::2, ::21-23 on
+// fd00:10::/64 for IPv6 routes), one client on 172.31.0.0/30 and fd00:31::/126 behind
+// tor1, hold time 9 s, keepalive 3 s, connect-retry 1 s, idle-hold after reset 1 s, and
+// a "default" BFD profile of 300 ms x 3 that no node uses unless told to.
 func Default() Topology {
+	a := netip.MustParseAddr
 	return Topology{
-		Name:    "reference",
-		Segment: netip.MustParsePrefix("10.0.0.0/24"),
+		Name:     "reference",
+		Segment:  netip.MustParsePrefix("10.0.0.0/24"),
+		Segment6: netip.MustParsePrefix("fd00:10::/64"),
 		ToRs: []ToR{
-			{Name: "tor1", Address: netip.MustParseAddr("10.0.0.1"), ASN: 65000},
-			{Name: "tor2", Address: netip.MustParseAddr("10.0.0.2"), ASN: 65000},
+			{Name: "tor1", Address: a("10.0.0.1"), Address6: a("fd00:10::1"), ASN: 65000},
+			{Name: "tor2", Address: a("10.0.0.2"), Address6: a("fd00:10::2"), ASN: 65000},
 		},
 		Nodes: []Node{
-			{Name: "node1", Address: netip.MustParseAddr("10.0.0.21"), ASN: 65100},
-			{Name: "node2", Address: netip.MustParseAddr("10.0.0.22"), ASN: 65100},
-			{Name: "node3", Address: netip.MustParseAddr("10.0.0.23"), ASN: 65100},
+			{Name: "node1", Address: a("10.0.0.21"), Address6: a("fd00:10::21"), ASN: 65100},
+			{Name: "node2", Address: a("10.0.0.22"), Address6: a("fd00:10::22"), ASN: 65100},
+			{Name: "node3", Address: a("10.0.0.23"), Address6: a("fd00:10::23"), ASN: 65100},
 		},
 		Clients: []Client{
-			{Name: "client", ToR: "tor1", Link: netip.MustParsePrefix("172.31.0.0/30")},
+			{Name: "client", ToR: "tor1", Link: netip.MustParsePrefix("172.31.0.0/30"), Link6: netip.MustParsePrefix("fd00:31::/126")},
 		},
 		BFDProfiles: map[string]BFDProfile{
 			"default": {ReceiveInterval: 300, TransmitInterval: 300, DetectMultiplier: 3},
@@ -227,6 +243,26 @@ func (t Topology) Validate() error {
 		}
 		names[name] = true
 	}
+	dual := t.Segment6.IsValid()
+	if dual && (!t.Segment6.Addr().Is6() || t.Segment6.Addr().Is4In6()) {
+		errs = append(errs, fmt.Errorf("segment6: %q is not an IPv6 prefix", t.Segment6))
+		dual = false
+	}
+	checkAddr6 := func(kind, name string, a netip.Addr) {
+		switch {
+		case !dual && a.IsValid():
+			errs = append(errs, fmt.Errorf("%s %q: address6 %v needs segment6", kind, name, a))
+		case dual && !a.IsValid():
+			errs = append(errs, fmt.Errorf("%s %q: address6 is missing (segment6 %v is set)", kind, name, t.Segment6))
+		case dual && !t.Segment6.Contains(a):
+			errs = append(errs, fmt.Errorf("%s %q: address6 %v is not in segment6 %v", kind, name, a, t.Segment6))
+		case dual:
+			if other, ok := addrs[a]; ok {
+				errs = append(errs, fmt.Errorf("%s %q: address6 %v is already used by %q", kind, name, a, other))
+			}
+			addrs[a] = name
+		}
+	}
 	checkAddr := func(kind string, i int, name string, a netip.Addr) {
 		if !a.IsValid() || !t.Segment.Contains(a) {
 			errs = append(errs, fmt.Errorf("%s %q: address %v is not in segment %v", kind, name, a, t.Segment))
@@ -240,6 +276,7 @@ func (t Topology) Validate() error {
 	for i, r := range t.ToRs {
 		checkName("tors", i, r.Name)
 		checkAddr("tor", i, r.Name, r.Address)
+		checkAddr6("tor", r.Name, r.Address6)
 		if r.ASN == 0 {
 			errs = append(errs, fmt.Errorf("tor %q: asn must be set", r.Name))
 		}
@@ -247,6 +284,7 @@ func (t Topology) Validate() error {
 	for i, n := range t.Nodes {
 		checkName("nodes", i, n.Name)
 		checkAddr("node", i, n.Name, n.Address)
+		checkAddr6("node", n.Name, n.Address6)
 		if n.ASN == 0 {
 			errs = append(errs, fmt.Errorf("node %q: asn must be set", n.Name))
 		}
@@ -265,6 +303,16 @@ func (t Topology) Validate() error {
 			errs = append(errs, fmt.Errorf("client %q: link %q must be an IPv4 prefix of /30 or shorter", c.Name, c.Link))
 		} else if c.Link.Overlaps(t.Segment) {
 			errs = append(errs, fmt.Errorf("client %q: link %v overlaps segment %v", c.Name, c.Link, t.Segment))
+		}
+		if c.Link6.IsValid() {
+			switch {
+			case !c.Link6.Addr().Is6() || c.Link6.Addr().Is4In6() || c.Link6.Bits() > 126:
+				errs = append(errs, fmt.Errorf("client %q: link6 %q must be an IPv6 prefix of /126 or shorter", c.Name, c.Link6))
+			case !dual:
+				errs = append(errs, fmt.Errorf("client %q: link6 needs segment6", c.Name))
+			case c.Link6.Overlaps(t.Segment6):
+				errs = append(errs, fmt.Errorf("client %q: link6 %v overlaps segment6 %v", c.Name, c.Link6, t.Segment6))
+			}
 		}
 	}
 	for name, p := range t.BFDProfiles {
@@ -322,3 +370,19 @@ func (c Client) ToRAddr() netip.Addr { return c.Link.Masked().Addr().Next() }
 
 // Addr is the client's address on its link (second host address).
 func (c Client) Addr() netip.Addr { return c.Link.Masked().Addr().Next().Next() }
+
+// ToRAddr6 is the ToR's address on the client's IPv6 link (invalid without Link6).
+func (c Client) ToRAddr6() netip.Addr {
+	if !c.Link6.IsValid() {
+		return netip.Addr{}
+	}
+	return c.Link6.Masked().Addr().Next()
+}
+
+// Addr6 is the client's address on its IPv6 link (invalid without Link6).
+func (c Client) Addr6() netip.Addr {
+	if !c.Link6.IsValid() {
+		return netip.Addr{}
+	}
+	return c.Link6.Masked().Addr().Next().Next()
+}

@@ -87,6 +87,27 @@ clients: [{name: c, tor: r9, link: 172.31.0.0/30}]
 segment: 10.1.0.0/24
 tors: [{name: averyveryverylongname, address: 10.1.0.1, asn: 65000}]
 `, wantErr: "must be 1-12 characters"},
+		{name: "dual stack", yaml: `
+segment: 10.1.0.0/24
+segment6: fd00:1::/64
+tors: [{name: r1, address: 10.1.0.1, address6: "fd00:1::1", asn: 65000}]
+nodes: [{name: n1, address: 10.1.0.11, address6: "fd00:1::11", asn: 65100}]
+clients: [{name: c, tor: r1, link: 172.31.0.0/30, link6: "fd00:31::/126"}]
+`, check: func(t *testing.T, topo Topology) {
+			if c := topo.Clients[0]; c.ToRAddr6().String() != "fd00:31::1" || c.Addr6().String() != "fd00:31::2" {
+				t.Errorf("client link6 addresses %v %v", c.ToRAddr6(), c.Addr6())
+			}
+		}},
+		{name: "address6 without segment6", yaml: `
+segment: 10.1.0.0/24
+tors: [{name: r1, address: 10.1.0.1, address6: "fd00:1::1", asn: 65000}]
+`, wantErr: `address6 fd00:1::1 needs segment6`},
+		{name: "node without address6 in dual stack", yaml: `
+segment: 10.1.0.0/24
+segment6: fd00:1::/64
+tors: [{name: r1, address: 10.1.0.1, address6: "fd00:1::1", asn: 65000}]
+nodes: [{name: n1, address: 10.1.0.11, asn: 65100}]
+`, wantErr: `node "n1": address6 is missing`},
 		{name: "hold time too short", yaml: `
 segment: 10.1.0.0/24
 tors: [{name: r1, address: 10.1.0.1, asn: 65000}]
