@@ -9,7 +9,10 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
+
+	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/ecmplb/ecmplb/speaker/app"
 )
@@ -24,10 +27,19 @@ func main() {
 	flag.StringVar(&level, "log-level", "info", "debug, info, warn or error")
 	flag.BoolVar(&c.ServiceStatus, "service-status", true, "write ServiceBGPStatus objects")
 	flag.BoolVar(&c.Events, "events", true, "record Events on Services and the Node")
+	memLimit := flag.String("memory-limit", "100Mi", "soft limit for the Go runtime's memory (the GC works harder near it; 0: off; env GOMEMLIMIT wins)")
 	qps := flag.Float64("kube-qps", 200, "API client queries per second")
 	flag.IntVar(&c.Burst, "kube-burst", 400, "API client burst")
 	flag.Parse()
 	c.QPS = float32(*qps)
+	if os.Getenv("GOMEMLIMIT") == "" && *memLimit != "0" {
+		q, err := resource.ParseQuantity(*memLimit)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bad --memory-limit:", err)
+			os.Exit(2)
+		}
+		debug.SetMemoryLimit(q.Value())
+	}
 
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {

@@ -230,7 +230,8 @@ func latency(ctx context.Context, lab *speakerlab.Lab, ch chan testrouter.Event,
 	for len(ch) > 0 {
 		<-ch
 	}
-	for i := 0; i < changes; i++ {
+	const warmup = 5 // not counted: the first writes after a pause warm connections and caches
+	for i := 0; i < changes+warmup; i++ {
 		ready = !ready
 		t0 := time.Now()
 		if err := lab.SetReady(ctx, benchNS, "lat", ready); err != nil {
@@ -241,7 +242,9 @@ func latency(ctx context.Context, lab *speakerlab.Lab, ch chan testrouter.Event,
 			if e.Withdraw == ready {
 				return nil, fmt.Errorf("change %d: router saw withdraw=%v, want %v", i, e.Withdraw, !ready)
 			}
-			out = append(out, time.Unix(0, e.T).Sub(t0))
+			if i >= warmup {
+				out = append(out, time.Unix(0, e.T).Sub(t0))
+			}
 		case <-time.After(30 * time.Second):
 			return nil, fmt.Errorf("change %d: no route change within 30s", i)
 		}
