@@ -37,6 +37,10 @@ type Config struct {
 	DynamicASN   uint32       `json:"dynamicASN,omitempty"`
 	// FIB enables programming the kernel FIB of the router's namespace.
 	FIB bool `json:"fib"`
+	// ExportToNodes lets the router advertise its table to the nodes. Off by default:
+	// a node has no use for the other nodes' routes (it would drop them for the AS
+	// loop anyway), and not sending them keeps large tables cheap.
+	ExportToNodes bool `json:"exportToNodes,omitempty"`
 }
 
 // Neighbor is one configured BGP neighbor. With BFD set, the router runs a BFD
@@ -57,6 +61,7 @@ func ConfigFor(t topology.Topology, tor, controlSocket string) (Config, error) {
 		ControlSocket: controlSocket,
 		Timers:        t.BGP,
 		FIB:           true,
+		ExportToNodes: t.ExportToNodes,
 	}
 	for _, n := range t.Nodes {
 		nb := Neighbor{Name: n.Name, Address: n.Address, ASN: n.ASN}

@@ -135,6 +135,15 @@ func (r *Router) Run(ctx context.Context) error {
 		}
 	}()
 
+	if !r.cfg.ExportToNodes {
+		err := r.bgp.SetPolicyAssignment(ctx, &api.SetPolicyAssignmentRequest{Assignment: &api.PolicyAssignment{
+			Name: "global", Direction: api.PolicyDirection_EXPORT, DefaultAction: api.RouteAction_REJECT,
+		}})
+		if err != nil {
+			return fmt.Errorf("router %s: export policy: %w", r.cfg.Name, err)
+		}
+	}
+
 	watchCtx, stopWatch := context.WithCancel(context.Background())
 	defer stopWatch() // before StopBgp (deferred earlier, runs later)
 	if err := r.watch(watchCtx); err != nil {

@@ -41,6 +41,9 @@ type Topology struct {
 	DynamicNeighbors bool `json:"dynamicNeighbors,omitempty"`
 	// DynamicNeighborASN is the peer AS accepted from dynamic neighbors (default 65100).
 	DynamicNeighborASN uint32 `json:"dynamicNeighborASN,omitempty"`
+	// ExportToNodes makes the ToRs advertise their tables to the nodes; by default they
+	// advertise nothing (the nodes only announce).
+	ExportToNodes bool `json:"exportToNodes,omitempty"`
 }
 
 // ToR is one top-of-rack router.
