@@ -222,11 +222,15 @@ func run(n, changes, workers int, speakerBin string, keep bool) error {
 	return nil
 }
 
+// probeReady is the probe Service's endpoint readiness as last written.
+var probeReady bool
+
 // latency toggles the probe Service's endpoint readiness and times each change from
 // just before the write to the router's receipt.
 func latency(ctx context.Context, lab *speakerlab.Lab, ch chan testrouter.Event, changes int) ([]time.Duration, error) {
 	var out []time.Duration
-	ready := false
+	ready := probeReady
+	defer func() { probeReady = ready }()
 	for len(ch) > 0 {
 		<-ch
 	}
