@@ -218,6 +218,9 @@ func (h *harness) waitPoolCondition(name, typ string, status metav1.ConditionSta
 }
 
 func TestIntegration(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs the pinned kube-apiserver and etcd (make kube); skipped with -short")
+	}
 	h := newHarness(t)
 	ctx := context.Background()
 	for _, ns := range []string{"team-a", "team-b"} {

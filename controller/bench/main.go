@@ -99,8 +99,8 @@ type bench struct {
 	createOnly bool
 	// hardKill restarts the controller with SIGKILL.
 	hardKill bool
-	cs         *kubernetes.Clientset
-	c          client.Client
+	cs       *kubernetes.Clientset
+	c        client.Client
 
 	mu      sync.Mutex
 	ips     map[string]string // Service -> IP
