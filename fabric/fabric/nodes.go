@@ -39,8 +39,12 @@ func (f *Fabric) AddNode(ctx context.Context, n topology.Node) error {
 		cfg.BFD = &p
 	}
 	for _, r := range topo.ToRs {
+		cfg := cfg
+		if !n.BFDWith(r.Name) {
+			cfg.BFD = nil
+		}
 		if topo.DynamicNeighbors && cfg.BFD == nil {
-			break // the ToRs accept it through the dynamic-neighbor range
+			continue // the ToR accepts it through the dynamic-neighbor range
 		}
 		if err := f.withRouter(r.Name, func(c *control.Client) error { return c.AddNeighbor(ctx, cfg) }); err != nil {
 			return errors.Join(fmt.Errorf("add node %q on %s: %w", n.Name, r.Name, err), f.RemoveNode(ctx, n.Name))

@@ -65,7 +65,7 @@ func ConfigFor(t topology.Topology, tor, controlSocket string) (Config, error) {
 	}
 	for _, n := range t.Nodes {
 		nb := Neighbor{Name: n.Name, Address: n.Address, ASN: n.ASN}
-		if n.BFDProfile != "" {
+		if n.BFDWith(tor) {
 			p := t.BFDProfiles[n.BFDProfile]
 			nb.BFD = &p
 		}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"slices"
 	"time"
 
 	"sigs.k8s.io/yaml"
@@ -75,6 +76,14 @@ type Node struct {
 	// BFDProfile names an entry of Topology.BFDProfiles; empty means no BFD towards
 	// this node.
 	BFDProfile string `json:"bfdProfile,omitempty"`
+	// BFDToRs limits BFD to these ToRs (empty: every ToR), for designs where
+	// only some BGP peers run BFD, like the examples' tor1.
+	BFDToRs []string `json:"bfdToRs,omitempty"`
+}
+
+// BFDWith reports whether the node runs BFD with the named ToR.
+func (n Node) BFDWith(tor string) bool {
+	return n.BFDProfile != "" && (len(n.BFDToRs) == 0 || slices.Contains(n.BFDToRs, tor))
 }
 
 // Client is a namespace attached to one ToR by a point-to-point link.
@@ -294,6 +303,11 @@ func (t Topology) Validate() error {
 		if n.BFDProfile != "" {
 			if _, ok := t.BFDProfiles[n.BFDProfile]; !ok {
 				errs = append(errs, fmt.Errorf("node %q: bfdProfile %q is not defined in bfdProfiles", n.Name, n.BFDProfile))
+			}
+		}
+		for _, tor := range n.BFDToRs {
+			if _, ok := t.ToR(tor); !ok {
+				errs = append(errs, fmt.Errorf("node %q: bfdToRs: %q is not a ToR of the topology", n.Name, tor))
 			}
 		}
 	}

@@ -130,3 +130,29 @@ bgp: {holdTime: 1s}
 		})
 	}
 }
+
+func TestBFDWith(t *testing.T) {
+	cases := []struct {
+		name string
+		node Node
+		tor  string
+		want bool
+	}{
+		{"no profile", Node{}, "tor1", false},
+		{"profile, every ToR", Node{BFDProfile: "p"}, "tor2", true},
+		{"limited, listed", Node{BFDProfile: "p", BFDToRs: []string{"tor1"}}, "tor1", true},
+		{"limited, not listed", Node{BFDProfile: "p", BFDToRs: []string{"tor1"}}, "tor2", false},
+		{"ToRs without profile", Node{BFDToRs: []string{"tor1"}}, "tor1", false},
+	}
+	for _, tc := range cases {
+		if got := tc.node.BFDWith(tc.tor); got != tc.want {
+			t.Errorf("%s: BFDWith(%s) = %v, want %v", tc.name, tc.tor, got, tc.want)
+		}
+	}
+	topo := Default()
+	topo.Nodes[0].BFDProfile = "default"
+	topo.Nodes[0].BFDToRs = []string{"tor9"}
+	if err := topo.Validate(); err == nil || !strings.Contains(err.Error(), `bfdToRs: "tor9"`) {
+		t.Fatalf("Validate with an unknown BFD ToR = %v, want an error naming bfdToRs", err)
+	}
+}

@@ -62,17 +62,18 @@ type Lab struct {
 
 // ReferenceTopology is the fabric of the example manifests: ToRs 10.0.0.1 and
 // 10.0.0.2 (AS 65000), nodes 10.0.0.21-23 (AS 65100), the ToRs holding
-// sessions for 90 s like the examples' BGPPeers, and offering BFD (300 ms x 3,
-// passive, so a ToR only runs BFD with a node whose speaker starts it).
+// sessions for 90 s like the examples' BGPPeers, and tor1 running BFD
+// (300 ms x 3) with every node, as BGPPeer tor1's bfdProfile tor-bfd asks.
 func ReferenceTopology() topology.Topology {
 	t := topology.Default()
 	t.BGP.HoldTime = topology.Duration(90 * time.Second)
 	t.BGP.KeepaliveInterval = topology.Duration(30 * time.Second)
 	t.BFDProfiles = map[string]topology.BFDProfile{
-		"tor-bfd": {ReceiveInterval: 300, TransmitInterval: 300, DetectMultiplier: 3, PassiveMode: true},
+		"tor-bfd": {ReceiveInterval: 300, TransmitInterval: 300, DetectMultiplier: 3},
 	}
 	for i := range t.Nodes {
 		t.Nodes[i].BFDProfile = "tor-bfd"
+		t.Nodes[i].BFDToRs = []string{"tor1"}
 	}
 	return t
 }
@@ -126,7 +127,7 @@ func Up(ctx context.Context, cfg Config) (_ *Lab, err error) {
 		topo = *cfg.Topology
 	}
 	l.log.Info("bringing the fabric up", "tors", len(topo.ToRs), "nodes", len(topo.Nodes))
-	l.Fabric, err = fabric.Up(ctx, topo, fabric.Options{Binary: filepath.Join(l.binDir, "fabric"), Logger: l.log})
+	l.Fabric, err = fabric.Up(ctx, topo, fabric.Options{Binary: filepath.Join(l.binDir, "fabric"), Logger: l.log, ExitWithCaller: true})
 	if err != nil {
 		return nil, fmt.Errorf("fabric: %w", err)
 	}
