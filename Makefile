@@ -43,6 +43,10 @@ lab: deps kube
 bench-lab: deps kube
 	go run ./scenarios/cmd/lab -nodes 50 -services 1000
 
+## bench-controller: allocation backlog, 10,000-Service burst, restart, memory against the real apiserver
+bench-controller: kube
+	go run ./controller/bench
+
 ## bench-bfd: time from a peer falling silent to our BFD Down (20 trials, 300ms x3 and 50ms x3; ours vs ours, then vs FRR bfdd)
 bench-bfd: deps
 	go run ./bfd/bfdbench -trials 20
