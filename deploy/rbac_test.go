@@ -6,7 +6,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -22,6 +21,7 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"k8s.io/utils/ptr"
 
+	"github.com/ecmplb/ecmplb/internal/proc"
 	"github.com/ecmplb/ecmplb/internal/testenv"
 )
 
@@ -58,30 +58,12 @@ func startBinary(t *testing.T, pkg string, args ...string) string {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build %s: %v\n%s", pkg, err, out)
 	}
-	logPath := filepath.Join(dir, "log")
-	f, err := os.Create(logPath)
+	p, err := proc.Start(filepath.Base(pkg), proc.Options{LogPath: filepath.Join(dir, "log")}, bin, args...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = f, f
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		f.Close()
-	})
-	return logPath
+	t.Cleanup(func() { p.Stop(5 * time.Second) })
+	return p.LogPath
 }
 
 func forbiddenLines(path string) []string {

@@ -27,6 +27,8 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/ecmplb/ecmplb/internal/proc"
 )
 
 // Options tune Start.
@@ -62,8 +64,8 @@ type Env struct {
 	Dir string
 
 	ownDir bool
-	etcd   *process
-	api    *process
+	etcd   *proc.Process
+	api    *proc.Process
 }
 
 // Start launches the control plane for a test and stops it in t.Cleanup.
@@ -137,7 +139,7 @@ func StartProcess(ctx context.Context, opts Options) (_ *Env, err error) {
 		return nil, err
 	}
 	if err := waitHTTP(ctx, etcdURL+"/health", env.etcd); err != nil {
-		return nil, fmt.Errorf("etcd did not become healthy: %w (log: %s)", err, env.etcd.logPath)
+		return nil, fmt.Errorf("etcd did not become healthy: %w (log: %s)", err, env.etcd.LogPath)
 	}
 
 	token, err := randomToken()
@@ -226,11 +228,11 @@ func StartProcess(ctx context.Context, opts Options) (_ *Env, err error) {
 func (e *Env) Stop() error {
 	var errs []error
 	if e.api != nil {
-		errs = append(errs, e.api.stop())
+		e.api.Stop(5 * time.Second)
 		e.api = nil
 	}
 	if e.etcd != nil {
-		errs = append(errs, e.etcd.stop())
+		e.etcd.Stop(5 * time.Second)
 		e.etcd = nil
 	}
 	if e.ownDir && e.Dir != "" {
@@ -241,12 +243,12 @@ func (e *Env) Stop() error {
 }
 
 // APIServerPID is the process id of the apiserver, for memory reports.
-func (e *Env) APIServerPID() int { return e.api.cmd.Process.Pid }
+func (e *Env) APIServerPID() int { return e.api.PID() }
 
 // EtcdPID is the process id of etcd, for memory reports.
-func (e *Env) EtcdPID() int { return e.etcd.cmd.Process.Pid }
+func (e *Env) EtcdPID() int { return e.etcd.PID() }
 
-func waitReady(ctx context.Context, cfg *rest.Config, p *process) error {
+func waitReady(ctx context.Context, cfg *rest.Config, p *proc.Process) error {
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return err
@@ -260,24 +262,26 @@ func waitReady(ctx context.Context, cfg *rest.Config, p *process) error {
 		last = err
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("kube-apiserver not ready: %v (log: %s)", last, p.logPath)
-		case <-p.done:
-			return fmt.Errorf("kube-apiserver exited: %v (log: %s)", p.err, p.logPath)
+			return fmt.Errorf("kube-apiserver not ready: %v (log: %s)", last, p.LogPath)
+		case <-p.Done():
+			_, err := p.Exited()
+			return fmt.Errorf("kube-apiserver exited: %v (log: %s)", err, p.LogPath)
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
 }
 
-func waitServing(ctx context.Context, certPath string, p *process) error {
+func waitServing(ctx context.Context, certPath string, p *proc.Process) error {
 	for {
 		if _, err := os.Stat(certPath); err == nil {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("kube-apiserver wrote no serving certificate (log: %s)", p.logPath)
-		case <-p.done:
-			return fmt.Errorf("kube-apiserver exited: %v (log: %s)", p.err, p.logPath)
+			return fmt.Errorf("kube-apiserver wrote no serving certificate (log: %s)", p.LogPath)
+		case <-p.Done():
+			_, err := p.Exited()
+			return fmt.Errorf("kube-apiserver exited: %v (log: %s)", err, p.LogPath)
 		case <-time.After(50 * time.Millisecond):
 		}
 	}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/ecmplb/ecmplb/fabric/fabric"
 	"github.com/ecmplb/ecmplb/fabric/topology"
+	"github.com/ecmplb/ecmplb/internal/proc"
 	"github.com/ecmplb/ecmplb/internal/testenv"
 )
 
@@ -54,8 +55,8 @@ type Lab struct {
 	cfg        Config
 	log        *slog.Logger
 	binDir     string
-	controller *Process
-	speakers   map[string]*Process
+	controller *proc.Process
+	speakers   map[string]*proc.Process
 	bridges    map[string]*apiBridge
 	ownDir     bool
 }
@@ -80,7 +81,7 @@ func ReferenceTopology() topology.Topology {
 
 // Up starts everything. On error, whatever was started is torn down.
 func Up(ctx context.Context, cfg Config) (_ *Lab, err error) {
-	l := &Lab{cfg: cfg, log: cfg.Logger, speakers: map[string]*Process{}, bridges: map[string]*apiBridge{}}
+	l := &Lab{cfg: cfg, log: cfg.Logger, speakers: map[string]*proc.Process{}, bridges: map[string]*apiBridge{}}
 	if l.log == nil {
 		l.log = slog.Default()
 	}
@@ -137,7 +138,7 @@ func Up(ctx context.Context, cfg Config) (_ *Lab, err error) {
 		return nil, err
 	}
 	l.log.Info("starting ecmplb-controller")
-	l.controller, err = startProcess("controller", l.Dir, "", filepath.Join(l.binDir, "ecmplb-controller"),
+	l.controller, err = proc.Start("controller", proc.Options{LogPath: filepath.Join(l.Dir, "controller.log")}, filepath.Join(l.binDir, "ecmplb-controller"),
 		"--kubeconfig", l.Env.Kubeconfig, "--metrics-addr", "0", "--health-addr", "0",
 		"--leader-elect=false", "--log-level", "info")
 	if err != nil {
@@ -170,7 +171,8 @@ func (l *Lab) StartSpeaker(node string) error {
 	}
 	args := append([]string{"--node-name", node, "--kubeconfig", l.Env.Kubeconfig,
 		"--metrics-addr", "127.0.0.1:7472", "--log-level", "info"}, l.cfg.SpeakerArgs...)
-	p, err := startProcess("speaker-"+node, l.Dir, l.Fabric.NodeNetNS(node), filepath.Join(l.binDir, "ecmplb-speaker"), args...)
+	p, err := proc.Start("speaker-"+node, proc.Options{LogPath: filepath.Join(l.Dir, "speaker-"+node+".log"), NetNS: l.Fabric.NodeNetNS(node)},
+		filepath.Join(l.binDir, "ecmplb-speaker"), args...)
 	if err != nil {
 		return err
 	}
@@ -212,7 +214,7 @@ func (l *Lab) Processes() map[string]int {
 // CheckAlive fails when the controller or a speaker has died, with the end
 // of its log.
 func (l *Lab) CheckAlive() error {
-	procs := []*Process{l.controller}
+	procs := []*proc.Process{l.controller}
 	names := make([]string, 0, len(l.speakers))
 	for n := range l.speakers {
 		names = append(names, n)
@@ -227,7 +229,7 @@ func (l *Lab) CheckAlive() error {
 			continue
 		}
 		if exited, err := p.Exited(); exited {
-			errs = append(errs, fmt.Errorf("%s exited (%v):\n%s", p.Name, err, tailLog(p.LogPath, 15)))
+			errs = append(errs, fmt.Errorf("%s exited (%v):\n%s", p.Name, err, p.Tail(15)))
 		}
 	}
 	return errors.Join(errs...)

@@ -1,0 +1,167 @@
+// Package proc runs the child programs of tests, benchmarks and the lab:
+// output to a log file, optionally inside a network namespace, and tied to
+// the parent's life so a killed test leaves nothing running.
+package proc
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Process is a started program.
+type Process struct {
+	// Name labels the process in messages.
+	Name string
+	// LogPath is where its stdout and stderr go ("" when they go to a
+	// caller-provided file).
+	LogPath string
+	cmd     *exec.Cmd
+	done    chan struct{}
+	err     error
+}
+
+// Options tune Start.
+type Options struct {
+	// LogPath receives stdout and stderr (created or truncated).
+	LogPath string
+	// Output receives stdout and stderr instead of LogPath when set.
+	Output *os.File
+	// NetNS runs the program in this named network namespace (`ip netns
+	// exec`, which execs in place: the PID is the program's own).
+	NetNS string
+}
+
+// Start runs bin with args. The child gets its own process group and is
+// killed when the parent dies (Pdeathsig).
+func Start(name string, opts Options, bin string, args ...string) (*Process, error) {
+	p := &Process{Name: name, LogPath: opts.LogPath, done: make(chan struct{})}
+	out := opts.Output
+	if out == nil {
+		f, err := os.Create(opts.LogPath)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		out = f
+	}
+	if opts.NetNS != "" {
+		args = append([]string{"netns", "exec", opts.NetNS, bin}, args...)
+		bin = "ip"
+	}
+	p.cmd = exec.Command(bin, args...)
+	p.cmd.Stdout, p.cmd.Stderr = out, out
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := p.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting %s: %w", name, err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.done)
+	}()
+	return p, nil
+}
+
+// PID is the process id.
+func (p *Process) PID() int { return p.cmd.Process.Pid }
+
+// Done is closed when the process has ended.
+func (p *Process) Done() <-chan struct{} { return p.done }
+
+// Exited reports whether the process has ended, and how.
+func (p *Process) Exited() (bool, error) {
+	select {
+	case <-p.done:
+		return true, p.err
+	default:
+		return false, nil
+	}
+}
+
+// Stop sends SIGTERM (a graceful stop) and kills the process group after
+// timeout.
+func (p *Process) Stop(timeout time.Duration) {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(timeout):
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		<-p.done
+	}
+}
+
+// Tail returns the last lines of the log, for error messages.
+func (p *Process) Tail(lines int) string {
+	if p.LogPath == "" {
+		return ""
+	}
+	data, err := os.ReadFile(p.LogPath)
+	if err != nil {
+		return ""
+	}
+	all := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	if len(all) > lines {
+		all = all[len(all)-lines:]
+	}
+	return strings.Join(all, "\n")
+}
+
+// Usage is what the kernel reports of a process's memory and CPU.
+type Usage struct {
+	RSS, PeakRSS uint64 // bytes (VmRSS, VmHWM)
+	CPU          time.Duration
+}
+
+// ReadUsage reads /proc/PID/status and /proc/PID/stat.
+func ReadUsage(pid int) (Usage, error) {
+	var u Usage
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return u, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), ":")
+		if !ok {
+			continue
+		}
+		fields := strings.Fields(v)
+		if len(fields) == 0 {
+			continue
+		}
+		n, _ := strconv.ParseUint(fields[0], 10, 64)
+		switch k {
+		case "VmRSS":
+			u.RSS = n * 1024
+		case "VmHWM":
+			u.PeakRSS = n * 1024
+		}
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return u, err
+	}
+	// The fields after the command name, which may hold spaces.
+	rest := string(stat)
+	if i := strings.LastIndexByte(rest, ')'); i >= 0 {
+		rest = rest[i+1:]
+	}
+	fs := strings.Fields(rest)
+	if len(fs) > 13 {
+		utime, _ := strconv.ParseUint(fs[11], 10, 64)
+		stime, _ := strconv.ParseUint(fs[12], 10, 64)
+		u.CPU = time.Duration(utime+stime) * time.Second / 100 // USER_HZ
+	}
+	return u, nil
+}
