@@ -33,6 +33,9 @@ import (
 
 const benchNS = "bench"
 
+// speakerExtra are extra speaker flags from the command line.
+var speakerExtra []string
+
 type routerWatch struct {
 	mu        sync.Mutex
 	announced map[string]bool
@@ -47,7 +50,11 @@ func main() {
 	workers := flag.Int("workers", 32, "concurrent API writers")
 	speakerBin := flag.String("speaker-bin", "", "ecmplb-speaker binary (default: go build ./speaker)")
 	keep := flag.Bool("keep-logs", false, "print the speaker log path and keep it")
+	memLimit := flag.String("speaker-memory-limit", "", "pass --memory-limit to the speaker (empty: its default)")
 	flag.Parse()
+	if *memLimit != "" {
+		speakerExtra = append(speakerExtra, "--memory-limit", *memLimit)
+	}
 	log.SetFlags(log.Ltime | log.Lmicroseconds)
 	if err := run(*n, *changes, *workers, *speakerBin, *keep); err != nil {
 		log.Fatal(err)
@@ -125,8 +132,8 @@ func run(n, changes, workers int, speakerBin string, keep bool) error {
 		return err
 	}
 	logPath := filepath.Join(tmp, "speaker.log")
-	if err := lab.StartSpeaker([]string{speakerBin, "--kubeconfig", env.Kubeconfig, "--node-name", speakerlab.NodeName,
-		"--metrics-addr", "127.0.0.1:7472", "--log-level", "warn", "--kube-qps", "1000", "--kube-burst", "1000"}, nil, logPath); err != nil {
+	if err := lab.StartSpeaker(append([]string{speakerBin, "--kubeconfig", env.Kubeconfig, "--node-name", speakerlab.NodeName,
+		"--metrics-addr", "127.0.0.1:7472", "--log-level", "warn", "--kube-qps", "1000", "--kube-burst", "1000"}, speakerExtra...), nil, logPath); err != nil {
 		return err
 	}
 	if keep {
