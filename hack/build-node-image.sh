@@ -248,6 +248,13 @@ ENV container=docker
 # systemd shuts down cleanly on SIGRTMIN+3.
 STOPSIGNAL SIGRTMIN+3
 LABEL io.ecmplb.recipe="$recipe" io.ecmplb.kubernetes-version="$KUBE_VERSION"
+# ecmplb's clusters run on an --internal Docker network, where Docker
+# publishes no ports, so kind would find no host port for the API server and
+# fail exporting the kubeconfig. kind takes the endpoint from this label when
+# a node carries it (Docker Desktop sets it); the value is the endpoint as
+# seen inside the control-plane node, and kindconfig rewrites the kubeconfig
+# to the control-plane's address on the network.
+LABEL desktop.docker.io/ports/6443/tcp="127.0.0.1:6443"
 ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]
 EOF
 docker rmi "$raw" >/dev/null

@@ -1,0 +1,104 @@
+package kindconfig
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"regexp"
+
+	"sigs.k8s.io/kind/pkg/apis/config/v1alpha4"
+)
+
+// DefaultNodeImage is the node image hack/build-node-image.sh builds.
+const DefaultNodeImage = "ecmplb/kind-node:v1.34.4"
+
+// Defaults of Options.
+const (
+	DefaultWorkers       = 2
+	DefaultPodSubnet     = "10.244.0.0/16"
+	DefaultServiceSubnet = "10.96.0.0/16"
+)
+
+// Options describe a cluster.
+type Options struct {
+	// Name is the kind cluster name; empty picks "elb-" and a random suffix.
+	// Node containers are named <Name>-control-plane, <Name>-worker, ...
+	Name string
+	// NodeImage is the node image (DefaultNodeImage when empty).
+	NodeImage string
+	// Workers is the number of worker nodes besides the one control-plane
+	// node. Zero means DefaultWorkers; use NoWorkers for none.
+	Workers int
+	// NoWorkers makes a single-node cluster (Workers is ignored).
+	NoWorkers bool
+	// Network is the Docker network the nodes join. Empty means a network
+	// named like the cluster, created with --internal by Create and removed
+	// by Delete.
+	Network string
+	// PodSubnet and ServiceSubnet default to DefaultPodSubnet and
+	// DefaultServiceSubnet.
+	PodSubnet, ServiceSubnet string
+}
+
+var clusterName = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,30}[a-z0-9])?$`)
+
+// withDefaults fills in the defaults and validates the result.
+func (o Options) withDefaults() (Options, error) {
+	if o.Name == "" {
+		b := make([]byte, 3)
+		if _, err := rand.Read(b); err != nil {
+			return o, err
+		}
+		o.Name = "elb-" + hex.EncodeToString(b)
+	}
+	if !clusterName.MatchString(o.Name) {
+		return o, fmt.Errorf("cluster name %q: want lower-case letters, digits and '-', at most 32", o.Name)
+	}
+	if o.NodeImage == "" {
+		o.NodeImage = DefaultNodeImage
+	}
+	if o.NoWorkers {
+		o.Workers = 0
+	} else if o.Workers == 0 {
+		o.Workers = DefaultWorkers
+	}
+	if o.Workers < 0 {
+		return o, fmt.Errorf("cluster %q: %d workers", o.Name, o.Workers)
+	}
+	if o.Network == "" {
+		o.Network = o.Name
+	}
+	if o.PodSubnet == "" {
+		o.PodSubnet = DefaultPodSubnet
+	}
+	if o.ServiceSubnet == "" {
+		o.ServiceSubnet = DefaultServiceSubnet
+	}
+	return o, nil
+}
+
+// KindConfig is the kind cluster configuration for o (with defaults
+// applied): one control-plane node and o.Workers workers on o.NodeImage,
+// IPv4, kube-proxy in iptables mode, and no default CNI: kindnetd is not
+// available without a registry, so Create wires pod networking itself
+// (see CNIConfig and PodRoutes).
+func KindConfig(o Options) *v1alpha4.Cluster {
+	nodes := []v1alpha4.Node{{Role: v1alpha4.ControlPlaneRole, Image: o.NodeImage}}
+	for range o.Workers {
+		nodes = append(nodes, v1alpha4.Node{Role: v1alpha4.WorkerRole, Image: o.NodeImage})
+	}
+	c := &v1alpha4.Cluster{
+		TypeMeta: v1alpha4.TypeMeta{Kind: "Cluster", APIVersion: "kind.x-k8s.io/v1alpha4"},
+		Name:     o.Name,
+		Nodes:    nodes,
+		Networking: v1alpha4.Networking{
+			IPFamily:          v1alpha4.IPv4Family,
+			DisableDefaultCNI: true,
+			PodSubnet:         o.PodSubnet,
+			ServiceSubnet:     o.ServiceSubnet,
+			KubeProxyMode:     v1alpha4.IPTablesProxyMode,
+		},
+	}
+	v1alpha4.SetDefaultsCluster(c)
+	return c
+}

@@ -1,0 +1,58 @@
+package kindconfig
+
+import (
+	"strings"
+	"testing"
+
+	"sigs.k8s.io/kind/pkg/apis/config/v1alpha4"
+)
+
+func TestOptionsDefaults(t *testing.T) {
+	o, err := Options{}.withDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(o.Name, "elb-") || o.Network != o.Name || o.NodeImage != DefaultNodeImage ||
+		o.Workers != DefaultWorkers || o.PodSubnet != DefaultPodSubnet || o.ServiceSubnet != DefaultServiceSubnet {
+		t.Errorf("defaults %+v", o)
+	}
+	o2, _ := Options{}.withDefaults()
+	if o2.Name == o.Name {
+		t.Errorf("two default names are both %q", o.Name)
+	}
+	single, err := Options{Name: "x", NoWorkers: true, Workers: 3}.withDefaults()
+	if err != nil || single.Workers != 0 {
+		t.Errorf("NoWorkers: %+v, %v", single, err)
+	}
+	for _, bad := range []Options{{Name: "Upper"}, {Name: "-x"}, {Name: strings.Repeat("a", 40)}, {Name: "x", Workers: -1}} {
+		if _, err := bad.withDefaults(); err == nil {
+			t.Errorf("%+v: no error", bad)
+		}
+	}
+}
+
+func TestKindConfig(t *testing.T) {
+	o, err := Options{Name: "elb-test", Workers: 2, NodeImage: "img:1"}.withDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := KindConfig(o)
+	if c.Name != "elb-test" || len(c.Nodes) != 3 {
+		t.Fatalf("config %+v", c)
+	}
+	roles := map[v1alpha4.NodeRole]int{}
+	for _, n := range c.Nodes {
+		roles[n.Role]++
+		if n.Image != "img:1" {
+			t.Errorf("node image %q", n.Image)
+		}
+	}
+	if roles[v1alpha4.ControlPlaneRole] != 1 || roles[v1alpha4.WorkerRole] != 2 {
+		t.Errorf("roles %v", roles)
+	}
+	nw := c.Networking
+	if !nw.DisableDefaultCNI || nw.PodSubnet != DefaultPodSubnet || nw.ServiceSubnet != DefaultServiceSubnet ||
+		nw.IPFamily != v1alpha4.IPv4Family || nw.KubeProxyMode != v1alpha4.IPTablesProxyMode {
+		t.Errorf("networking %+v", nw)
+	}
+}
