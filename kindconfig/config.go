@@ -12,6 +12,11 @@ import (
 // DefaultNodeImage is the node image hack/build-node-image.sh builds.
 const DefaultNodeImage = "ecmplb/kind-node:v1.34.4"
 
+// EtcdImageTag is the tag of the etcd image preloaded in the node image:
+// hack/versions.env's ETCD_VERSION (what the lab runs too). kubeadm 1.34.4
+// would ask for 3.6.5-0, so KindConfig tells it to use this one.
+const EtcdImageTag = "3.6.4-0"
+
 // Defaults of Options.
 const (
 	DefaultWorkers       = 2
@@ -38,6 +43,9 @@ type Options struct {
 	// PodSubnet and ServiceSubnet default to DefaultPodSubnet and
 	// DefaultServiceSubnet.
 	PodSubnet, ServiceSubnet string
+	// Retain keeps the nodes of a failed Create (and Smoke keeps a failed
+	// cluster) for debugging; Delete still removes everything.
+	Retain bool
 }
 
 var clusterName = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,30}[a-z0-9])?$`)
@@ -81,7 +89,7 @@ func (o Options) withDefaults() (Options, error) {
 // applied): one control-plane node and o.Workers workers on o.NodeImage,
 // IPv4, kube-proxy in iptables mode, and no default CNI: kindnetd is not
 // available without a registry, so Create wires pod networking itself
-// (see CNIConfig and PodRoutes).
+// (see CNIConfig and PodRoutes). etcd runs the preloaded EtcdImageTag.
 func KindConfig(o Options) *v1alpha4.Cluster {
 	nodes := []v1alpha4.Node{{Role: v1alpha4.ControlPlaneRole, Image: o.NodeImage}}
 	for range o.Workers {
@@ -99,6 +107,8 @@ func KindConfig(o Options) *v1alpha4.Cluster {
 			KubeProxyMode:     v1alpha4.IPTablesProxyMode,
 		},
 	}
+	// No apiVersion: kind applies it to whichever kubeadm API it writes.
+	c.KubeadmConfigPatches = []string{"kind: ClusterConfiguration\netcd:\n  local:\n    imageTag: \"" + EtcdImageTag + "\"\n"}
 	v1alpha4.SetDefaultsCluster(c)
 	return c
 }

@@ -1,6 +1,8 @@
 package kindconfig
 
 import (
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -54,5 +56,29 @@ func TestKindConfig(t *testing.T) {
 	if !nw.DisableDefaultCNI || nw.PodSubnet != DefaultPodSubnet || nw.ServiceSubnet != DefaultServiceSubnet ||
 		nw.IPFamily != v1alpha4.IPv4Family || nw.KubeProxyMode != v1alpha4.IPTablesProxyMode {
 		t.Errorf("networking %+v", nw)
+	}
+}
+
+func TestKindConfigPinsEtcd(t *testing.T) {
+	o, _ := Options{Name: "x"}.withDefaults()
+	c := KindConfig(o)
+	if len(c.KubeadmConfigPatches) != 1 || !strings.Contains(c.KubeadmConfigPatches[0], `imageTag: "`+EtcdImageTag+`"`) {
+		t.Errorf("patches %q", c.KubeadmConfigPatches)
+	}
+}
+
+// The node image preloads etcd as ETCD_VERSION (hack/versions.env) with
+// kubeadm's "-0" suffix; KindConfig must ask for that tag.
+func TestEtcdImageTagMatchesVersions(t *testing.T) {
+	b, err := os.ReadFile("../hack/versions.env")
+	if err != nil {
+		t.Skipf("no hack/versions.env: %v", err)
+	}
+	m := regexp.MustCompile(`(?m)^ETCD_VERSION=v(\S+)$`).FindSubmatch(b)
+	if m == nil {
+		t.Fatal("no ETCD_VERSION in hack/versions.env")
+	}
+	if want := string(m[1]) + "-0"; EtcdImageTag != want {
+		t.Errorf("EtcdImageTag %q, hack/versions.env says %q", EtcdImageTag, want)
 	}
 }
