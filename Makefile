@@ -47,6 +47,11 @@ bench-lab: deps kube
 bench-controller: kube
 	go run ./controller/bench
 
+## bench-speaker: EndpointSlice→route latency at 1 and 10,000 Services, 10,000-announcement convergence, speaker memory
+bench-speaker: kube
+	go build -o $(BIN)/ecmplb-speaker ./speaker
+	go run ./speaker/bench --speaker-bin $(BIN)/ecmplb-speaker
+
 ## bench-bfd: time from a peer falling silent to our BFD Down (20 trials, 300ms x3 and 50ms x3; ours vs ours, then vs FRR bfdd)
 bench-bfd: deps
 	go run ./bfd/bfdbench -trials 20
