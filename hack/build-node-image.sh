@@ -21,7 +21,7 @@ set -euo pipefail
 
 NODE_IMAGE=${ECMPLB_NODE_IMAGE:-ecmplb/kind-node:$KUBE_VERSION}
 COREDNS_VERSION=v1.12.1
-ETCD_IMAGE_TAG=3.6.4-0 # kubeadm 1.34's tag for etcd $ETCD_VERSION
+ETCD_IMAGE_TAG=${ETCD_VERSION#v}-0 # kindconfig.EtcdImageTag; kind tells kubeadm to use it
 PAUSE_TAGS=(3.10.1 3.10) # kubeadm's default, and kind's containerd sandbox image
 DEBIAN_SUITE=bookworm
 DEBIAN_MIRROR=${ECMPLB_DEBIAN_MIRROR:-http://deb.debian.org/debian}
