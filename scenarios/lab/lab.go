@@ -21,6 +21,7 @@ import (
 
 	"github.com/ecmplb/ecmplb/fabric/fabric"
 	"github.com/ecmplb/ecmplb/fabric/topology"
+	"github.com/ecmplb/ecmplb/internal/nsforward"
 	"github.com/ecmplb/ecmplb/internal/proc"
 	"github.com/ecmplb/ecmplb/internal/testenv"
 )
@@ -57,7 +58,7 @@ type Lab struct {
 	binDir     string
 	controller *proc.Process
 	speakers   map[string]*proc.Process
-	bridges    map[string]*apiBridge
+	bridges    map[string]*nsforward.Forwarder
 	ownDir     bool
 }
 
@@ -81,7 +82,7 @@ func ReferenceTopology() topology.Topology {
 
 // Up starts everything. On error, whatever was started is torn down.
 func Up(ctx context.Context, cfg Config) (_ *Lab, err error) {
-	l := &Lab{cfg: cfg, log: cfg.Logger, speakers: map[string]*proc.Process{}, bridges: map[string]*apiBridge{}}
+	l := &Lab{cfg: cfg, log: cfg.Logger, speakers: map[string]*proc.Process{}, bridges: map[string]*nsforward.Forwarder{}}
 	if l.log == nil {
 		l.log = slog.Default()
 	}
@@ -149,7 +150,7 @@ func Up(ctx context.Context, cfg Config) (_ *Lab, err error) {
 		return nil, err
 	}
 	for _, n := range topo.Nodes {
-		b, err := newAPIBridge(l.Fabric.NodeNetNS(n.Name), u.Host)
+		b, err := nsforward.Start(l.Fabric.NodeNetNS(n.Name), u.Host)
 		if err != nil {
 			return nil, err
 		}

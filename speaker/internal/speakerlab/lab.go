@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/ecmplb/ecmplb/api/v1beta1"
+	"github.com/ecmplb/ecmplb/internal/nsforward"
 	"github.com/ecmplb/ecmplb/internal/testenv"
 	"github.com/ecmplb/ecmplb/speaker/internal/netlab"
 	"github.com/ecmplb/ecmplb/speaker/internal/testrouter"
@@ -47,7 +48,7 @@ type Lab struct {
 	Routers   []*testrouter.Router
 	Client    kubernetes.Interface
 	MetalLB   rest.Interface
-	fwd       *netlab.Forwarder
+	fwd       *nsforward.Forwarder
 	speaker   *exec.Cmd
 	spkDone   chan struct{}
 }
@@ -87,7 +88,7 @@ func Start(env *testenv.Env, o Options) (_ *Lab, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if l.fwd, err = netlab.ForwardIntoNS(l.SpeakerNS, u.Host); err != nil {
+	if l.fwd, err = nsforward.Start(l.SpeakerNS, u.Host); err != nil {
 		return nil, err
 	}
 	for i := 0; i < o.Routers; i++ {

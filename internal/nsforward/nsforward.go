@@ -1,21 +1,24 @@
-package lab
+// Package nsforward lets processes inside a network namespace reach a TCP
+// service on the host's loopback (the test apiserver) without giving the
+// namespace any route to the host: it listens on the same loopback address
+// inside the namespace and relays each connection to the host.
+package nsforward
 
 import (
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"path/filepath"
 	"sync"
 
-	"github.com/ecmplb/ecmplb/fabric/netlab"
+	"github.com/containernetworking/plugins/pkg/ns"
 )
 
-// apiBridge lets processes inside a node's network namespace reach the
-// apiserver, which listens on the host's loopback only: it listens on the
-// same loopback address and port inside the namespace and forwards each
-// connection to the host. The apiserver stays off every routed address, and
-// one kubeconfig works in every namespace.
-type apiBridge struct {
+// Forwarder relays connections from inside a namespace to the host. The
+// service stays off every routed address, and one address (one kubeconfig)
+// works in every namespace.
+type Forwarder struct {
 	ln     net.Listener
 	target string
 	wg     sync.WaitGroup
@@ -24,24 +27,26 @@ type apiBridge struct {
 	closed bool
 }
 
-func newAPIBridge(netns, addr string) (*apiBridge, error) {
-	b := &apiBridge{target: addr, conns: map[net.Conn]struct{}{}}
+// Start listens on addr (e.g. "127.0.0.1:6443") inside the named network
+// namespace and relays each connection to addr in the caller's namespace.
+func Start(netns, addr string) (*Forwarder, error) {
+	b := &Forwarder{target: addr, conns: map[net.Conn]struct{}{}}
 	// The listening socket belongs to the namespace it was created in; the
 	// goroutines that serve it may run on any thread.
-	err := netlab.Do(netns, func() error {
+	err := ns.WithNetNSPath(filepath.Join("/var/run/netns", netns), func(ns.NetNS) error {
 		var err error
 		b.ln, err = net.Listen("tcp", addr)
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("apiserver bridge in %s: %w", netns, err)
+		return nil, fmt.Errorf("forwarding %s into netns %s: %w", addr, netns, err)
 	}
 	b.wg.Add(1)
 	go b.serve()
 	return b, nil
 }
 
-func (b *apiBridge) serve() {
+func (b *Forwarder) serve() {
 	defer b.wg.Done()
 	for {
 		c, err := b.ln.Accept()
@@ -53,7 +58,7 @@ func (b *apiBridge) serve() {
 	}
 }
 
-func (b *apiBridge) track(c net.Conn, add bool) bool {
+func (b *Forwarder) track(c net.Conn, add bool) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if add {
@@ -67,7 +72,7 @@ func (b *apiBridge) track(c net.Conn, add bool) bool {
 	return true
 }
 
-func (b *apiBridge) forward(in net.Conn) {
+func (b *Forwarder) forward(in net.Conn) {
 	defer b.wg.Done()
 	defer in.Close()
 	out, err := net.Dial("tcp", b.target) // from the host's namespace
@@ -95,7 +100,7 @@ func (b *apiBridge) forward(in net.Conn) {
 }
 
 // Close stops listening and cuts every forwarded connection.
-func (b *apiBridge) Close() error {
+func (b *Forwarder) Close() error {
 	err := b.ln.Close()
 	b.mu.Lock()
 	b.closed = true
