@@ -8,14 +8,14 @@ import (
 	"time"
 
 	"github.com/ecmplb/ecmplb/bfd"
-	"github.com/ecmplb/ecmplb/bfd/internal/frrtest"
+	"github.com/ecmplb/ecmplb/internal/frrlab"
 )
 
-func startFRRBFD(t *testing.T, ns *frrtest.Netns, rx, tx, mult uint32) *frrtest.FRR {
+func startFRRBFD(t *testing.T, ns *frrlab.Netns, rx, tx, mult uint32) *frrlab.FRR {
 	t.Helper()
-	f, err := frrtest.StartFRR(ns,
-		frrtest.Daemon{Name: "zebra", Config: "log timestamp precision 6\n"},
-		frrtest.Daemon{Name: "bfdd", Config: frrtest.BFDConfig(nsAddrA.String(), nsAddrB.String(), rx, tx, mult, false)})
+	f, err := frrlab.StartFRR(ns,
+		frrlab.Daemon{Name: "zebra", Config: "log timestamp precision 6\n"},
+		frrlab.Daemon{Name: "bfdd", Config: frrlab.BFDConfig(nsAddrA.String(), nsAddrB.String(), rx, tx, mult, false)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,10 +31,10 @@ func startFRRBFD(t *testing.T, ns *frrtest.Netns, rx, tx, mult uint32) *frrtest.
 }
 
 // frrPeer polls bfdd until cond holds for our session, or fails after within.
-func frrPeer(t *testing.T, f *frrtest.FRR, within time.Duration, what string, cond func(frrtest.BFDPeer) bool) frrtest.BFDPeer {
+func frrPeer(t *testing.T, f *frrlab.FRR, within time.Duration, what string, cond func(frrlab.BFDPeer) bool) frrlab.BFDPeer {
 	t.Helper()
 	deadline := time.Now().Add(within)
-	var last []frrtest.BFDPeer
+	var last []frrlab.BFDPeer
 	for time.Now().Before(deadline) {
 		peers, err := f.BFDPeers()
 		if err == nil {
@@ -48,7 +48,7 @@ func frrPeer(t *testing.T, f *frrtest.FRR, within time.Duration, what string, co
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("bfdd: %s not reached within %v; last %+v", what, within, last)
-	return frrtest.BFDPeer{}
+	return frrlab.BFDPeer{}
 }
 
 // waitInfo polls our session until cond holds.
@@ -67,7 +67,7 @@ func waitInfo(t *testing.T, m *bfd.Manager, within time.Duration, what string, c
 	return s
 }
 
-func frrCounters(t *testing.T, f *frrtest.FRR) (up, down int) {
+func frrCounters(t *testing.T, f *frrlab.FRR) (up, down int) {
 	t.Helper()
 	out, err := f.Vtysh("show bfd peers counters")
 	if err != nil {
@@ -84,7 +84,7 @@ func frrCounters(t *testing.T, f *frrtest.FRR) (up, down int) {
 // TestInteropFRR runs our Manager against FRR's bfdd, each in its own
 // namespace over a veth.
 func TestInteropFRR(t *testing.T) {
-	frrtest.Require(t)
+	frrlab.Require(t)
 	p := newNetnsPair(t, "f")
 	f := startFRRBFD(t, p.B, 300, 300, 3)
 	m := bfd.NewManager(bfd.WithNetNSPath(p.A.Path()))
@@ -97,7 +97,7 @@ func TestInteropFRR(t *testing.T) {
 
 	// 1. The session comes Up on both sides.
 	waitEvent(t, ev, nsKeyAB, bfd.StateUp, 15*time.Second)
-	frrPeer(t, f, 10*time.Second, "status up", func(p frrtest.BFDPeer) bool { return p.Status == "up" })
+	frrPeer(t, f, 10*time.Second, "status up", func(p frrlab.BFDPeer) bool { return p.Status == "up" })
 	s := waitInfo(t, m, 5*time.Second, "300ms x 3 negotiated", func(s bfd.SessionInfo) bool {
 		return s.TxInterval == 300*time.Millisecond && s.DetectionTime == 900*time.Millisecond
 	})
@@ -116,7 +116,7 @@ func TestInteropFRR(t *testing.T) {
 	if err := m.UpdatePeer(nsKeyAB, profile(100, 200, 5)); err != nil {
 		t.Fatal(err)
 	}
-	frrPeer(t, f, 10*time.Second, "our new timers", func(p frrtest.BFDPeer) bool {
+	frrPeer(t, f, 10*time.Second, "our new timers", func(p frrlab.BFDPeer) bool {
 		return p.RemoteTransmitInterval == 100 && p.RemoteReceiveInterval == 200 && p.RemoteDetectMultiplier == 5
 	})
 	waitInfo(t, m, 10*time.Second, "renegotiated", func(s bfd.SessionInfo) bool {
@@ -155,11 +155,11 @@ func TestInteropFRR(t *testing.T) {
 
 	// 5. Thawed, the session comes back; removing it tells FRR AdminDown.
 	waitEvent(t, ev, nsKeyAB, bfd.StateUp, 15*time.Second)
-	frrPeer(t, f, 10*time.Second, "up again", func(p frrtest.BFDPeer) bool { return p.Status == "up" })
+	frrPeer(t, f, 10*time.Second, "up again", func(p frrlab.BFDPeer) bool { return p.Status == "up" })
 	if err := m.RemovePeer(nsKeyAB); err != nil {
 		t.Fatal(err)
 	}
-	frrPeer(t, f, 10*time.Second, "down by AdminDown", func(p frrtest.BFDPeer) bool {
+	frrPeer(t, f, 10*time.Second, "down by AdminDown", func(p frrlab.BFDPeer) bool {
 		return p.Status == "down" && p.RemoteDiagnostic == "administratively down"
 	})
 
@@ -170,21 +170,21 @@ func TestInteropFRR(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitEvent(t, ev, nsKeyAB, bfd.StateUp, 15*time.Second)
-	frrPeer(t, f, 10*time.Second, "up with passive peer", func(p frrtest.BFDPeer) bool { return p.Status == "up" })
+	frrPeer(t, f, 10*time.Second, "up with passive peer", func(p frrlab.BFDPeer) bool { return p.Status == "up" })
 }
 
 // TestInteropFRREcho runs the echo function against FRR with echo-mode: each
 // side's echo packets are returned by the other namespace's forwarding plane.
 func TestInteropFRREcho(t *testing.T) {
-	frrtest.Require(t)
+	frrlab.Require(t)
 	p := newNetnsPair(t, "g")
 	enableEcho(t, p.A, p.Link.IfA)
 	enableEcho(t, p.B, p.Link.IfB)
-	conf := strings.Replace(frrtest.BFDConfig(nsAddrA.String(), nsAddrB.String(), 300, 300, 3, false),
+	conf := strings.Replace(frrlab.BFDConfig(nsAddrA.String(), nsAddrB.String(), 300, 300, 3, false),
 		"  detect-multiplier 3\n", "  detect-multiplier 3\n  echo-mode\n  echo receive-interval 200\n  echo transmit-interval 200\n", 1)
-	f, err := frrtest.StartFRR(p.B,
-		frrtest.Daemon{Name: "zebra", Config: "log timestamp precision 6\n"},
-		frrtest.Daemon{Name: "bfdd", Config: conf})
+	f, err := frrlab.StartFRR(p.B,
+		frrlab.Daemon{Name: "zebra", Config: "log timestamp precision 6\n"},
+		frrlab.Daemon{Name: "bfdd", Config: conf})
 	if err != nil {
 		t.Fatal(err)
 	}

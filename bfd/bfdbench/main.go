@@ -36,7 +36,7 @@ import (
 	"time"
 
 	"github.com/ecmplb/ecmplb/bfd"
-	"github.com/ecmplb/ecmplb/bfd/internal/frrtest"
+	"github.com/ecmplb/ecmplb/internal/frrlab"
 )
 
 var (
@@ -102,7 +102,7 @@ func (p *managerPeer) silence() (time.Time, error) {
 	return t, p.m.Mute(keyPeer, true)
 }
 
-type frrPeer struct{ f *frrtest.FRR }
+type frrPeer struct{ f *frrlab.FRR }
 
 func (p *frrPeer) add() error    { return nil } // configured in bfdd.conf for the whole run
 func (p *frrPeer) remove() error { return nil }
@@ -229,7 +229,7 @@ func parseProfiles(s string) ([]benchProfile, error) {
 }
 
 func runProfile(ctx context.Context, bp benchProfile, kind string, trials int, logger *slog.Logger) (Result, error) {
-	pair, err := frrtest.NewPair("bb")
+	pair, err := frrlab.NewPair("bb")
 	if err != nil {
 		return Result{}, fmt.Errorf("namespaces: %w", err)
 	}
@@ -240,12 +240,12 @@ func runProfile(ctx context.Context, bp benchProfile, kind string, trials int, l
 	var far peer
 	switch kind {
 	case "frr":
-		if !frrtest.Installed() {
+		if !frrlab.Installed() {
 			return Result{}, errors.New("FRR is not installed (apt-get install -y frr)")
 		}
-		f, err := frrtest.StartFRR(pair.B,
-			frrtest.Daemon{Name: "zebra", Config: "log timestamp precision 6\n"},
-			frrtest.Daemon{Name: "bfdd", Config: frrtest.BFDConfig(addrOurs.String(), addrPeer.String(),
+		f, err := frrlab.StartFRR(pair.B,
+			frrlab.Daemon{Name: "zebra", Config: "log timestamp precision 6\n"},
+			frrlab.Daemon{Name: "bfdd", Config: frrlab.BFDConfig(addrOurs.String(), addrPeer.String(),
 				bp.IntervalMs, bp.IntervalMs, bp.Multiplier, false)})
 		if err != nil {
 			return Result{}, err

@@ -30,8 +30,9 @@ func area(path string) string {
 var forbidden = map[string][]string{
 	// api holds types only.
 	"api": {"controller", "speaker", "bfd", "fabric", "scenarios", "reports", "kindconfig", "internal", "deploy"},
-	// bfd is a standalone protocol library.
-	"bfd": {"api", "controller", "speaker", "fabric", "scenarios", "reports", "kindconfig", "internal", "deploy"},
+	// bfd is a standalone protocol library (its bench may use the shared
+	// FRR test helpers in internal/frrlab, nothing else of ours).
+	"bfd": {"api", "controller", "speaker", "fabric", "scenarios", "reports", "kindconfig", "deploy"},
 	// controller and speaker meet only through the API server, and never
 	// depend on the harness.
 	"controller": {"speaker", "fabric", "scenarios", "kindconfig", "reports"},
@@ -39,6 +40,13 @@ var forbidden = map[string][]string{
 	// The fabric is an independent implementation of the router side, so the
 	// harness cannot share a bug with what it tests.
 	"fabric": {"speaker", "controller"},
+}
+
+// forbiddenExternal lists, per area, import path prefixes outside the
+// project its non-test code must not use.
+var forbiddenExternal = map[string][]string{
+	// No Kubernetes in the protocol library.
+	"bfd": {"k8s.io/", "sigs.k8s.io/", "github.com/osrg/gobgp", module + "internal/testenv"},
 }
 
 func TestDependencyRules(t *testing.T) {
@@ -63,6 +71,11 @@ func TestDependencyRules(t *testing.T) {
 		}
 		from := area(p.ImportPath)
 		for _, imp := range p.Imports {
+			for _, bad := range forbiddenExternal[from] {
+				if strings.HasPrefix(imp, bad) {
+					t.Errorf("%s imports %s: %s must not depend on %s", p.ImportPath, imp, from, bad)
+				}
+			}
 			to := area(imp)
 			for _, bad := range forbidden[from] {
 				if to == bad {

@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"github.com/ecmplb/ecmplb/bfd"
+	"github.com/ecmplb/ecmplb/internal/frrlab"
 	"github.com/ecmplb/ecmplb/speaker/announce"
 	"github.com/ecmplb/ecmplb/speaker/bgp"
-	"github.com/ecmplb/ecmplb/speaker/internal/frr"
 	"github.com/ecmplb/ecmplb/speaker/internal/netlab"
 )
 
@@ -30,7 +30,7 @@ func inLab(t *testing.T) string {
 	if netlab.IsChild() {
 		return os.Getenv(envRouterNS)
 	}
-	frr.Require(t)
+	frrlab.Require(t)
 	lab := netlab.New()
 	t.Cleanup(func() {
 		if err := lab.Close(); err != nil {
@@ -41,7 +41,7 @@ func inLab(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { frr.KillLeftovers(rns) })
+	t.Cleanup(func() { frrlab.KillLeftovers(rns) })
 	sns, err := lab.NS("s")
 	if err != nil {
 		t.Fatal(err)
@@ -100,8 +100,8 @@ type frrPath struct {
 }
 
 // frrRoute returns the route FRR holds for prefix ("" nexthop when absent).
-func frrRoute(t *testing.T, in *frr.Instance, prefix string) (nexthop, comms string) {
-	out, err := in.Vtysh("bgpd", "show bgp ipv4 unicast "+prefix+" json")
+func frrRoute(t *testing.T, in *frrlab.FRR, prefix string) (nexthop, comms string) {
+	out, err := in.VtyshDaemon("bgpd", "show bgp ipv4 unicast "+prefix+" json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +122,7 @@ func frrRoute(t *testing.T, in *frr.Instance, prefix string) (nexthop, comms str
 	return p.Nexthops[0].IP, comms
 }
 
-func waitFRR(t *testing.T, in *frr.Instance, prefix, wantNH, wantComms string, timeout time.Duration) time.Duration {
+func waitFRR(t *testing.T, in *frrlab.FRR, prefix, wantNH, wantComms string, timeout time.Duration) time.Duration {
 	t.Helper()
 	start := time.Now()
 	for {
@@ -145,8 +145,8 @@ func TestFRRInterop(t *testing.T) {
 	if rns == "" {
 		return
 	}
-	in, err := frr.Start(rns, frr.Daemon{Name: "zebra", Config: "hostname tor\n"},
-		frr.Daemon{Name: "bfdd", Config: bfddConf}, frr.Daemon{Name: "bgpd", Config: bgpdConf})
+	in, err := frrlab.StartFRR(&frrlab.Netns{Name: rns}, frrlab.Daemon{Name: "zebra", Config: "hostname tor\n"},
+		frrlab.Daemon{Name: "bfdd", Config: bfddConf}, frrlab.Daemon{Name: "bgpd", Config: bgpdConf})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,7 +200,7 @@ func TestFRRInterop(t *testing.T) {
 	// BFD must be Up on both sides before the failure.
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		out, _ := in.Vtysh("bfdd", "show bfd peers json")
+		out, _ := in.VtyshDaemon("bfdd", "show bfd peers json")
 		if strings.Contains(out, `"status":"up"`) {
 			break
 		}

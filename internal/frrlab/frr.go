@@ -1,4 +1,4 @@
-package frrtest
+package frrlab
 
 import (
 	"encoding/json"
@@ -160,6 +160,36 @@ func (f *FRR) Vtysh(cmds ...string) (string, error) {
 		args = append(args, "-c", c)
 	}
 	return f.NS.Run("vtysh", args...)
+}
+
+// VtyshDaemon runs vtysh commands against one daemon only. Naming the daemon
+// matters when another one is frozen: plain vtysh connects to every daemon
+// and would hang on it.
+func (f *FRR) VtyshDaemon(daemon string, cmds ...string) (string, error) {
+	args := []string{"-N", f.Name, "-d", daemon}
+	for _, c := range cmds {
+		args = append(args, "-c", c)
+	}
+	return f.NS.Run("vtysh", args...)
+}
+
+// KillLeftovers kills the daemons of a pathspace whose pid files remain (from
+// a test process that crashed) and removes the pathspace's directories.
+func KillLeftovers(name string) {
+	run := "/var/run/frr/" + name
+	files, _ := filepath.Glob(filepath.Join(run, "*.pid"))
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 1 {
+			_ = syscall.Kill(pid, syscall.SIGCONT)
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+	_ = os.RemoveAll(run)
+	_ = os.RemoveAll("/etc/frr/" + name)
 }
 
 // Configure applies configuration lines in "configure terminal" mode.

@@ -2,7 +2,7 @@
 // BFD and BGP interop tests and benchmarks. Everything it creates carries the
 // project prefix "elb" and a random suffix, so parallel runs never collide,
 // and every constructor has a Close that removes what it made.
-package frrtest
+package frrlab
 
 import (
 	"crypto/rand"
