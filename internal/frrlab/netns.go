@@ -1,4 +1,4 @@
-// Package frrtest runs network namespaces, veth links and FRR daemons for
+// Package frrlab runs network namespaces, veth links and FRR daemons for
 // BFD and BGP interop tests and benchmarks. Everything it creates carries the
 // project prefix "elb" and a random suffix, so parallel runs never collide,
 // and every constructor has a Close that removes what it made.
