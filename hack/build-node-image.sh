@@ -240,6 +240,7 @@ done
 
 # 4. Into Docker: import the rootfs, then set what `docker import` cannot
 # (STOPSIGNAL) with a registry-free build FROM the imported image.
+old_id=$(docker image inspect "$NODE_IMAGE" --format '{{.Id}}' 2>/dev/null || true)
 raw="ecmplb/kind-node-rootfs:$recipe"
 tar -C "$r" --numeric-owner -c . | docker import - "$raw" >/dev/null
 DOCKER_BUILDKIT=0 docker build -q -t "$NODE_IMAGE" - >/dev/null <<EOF
@@ -258,6 +259,10 @@ LABEL desktop.docker.io/ports/6443/tcp="127.0.0.1:6443"
 ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]
 EOF
 docker rmi "$raw" >/dev/null
+# The image of the previous recipe, now untagged (kept if a container uses it).
+if [ -n "$old_id" ] && [ "$old_id" != "$(docker image inspect "$NODE_IMAGE" --format '{{.Id}}')" ]; then
+  docker rmi "$old_id" >/dev/null 2>&1 || true
+fi
 rm -rf "$work"
 # Old image tarballs of other recipes are no longer needed.
 find "$NODE_DIR" -maxdepth 1 -name 'images-*' ! -name "images-$recipe" -exec rm -rf {} +

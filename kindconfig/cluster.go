@@ -386,3 +386,40 @@ func poll(ctx context.Context, interval, timeout time.Duration, f func() (bool, 
 		}
 	}
 }
+
+// Nodes are the names of the cluster's node containers (and Kubernetes
+// nodes).
+func (c *Cluster) Nodes() ([]string, error) {
+	nodes, err := c.provider.ListNodes(c.opts.Name)
+	if err != nil {
+		return nil, fmt.Errorf("nodes of %s: %w", c.opts.Name, err)
+	}
+	names := make([]string, 0, len(nodes))
+	for _, n := range nodes {
+		names = append(names, n.String())
+	}
+	return names, nil
+}
+
+// LoadImage imports a docker-archive or OCI image tarball (for example one
+// written by package ociimage) into containerd's k8s.io namespace on every
+// node, where pods with imagePullPolicy Never or IfNotPresent find it: the
+// registry-free counterpart of pushing an image.
+func (c *Cluster) LoadImage(ctx context.Context, archive string) error {
+	nodes, err := c.Nodes()
+	if err != nil {
+		return err
+	}
+	for _, n := range nodes {
+		f, err := os.Open(archive)
+		if err != nil {
+			return err
+		}
+		_, err = run(ctx, f, "docker", "exec", "-i", n, "ctr", "-n", "k8s.io", "images", "import", "--no-unpack", "-")
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("load %s into %s: %w", archive, n, err)
+		}
+	}
+	return nil
+}
