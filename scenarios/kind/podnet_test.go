@@ -94,15 +94,32 @@ func TestPodNetwork(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	svcIP := ""
+	if s, err := kube.CoreV1().Services("default").Get(ctx, "web1", metav1.GetOptions{}); err != nil {
+		t.Fatal(err)
+	} else {
+		svcIP = s.Spec.ClusterIP
+	}
+	want := "hello-from-" + workers[1]
+	// Busybox's wget crashes (Debian 1.35 static build), so HTTP is spoken
+	// through nc.
+	get := func(host, port string) (string, error) {
+		return c.Kubectl(ctx, "exec", "web0", "--", "sh", "-c",
+			fmt.Sprintf(`printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 5 %s %s`, host, port))
+	}
 	// Pod to pod across nodes, by address.
-	got, err := c.Kubectl(ctx, "exec", "web0", "--", "wget", "-qO-", "-T", "5", "http://"+p1.Status.PodIP+":8080/")
-	if err != nil || strings.TrimSpace(got) != "hello-from-"+workers[1] {
+	if got, err := get(p1.Status.PodIP, "8080"); err != nil || !strings.Contains(got, want) {
 		t.Errorf("web0 -> web1 (%s): %q, %v", p1.Status.PodIP, got, err)
 	}
-	// Pod to Service, by name: CoreDNS, then kube-proxy's DNAT.
-	got, err = c.Kubectl(ctx, "exec", "web0", "--", "wget", "-qO-", "-T", "5", "http://web1.default.svc.cluster.local/")
-	if err != nil || strings.TrimSpace(got) != "hello-from-"+workers[1] {
-		t.Errorf("web0 -> service web1: %q, %v", got, err)
+	// CoreDNS answers for the Service.
+	if got, err := c.Kubectl(ctx, "exec", "web0", "--", "nslookup", "web1.default.svc.cluster.local"); err != nil || !strings.Contains(got, svcIP) {
+		t.Errorf("nslookup web1: %q, %v (want %s)", got, err, svcIP)
+	}
+	// Pod to Service: kube-proxy's DNAT, by address and by name.
+	for _, host := range []string{svcIP, "web1.default.svc.cluster.local"} {
+		if got, err := get(host, "80"); err != nil || !strings.Contains(got, want) {
+			t.Errorf("web0 -> service web1 (%s): %q, %v", host, got, err)
+		}
 	}
 }
 
