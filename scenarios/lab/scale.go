@@ -54,9 +54,14 @@ func ScaleTopology(n int) (topology.Topology, error) {
 	t.BFDProfiles = nil
 	t.Nodes = nil
 	base := netip.MustParseAddr("10.0.0.21")
+	base6 := netip.MustParseAddr("fd00:10::21")
 	for i := 0; i < n; i++ {
-		t.Nodes = append(t.Nodes, topology.Node{Name: fmt.Sprintf("node%d", i+1), Address: base, ASN: 65100})
-		base = base.Next()
+		node := topology.Node{Name: fmt.Sprintf("node%d", i+1), Address: base, ASN: 65100}
+		if t.Segment6.IsValid() {
+			node.Address6 = base6
+		}
+		t.Nodes = append(t.Nodes, node)
+		base, base6 = base.Next(), base6.Next()
 	}
 	return t, nil
 }
