@@ -1,7 +1,6 @@
 package bfd_test
 
 import (
-	"fmt"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -73,7 +72,7 @@ func TestUDPLoopback(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := m3.AddPeer(bfd.PeerKey{Local: a3, Peer: a1}, profile(100, 100, 3)); err != nil {
-		t.Skip(fmt.Sprintf("127.0.0.3 unusable here: %v", err))
+		t.Skipf("127.0.0.3 unusable here: %v", err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {

@@ -20,9 +20,6 @@ func newFreeSet() *freeSet {
 // count is the number of free addresses.
 func (s *freeSet) count() u128 { return s.size }
 
-// empty reports whether no address is free.
-func (s *freeSet) empty() bool { return s.t.Len() == 0 }
-
 // intervals is the number of intervals (for tests).
 func (s *freeSet) intervals() int { return s.t.Len() }
 
