@@ -160,7 +160,9 @@ if [ ! -f "$images/.complete" ]; then
   # The shared libraries of those binaries, resolved inside the base rootfs.
   # Debian's /lib and /lib64 are symlinks into /usr (merged /usr): copy to
   # the /usr paths and recreate the links.
-  chroot "$base" ldd /usr/sbin/xtables-nft-multi /usr/sbin/conntrack |
+  # The iptables extensions are libraries with dependencies of their own
+  # (libxt_statistic needs libm).
+  chroot "$base" sh -c 'ldd /usr/sbin/xtables-nft-multi /usr/sbin/conntrack /usr/lib/x86_64-linux-gnu/xtables/*.so' |
     awk '/=> \//{print $3} /^\t\/lib64/{print $1}' | sort -u |
     while read -r lib; do
       case $lib in /lib/* | /lib64/*) dst=/usr$lib ;; *) dst=$lib ;; esac
@@ -170,6 +172,14 @@ if [ ! -f "$images/.complete" ]; then
   ln -s usr/lib "$d/lib"
   ln -s usr/lib64 "$d/lib64"
   for f in protocols services; do [ -f "$base/etc/$f" ] && cp "$base/etc/$f" "$d/etc/"; done
+  # Every binary and extension must load inside the image (its own ld.so
+  # lists what it cannot find).
+  for f in /usr/sbin/xtables-nft-multi /usr/sbin/conntrack "$d"/usr/lib/x86_64-linux-gnu/xtables/*.so; do
+    f=${f#"$d"}
+    if ! out=$(chroot "$d" /usr/lib64/ld-linux-x86-64.so.2 --list "$f" 2>&1) || grep -q 'not found' <<<"$out"; then
+      die "kube-proxy image: $f does not load: $(tr '\n' ' ' <<<"$out")"
+    fi
+  done
   image kube-proxy "$d" /usr/local/bin/kube-proxy "registry.k8s.io/kube-proxy:$KUBE_VERSION"
   rm -rf "$images/stage"
   touch "$images/.complete"

@@ -36,6 +36,10 @@ func TestPodNetwork(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
+		if t.Failed() && os.Getenv("ECMPLB_KIND_KEEP") != "" {
+			t.Logf("ECMPLB_KIND_KEEP: keeping cluster %s (network %s)", c.Name(), c.Network())
+			return
+		}
 		if err := c.Delete(); err != nil {
 			t.Errorf("delete: %v", err)
 		}
@@ -44,6 +48,10 @@ func TestPodNetwork(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := c.WaitNodesReady(ctx, 3*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	// CoreDNS restarts once Create has taken its upstream away.
+	if err := c.WaitPodsReady(ctx, "kube-system", 3*time.Minute); err != nil {
 		t.Fatal(err)
 	}
 
