@@ -85,13 +85,13 @@ $verify || exit 0
 # A one-binary image: static busybox plus its applet links.
 if ! "$DOCKER" image inspect "$VERIFY_IMAGE" >/dev/null 2>&1; then
   tmp=$(mktemp -d)
-  trap 'rm -rf "$tmp"' EXIT
   mkdir -p "$tmp/rootfs/bin"
   cp /bin/busybox "$tmp/rootfs/bin/busybox"
   for a in $(/bin/busybox --list); do
     [ "$a" = busybox ] || ln -s busybox "$tmp/rootfs/bin/$a"
   done
   tar -C "$tmp/rootfs" -c . | "$DOCKER" import --change 'CMD ["/bin/sh"]' - "$VERIFY_IMAGE" >/dev/null
+  rm -rf "$tmp"
   log "imported $VERIFY_IMAGE"
 fi
 name="ecmplb-verify-$$"
