@@ -17,9 +17,9 @@ all: build
 
 ## build: compile ecmplb-controller, ecmplb-speaker and fabric into ./bin
 build:
-	go build -o $(BIN)/ecmplb-controller ./controller
-	go build -o $(BIN)/ecmplb-speaker ./speaker
-	go build -o $(BIN)/fabric ./fabric
+	CGO_ENABLED=0 go build -o $(BIN)/ecmplb-controller ./controller
+	CGO_ENABLED=0 go build -o $(BIN)/ecmplb-speaker ./speaker
+	CGO_ENABLED=0 go build -o $(BIN)/fabric ./fabric
 
 ## deps: install the Debian packages the tests and the lab need (FRR, gobgp CLI, nftables)
 deps:

@@ -24,6 +24,9 @@ type ReferenceOptions struct {
 	// ReportDir receives report.json, junit.xml and report.html; empty: no
 	// files are written.
 	ReportDir string
+	// Hold keeps the lab up after the drills until ctx ends (Ctrl-C), so the
+	// fabric can be inspected with the fabric CLI and gobgp.
+	Hold bool
 	// DrainNode and FailNode name the nodes of the drain and hard-failure
 	// drills (default node3 and node2).
 	DrainNode, FailNode string
@@ -112,7 +115,16 @@ func RunReference(ctx context.Context, cfg Config, opts ReferenceOptions) (res R
 		}
 	}
 	print("\n$ fabric route %s   (after the drills)\n", ip)
-	return res, cli.Route(ctx, cli.Env{Out: opts.Out, Err: opts.Out, Instance: l.Fabric.Instance()}, "", ip.String())
+	if err := cli.Route(ctx, cli.Env{Out: opts.Out, Err: opts.Out, Instance: l.Fabric.Instance()}, "", ip.String()); err != nil {
+		return res, err
+	}
+	if opts.Hold {
+		print("\n== the lab stays up (fabric instance %s); inspect it from another shell:\n", l.Fabric.Instance())
+		print("   go run ./fabric route %s | go run ./fabric neighbors | go run ./fabric bfd | go run ./fabric history\n", ip)
+		print("   ip netns exec %s gobgp neighbor\n   Ctrl-C tears it down.\n", l.Fabric.NetNS("tor1"))
+		<-ctx.Done()
+	}
+	return res, nil
 }
 
 // showService prints the example Service as `kubectl get svc` does.

@@ -31,6 +31,7 @@ func main() {
 		services = flag.Int("services", 0, "scale check: number of LoadBalancer Services (with -nodes)")
 		perSvc   = flag.Int("endpoints", 3, "scale check: nodes with a ready endpoint per Service")
 		verbose  = flag.Bool("v", false, "log progress of the lab's machinery")
+		hold     = flag.Bool("hold", false, "keep the lab up after the drills until Ctrl-C, to inspect it")
 	)
 	flag.Parse()
 	level := slog.LevelWarn
@@ -46,7 +47,7 @@ func main() {
 	if *nodes > 0 || *services > 0 {
 		err = lab.RunScale(ctx, cfg, lab.ScaleOptions{Nodes: *nodes, Services: *services, EndpointsPerService: *perSvc, Out: os.Stdout})
 	} else {
-		err = runReference(ctx, cfg, *out)
+		err = runReference(ctx, cfg, *out, *hold)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "lab:", err)
@@ -54,7 +55,7 @@ func main() {
 	}
 }
 
-func runReference(ctx context.Context, cfg lab.Config, out string) error {
+func runReference(ctx context.Context, cfg lab.Config, out string, hold bool) error {
 	root, err := os.Getwd()
 	if err != nil {
 		return err
@@ -62,7 +63,7 @@ func runReference(ctx context.Context, cfg lab.Config, out string) error {
 	if out == "" {
 		out = filepath.Join(root, "reports", "out", "lab-"+time.Now().Format("20060102-150405"))
 	}
-	res, err := lab.RunReference(ctx, cfg, lab.ReferenceOptions{Out: os.Stdout, ReportDir: out})
+	res, err := lab.RunReference(ctx, cfg, lab.ReferenceOptions{Out: os.Stdout, ReportDir: out, Hold: hold})
 	if res.ReportPaths.HTML != "" {
 		fmt.Printf("\nreport: %s\n        %s\n        %s\n", res.ReportPaths.HTML, res.ReportPaths.JSON, res.ReportPaths.JUnit)
 	}
