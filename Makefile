@@ -11,7 +11,7 @@ STATICCHECK_VERSION := v0.8.2
 BIN := bin
 GO_TEST_FLAGS ?=
 
-.PHONY: all deps build test unit lint generate verify-generate tools kube lab bench-controller bench-speaker bench-bfd bench-lab clean
+.PHONY: all deps build test e2e node-image kind-smoke unit lint generate verify-generate tools kube lab bench-controller bench-speaker bench-bfd bench-lab clean
 
 all: build
 
@@ -56,6 +56,18 @@ bench-speaker: kube
 bench-bfd: deps
 	go run ./bfd/bfdbench -trials 20
 	go run ./bfd/bfdbench -trials 20 -peer frr
+
+## node-image: the offline kind node image (installs and starts Docker if needed; ~2 min, cached)
+node-image: kube
+	hack/build-node-image.sh
+
+## e2e: a kind cluster (1 control plane, 2 workers) from the offline node image: pod network, DNS, Services
+e2e: node-image
+	go test -tags kind -count=1 -v -timeout 20m ./scenarios/kind/
+
+## kind-smoke: create a kind cluster, print its nodes and pods, delete it
+kind-smoke: node-image
+	go run ./kindconfig/cmd/kindsmoke
 
 ## unit: the fast tests only (no root, no apiserver)
 unit:
