@@ -120,7 +120,7 @@ func RunReference(ctx context.Context, cfg Config, opts ReferenceOptions) (res R
 	}
 	if opts.Hold {
 		print("\n== the lab stays up (fabric instance %s); inspect it from another shell:\n", l.Fabric.Instance())
-		print("   go run ./fabric route %s | go run ./fabric neighbors | go run ./fabric bfd | go run ./fabric history\n", ip)
+		print("   go run ./fabric route %s;  go run ./fabric neighbors;  go run ./fabric bfd;  go run ./fabric history\n", ip)
 		print("   ip netns exec %s gobgp neighbor\n   Ctrl-C tears it down.\n", l.Fabric.NetNS("tor1"))
 		<-ctx.Done()
 	}
