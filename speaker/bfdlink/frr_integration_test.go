@@ -18,43 +18,20 @@ import (
 )
 
 const (
-	envRouterNS = "ECMPLB_TEST_ROUTER_NS"
 	speakerAddr = "10.0.0.21"
 	frrAddr     = "10.0.0.1"
 )
 
-// inLab re-runs the calling test inside a speaker namespace linked to a router
-// namespace; in the child it returns the router namespace.
+// inLab re-runs the calling test inside a speaker namespace linked to an FRR
+// router namespace; in the child it returns the router namespace.
 func inLab(t *testing.T) string {
 	t.Helper()
-	if netlab.IsChild() {
-		return os.Getenv(envRouterNS)
+	if !netlab.IsChild() {
+		frrlab.Require(t)
 	}
-	frrlab.Require(t)
-	lab := netlab.New()
-	t.Cleanup(func() {
-		if err := lab.Close(); err != nil {
-			t.Error(err)
-		}
+	return netlab.InLab(t, []string{frrAddr + "/24"}, []string{speakerAddr + "/24"}, func(rns string) {
+		t.Cleanup(func() { frrlab.KillLeftovers(rns) })
 	})
-	rns, err := lab.NS("r")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { frrlab.KillLeftovers(rns) })
-	sns, err := lab.NS("s")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := lab.Link(rns, "elbr"+lab.ID(), []string{frrAddr + "/24"}, sns, "elbs"+lab.ID(), []string{speakerAddr + "/24"}); err != nil {
-		t.Fatal(err)
-	}
-	out, err := netlab.RerunInNS(sns, t.Name(), []string{envRouterNS + "=" + rns})
-	t.Log("child output:\n" + out)
-	if err != nil || !strings.Contains(out, "--- PASS: "+t.Name()) {
-		t.Fatalf("child test failed: %v", err)
-	}
-	return ""
 }
 
 const bgpdConf = `frr defaults datacenter

@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"os"
 	"reflect"
-	"strings"
 	"testing"
 	"time"
 
@@ -21,48 +20,14 @@ import (
 )
 
 const (
-	envRouterNS = "ECMPLB_TEST_ROUTER_NS"
 	speakerAddr = "10.0.0.21"
 )
 
-// inLab runs the calling test inside a fresh speaker namespace linked to a router
-// namespace (10.0.0.1-3 there, 10.0.0.21 on the speaker side). In the child it
-// returns the router namespace's name; in the parent it returns "" after the child ran.
+// inLab runs the calling test inside a speaker namespace (10.0.0.21) linked to
+// a router namespace (10.0.0.1-3); see netlab.InLab.
 func inLab(t *testing.T) string {
 	t.Helper()
-	if netlab.IsChild() {
-		return os.Getenv(envRouterNS)
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for network namespaces")
-	}
-	lab := netlab.New()
-	t.Cleanup(func() {
-		if err := lab.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	rns, err := lab.NS("r")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sns, err := lab.NS("s")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := lab.Link(rns, "elbr"+lab.ID(), []string{"10.0.0.1/24", "10.0.0.2/24", "10.0.0.3/24"},
-		sns, "elbs"+lab.ID(), []string{speakerAddr + "/24"}); err != nil {
-		t.Fatal(err)
-	}
-	out, err := netlab.RerunInNS(sns, t.Name(), []string{envRouterNS + "=" + rns})
-	t.Log("child output:\n" + out)
-	if err != nil {
-		t.Fatalf("child test failed: %v", err)
-	}
-	if !strings.Contains(out, "--- PASS: "+t.Name()) {
-		t.Fatalf("child did not pass %s", t.Name())
-	}
-	return ""
+	return netlab.InLab(t, []string{"10.0.0.1/24", "10.0.0.2/24", "10.0.0.3/24"}, []string{speakerAddr + "/24"}, nil)
 }
 
 func startRouter(t *testing.T, ns string, asn uint32, addr string, originate ...string) *testrouter.Router {
