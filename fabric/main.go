@@ -31,7 +31,6 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/ecmplb/ecmplb/fabric/cli"
 	"github.com/ecmplb/ecmplb/fabric/fabric"
@@ -154,14 +153,15 @@ func run(args []string) error {
 		}
 		return cli.History(ctx, env, *tor, *after, p)
 	case "fault", "repair":
-		dur := fs.Duration("duration", time.Second, "down time of link-flap")
+		dur := fs.Duration("duration", 0, "down time of link-flap (default 1s) and bfd-flap (default 1.5s)")
+		tor := fs.String("tor", "", "bfd-admin-down, bfd-flap: only this ToR (default: every ToR running BFD with the node)")
 		if err := fs.Parse(cli.Reorder(rest)); err != nil {
 			return err
 		}
 		if fs.NArg() != 2 {
 			return fmt.Errorf("usage: fabric %s KIND TARGET (kinds: %v)", cmd, fabric.FaultKinds)
 		}
-		flt := fabric.Fault{Kind: fabric.FaultKind(fs.Arg(0)), Target: fs.Arg(1), Duration: *dur}
+		flt := fabric.Fault{Kind: fabric.FaultKind(fs.Arg(0)), Target: fs.Arg(1), ToR: *tor, Duration: *dur}
 		return cli.Fault(ctx, env, flt, cmd == "repair")
 	case "announcer":
 		bfd := fs.String("bfd", "", "BFD profile (from the topology) towards the ToRs")

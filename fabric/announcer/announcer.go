@@ -154,8 +154,9 @@ func (a *Announcer) Run(ctx context.Context) error {
 					if !ok {
 						return
 					}
-					a.log.Info("bfd state", "peer", c.Peer, "old", c.Old, "new", c.New, "diag", c.Diag)
-					if c.Down {
+					a.log.Info("bfd state", "peer", c.Peer, "old", c.Old, "new", c.New, "diag", c.Diag,
+						"remoteState", c.RemoteState, "remoteDiag", c.RemoteDiag, "pathFailure", c.PathFailure)
+					if c.PathFailure {
 						_ = a.bgp.ResetPeer(bfdCtx, &api.ResetPeerRequest{Address: c.Peer.String(), Communication: "BFD down"})
 					}
 				}
@@ -309,6 +310,27 @@ func (a *Announcer) handler() http.Handler {
 			w.WriteHeader(http.StatusNoContent)
 		}
 	}
+	bfdAdmin := func(enable bool) http.HandlerFunc {
+		return func(w http.ResponseWriter, req *http.Request) {
+			addr, err := netip.ParseAddr(req.PathValue("addr"))
+			if err != nil {
+				http.Error(w, "peer: "+err.Error(), http.StatusBadRequest)
+				return
+			}
+			if a.bfd == nil {
+				http.Error(w, "announcer runs no BFD", http.StatusConflict)
+				return
+			}
+			if err := a.bfd.SetAdminDown(a.cfg.Address, addr, !enable); err != nil {
+				http.Error(w, err.Error(), http.StatusConflict)
+				return
+			}
+			a.log.Info("bfd admin state", "peer", addr, "enabled", enable)
+			w.WriteHeader(http.StatusNoContent)
+		}
+	}
+	mux.HandleFunc("POST /bfd/{addr}/disable", bfdAdmin(false))
+	mux.HandleFunc("POST /bfd/{addr}/enable", bfdAdmin(true))
 	mux.HandleFunc("POST /announce", change(a.Announce))
 	mux.HandleFunc("POST /withdraw", change(a.Withdraw))
 	return mux

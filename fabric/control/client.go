@@ -155,3 +155,22 @@ func (c *Client) DisableNeighbor(ctx context.Context, addr netip.Addr, communica
 func (c *Client) EnableNeighbor(ctx context.Context, addr netip.Addr) error {
 	return c.do(ctx, http.MethodPost, "/neighbors/"+addr.String()+"/enable", nil, nil)
 }
+
+// SetBFDAdmin shuts the BFD session to a neighbor down administratively
+// (enable false: the neighbor receives AdminDown) or enables it again.
+func (c *Client) SetBFDAdmin(ctx context.Context, addr netip.Addr, enable bool) error {
+	op := "/disable"
+	if enable {
+		op = "/enable"
+	}
+	return c.do(ctx, http.MethodPost, "/bfd/"+addr.String()+op, nil, nil)
+}
+
+// MuteBFD stops (true) or resumes sending BFD packets to a neighbor.
+func (c *Client) MuteBFD(ctx context.Context, addr netip.Addr, muted bool) error {
+	op := "/unmute"
+	if muted {
+		op = "/mute"
+	}
+	return c.do(ctx, http.MethodPost, "/bfd/"+addr.String()+op, nil, nil)
+}

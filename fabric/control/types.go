@@ -18,6 +18,10 @@
 //	DELETE /neighbors/{addr}      remove a neighbor
 //	POST /neighbors/{addr}/disable  admin shutdown (NOTIFICATION Cease), body {"communication": "..."}
 //	POST /neighbors/{addr}/enable   undo disable
+//	POST /bfd/{addr}/disable      BFD admin shutdown: the neighbor receives AdminDown; BGP stays up
+//	POST /bfd/{addr}/enable       undo a BFD disable
+//	POST /bfd/{addr}/mute         stop sending BFD packets to the neighbor (one-way path failure)
+//	POST /bfd/{addr}/unmute       undo mute
 package control
 
 import (

@@ -127,6 +127,16 @@ func (a *Announcer) Withdraw(ctx context.Context, prefixes ...netip.Prefix) erro
 	return a.call(ctx, http.MethodPost, "/withdraw", announcer.Request{Prefixes: prefixes})
 }
 
+// SetBFDAdmin shuts the announcer's BFD session to a ToR down administratively
+// (enable false: the ToR receives AdminDown) or enables it again.
+func (a *Announcer) SetBFDAdmin(ctx context.Context, tor netip.Addr, enable bool) error {
+	op := "/disable"
+	if enable {
+		op = "/enable"
+	}
+	return a.call(ctx, http.MethodPost, "/bfd/"+tor.String()+op, nil)
+}
+
 // PID is the announcer's process id.
 func (a *Announcer) PID() int { return a.proc.PID }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 	"syscall"
 	"time"
@@ -35,29 +36,54 @@ const (
 	// FaultToRDown fails a ToR: its router process is frozen (SIGSTOP) and its segment
 	// link is set down, so it neither speaks BGP/BFD nor forwards. Repair undoes both.
 	FaultToRDown FaultKind = "tor-down"
+	// FaultToRRestart restarts a ToR's router process gracefully (SIGTERM: BGP
+	// NOTIFICATION, BFD AdminDown) and starts it again with the same
+	// configuration; Fault returns once the new process answers. Its RIB history
+	// starts afresh. Repair does nothing.
+	FaultToRRestart FaultKind = "tor-restart"
+	// FaultBFDAdminDown makes the ToRs (Fault.ToR, or every ToR that runs BFD
+	// with the node) shut their BFD session to the node administratively: the
+	// node receives AdminDown, which RFC 5882 section 3.2 says is no path
+	// failure, so BGP must stay up. Repair enables the sessions again.
+	FaultBFDAdminDown FaultKind = "bfd-admin-down"
+	// FaultBFDFlap mutes the BFD transmission of the ToRs (Fault.ToR, or every
+	// ToR that runs BFD with the node) towards the node for Duration (default
+	// 1.5s, longer than a 300 ms x 3 detection time) and unmutes it: the node
+	// sees a one-way path failure and brings its session Down; Fault returns
+	// after the flap. Repair unmutes.
+	FaultBFDFlap FaultKind = "bfd-flap"
 )
 
 // FaultKinds lists every fault kind.
-var FaultKinds = []FaultKind{FaultNodeDown, FaultNodeFreeze, FaultNodeDrain, FaultLinkFlap, FaultToRDown}
+var FaultKinds = []FaultKind{FaultNodeDown, FaultNodeFreeze, FaultNodeDrain, FaultLinkFlap, FaultToRDown,
+	FaultToRRestart, FaultBFDAdminDown, FaultBFDFlap}
 
 // Fault is one fault to inject or repair.
 type Fault struct {
 	Kind FaultKind `json:"kind"`
-	// Target is the node (or, for FaultToRDown, the ToR) name.
+	// Target is the node (or, for FaultToRDown and FaultToRRestart, the ToR) name.
 	Target string `json:"target"`
-	// Duration is the down time of FaultLinkFlap.
+	// ToR limits the BFD faults to one ToR (empty: every ToR that runs BFD
+	// with the node).
+	ToR string `json:"tor,omitempty"`
+	// Duration is the down time of FaultLinkFlap and FaultBFDFlap.
 	Duration time.Duration `json:"duration,omitempty"`
 }
 
 func (f *Fabric) target(flt Fault) (ns string, err error) {
 	switch flt.Kind {
-	case FaultToRDown:
+	case FaultToRDown, FaultToRRestart:
 		if _, ok := f.state.Topology.ToR(flt.Target); !ok {
 			return "", fmt.Errorf("fault %s: %q is not a ToR", flt.Kind, flt.Target)
 		}
-	case FaultNodeDown, FaultNodeFreeze, FaultNodeDrain, FaultLinkFlap:
+	case FaultNodeDown, FaultNodeFreeze, FaultNodeDrain, FaultLinkFlap, FaultBFDAdminDown, FaultBFDFlap:
 		if _, ok := f.state.Topology.Node(flt.Target); !ok {
 			return "", fmt.Errorf("fault %s: %q is not a node", flt.Kind, flt.Target)
+		}
+		if flt.ToR != "" {
+			if _, ok := f.state.Topology.ToR(flt.ToR); !ok {
+				return "", fmt.Errorf("fault %s: %q is not a ToR", flt.Kind, flt.ToR)
+			}
 		}
 	default:
 		return "", fmt.Errorf("unknown fault kind %q (want one of %v)", flt.Kind, FaultKinds)
@@ -146,7 +172,76 @@ func (f *Fabric) inject(ctx context.Context, flt Fault, at *time.Time) (err erro
 			return err
 		}
 		return waitStopped(ctx, p.PID)
+	case FaultToRRestart:
+		return f.restartRouter(ctx, flt.Target, at)
+	case FaultBFDAdminDown:
+		return f.bfdSessions(ctx, flt, func(c *control.Client, node netip.Addr) error { return c.SetBFDAdmin(ctx, node, false) })
+	case FaultBFDFlap:
+		d := flt.Duration
+		if d <= 0 {
+			d = 1500 * time.Millisecond
+		}
+		mute := func(muted bool) error {
+			return f.bfdSessions(ctx, flt, func(c *control.Client, node netip.Addr) error { return c.MuteBFD(ctx, node, muted) })
+		}
+		if err := mute(true); err != nil {
+			return err
+		}
+		*at = time.Now()
+		select {
+		case <-ctx.Done():
+		case <-time.After(d):
+		}
+		return mute(false)
 	}
+	return nil
+}
+
+// bfdSessions runs op on every ToR the fault names for the node's address.
+func (f *Fabric) bfdSessions(ctx context.Context, flt Fault, op func(c *control.Client, node netip.Addr) error) error {
+	n, _ := f.state.Topology.Node(flt.Target)
+	var tors []string
+	for _, r := range f.state.Topology.ToRs {
+		if (flt.ToR == "" || flt.ToR == r.Name) && n.BFDWith(r.Name) {
+			tors = append(tors, r.Name)
+		}
+	}
+	if len(tors) == 0 {
+		return fmt.Errorf("fault %s: %s runs BFD with no ToR named by the fault", flt.Kind, flt.Target)
+	}
+	var errs []error
+	for _, tor := range tors {
+		errs = append(errs, f.withRouter(tor, func(c *control.Client) error { return op(c, n.Address) }))
+	}
+	return errors.Join(errs...)
+}
+
+// restartRouter stops a router process gracefully and starts it again with
+// its configuration; at is set when the new process answers.
+func (f *Fabric) restartRouter(ctx context.Context, tor string, at *time.Time) error {
+	f.refresh()
+	p := f.state.Routers[tor]
+	stopProcs(ctx, []Proc{p})
+	for deadline := time.Now().Add(2 * time.Second); p.Alive() && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond) // a killed process lingers until reaped
+	}
+	if p.Alive() {
+		return fmt.Errorf("restart %s: router process %d did not stop", tor, p.PID)
+	}
+	np, err := f.spawn(f.state.NetNS[tor], p.Log, "router", "--config", p.Config)
+	if err != nil {
+		return fmt.Errorf("restart %s: %w", tor, err)
+	}
+	np.Socket, np.Config = p.Socket, p.Config
+	if err := f.update(func(s *State) { s.Routers[tor] = np }); err != nil {
+		return err
+	}
+	c := control.NewClient(np.Socket)
+	defer c.Close()
+	if err := waitHealthy(ctx, c, np, 15*time.Second); err != nil {
+		return fmt.Errorf("restart %s: %w (log: %s)", tor, err, np.Log)
+	}
+	*at = time.Now()
 	return nil
 }
 
@@ -172,6 +267,12 @@ func (f *Fabric) repair(ctx context.Context, flt Fault) error {
 		return err
 	case FaultNodeDrain:
 		return f.setNodeSessions(ctx, flt.Target, true)
+	case FaultBFDAdminDown:
+		return f.bfdSessions(ctx, flt, func(c *control.Client, node netip.Addr) error { return c.SetBFDAdmin(ctx, node, true) })
+	case FaultBFDFlap:
+		return f.bfdSessions(ctx, flt, func(c *control.Client, node netip.Addr) error { return c.MuteBFD(ctx, node, false) })
+	case FaultToRRestart:
+		return nil
 	case FaultToRDown:
 		f.refresh()
 		if err := netlab.SetLinkUp(ns, SegmentInterface, true); err != nil {

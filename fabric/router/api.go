@@ -117,6 +117,24 @@ func (r *Router) Handler() http.Handler {
 		}
 		w.WriteHeader(http.StatusNoContent)
 	})
+	bfdOp := func(op func(netip.Addr) error) http.HandlerFunc {
+		return func(w http.ResponseWriter, req *http.Request) {
+			addr, err := netip.ParseAddr(req.PathValue("addr"))
+			if err != nil {
+				http.Error(w, "neighbor: "+err.Error(), http.StatusBadRequest)
+				return
+			}
+			if err := op(addr); err != nil {
+				http.Error(w, err.Error(), http.StatusConflict)
+				return
+			}
+			w.WriteHeader(http.StatusNoContent)
+		}
+	}
+	mux.HandleFunc("POST /bfd/{addr}/disable", bfdOp(func(a netip.Addr) error { return r.SetBFDAdmin(a, false) }))
+	mux.HandleFunc("POST /bfd/{addr}/enable", bfdOp(func(a netip.Addr) error { return r.SetBFDAdmin(a, true) }))
+	mux.HandleFunc("POST /bfd/{addr}/mute", bfdOp(func(a netip.Addr) error { return r.MuteBFD(a, true) }))
+	mux.HandleFunc("POST /bfd/{addr}/unmute", bfdOp(func(a netip.Addr) error { return r.MuteBFD(a, false) }))
 	mux.HandleFunc("POST /neighbors/{addr}/disable", admin(false))
 	mux.HandleFunc("POST /neighbors/{addr}/enable", admin(true))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(r.reg, promhttp.HandlerOpts{}))

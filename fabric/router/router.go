@@ -420,10 +420,17 @@ func (r *Router) bfdLoop(ctx context.Context, ch <-chan bfdrun.Change) {
 			if !ok {
 				return
 			}
-			r.events.add(control.Event{At: c.At, Kind: control.EventBFD, Peer: c.Peer, Old: c.Old, New: c.New, Detail: c.Diag})
-			r.log.Info("bfd state", "peer", c.Peer, "old", c.Old, "new", c.New, "diag", c.Diag)
-			if c.Down {
-				// Like a real router: a BFD Down tears the BGP session down at once.
+			detail := c.Diag
+			if c.New == "Down" && c.Old == "Up" {
+				detail += "; remote " + c.RemoteState + ": " + c.RemoteDiag
+			}
+			r.events.add(control.Event{At: c.At, Kind: control.EventBFD, Peer: c.Peer, Old: c.Old, New: c.New, Detail: detail})
+			r.log.Info("bfd state", "peer", c.Peer, "old", c.Old, "new", c.New, "diag", c.Diag,
+				"remoteState", c.RemoteState, "remoteDiag", c.RemoteDiag, "pathFailure", c.PathFailure)
+			if c.PathFailure {
+				// Like a real router: a BFD-detected path failure tears the BGP
+				// session down at once. An AdminDown (ours or the peer's) does
+				// not (RFC 5882 section 3.2).
 				r.met.bfdResets.Inc()
 				err := r.bgp.ResetPeer(ctx, &api.ResetPeerRequest{Address: c.Peer.String(), Communication: "BFD down"})
 				if err != nil {
@@ -530,6 +537,26 @@ func (r *Router) SetNeighborAdmin(ctx context.Context, addr netip.Addr, enable b
 		return r.bgp.EnablePeer(ctx, &api.EnablePeerRequest{Address: addr.String()})
 	}
 	return r.bgp.DisablePeer(ctx, &api.DisablePeerRequest{Address: addr.String(), Communication: communication})
+}
+
+// SetBFDAdmin shuts the BFD session to a neighbor administratively (the
+// neighbor receives AdminDown; the BGP session stays up) or enables it again.
+func (r *Router) SetBFDAdmin(addr netip.Addr, enable bool) error {
+	if err := r.bfd.SetAdminDown(r.cfg.Address, addr, !enable); err != nil {
+		return fmt.Errorf("router %s: bfd admin %s: %w", r.cfg.Name, addr, err)
+	}
+	r.log.Info("bfd admin state", "peer", addr, "enabled", enable)
+	return nil
+}
+
+// MuteBFD stops (or resumes) sending BFD packets to a neighbor while still
+// receiving its packets: a one-way path failure as the neighbor sees it.
+func (r *Router) MuteBFD(addr netip.Addr, muted bool) error {
+	if err := r.bfd.Mute(r.cfg.Address, addr, muted); err != nil {
+		return fmt.Errorf("router %s: bfd mute %s: %w", r.cfg.Name, addr, err)
+	}
+	r.log.Info("bfd mute", "peer", addr, "muted", muted)
+	return nil
 }
 
 // FIBRoutes lists the routes programmed into the kernel.

@@ -17,6 +17,13 @@ type Service interface {
 	Add(local, peer netip.Addr, p topology.BFDProfile) error
 	// Remove stops the session from local to peer (sending AdminDown).
 	Remove(local, peer netip.Addr) error
+	// SetAdminDown shuts the session administratively (down: the peer gets
+	// AdminDown and the session stays listed as AdminDown) or enables it again
+	// with its profile.
+	SetAdminDown(local, peer netip.Addr, down bool) error
+	// Mute stops (true) or resumes the session's transmission while it keeps
+	// receiving: the peer sees a one-way path failure.
+	Mute(local, peer netip.Addr, muted bool) error
 	// Changes subscribes to state changes; call the func to unsubscribe.
 	Changes() (<-chan Change, func())
 	// Sessions is a snapshot of every session.
@@ -29,8 +36,13 @@ type Service interface {
 type Change struct {
 	Peer     netip.Addr
 	Old, New string
-	Diag     string
-	At       time.Time
-	// Down is true when an Up session left Up: the BGP session must be reset.
-	Down bool
+	// Diag is the local diagnostic of the transition.
+	Diag string
+	// RemoteState and RemoteDiag are what the peer last signalled.
+	RemoteState, RemoteDiag string
+	At                      time.Time
+	// PathFailure is true when the transition means the path to the peer
+	// failed (see PathFailure): the BGP session must be reset at once. A
+	// session taken down administratively, on either end, is no failure.
+	PathFailure bool
 }

@@ -1,8 +1,10 @@
 package bfdrun
 
 import (
+	"errors"
 	"log/slog"
 	"net/netip"
+	"sort"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -12,7 +14,13 @@ import (
 	"github.com/ecmplb/ecmplb/fabric/topology"
 )
 
-type manager struct{ m *bfd.Manager }
+type manager struct {
+	m *bfd.Manager
+
+	mu        sync.Mutex
+	profiles  map[bfd.PeerKey]topology.BFDProfile
+	adminDown map[bfd.PeerKey]bool
+}
 
 // New returns a Service backed by a bfd.Manager in the calling process's network
 // namespace; metrics go to reg (nil: a private registry).
@@ -20,7 +28,11 @@ func New(log *slog.Logger, reg prometheus.Registerer) Service {
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
-	return manager{m: bfd.NewManager(bfd.WithLogger(log), bfd.WithRegisterer(reg))}
+	return &manager{
+		m:         bfd.NewManager(bfd.WithLogger(log), bfd.WithRegisterer(reg)),
+		profiles:  map[bfd.PeerKey]topology.BFDProfile{},
+		adminDown: map[bfd.PeerKey]bool{},
+	}
 }
 
 // Profile converts a topology profile to the bfd package's profile.
@@ -39,31 +51,93 @@ func Profile(p topology.BFDProfile) bfd.Profile {
 	return out
 }
 
+func key(local, peer netip.Addr) bfd.PeerKey {
+	return bfd.PeerKey{Local: local.Unmap(), Peer: peer.Unmap()}
+}
+
 // Add implements Service.
-func (s manager) Add(local, peer netip.Addr, p topology.BFDProfile) error {
-	return s.m.AddPeer(bfd.PeerKey{Local: local, Peer: peer}, Profile(p))
+func (s *manager) Add(local, peer netip.Addr, p topology.BFDProfile) error {
+	k := key(local, peer)
+	if err := s.m.AddPeer(k, Profile(p)); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.profiles[k] = p
+	delete(s.adminDown, k)
+	s.mu.Unlock()
+	return nil
 }
 
 // Remove implements Service.
-func (s manager) Remove(local, peer netip.Addr) error {
-	return s.m.RemovePeer(bfd.PeerKey{Local: local, Peer: peer})
+func (s *manager) Remove(local, peer netip.Addr) error {
+	k := key(local, peer)
+	s.mu.Lock()
+	wasDown := s.adminDown[k]
+	delete(s.profiles, k)
+	delete(s.adminDown, k)
+	s.mu.Unlock()
+	if wasDown {
+		return nil
+	}
+	return s.m.RemovePeer(k)
+}
+
+// SetAdminDown implements Service. The bfd package has no administrative
+// state of its own: shutting down removes the session (which sends the peer
+// AdminDown) and enabling adds it again, with a new discriminator, as a
+// router does when an operator toggles BFD on an interface.
+func (s *manager) SetAdminDown(local, peer netip.Addr, down bool) error {
+	k := key(local, peer)
+	s.mu.Lock()
+	p, known := s.profiles[k]
+	was := s.adminDown[k]
+	s.mu.Unlock()
+	if !known {
+		return errors.New("bfd peer " + k.String() + ": no such session")
+	}
+	if was == down {
+		return nil
+	}
+	if down {
+		if err := s.m.RemovePeer(k); err != nil {
+			return err
+		}
+	} else if err := s.m.AddPeer(k, Profile(p)); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	if down {
+		s.adminDown[k] = true
+	} else {
+		delete(s.adminDown, k)
+	}
+	s.mu.Unlock()
+	return nil
+}
+
+// Mute implements Service.
+func (s *manager) Mute(local, peer netip.Addr, muted bool) error {
+	return s.m.Mute(key(local, peer), muted)
 }
 
 // Changes implements Service.
-func (s manager) Changes() (<-chan Change, func()) {
+func (s *manager) Changes() (<-chan Change, func()) {
 	in, cancel := s.m.Subscribe()
 	out := make(chan Change, 64)
 	done := make(chan struct{})
 	go func() {
 		defer close(out)
 		for c := range in {
+			remoteState, remoteDiag := s.remote(c)
 			ch := Change{
-				Peer: c.Key.Peer,
-				Old:  c.Old.String(),
-				New:  c.New.String(),
-				Diag: c.Diag.String(),
-				At:   c.At,
-				Down: c.Old == bfd.StateUp && c.New != bfd.StateUp,
+				Peer:        c.Key.Peer,
+				Old:         c.Old.String(),
+				New:         c.New.String(),
+				Diag:        c.Diag.String(),
+				RemoteState: remoteState.String(),
+				RemoteDiag:  remoteDiag.String(),
+				At:          c.At,
+				PathFailure: PathFailure(c.Old, c.New, c.Diag, remoteState, remoteDiag),
 			}
 			select {
 			case out <- ch:
@@ -76,8 +150,27 @@ func (s manager) Changes() (<-chan Change, func()) {
 	return out, func() { once.Do(func() { close(done); cancel() }) }
 }
 
-// Sessions implements Service.
-func (s manager) Sessions() []control.BFDSession {
+// remote is what the peer signalled at a transition. bfd.StateChange carries
+// only the local diagnostic, so this reads the session's snapshot right after
+// the event: the remote's state and diagnostic change only when its next
+// packet arrives, and a remote that moved on (Init, Up) has heard us again,
+// which PathFailure takes as no failure either.
+func (s *manager) remote(c bfd.StateChange) (bfd.State, bfd.Diagnostic) {
+	if c.Old != bfd.StateUp || c.New != bfd.StateDown || c.Diag != bfd.DiagNeighborSignaledDown {
+		return bfd.StateDown, bfd.DiagNone
+	}
+	for _, i := range s.m.Sessions() {
+		if i.Key == c.Key {
+			return i.RemoteState, i.RemoteDiag
+		}
+	}
+	// Gone already (removed locally): not a path failure.
+	return bfd.StateAdminDown, bfd.DiagNone
+}
+
+// Sessions implements Service. Sessions shut down administratively are listed
+// in state AdminDown.
+func (s *manager) Sessions() []control.BFDSession {
 	out := []control.BFDSession{}
 	for _, i := range s.m.Sessions() {
 		out = append(out, control.BFDSession{
@@ -94,8 +187,20 @@ func (s manager) Sessions() []control.BFDSession {
 			PacketsOut:    i.PacketsOut,
 		})
 	}
+	s.mu.Lock()
+	for k := range s.adminDown {
+		out = append(out, control.BFDSession{Local: k.Local, Peer: k.Peer, State: bfd.StateAdminDown.String(),
+			LocalDiag: bfd.DiagAdminDown.String()})
+	}
+	s.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool {
+		if c := out[i].Local.Compare(out[j].Local); c != 0 {
+			return c < 0
+		}
+		return out[i].Peer.Compare(out[j].Peer) < 0
+	})
 	return out
 }
 
 // Close implements Service.
-func (s manager) Close() error { return s.m.Close() }
+func (s *manager) Close() error { return s.m.Close() }

@@ -1,0 +1,131 @@
+package fabric_test
+
+import (
+	"context"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/ecmplb/ecmplb/fabric/fabric"
+	"github.com/ecmplb/ecmplb/fabric/topology"
+)
+
+// TestBFDAdminDownIsNoPathFailure checks RFC 5882 section 3.2 on both ends of
+// a BFD session: a session that goes Down because one end shut it down
+// administratively (AdminDown) must not reset BGP; only a path failure may. The
+// announcer plays the node and runs the same rule.
+func TestBFDAdminDownIsNoPathFailure(t *testing.T) {
+	topo := topology.Topology{
+		Segment:     netip.MustParsePrefix("10.9.0.0/24"),
+		ToRs:        []topology.ToR{{Name: "r1", Address: netip.MustParseAddr("10.9.0.1"), ASN: 65000}},
+		Nodes:       []topology.Node{{Name: "n1", Address: netip.MustParseAddr("10.9.0.11"), ASN: 65100, BFDProfile: "p"}},
+		BFDProfiles: map[string]topology.BFDProfile{"p": {ReceiveInterval: 300, TransmitInterval: 300, DetectMultiplier: 3}},
+		BGP:         topology.BGPTimers{HoldTime: topology.Duration(9 * time.Second), KeepaliveInterval: topology.Duration(3 * time.Second)},
+	}
+	f := up(t, topo)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	p := netip.MustParsePrefix("192.0.2.10/32")
+	n1, r1 := netip.MustParseAddr("10.9.0.11"), netip.MustParseAddr("10.9.0.1")
+	prof := topo.BFDProfiles["p"]
+	ann, err := f.StartAnnouncer(ctx, "n1", fabric.AnnouncerOptions{Prefixes: []netip.Prefix{p}, BFD: &prof})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitBFD := func(state string) {
+		t.Helper()
+		wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
+		defer wcancel()
+		if err := f.WaitForBFD(wctx, "r1", "n1", state); err != nil {
+			t.Fatalf("r1's BFD session to n1 never %s: %v", state, err)
+		}
+	}
+	wctx, wcancel := context.WithTimeout(ctx, 15*time.Second)
+	defer wcancel()
+	if _, err := f.WaitForRoute(wctx, "r1", p, []netip.Addr{n1}); err != nil {
+		t.Fatal(err)
+	}
+	waitBFD("Up")
+
+	// mark returns the sequence numbers to look for changes after.
+	mark := func() (uint64, uint64) {
+		t.Helper()
+		ev, err := f.Events(ctx, "r1", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, err := f.History(ctx, "r1", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var e, r uint64
+		if len(ev) > 0 {
+			e = ev[len(ev)-1].Seq
+		}
+		if len(h) > 0 {
+			r = h[len(h)-1].Seq
+		}
+		return e, r
+	}
+	// stable fails when BGP to n1 changed state or the route moved since the
+	// marks; it watches for longer than the BFD detection time (900 ms) and
+	// the announcer's and router's reactions.
+	stable := func(what string, evSeq, ribSeq uint64) {
+		t.Helper()
+		deadline := time.Now().Add(2 * time.Second)
+		for time.Now().Before(deadline) {
+			ev, _ := f.Events(ctx, "r1", evSeq)
+			for _, e := range ev {
+				if e.Kind == "bgp" && e.Peer == n1 {
+					t.Fatalf("%s: BGP session to n1 changed %s → %s (all events since: %+v)", what, e.Old, e.New, ev)
+				}
+			}
+			if h, _ := f.History(ctx, "r1", ribSeq); len(h) > 0 {
+				t.Fatalf("%s: route changed: %+v", what, h)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+
+	t.Run("node signals AdminDown", func(t *testing.T) {
+		e, r := mark()
+		if err := ann.SetBFDAdmin(ctx, r1, false); err != nil {
+			t.Fatal(err)
+		}
+		waitBFD("Down")
+		stable("after the node's BFD AdminDown", e, r)
+		if err := ann.SetBFDAdmin(ctx, r1, true); err != nil {
+			t.Fatal(err)
+		}
+		waitBFD("Up")
+		stable("after the node re-enabled BFD", e, r)
+	})
+
+	t.Run("ToR shuts its session down administratively", func(t *testing.T) {
+		e, r := mark()
+		flt := fabric.Fault{Kind: fabric.FaultBFDAdminDown, Target: "n1"}
+		if err := f.Fault(ctx, flt); err != nil {
+			t.Fatal(err)
+		}
+		waitBFD("AdminDown")
+		stable("after the ToR's BFD AdminDown", e, r)
+		if err := f.Repair(ctx, flt); err != nil {
+			t.Fatal(err)
+		}
+		waitBFD("Up")
+		stable("after the ToR re-enabled BFD", e, r)
+	})
+
+	t.Run("a one-way path failure still resets BGP", func(t *testing.T) {
+		t0 := time.Now()
+		if err := f.Fault(ctx, fabric.Fault{Kind: fabric.FaultBFDFlap, Target: "n1", Duration: 1500 * time.Millisecond}); err != nil {
+			t.Fatal(err)
+		}
+		wctx, wcancel := context.WithTimeout(ctx, 20*time.Second)
+		defer wcancel()
+		if _, err := f.WaitForRoute(wctx, "r1", p, []netip.Addr{n1}); err != nil {
+			t.Fatal(err)
+		}
+		changeAfter(t, f, "r1", p, t0, nil) // withdrawn in between
+	})
+}
