@@ -65,7 +65,11 @@ type output struct {
 	changed  bool            // a state transition happened
 	from, to State
 	diag     Diagnostic // local diagnostic after the transition
-	discard  bool       // the received packet was discarded (session-level checks)
+	// remoteState and remoteDiag are what the peer's last packet said when the
+	// transition happened (Down and the last diagnostic after a detection timeout).
+	remoteState State
+	remoteDiag  Diagnostic
+	discard     bool // the received packet was discarded (session-level checks)
 }
 
 func newCore(localDiscr uint32, cfg sessionParams, passive bool, seed uint64, now time.Time) *core {
@@ -151,6 +155,7 @@ func (c *core) setState(next State, diag Diagnostic, out *output) {
 	c.state = next
 	c.localDiag = diag
 	out.diag = diag
+	out.remoteState, out.remoteDiag = c.remoteState, c.remoteDiag
 }
 
 // canTransmit reports whether periodic transmission is allowed (RFC 5880

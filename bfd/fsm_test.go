@@ -132,3 +132,47 @@ func TestDetectionTime(t *testing.T) {
 		}
 	}
 }
+
+func TestPathFailure(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		ev   StateChange
+		want bool
+	}{
+		{"detection time expired", StateChange{Old: StateUp, New: StateDown, Diag: DiagControlDetectionTimeExpired}, true},
+		{"echo failed", StateChange{Old: StateUp, New: StateDown, Diag: DiagEchoFailed}, true},
+		{"peer AdminDown (RFC 5882 3.2)", StateChange{Old: StateUp, New: StateDown, Diag: DiagNeighborSignaledDown,
+			RemoteState: StateAdminDown, RemoteDiag: DiagAdminDown}, false},
+		{"peer restarted its session", StateChange{Old: StateUp, New: StateDown, Diag: DiagNeighborSignaledDown,
+			RemoteState: StateDown, RemoteDiag: DiagNone}, false},
+		{"peer Down after its own AdminDown", StateChange{Old: StateUp, New: StateDown, Diag: DiagNeighborSignaledDown,
+			RemoteState: StateDown, RemoteDiag: DiagAdminDown}, false},
+		{"peer lost our packets", StateChange{Old: StateUp, New: StateDown, Diag: DiagNeighborSignaledDown,
+			RemoteState: StateDown, RemoteDiag: DiagControlDetectionTimeExpired}, true},
+		{"peer path down", StateChange{Old: StateUp, New: StateDown, Diag: DiagNeighborSignaledDown,
+			RemoteState: StateDown, RemoteDiag: DiagPathDown}, true},
+		{"local admin down", StateChange{Old: StateUp, New: StateAdminDown, Diag: DiagAdminDown}, false},
+		{"never was up", StateChange{Old: StateInit, New: StateDown, Diag: DiagControlDetectionTimeExpired}, false},
+		{"coming up", StateChange{Old: StateInit, New: StateUp}, false},
+	} {
+		if got := tc.ev.PathFailure(); got != tc.want {
+			t.Errorf("%s: PathFailure() = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestTransitionCarriesRemoteDiagnostic: the state change a received Down causes
+// says what the peer said, so clients can tell a restart from a failure.
+func TestTransitionCarriesRemoteDiagnostic(t *testing.T) {
+	now := time.Unix(0, 0)
+	c := newCore(1, sessionParams{DesiredMinTx: 300000, RequiredMinRx: 300000, DetectMult: 3}, false, 1, now)
+	c.receive(ControlPacket{Version: Version, State: StateDown, DetectMult: 3, MyDiscriminator: 9, DesiredMinTxInterval: 300000, RequiredMinRxInterval: 300000}, now)
+	c.receive(ControlPacket{Version: Version, State: StateUp, DetectMult: 3, MyDiscriminator: 9, YourDiscriminator: 1, DesiredMinTxInterval: 300000, RequiredMinRxInterval: 300000}, now)
+	if c.state != StateUp {
+		t.Fatalf("state %v, want Up", c.state)
+	}
+	out := c.receive(ControlPacket{Version: Version, State: StateAdminDown, Diag: DiagAdminDown, DetectMult: 3, MyDiscriminator: 9, YourDiscriminator: 1}, now)
+	if !out.changed || out.to != StateDown || out.remoteState != StateAdminDown || out.remoteDiag != DiagAdminDown {
+		t.Fatalf("out = %+v", out)
+	}
+}

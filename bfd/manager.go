@@ -25,7 +25,34 @@ type StateChange struct {
 	Key      PeerKey
 	Old, New State
 	Diag     Diagnostic // local diagnostic explaining the change
-	At       time.Time  // from the injected clock, when the transition happened
+	// RemoteState and RemoteDiag are the State and Diagnostic of the peer's last
+	// packet at the transition (after a detection timeout: Down and the last
+	// diagnostic received).
+	RemoteState State
+	RemoteDiag  Diagnostic
+	At          time.Time // from the injected clock, when the transition happened
+}
+
+// PathFailure tells whether the change is an Up session going down because the
+// forwarding path failed, which is what BFD clients act on (RFC 5882 section
+// 3.2). It is not when the peer signalled AdminDown, nor when the peer signalled
+// Down without a failure diagnostic (it restarted its session: its packets still
+// arrive, so the path works).
+func (c StateChange) PathFailure() bool {
+	if c.Old != StateUp || c.New == StateUp || c.New == StateAdminDown {
+		return false
+	}
+	if c.Diag != DiagNeighborSignaledDown {
+		return true // detection time expired, echo failed
+	}
+	if c.RemoteState == StateAdminDown {
+		return false
+	}
+	switch c.RemoteDiag {
+	case DiagNone, DiagAdminDown:
+		return false
+	}
+	return true
 }
 
 // SessionInfo is a snapshot of one session for CLIs and status.

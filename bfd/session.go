@@ -132,7 +132,8 @@ func (s *session) report(out output, now time.Time) {
 	}
 	s.m.log.Log(context.Background(), level, "bfd session state change", "local", s.key.Local, "peer", s.key.Peer,
 		"from", out.from.String(), "to", out.to.String(), "diag", out.diag.String())
-	s.m.publish(StateChange{Key: s.key, Old: out.from, New: out.to, Diag: out.diag, At: now})
+	s.m.publish(StateChange{Key: s.key, Old: out.from, New: out.to, Diag: out.diag,
+		RemoteState: out.remoteState, RemoteDiag: out.remoteDiag, At: now})
 }
 
 func (s *session) rearm(now time.Time) {

@@ -30,8 +30,4 @@ fi
 trap '[ $restore = 1 ] && rm -f "$policy"' EXIT
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-# Nothing of FRR or gobgpd should run in the host namespace.
-pkill -x zebra 2>/dev/null || true
-pkill -x gobgpd 2>/dev/null || true
-pkill -f /usr/lib/frr/ 2>/dev/null || true
 log "installed ${need[*]}"
