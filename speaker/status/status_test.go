@@ -1,22 +1,331 @@
 package status
 
 import (
+	"context"
+	"io"
+	"log/slog"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ecmplb/ecmplb/api/v1beta1"
 )
 
-func TestObjectName(t *testing.T) {
-	short := ObjectName("node1", "default/web")
-	if short != "node1-default-web" {
-		t.Errorf("short name %q", short)
+func TestObjectNameIsValidAndReadable(t *testing.T) {
+	long := func(s string, n int) string { return strings.Repeat(s, n)[:n] }
+	cases := []struct {
+		name, node, key string
+		readable        string // the name starts with this
+	}{
+		{"short", "node1", "default/web", "node1-default-web-"},
+		{"dotted node", "worker-1.rack-2.example.com", "prod/api", "worker-1.rack-2.example.com-prod-api-"},
+		{"upper case node", "Node1", "ns/x", "node1-ns-x-"},
+		{"longest parts", long("n.", 253), long("s", 63) + "/" + long("v", 63), "n.n.n."},
+		{"long node ending at a dot", long("abc.", 240) + "d", "a/b", "abc.abc."},
 	}
-	longKey := "some-long-namespace-name/" + strings.Repeat("svc", 30)
-	a := ObjectName("node1", longKey)
-	b := ObjectName("node2", longKey)
-	if len(a) > 63 || len(b) > 63 || a == b || a != ObjectName("node1", longKey) {
-		t.Errorf("long names %q %q", a, b)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			n := ObjectName(tc.node, tc.key)
+			if errs := validation.IsDNS1123Subdomain(n); len(errs) > 0 {
+				t.Errorf("ObjectName(%q, %q) = %q: not a valid object name: %v", tc.node, tc.key, n, errs)
+			}
+			if !strings.HasPrefix(n, tc.readable) {
+				t.Errorf("ObjectName(%q, %q) = %q, want it to start with %q", tc.node, tc.key, n, tc.readable)
+			}
+			if n != ObjectName(tc.node, tc.key) {
+				t.Errorf("ObjectName(%q, %q) is not deterministic", tc.node, tc.key)
+			}
+		})
 	}
-	if ObjectName("Node1", "ns/x") != strings.ToLower(ObjectName("Node1", "ns/x")) {
-		t.Error("names must be lower case")
+}
+
+// Distinct (node, namespace, name) tuples get distinct names, also when the
+// readable parts joined with "-" are the same.
+func TestObjectNameIsInjective(t *testing.T) {
+	type tuple struct{ node, key string }
+	pairs := [][2]tuple{
+		{{"a", "b-c/d"}, {"a-b", "c/d"}},
+		{{"a", "b/c-d"}, {"a", "b-c/d"}},
+		{{"a-b-c", "d/e"}, {"a", "b-c-d/e"}},
+		{{"node1", "default/web"}, {"node2", "default/web"}},
+		{{"node1", "default/web"}, {"node1", "default/web2"}},
+		{{strings.Repeat("n", 250), "ns/" + strings.Repeat("x", 60) + "1"}, {strings.Repeat("n", 250), "ns/" + strings.Repeat("x", 60) + "2"}},
 	}
+	for _, p := range pairs {
+		a, b := ObjectName(p[0].node, p[0].key), ObjectName(p[1].node, p[1].key)
+		if a == b {
+			t.Errorf("node %q service %q and node %q service %q share the name %q", p[0].node, p[0].key, p[1].node, p[1].key, a)
+		}
+	}
+}
+
+// startWriter runs a writer until the test ends.
+func startWriter(t *testing.T, w *K8s) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { w.Run(ctx); close(done) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Error("writer did not stop")
+		}
+	})
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// holds reports whether the API holds the wanted status for key of node.
+func holds(f *fakeAPI, node, key string, want Status) bool {
+	o, ok := f.get(ObjectName(node, key))
+	if !ok {
+		return false
+	}
+	ns, name, _ := strings.Cut(key, "/")
+	s := o.Status
+	return s.Node == node && s.ServiceNamespace == ns && s.ServiceName == name &&
+		slices.Equal(s.Peers, want.Peers) && slices.Equal(s.Prefixes, want.Prefixes) &&
+		slices.Equal(s.EstablishedPeers, want.EstablishedPeers) &&
+		o.Labels[v1beta1.LabelNode] == node
+}
+
+var webStatus = Status{Peers: []string{"tor1", "tor2"}, Prefixes: []string{"203.0.113.5/32"}, EstablishedPeers: []string{"tor1"}}
+
+// A write that fails is retried until the API server holds what the source
+// says.
+func TestFailedWritesAreRetried(t *testing.T) {
+	cases := []struct {
+		name string
+		fail func(f *fakeAPI)
+	}{
+		{"get fails", func(f *fakeAPI) { f.fail("GET one", 3) }},
+		{"create fails", func(f *fakeAPI) { f.fail("POST", 3) }},
+		{"status update fails", func(f *fakeAPI) { f.fail("PUT status", 3) }},
+		{"every call fails", func(f *fakeAPI) { f.failAny(6) }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f, c := newFakeAPI(t, "metallb-system")
+			var src source
+			src.set("default/web", webStatus)
+			tc.fail(f)
+			w := newTestWriter(c, "node1", &src)
+			startWriter(t, w)
+			w.Changed("default/web")
+			eventually(t, "the status is written", func() bool { return holds(f, "node1", "default/web", webStatus) })
+		})
+	}
+}
+
+// A change after a failed write is not lost either: the writer converges to
+// the latest status.
+func TestRetryWritesTheLatestStatus(t *testing.T) {
+	f, c := newFakeAPI(t, "metallb-system")
+	var src source
+	src.set("default/web", webStatus)
+	w := newTestWriter(c, "node1", &src)
+	startWriter(t, w)
+	w.Changed("default/web")
+	eventually(t, "the first status is written", func() bool { return holds(f, "node1", "default/web", webStatus) })
+
+	f.fail("PUT status", 4)
+	next := Status{Peers: []string{"tor1", "tor2"}, Prefixes: []string{"203.0.113.5/32"}, EstablishedPeers: []string{"tor1", "tor2"}}
+	src.set("default/web", next)
+	w.ChangedAll()
+	eventually(t, "the new status is written", func() bool { return holds(f, "node1", "default/web", next) })
+}
+
+// A delete that fails is retried until the object is gone.
+func TestFailedDeletesAreRetried(t *testing.T) {
+	f, c := newFakeAPI(t, "metallb-system")
+	var src source
+	src.set("default/web", webStatus)
+	w := newTestWriter(c, "node1", &src)
+	startWriter(t, w)
+	w.Changed("default/web")
+	eventually(t, "the status is written", func() bool { return holds(f, "node1", "default/web", webStatus) })
+
+	f.fail("DELETE", 3)
+	src.drop("default/web")
+	w.Changed("default/web")
+	eventually(t, "the object is deleted", func() bool { return len(f.names()) == 0 })
+}
+
+// The objects this node wrote in an earlier life and no longer announces are
+// deleted at start-up, also when the first Lists fail; other nodes' objects
+// stay.
+func TestStartupCleanupIsRetried(t *testing.T) {
+	f, c := newFakeAPI(t, "metallb-system")
+	stale := func(node, ns, name string) *v1beta1.ServiceBGPStatus {
+		return &v1beta1.ServiceBGPStatus{
+			ObjectMeta: metav1.ObjectMeta{Name: ObjectName(node, ns+"/"+name), Labels: map[string]string{
+				v1beta1.LabelNode: node, v1beta1.LabelServiceNamespace: ns, v1beta1.LabelServiceName: name}},
+			Status: v1beta1.ServiceBGPStatusStatus{Node: node, ServiceNamespace: ns, ServiceName: name, Peers: []string{"tor1"}},
+		}
+	}
+	f.put(stale("node1", "default", "gone"))
+	f.put(stale("node2", "default", "gone"))
+	f.put(stale("node1", "default", "web"))
+	f.fail("GET list", 3)
+	var src source
+	src.set("default/web", webStatus)
+	w := newTestWriter(c, "node1", &src)
+	startWriter(t, w)
+
+	eventually(t, "the stale object is deleted", func() bool {
+		_, ok := f.get(ObjectName("node1", "default/gone"))
+		return !ok
+	})
+	eventually(t, "the announced Service's status is written", func() bool { return holds(f, "node1", "default/web", webStatus) })
+	if _, ok := f.get(ObjectName("node2", "default/gone")); !ok {
+		t.Error("node2's object was deleted by node1's writer")
+	}
+	if n := f.count("GET list"); n < 4 {
+		t.Errorf("%d Lists, want at least 4 (3 failed, then one that worked)", n)
+	}
+}
+
+// Two nodes whose (node, Service) pairs join to the same string write two
+// objects, and deleting one leaves the other.
+func TestNoNameCollision(t *testing.T) {
+	f, c := newFakeAPI(t, "metallb-system")
+	var srcA, srcAB source
+	srcA.set("b-c/d", webStatus)
+	other := Status{Peers: []string{"tor9"}, Prefixes: []string{"203.0.113.9/32"}}
+	srcAB.set("c/d", other)
+	wa := newTestWriter(c, "a", &srcA)
+	wab := newTestWriter(c, "a-b", &srcAB)
+	startWriter(t, wa)
+	startWriter(t, wab)
+	wa.Changed("b-c/d")
+	wab.Changed("c/d")
+	eventually(t, "both objects are written", func() bool {
+		return holds(f, "a", "b-c/d", webStatus) && holds(f, "a-b", "c/d", other)
+	})
+	srcA.drop("b-c/d")
+	wa.Changed("b-c/d")
+	eventually(t, "node a's object is deleted", func() bool {
+		_, ok := f.get(ObjectName("a", "b-c/d"))
+		return !ok
+	})
+	// Give a wrong delete time to happen.
+	time.Sleep(100 * time.Millisecond)
+	if !holds(f, "a-b", "c/d", other) {
+		t.Errorf("node a-b's object is gone or changed after node a deleted its own; objects: %v", f.names())
+	}
+}
+
+// Every failed call is counted, by operation.
+func TestFailuresAreCounted(t *testing.T) {
+	f, c := newFakeAPI(t, "metallb-system")
+	reg := prometheus.NewRegistry()
+	var src source
+	src.set("default/web", webStatus)
+	f.fail("GET list", 2)
+	f.fail("POST", 3)
+	f.fail("PUT status", 1)
+	w := newTestWriter(c, "node1", &src, WithRegisterer(reg))
+	startWriter(t, w)
+	w.Changed("default/web")
+	eventually(t, "the status is written", func() bool { return holds(f, "node1", "default/web", webStatus) })
+	eventually(t, "the Lists are retried", func() bool { return f.count("GET list") >= 3 })
+	want := map[string]float64{"list": 2, "create": 3, "update": 1, "get": 0, "delete": 0}
+	got := map[string]float64{}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "ecmplb_speaker_status_write_errors_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "operation" {
+					got[l.GetValue()] = m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	if !maps.Equal(got, want) {
+		t.Errorf("ecmplb_speaker_status_write_errors_total by operation = %v, want %v", got, want)
+	}
+}
+
+// The writer converges what the API server holds, not what it believes it
+// wrote: an object deleted or changed behind its back is repaired at the next
+// resync.
+func TestResyncRepairsObjectsChangedBehindItsBack(t *testing.T) {
+	f, c := newFakeAPI(t, "metallb-system")
+	var src source
+	src.set("default/web", webStatus)
+	src.set("default/api", webStatus)
+	w := newTestWriter(c, "node1", &src, WithResync(50*time.Millisecond))
+	startWriter(t, w)
+	w.Changed("default/web")
+	w.Changed("default/api")
+	eventually(t, "both are written", func() bool {
+		return holds(f, "node1", "default/web", webStatus) && holds(f, "node1", "default/api", webStatus)
+	})
+	f.remove(ObjectName("node1", "default/web"))
+	o, _ := f.get(ObjectName("node1", "default/api"))
+	o.Status.Peers = []string{"someone-else"}
+	f.put(o)
+	eventually(t, "both are repaired", func() bool {
+		return holds(f, "node1", "default/web", webStatus) && holds(f, "node1", "default/api", webStatus)
+	})
+}
+
+// Objects of this node under a name ObjectName no longer gives (an older
+// naming scheme) are replaced by the current name.
+func TestObjectsUnderOldNamesAreReplaced(t *testing.T) {
+	f, c := newFakeAPI(t, "metallb-system")
+	f.put(&v1beta1.ServiceBGPStatus{
+		ObjectMeta: metav1.ObjectMeta{Name: "node1-default-web", Labels: map[string]string{
+			v1beta1.LabelNode: "node1", v1beta1.LabelServiceNamespace: "default", v1beta1.LabelServiceName: "web"}},
+		Status: v1beta1.ServiceBGPStatusStatus{Node: "node1", ServiceNamespace: "default", ServiceName: "web", Peers: []string{"tor1"}},
+	})
+	var src source
+	src.set("default/web", webStatus)
+	w := newTestWriter(c, "node1", &src)
+	startWriter(t, w)
+	eventually(t, "the object has its new name", func() bool {
+		return holds(f, "node1", "default/web", webStatus) && len(f.names()) == 1
+	})
+}
+
+// A Service whose object was created but whose status write failed is still
+// deleted when it is no longer announced: the writer records the object as held
+// once the create succeeded.
+func TestObjectCreatedThenUnannouncedIsDeleted(t *testing.T) {
+	f, c := newFakeAPI(t, "metallb-system")
+	var src source
+	src.set("default/web", webStatus)
+	f.fail("PUT status", 1000)
+	w := newTestWriter(c, "node1", &src)
+	startWriter(t, w)
+	w.Changed("default/web")
+	eventually(t, "the object is created", func() bool { return len(f.names()) == 1 })
+	src.drop("default/web")
+	w.Changed("default/web")
+	eventually(t, "the object is deleted", func() bool { return len(f.names()) == 0 })
 }
