@@ -1,6 +1,7 @@
 package announce
 
 import (
+	"errors"
 	"net/netip"
 	"reflect"
 	"strings"
@@ -238,7 +239,8 @@ func TestRoutes(t *testing.T) {
 			cfg: Config{Pools: []Pool{prodPool}, Peers: []Peer{ibgp}, Advertisements: []Advertisement{
 				{Name: "a", LocalPref: 100}, {Name: "b", LocalPref: 200}}},
 			svc:     webSvc,
-			wantErr: `BGPAdvertisements "a" and "b": spec.localPref: 100 and 200 conflict for IPAddressPool "prod" towards BGPPeer "ibgp"`,
+			want:    []Route{{Peer: "ibgp", Prefix: pfx("203.0.113.5/32"), LocalPref: 100}},
+			wantErr: `BGPAdvertisement "b": spec.localPref: 200 conflicts with 100 of BGPAdvertisement "a" for IPAddressPool "prod" towards BGPPeer "ibgp"`,
 		},
 		{
 			name: "different local-prefs towards eBGP peers do not conflict",
@@ -285,7 +287,93 @@ func TestRoutes(t *testing.T) {
 			name:    "bad pool is a config error",
 			cfg:     Config{Pools: []Pool{{Name: "p", Addresses: []string{"10.0.0.9-10.0.0.1"}}}},
 			svc:     webSvc,
-			wantErr: `IPAddressPool "p": spec.addresses: range "10.0.0.9-10.0.0.1": start is after end`,
+			wantErr: `IPAddressPool "p": spec.addresses[0]: "10.0.0.9-10.0.0.1" has its end before its start`,
+		},
+		{
+			// Issue #8: a-new-pool sorts first by name but prod is older, so prod
+			// keeps its addresses and a-new-pool is rejected.
+			name: "overlapping pools: the older keeps the addresses",
+			cfg: Config{Pools: []Pool{
+				{Name: "prod", Addresses: []string{"203.0.113.0/24"}, Created: time.Unix(100, 0)},
+				{Name: "a-new-pool", Addresses: []string{"203.0.113.0/25"}, Created: time.Unix(200, 0)}},
+				Peers: []Peer{tor1}, Advertisements: []Advertisement{{Name: "a", IPAddressPools: []string{"prod"}}}},
+			svc:     webSvc,
+			want:    []Route{{Peer: "tor1", Prefix: pfx("203.0.113.5/32")}},
+			wantErr: `IPAddressPool "a-new-pool": spec.addresses[0]: overlaps IPAddressPool "prod" in 203.0.113.0-203.0.113.127`,
+		},
+		{
+			name: "overlapping pools with equal creation times: the name decides",
+			cfg: Config{Pools: []Pool{
+				{Name: "prod", Addresses: []string{"203.0.113.0/24"}},
+				{Name: "a-new-pool", Addresses: []string{"203.0.113.0/25"}}},
+				Peers: []Peer{tor1}, Advertisements: []Advertisement{{Name: "a", IPAddressPools: []string{"prod"}}}},
+			svc:     webSvc,
+			want:    []Route{},
+			wantErr: `IPAddressPool "prod": spec.addresses[0]: overlaps IPAddressPool "a-new-pool"`,
+		},
+		{
+			name: "a bad peer for another rack is not checked on this node",
+			cfg: Config{Pools: []Pool{prodPool}, Advertisements: []Advertisement{{Name: "a"}},
+				Peers: []Peer{tor1, {Name: "r2", MyASN: 1, ASN: 2, Address: "10.2.0.1", HoldTime: ptr(time.Second),
+					Err: errors.New("spec.passwordSecret: Secret x/y not found"), NodeSelectors: []metav1.LabelSelector{sel("rack", "2")}}}},
+			svc:  webSvc,
+			want: []Route{{Peer: "tor1", Prefix: pfx("203.0.113.5/32")}},
+		},
+		{
+			name: "a bad peer on this node is rejected alone",
+			cfg: Config{Pools: []Pool{prodPool}, Advertisements: []Advertisement{{Name: "a"}},
+				Peers: []Peer{tor1, {Name: "r2", MyASN: 1, ASN: 2, Address: "10.2.0.1", HoldTime: ptr(time.Second)}}},
+			svc:     webSvc,
+			want:    []Route{{Peer: "tor1", Prefix: pfx("203.0.113.5/32")}},
+			wantErr: `BGPPeer "r2": spec.holdTime: 1s is below the BGP minimum of 3s`,
+		},
+		{
+			name: "a peer with a reading problem (missing Secret) is rejected alone",
+			cfg: Config{Pools: []Pool{prodPool}, Advertisements: []Advertisement{{Name: "a"}},
+				Peers: []Peer{tor1, {Name: "r2", MyASN: 1, ASN: 2, Address: "10.2.0.1", Err: errors.New("spec.passwordSecret: Secret x/y not found")}}},
+			svc:     webSvc,
+			want:    []Route{{Peer: "tor1", Prefix: pfx("203.0.113.5/32")}},
+			wantErr: `BGPPeer "r2": spec.passwordSecret: Secret x/y not found`,
+		},
+		{
+			name: "a bad pool beside a good one",
+			cfg: Config{Pools: []Pool{prodPool, {Name: "bad", Addresses: []string{"10.0.0.0/33"}}},
+				Peers: []Peer{tor1}, Advertisements: []Advertisement{{Name: "a"}}},
+			svc:     webSvc,
+			want:    []Route{{Peer: "tor1", Prefix: pfx("203.0.113.5/32")}},
+			wantErr: `IPAddressPool "bad": spec.addresses[0]: "10.0.0.0/33" is not a valid CIDR or range`,
+		},
+		{
+			name: "a pool with a reading problem is rejected",
+			cfg: Config{Pools: []Pool{{Name: "prod", Addresses: []string{"203.0.113.0/24"}, Err: errors.New("spec.serviceAllocation.serviceSelectors[0]: bad")}},
+				Peers: []Peer{tor1}, Advertisements: []Advertisement{{Name: "a"}}},
+			svc:     webSvc,
+			want:    []Route{},
+			wantErr: `IPAddressPool "prod": spec.serviceAllocation.serviceSelectors[0]: bad`,
+		},
+		{
+			name: "a bad community rejects only its advertisement",
+			cfg: Config{Pools: []Pool{prodPool}, Peers: []Peer{tor1},
+				Advertisements: []Advertisement{{Name: "a", Communities: []string{"1:1"}}, {Name: "b", Communities: []string{"65000:70000"}}}},
+			svc:     webSvc,
+			want:    []Route{{Peer: "tor1", Prefix: pfx("203.0.113.5/32"), Communities: []Community{com("1:1")}}},
+			wantErr: `BGPAdvertisement "b": spec.communities: community "65000:70000": "70000" is not a 16-bit number`,
+		},
+		{
+			name: "an invalid alias rejects only the advertisement using it",
+			cfg: Config{Pools: []Pool{prodPool}, Peers: []Peer{tor1}, Communities: map[string]string{"bad": "x"},
+				Advertisements: []Advertisement{{Name: "a"}, {Name: "b", Communities: []string{"bad"}}}},
+			svc:     webSvc,
+			want:    []Route{{Peer: "tor1", Prefix: pfx("203.0.113.5/32")}},
+			wantErr: `BGPAdvertisement "b": spec.communities: alias "bad"`,
+		},
+		{
+			name: "a peer naming a missing BFDProfile is rejected alone",
+			cfg: Config{Pools: []Pool{prodPool}, Advertisements: []Advertisement{{Name: "a"}},
+				Peers: []Peer{tor1, {Name: "tor2", MyASN: 65100, ASN: 65000, Address: "10.0.0.2", BFDProfile: "fast"}}},
+			svc:     webSvc,
+			want:    []Route{{Peer: "tor1", Prefix: pfx("203.0.113.5/32")}},
+			wantErr: `BGPPeer "tor2": spec.bfdProfile: BFDProfile "fast" does not exist`,
 		},
 		{
 			name:    "bad selector is a config error",
@@ -300,18 +388,22 @@ func TestRoutes(t *testing.T) {
 			if tt.node != nil {
 				n = *tt.node
 			}
-			plan, err := Compile(tt.cfg, n)
-			var got []Route
-			if err == nil {
-				got, err = plan.Routes(tt.svc)
+			plan, problems := Compile(tt.cfg, n)
+			got, err := plan.Routes(tt.svc)
+			var errs []error
+			for _, p := range problems {
+				errs = append(errs, p)
 			}
+			errs = append(errs, err)
+			err = errors.Join(errs...)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("error = %v, want it to contain %q", err, tt.wantErr)
 				}
-				return
-			}
-			if err != nil {
+				if tt.want == nil {
+					return
+				}
+			} else if err != nil {
 				t.Fatalf("unexpected error: %v", err)
 			}
 			if got == nil {
@@ -336,9 +428,9 @@ func TestSessions(t *testing.T) {
 			{Name: "c", MyASN: 65100, ASN: 65000, Address: "10.0.0.3", NodeSelectors: []metav1.LabelSelector{sel("zone", "z")}},
 		},
 	}
-	plan, err := Compile(cfg, node)
-	if err != nil {
-		t.Fatal(err)
+	plan, problems := Compile(cfg, node)
+	if len(problems) > 0 {
+		t.Fatal(problems)
 	}
 	want := []Session{
 		{Name: "a", MyASN: 65100, PeerASN: 65100, PeerAddress: ip("10.0.0.1"), PeerPort: 179, RouterID: ip("1.2.3.4"),
@@ -365,18 +457,30 @@ func TestSessions(t *testing.T) {
 		{Peer{Name: "x", MyASN: 1, Address: "10.0.0.1"}, node, "spec.peerASN"},
 		{Peer{Name: "x", MyASN: 1, ASN: 2, Address: "10.0.0.1", RouterID: "::1"}, node, "spec.routerID"},
 		{Peer{Name: "x", MyASN: 1, ASN: 2, Address: "10.0.0.1"}, Node{Name: "v6", Addresses: []netip.Addr{ip("2001:db8::1")}}, "has no IPv4 address"},
+		// Issue #8 (13): never accept silently what GoBGP would not run as written.
+		{Peer{Name: "x", MyASN: 1, ASN: 2, Address: "10.0.0.1", HoldTime: ptr(9 * time.Second), KeepaliveTime: ptr(9 * time.Second)}, node,
+			"spec.keepaliveTime: 9s must be lower than holdTime 9s"},
+		{Peer{Name: "x", MyASN: 1, ASN: 2, Address: "10.0.0.1", HoldTime: ptr(time.Duration(0))}, node, "spec.holdTime: 0s (no keepalives) is not supported"},
+		{Peer{Name: "x", MyASN: 1, ASN: 2, Address: "10.0.0.1", VRFName: "red"}, node, `spec.vrf: "red": VRFs are not supported`},
+		{Peer{Name: "x", MyASN: 1, ASN: 2, Address: "10.0.0.1", DisableMP: true}, node, "spec.disableMP: true is not supported"},
+		{Peer{Name: "x", MyASN: 1, ASN: 2, Address: "10.0.0.1", NodeSelectors: []metav1.LabelSelector{{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "k", Operator: "Bogus"}}}}}, node, "spec.nodeSelectors"},
 	} {
-		if _, err := Compile(Config{Peers: []Peer{tc.peer}}, tc.node); err == nil || !strings.Contains(err.Error(), tc.err) {
-			t.Errorf("peer %+v: error %v, want %q", tc.peer, err, tc.err)
+		peers := []Peer{tc.peer}
+		if tc.node.Name == node.Name {
+			peers = append(peers, tor1)
+		}
+		plan, problems := Compile(Config{Peers: peers}, tc.node)
+		if len(problems) != 1 || problems[0].Kind != KindPeer || problems[0].Name != "x" || !strings.Contains(problems[0].Error(), tc.err) {
+			t.Errorf("peer %+v: problems %v, want one containing %q", tc.peer, problems, tc.err)
+		}
+		if tc.node.Name == node.Name && len(plan.Sessions()) != 1 {
+			t.Errorf("peer %+v: the good peer did not apply: %v", tc.peer, plan.Sessions())
 		}
 	}
 }
 
 func TestEligibleAndReasons(t *testing.T) {
-	plan, err := Compile(Config{}, node)
-	if err != nil {
-		t.Fatal(err)
-	}
+	plan, _ := Compile(Config{}, node)
 	if ok, _ := plan.Eligible(); !ok {
 		t.Error("node should be eligible")
 	}
@@ -445,9 +549,9 @@ func TestRangeToPrefixes(t *testing.T) {
 
 func TestNextHopV6(t *testing.T) {
 	n := Node{Name: "n", Addresses: []netip.Addr{ip("10.0.0.21"), ip("2001:db8::21")}}
-	plan, err := Compile(Config{Peers: []Peer{tor1, {Name: "v6", MyASN: 1, ASN: 2, Address: "2001:db8::1", RouterID: "1.1.1.1"}}}, n)
-	if err != nil {
-		t.Fatal(err)
+	plan, problems := Compile(Config{Peers: []Peer{tor1, {Name: "v6", MyASN: 1, ASN: 2, Address: "2001:db8::1", RouterID: "1.1.1.1"}}}, n)
+	if len(problems) > 0 {
+		t.Fatal(problems)
 	}
 	s := plan.Sessions()
 	if s[0].Name != "tor1" || s[0].NextHopV6 != ip("2001:db8::21") {

@@ -3,12 +3,15 @@ package announce
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"sort"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/ecmplb/ecmplb/internal/validation"
 )
 
 // Plan is a compiled, validated configuration for one node. It is immutable and safe
@@ -41,72 +44,100 @@ type compiledAd struct {
 }
 
 // Compile validates cfg and precomputes everything that does not depend on a single
-// Service. Every problem is reported (joined), each naming the object and field; on
-// error the Plan is nil and the caller keeps its last good one.
-func Compile(cfg Config, node Node) (*Plan, error) {
-	var errs []error
+// Service. Bad objects are rejected one by one: each is left out of the Plan and
+// reported as a Problem naming the object and field, and the rest applies. An object
+// that depends on another (an advertisement naming an invalid community alias, a
+// BGPPeer naming a missing BFDProfile) rejects only itself. A BGPPeer whose
+// nodeSelectors do not select this node is never checked, so it is never a problem
+// here. Problems are sorted by kind and name.
+func Compile(cfg Config, node Node) (*Plan, []Problem) {
+	var problems []Problem
+	reject := func(kind, name string, err error) {
+		problems = append(problems, Problem{Kind: kind, Name: name, Err: err})
+	}
 	p := &Plan{node: node, sessionIdx: map[string]int{}}
 	p.eligible, p.ineligible = nodeEligible(node)
 
-	// Pools, sorted by name so that overlapping pools resolve the same way everywhere.
+	// Pools: each checked alone, then overlaps resolved by age (the same rule
+	// the controller applies), so an IP belongs to at most one pool.
 	pools := slices.Clone(cfg.Pools)
 	sort.Slice(pools, func(i, j int) bool { return pools[i].Name < pools[j].Name })
-	poolIdx := map[string]int{}
+	var valid []Pool
+	var spans []validation.PoolSpan
+	compiled := map[string]compiledPool{}
 	for _, pl := range pools {
-		cp := compiledPool{name: pl.Name}
-		for _, a := range pl.Addresses {
-			r, pfx, err := parseAddresses(a)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("IPAddressPool %q: spec.addresses: %w", pl.Name, err))
-				continue
-			}
-			cp.ranges = append(cp.ranges, r)
-			cp.prefixes = append(cp.prefixes, pfx...)
+		if pl.Err != nil {
+			reject(KindPool, pl.Name, pl.Err)
+			continue
 		}
-		poolIdx[pl.Name] = len(p.pools)
-		p.pools = append(p.pools, cp)
+		rs, err := validation.PoolAddresses(pl.Addresses)
+		if err != nil {
+			reject(KindPool, pl.Name, err)
+			continue
+		}
+		cp := compiledPool{name: pl.Name}
+		for _, r := range rs {
+			cp.ranges = append(cp.ranges, addrRange{r.First, r.Last})
+			cp.prefixes = append(cp.prefixes, rangeToPrefixes(r.First, r.Last)...)
+		}
+		compiled[pl.Name] = cp
+		valid = append(valid, pl)
+		spans = append(spans, validation.PoolSpan{Name: pl.Name, Created: pl.Created, Ranges: rs})
+	}
+	losers := validation.ResolveOverlaps(spans)
+	var accepted []Pool
+	for _, pl := range valid {
+		if e := losers[pl.Name]; e != nil {
+			reject(KindPool, pl.Name, e)
+			continue
+		}
+		accepted = append(accepted, pl)
+		p.pools = append(p.pools, compiled[pl.Name])
 	}
 
-	// Sessions: peers whose nodeSelectors select this node.
+	// Sessions: peers whose nodeSelectors select this node, and only those are
+	// checked.
 	peers := slices.Clone(cfg.Peers)
 	sort.Slice(peers, func(i, j int) bool { return peers[i].Name < peers[j].Name })
 	for _, pr := range peers {
-		s, err := compileSession(pr, cfg.BFDProfiles, node)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("BGPPeer %q: %w", pr.Name, err))
-			continue
-		}
 		ok, err := matchAny(pr.NodeSelectors, node.Labels)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("BGPPeer %q: spec.nodeSelectors: %w", pr.Name, err))
+			reject(KindPeer, pr.Name, fmt.Errorf("spec.nodeSelectors: %w", err))
 			continue
 		}
-		if ok {
-			p.sessionIdx[s.Name] = len(p.sessions)
-			p.sessions = append(p.sessions, s)
+		if !ok {
+			continue
 		}
+		s, err := compileSession(pr, cfg.BFDProfiles, node)
+		if err != nil {
+			reject(KindPeer, pr.Name, err)
+			continue
+		}
+		p.sessionIdx[s.Name] = len(p.sessions)
+		p.sessions = append(p.sessions, s)
 	}
 
 	// Advertisements that select this node.
 	ads := slices.Clone(cfg.Advertisements)
 	sort.Slice(ads, func(i, j int) bool { return ads[i].Name < ads[j].Name })
 	for _, ad := range ads {
-		ca, selected, err := p.compileAd(ad, pools, cfg.Communities)
+		ca, selected, err := p.compileAd(ad, accepted, cfg.Communities)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("BGPAdvertisement %q: %w", ad.Name, err))
+			reject(KindAdvertisement, ad.Name, err)
 			continue
 		}
 		if selected {
 			p.ads = append(p.ads, ca)
 		}
 	}
-	if err := p.checkLocalPrefs(); err != nil {
-		errs = append(errs, err)
-	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
-	}
-	return p, nil
+	problems = append(problems, p.checkLocalPrefs()...)
+	sort.SliceStable(problems, func(i, j int) bool {
+		if problems[i].Kind != problems[j].Kind {
+			return problems[i].Kind < problems[j].Kind
+		}
+		return problems[i].Name < problems[j].Name
+	})
+	return p, problems
 }
 
 func nodeEligible(n Node) (bool, string) {
@@ -123,7 +154,13 @@ func compileSession(pr Peer, profiles map[string]BFDProfile, node Node) (Session
 	s := Session{
 		Name: pr.Name, MyASN: pr.MyASN, PeerASN: pr.ASN, PeerPort: pr.Port,
 		EBGPMultiHop: pr.EBGPMultiHop, Password: pr.Password,
-		GracefulRestart: pr.EnableGracefulRestart, VRFName: pr.VRFName,
+		GracefulRestart: pr.EnableGracefulRestart,
+	}
+	if pr.Err != nil {
+		return s, pr.Err
+	}
+	if err := validation.UnsupportedPeerFields(pr.VRFName, pr.DisableMP); err != nil {
+		return s, err
 	}
 	if pr.MyASN == 0 {
 		return s, errors.New("spec.myASN: must be set")
@@ -177,26 +214,11 @@ func compileSession(pr Peer, profiles map[string]BFDProfile, node Node) (Session
 			}
 		}
 	}
-	s.HoldTime = DefaultHoldTime
-	if pr.HoldTime != nil {
-		s.HoldTime = *pr.HoldTime
+	if s.HoldTime, s.KeepaliveTime, err = validation.Timers(pr.HoldTime, pr.KeepaliveTime); err != nil {
+		return s, err
 	}
-	if s.HoldTime != 0 && s.HoldTime < 3e9 {
-		return s, fmt.Errorf("spec.holdTime: %s is below the BGP minimum of 3s", s.HoldTime)
-	}
-	s.KeepaliveTime = s.HoldTime / 3
-	if pr.KeepaliveTime != nil {
-		s.KeepaliveTime = *pr.KeepaliveTime
-		if s.KeepaliveTime > s.HoldTime {
-			return s, fmt.Errorf("spec.keepaliveTime: %s is longer than holdTime %s", s.KeepaliveTime, s.HoldTime)
-		}
-	}
-	s.ConnectTime = DefaultConnectTime
-	if pr.ConnectTime != nil {
-		s.ConnectTime = *pr.ConnectTime
-		if s.ConnectTime < 1e9 || s.ConnectTime > 65535e9 {
-			return s, fmt.Errorf("spec.connectTime: %s is outside 1s-65535s", s.ConnectTime)
-		}
+	if s.ConnectTime, err = validation.ConnectTime(pr.ConnectTime); err != nil {
+		return s, err
 	}
 	if pr.BFDProfile != "" {
 		bp, ok := profiles[pr.BFDProfile]
@@ -284,32 +306,50 @@ func (p *Plan) compileAd(ad Advertisement, pools []Pool, aliases map[string]stri
 	return ca, nodeOK, nil
 }
 
-// checkLocalPrefs rejects two advertisements that would give the same pool different
-// local-prefs towards the same iBGP peer for every Service (neither narrows by Service
-// selector). Conflicts that depend on Service labels are found per Service in Routes.
-func (p *Plan) checkLocalPrefs() error {
-	var errs []error
-	for i := range p.ads {
-		for j := i + 1; j < len(p.ads); j++ {
+// checkLocalPrefs rejects an advertisement that would give a pool a different
+// local-pref towards an iBGP peer than an advertisement sorting before it, for every
+// Service (neither narrows by Service selector): the later one (by name) is left
+// out. Conflicts that depend on Service labels are found per Service in Routes.
+func (p *Plan) checkLocalPrefs() []Problem {
+	var problems []Problem
+	rejected := map[int]bool{}
+	for j := range p.ads {
+	pairs:
+		for i := 0; i < j; i++ {
+			if rejected[i] {
+				continue
+			}
 			a, b := &p.ads[i], &p.ads[j]
 			if a.localPref == 0 || b.localPref == 0 || a.localPref == b.localPref ||
 				len(a.services) > 0 || len(b.services) > 0 {
 				continue
 			}
-			for pool := range a.pools {
-				if !b.pools[pool] {
+			for _, pool := range slices.Sorted(maps.Keys(b.pools)) {
+				if !a.pools[pool] {
 					continue
 				}
-				for _, s := range a.peers {
-					if slices.Contains(b.peers, s) && p.sessions[s].IBGP() {
-						errs = append(errs, fmt.Errorf("BGPAdvertisements %q and %q: spec.localPref: %d and %d conflict for IPAddressPool %q towards BGPPeer %q",
-							a.name, b.name, a.localPref, b.localPref, p.pools[pool].name, p.sessions[s].Name))
+				for _, s := range b.peers {
+					if slices.Contains(a.peers, s) && p.sessions[s].IBGP() {
+						rejected[j] = true
+						problems = append(problems, Problem{Kind: KindAdvertisement, Name: b.name, Err: fmt.Errorf(
+							"spec.localPref: %d conflicts with %d of BGPAdvertisement %q for IPAddressPool %q towards BGPPeer %q",
+							b.localPref, a.localPref, a.name, p.pools[pool].name, p.sessions[s].Name)})
+						break pairs
 					}
 				}
 			}
 		}
 	}
-	return errors.Join(errs...)
+	if len(rejected) > 0 {
+		kept := p.ads[:0]
+		for i, ad := range p.ads {
+			if !rejected[i] {
+				kept = append(kept, ad)
+			}
+		}
+		p.ads = kept
+	}
+	return problems
 }
 
 func selectors(in []metav1.LabelSelector) ([]labels.Selector, error) {

@@ -6,10 +6,13 @@
 package announce
 
 import (
+	"fmt"
 	"net/netip"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/ecmplb/ecmplb/internal/validation"
 )
 
 // ExcludeLabel marks nodes that must not announce load-balancer addresses.
@@ -20,6 +23,12 @@ type Pool struct {
 	Name      string
 	Labels    map[string]string
 	Addresses []string // CIDRs or "first-last" ranges
+	// Created is metadata.creationTimestamp: of two overlapping pools the
+	// older is used and the other rejected (validation.ResolveOverlaps).
+	Created time.Time
+	// Err is a problem found while reading the object (checks that need
+	// fields announce does not carry); the pool is rejected with it.
+	Err error
 }
 
 // Advertisement is a BGPAdvertisement.
@@ -52,7 +61,12 @@ type Peer struct {
 	BFDProfile            string
 	EnableGracefulRestart bool
 	EBGPMultiHop          bool
-	VRFName               string
+	VRFName               string // not supported: rejected when set
+	DisableMP             bool   // not supported: rejected when true
+	// Err is a problem found while reading the object (a missing password
+	// Secret, a field announce does not carry). It rejects the peer only on
+	// nodes its nodeSelectors select.
+	Err error
 }
 
 // BFDProfile is a BFDProfile resource; nil fields take the BFD defaults.
@@ -89,9 +103,28 @@ type Node struct {
 
 // Defaults for BGP sessions.
 const (
-	DefaultHoldTime    = 90 * time.Second
-	DefaultConnectTime = 5 * time.Second
+	DefaultHoldTime    = validation.DefaultHoldTime
+	DefaultConnectTime = validation.DefaultConnectTime
 	DefaultPort        = 179
+)
+
+// Problem is one object Compile rejected; the rest of the configuration
+// applies without it.
+type Problem struct {
+	Kind string // IPAddressPool, BGPPeer, BGPAdvertisement, Community, BFDProfile
+	Name string
+	Err  error // names the field
+}
+
+func (p Problem) Error() string { return fmt.Sprintf("%s %q: %v", p.Kind, p.Name, p.Err) }
+
+// Object kinds as named in Problems.
+const (
+	KindPool          = "IPAddressPool"
+	KindPeer          = "BGPPeer"
+	KindAdvertisement = "BGPAdvertisement"
+	KindCommunity     = "Community"
+	KindBFDProfile    = "BFDProfile"
 )
 
 // Session is one BGP session this node runs (one per selected BGPPeer).

@@ -28,6 +28,7 @@ import (
 	"k8s.io/client-go/tools/record"
 
 	"github.com/ecmplb/ecmplb/api/v1beta1"
+	"github.com/ecmplb/ecmplb/internal/validation"
 	"github.com/ecmplb/ecmplb/speaker/announce"
 	"github.com/ecmplb/ecmplb/speaker/status"
 )
@@ -53,6 +54,13 @@ type Options struct {
 	// OnSessions, if set, is called with the sessions after every accepted
 	// configuration (the BFD wiring uses it).
 	OnSessions func([]announce.Session)
+	// LoadBalancerClass: announce only Services of this spec.loadBalancerClass;
+	// "" means only Services without a class. It must match the controller's
+	// --lb-class (the rule is validation.HandlesService for both).
+	LoadBalancerClass string
+	// ListWatch, if set, replaces MetalLB for listing and watching a metallb.io
+	// resource (plural name, e.g. "bgppeers") in Namespace; tests use it.
+	ListWatch  func(resource string) cache.ListerWatcher
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 }
@@ -70,7 +78,8 @@ type Controller struct {
 	plan                                        *announce.Plan
 	lastCfg                                     *announce.Config
 	lastNode                                    *announce.Node
-	lastCfgErr                                  string
+	good                                        lastGood
+	reported                                    map[objectKey]string // rejected objects -> message reported
 
 	mu    sync.Mutex
 	state map[string][]announce.Route // what each Service announces, for status
@@ -83,7 +92,8 @@ func New(o Options) *Controller {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	c := &Controller{o: o, log: o.Logger, q: newQueue(), state: map[string][]announce.Route{}}
+	c := &Controller{o: o, log: o.Logger, q: newQueue(), state: map[string][]announce.Route{},
+		good: newLastGood(), reported: map[objectKey]string{}}
 	c.m = newControllerMetrics(o.Registerer)
 	strip := transform
 	all := informers.NewSharedInformerFactoryWithOptions(o.Client, 0, informers.WithTransform(strip))
@@ -104,10 +114,20 @@ func New(o Options) *Controller {
 			lo.FieldSelector = fields.OneTermEqualSelector("metadata.name", o.NodeName).String()
 		}))
 	c.nodes = nodeF.Core().V1().Nodes().Informer()
-	nsF := informers.NewSharedInformerFactoryWithOptions(o.Client, 0, informers.WithTransform(strip), informers.WithNamespace(o.Namespace))
+	// BGPPeer password Secrets are of type basic-auth (as in MetalLB); watching
+	// only those keeps every other Secret of the namespace out of memory.
+	nsF := informers.NewSharedInformerFactoryWithOptions(o.Client, 0, informers.WithTransform(strip), informers.WithNamespace(o.Namespace),
+		informers.WithTweakListOptions(func(lo *metav1.ListOptions) {
+			lo.FieldSelector = fields.OneTermEqualSelector("type", validation.PasswordSecretType).String()
+		}))
 	c.secrets = nsF.Core().V1().Secrets().Informer()
 	crd := func(resource string, obj runtime.Object) cache.SharedIndexInformer {
-		lw := cache.NewListWatchFromClient(o.MetalLB, resource, o.Namespace, fields.Everything())
+		var lw cache.ListerWatcher
+		if o.ListWatch != nil {
+			lw = o.ListWatch(resource)
+		} else {
+			lw = cache.NewListWatchFromClient(o.MetalLB, resource, o.Namespace, fields.Everything())
+		}
 		inf := cache.NewSharedIndexInformer(lw, obj, 0, cache.Indexers{})
 		_ = inf.SetTransform(strip)
 		return inf
@@ -197,7 +217,9 @@ func (c *Controller) Run(ctx context.Context) error {
 }
 
 // reconfigure compiles the configuration; it returns true when a new plan is in
-// force (and every Service must be recomputed).
+// force (and every Service must be recomputed). Bad objects are left out one by
+// one and reported; an object whose newest version is bad but an earlier version
+// was accepted keeps that version while the speaker runs.
 func (c *Controller) reconfigure() bool {
 	nodeObj, ok, _ := c.nodes.GetIndexer().GetByKey(c.o.NodeName)
 	if !ok {
@@ -205,6 +227,31 @@ func (c *Controller) reconfigure() bool {
 		return false
 	}
 	node := NodeFrom(nodeObj.(*corev1.Node))
+	objs := c.objects()
+	cfg, plan, problems, kept := c.compile(objs, node)
+	c.report(objs, problems, kept)
+	if c.plan != nil && reflect.DeepEqual(c.lastCfg, &cfg) && reflect.DeepEqual(c.lastNode, &node) {
+		return false
+	}
+	c.plan, c.lastCfg, c.lastNode = plan, &cfg, &node
+	sessions := plan.Sessions()
+	if err := c.o.Announcer.SetSessions(sessions); err != nil {
+		c.log.Error("configuring BGP sessions", "err", err)
+	}
+	if c.o.OnSessions != nil {
+		c.o.OnSessions(sessions)
+	}
+	names := make([]string, 0, len(sessions))
+	for _, s := range sessions {
+		names = append(names, s.Name)
+	}
+	ok, why := plan.Eligible()
+	c.log.Info("configuration applied", "sessions", names, "announcing", ok, "reason", why, "rejectedObjects", len(problems))
+	return true
+}
+
+// objects snapshots the metallb.io objects from the informer caches.
+func (c *Controller) objects() Objects {
 	objs := Objects{Namespace: c.o.Namespace, Secret: func(ns, name string) *corev1.Secret {
 		o, ok, _ := c.secrets.GetIndexer().GetByKey(ns + "/" + name)
 		if !ok {
@@ -230,43 +277,72 @@ func (c *Controller) reconfigure() bool {
 	sortByName(objs.Pools)
 	sortByName(objs.Advertisements)
 	sortByName(objs.Peers)
+	sortByName(objs.Communities)
 	sortByName(objs.BFDProfiles)
-	cfg, err := ConfigFrom(objs)
-	var plan *announce.Plan
-	if err == nil {
-		plan, err = announce.Compile(cfg, node)
+	return objs
+}
+
+// compile builds the plan in force from objs: the newest version of every object,
+// except that a rejected object with an accepted earlier version uses that version
+// (kept lists those, when that version is still accepted). problems are about the
+// newest versions.
+func (c *Controller) compile(objs Objects, node announce.Node) (cfg announce.Config, plan *announce.Plan, problems []announce.Problem, kept map[objectKey]bool) {
+	cfg, problems = compileAll(objs, node)
+	bad := map[objectKey]bool{}
+	for _, p := range problems {
+		bad[objectKey{p.Kind, p.Name}] = true
 	}
-	if err != nil {
-		c.m.configStale.Set(1)
-		if msg := err.Error(); msg != c.lastCfgErr {
-			c.lastCfgErr = msg
-			c.m.configErrors.Inc()
-			c.log.Error("configuration rejected; keeping the last good one", "err", err)
-			c.nodeEvent(nodeObj.(*corev1.Node), corev1.EventTypeWarning, "InvalidConfiguration",
-				"configuration rejected, keeping the last good one: %v", err)
+	c.good.record(objs, cfg, bad)
+	cfg, kept, still := c.good.substitute(objs, bad)
+	plan, more := announce.Compile(cfg, node)
+	for _, p := range append(still, more...) {
+		delete(kept, objectKey{p.Kind, p.Name})
+	}
+	return cfg, plan, problems, kept
+}
+
+// compileAll converts and compiles, returning the configuration and every problem.
+func compileAll(objs Objects, node announce.Node) (announce.Config, []announce.Problem) {
+	cfg, problems := ConfigFrom(objs)
+	_, more := announce.Compile(cfg, node)
+	return cfg, append(problems, more...)
+}
+
+// report publishes each rejected object once per distinct message (Event on the
+// object, log line, gauge) and clears the gauge of objects that are fine again.
+func (c *Controller) report(objs Objects, problems []announce.Problem, kept map[objectKey]bool) {
+	now := map[objectKey]string{}
+	for _, p := range problems {
+		k := objectKey{p.Kind, p.Name}
+		msg := p.Error()
+		if kept[k] {
+			msg += "; its previous valid version stays in use"
+		} else {
+			msg += "; the object is ignored"
 		}
-		return false
+		now[k] = msg
+		c.m.invalid.WithLabelValues(p.Kind, p.Name).Set(1)
+		if c.reported[k] == msg {
+			continue
+		}
+		c.m.configErrors.Inc()
+		c.log.Error("invalid configuration object", "kind", p.Kind, "name", p.Name, "err", p.Err.Error(), "previousVersionKept", kept[k])
+		if obj := objs.find(k); obj != nil {
+			c.event(obj, corev1.EventTypeWarning, ReasonInvalidConfiguration, "%s", msg)
+		}
 	}
-	c.m.configStale.Set(0)
-	c.lastCfgErr = ""
-	if c.plan != nil && reflect.DeepEqual(c.lastCfg, &cfg) && reflect.DeepEqual(c.lastNode, &node) {
-		return false
+	for k := range c.reported {
+		if _, ok := now[k]; !ok {
+			c.m.invalid.DeleteLabelValues(k.kind, k.name)
+			c.log.Info("configuration object accepted again", "kind", k.kind, "name", k.name)
+		}
 	}
-	c.plan, c.lastCfg, c.lastNode = plan, &cfg, &node
-	sessions := plan.Sessions()
-	if err := c.o.Announcer.SetSessions(sessions); err != nil {
-		c.log.Error("configuring BGP sessions", "err", err)
+	c.reported = now
+	stale := 0.0
+	if len(kept) > 0 {
+		stale = 1
 	}
-	if c.o.OnSessions != nil {
-		c.o.OnSessions(sessions)
-	}
-	names := make([]string, 0, len(sessions))
-	for _, s := range sessions {
-		names = append(names, s.Name)
-	}
-	ok, why := plan.Eligible()
-	c.log.Info("configuration accepted", "sessions", names, "announcing", ok, "reason", why)
-	return true
+	c.m.configStale.Set(stale)
 }
 
 func sortByName[T metav1.Object](l []T) {
@@ -283,8 +359,12 @@ func (c *Controller) sync(key string) {
 	var routes []announce.Route
 	var svc *corev1.Service
 	var as announce.Service
+	foreign := false
 	if exists {
 		svc = obj.(*corev1.Service)
+		foreign = !validation.HandlesService(svc, c.o.LoadBalancerClass)
+	}
+	if exists && !foreign {
 		var eps []*discoveryv1.EndpointSlice
 		objs, _ := c.slices.GetIndexer().ByIndex(sliceByService, key)
 		for _, o := range objs {
@@ -333,6 +413,9 @@ func (c *Controller) sync(key string) {
 		c.log.Debug("withdrawing service", "service", key)
 		if svc != nil {
 			why := c.plan.NotAnnouncedReason(as)
+			if foreign {
+				why = "it is not a LoadBalancer Service of this speaker's class"
+			}
 			if why == "" {
 				why = "no BGPAdvertisement covers its address for this node"
 			}
@@ -380,19 +463,15 @@ func (c *Controller) event(obj runtime.Object, typ, reason, format string, args 
 	}
 }
 
-func (c *Controller) nodeEvent(n *corev1.Node, typ, reason, format string, args ...any) {
-	if c.o.Recorder == nil {
-		return
-	}
-	// Events on Nodes are looked up by name with the node's UID, as kubelet does.
-	ref := &corev1.ObjectReference{Kind: "Node", Name: n.Name, UID: n.UID, APIVersion: "v1"}
-	c.o.Recorder.Eventf(ref, typ, reason, format, args...)
-}
-
 // String is for logs.
 func (c *Controller) String() string { return fmt.Sprintf("speaker(%s)", c.o.NodeName) }
 
+// ReasonInvalidConfiguration is the reason of the Warning Event on a metallb.io
+// object this speaker rejects.
+const ReasonInvalidConfiguration = "InvalidConfiguration"
+
 type controllerMetrics struct {
+	invalid        *prometheus.GaugeVec
 	configErrors   prometheus.Counter
 	configStale    prometheus.Gauge
 	announceErrors prometheus.Counter
@@ -402,10 +481,13 @@ type controllerMetrics struct {
 
 func newControllerMetrics(reg prometheus.Registerer) *controllerMetrics {
 	m := &controllerMetrics{
+		invalid: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "ecmplb", Subsystem: "speaker",
+			Name: "invalid_object", Help: "1 for each metallb.io object this speaker rejects (the series disappears once it is fixed)."},
+			[]string{"kind", "name"}),
 		configErrors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "ecmplb", Subsystem: "speaker",
-			Name: "config_errors_total", Help: "Configurations rejected (the last good one stays in force)."}),
+			Name: "config_errors_total", Help: "Rejections of metallb.io objects reported (once per object and message)."}),
 		configStale: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "ecmplb", Subsystem: "speaker",
-			Name: "config_stale", Help: "1 while the newest configuration is rejected and an older one is in force."}),
+			Name: "config_stale", Help: "1 while some object's newest version is rejected and its previous valid version is in force."}),
 		announceErrors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "ecmplb", Subsystem: "speaker",
 			Name: "announce_errors_total", Help: "Service recomputations that kept the previous routes because of an error."}),
 		announced: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "ecmplb", Subsystem: "speaker",
@@ -415,7 +497,7 @@ func newControllerMetrics(reg prometheus.Registerer) *controllerMetrics {
 			Buckets: prometheus.ExponentialBuckets(1e-5, 4, 10)}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.configErrors, m.configStale, m.announceErrors, m.announced, m.syncSeconds)
+		reg.MustRegister(m.invalid, m.configErrors, m.configStale, m.announceErrors, m.announced, m.syncSeconds)
 	}
 	return m
 }

@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/ecmplb/ecmplb/api/v1beta1"
+	"github.com/ecmplb/ecmplb/internal/validation"
 	"github.com/ecmplb/ecmplb/speaker/announce"
 )
 
@@ -29,15 +30,24 @@ type Objects struct {
 	Namespace string
 }
 
-// ConfigFrom converts the metallb.io objects into announce's input. Problems that
-// only the Kubernetes side can see (a missing password Secret, two Community objects
-// defining one alias differently) are returned; the caller keeps its last good
-// configuration.
-func ConfigFrom(o Objects) (announce.Config, error) {
+// ConfigFrom converts the metallb.io objects into announce's input, object by
+// object. What only the Kubernetes side can check is checked here with the rules
+// the controller shares (internal/validation): a pool's whole spec goes into
+// announce.Pool.Err, a BGPPeer's static checks and its password Secret into
+// announce.Peer.Err (reported by Compile only on nodes the peer selects). Community
+// objects are checked here and returned as problems: an alias whose value is not a
+// community, or an alias another Community (sorting before it) defines differently.
+// A rejected Community's aliases are left out, so an advertisement naming one is
+// rejected in turn by Compile.
+func ConfigFrom(o Objects) (announce.Config, []announce.Problem) {
 	var cfg announce.Config
-	var errs []error
+	var problems []announce.Problem
 	for _, p := range o.Pools {
-		cfg.Pools = append(cfg.Pools, announce.Pool{Name: p.Name, Labels: p.Labels, Addresses: p.Spec.Addresses})
+		ap := announce.Pool{Name: p.Name, Labels: p.Labels, Addresses: p.Spec.Addresses, Created: p.CreationTimestamp.Time}
+		if _, err := validation.Pool(p); err != nil {
+			ap.Err = err
+		}
+		cfg.Pools = append(cfg.Pools, ap)
 	}
 	for _, a := range o.Advertisements {
 		s := a.Spec
@@ -49,54 +59,27 @@ func ConfigFrom(o Objects) (announce.Config, error) {
 		})
 	}
 	for _, p := range o.Peers {
-		s := p.Spec
-		ap := announce.Peer{
-			Name: p.Name, MyASN: s.MyASN, ASN: s.ASN, Address: s.Address, Port: s.Port,
-			SrcAddress: s.SrcAddress, RouterID: s.RouterID, NodeSelectors: s.NodeSelectors,
-			Password: s.Password, BFDProfile: s.BFDProfile, EnableGracefulRestart: s.EnableGracefulRestart,
-			EBGPMultiHop: s.EBGPMultiHop, VRFName: s.VRFName,
-			HoldTime: dur(s.HoldTime), KeepaliveTime: dur(s.KeepaliveTime), ConnectTime: dur(s.ConnectTime),
-		}
-		if s.DynamicASN != "" && s.ASN == 0 {
-			errs = append(errs, fmt.Errorf("BGPPeer %q: spec.dynamicASN is not supported by this speaker; set spec.peerASN", p.Name))
-			continue
-		}
-		if s.PasswordSecret.Name != "" {
-			if s.Password != "" {
-				errs = append(errs, fmt.Errorf("BGPPeer %q: spec.password and spec.passwordSecret are both set", p.Name))
-				continue
-			}
-			ns := s.PasswordSecret.Namespace
-			if ns == "" {
-				ns = o.Namespace
-			}
-			var sec *corev1.Secret
-			if o.Secret != nil {
-				sec = o.Secret(ns, s.PasswordSecret.Name)
-			}
-			if sec == nil {
-				errs = append(errs, fmt.Errorf("BGPPeer %q: spec.passwordSecret: Secret %s/%s not found", p.Name, ns, s.PasswordSecret.Name))
-				continue
-			}
-			pw, ok := sec.Data["password"]
-			if !ok {
-				errs = append(errs, fmt.Errorf("BGPPeer %q: spec.passwordSecret: Secret %s/%s has no key \"password\"", p.Name, ns, s.PasswordSecret.Name))
-				continue
-			}
-			ap.Password = string(pw)
-		}
-		cfg.Peers = append(cfg.Peers, ap)
+		cfg.Peers = append(cfg.Peers, peerFrom(p, o))
 	}
 	comms := append([]*v1beta1.Community(nil), o.Communities...)
 	sort.Slice(comms, func(i, j int) bool { return comms[i].Name < comms[j].Name })
 	cfg.Communities = map[string]string{}
 	owner := map[string]string{}
 	for _, c := range comms {
-		for _, a := range c.Spec.Communities {
-			if prev, ok := cfg.Communities[a.Name]; ok && prev != a.Value {
-				errs = append(errs, fmt.Errorf("Community %q: alias %q = %q conflicts with %q in Community %q", c.Name, a.Name, a.Value, prev, owner[a.Name]))
-				continue
+		var errs []error
+		for i, a := range c.Spec.Communities {
+			field := fmt.Sprintf("spec.communities[%d]", i)
+			if _, err := announce.ParseCommunity(a.Value); err != nil {
+				errs = append(errs, fmt.Errorf("%s: alias %q: %w", field, a.Name, err))
+			} else if prev, ok := cfg.Communities[a.Name]; ok && prev != a.Value {
+				errs = append(errs, fmt.Errorf("%s: alias %q = %q conflicts with %q in Community %q", field, a.Name, a.Value, prev, owner[a.Name]))
 			}
+		}
+		if len(errs) > 0 {
+			problems = append(problems, announce.Problem{Kind: announce.KindCommunity, Name: c.Name, Err: errors.Join(errs...)})
+			continue
+		}
+		for _, a := range c.Spec.Communities {
 			cfg.Communities[a.Name] = a.Value
 			owner[a.Name] = c.Name
 		}
@@ -110,7 +93,41 @@ func ConfigFrom(o Objects) (announce.Config, error) {
 			PassiveMode: s.PassiveMode, MinimumTTL: s.MinimumTTL,
 		}
 	}
-	return cfg, errors.Join(errs...)
+	return cfg, problems
+}
+
+// peerFrom converts one BGPPeer, resolving its password Secret; problems go
+// into Err.
+func peerFrom(p *v1beta1.BGPPeer, o Objects) announce.Peer {
+	s := p.Spec
+	ap := announce.Peer{
+		Name: p.Name, MyASN: s.MyASN, ASN: s.ASN, Address: s.Address, Port: s.Port,
+		SrcAddress: s.SrcAddress, RouterID: s.RouterID, NodeSelectors: s.NodeSelectors,
+		Password: s.Password, BFDProfile: s.BFDProfile, EnableGracefulRestart: s.EnableGracefulRestart,
+		EBGPMultiHop: s.EBGPMultiHop, VRFName: s.VRFName, DisableMP: s.DisableMP,
+		HoldTime: dur(s.HoldTime), KeepaliveTime: dur(s.KeepaliveTime), ConnectTime: dur(s.ConnectTime),
+	}
+	if err := validation.BGPPeer(p); err != nil {
+		ap.Err = err
+		return ap
+	}
+	if s.PasswordSecret.Name != "" {
+		ns := s.PasswordSecret.Namespace
+		if ns == "" {
+			ns = o.Namespace
+		}
+		var sec *corev1.Secret
+		if o.Secret != nil {
+			sec = o.Secret(ns, s.PasswordSecret.Name)
+		}
+		pw, err := validation.PasswordFromSecret(sec, ns, s.PasswordSecret.Name)
+		if err != nil {
+			ap.Err = err
+			return ap
+		}
+		ap.Password = pw
+	}
+	return ap
 }
 
 func dur(d *metav1.Duration) *time.Duration {

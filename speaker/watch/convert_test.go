@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/ecmplb/ecmplb/api/v1beta1"
+	"github.com/ecmplb/ecmplb/internal/validation"
 )
 
 func b(v bool) *bool     { return &v }
@@ -92,7 +93,9 @@ func TestNodeFrom(t *testing.T) {
 
 func TestConfigFrom(t *testing.T) {
 	hold := metav1.Duration{Duration: 30 * time.Second}
-	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "metallb-system", Name: "pw"}, Data: map[string][]byte{"password": []byte("s3cret")}}
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "metallb-system", Name: "pw"}, Type: validation.PasswordSecretType,
+		Data: map[string][]byte{"password": []byte("s3cret")}}
+	created := metav1.Unix(1000, 0)
 	objs := Objects{
 		Namespace: "metallb-system",
 		Secret: func(ns, name string) *corev1.Secret {
@@ -101,7 +104,7 @@ func TestConfigFrom(t *testing.T) {
 			}
 			return nil
 		},
-		Pools: []*v1beta1.IPAddressPool{{ObjectMeta: metav1.ObjectMeta{Name: "p", Labels: map[string]string{"l": "v"}},
+		Pools: []*v1beta1.IPAddressPool{{ObjectMeta: metav1.ObjectMeta{Name: "p", Labels: map[string]string{"l": "v"}, CreationTimestamp: created},
 			Spec: v1beta1.IPAddressPoolSpec{Addresses: []string{"203.0.113.0/24"}}}},
 		Advertisements: []*v1beta1.BGPAdvertisement{{ObjectMeta: metav1.ObjectMeta{Name: "a"},
 			Spec: v1beta1.BGPAdvertisementSpec{LocalPref: 50, Communities: []string{"vip"}, Peers: []string{"tor1"}}}},
@@ -112,28 +115,75 @@ func TestConfigFrom(t *testing.T) {
 			Spec: v1beta1.CommunitySpec{Communities: []v1beta1.CommunityAlias{{Name: "vip", Value: "65000:300"}}}}},
 		BFDProfiles: []*v1beta1.BFDProfile{{ObjectMeta: metav1.ObjectMeta{Name: "f"}}},
 	}
-	cfg, err := ConfigFrom(objs)
-	if err != nil {
-		t.Fatal(err)
+	cfg, problems := ConfigFrom(objs)
+	if len(problems) > 0 {
+		t.Fatal(problems)
 	}
 	p := cfg.Peers[0]
-	if p.Password != "s3cret" || *p.HoldTime != 30*time.Second || p.BFDProfile != "f" || cfg.Communities["vip"] != "65000:300" ||
-		cfg.Advertisements[0].LocalPref != 50 || cfg.Pools[0].Labels["l"] != "v" {
+	if p.Err != nil || p.Password != "s3cret" || *p.HoldTime != 30*time.Second || p.BFDProfile != "f" || cfg.Communities["vip"] != "65000:300" ||
+		cfg.Advertisements[0].LocalPref != 50 || cfg.Pools[0].Labels["l"] != "v" || !cfg.Pools[0].Created.Equal(created.Time) {
 		t.Errorf("cfg %+v", cfg)
 	}
 	if _, ok := cfg.BFDProfiles["f"]; !ok {
 		t.Error("BFD profile missing")
 	}
 
-	objs.Peers[0].Spec.PasswordSecret.Name = "missing"
-	if _, err := ConfigFrom(objs); err == nil || !strings.Contains(err.Error(), `BGPPeer "tor1": spec.passwordSecret: Secret metallb-system/missing not found`) {
-		t.Errorf("err %v", err)
+	// Problems stay with their object; the rest converts.
+	for _, tc := range []struct {
+		name string
+		mut  func(o *Objects)
+		err  string
+	}{
+		{"missing Secret", func(o *Objects) { o.Peers[0].Spec.PasswordSecret.Name = "missing" },
+			"spec.passwordSecret: Secret metallb-system/missing of type kubernetes.io/basic-auth not found"},
+		{"Secret of another type", func(o *Objects) { secret.Type = corev1.SecretTypeOpaque },
+			"spec.passwordSecret: Secret metallb-system/pw of type kubernetes.io/basic-auth not found"},
+		{"vrf", func(o *Objects) { o.Peers[0].Spec.VRFName = "red" }, `spec.vrf: "red"`},
+		{"disableMP", func(o *Objects) { o.Peers[0].Spec.DisableMP = true }, "spec.disableMP"},
+		{"keepalive equal to hold", func(o *Objects) { o.Peers[0].Spec.KeepaliveTime = &hold }, "spec.keepaliveTime: 30s must be lower than holdTime 30s"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := objs
+			o.Peers = []*v1beta1.BGPPeer{objs.Peers[0].DeepCopy()}
+			secret.Type = validation.PasswordSecretType
+			tc.mut(&o)
+			cfg, problems := ConfigFrom(o)
+			if len(problems) > 0 || len(cfg.Peers) != 1 || len(cfg.Pools) != 1 {
+				t.Fatalf("cfg %+v, problems %v", cfg, problems)
+			}
+			if err := cfg.Peers[0].Err; err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Fatalf("peer error %v, want %q", err, tc.err)
+			}
+		})
 	}
-	objs.Peers[0].Spec.PasswordSecret.Name = ""
-	objs.Communities = append(objs.Communities, &v1beta1.Community{ObjectMeta: metav1.ObjectMeta{Name: "d"},
-		Spec: v1beta1.CommunitySpec{Communities: []v1beta1.CommunityAlias{{Name: "vip", Value: "65000:301"}}}})
-	if _, err := ConfigFrom(objs); err == nil || !strings.Contains(err.Error(), `alias "vip"`) {
-		t.Errorf("err %v", err)
+	secret.Type = validation.PasswordSecretType
+
+	bad := objs
+	bad.Pools = []*v1beta1.IPAddressPool{{ObjectMeta: metav1.ObjectMeta{Name: "bad"}, Spec: v1beta1.IPAddressPoolSpec{Addresses: []string{"10.0.0.0/33"}}}}
+	if cfg, _ := ConfigFrom(bad); cfg.Pools[0].Err == nil || !strings.Contains(cfg.Pools[0].Err.Error(), `spec.addresses[0]: "10.0.0.0/33"`) {
+		t.Errorf("pool error %v", cfg.Pools[0].Err)
+	}
+
+	objs.Communities = append(objs.Communities,
+		&v1beta1.Community{ObjectMeta: metav1.ObjectMeta{Name: "d"},
+			Spec: v1beta1.CommunitySpec{Communities: []v1beta1.CommunityAlias{{Name: "vip", Value: "65000:301"}, {Name: "other", Value: "1:1"}}}},
+		&v1beta1.Community{ObjectMeta: metav1.ObjectMeta{Name: "e"},
+			Spec: v1beta1.CommunitySpec{Communities: []v1beta1.CommunityAlias{{Name: "big", Value: "65000:70000"}}}})
+	cfg, problems = ConfigFrom(objs)
+	want := []string{
+		`Community "d": spec.communities[0]: alias "vip" = "65000:301" conflicts with "65000:300" in Community "c"`,
+		`Community "e": spec.communities[0]: alias "big": community "65000:70000"`,
+	}
+	if len(problems) != len(want) {
+		t.Fatalf("problems %v", problems)
+	}
+	for i, w := range want {
+		if !strings.Contains(problems[i].Error(), w) {
+			t.Errorf("problem %v, want %q", problems[i], w)
+		}
+	}
+	if cfg.Communities["vip"] != "65000:300" || cfg.Communities["other"] != "" || cfg.Communities["big"] != "" {
+		t.Errorf("a rejected Community's aliases must be left out: %v", cfg.Communities)
 	}
 }
 
@@ -151,6 +201,12 @@ func TestTransformKeepsWhatIsRead(t *testing.T) {
 	got := ServiceFrom(ts.(*corev1.Service), []*discoveryv1.EndpointSlice{tsl.(*discoveryv1.EndpointSlice)}, "n1")
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("after transform %+v, before %+v", got, want)
+	}
+	class := "other.io/lb"
+	svc.Spec.LoadBalancerClass = &class
+	ts2, _ := transform(svc.DeepCopy())
+	if validation.HandlesService(ts2.(*corev1.Service), "") || !validation.HandlesService(ts2.(*corev1.Service), class) {
+		t.Error("transform lost spec.loadBalancerClass")
 	}
 	if s := ts.(*corev1.Service); len(s.Annotations) != 0 || len(s.Spec.Ports) != 0 {
 		t.Error("transform kept fields the speaker does not read")

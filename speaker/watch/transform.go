@@ -15,11 +15,12 @@ func slimMeta(m metav1.ObjectMeta) metav1.ObjectMeta {
 		ResourceVersion: m.ResourceVersion, Labels: m.Labels, DeletionTimestamp: m.DeletionTimestamp}
 }
 
-// slimService keeps what ServiceFrom and Events need.
+// slimService keeps what ServiceFrom, the class check and Events need.
 func slimService(s *corev1.Service) *corev1.Service {
 	out := &corev1.Service{TypeMeta: s.TypeMeta, ObjectMeta: slimMeta(s.ObjectMeta)}
 	out.Spec.Type = s.Spec.Type
 	out.Spec.ExternalTrafficPolicy = s.Spec.ExternalTrafficPolicy
+	out.Spec.LoadBalancerClass = s.Spec.LoadBalancerClass
 	if len(s.Status.LoadBalancer.Ingress) > 0 {
 		out.Status.LoadBalancer.Ingress = make([]corev1.LoadBalancerIngress, len(s.Status.LoadBalancer.Ingress))
 		for i, in := range s.Status.LoadBalancer.Ingress {
