@@ -42,6 +42,9 @@ type Config struct {
 	ServiceStatus bool
 	// Events records Events on Services and the Node.
 	Events bool
+	// LoadBalancerClass: announce only Services of this spec.loadBalancerClass
+	// ("" = only Services without a class), as the controller's --lb-class.
+	LoadBalancerClass string
 	// QPS and Burst limit the API client (defaults 200 / 400).
 	QPS   float32
 	Burst int
@@ -128,6 +131,7 @@ func Run(ctx context.Context, c Config) error {
 	opts := watch.Options{
 		NodeName: c.NodeName, Namespace: c.Namespace, Client: client, MetalLB: mlb,
 		Announcer: sp, Recorder: recorder, Logger: log.With("component", "watch"), Registerer: reg,
+		LoadBalancerClass: c.LoadBalancerClass,
 		OnSessions: func(s []announce.Session) {
 			if err := link.SetSessions(s); err != nil {
 				log.Error("configuring BFD", "err", err)
