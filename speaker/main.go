@@ -14,6 +14,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/resource"
 
+	"github.com/ecmplb/ecmplb/internal/endpoint"
 	"github.com/ecmplb/ecmplb/speaker/app"
 )
 
@@ -23,7 +24,8 @@ func main() {
 	flag.StringVar(&c.NodeName, "node-name", os.Getenv("NODE_NAME"), "name of the node this speaker runs on (env NODE_NAME)")
 	flag.StringVar(&c.Kubeconfig, "kubeconfig", os.Getenv("KUBECONFIG"), "kubeconfig file (empty: in-cluster)")
 	flag.StringVar(&c.Namespace, "namespace", "metallb-system", "namespace of the metallb.io objects")
-	flag.StringVar(&c.MetricsAddr, "metrics-addr", ":7472", "address for /metrics (empty: off)")
+	flag.StringVar(&c.MetricsAddr, "metrics-addr", "127.0.0.1:7472", "host:port for /metrics (empty: off). The speaker shares the node's network namespace: bind it to an address Prometheus reaches and the routers do not (deploy/ecmplb.yaml: the node's InternalIP, $(HOST_IP):7472); a bare IPv6 host is accepted")
+	flag.StringVar(&c.PprofAddr, "pprof-addr", "", "host:port for net/http/pprof (empty: off); loopback only, e.g. 127.0.0.1:6060")
 	flag.StringVar(&level, "log-level", "info", "debug, info, warn or error")
 	flag.BoolVar(&c.ServiceStatus, "service-status", true, "write ServiceBGPStatus objects")
 	flag.BoolVar(&c.Events, "events", true, "record Events on Services and the Node")
@@ -33,6 +35,12 @@ func main() {
 	flag.IntVar(&c.Burst, "kube-burst", 400, "API client burst")
 	flag.Parse()
 	c.QPS = float32(*qps)
+	if c.PprofAddr != "" {
+		if err := endpoint.CheckLoopback("--pprof-addr", c.PprofAddr); err != nil {
+			fmt.Fprintln(os.Stderr, "ecmplb-speaker:", err)
+			os.Exit(2)
+		}
+	}
 	if os.Getenv("GOMEMLIMIT") == "" && *memLimit != "0" {
 		q, err := resource.ParseQuantity(*memLimit)
 		if err != nil {

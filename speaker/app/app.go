@@ -10,12 +10,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
@@ -24,6 +22,7 @@ import (
 	"k8s.io/client-go/tools/record"
 
 	"github.com/ecmplb/ecmplb/bfd"
+	"github.com/ecmplb/ecmplb/internal/endpoint"
 	"github.com/ecmplb/ecmplb/speaker/announce"
 	"github.com/ecmplb/ecmplb/speaker/bfdlink"
 	"github.com/ecmplb/ecmplb/speaker/bgp"
@@ -36,8 +35,12 @@ type Config struct {
 	NodeName   string
 	Kubeconfig string // empty: in-cluster
 	Namespace  string // metallb.io objects; default metallb-system
-	// MetricsAddr serves /metrics (empty: no endpoint).
+	// MetricsAddr serves /metrics (empty: no endpoint). A bare IPv6 host is
+	// accepted ("fd00::1:7472", as "$(HOST_IP):7472" expands).
 	MetricsAddr string
+	// PprofAddr serves net/http/pprof (empty: off); it must be a loopback
+	// address.
+	PprofAddr string
 	// ServiceStatus writes ServiceBGPStatus objects.
 	ServiceStatus bool
 	// Events records Events on Services and the Node.
@@ -141,7 +144,7 @@ func Run(ctx context.Context, c Config) error {
 	if c.ServiceStatus {
 		statusW = status.NewK8s(mlb, c.Namespace, c.NodeName, func(k string) (status.Status, bool) {
 			return ctrl.ServiceStatus(k)
-		}, log.With("component", "status"))
+		}, log.With("component", "status"), status.WithRegisterer(reg))
 		opts.Status = statusW
 	}
 	ctrl = watch.New(opts)
@@ -150,18 +153,19 @@ func Run(ctx context.Context, c Config) error {
 	}
 
 	if c.MetricsAddr != "" {
-		ln, err := net.Listen("tcp", c.MetricsAddr)
+		ln, err := net.Listen("tcp", endpoint.ListenAddr(c.MetricsAddr))
 		if err != nil {
-			return fmt.Errorf("metrics listener: %w", err)
+			return fmt.Errorf("metrics listener on %q (--metrics-addr): %w", c.MetricsAddr, err)
 		}
-		mux := http.NewServeMux()
-		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		srv := &http.Server{Handler: MetricsMux(reg), ReadHeaderTimeout: 10 * time.Second}
 		go func() { _ = srv.Serve(ln) }()
 		defer srv.Close()
 		log.Info("serving metrics", "addr", ln.Addr().String())
+	}
+	if c.PprofAddr != "" {
+		if err := endpoint.ServePprof(ctx, c.PprofAddr, log); err != nil {
+			return err
+		}
 	}
 	log.Info("speaker starting", "node", c.NodeName, "namespace", c.Namespace)
 	return ctrl.Run(ctx)
