@@ -35,7 +35,7 @@ var _ = Describe("reference topology with the example manifests", Ordered, func(
 	BeforeAll(func() {
 		ctx = context.Background()
 		var err error
-		l, err = lab.Up(ctx, lab.Config{Logger: nil})
+		l, err = lab.Up(ctx, lab.Config{BinDir: binDir})
 		Expect(err).NotTo(HaveOccurred())
 		DeferCleanup(func() { Expect(l.Down()).To(Succeed()) })
 	})

@@ -1,6 +1,7 @@
 package scenarios_test
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"testing"
@@ -11,10 +12,24 @@ import (
 
 	"github.com/ecmplb/ecmplb/internal/testenv"
 	"github.com/ecmplb/ecmplb/reports"
+	"github.com/ecmplb/ecmplb/scenarios/lab"
 )
 
 // run collects every scenario of this suite run for the report.
 var run = reports.Run{Name: "scenarios: reference topology", Backend: "lab", Started: time.Now()}
+
+// binDir holds ecmplb-controller, ecmplb-speaker and fabric, built once for
+// every lab of the suite.
+var binDir string
+
+var _ = BeforeSuite(func() {
+	root, err := testenv.RepoRoot()
+	Expect(err).NotTo(HaveOccurred())
+	binDir, err = os.MkdirTemp("", "ecmplb-scenarios-bin-")
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(func() { Expect(os.RemoveAll(binDir)).To(Succeed()) })
+	Expect(lab.BuildBinaries(context.Background(), root, binDir)).To(Succeed())
+})
 
 func TestScenarios(t *testing.T) {
 	if testing.Short() {

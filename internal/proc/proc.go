@@ -28,8 +28,11 @@ type Process struct {
 
 // Options tune Start.
 type Options struct {
-	// LogPath receives stdout and stderr (created or truncated).
+	// LogPath receives stdout and stderr (created or truncated; appended to
+	// with Append).
 	LogPath string
+	// Append keeps what LogPath holds (a restarted program's earlier log).
+	Append bool
 	// Output receives stdout and stderr instead of LogPath when set.
 	Output *os.File
 	// NetNS runs the program in this named network namespace (`ip netns
@@ -43,7 +46,11 @@ func Start(name string, opts Options, bin string, args ...string) (*Process, err
 	p := &Process{Name: name, LogPath: opts.LogPath, done: make(chan struct{})}
 	out := opts.Output
 	if out == nil {
-		f, err := os.Create(opts.LogPath)
+		flags := os.O_CREATE | os.O_WRONLY | os.O_TRUNC
+		if opts.Append {
+			flags = os.O_CREATE | os.O_WRONLY | os.O_APPEND
+		}
+		f, err := os.OpenFile(opts.LogPath, flags, 0o644)
 		if err != nil {
 			return nil, err
 		}

@@ -49,3 +49,17 @@ func TestStopKillsWhatIgnoresSIGTERM(t *testing.T) {
 		t.Fatal("still running after Stop")
 	}
 }
+
+func TestAppendKeepsTheEarlierLog(t *testing.T) {
+	log := filepath.Join(t.TempDir(), "log")
+	for i, word := range []string{"first", "second"} {
+		p, err := Start("echo", Options{LogPath: log, Append: i > 0}, "echo", word)
+		if err != nil {
+			t.Fatal(err)
+		}
+		<-p.Done()
+	}
+	if got := (&Process{LogPath: log}).Tail(5); got != "first\nsecond" {
+		t.Fatalf("log = %q, want both runs", got)
+	}
+}

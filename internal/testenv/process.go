@@ -15,6 +15,11 @@ func startProcess(dir, name string, stderr *os.File, bin string, args ...string)
 	return proc.Start(name, proc.Options{LogPath: filepath.Join(dir, name+".log"), Output: stderr}, bin, args...)
 }
 
+// restartProcess starts a program again, appending to its log.
+func restartProcess(dir, name string, stderr *os.File, bin string, args ...string) (*proc.Process, error) {
+	return proc.Start(name, proc.Options{LogPath: filepath.Join(dir, name+".log"), Output: stderr, Append: true}, bin, args...)
+}
+
 func waitHTTP(ctx context.Context, url string, p *proc.Process) error {
 	for {
 		resp, err := http.Get(url)

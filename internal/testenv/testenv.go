@@ -63,9 +63,12 @@ type Env struct {
 	// Dir holds data, certificates and logs.
 	Dir string
 
-	ownDir bool
-	etcd   *proc.Process
-	api    *proc.Process
+	ownDir  bool
+	etcd    *proc.Process
+	api     *proc.Process
+	apiBin  string
+	apiArgs []string
+	stderr  *os.File
 }
 
 // Start launches the control plane for a test and stops it in t.Cleanup.
@@ -103,7 +106,7 @@ func StartProcess(ctx context.Context, opts Options) (_ *Env, err error) {
 	if opts.Namespaces == nil {
 		opts.Namespaces = []string{"metallb-system"}
 	}
-	env := &Env{Dir: opts.Dir}
+	env := &Env{Dir: opts.Dir, stderr: opts.Stderr}
 	if env.Dir == "" {
 		if env.Dir, err = os.MkdirTemp("", "ecmplb-testenv-"); err != nil {
 			return nil, err
@@ -183,6 +186,7 @@ func StartProcess(ctx context.Context, opts Options) (_ *Env, err error) {
 		"--v=1",
 	}
 	args = append(args, opts.ExtraAPIServerArgs...)
+	env.apiBin, env.apiArgs = bins.KubeAPIServer, args
 	env.api, err = startProcess(env.Dir, "kube-apiserver", opts.Stderr, bins.KubeAPIServer, args...)
 	if err != nil {
 		return nil, err
@@ -242,8 +246,43 @@ func (e *Env) Stop() error {
 	return errors.Join(errs...)
 }
 
-// APIServerPID is the process id of the apiserver, for memory reports.
-func (e *Env) APIServerPID() int { return e.api.PID() }
+// StopAPIServer stops kube-apiserver (SIGTERM, killed after 5 s) and leaves
+// etcd running: an apiserver outage as clients see it (connections refused).
+// StartAPIServer brings it back.
+func (e *Env) StopAPIServer() {
+	if e.api != nil {
+		e.api.Stop(5 * time.Second)
+	}
+}
+
+// StartAPIServer starts a stopped kube-apiserver again on the same address,
+// with the same certificates and credentials (Config and Kubeconfig stay
+// valid), and returns once it reports ready.
+func (e *Env) StartAPIServer(ctx context.Context) error {
+	if e.api != nil {
+		if exited, _ := e.api.Exited(); !exited {
+			return errors.New("kube-apiserver is running")
+		}
+	}
+	p, err := restartProcess(e.Dir, "kube-apiserver", e.stderr, e.apiBin, e.apiArgs...)
+	if err != nil {
+		return err
+	}
+	e.api = p
+	return waitReady(ctx, e.Config, p)
+}
+
+// APIServerPID is the process id of the apiserver, for memory reports (0
+// while it is stopped).
+func (e *Env) APIServerPID() int {
+	if e.api == nil {
+		return 0
+	}
+	if exited, _ := e.api.Exited(); exited {
+		return 0
+	}
+	return e.api.PID()
+}
 
 // EtcdPID is the process id of etcd, for memory reports.
 func (e *Env) EtcdPID() int { return e.etcd.PID() }

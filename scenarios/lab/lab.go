@@ -60,6 +60,9 @@ type Lab struct {
 	speakers   map[string]*proc.Process
 	bridges    map[string]*nsforward.Forwarder
 	ownDir     bool
+	// speakerPprof: the speaker binary takes --pprof-addr, so a GC can be
+	// forced before reading its heap.
+	speakerPprof bool
 }
 
 // ReferenceTopology is the fabric of the example manifests: ToRs 10.0.0.1 and
@@ -114,6 +117,8 @@ func Up(ctx context.Context, cfg Config) (_ *Lab, err error) {
 			return nil, err
 		}
 	}
+
+	l.speakerPprof = speakerHasPprof(filepath.Join(l.binDir, "ecmplb-speaker"))
 
 	l.log.Info("starting etcd and kube-apiserver")
 	l.Env, err = testenv.StartProcess(ctx, testenv.Options{Dir: filepath.Join(l.Dir, "control-plane")})
@@ -170,8 +175,12 @@ func (l *Lab) StartSpeaker(node string) error {
 			return fmt.Errorf("speaker on %s is already running", node)
 		}
 	}
-	args := append([]string{"--node-name", node, "--kubeconfig", l.Env.Kubeconfig,
-		"--metrics-addr", "127.0.0.1:7472", "--log-level", "info"}, l.cfg.SpeakerArgs...)
+	args := []string{"--node-name", node, "--kubeconfig", l.Env.Kubeconfig,
+		"--metrics-addr", speakerMetricsAddr, "--log-level", "info"}
+	if l.speakerPprof {
+		args = append(args, "--pprof-addr", speakerPprofAddr)
+	}
+	args = append(args, l.cfg.SpeakerArgs...)
 	p, err := proc.Start("speaker-"+node, proc.Options{LogPath: filepath.Join(l.Dir, "speaker-"+node+".log"), NetNS: l.Fabric.NodeNetNS(node)},
 		filepath.Join(l.binDir, "ecmplb-speaker"), args...)
 	if err != nil {

@@ -1,0 +1,810 @@
+package scenarios_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/ecmplb/ecmplb/fabric/fabric"
+	"github.com/ecmplb/ecmplb/reports"
+	"github.com/ecmplb/ecmplb/scenarios/lab"
+)
+
+// The fault suite loops the faults of production on the lab backend, with
+// BFD (300 ms x 3) on both ToRs for every node. After every fault every ToR
+// must hold exactly the expected ECMP next-hop set again within the fault's
+// bound, measured from the ToRs' timestamped RIB histories, and every speaker
+// must be back to its baseline: go_goroutines and the in-use heap after a GC
+// within 5 % plus a small absolute slack.
+//
+// ECMPLB_FAULT_CYCLES sets the cycles per fault (default 10; `make
+// bench-faults` runs 100); the apiserver outage is 30 s a cycle, so it runs
+// ECMPLB_APISERVER_DOWN_CYCLES times (default 2). ECMPLB_FAULT_SEED fixes the
+// seed of the random phases (default: Ginkgo's seed); it is printed.
+
+// Bounds, and why.
+const (
+	// BFD 300 ms x 3 declares a silent peer down 900 ms after its last
+	// packet; the ToR then resets BGP and its RIB drops the next-hop (a few
+	// ms). 1 s, plus 250 ms for scheduling on a loaded 2-core machine.
+	detectBound = 1250 * time.Millisecond
+	// A thawed speaker is back on every ToR within 3 s in every trial.
+	thawBound = 3 * time.Second
+	// After a one-way BFD failure heals, the session comes Up within one
+	// slow-rate (1 s) packet; BGP then needs a connect, OPEN and UPDATE, with
+	// the ToR's idle hold after reset (1 s) possibly in the way: 2 s, plus
+	// 1 s margin.
+	flapBound = 3 * time.Second
+	// A restarted ToR process (started ~0.3 s after SIGTERM) accepts
+	// sessions once it runs; the speaker dials again after its connect-retry
+	// (1 s) and BFD comes Up within a slow-rate packet: 2.5 s, plus 1.5 s.
+	torRestartBound = 4 * time.Second
+	// A re-enabled BFD session comes Up within one slow-rate packet (1 s,
+	// jittered) and a reply: 2 s, plus 1 s margin.
+	bfdUpBound = 3 * time.Second
+	// A restarted speaker lists its objects (~1 s against this apiserver),
+	// dials both ToRs and announces: 5 s, plus 3 s margin for the churn
+	// going on at the same time.
+	speakerRestartBound = 8 * time.Second
+	// Good configuration (a pool, an advertisement, a Service) reaches every
+	// ToR through the controller (IP) and the speakers (route): 5 s.
+	configBound = 5 * time.Second
+	// After a 30 s outage client-go's reflectors retry with exponential
+	// backoff (800 ms doubling, capped at 30 s, jittered): a watch may wait
+	// up to 30 s more before it reconnects; plus 5 s to list and announce.
+	apiserverBound = 35 * time.Second
+
+	// Baseline tolerance: 5 % of the baseline plus an absolute slack.
+	// Goroutines: 4 more or fewer, for the metrics scrape's own connection
+	// and timers or retries that happen to be in flight at the reading.
+	goroutineSlack = 4
+	// Heap after a forced GC: 1 MiB for allocator granularity (partly used
+	// spans count whole) and per-P caches. Without a forced GC (speaker
+	// without --pprof-addr) the reading includes garbage up to GOGC's 100 %:
+	// 4 MiB.
+	heapSlackGC   = 1 << 20
+	heapSlackNoGC = 4 << 20
+)
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+// sample is one fault cycle's measurements.
+type faultStats struct {
+	name    string
+	bound   time.Duration
+	samples map[string][]float64 // measurement name → ms
+	notes   []string
+}
+
+func (s *faultStats) add(name string, d time.Duration) {
+	if s.samples == nil {
+		s.samples = map[string][]float64{}
+	}
+	s.samples[name] = append(s.samples[name], float64(d.Microseconds())/1000)
+}
+
+// distribution renders min / median / p99 (or max, under 100 samples).
+func distribution(v []float64) string {
+	if len(v) == 0 {
+		return "no samples"
+	}
+	s := reports.Summarize(v)
+	if s.N >= 100 {
+		return fmt.Sprintf("n=%d min %.0f / median %.0f / p99 %.0f / max %.0f ms", s.N, s.Min, s.Median, s.P99, s.Max)
+	}
+	return fmt.Sprintf("n=%d min %.0f / median %.0f / max %.0f ms", s.N, s.Min, s.Median, s.Max)
+}
+
+var (
+	faultSummaryMu sync.Mutex
+	faultSummary   []string
+)
+
+var _ = Describe("faults of production", Ordered, ContinueOnFailure, Label("faults"), func() {
+	var (
+		l        *lab.Lab
+		ctx      context.Context
+		web      netip.Prefix
+		all      []netip.Addr
+		rnd      *rand.Rand
+		seed     int64
+		baseline = map[string]lab.Runtime{}
+		dir      string
+	)
+	cycles := envInt("ECMPLB_FAULT_CYCLES", 10)
+	apiCycles := envInt("ECMPLB_APISERVER_DOWN_CYCLES", 2)
+	printf := func(format string, args ...any) { GinkgoWriter.Printf(format, args...) }
+
+	wantWeb := func() map[netip.Prefix][]netip.Addr { return map[netip.Prefix][]netip.Addr{web: all} }
+	nodeOf := func(i int) string { return l.NodeNames()[i%len(l.NodeNames())] }
+	randomNode := func() string { return nodeOf(rnd.Intn(len(l.NodeNames()))) }
+	randomToR := func() string { ts := l.ToRNames(); return ts[rnd.Intn(len(ts))] }
+	between := func(lo, hi time.Duration) time.Duration { return lo + time.Duration(rnd.Int63n(int64(hi-lo)+1)) }
+
+	// recovered returns when every ToR last changed prefix to want at or
+	// after from (from itself when none changed).
+	recovered := func(prefix netip.Prefix, want []netip.Addr, from time.Time, tors ...string) (time.Time, error) {
+		if len(tors) == 0 {
+			tors = l.ToRNames()
+		}
+		latest := from
+		for _, tor := range tors {
+			at, err := l.SettledAt(ctx, tor, prefix, from, want)
+			if err != nil {
+				return latest, err
+			}
+			if at.After(latest) {
+				latest = at
+			}
+		}
+		return latest, nil
+	}
+
+	// checkRuntime compares every speaker with its baseline.
+	checkRuntime := func() error {
+		var errs []error
+		for _, n := range l.NodeNames() {
+			rt, err := l.SpeakerRuntime(ctx, n)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			b := baseline[n]
+			gTol := 0.05*b.Goroutines + goroutineSlack
+			if d := rt.Goroutines - b.Goroutines; d > gTol || -d > gTol {
+				errs = append(errs, fmt.Errorf("speaker on %s: %.0f goroutines, baseline %.0f (tolerance ±%.0f)", n, rt.Goroutines, b.Goroutines, gTol))
+			}
+			slack := float64(heapSlackGC)
+			if !rt.GCForced {
+				slack = heapSlackNoGC
+			}
+			if limit := 1.05*b.HeapInuse + slack; rt.HeapInuse > limit {
+				errs = append(errs, fmt.Errorf("speaker on %s: heap in use %.1f MiB, baseline %.1f MiB (limit %.1f MiB, GC forced: %v)",
+					n, rt.HeapInuse/(1<<20), b.HeapInuse/(1<<20), limit/(1<<20), rt.GCForced))
+			}
+		}
+		return errors.Join(errs...)
+	}
+
+	// runFault loops one fault. A cycle returns an error for a violated
+	// expectation; the loop then prints the session state history, brings the
+	// lab back to its baseline state (or gives up) and goes on, so the
+	// figures cover every cycle. The spec fails if any cycle did.
+	runFault := func(name, description string, n int, prefixes func() []netip.Prefix, cycle func(i int, st *faultStats) (nodes []string, err error)) {
+		st := &faultStats{name: name}
+		rec := lab.NewRecorder("fault: "+name, description, printf)
+		var failures []string
+		printf("fault %q: %d cycles, seed %d\n", name, n, seed)
+		for i := 0; i < n; i++ {
+			start := time.Now()
+			nodes, err := cycle(i, st)
+			if err == nil {
+				err = checkRuntime()
+				if err != nil {
+					err = fmt.Errorf("not back to baseline: %w", err)
+				}
+			}
+			if err != nil {
+				msg := fmt.Sprintf("cycle %d/%d: %v", i+1, n, err)
+				rec.Step("%s", msg)
+				if len(failures) < 2 {
+					msg += l.Diagnose(ctx, start.Add(-time.Second), prefixes(), nodes...)
+				}
+				failures = append(failures, msg)
+				printf("%s\n", msg)
+				if werr := l.WaitSets(ctx, wantWeb(), 60*time.Second); werr != nil {
+					failures = append(failures, fmt.Sprintf("giving up after cycle %d: the lab did not return to its baseline state: %v", i+1, werr))
+					break
+				}
+			}
+		}
+		keys := make([]string, 0, len(st.samples))
+		for k := range st.samples {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			v := st.samples[k]
+			s := reports.Summarize(v)
+			head := s.Max
+			if s.N >= 100 {
+				head = s.P99
+			}
+			rec.Measure(reports.Measurement{Name: k, Unit: "ms", Value: head, Samples: v})
+			line := fmt.Sprintf("%-18s %-58s %s", name, k, distribution(v))
+			faultSummaryMu.Lock()
+			faultSummary = append(faultSummary, line)
+			faultSummaryMu.Unlock()
+			printf("%s\n", line)
+		}
+		for _, note := range st.notes {
+			rec.Step("%s", note)
+		}
+		var err error
+		if len(failures) > 0 {
+			err = fmt.Errorf("%d of %d cycles failed (seed %d):\n%s", len(failures), n, seed, strings.Join(failures, "\n"))
+		}
+		run.Scenarios = append(run.Scenarios, rec.Finish(err))
+		if err != nil {
+			Fail(err.Error())
+		}
+	}
+	webOnly := func() []netip.Prefix { return []netip.Prefix{web} }
+
+	BeforeAll(func() {
+		ctx = context.Background()
+		seed = GinkgoRandomSeed()
+		if v, err := strconv.ParseInt(os.Getenv("ECMPLB_FAULT_SEED"), 10, 64); err == nil {
+			seed = v
+		}
+		rnd = rand.New(rand.NewSource(seed))
+		printf("fault suite: seed %d (ECMPLB_FAULT_SEED=%d reproduces the phases), %d cycles per fault, %d apiserver outages\n",
+			seed, seed, cycles, apiCycles)
+		_, _ = fmt.Fprintf(os.Stdout, "fault suite seed: %d\n", seed)
+
+		topo := lab.FaultTopology()
+		var err error
+		l, err = lab.Up(ctx, lab.Config{Topology: &topo, BinDir: binDir})
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(func() { Expect(l.Down()).To(Succeed()) })
+
+		dir = filepath.Join(l.Root, "scenarios", "testdata", "faults")
+		files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
+		Expect(err).NotTo(HaveOccurred())
+		sort.Strings(files)
+		Expect(l.Apply(ctx, files...)).To(Succeed())
+		Expect(l.SetEndpoints(ctx, lab.ExampleNamespace, lab.ExampleService, l.NodeNames()...)).To(Succeed())
+		ip, err := l.WaitExternalIP(ctx, lab.ExampleNamespace, lab.ExampleService, 30*time.Second)
+		Expect(err).NotTo(HaveOccurred())
+		web = netip.PrefixFrom(ip, 32)
+		all = l.Fabric.NodeAddrs(l.NodeNames()...)
+		Expect(l.WaitSets(ctx, wantWeb(), 60*time.Second)).To(Succeed())
+		for _, tor := range l.ToRNames() {
+			for _, n := range l.NodeNames() {
+				wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+				err := l.Fabric.WaitForBFD(wctx, tor, n, "Up")
+				cancel()
+				Expect(err).NotTo(HaveOccurred(), "BFD on both ToRs")
+			}
+		}
+		// Baseline once the speakers have settled (informers synced, sessions
+		// up): the larger of two readings, so a reading that caught a GC right
+		// after a burst is not taken as the floor.
+		for _, n := range l.NodeNames() {
+			for range 2 {
+				rt, err := l.SpeakerRuntime(ctx, n)
+				Expect(err).NotTo(HaveOccurred())
+				b := baseline[n]
+				baseline[n] = lab.Runtime{Goroutines: max(b.Goroutines, rt.Goroutines), HeapInuse: max(b.HeapInuse, rt.HeapInuse), GCForced: rt.GCForced}
+			}
+			printf("baseline %s: %.0f goroutines, heap in use %.1f MiB (GC forced: %v)\n", n, baseline[n].Goroutines,
+				baseline[n].HeapInuse/(1<<20), baseline[n].GCForced)
+		}
+	})
+
+	// Whatever a failed cycle left behind, each spec starts from the
+	// baseline state: every speaker running and thawed, the apiserver up, no
+	// BFD session muted or shut down, the Service on every ToR.
+	BeforeEach(func() {
+		if l.Env.APIServerPID() == 0 {
+			sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+			Expect(l.Env.StartAPIServer(sctx)).To(Succeed())
+			cancel()
+		}
+		for _, n := range l.NodeNames() {
+			if l.SpeakerPID(n) == 0 {
+				Expect(l.StartSpeaker(n)).To(Succeed())
+			} else {
+				_, _ = l.ThawSpeaker(n)
+			}
+			for _, k := range []fabric.FaultKind{fabric.FaultBFDFlap, fabric.FaultBFDAdminDown} {
+				Expect(l.Fabric.Repair(ctx, fabric.Fault{Kind: k, Target: n})).To(Succeed())
+			}
+		}
+		Expect(l.WaitSets(ctx, wantWeb(), 60*time.Second)).To(Succeed())
+	})
+
+	AfterAll(func() {
+		faultSummaryMu.Lock()
+		defer faultSummaryMu.Unlock()
+		if len(faultSummary) > 0 {
+			out := "\nfault recovery distribution (seed " + strconv.FormatInt(seed, 10) + "):\n  " + strings.Join(faultSummary, "\n  ") + "\n"
+			printf("%s", out)
+			_, _ = os.Stdout.WriteString(out)
+		}
+	})
+
+	It("brings a frozen speaker (SIGSTOP ~1 s at a random phase) back on every ToR within 3 s of the thaw", func() {
+		runFault("freeze-thaw", "SIGSTOP of one speaker for 0.8-1.2 s at a random phase, then SIGCONT. With BFD 300 ms x 3 on both ToRs a freeze that outlasts the detection time takes the node off every ToR within 1.25 s of the freeze; after the thaw the node must be back on every ToR within 3 s in every trial.",
+			cycles, webOnly, func(i int, st *faultStats) ([]string, error) {
+				node := randomNode()
+				addr := l.NodeAddr(node)
+				time.Sleep(between(0, time.Second)) // random phase against BFD and keepalive timers
+				dur := between(800*time.Millisecond, 1200*time.Millisecond)
+				t0, err := l.FreezeSpeaker(ctx, node)
+				if err != nil {
+					return []string{node}, err
+				}
+				time.Sleep(dur - time.Since(t0))
+				t1, err := l.ThawSpeaker(node)
+				if err != nil {
+					return []string{node}, err
+				}
+				if err := l.WaitSets(ctx, wantWeb(), 20*time.Second); err != nil {
+					return []string{node}, fmt.Errorf("%s frozen %v: not back within 20 s: %w", node, dur.Round(time.Millisecond), err)
+				}
+				at, err := recovered(web, all, t0)
+				if err != nil {
+					return []string{node}, err
+				}
+				rec := max(at.Sub(t1), 0)
+				st.add("thaw → back on every ToR", rec)
+				var errs []error
+				if rec > thawBound {
+					errs = append(errs, fmt.Errorf("%s frozen %v: back on every ToR %v after the thaw (bound %v)", node, dur.Round(time.Millisecond), rec.Round(time.Millisecond), thawBound))
+				}
+				for _, tor := range l.ToRNames() {
+					c, ok, err := l.FirstWithout(ctx, tor, web, t0, addr)
+					if err != nil {
+						return []string{node}, err
+					}
+					if ok && c.At.Before(t1) {
+						d := c.At.Sub(t0)
+						st.add("freeze → withdrawn (BFD detection)", d)
+						if d > detectBound {
+							errs = append(errs, fmt.Errorf("%s: %s withdrawn %v after the freeze (bound %v)", tor, node, d.Round(time.Millisecond), detectBound))
+						}
+					}
+				}
+				return []string{node}, errors.Join(errs...)
+			})
+	})
+
+	It("takes a node off only the ToR whose BFD path fails one way, and back within the bound", func() {
+		runFault("bfd-flap", "One ToR stops sending BFD to one node for 1.2-1.6 s (a one-way path failure) and resumes. The node must detect it, leave exactly that ToR within 1.25 s, stay on the other ToR throughout, and be back within 3 s of the path healing.",
+			cycles, webOnly, func(i int, st *faultStats) ([]string, error) {
+				node, tor := randomNode(), randomToR()
+				addr := l.NodeAddr(node)
+				time.Sleep(between(0, 300*time.Millisecond))
+				dur := between(1200*time.Millisecond, 1600*time.Millisecond)
+				start := time.Now()
+				if err := l.Fabric.Fault(ctx, fabric.Fault{Kind: fabric.FaultBFDFlap, Target: node, ToR: tor, Duration: dur}); err != nil {
+					return []string{node}, err
+				}
+				t1 := time.Now()
+				t0 := start
+				if log := l.Fabric.FaultLog(); len(log) > 0 {
+					t0 = log[len(log)-1].At // when the ToR went silent
+				}
+				if err := l.WaitSets(ctx, wantWeb(), 20*time.Second); err != nil {
+					return []string{node}, fmt.Errorf("%s↔%s BFD muted %v: not back within 20 s: %w", tor, node, dur.Round(time.Millisecond), err)
+				}
+				var errs []error
+				c, ok, err := l.FirstWithout(ctx, tor, web, t0, addr)
+				if err != nil {
+					return []string{node}, err
+				}
+				if !ok {
+					errs = append(errs, fmt.Errorf("%s: %s never withdrawn although its BFD path was down for %v", tor, node, dur.Round(time.Millisecond)))
+				} else {
+					d := c.At.Sub(t0)
+					st.add("path fails → withdrawn from that ToR", d)
+					if d > detectBound {
+						errs = append(errs, fmt.Errorf("%s: %s withdrawn %v after its BFD path failed (bound %v)", tor, node, d.Round(time.Millisecond), detectBound))
+					}
+				}
+				at, err := recovered(web, all, t0, tor)
+				if err != nil {
+					return []string{node}, err
+				}
+				rec := max(at.Sub(t1), 0)
+				st.add("path heals → back on that ToR", rec)
+				if rec > flapBound {
+					errs = append(errs, fmt.Errorf("%s: %s back %v after its BFD path healed (bound %v)", tor, node, rec.Round(time.Millisecond), flapBound))
+				}
+				for _, other := range l.ToRNames() {
+					if other == tor {
+						continue
+					}
+					if cs, _ := l.ChangesSince(ctx, other, web, start); len(cs) > 0 {
+						errs = append(errs, fmt.Errorf("%s changed although only %s↔%s failed: %d changes", other, tor, node, len(cs)))
+					}
+				}
+				return []string{node}, errors.Join(errs...)
+			})
+	})
+
+	It("brings every node back on a restarted ToR and leaves the other ToR untouched", func() {
+		runFault("tor-restart", "One ToR's router process restarts (SIGTERM: NOTIFICATION and BFD AdminDown to every node; then started again). Every node must be back on it within 4 s of the SIGTERM, and the other ToR must not change.",
+			cycles, webOnly, func(i int, st *faultStats) ([]string, error) {
+				tor := randomToR()
+				time.Sleep(between(0, 500*time.Millisecond))
+				t0 := time.Now()
+				if err := l.Fabric.Fault(ctx, fabric.Fault{Kind: fabric.FaultToRRestart, Target: tor}); err != nil {
+					return l.NodeNames(), err
+				}
+				if err := l.WaitSets(ctx, wantWeb(), 30*time.Second); err != nil {
+					return l.NodeNames(), fmt.Errorf("%s restarted: not back within 30 s: %w", tor, err)
+				}
+				at, err := recovered(web, all, t0, tor)
+				if err != nil {
+					return l.NodeNames(), err
+				}
+				rec := at.Sub(t0)
+				st.add("SIGTERM → every node back on the restarted ToR", rec)
+				var errs []error
+				if rec > torRestartBound {
+					errs = append(errs, fmt.Errorf("%s: every node back %v after the restart began (bound %v)", tor, rec.Round(time.Millisecond), torRestartBound))
+				}
+				for _, other := range l.ToRNames() {
+					if other == tor {
+						continue
+					}
+					if cs, _ := l.ChangesSince(ctx, other, web, t0); len(cs) > 0 {
+						errs = append(errs, fmt.Errorf("%s changed while only %s restarted: %d changes", other, tor, len(cs)))
+					}
+				}
+				return l.NodeNames(), errors.Join(errs...)
+			})
+	})
+
+	It("keeps BGP up when a ToR shuts its BFD session down administratively (RFC 5882 3.2)", func() {
+		runFault("peer-admin-down", "One ToR shuts its BFD session to one node down administratively (the node receives AdminDown) for 0.5-1.5 s, then enables it again. AdminDown is no path failure: no BGP session may go down and no ECMP set may change; BFD must be Up again within 3 s of the re-enable.",
+			cycles, webOnly, func(i int, st *faultStats) ([]string, error) {
+				node, tor := randomNode(), randomToR()
+				addr := l.NodeAddr(node)
+				flt := fabric.Fault{Kind: fabric.FaultBFDAdminDown, Target: node, ToR: tor}
+				t0 := time.Now()
+				if err := l.Fabric.Fault(ctx, flt); err != nil {
+					return []string{node}, err
+				}
+				time.Sleep(between(500*time.Millisecond, 1500*time.Millisecond)) // the administrative down time
+				t1 := time.Now()
+				if err := l.Fabric.Repair(ctx, flt); err != nil {
+					return []string{node}, err
+				}
+				wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+				err := l.Fabric.WaitForBFD(wctx, tor, node, "Up")
+				cancel()
+				if err != nil {
+					return []string{node}, err
+				}
+				var upAt time.Time
+				evs, err := l.Fabric.Events(ctx, tor, 0)
+				if err != nil {
+					return []string{node}, err
+				}
+				for _, e := range evs {
+					if e.Kind == "bfd" && e.Peer == addr && e.New == "Up" && !e.At.Before(t1) {
+						upAt = e.At
+						break
+					}
+				}
+				var errs []error
+				if upAt.IsZero() {
+					errs = append(errs, fmt.Errorf("%s: no BFD Up event for %s after the re-enable", tor, node))
+				} else {
+					d := upAt.Sub(t1)
+					st.add("BFD re-enabled → Up", d)
+					if d > bfdUpBound {
+						errs = append(errs, fmt.Errorf("%s: BFD to %s Up %v after the re-enable (bound %v)", tor, node, d.Round(time.Millisecond), bfdUpBound))
+					}
+				}
+				if err := l.WaitSets(ctx, wantWeb(), 20*time.Second); err != nil {
+					return []string{node}, err
+				}
+				flaps, err := l.BGPEventsSince(ctx, tor, addr, t0)
+				if err != nil {
+					return []string{node}, err
+				}
+				if len(flaps) > 0 {
+					errs = append(errs, fmt.Errorf("%s: BGP session to %s changed state after a BFD AdminDown: %s", tor, node, strings.Join(flaps, "; ")))
+				}
+				changed := 0
+				for _, t := range l.ToRNames() {
+					cs, _ := l.ChangesSince(ctx, t, web, t0)
+					changed += len(cs)
+				}
+				st.add("ECMP changes per AdminDown cycle (want 0) ×1000", time.Duration(changed)*time.Second)
+				if changed > 0 {
+					errs = append(errs, fmt.Errorf("%d ECMP changes after a BFD AdminDown of %s on %s (want none)", changed, node, tor))
+				}
+				return []string{node}, errors.Join(errs...)
+			})
+	})
+
+	It("converges exactly when a speaker restarts while Services are being created and changed", func() {
+		var prefixes []netip.Prefix
+		runFault("speaker-restart", "Four Services are created and their endpoints rewritten every 100-300 ms for ~3 s while one speaker restarts (SIGTERM, start) at a random moment. Every ToR must then hold exactly the expected set of every Service within 8 s of the restart and of the last write; the Services are then deleted and their routes must leave every ToR.",
+			cycles, func() []netip.Prefix { return append([]netip.Prefix{web}, prefixes...) }, func(i int, st *faultStats) ([]string, error) {
+				node := randomNode()
+				names := []string{"churn-a", "churn-b", "churn-c", "churn-d"}
+				final := map[string][]string{}
+				var wmu sync.Mutex
+				defer func() {
+					for _, n := range names {
+						_ = l.DeleteService(ctx, lab.ExampleNamespace, n)
+					}
+				}()
+				for _, n := range names {
+					if err := l.CreateLBService(ctx, lab.ExampleNamespace, n); err != nil {
+						return []string{node}, err
+					}
+				}
+				subset := func() []string {
+					var out []string
+					for _, n := range l.NodeNames() {
+						if rnd.Intn(2) == 0 {
+							out = append(out, n)
+						}
+					}
+					if len(out) == 0 {
+						out = []string{randomNode()}
+					}
+					return out
+				}
+				// The random choices are made up front, so the seed alone fixes them.
+				type write struct {
+					svc   string
+					nodes []string
+					pause time.Duration
+				}
+				var writes []write
+				for _, n := range names {
+					writes = append(writes, write{n, subset(), 0})
+				}
+				for range 14 {
+					writes = append(writes, write{names[rnd.Intn(len(names))], subset(), between(100*time.Millisecond, 300*time.Millisecond)})
+				}
+				restartAfter := between(300*time.Millisecond, 2*time.Second)
+				var lastWrite time.Time
+				churnErr := make(chan error, 1)
+				go func() {
+					defer GinkgoRecover()
+					for _, w := range writes {
+						time.Sleep(w.pause)
+						if err := l.SetEndpoints(ctx, lab.ExampleNamespace, w.svc, w.nodes...); err != nil {
+							churnErr <- err
+							return
+						}
+						wmu.Lock()
+						final[w.svc] = w.nodes
+						lastWrite = time.Now()
+						wmu.Unlock()
+					}
+					churnErr <- nil
+				}()
+				time.Sleep(restartAfter)
+				tStop := time.Now()
+				tStart, err := l.RestartSpeaker(node)
+				if err != nil {
+					return []string{node}, err
+				}
+				if err := <-churnErr; err != nil {
+					return []string{node}, err
+				}
+				want := wantWeb()
+				prefixes = prefixes[:0]
+				for _, n := range names {
+					ip, err := l.WaitExternalIP(ctx, lab.ExampleNamespace, n, 30*time.Second)
+					if err != nil {
+						return []string{node}, err
+					}
+					p := netip.PrefixFrom(ip, 32)
+					want[p] = l.Fabric.NodeAddrs(final[n]...)
+					prefixes = append(prefixes, p)
+				}
+				if err := l.WaitSets(ctx, want, 30*time.Second); err != nil {
+					return []string{node}, fmt.Errorf("speaker on %s restarted mid-churn: %w", node, err)
+				}
+				from := tStart
+				if lastWrite.After(from) {
+					from = lastWrite
+				}
+				latest := from
+				for p, w := range want {
+					at, err := recovered(p, w, tStop)
+					if err != nil {
+						return []string{node}, err
+					}
+					if at.After(latest) {
+						latest = at
+					}
+				}
+				rec := latest.Sub(from)
+				st.add("restart (or last write) → every Service exact on every ToR", rec)
+				var errs []error
+				if rec > speakerRestartBound {
+					errs = append(errs, fmt.Errorf("speaker on %s: every set exact %v after the restart / last write (bound %v)", node, rec.Round(time.Millisecond), speakerRestartBound))
+				}
+				for _, n := range names {
+					if err := l.DeleteService(ctx, lab.ExampleNamespace, n); err != nil {
+						return []string{node}, err
+					}
+				}
+				gone := wantWeb()
+				for _, p := range prefixes {
+					gone[p] = nil
+				}
+				if err := l.WaitSets(ctx, gone, 30*time.Second); err != nil {
+					errs = append(errs, fmt.Errorf("deleted Services not withdrawn: %w", err))
+				}
+				return []string{node}, errors.Join(errs...)
+			})
+	})
+
+	It("keeps announcing through config churn with bad objects mixed in, and applies the good ones", func() {
+		bad, _ := filepath.Glob(filepath.Join(dir, "bad", "*.yaml"))
+		sort.Strings(bad)
+		goodPool := filepath.Join(dir, "churn", "pool.yaml")
+		goodSvc := filepath.Join(dir, "churn", "service.yaml")
+		rejected := map[string]string{}
+		var churnPrefix netip.Prefix
+		runFault("config-churn", "Bad objects (a BGPPeer with holdTime 1s for another rack, a pool 10.0.0.0/33, a community 65000:70000) are applied mixed in random order with good ones (a second pool and advertisement, a Service from it). What the apiserver accepts is left in place. The Service of the first pool must never change on any ToR; the good Service must be announced with exactly its endpoints' nodes within 5 s once the bad objects are deleted (and, noted, while they exist); deleting everything must withdraw it.",
+			cycles, func() []netip.Prefix { return []netip.Prefix{web, churnPrefix} }, func(i int, st *faultStats) ([]string, error) {
+				files := append(append([]string{}, bad...), goodPool, goodSvc)
+				rnd.Shuffle(len(files), func(a, b int) { files[a], files[b] = files[b], files[a] })
+				if slices.Index(files, goodSvc) < slices.Index(files, goodPool) {
+					// The Service asks for the pool by name; either order is
+					// legal, but keep the figure about the speaker, not the
+					// controller's retry.
+					a, b := slices.Index(files, goodSvc), slices.Index(files, goodPool)
+					files[a], files[b] = files[b], files[a]
+				}
+				t0 := time.Now()
+				defer func() {
+					_ = l.DeleteService(ctx, lab.ExampleNamespace, "churn-cfg")
+					_ = l.DeleteFiles(ctx, append(bad, goodPool)...)
+				}()
+				var goodAt time.Time
+				for _, f := range files {
+					out, ok, err := l.TryApply(ctx, f)
+					if err != nil {
+						return nil, err
+					}
+					isBad := slices.Contains(bad, f)
+					switch {
+					case isBad && !ok:
+						rejected[filepath.Base(f)] = out
+					case isBad && ok:
+						delete(rejected, filepath.Base(f))
+					case !ok:
+						return nil, fmt.Errorf("good object %s rejected: %s", filepath.Base(f), out)
+					}
+					if f == goodSvc {
+						if err := l.SetEndpoints(ctx, lab.ExampleNamespace, "churn-cfg", "node1", "node2"); err != nil {
+							return nil, err
+						}
+						goodAt = time.Now()
+					}
+				}
+				ip, err := l.WaitExternalIP(ctx, lab.ExampleNamespace, "churn-cfg", 30*time.Second)
+				if err != nil {
+					return nil, err
+				}
+				churnPrefix = netip.PrefixFrom(ip, 32)
+				want := wantWeb()
+				want[churnPrefix] = l.Fabric.NodeAddrs("node1", "node2")
+				var errs []error
+				if err := l.WaitSets(ctx, want, configBound); err == nil {
+					at, err := recovered(churnPrefix, want[churnPrefix], goodAt)
+					if err != nil {
+						return nil, err
+					}
+					st.add("good objects written → announced (bad objects present)", at.Sub(goodAt))
+				} else if len(rejected) < len(bad) {
+					st.notes = append(st.notes, fmt.Sprintf("cycle %d: good configuration not announced within %v while %d bad object(s) the apiserver accepted existed", i+1, configBound, len(bad)-len(rejected)))
+				} else {
+					errs = append(errs, fmt.Errorf("good configuration not announced within %v (every bad object was rejected): %w", configBound, err))
+				}
+				tDel := time.Now()
+				if err := l.DeleteFiles(ctx, bad...); err != nil {
+					return nil, err
+				}
+				if err := l.WaitSets(ctx, want, 30*time.Second); err != nil {
+					return nil, fmt.Errorf("good configuration not announced after the bad objects were deleted: %w", err)
+				}
+				at, err := recovered(churnPrefix, want[churnPrefix], t0)
+				if err != nil {
+					return nil, err
+				}
+				rec := max(at.Sub(tDel), 0)
+				st.add("bad objects deleted → good configuration announced", rec)
+				if rec > configBound {
+					errs = append(errs, fmt.Errorf("good configuration announced %v after the bad objects were deleted (bound %v)", rec.Round(time.Millisecond), configBound))
+				}
+				for _, tor := range l.ToRNames() {
+					if cs, _ := l.ChangesSince(ctx, tor, web, t0); len(cs) > 0 {
+						errs = append(errs, fmt.Errorf("%s: %s changed %d times during the config churn (want none)", tor, web, len(cs)))
+					}
+				}
+				if err := l.DeleteService(ctx, lab.ExampleNamespace, "churn-cfg"); err != nil {
+					return nil, err
+				}
+				if err := l.DeleteFiles(ctx, goodPool); err != nil {
+					return nil, err
+				}
+				gone := wantWeb()
+				gone[churnPrefix] = nil
+				if err := l.WaitSets(ctx, gone, 30*time.Second); err != nil {
+					errs = append(errs, fmt.Errorf("churn Service not withdrawn: %w", err))
+				}
+				if err := l.CheckAlive(); err != nil {
+					errs = append(errs, err)
+				}
+				return nil, errors.Join(errs...)
+			})
+		for f, out := range rejected {
+			printf("rejected at apply time: %s: %s\n", f, out)
+		}
+	})
+
+	It("keeps every route through a 30 s apiserver outage and follows changes after it", func() {
+		runFault("apiserver-down", "kube-apiserver is stopped for 30 s (etcd keeps running) and started again. No ECMP set may change during or after the outage; an endpoint drain written once the apiserver is back must reach every ToR within 35 s (client-go's reflectors back off up to 30 s).",
+			apiCycles, webOnly, func(i int, st *faultStats) ([]string, error) {
+				t0 := time.Now()
+				l.Env.StopAPIServer()
+				time.Sleep(30 * time.Second) // the outage itself
+				sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+				err := l.Env.StartAPIServer(sctx)
+				cancel()
+				if err != nil {
+					return nil, fmt.Errorf("restarting kube-apiserver: %w", err)
+				}
+				var errs []error
+				for _, tor := range l.ToRNames() {
+					if cs, _ := l.ChangesSince(ctx, tor, web, t0); len(cs) > 0 {
+						errs = append(errs, fmt.Errorf("%s: %s changed %d times during the apiserver outage (want none)", tor, web, len(cs)))
+					}
+				}
+				if err := l.CheckAlive(); err != nil {
+					return nil, errors.Join(append(errs, err)...)
+				}
+				drain := l.NodeNames()[len(l.NodeNames())-1]
+				rest := l.NodeNames()[:len(l.NodeNames())-1]
+				t1 := time.Now()
+				if err := l.SetEndpoints(ctx, lab.ExampleNamespace, lab.ExampleService, rest...); err != nil {
+					return nil, err
+				}
+				drained := map[netip.Prefix][]netip.Addr{web: l.Fabric.NodeAddrs(rest...)}
+				if err := l.WaitSets(ctx, drained, 90*time.Second); err != nil {
+					errs = append(errs, fmt.Errorf("drain of %s after the outage not reflected within 90 s: %w", drain, err))
+				} else {
+					at, err := recovered(web, drained[web], t1)
+					if err != nil {
+						return nil, err
+					}
+					rec := at.Sub(t1)
+					st.add("apiserver back → drain reflected on every ToR", rec)
+					if rec > apiserverBound {
+						errs = append(errs, fmt.Errorf("drain reflected %v after the apiserver came back (bound %v)", rec.Round(time.Millisecond), apiserverBound))
+					}
+				}
+				if err := l.SetEndpoints(ctx, lab.ExampleNamespace, lab.ExampleService, l.NodeNames()...); err != nil {
+					return nil, err
+				}
+				if err := l.WaitSets(ctx, wantWeb(), 30*time.Second); err != nil {
+					errs = append(errs, err)
+				}
+				return l.NodeNames(), errors.Join(errs...)
+			})
+	})
+})
