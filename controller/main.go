@@ -11,6 +11,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/ecmplb/ecmplb/controller/app"
+	"github.com/ecmplb/ecmplb/internal/endpoint"
 )
 
 // streamingLists turns on client-go's WatchListClient feature (unless the
@@ -31,8 +32,9 @@ func main() {
 	var qps float64
 	flag.StringVar(&cfg.Namespace, "namespace", "metallb-system", "namespace of the IPAddressPools and of the leader-election Lease")
 	flag.StringVar(&cfg.LoadBalancerClass, "lb-class", "", "handle only Services with this spec.loadBalancerClass (default: only Services without a class)")
-	flag.StringVar(&cfg.MetricsAddr, "metrics-addr", ":7472", "address of the Prometheus /metrics endpoint (0 disables)")
-	flag.StringVar(&cfg.HealthAddr, "health-addr", ":7473", "address of /healthz and /readyz (0 disables)")
+	flag.StringVar(&cfg.MetricsAddr, "metrics-addr", ":7472", "host:port of the Prometheus /metrics endpoint (0 disables; the controller runs in the pod network, so the default binds the pod's address)")
+	flag.StringVar(&cfg.HealthAddr, "health-addr", ":7473", "host:port of /healthz and /readyz (0 disables)")
+	flag.StringVar(&cfg.PprofAddr, "pprof-addr", "", "host:port for net/http/pprof (empty: off); loopback only, e.g. 127.0.0.1:6060")
 	flag.BoolVar(&cfg.LeaderElect, "leader-elect", true, "use a Lease so only one replica allocates")
 	flag.StringVar(&cfg.LeaderElectionID, "leader-election-id", "ecmplb-controller", "name of the leader-election Lease")
 	flag.DurationVar(&cfg.LeaseDuration, "lease-duration", 0, "leader-election lease duration (0: 15s)")
@@ -46,6 +48,12 @@ func main() {
 	flag.TextVar(&logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn, error")
 	flag.Parse() // also --kubeconfig, registered by controller-runtime
 	cfg.QPS = float32(qps)
+	if cfg.PprofAddr != "" {
+		if err := endpoint.CheckLoopback("--pprof-addr", cfg.PprofAddr); err != nil {
+			fmt.Fprintln(os.Stderr, "ecmplb-controller:", err)
+			os.Exit(2)
+		}
+	}
 	cfg.Logger = slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel}))
 
 	restCfg, err := ctrl.GetConfig()

@@ -27,6 +27,7 @@ import (
 	"github.com/ecmplb/ecmplb/api/v1beta1"
 	"github.com/ecmplb/ecmplb/controller/metrics"
 	"github.com/ecmplb/ecmplb/controller/reconciler"
+	"github.com/ecmplb/ecmplb/internal/endpoint"
 )
 
 // Config is everything the controller process is configured with.
@@ -39,6 +40,9 @@ type Config struct {
 	MetricsAddr string
 	// HealthAddr serves /healthz and /readyz ("0" disables).
 	HealthAddr string
+	// PprofAddr serves net/http/pprof ("" or "0": off); it must be a
+	// loopback address.
+	PprofAddr string
 	// LeaderElect enables leader election (a Lease named LeaderElectionID).
 	LeaderElect      bool
 	LeaderElectionID string
@@ -120,6 +124,11 @@ func Run(ctx context.Context, restCfg *rest.Config, cfg Config) error {
 	if cfg.Namespace == "" {
 		return fmt.Errorf("namespace must be set")
 	}
+	if cfg.PprofAddr != "" && cfg.PprofAddr != "0" {
+		if err := endpoint.CheckLoopback("--pprof-addr", cfg.PprofAddr); err != nil {
+			return err
+		}
+	}
 	rc := rest.CopyConfig(restCfg)
 	if cfg.QPS > 0 {
 		rc.QPS, rc.Burst = cfg.QPS, cfg.Burst
@@ -141,6 +150,7 @@ func Run(ctx context.Context, restCfg *rest.Config, cfg Config) error {
 		Scheme:                        scheme,
 		Metrics:                       metricsserver.Options{BindAddress: or(cfg.MetricsAddr, "0")},
 		HealthProbeBindAddress:        or(cfg.HealthAddr, "0"),
+		PprofBindAddress:              or(cfg.PprofAddr, "0"),
 		LeaderElection:                cfg.LeaderElect,
 		LeaderElectionID:              or(cfg.LeaderElectionID, "ecmplb-controller"),
 		LeaderElectionNamespace:       cfg.Namespace,
