@@ -7,6 +7,8 @@ import (
 type metrics struct {
 	up       *prometheus.GaugeVec
 	prefixes *prometheus.GaugeVec
+	failures *prometheus.CounterVec
+	dirty    *prometheus.GaugeVec
 }
 
 // updatesCollector reads GoBGP's per-neighbor message counters at scrape time.
@@ -19,12 +21,8 @@ func (c updatesCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
 
 func (c updatesCollector) Collect(ch chan<- prometheus.Metric) {
 	c.s.mu.Lock()
-	sessions := make([]*session, 0, len(c.s.sessions))
+	defer c.s.mu.Unlock()
 	for _, sess := range c.s.sessions {
-		sessions = append(sessions, sess)
-	}
-	c.s.mu.Unlock()
-	for _, sess := range sessions {
 		sent, _ := sess.counters()
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(sent), sess.spec.Name)
 	}
@@ -40,9 +38,17 @@ func newMetrics(s *Speaker, reg prometheus.Registerer) *metrics {
 			Namespace: "ecmplb", Subsystem: "speaker", Name: "announced_prefixes",
 			Help: "Prefixes announced towards the peer.",
 		}, []string{"peer"}),
+		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "ecmplb", Subsystem: "speaker", Name: "bgp_reconcile_failures_total",
+			Help: "Attempts to converge the BGP session (instance, neighbor, paths) that failed and will be retried.",
+		}, []string{"peer"}),
+		dirty: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "ecmplb", Subsystem: "speaker", Name: "bgp_pending_prefixes",
+			Help: "Prefixes whose last announce or withdraw towards the peer failed and is being retried.",
+		}, []string{"peer"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.up, m.prefixes, updatesCollector{s: s, desc: prometheus.NewDesc(
+		reg.MustRegister(m.up, m.prefixes, m.failures, m.dirty, updatesCollector{s: s, desc: prometheus.NewDesc(
 			"ecmplb_speaker_bgp_updates_sent_total", "BGP UPDATE messages sent to the peer by the current session.",
 			[]string{"peer"}, nil)})
 	}
@@ -55,6 +61,17 @@ func (m *metrics) sessionUp(peer string, up bool) {
 		v = 1
 	}
 	m.up.WithLabelValues(peer).Set(v)
+}
+
+func (m *metrics) failure(peer string) { m.failures.WithLabelValues(peer).Inc() }
+
+func (m *metrics) pending(peer string, n int) { m.dirty.WithLabelValues(peer).Set(float64(n)) }
+
+// forget drops a removed peer's series.
+func (m *metrics) forget(peer string) {
+	m.up.DeleteLabelValues(peer)
+	m.dirty.DeleteLabelValues(peer)
+	m.failures.DeleteLabelValues(peer)
 }
 
 func (m *metrics) prefixDelta(c change) {

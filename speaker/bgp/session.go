@@ -2,6 +2,7 @@ package bgp
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -12,54 +13,126 @@ import (
 	"github.com/osrg/gobgp/v3/pkg/apiutil"
 	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
 	"github.com/osrg/gobgp/v3/pkg/server"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/ecmplb/ecmplb/speaker/announce"
 )
 
-// session is one BGP session: its own GoBGP server with exactly one neighbor and no
-// listener (the speaker always dials). One server per session keeps each peer's RIB
-// separate, so per-peer attributes and `peers` restrictions need no policies, and no
-// session shares best-path state with another.
+// gobgp is the part of GoBGP's *server.BgpServer a session drives; unit tests
+// use a fake.
+type gobgp interface {
+	StartBgp(context.Context, *api.StartBgpRequest) error
+	StopBgp(context.Context, *api.StopBgpRequest) error
+	AddDefinedSet(context.Context, *api.AddDefinedSetRequest) error
+	AddPolicy(context.Context, *api.AddPolicyRequest) error
+	AddPolicyAssignment(context.Context, *api.AddPolicyAssignmentRequest) error
+	WatchEvent(context.Context, *api.WatchEventRequest, func(*api.WatchEventResponse)) error
+	AddPeer(context.Context, *api.AddPeerRequest) error
+	DeletePeer(context.Context, *api.DeletePeerRequest) error
+	ListPeer(context.Context, *api.ListPeerRequest, func(*api.Peer)) error
+	AddPath(context.Context, *api.AddPathRequest) (*api.AddPathResponse, error)
+	ListPath(context.Context, *api.ListPathRequest, func(*api.Destination)) error
+	DeletePath(context.Context, *api.DeletePathRequest) error
+}
+
+// newGoBGP starts a GoBGP server. Its Serve loop never ends (GoBGP v3 has no way
+// to stop it), so servers are pooled and reused, never dropped.
+func newGoBGP(log *slog.Logger) gobgp {
+	s := server.NewBgpServer(server.LoggerOption(&slogAdapter{l: log}))
+	go s.Serve()
+	return s
+}
+
+// session is one BGP session: a GoBGP server of its own with at most one
+// neighbor and no listener (the speaker always dials). One server per session
+// keeps each peer's RIB separate, so per-peer attributes and `peers`
+// restrictions need no policies.
+//
+// The session is level-triggered: spec and enabled are what is wanted; the
+// other fields record what GoBGP was told successfully, and reconcile (called
+// by the Speaker's loop with backoff) converges one to the other after
+// reading the neighbor back from GoBGP. Disabling removes the neighbor and
+// enabling adds it afresh: GoBGP's admin-state requests can be dropped, and a
+// re-enabled neighbor waits out a 5 s idle hold before dialling, while a new
+// one dials after 1-2 s.
 type session struct {
-	spec   announce.Session
-	srv    *server.BgpServer
-	log    *slog.Logger
-	cancel context.CancelFunc
-	up     atomic.Bool
-	onUp   func(name string, up bool)
+	spec    announce.Session // wanted settings
+	enabled bool             // wanted: not shut down by BFD
+	log     *slog.Logger
+	onUp    func(name string, up bool)
+
+	srv     gobgp             // nil until the first reconcile
+	running *announce.Session // settings the server was started with; nil: stopped
+	peer    *api.Peer         // the neighbor as added; nil: none in the server
+	cancel  context.CancelFunc
+	up      atomic.Bool
+	gen     atomic.Uint64 // bumped on every (re)start; stale watch events are ignored
+
+	// resync: the server's RIB must be rebuilt from the wanted routes (after a
+	// start); dirty: prefixes whose last AddPath/DeletePath failed.
+	resync bool
+	dirty  map[netip.Prefix]bool
+
+	failures int       // consecutive failed reconciles
+	nextTry  time.Time // zero: reconcile whenever woken
+	lastErr  string
 }
 
 const rejectPeersPolicy = "ecmplb-reject-learned"
 
-func startSession(spec announce.Session, log *slog.Logger, onUp func(string, bool)) (*session, error) {
-	s := &session{spec: spec, log: log.With("peer", spec.Name), onUp: onUp}
-	s.srv = server.NewBgpServer(server.LoggerOption(&slogAdapter{l: s.log}))
-	go s.srv.Serve()
-	ctx := context.Background()
+func newSession(spec announce.Session, log *slog.Logger, onUp func(string, bool)) *session {
+	return &session{spec: spec, enabled: true, log: log.With("peer", spec.Name), onUp: onUp, dirty: map[netip.Prefix]bool{}}
+}
+
+// needsServerRestart tells whether going from a to b needs a new BGP instance
+// (the local AS and router ID are global settings).
+func needsServerRestart(a, b announce.Session) bool {
+	return a.MyASN != b.MyASN || a.RouterID != b.RouterID
+}
+
+// start starts the server with spec's global settings: an import policy that
+// drops everything learned, and a watch on the neighbor's state.
+func (s *session) start(ctx context.Context) error {
+	spec := s.spec
 	if err := s.srv.StartBgp(ctx, &api.StartBgpRequest{Global: &api.Global{
 		Asn:        spec.MyASN,
 		RouterId:   spec.RouterID.String(),
 		ListenPort: -1, // never listen: no connection collisions, no port 179 needed
 	}}); err != nil {
-		return nil, fmt.Errorf("peer %s: start bgp: %w", spec.Name, err)
+		return fmt.Errorf("start bgp: %w", err)
 	}
+	running := spec
+	s.running = &running
+	s.peer = nil
+	s.resync = true
 	if err := s.rejectLearned(ctx); err != nil {
-		s.srv.Stop()
-		return nil, fmt.Errorf("peer %s: import policy: %w", spec.Name, err)
+		return fmt.Errorf("import policy: %w", err)
 	}
-	wctx, cancel := context.WithCancel(ctx)
+	gen := s.gen.Add(1)
+	wctx, cancel := context.WithCancel(context.Background())
+	if err := s.srv.WatchEvent(wctx, &api.WatchEventRequest{Peer: &api.WatchEventRequest_Peer{}}, func(r *api.WatchEventResponse) {
+		s.peerEvent(gen, r)
+	}); err != nil {
+		cancel()
+		return fmt.Errorf("watch: %w", err)
+	}
 	s.cancel = cancel
-	if err := s.srv.WatchEvent(wctx, &api.WatchEventRequest{Peer: &api.WatchEventRequest_Peer{}}, s.peerEvent); err != nil {
-		cancel()
-		s.srv.Stop()
-		return nil, fmt.Errorf("peer %s: watch: %w", spec.Name, err)
+	return nil
+}
+
+// stopServer stops the BGP instance (the neighbor gets a Cease), keeping the
+// server for reuse.
+func (s *session) stopServer() {
+	if s.cancel != nil {
+		s.cancel() // watchers first, or their goroutines can hang in StopBgp
+		s.cancel = nil
 	}
-	if err := s.srv.AddPeer(ctx, &api.AddPeerRequest{Peer: peerConfig(spec)}); err != nil {
-		cancel()
-		s.srv.Stop()
-		return nil, fmt.Errorf("peer %s: add neighbor: %w", spec.Name, err)
+	if s.running != nil {
+		_ = s.srv.StopBgp(context.Background(), &api.StopBgpRequest{})
 	}
-	return s, nil
+	s.running, s.peer = nil, nil
+	s.gen.Add(1)
+	s.setUp(false)
 }
 
 // rejectLearned installs a global import policy that drops every path learned from a
@@ -127,18 +200,156 @@ func peerConfig(spec announce.Session) *api.Peer {
 	return p
 }
 
-func (s *session) peerEvent(r *api.WatchEventResponse) {
-	pe := r.GetPeer()
-	if pe == nil || pe.Peer == nil || pe.Peer.State == nil {
-		return
+// reconcile converges the server to the wanted state: started with the right
+// global settings, the neighbor present (with the wanted configuration) exactly
+// when enabled, and the RIB holding the wanted routes. want returns the routes
+// wanted towards this session's peer.
+func (s *session) reconcile(ctx context.Context, pool func() gobgp, want func() map[netip.Prefix]Attrs, wantOne func(netip.Prefix) (Attrs, bool)) error {
+	if s.srv == nil {
+		s.srv = pool()
 	}
-	up := pe.Peer.State.SessionState == api.PeerState_ESTABLISHED
+	if s.running != nil && needsServerRestart(*s.running, s.spec) {
+		s.log.Info("restarting bgp instance with new router ID or AS")
+		s.stopServer()
+	}
+	if s.running == nil {
+		if err := s.start(ctx); err != nil {
+			s.stopServer()
+			return err
+		}
+	}
+	if err := s.reconcilePeer(ctx); err != nil {
+		return err
+	}
+	return s.reconcileRoutes(want, wantOne)
+}
+
+// reconcilePeer reads the neighbor back from GoBGP and adds, replaces or removes it.
+func (s *session) reconcilePeer(ctx context.Context) error {
+	var present *api.Peer
+	if s.peer != nil {
+		addr := s.peer.Conf.NeighborAddress
+		if err := s.srv.ListPeer(ctx, &api.ListPeerRequest{Address: addr}, func(p *api.Peer) {
+			if p.GetConf().GetNeighborAddress() == addr {
+				present = p
+			}
+		}); err != nil {
+			return fmt.Errorf("list neighbor: %w", err)
+		}
+		if present == nil {
+			s.log.Warn("bgp neighbor missing from GoBGP; adding it again")
+			s.peer = nil
+		} else if present.GetState().GetAdminState() != api.PeerState_UP && s.enabled {
+			// Nothing of ours disables a neighbor; if something did, start afresh.
+			s.log.Warn("bgp neighbor administratively down in GoBGP; re-adding it", "adminState", present.GetState().GetAdminState().String())
+			if err := s.deletePeer(ctx, "re-adding"); err != nil {
+				return err
+			}
+		}
+	}
+	want := peerConfig(s.spec)
+	if s.peer != nil && (!s.enabled || !proto.Equal(s.peer, want)) {
+		why := "BFD down"
+		if s.enabled {
+			why = "settings changed"
+			s.log.Info("restarting bgp session with new settings")
+		}
+		if err := s.deletePeer(ctx, why); err != nil {
+			return err
+		}
+	}
+	if s.peer == nil && s.enabled {
+		if err := s.srv.AddPeer(ctx, &api.AddPeerRequest{Peer: want}); err != nil {
+			return fmt.Errorf("add neighbor %s: %w", s.spec.PeerAddress, err)
+		}
+		s.peer = want
+		s.log.Info("bgp session configured", "address", s.spec.PeerAddress, "port", s.spec.PeerPort,
+			"myASN", s.spec.MyASN, "peerASN", s.spec.PeerASN, "routerID", s.spec.RouterID)
+	}
+	return nil
+}
+
+func (s *session) deletePeer(ctx context.Context, why string) error {
+	addr := s.peer.Conf.NeighborAddress
+	if err := s.srv.DeletePeer(ctx, &api.DeletePeerRequest{Address: addr}); err != nil {
+		return fmt.Errorf("remove neighbor %s (%s): %w", addr, why, err)
+	}
+	s.peer = nil
+	s.setUp(false)
+	return nil
+}
+
+// reconcileRoutes sends what the RIB lacks: every wanted route after a start,
+// otherwise the prefixes whose last call failed.
+func (s *session) reconcileRoutes(want func() map[netip.Prefix]Attrs, wantOne func(netip.Prefix) (Attrs, bool)) error {
+	var errs []error
+	if s.resync {
+		for p, a := range want() {
+			if err := s.announce(p, a); err != nil {
+				s.dirty[p] = true
+				errs = append(errs, err)
+			}
+		}
+		s.resync = false
+	}
+	for p := range s.dirty {
+		var err error
+		if a, ok := wantOne(p); ok {
+			err = s.announce(p, a)
+		} else {
+			err = s.withdraw(p)
+		}
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		delete(s.dirty, p)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%d route operations failed, first: %w", len(errs), errs[0])
+	}
+	return nil
+}
+
+// ready tells whether route operations can go to the server now.
+func (s *session) ready() bool { return s.running != nil && !s.resync }
+
+// put applies one route change (nil attrs: withdraw). A failure leaves the
+// prefix dirty for the next reconcile; a prefix is clean only after its call
+// succeeded.
+func (s *session) put(prefix netip.Prefix, a *Attrs) error {
+	if !s.ready() {
+		return nil // the resync after the start sends what is wanted then
+	}
+	var err error
+	if a == nil {
+		err = s.withdraw(prefix)
+	} else {
+		err = s.announce(prefix, *a)
+	}
+	if err != nil {
+		s.dirty[prefix] = true
+		return err
+	}
+	delete(s.dirty, prefix)
+	return nil
+}
+
+func (s *session) setUp(up bool) {
 	if s.up.Swap(up) != up {
-		s.log.Info("bgp session state", "up", up, "state", pe.Peer.State.SessionState.String())
+		s.log.Info("bgp session state", "up", up)
 		if s.onUp != nil {
 			s.onUp(s.spec.Name, up)
 		}
 	}
+}
+
+func (s *session) peerEvent(gen uint64, r *api.WatchEventResponse) {
+	pe := r.GetPeer()
+	if pe == nil || pe.Peer == nil || pe.Peer.State == nil || gen != s.gen.Load() {
+		return
+	}
+	s.setUp(pe.Peer.State.SessionState == api.PeerState_ESTABLISHED)
 }
 
 // path builds the GoBGP path for prefix; a nil attrs builds a withdrawal.
@@ -187,8 +398,10 @@ func (s *session) announce(prefix netip.Prefix, a Attrs) error {
 	if err != nil {
 		return err
 	}
-	_, err = s.srv.AddPath(context.Background(), &api.AddPathRequest{TableType: api.TableType_GLOBAL, Path: p})
-	return err
+	if _, err = s.srv.AddPath(context.Background(), &api.AddPathRequest{TableType: api.TableType_GLOBAL, Path: p}); err != nil {
+		return fmt.Errorf("announce %s: %w", prefix, err)
+	}
+	return nil
 }
 
 // withdraw deletes exactly the path for prefix. Never call DeletePath without a path:
@@ -198,21 +411,18 @@ func (s *session) withdraw(prefix netip.Prefix) error {
 	if err != nil {
 		return err
 	}
-	return s.srv.DeletePath(context.Background(), &api.DeletePathRequest{TableType: api.TableType_GLOBAL, Family: p.Family, Path: p})
-}
-
-func (s *session) setEnabled(on bool) error {
-	ctx := context.Background()
-	addr := s.spec.PeerAddress.String()
-	if on {
-		return s.srv.EnablePeer(ctx, &api.EnablePeerRequest{Address: addr})
+	if err := s.srv.DeletePath(context.Background(), &api.DeletePathRequest{TableType: api.TableType_GLOBAL, Family: p.Family, Path: p}); err != nil {
+		return fmt.Errorf("withdraw %s: %w", prefix, err)
 	}
-	return s.srv.DisablePeer(ctx, &api.DisablePeerRequest{Address: addr, Communication: "BFD down"})
+	return nil
 }
 
 // counters reads the neighbor's message counters.
 func (s *session) counters() (updatesSent, updatesReceived uint64) {
-	_ = s.srv.ListPeer(context.Background(), &api.ListPeerRequest{Address: s.spec.PeerAddress.String()}, func(p *api.Peer) {
+	if s.srv == nil || s.peer == nil {
+		return 0, 0
+	}
+	_ = s.srv.ListPeer(context.Background(), &api.ListPeerRequest{Address: s.peer.Conf.NeighborAddress}, func(p *api.Peer) {
 		if p.State != nil && p.State.Messages != nil && p.State.Messages.Sent != nil {
 			updatesSent = p.State.Messages.Sent.Update
 			updatesReceived = p.State.Messages.Received.GetUpdate()
@@ -221,10 +431,5 @@ func (s *session) counters() (updatesSent, updatesReceived uint64) {
 	return
 }
 
-func (s *session) stop() {
-	s.cancel() // watchers first, or their goroutines can hang in StopBgp
-	s.srv.Stop()
-	if s.up.Swap(false) && s.onUp != nil {
-		s.onUp(s.spec.Name, false)
-	}
-}
+// errNoSession is returned for a peer the Speaker has no session for.
+var errNoSession = errors.New("no session")

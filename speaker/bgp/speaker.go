@@ -3,14 +3,15 @@
 package bgp
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"reflect"
 	"slices"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -23,18 +24,34 @@ type Options struct {
 	Registerer prometheus.Registerer // nil: no metrics
 	// OnSessionChange is called (from GoBGP's goroutines) when a session goes up or down.
 	OnSessionChange func(peer string, up bool)
+	// Backoff bounds the delay between attempts to converge a session that
+	// failed; zero values: 100 ms to 10 s.
+	MinBackoff, MaxBackoff time.Duration
+
+	newServer func(*slog.Logger) gobgp // tests: a fake GoBGP
 }
 
 // Speaker runs the BGP sessions of one node and announces Services' routes on them.
 // All methods are safe for concurrent use.
+//
+// Sessions are level-triggered: SetSessions and SetSessionEnabled record what is
+// wanted and converge at once; whatever fails (starting an instance, adding the
+// neighbor, a path operation) is retried by a loop with exponential backoff
+// until GoBGP holds what is wanted.
 type Speaker struct {
 	log     *slog.Logger
 	onState func(string, bool)
 	metrics *metrics
+	opts    Options
 
 	mu       sync.Mutex
 	sessions map[string]*session
 	routes   *table
+	free     []gobgp // stopped GoBGP servers, reused for new sessions
+
+	wake chan struct{}
+	stop chan struct{}
+	done chan struct{}
 }
 
 // New returns a Speaker with no sessions.
@@ -42,14 +59,27 @@ func New(o Options) *Speaker {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	s := &Speaker{log: o.Logger, onState: o.OnSessionChange, sessions: map[string]*session{}, routes: newTable()}
+	if o.MinBackoff <= 0 {
+		o.MinBackoff = 100 * time.Millisecond
+	}
+	if o.MaxBackoff <= 0 {
+		o.MaxBackoff = 10 * time.Second
+	}
+	if o.newServer == nil {
+		o.newServer = newGoBGP
+	}
+	s := &Speaker{log: o.Logger, onState: o.OnSessionChange, opts: o, sessions: map[string]*session{}, routes: newTable(),
+		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	s.metrics = newMetrics(s, o.Registerer)
+	go s.loop()
 	return s
 }
 
-// SetSessions makes the running sessions match want (keyed by BGPPeer name): new
-// peers are started and get every route already wanted for them, removed peers are
-// stopped, and a peer whose settings changed is restarted.
+// SetSessions makes the sessions match want (keyed by BGPPeer name): new peers
+// are started and get every route already wanted for them, removed peers are
+// stopped, and a peer whose BGP settings changed is restarted (changes to
+// anything else, such as the BFD profile, leave the session alone). Errors are
+// returned for logging; the Speaker keeps retrying.
 func (s *Speaker) SetSessions(want []announce.Session) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -58,37 +88,124 @@ func (s *Speaker) SetSessions(want []announce.Session) error {
 	for _, spec := range want {
 		seen[spec.Name] = true
 		cur := s.sessions[spec.Name]
-		if cur != nil && reflect.DeepEqual(cur.spec, spec) {
-			continue
-		}
-		if cur != nil {
-			s.log.Info("restarting bgp session with new settings", "peer", spec.Name)
-			cur.stop()
-			delete(s.sessions, spec.Name)
-		}
-		ns, err := startSession(spec, s.log, s.sessionChanged)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		s.sessions[spec.Name] = ns
-		for prefix, a := range s.routes.announced(spec.Name) {
-			if err := ns.announce(prefix, a); err != nil {
-				errs = append(errs, fmt.Errorf("peer %s: announce %s: %w", spec.Name, prefix, err))
+		if cur == nil {
+			cur = newSession(spec, s.log, s.sessionChanged)
+			s.sessions[spec.Name] = cur
+		} else {
+			if cur.spec.NextHopV6 != spec.NextHopV6 && cur.running != nil {
+				cur.resync = true // IPv6 paths carry it
 			}
+			cur.spec = spec
 		}
-		s.log.Info("bgp session configured", "peer", spec.Name, "address", spec.PeerAddress, "port", spec.PeerPort,
-			"myASN", spec.MyASN, "peerASN", spec.PeerASN, "routerID", spec.RouterID)
+		cur.nextTry = time.Time{}
+		if err := s.reconcile(cur); err != nil {
+			errs = append(errs, fmt.Errorf("peer %s: %w", spec.Name, err))
+		}
 	}
 	for name, cur := range s.sessions {
 		if !seen[name] {
 			s.log.Info("removing bgp session", "peer", name)
-			cur.stop()
+			s.release(cur)
 			delete(s.sessions, name)
+			s.metrics.forget(name)
 		}
 	}
 	s.metrics.refreshPrefixes(s.routes)
 	return errors.Join(errs...)
+}
+
+// release stops a session's BGP instance and keeps its server for reuse.
+func (s *Speaker) release(sess *session) {
+	sess.stopServer()
+	if sess.srv != nil {
+		s.free = append(s.free, sess.srv)
+		sess.srv = nil
+	}
+}
+
+func (s *Speaker) server() gobgp {
+	if n := len(s.free); n > 0 {
+		srv := s.free[n-1]
+		s.free = s.free[:n-1]
+		return srv
+	}
+	return s.opts.newServer(s.log)
+}
+
+// reconcile converges one session; the caller holds s.mu.
+func (s *Speaker) reconcile(sess *session) error {
+	name := sess.spec.Name
+	err := sess.reconcile(context.Background(), s.server,
+		func() map[netip.Prefix]Attrs { return s.routes.announced(name) },
+		func(p netip.Prefix) (Attrs, bool) { return s.routes.wanted(name, p) })
+	if err == nil {
+		if sess.failures > 0 {
+			sess.log.Info("bgp session converged after failures", "failures", sess.failures)
+		}
+		sess.failures, sess.nextTry, sess.lastErr = 0, time.Time{}, ""
+		s.metrics.pending(name, 0)
+		return nil
+	}
+	sess.failures++
+	s.metrics.failure(name)
+	s.metrics.pending(name, len(sess.dirty))
+	backoff := s.opts.MinBackoff << min(sess.failures-1, 16)
+	sess.nextTry = time.Now().Add(min(backoff, s.opts.MaxBackoff))
+	if msg := err.Error(); msg != sess.lastErr {
+		sess.lastErr = msg
+		sess.log.Error("bgp session not converged; retrying", "err", err, "failures", sess.failures, "retryIn", time.Until(sess.nextTry).Round(time.Millisecond))
+	}
+	s.poke()
+	return err
+}
+
+func (s *Speaker) poke() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// loop retries the sessions that failed to converge, each after its backoff.
+func (s *Speaker) loop() {
+	defer close(s.done)
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-s.wake:
+		case <-timer.C:
+		}
+		s.mu.Lock()
+		var next time.Time
+		now := time.Now()
+		for _, sess := range s.sessions {
+			if sess.failures == 0 {
+				continue
+			}
+			if now.Before(sess.nextTry) {
+				if next.IsZero() || sess.nextTry.Before(next) {
+					next = sess.nextTry
+				}
+				continue
+			}
+			if s.reconcile(sess) != nil && (next.IsZero() || sess.nextTry.Before(next)) {
+				next = sess.nextTry
+			}
+		}
+		s.mu.Unlock()
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+		if !next.IsZero() {
+			timer.Reset(max(time.Until(next), time.Millisecond))
+		}
+	}
 }
 
 func (s *Speaker) sessionChanged(peer string, up bool) {
@@ -101,7 +218,8 @@ func (s *Speaker) sessionChanged(peer string, up bool) {
 // Apply sets the routes of one Service (identified by key) to routes and sends only
 // the difference. Routes towards peers without a session are kept and sent when the
 // session appears. On error (a local-pref conflict with another Service sharing an
-// aggregated prefix) the Service keeps what it had.
+// aggregated prefix) the Service keeps what it had. A path operation that GoBGP
+// refuses is reported and retried in the background.
 func (s *Speaker) Apply(key string, routes []announce.Route) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -116,13 +234,15 @@ func (s *Speaker) Apply(key string, routes []announce.Route) error {
 		if sess == nil {
 			continue
 		}
-		if c.attrs == nil {
-			err = sess.withdraw(c.prefix)
-		} else {
-			err = sess.announce(c.prefix, *c.attrs)
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("peer %s prefix %s: %w", c.peer, c.prefix, err))
+		if err := sess.put(c.prefix, c.attrs); err != nil {
+			errs = append(errs, fmt.Errorf("peer %s: %w", c.peer, err))
+			if sess.failures == 0 {
+				sess.failures = 1
+				sess.nextTry = time.Now().Add(s.opts.MinBackoff)
+				s.metrics.failure(c.peer)
+			}
+			s.metrics.pending(c.peer, len(sess.dirty))
+			s.poke()
 		}
 	}
 	return errors.Join(errs...)
@@ -165,24 +285,60 @@ func (s *Speaker) SessionUp(peer string) bool {
 	return sess != nil && sess.up.Load()
 }
 
-// SetSessionEnabled administratively shuts a session down (false) or lets it connect
-// again (true). The speaker uses it when BFD reports the peer down and up.
+// SetSessionEnabled shuts a session down (false: the neighbor is removed, its
+// routes leave the peer at once) or lets it connect again (true). The speaker
+// uses it when BFD reports a path failure and recovery. It is idempotent and
+// level-triggered: any sequence of calls ends with the last one in force.
 func (s *Speaker) SetSessionEnabled(peer string, on bool) error {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	sess := s.sessions[peer]
-	s.mu.Unlock()
 	if sess == nil {
-		return fmt.Errorf("peer %s: no session", peer)
+		return fmt.Errorf("peer %s: %w", peer, errNoSession)
 	}
-	return sess.setEnabled(on)
+	if sess.enabled == on && sess.failures == 0 {
+		return nil
+	}
+	sess.enabled = on
+	sess.nextTry = time.Time{}
+	return s.reconcile(sess)
 }
 
-// Close stops every session.
+// SessionEnabled tells whether the session is wanted enabled (not shut by BFD).
+func (s *Speaker) SessionEnabled(peer string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sess := s.sessions[peer]
+	return sess != nil && sess.enabled
+}
+
+// Servers returns how many GoBGP servers the Speaker has created (in use and
+// pooled); it stays at the peak number of sessions however often they restart.
+func (s *Speaker) Servers() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := len(s.free)
+	for _, sess := range s.sessions {
+		if sess.srv != nil {
+			n++
+		}
+	}
+	return n
+}
+
+// Close stops every session and the retry loop.
 func (s *Speaker) Close() {
+	select {
+	case <-s.stop:
+		return
+	default:
+	}
+	close(s.stop)
+	<-s.done
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for name, sess := range s.sessions {
-		sess.stop()
+		s.release(sess)
 		delete(s.sessions, name)
 	}
 }

@@ -36,7 +36,10 @@ type prefixEntry struct {
 	// contrib: usually one element (a /32 belongs to one Service, or a few sharing
 	// an IP); a slice is far smaller than a map at 10,000s of prefixes.
 	contrib []contribution
-	sent    *Attrs // what is announced now; nil: nothing
+	// sent is what the table has handed out to be announced (the merged
+	// attributes); nil: nothing. Whether GoBGP holds it is the session's
+	// business: it keeps the prefixes whose call failed and retries them.
+	sent *Attrs
 }
 
 func (e *prefixEntry) set(svc string, a Attrs) {
@@ -208,6 +211,14 @@ func cmpU(a, b uint32) int {
 		return -1
 	}
 	return 1
+}
+
+// wanted returns what is to be announced for one prefix towards peer.
+func (t *table) wanted(peer string, prefix netip.Prefix) (Attrs, bool) {
+	if e := t.peers[peer][prefix]; e != nil && e.sent != nil {
+		return *e.sent, true
+	}
+	return Attrs{}, false
 }
 
 // announced returns every prefix announced towards peer with its attributes.
