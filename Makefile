@@ -11,7 +11,7 @@ STATICCHECK_VERSION := v0.8.2
 BIN := bin
 GO_TEST_FLAGS ?=
 
-.PHONY: all deps build test e2e node-image kind-smoke unit lint generate verify-generate tools kube lab bench-controller bench-speaker bench-bfd bench-lab clean
+.PHONY: all deps build test e2e node-image kind-smoke unit lint generate verify-generate tools kube lab bench-controller bench-speaker bench-bfd bench-lab bench-faults clean
 
 all: build
 
@@ -56,6 +56,11 @@ bench-speaker: kube
 bench-bfd: deps
 	go run ./bfd/bfdbench -trials 20
 	go run ./bfd/bfdbench -trials 20 -peer frr
+
+## bench-faults: the lab fault suite at 100 cycles per fault (apiserver outage: 3 of 30 s), recovery distributions
+bench-faults: deps kube
+	ECMPLB_FAULT_CYCLES=$${ECMPLB_FAULT_CYCLES:-100} ECMPLB_APISERVER_DOWN_CYCLES=$${ECMPLB_APISERVER_DOWN_CYCLES:-3} \
+	  go test -count=1 -timeout 6h -v ./scenarios/ -run TestScenarios -ginkgo.label-filter=faults
 
 ## node-image: the offline kind node image (installs and starts Docker if needed; ~2 min, cached)
 node-image: kube

@@ -158,8 +158,8 @@ var _ = Describe("faults of production", Ordered, ContinueOnFailure, Label("faul
 		return latest, nil
 	}
 
-	// checkRuntime compares every speaker with its baseline.
-	checkRuntime := func() error {
+	// runtimeOff compares every speaker with its baseline.
+	runtimeOff := func() error {
 		var errs []error
 		for _, n := range l.NodeNames() {
 			rt, err := l.SpeakerRuntime(ctx, n)
@@ -183,12 +183,29 @@ var _ = Describe("faults of production", Ordered, ContinueOnFailure, Label("faul
 		}
 		return errors.Join(errs...)
 	}
+	// checkRuntime polls the speakers until every one is within its baseline
+	// tolerance, at most `within` (a reflector that was backing off, a
+	// session being set up, must be given the time they are allowed).
+	checkRuntime := func(st *faultStats, within time.Duration) error {
+		start := time.Now()
+		for {
+			err := runtimeOff()
+			if err == nil {
+				st.add("fault over → every speaker's runtime at baseline", time.Since(start))
+				return nil
+			}
+			if time.Since(start) > within {
+				return fmt.Errorf("not back to baseline within %v: %w", within, err)
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
+	}
 
 	// runFault loops one fault. A cycle returns an error for a violated
 	// expectation; the loop then prints the session state history, brings the
 	// lab back to its baseline state (or gives up) and goes on, so the
 	// figures cover every cycle. The spec fails if any cycle did.
-	runFault := func(name, description string, n int, prefixes func() []netip.Prefix, cycle func(i int, st *faultStats) (nodes []string, err error)) {
+	runFault := func(name, description string, n int, runtimeWithin time.Duration, prefixes func() []netip.Prefix, cycle func(i int, st *faultStats) (nodes []string, err error)) {
 		st := &faultStats{name: name}
 		rec := lab.NewRecorder("fault: "+name, description, printf)
 		var failures []string
@@ -197,10 +214,7 @@ var _ = Describe("faults of production", Ordered, ContinueOnFailure, Label("faul
 			start := time.Now()
 			nodes, err := cycle(i, st)
 			if err == nil {
-				err = checkRuntime()
-				if err != nil {
-					err = fmt.Errorf("not back to baseline: %w", err)
-				}
+				err = checkRuntime(st, runtimeWithin)
 			}
 			if err != nil {
 				msg := fmt.Sprintf("cycle %d/%d: %v", i+1, n, err)
@@ -334,7 +348,7 @@ var _ = Describe("faults of production", Ordered, ContinueOnFailure, Label("faul
 
 	It("brings a frozen speaker (SIGSTOP ~1 s at a random phase) back on every ToR within 3 s of the thaw", func() {
 		runFault("freeze-thaw", "SIGSTOP of one speaker for 0.8-1.2 s at a random phase, then SIGCONT. With BFD 300 ms x 3 on both ToRs a freeze that outlasts the detection time takes the node off every ToR within 1.25 s of the freeze; after the thaw the node must be back on every ToR within 3 s in every trial.",
-			cycles, webOnly, func(i int, st *faultStats) ([]string, error) {
+			cycles, 5*time.Second, webOnly, func(i int, st *faultStats) ([]string, error) {
 				node := randomNode()
 				addr := l.NodeAddr(node)
 				time.Sleep(between(0, time.Second)) // random phase against BFD and keepalive timers
@@ -380,7 +394,7 @@ var _ = Describe("faults of production", Ordered, ContinueOnFailure, Label("faul
 
 	It("takes a node off only the ToR whose BFD path fails one way, and back within the bound", func() {
 		runFault("bfd-flap", "One ToR stops sending BFD to one node for 1.2-1.6 s (a one-way path failure) and resumes. The node must detect it, leave exactly that ToR within 1.25 s, stay on the other ToR throughout, and be back within 3 s of the path healing.",
-			cycles, webOnly, func(i int, st *faultStats) ([]string, error) {
+			cycles, 5*time.Second, webOnly, func(i int, st *faultStats) ([]string, error) {
 				node, tor := randomNode(), randomToR()
 				addr := l.NodeAddr(node)
 				time.Sleep(between(0, 300*time.Millisecond))
@@ -434,7 +448,7 @@ var _ = Describe("faults of production", Ordered, ContinueOnFailure, Label("faul
 
 	It("brings every node back on a restarted ToR and leaves the other ToR untouched", func() {
 		runFault("tor-restart", "One ToR's router process restarts (SIGTERM: NOTIFICATION and BFD AdminDown to every node; then started again). Every node must be back on it within 4 s of the SIGTERM, and the other ToR must not change.",
-			cycles, webOnly, func(i int, st *faultStats) ([]string, error) {
+			cycles, 5*time.Second, webOnly, func(i int, st *faultStats) ([]string, error) {
 				tor := randomToR()
 				time.Sleep(between(0, 500*time.Millisecond))
 				t0 := time.Now()
@@ -468,7 +482,7 @@ var _ = Describe("faults of production", Ordered, ContinueOnFailure, Label("faul
 
 	It("keeps BGP up when a ToR shuts its BFD session down administratively (RFC 5882 3.2)", func() {
 		runFault("peer-admin-down", "One ToR shuts its BFD session to one node down administratively (the node receives AdminDown) for 0.5-1.5 s, then enables it again. AdminDown is no path failure: no BGP session may go down and no ECMP set may change; BFD must be Up again within 3 s of the re-enable.",
-			cycles, webOnly, func(i int, st *faultStats) ([]string, error) {
+			cycles, 5*time.Second, webOnly, func(i int, st *faultStats) ([]string, error) {
 				node, tor := randomNode(), randomToR()
 				addr := l.NodeAddr(node)
 				flt := fabric.Fault{Kind: fabric.FaultBFDAdminDown, Target: node, ToR: tor}
@@ -523,9 +537,12 @@ var _ = Describe("faults of production", Ordered, ContinueOnFailure, Label("faul
 					cs, _ := l.ChangesSince(ctx, t, web, t0)
 					changed += len(cs)
 				}
-				st.add("ECMP changes per AdminDown cycle (want 0) ×1000", time.Duration(changed)*time.Second)
 				if changed > 0 {
 					errs = append(errs, fmt.Errorf("%d ECMP changes after a BFD AdminDown of %s on %s (want none)", changed, node, tor))
+					// How long the wrongly withdrawn node stayed away.
+					if at, err := recovered(web, all, t0); err == nil {
+						st.add("(violation) AdminDown → node back after a wrong BGP flap", at.Sub(t0))
+					}
 				}
 				return []string{node}, errors.Join(errs...)
 			})
@@ -534,7 +551,7 @@ var _ = Describe("faults of production", Ordered, ContinueOnFailure, Label("faul
 	It("converges exactly when a speaker restarts while Services are being created and changed", func() {
 		var prefixes []netip.Prefix
 		runFault("speaker-restart", "Four Services are created and their endpoints rewritten every 100-300 ms for ~3 s while one speaker restarts (SIGTERM, start) at a random moment. Every ToR must then hold exactly the expected set of every Service within 8 s of the restart and of the last write; the Services are then deleted and their routes must leave every ToR.",
-			cycles, func() []netip.Prefix { return append([]netip.Prefix{web}, prefixes...) }, func(i int, st *faultStats) ([]string, error) {
+			cycles, 5*time.Second, func() []netip.Prefix { return append([]netip.Prefix{web}, prefixes...) }, func(i int, st *faultStats) ([]string, error) {
 				node := randomNode()
 				names := []string{"churn-a", "churn-b", "churn-c", "churn-d"}
 				final := map[string][]string{}
@@ -659,7 +676,7 @@ var _ = Describe("faults of production", Ordered, ContinueOnFailure, Label("faul
 		rejected := map[string]string{}
 		var churnPrefix netip.Prefix
 		runFault("config-churn", "Bad objects (a BGPPeer with holdTime 1s for another rack, a pool 10.0.0.0/33, a community 65000:70000) are applied mixed in random order with good ones (a second pool and advertisement, a Service from it). What the apiserver accepts is left in place. The Service of the first pool must never change on any ToR; the good Service must be announced with exactly its endpoints' nodes within 5 s once the bad objects are deleted (and, noted, while they exist); deleting everything must withdraw it.",
-			cycles, func() []netip.Prefix { return []netip.Prefix{web, churnPrefix} }, func(i int, st *faultStats) ([]string, error) {
+			cycles, 5*time.Second, func() []netip.Prefix { return []netip.Prefix{web, churnPrefix} }, func(i int, st *faultStats) ([]string, error) {
 				files := append(append([]string{}, bad...), goodPool, goodSvc)
 				rnd.Shuffle(len(files), func(a, b int) { files[a], files[b] = files[b], files[a] })
 				if slices.Index(files, goodSvc) < slices.Index(files, goodPool) {
@@ -752,14 +769,18 @@ var _ = Describe("faults of production", Ordered, ContinueOnFailure, Label("faul
 				}
 				return nil, errors.Join(errs...)
 			})
-		for f, out := range rejected {
-			printf("rejected at apply time: %s: %s\n", f, out)
+		for _, f := range bad {
+			if out, ok := rejected[filepath.Base(f)]; ok {
+				printf("bad object rejected at apply time: %s: %s\n", filepath.Base(f), out)
+			} else {
+				printf("bad object accepted by the apiserver (left to the speakers' validation): %s\n", filepath.Base(f))
+			}
 		}
 	})
 
 	It("keeps every route through a 30 s apiserver outage and follows changes after it", func() {
 		runFault("apiserver-down", "kube-apiserver is stopped for 30 s (etcd keeps running) and started again. No ECMP set may change during or after the outage; an endpoint drain written once the apiserver is back must reach every ToR within 35 s (client-go's reflectors back off up to 30 s).",
-			apiCycles, webOnly, func(i int, st *faultStats) ([]string, error) {
+			apiCycles, apiserverBound, webOnly, func(i int, st *faultStats) ([]string, error) {
 				t0 := time.Now()
 				l.Env.StopAPIServer()
 				time.Sleep(30 * time.Second) // the outage itself
