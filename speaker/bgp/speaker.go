@@ -304,12 +304,13 @@ func (s *Speaker) SetSessionEnabled(peer string, on bool) error {
 	return s.reconcile(sess)
 }
 
-// SessionEnabled tells whether the session is wanted enabled (not shut by BFD).
-func (s *Speaker) SessionEnabled(peer string) bool {
+// SessionEnabled tells whether the session is wanted enabled (not shut by BFD),
+// and whether it exists.
+func (s *Speaker) SessionEnabled(peer string) (enabled, exists bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sess := s.sessions[peer]
-	return sess != nil && sess.enabled
+	return sess != nil && sess.enabled, sess != nil
 }
 
 // Servers returns how many GoBGP servers the Speaker has created (in use and
