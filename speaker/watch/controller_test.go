@@ -495,4 +495,3 @@ func TestControllerLoadBalancerClass(t *testing.T) {
 		t.Errorf("Withdrawn Event %+v (found %v)", e, ok)
 	}
 }
-
