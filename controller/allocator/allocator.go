@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"net/netip"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -60,45 +61,144 @@ func (a *Allocator) SetPool(cfg PoolConfig) (PoolChange, error) {
 	if err != nil {
 		return PoolChange{}, err
 	}
-	names := slices.Sorted(maps.Keys(a.pools))
-	for _, name := range names {
-		other := a.pools[name]
-		if name == cfg.Name {
+	if err := a.checkOverlaps([]*pool{np}); err != nil {
+		return PoolChange{}, err
+	}
+	return a.install(nil, []*pool{np})[cfg.Name], nil
+}
+
+// SetPools makes cfgs the complete set of pools in one step: pools not
+// listed are removed, listed pools whose configuration changed are replaced,
+// the others are left alone. Because the whole set is checked at once, pools
+// may trade addresses in one call. An invalid configuration or two
+// overlapping pools return an error and change nothing. Allocations are never
+// moved: those left outside every pool are kept and reported, per pool, in
+// Orphaned; those outside every pool that now fall inside one are Adopted.
+func (a *Allocator) SetPools(cfgs []PoolConfig) (map[string]PoolChange, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	want := map[string]bool{}
+	var add []*pool
+	for _, cfg := range cfgs {
+		if want[cfg.Name] {
+			return nil, fmt.Errorf("IPAddressPool %q listed twice", cfg.Name)
+		}
+		want[cfg.Name] = true
+		if old := a.pools[cfg.Name]; old != nil && reflect.DeepEqual(old.cfg, cfg) {
 			continue
 		}
-		if mine, theirs, ok := np.overlaps(other); ok {
-			idx := slices.Index(np.ranges, mine)
-			return PoolChange{}, &FieldError{
-				Field: fmt.Sprintf("spec.addresses[%d]", idx),
-				Detail: fmt.Sprintf("%q overlaps IPAddressPool %q (%s)",
-					cfg.Addresses[idx], name, theirs),
+		np, err := newPool(cfg)
+		if err != nil {
+			return nil, fmt.Errorf("IPAddressPool %q: %w", cfg.Name, err)
+		}
+		add = append(add, np)
+	}
+	var remove []string
+	for name := range a.pools {
+		if !want[name] {
+			remove = append(remove, name)
+		}
+	}
+	if err := a.checkOverlaps(add, remove...); err != nil {
+		return nil, err
+	}
+	return a.install(remove, add), nil
+}
+
+// checkOverlaps reports the first overlap of a pool in add with another pool
+// of the set that results from removing remove and installing add.
+func (a *Allocator) checkOverlaps(add []*pool, remove ...string) error {
+	final := map[string]*pool{}
+	for name, p := range a.pools {
+		if !slices.Contains(remove, name) {
+			final[name] = p
+		}
+	}
+	for _, np := range add {
+		final[np.cfg.Name] = np
+	}
+	for _, np := range add {
+		for _, name := range slices.Sorted(maps.Keys(final)) {
+			if name == np.cfg.Name {
+				continue
+			}
+			if mine, theirs, ok := np.overlaps(final[name]); ok {
+				idx := slices.Index(np.ranges, mine)
+				return &FieldError{
+					Field: fmt.Sprintf("spec.addresses[%d]", idx),
+					Detail: fmt.Sprintf("%q overlaps IPAddressPool %q (%s)",
+						np.cfg.Addresses[idx], name, theirs),
+				}
 			}
 		}
 	}
-	old := a.pools[cfg.Name]
-	a.pools[cfg.Name] = np
-	var ch PoolChange
-	for ip, e := range a.ips {
-		switch {
-		case old != nil && e.pool == old:
-			if np.contains(ip) {
-				a.enterPool(ip, e, np)
-			} else {
-				e.pool, e.lastPool = nil, cfg.Name
-				a.outside[cfg.Name]++
-				a.nOut++
-				ch.Orphaned = append(ch.Orphaned, e.holding(ip))
-			}
-		case e.pool == nil && np.contains(ip):
-			a.leaveOutside(e)
-			a.enterPool(ip, e, np)
-			ch.Adopted = append(ch.Adopted, e.holding(ip))
+	return nil
+}
+
+// install removes the pools named in remove, installs add (replacing pools of
+// the same name), and moves allocations accordingly; the caller has checked
+// that the result has no overlaps.
+func (a *Allocator) install(remove []string, add []*pool) map[string]PoolChange {
+	replaced := map[string]bool{}
+	for _, name := range remove {
+		replaced[name] = true
+	}
+	for _, np := range add {
+		if a.pools[np.cfg.Name] != nil {
+			replaced[np.cfg.Name] = true
 		}
+	}
+	// Detach the allocations of every pool that goes away or changes.
+	detached := map[netip.Addr]string{}
+	for ip, e := range a.ips {
+		if e.pool != nil && replaced[e.pool.cfg.Name] {
+			name := e.pool.cfg.Name
+			e.pool, e.lastPool = nil, name
+			a.outside[name]++
+			a.nOut++
+			detached[ip] = name
+		}
+	}
+	for _, name := range remove {
+		delete(a.pools, name)
+	}
+	for _, np := range add {
+		a.pools[np.cfg.Name] = np
+	}
+	changes := map[string]PoolChange{}
+	if len(add) > 0 {
+		for ip, e := range a.ips {
+			if e.pool != nil {
+				continue
+			}
+			for _, np := range add {
+				if !np.contains(ip) {
+					continue
+				}
+				a.leaveOutside(e)
+				a.enterPool(ip, e, np)
+				if detached[ip] != np.cfg.Name {
+					ch := changes[np.cfg.Name]
+					ch.Adopted = append(ch.Adopted, e.holding(ip))
+					changes[np.cfg.Name] = ch
+				}
+				delete(detached, ip)
+				break
+			}
+		}
+	}
+	for ip, name := range detached {
+		ch := changes[name]
+		ch.Orphaned = append(ch.Orphaned, a.ips[ip].holding(ip))
+		changes[name] = ch
+	}
+	for name, ch := range changes {
+		sortHoldings(ch.Orphaned)
+		sortHoldings(ch.Adopted)
+		changes[name] = ch
 	}
 	a.rebuildOrder()
-	sortHoldings(ch.Orphaned)
-	sortHoldings(ch.Adopted)
-	return ch, nil
+	return changes
 }
 
 // DeletePool removes a pool. Its allocations are kept and reported as
@@ -106,23 +206,10 @@ func (a *Allocator) SetPool(cfg PoolConfig) (PoolChange, error) {
 func (a *Allocator) DeletePool(name string) PoolChange {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	p := a.pools[name]
-	if p == nil {
+	if a.pools[name] == nil {
 		return PoolChange{}
 	}
-	delete(a.pools, name)
-	var ch PoolChange
-	for ip, e := range a.ips {
-		if e.pool == p {
-			e.pool, e.lastPool = nil, name
-			a.outside[name]++
-			a.nOut++
-			ch.Orphaned = append(ch.Orphaned, e.holding(ip))
-		}
-	}
-	a.rebuildOrder()
-	sortHoldings(ch.Orphaned)
-	return ch
+	return a.install([]string{name}, nil)[name]
 }
 
 func (a *Allocator) enterPool(ip netip.Addr, e *ipEntry, p *pool) {

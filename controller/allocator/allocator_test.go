@@ -502,6 +502,53 @@ func TestPoolChangeAndStats(t *testing.T) {
 	checkInvariants(t, a)
 }
 
+func TestSetPools(t *testing.T) {
+	a := New()
+	if _, err := a.SetPools([]PoolConfig{poolCfg("a", "10.0.0.0/30"), poolCfg("b", "10.0.1.0/30")}); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []Request{svc("x/a", inPool("a")), svc("x/b", inPool("b"))} {
+		if _, _, err := a.Assign(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The pools swap their addresses in one step: with SetPool one at a time
+	// the first change would overlap the other pool's old addresses.
+	ch, err := a.SetPools([]PoolConfig{poolCfg("a", "10.0.1.0/30"), poolCfg("b", "10.0.0.0/30")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ch["a"].Adopted) != 1 || ch["a"].Adopted[0].Services[0] != "x/b" || len(ch["b"].Adopted) != 1 || len(ch["a"].Orphaned)+len(ch["b"].Orphaned) != 0 {
+		t.Fatalf("changes = %+v", ch)
+	}
+	if as, _ := a.Lookup("x/a"); as.Pool != "b" || as.IPs[0].String() != "10.0.0.0" {
+		t.Fatalf("x/a = %+v; its IP must stay and now be in b", as)
+	}
+	// Unchanged pools are left alone; listing nothing removes everything and
+	// keeps the allocations.
+	if ch, err := a.SetPools([]PoolConfig{poolCfg("a", "10.0.1.0/30"), poolCfg("b", "10.0.0.0/30")}); err != nil || len(ch) != 0 {
+		t.Fatalf("no-op SetPools = %+v, %v", ch, err)
+	}
+	ch, _ = a.SetPools(nil)
+	if len(ch["a"].Orphaned) != 1 || len(ch["b"].Orphaned) != 1 || a.Outside() != 2 || len(a.Pools()) != 0 {
+		t.Fatalf("after removing all: changes %+v, outside %d, pools %v", ch, a.Outside(), a.Pools())
+	}
+	// Errors change nothing.
+	for _, cfgs := range [][]PoolConfig{
+		{poolCfg("a", "10.0.0.0/30"), poolCfg("b", "10.0.0.2/31")},
+		{poolCfg("a", "10.0.0.0/30"), poolCfg("c", "10.0.0.0/33")},
+		{poolCfg("a", "10.0.0.0/30"), poolCfg("a", "10.0.9.0/30")},
+	} {
+		if _, err := a.SetPools(cfgs); err == nil {
+			t.Errorf("SetPools(%v) accepted", cfgs)
+		}
+		if len(a.Pools()) != 0 || a.Outside() != 2 {
+			t.Fatalf("a failed SetPools changed state: pools %v, outside %d", a.Pools(), a.Outside())
+		}
+	}
+	checkInvariants(t, a)
+}
+
 // TestAllocatorRandomOps runs random operations and checks that no IP is
 // ever held by two Services that may not share it, and that state matches
 // a rebuild from the allocations (a restart).

@@ -8,7 +8,7 @@ import (
 
 func TestFreeSetTakeAndReturn(t *testing.T) {
 	s := newFreeSet()
-	s.insertRange(Range{netip.MustParseAddr("10.0.0.0"), netip.MustParseAddr("10.0.0.9")})
+	s.insertRange(Range{First: netip.MustParseAddr("10.0.0.0"), Last: netip.MustParseAddr("10.0.0.9")})
 	if got := s.count().int64(); got != 10 {
 		t.Fatalf("count = %d, want 10", got)
 	}
@@ -39,7 +39,7 @@ func TestFreeSetTakeAndReturn(t *testing.T) {
 
 func TestFreeSetHugeIPv6(t *testing.T) {
 	s := newFreeSet()
-	s.insertRange(Range{netip.MustParseAddr("2001:db8::"), netip.MustParseAddr("2001:db8::ffff:ffff:ffff:ffff")})
+	s.insertRange(Range{First: netip.MustParseAddr("2001:db8::"), Last: netip.MustParseAddr("2001:db8::ffff:ffff:ffff:ffff")})
 	if got := s.count(); got != (u128{1, 0}) {
 		t.Fatalf("count of a /64 = %v, want 2^64", got)
 	}
@@ -55,7 +55,7 @@ func TestFreeSetHugeIPv6(t *testing.T) {
 		t.Fatalf("sequential takes fragmented the set: %d intervals", s.intervals())
 	}
 	s2 := newFreeSet()
-	s2.insertRange(Range{netip.MustParseAddr("::"), netip.MustParseAddr("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff")})
+	s2.insertRange(Range{First: netip.MustParseAddr("::"), Last: netip.MustParseAddr("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff")})
 	last := netip.MustParseAddr("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff")
 	if !s2.take(last) {
 		t.Fatal("take of the last address failed")
@@ -71,12 +71,12 @@ func TestUsableV4(t *testing.T) {
 		r    Range
 		want []string
 	}{
-		{Range{netip.MustParseAddr("10.0.0.0"), netip.MustParseAddr("10.0.0.255")}, []string{"10.0.0.1-10.0.0.254"}},
-		{Range{netip.MustParseAddr("10.0.0.250"), netip.MustParseAddr("10.0.2.3")},
+		{Range{First: netip.MustParseAddr("10.0.0.0"), Last: netip.MustParseAddr("10.0.0.255")}, []string{"10.0.0.1-10.0.0.254"}},
+		{Range{First: netip.MustParseAddr("10.0.0.250"), Last: netip.MustParseAddr("10.0.2.3")},
 			[]string{"10.0.0.250-10.0.0.254", "10.0.1.1-10.0.1.254", "10.0.2.1-10.0.2.3"}},
-		{Range{netip.MustParseAddr("10.0.0.255"), netip.MustParseAddr("10.0.1.0")}, nil},
-		{Range{netip.MustParseAddr("10.0.0.7"), netip.MustParseAddr("10.0.0.7")}, []string{"10.0.0.7-10.0.0.7"}},
-		{Range{netip.MustParseAddr("255.255.255.0"), netip.MustParseAddr("255.255.255.255")}, []string{"255.255.255.1-255.255.255.254"}},
+		{Range{First: netip.MustParseAddr("10.0.0.255"), Last: netip.MustParseAddr("10.0.1.0")}, nil},
+		{Range{First: netip.MustParseAddr("10.0.0.7"), Last: netip.MustParseAddr("10.0.0.7")}, []string{"10.0.0.7-10.0.0.7"}},
+		{Range{First: netip.MustParseAddr("255.255.255.0"), Last: netip.MustParseAddr("255.255.255.255")}, []string{"255.255.255.1-255.255.255.254"}},
 	}
 	for _, tt := range tests {
 		got := usableV4(tt.r)

@@ -44,7 +44,7 @@ func TestParseRange(t *testing.T) {
 			if err != nil {
 				t.Fatalf("ParseRange(%q): %v", tt.in, err)
 			}
-			want := Range{netip.MustParseAddr(tt.first), netip.MustParseAddr(tt.last)}
+			want := Range{First: netip.MustParseAddr(tt.first), Last: netip.MustParseAddr(tt.last)}
 			if r != want {
 				t.Fatalf("ParseRange(%q) = %v, want %v", tt.in, r, want)
 			}
@@ -68,7 +68,7 @@ func TestParseAddressesNamesField(t *testing.T) {
 		}
 	}
 	rs, err := ParseAddresses([]string{"10.0.0.0/24", "2001:db8::/120"})
-	if err != nil || len(rs) != 2 || rs[1].Family() != IPv6 {
+	if err != nil || len(rs) != 2 || FamilyOf(rs[1].First) != IPv6 {
 		t.Fatalf("ParseAddresses valid = %v, %v", rs, err)
 	}
 }

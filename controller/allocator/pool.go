@@ -96,7 +96,7 @@ func newPool(cfg PoolConfig) (*pool, error) {
 	}
 	p := &pool{cfg: cfg, ranges: rs, free: [2]*freeSet{newFreeSet(), newFreeSet()}}
 	for i, r := range rs {
-		f := r.Family()
+		f := FamilyOf(r.First)
 		if cfg.AvoidBuggyIPs && f == IPv4 {
 			pieces := usableV4(r)
 			if len(pieces) > maxBuggySplit {
