@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
@@ -46,9 +48,9 @@ func saKubeconfig(t *testing.T, env *testenv.Env, cs kubernetes.Interface, sa st
 	return path
 }
 
-// startBinary builds a command of ours and runs it until the test ends; its
-// output goes to the returned log file.
-func startBinary(t *testing.T, pkg string, args ...string) string {
+// startBinary builds a command of ours and runs it until the test ends (or
+// the caller stops it); its output goes to the process's log file.
+func startBinary(t *testing.T, pkg string, args ...string) *proc.Process {
 	t.Helper()
 	root, _ := testenv.RepoRoot()
 	dir := t.TempDir()
@@ -63,7 +65,7 @@ func startBinary(t *testing.T, pkg string, args ...string) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { p.Stop(5 * time.Second) })
-	return p.LogPath
+	return p
 }
 
 func forbiddenLines(path string) []string {
@@ -77,15 +79,39 @@ func forbiddenLines(path string) []string {
 	return out
 }
 
-// The RBAC in ecmplb.yaml is enough for the real controller and speaker:
-// with the apiserver enforcing RBAC and each running on its ServiceAccount's
-// token, the controller allocates an IP and the speaker writes its
-// ServiceBGPStatus, and neither is ever refused.
-func TestRBACIsSufficient(t *testing.T) {
+// Who the two components are to the apiserver.
+const (
+	controllerUser = "system:serviceaccount:metallb-system:ecmplb-controller"
+	speakerUser    = "system:serviceaccount:metallb-system:ecmplb-speaker"
+)
+
+// auditPolicy records, at Metadata level, every request of the two
+// ServiceAccounts and nothing else.
+const auditPolicy = `apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+- level: Metadata
+  users: ["` + controllerUser + `", "` + speakerUser + `"]
+- level: None
+`
+
+// The RBAC in ecmplb.yaml is exactly what the real controller and speaker
+// use. With the apiserver enforcing RBAC and auditing every request of the
+// two ServiceAccounts, both run on their tokens through allocation, status
+// writes, a Service's deletion and their own shutdown; then every request
+// must have been allowed, and every verb granted must have been used.
+func TestRBACIsLeast(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs the pinned kube-apiserver")
 	}
-	env := testenv.Start(t, testenv.Options{Authorization: "RBAC"})
+	dir := t.TempDir()
+	policy, auditLog := filepath.Join(dir, "audit-policy.yaml"), filepath.Join(dir, "audit.log")
+	if err := os.WriteFile(policy, []byte(auditPolicy), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := testenv.Start(t, testenv.Options{Authorization: "RBAC", ExtraAPIServerArgs: []string{
+		"--audit-policy-file=" + policy, "--audit-log-path=" + auditLog, "--audit-log-format=json", "--audit-log-mode=blocking"}})
 	ctx := context.Background()
 	cs := kubernetes.NewForConfigOrDie(env.Config)
 	if out, err := kubectl(t, env, "", "apply", "-f", "ecmplb.yaml"); err != nil {
@@ -116,21 +142,31 @@ spec: {myASN: 65100, peerASN: 65000, peerAddress: 127.0.0.1, peerPort: 1}
 	if out, err := kubectl(t, env, config, "apply", "-f", "-"); err != nil {
 		t.Fatalf("apply peer: %v\n%s", err, out)
 	}
-	_, err = cs.DiscoveryV1().EndpointSlices("default").Create(ctx, &discoveryv1.EndpointSlice{
+	slice := &discoveryv1.EndpointSlice{
 		ObjectMeta:  metav1.ObjectMeta{Name: "web-1", Labels: map[string]string{discoveryv1.LabelServiceName: "web"}},
 		AddressType: discoveryv1.AddressTypeIPv4,
 		Endpoints: []discoveryv1.Endpoint{{Addresses: []string{"10.244.0.2"}, NodeName: ptr.To("node1"),
 			Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}}},
 		Ports: []discoveryv1.EndpointPort{{Port: ptr.To[int32](8443)}},
-	}, metav1.CreateOptions{})
-	if err != nil {
+	}
+	if _, err := cs.DiscoveryV1().EndpointSlices("default").Create(ctx, slice, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 
-	ctrlLog := startBinary(t, "./controller", "--kubeconfig", saKubeconfig(t, env, cs, "ecmplb-controller"),
+	// The arguments of the manifests, but for addresses and kubeconfigs.
+	ctrl := startBinary(t, "./controller", "--kubeconfig", saKubeconfig(t, env, cs, "ecmplb-controller"),
 		"--namespace", "metallb-system", "--metrics-addr", "0", "--health-addr", "0", "--leader-elect=true")
-	spkLog := startBinary(t, "./speaker", "--kubeconfig", saKubeconfig(t, env, cs, "ecmplb-speaker"),
+	spk := startBinary(t, "./speaker", "--kubeconfig", saKubeconfig(t, env, cs, "ecmplb-speaker"),
 		"--node-name", "node1", "--namespace", "metallb-system", "--metrics-addr", "")
+	// fatalf ends the test with what RBAC refused so far, the likely cause.
+	fatalf := func(format string, args ...any) {
+		t.Helper()
+		msg := fmt.Sprintf(format, args...)
+		if _, denied, err := readAudit(auditLog); err == nil && len(denied) > 0 {
+			msg += "\nrefused by RBAC:\n" + strings.Join(denied, "\n")
+		}
+		t.Fatal(msg)
+	}
 
 	var ip string
 	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
@@ -142,24 +178,98 @@ spec: {myASN: 65100, peerASN: 65000, peerAddress: 127.0.0.1, peerPort: 1}
 		return true, nil
 	})
 	if err != nil {
-		data, _ := os.ReadFile(ctrlLog)
-		t.Fatalf("controller on its ServiceAccount allocated no IP: %v\n%s", err, data)
+		fatalf("controller on its ServiceAccount allocated no IP: %v\n%s", err, ctrl.Tail(50))
 	}
 	dyn := dynamic.NewForConfigOrDie(env.Config)
 	gvr := schema.GroupVersionResource{Group: "metallb.io", Version: "v1beta1", Resource: "servicebgpstatuses"}
-	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
+	statusCount := func() int {
 		l, err := dyn.Resource(gvr).Namespace("metallb-system").List(ctx, metav1.ListOptions{})
-		return err == nil && len(l.Items) > 0, nil
+		if err != nil {
+			return -1
+		}
+		return len(l.Items)
+	}
+	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 60*time.Second, true, func(context.Context) (bool, error) {
+		return statusCount() > 0, nil
 	})
 	if err != nil {
-		data, _ := os.ReadFile(spkLog)
-		t.Fatalf("speaker on its ServiceAccount wrote no ServiceBGPStatus for %s: %v\n%s", ip, err, data)
+		fatalf("speaker on its ServiceAccount wrote no ServiceBGPStatus for %s: %v\n%s", ip, err, spk.Tail(50))
 	}
-	// Let both run a little longer, then look for refusals.
+	// The same events again, which the recorders send as patches of the
+	// first: the Service's endpoint leaves the node and comes back (the
+	// speaker withdraws, deletes its status object, announces again), and the
+	// Service stops and starts being a LoadBalancer (the controller releases
+	// and assigns the IP again).
+	if err := cs.DiscoveryV1().EndpointSlices("default").Delete(ctx, "web-1", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 60*time.Second, true, func(context.Context) (bool, error) {
+		return statusCount() == 0, nil
+	}); err != nil {
+		fatalf("speaker did not delete its ServiceBGPStatus when the endpoint left: %v\n%s", err, spk.Tail(50))
+	}
+	if _, err := cs.DiscoveryV1().EndpointSlices("default").Create(ctx, slice, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 60*time.Second, true, func(context.Context) (bool, error) {
+		return statusCount() > 0, nil
+	}); err != nil {
+		fatalf("speaker did not announce again: %v\n%s", err, spk.Tail(50))
+	}
+	for _, typ := range []string{"ClusterIP", "LoadBalancer"} {
+		patch := fmt.Sprintf(`{"spec":{"type":%q}}`, typ)
+		if _, err := cs.CoreV1().Services("default").Patch(ctx, "web", types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
+			svc, err := cs.CoreV1().Services("default").Get(ctx, "web", metav1.GetOptions{})
+			return err == nil && (len(svc.Status.LoadBalancer.Ingress) > 0) == (typ == "LoadBalancer"), nil
+		}); err != nil {
+			fatalf("controller did not follow the Service to type %s: %v\n%s", typ, err, ctrl.Tail(50))
+		}
+	}
+	// The Service goes away: the controller releases its IP, the speaker
+	// deletes its status object.
+	if err := cs.CoreV1().Services("default").Delete(ctx, "web", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 60*time.Second, true, func(context.Context) (bool, error) {
+		return statusCount() == 0, nil
+	})
+	if err != nil {
+		fatalf("speaker did not delete its ServiceBGPStatus: %v\n%s", err, spk.Tail(50))
+	}
+	// Let both run a little longer (the lease is renewed every 2 s), then
+	// stop them: the
+	// controller releases its lease on the way out.
 	time.Sleep(2 * time.Second)
-	for name, path := range map[string]string{"controller": ctrlLog, "speaker": spkLog} {
-		if lines := forbiddenLines(path); len(lines) > 0 {
+	ctrl.Stop(10 * time.Second)
+	spk.Stop(10 * time.Second)
+
+	for name, p := range map[string]*proc.Process{"controller": ctrl, "speaker": spk} {
+		if lines := forbiddenLines(p.LogPath); len(lines) > 0 {
 			t.Errorf("%s was refused by RBAC:\n%s", name, strings.Join(lines, "\n"))
 		}
+	}
+	used, denied, err := readAudit(auditLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range denied {
+		t.Errorf("refused by RBAC: %s", d)
+	}
+	grants, err := grantsOf("ecmplb.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for user, gs := range grants {
+		for _, g := range gs {
+			if !used[user].covers(g) {
+				t.Errorf("%s grants %q on %s to %s, which never used it", g.role, g.verb, g.resourceString(), user)
+			}
+		}
+	}
+	for user, u := range used {
+		t.Logf("%s used: %s", user, strings.Join(u.list(), ", "))
 	}
 }
