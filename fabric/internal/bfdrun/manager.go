@@ -128,7 +128,9 @@ func (s *manager) Changes() (<-chan Change, func()) {
 	go func() {
 		defer close(out)
 		for c := range in {
-			remoteState, remoteDiag := s.remote(c)
+			// The rule is this package's own (PathFailure), not the bfd
+			// package's, so the fabric cannot share a bug with the speaker.
+			remoteState, remoteDiag := c.RemoteState, c.RemoteDiag
 			ch := Change{
 				Peer:        c.Key.Peer,
 				Old:         c.Old.String(),
@@ -148,24 +150,6 @@ func (s *manager) Changes() (<-chan Change, func()) {
 	}()
 	var once sync.Once
 	return out, func() { once.Do(func() { close(done); cancel() }) }
-}
-
-// remote is what the peer signalled at a transition. bfd.StateChange carries
-// only the local diagnostic, so this reads the session's snapshot right after
-// the event: the remote's state and diagnostic change only when its next
-// packet arrives, and a remote that moved on (Init, Up) has heard us again,
-// which PathFailure takes as no failure either.
-func (s *manager) remote(c bfd.StateChange) (bfd.State, bfd.Diagnostic) {
-	if c.Old != bfd.StateUp || c.New != bfd.StateDown || c.Diag != bfd.DiagNeighborSignaledDown {
-		return bfd.StateDown, bfd.DiagNone
-	}
-	for _, i := range s.m.Sessions() {
-		if i.Key == c.Key {
-			return i.RemoteState, i.RemoteDiag
-		}
-	}
-	// Gone already (removed locally): not a path failure.
-	return bfd.StateAdminDown, bfd.DiagNone
 }
 
 // Sessions implements Service. Sessions shut down administratively are listed
