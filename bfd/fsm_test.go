@@ -147,6 +147,8 @@ func TestPathFailure(t *testing.T) {
 			RemoteState: StateDown, RemoteDiag: DiagNone}, false},
 		{"peer Down after its own AdminDown", StateChange{Old: StateUp, New: StateDown, Diag: DiagNeighborSignaledDown,
 			RemoteState: StateDown, RemoteDiag: DiagAdminDown}, false},
+		{"peer restarted after our signal (FRR re-registering)", StateChange{Old: StateUp, New: StateDown, Diag: DiagNeighborSignaledDown,
+			RemoteState: StateDown, RemoteDiag: DiagNeighborSignaledDown}, false},
 		{"peer lost our packets", StateChange{Old: StateUp, New: StateDown, Diag: DiagNeighborSignaledDown,
 			RemoteState: StateDown, RemoteDiag: DiagControlDetectionTimeExpired}, true},
 		{"peer path down", StateChange{Old: StateUp, New: StateDown, Diag: DiagNeighborSignaledDown,

@@ -36,8 +36,10 @@ type StateChange struct {
 // PathFailure tells whether the change is an Up session going down because the
 // forwarding path failed, which is what BFD clients act on (RFC 5882 section
 // 3.2). It is not when the peer signalled AdminDown, nor when the peer signalled
-// Down without a failure diagnostic (it restarted its session: its packets still
-// arrive, so the path works).
+// Down without a failure diagnostic: none, AdminDown, or Neighbor Signaled
+// Session Down (a peer that restarts its session, as FRR's bfdd does when bgpd
+// re-registers it for a new BGP session, sends that; its packets still arrive,
+// so the path works).
 func (c StateChange) PathFailure() bool {
 	if c.Old != StateUp || c.New == StateUp || c.New == StateAdminDown {
 		return false
@@ -49,7 +51,7 @@ func (c StateChange) PathFailure() bool {
 		return false
 	}
 	switch c.RemoteDiag {
-	case DiagNone, DiagAdminDown:
+	case DiagNone, DiagAdminDown, DiagNeighborSignaledDown:
 		return false
 	}
 	return true

@@ -60,6 +60,7 @@ type session struct {
 	enabled bool             // wanted: not shut down by BFD
 	log     *slog.Logger
 	onUp    func(name string, up bool)
+	onDrop  func() // the peer ended an established session; wakes the Speaker's loop
 
 	srv     gobgp             // nil until the first reconcile
 	running *announce.Session // settings the server was started with; nil: stopped
@@ -67,6 +68,11 @@ type session struct {
 	cancel  context.CancelFunc
 	up      atomic.Bool
 	gen     atomic.Uint64 // bumped on every (re)start; stale watch events are ignored
+	// dropped: the established session ended without us asking. GoBGP would
+	// wait out a 5 s idle hold before dialling again; a fresh neighbor dials
+	// after 1-2 s. lastFresh rate-limits that to one per freshInterval.
+	dropped   atomic.Bool
+	lastFresh time.Time
 
 	// resync: the server's RIB must be rebuilt from the wanted routes (after a
 	// start); dirty: prefixes whose last AddPath/DeletePath failed.
@@ -80,8 +86,12 @@ type session struct {
 
 const rejectPeersPolicy = "ecmplb-reject-learned"
 
-func newSession(spec announce.Session, log *slog.Logger, onUp func(string, bool)) *session {
-	return &session{spec: spec, enabled: true, log: log.With("peer", spec.Name), onUp: onUp, dirty: map[netip.Prefix]bool{}}
+// freshInterval is the least time between two neighbor replacements after drops
+// by the peer; a peer that keeps dropping the session gets GoBGP's own idle hold.
+const freshInterval = 10 * time.Second
+
+func newSession(spec announce.Session, log *slog.Logger, onUp func(string, bool), onDrop func()) *session {
+	return &session{spec: spec, enabled: true, log: log.With("peer", spec.Name), onUp: onUp, onDrop: onDrop, dirty: map[netip.Prefix]bool{}}
 }
 
 // needsServerRestart tells whether going from a to b needs a new BGP instance
@@ -247,6 +257,14 @@ func (s *session) reconcilePeer(ctx context.Context) error {
 			}
 		}
 	}
+	if s.dropped.Swap(false) && s.peer != nil && s.enabled && time.Since(s.lastFresh) >= freshInterval && !s.up.Load() {
+		s.log.Info("bgp session dropped by the peer: reconnecting at once")
+		if err := s.deletePeer(ctx, "reconnect"); err != nil {
+			s.dropped.Store(true)
+			return err
+		}
+		s.lastFresh = time.Now()
+	}
 	want := peerConfig(s.spec)
 	if s.peer != nil && (!s.enabled || !proto.Equal(s.peer, want)) {
 		why := "BFD down"
@@ -335,13 +353,16 @@ func (s *session) put(prefix netip.Prefix, a *Attrs) error {
 	return nil
 }
 
-func (s *session) setUp(up bool) {
-	if s.up.Swap(up) != up {
-		s.log.Info("bgp session state", "up", up)
-		if s.onUp != nil {
-			s.onUp(s.spec.Name, up)
-		}
+// setUp records the session state and reports whether it changed.
+func (s *session) setUp(up bool) bool {
+	if s.up.Swap(up) == up {
+		return false
 	}
+	s.log.Info("bgp session state", "up", up)
+	if s.onUp != nil {
+		s.onUp(s.spec.Name, up)
+	}
+	return true
 }
 
 func (s *session) peerEvent(gen uint64, r *api.WatchEventResponse) {
@@ -349,7 +370,13 @@ func (s *session) peerEvent(gen uint64, r *api.WatchEventResponse) {
 	if pe == nil || pe.Peer == nil || pe.Peer.State == nil || gen != s.gen.Load() {
 		return
 	}
-	s.setUp(pe.Peer.State.SessionState == api.PeerState_ESTABLISHED)
+	up := pe.Peer.State.SessionState == api.PeerState_ESTABLISHED
+	if s.setUp(up) && !up {
+		s.dropped.Store(true)
+		if s.onDrop != nil {
+			s.onDrop()
+		}
+	}
 }
 
 // path builds the GoBGP path for prefix; a nil attrs builds a withdrawal.

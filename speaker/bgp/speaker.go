@@ -89,7 +89,7 @@ func (s *Speaker) SetSessions(want []announce.Session) error {
 		seen[spec.Name] = true
 		cur := s.sessions[spec.Name]
 		if cur == nil {
-			cur = newSession(spec, s.log, s.sessionChanged)
+			cur = newSession(spec, s.log, s.sessionChanged, s.poke)
 			s.sessions[spec.Name] = cur
 		} else {
 			if cur.spec.NextHopV6 != spec.NextHopV6 && cur.running != nil {
@@ -183,6 +183,9 @@ func (s *Speaker) loop() {
 		now := time.Now()
 		for _, sess := range s.sessions {
 			if sess.failures == 0 {
+				if sess.dropped.Load() {
+					_ = s.reconcile(sess)
+				}
 				continue
 			}
 			if now.Before(sess.nextTry) {
