@@ -8,10 +8,14 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Process is a started program.
@@ -38,6 +42,13 @@ type Options struct {
 	// NetNS runs the program in this named network namespace (`ip netns
 	// exec`, which execs in place: the PID is the program's own).
 	NetNS string
+	// Credential, when set, runs the program as this user and groups (the
+	// caller must be root). With NetNS the program then enters the namespace
+	// without `ip netns exec`, which would need privileges it no longer has.
+	Credential *syscall.Credential
+	// AmbientCaps are capabilities (unix.CAP_*) a program started with
+	// Credential keeps: raised in its ambient set, so they survive execve.
+	AmbientCaps []uintptr
 }
 
 // Start runs bin with args. The child gets its own process group and is
@@ -57,14 +68,20 @@ func Start(name string, opts Options, bin string, args ...string) (*Process, err
 		defer f.Close()
 		out = f
 	}
-	if opts.NetNS != "" {
+	direct := opts.NetNS != "" && opts.Credential != nil
+	if opts.NetNS != "" && !direct {
 		args = append([]string{"netns", "exec", opts.NetNS, bin}, args...)
 		bin = "ip"
 	}
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Stdout, p.cmd.Stderr = out, out
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := p.cmd.Start(); err != nil {
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL,
+		Credential: opts.Credential, AmbientCaps: opts.AmbientCaps}
+	start := p.cmd.Start
+	if direct {
+		start = func() error { return startInNetNS(opts.NetNS, p.cmd, p.done) }
+	}
+	if err := start(); err != nil {
 		return nil, fmt.Errorf("starting %s: %w", name, err)
 	}
 	go func() {
@@ -72,6 +89,36 @@ func Start(name string, opts Options, bin string, args ...string) (*Process, err
 		close(p.done)
 	}()
 	return p, nil
+}
+
+// startInNetNS starts cmd from an OS thread that has entered the named
+// network namespace: the child is forked from that thread and inherits it.
+// The thread stays locked, so the runtime discards it afterwards instead of
+// reusing it in the wrong namespace, and alive until done is closed: the
+// kernel sends the parent-death signal when the forking thread ends.
+func startInNetNS(netns string, cmd *exec.Cmd, done <-chan struct{}) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		f, err := os.Open(filepath.Join("/run/netns", netns))
+		if err != nil {
+			errc <- fmt.Errorf("network namespace %s: %w", netns, err)
+			return
+		}
+		err = unix.Setns(int(f.Fd()), unix.CLONE_NEWNET)
+		f.Close()
+		if err != nil {
+			errc <- fmt.Errorf("entering network namespace %s: %w", netns, err)
+			return
+		}
+		if err := cmd.Start(); err != nil {
+			errc <- err
+			return
+		}
+		errc <- nil
+		<-done
+	}()
+	return <-errc
 }
 
 // PID is the process id.

@@ -1,11 +1,16 @@
 package proc
 
 import (
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestStartStopAndLog(t *testing.T) {
@@ -61,5 +66,57 @@ func TestAppendKeepsTheEarlierLog(t *testing.T) {
 	}
 	if got := (&Process{LogPath: log}).Tail(5); got != "first\nsecond" {
 		t.Fatalf("log = %q, want both runs", got)
+	}
+}
+
+// A program started with Credential, AmbientCaps and NetNS runs as that user,
+// with exactly those capabilities, inside the namespace, and outlives the
+// goroutine that started it.
+func TestCredentialAmbientCapsInNetNS(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to create a network namespace and change user")
+	}
+	ns := fmt.Sprintf("elbproc%d", os.Getpid())
+	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add: %v: %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
+	var st syscall.Stat_t
+	if err := syscall.Stat("/run/netns/"+ns, &st); err != nil {
+		t.Fatal(err)
+	}
+	log := filepath.Join(t.TempDir(), "log")
+	script := `sleep 0.5; grep -E '^(Uid|Gid|CapEff|CapAmb):' /proc/self/status; readlink /proc/self/ns/net`
+	p, err := Start("creds", Options{LogPath: log, NetNS: ns,
+		Credential:  &syscall.Credential{Uid: 65534, Gid: 65534},
+		AmbientCaps: []uintptr{unix.CAP_NET_RAW}}, "sh", "-c", script)
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.Done():
+	case <-time.After(10 * time.Second):
+		p.Stop(time.Second)
+		t.Fatal("did not end")
+	}
+	if _, err := p.Exited(); err != nil {
+		t.Fatalf("exited with %v:\n%s", err, p.Tail(20))
+	}
+	out := p.Tail(20)
+	fields := map[string]string{}
+	for _, line := range strings.Split(out, "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && !strings.HasPrefix(line, "net:") {
+			fields[k] = strings.Fields(v)[0]
+		}
+	}
+	netRaw := fmt.Sprintf("%016x", uint64(1)<<unix.CAP_NET_RAW)
+	want := map[string]string{"Uid": "65534", "Gid": "65534", "CapEff": netRaw, "CapAmb": netRaw}
+	for k, v := range want {
+		if fields[k] != v {
+			t.Errorf("%s = %q, want %q\n%s", k, fields[k], v, out)
+		}
+	}
+	if wantNS := fmt.Sprintf("net:[%d]", st.Ino); !strings.Contains(out, wantNS) {
+		t.Errorf("not in namespace %s (%s):\n%s", ns, wantNS, out)
 	}
 }
