@@ -175,3 +175,36 @@ func settle() (int, uint64) {
 	runtime.ReadMemStats(&ms)
 	return runtime.NumGoroutine(), ms.HeapInuse
 }
+
+// TestDisableEnableDisableStaysDown: disable, enable, disable back to back (a BFD
+// session that comes Up for a moment and fails again). GoBGP v3 takes the first
+// request at once, queues the second while the session tears down and drops the
+// third, so a speaker that fires admin-state requests ends with the session
+// enabled: it reconnects and announces towards a peer BFD calls failed. The
+// session must stay down.
+func TestDisableEnableDisableStaysDown(t *testing.T) {
+	rns := inLab(t)
+	if rns == "" {
+		return
+	}
+	tor := startRouter(t, rns, 65000, "10.0.0.1")
+	sp := New(Options{Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	t.Cleanup(sp.Close)
+	if err := sp.SetSessions([]announce.Session{testSession("tor1", "10.0.0.1", 65000)}); err != nil {
+		t.Fatal(err)
+	}
+	waitUp(t, tor, true)
+	for _, on := range []bool{false, true, false} {
+		if err := sp.SetSessionEnabled("tor1", on); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitUp(t, tor, false)
+	// GoBGP would reconnect an enabled neighbor after its 5 s idle hold and a 1-2 s
+	// connect delay: the session must not come up within that window.
+	if err := tor.WaitFor(8*time.Second, func(_ map[string]map[string]testrouter.Route, up map[string]bool) bool {
+		return up[speakerAddr]
+	}); err == nil {
+		t.Fatal("session came back up although the last request disabled it")
+	}
+}
