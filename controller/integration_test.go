@@ -18,6 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/ecmplb/ecmplb/api/v1beta1"
@@ -329,6 +330,7 @@ func TestIntegration(t *testing.T) {
 		h.waitEvent(poolNS, "IPAddressPool", "bad-pool", reconciler.ReasonInvalidConfig,
 			`IPAddressPool metallb-system/bad-pool: spec.addresses[1]: "10.0.0.0/33" is not a valid CIDR or range`)
 		h.waitPoolCondition("bad-pool", reconciler.ConditionValid, metav1.ConditionFalse, `"10.0.0.0/33" is not a valid CIDR or range`)
+		time.Sleep(1100 * time.Millisecond) // surely younger than prod-pool (creationTimestamp has 1 s resolution)
 		h.pool("overlap", nil, "203.0.113.128/25")
 		h.waitPoolCondition("overlap", reconciler.ConditionValid, metav1.ConditionFalse, `overlaps IPAddressPool "prod-pool"`)
 		h.service("default", "outside", func(s *corev1.Service) { s.Annotations[v1beta1.AnnotationLoadBalancerIPs] = "172.16.0.1" })
@@ -540,5 +542,106 @@ func TestIntegration(t *testing.T) {
 		if len(violations) > 0 {
 			t.Fatalf("violations: %v", violations)
 		}
+	})
+}
+
+// update re-reads an object, changes it and writes it back (again on a
+// conflict: the controller writes status meanwhile).
+func (h *harness) update(obj client.Object, mut func()) {
+	h.t.Helper()
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := h.c.Get(context.Background(), client.ObjectKeyFromObject(obj), obj); err != nil {
+			return err
+		}
+		mut()
+		return h.c.Update(context.Background(), obj)
+	})
+	if err != nil {
+		h.t.Fatalf("update %s: %v", obj.GetName(), err)
+	}
+}
+
+// TestIntegrationRestartDecidesAsRunning (issue #8, 7 and 12): pool overlaps,
+// invalid pool edits and sharing conflicts are decided by the objects alone,
+// so a controller restarted after a change decides as one that saw it happen.
+func TestIntegrationRestartDecidesAsRunning(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs the pinned kube-apiserver and etcd (make kube); skipped with -short")
+	}
+	h := newHarness(t)
+	first := h.startController("first")
+
+	t.Run("overlap: the older pool wins, whatever came first", func(t *testing.T) {
+		h.t = t
+		// older is created first but invalid, so younger is accepted meanwhile.
+		h.pool("older", func(p *v1beta1.IPAddressPool) { p.Spec.AutoAssign = ptr(false) }, "198.51.100.0/33")
+		h.waitPoolCondition("older", reconciler.ConditionValid, metav1.ConditionFalse, "is not a valid CIDR or range")
+		time.Sleep(1100 * time.Millisecond) // creationTimestamp has 1 s resolution
+		h.pool("younger", func(p *v1beta1.IPAddressPool) { p.Spec.AutoAssign = ptr(false) }, "198.51.100.0/25")
+		h.waitPoolCondition("younger", reconciler.ConditionValid, metav1.ConditionTrue, "")
+		// Fixed, older overlaps younger and, being older, takes over.
+		p := &v1beta1.IPAddressPool{ObjectMeta: metav1.ObjectMeta{Namespace: poolNS, Name: "older"}}
+		h.update(p, func() { p.Spec.Addresses = []string{"198.51.100.0/24"} })
+		h.waitPoolCondition("older", reconciler.ConditionValid, metav1.ConditionTrue, "")
+		h.waitPoolCondition("younger", reconciler.ConditionValid, metav1.ConditionFalse,
+			`spec.addresses[0]: overlaps IPAddressPool "older" in 198.51.100.0-198.51.100.127`)
+		h.waitEvent(poolNS, "IPAddressPool", "younger", reconciler.ReasonInvalidConfig, `IPAddressPool metallb-system/younger: spec.addresses[0]: overlaps IPAddressPool "older"`)
+	})
+
+	t.Run("an invalid edit rejects the pool, running or restarted", func(t *testing.T) {
+		h.t = t
+		h.pool("edit-pool", func(p *v1beta1.IPAddressPool) { p.Spec.AutoAssign = ptr(false) }, "10.9.0.0/30")
+		h.service("default", "e1", func(s *corev1.Service) { s.Annotations[v1beta1.AnnotationAddressPool] = "edit-pool" })
+		h.waitIPs("default", "e1", "10.9.0.0")
+		p := &v1beta1.IPAddressPool{ObjectMeta: metav1.ObjectMeta{Namespace: poolNS, Name: "edit-pool"}}
+		h.update(p, func() { p.Spec.Addresses = []string{"10.9.0.0/33"} })
+		h.waitPoolCondition("edit-pool", reconciler.ConditionValid, metav1.ConditionFalse, `"10.9.0.0/33" is not a valid CIDR or range`)
+		h.service("default", "e2", func(s *corev1.Service) { s.Annotations[v1beta1.AnnotationAddressPool] = "edit-pool" })
+		h.waitEvent("default", "Service", "e2", reconciler.ReasonAllocationFailed, `IPAddressPool "edit-pool"`)
+		if got := h.ips("default", "e2"); len(got) != 0 {
+			t.Fatalf("e2 got %v from a rejected pool", got)
+		}
+	})
+
+	t.Run("sharing conflict while down: the Service that changed moves", func(t *testing.T) {
+		h.t = t
+		h.pool("share-pool", func(p *v1beta1.IPAddressPool) { p.Spec.AutoAssign = ptr(false) }, "10.8.0.0/30")
+		shared := func(port int32) func(*corev1.Service) {
+			return func(s *corev1.Service) {
+				s.Annotations[v1beta1.AnnotationAddressPool] = "share-pool"
+				s.Annotations[v1beta1.AnnotationAllowSharedIP] = "k"
+				s.Spec.Selector = map[string]string{"app": "shared"}
+				s.Spec.Ports = []corev1.ServicePort{{Name: "p", Port: port, Protocol: corev1.ProtocolTCP}}
+			}
+		}
+		h.service("default", "s-old", shared(80))
+		h.waitIPs("default", "s-old", "10.8.0.0")
+		time.Sleep(1100 * time.Millisecond)
+		h.service("default", "s-new", shared(443))
+		h.waitIPs("default", "s-new", "10.8.0.0")
+		first.stop()
+		time.Sleep(1100 * time.Millisecond) // managedFields times have 1 s resolution
+		s := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "s-old"}}
+		h.update(s, func() { s.Spec.Ports[0].Port = 443 })
+		first = h.startController("second")
+		h.waitIPs("default", "s-old", "10.8.0.1")
+		h.waitIPs("default", "s-new", "10.8.0.0")
+
+		// After the restart the invalid pool is still rejected and nothing moved.
+		h.service("default", "e3", func(s *corev1.Service) { s.Annotations[v1beta1.AnnotationAddressPool] = "edit-pool" })
+		h.waitEvent("default", "Service", "e3", reconciler.ReasonAllocationFailed, `IPAddressPool "edit-pool"`)
+		if got := h.ips("default", "e2"); len(got) != 0 {
+			t.Fatalf("e2 got %v after the restart", got)
+		}
+		h.waitIPs("default", "e1", "10.9.0.0")
+		h.waitPoolCondition("younger", reconciler.ConditionValid, metav1.ConditionFalse, `overlaps IPAddressPool "older"`)
+		h.waitPoolCondition("older", reconciler.ConditionValid, metav1.ConditionTrue, "")
+		// Fixing the pool serves the waiting Services.
+		p := &v1beta1.IPAddressPool{ObjectMeta: metav1.ObjectMeta{Namespace: poolNS, Name: "edit-pool"}}
+		h.update(p, func() { p.Spec.Addresses = []string{"10.9.0.0/30"} })
+		waitFor(t, 15*time.Second, "e2 and e3 to get IPs", func() (bool, string) {
+			a, b := h.ips("default", "e2"), h.ips("default", "e3")
+			return len(a) == 1 && len(b) == 1 && a[0] != b[0] && a[0] != "10.9.0.0" && b[0] != "10.9.0.0", fmt.Sprint(a, b)
+		})
 	})
 }

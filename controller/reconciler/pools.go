@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
+	"sort"
 	"strings"
 	"time"
 
@@ -20,16 +23,21 @@ import (
 
 	"github.com/ecmplb/ecmplb/api/v1beta1"
 	"github.com/ecmplb/ecmplb/controller/allocator"
+	"github.com/ecmplb/ecmplb/internal/validation"
 )
 
 // PoolConfig converts an IPAddressPool into the allocator's configuration;
-// a bad selector yields an error naming the field.
+// a bad spec (validation.Pool: addresses, avoidBuggyIPs, selectors) yields an
+// error naming the field.
 func PoolConfig(p *v1beta1.IPAddressPool) (allocator.PoolConfig, error) {
 	cfg := allocator.PoolConfig{
 		Name:          p.Name,
 		Addresses:     p.Spec.Addresses,
 		AutoAssign:    p.Spec.AutoAssign == nil || *p.Spec.AutoAssign,
 		AvoidBuggyIPs: p.Spec.AvoidBuggyIPs,
+	}
+	if _, err := validation.Pool(p); err != nil {
+		return cfg, err
 	}
 	if at := p.Spec.AllocateTo; at != nil {
 		sel := &allocator.Selection{Priority: at.Priority, Namespaces: at.Namespaces}
@@ -56,6 +64,47 @@ func PoolConfig(p *v1beta1.IPAddressPool) (allocator.PoolConfig, error) {
 	return cfg, nil
 }
 
+// DecidePools decides, from every IPAddressPool of the namespace, which pools
+// the allocator uses (accepted, in validation.PoolPrecedes order) and why the
+// others are rejected. It depends on the objects alone, never on the order
+// events arrived in or on what was accepted before, so a restarted controller
+// (rebuild) decides exactly as the running one: a pool is rejected when its
+// newest spec is invalid (an earlier valid version is not kept: it is stored
+// nowhere a restart could read it back) or when it overlaps an older pool
+// (validation.ResolveOverlaps, the rule the speaker applies too). Allocations
+// in a rejected pool stay with their Services.
+func DecidePools(pools []v1beta1.IPAddressPool) (accepted []allocator.PoolConfig, rejected map[string]error) {
+	rejected = map[string]error{}
+	cfgs := map[string]allocator.PoolConfig{}
+	var spans []validation.PoolSpan
+	for i := range pools {
+		p := &pools[i]
+		if p.DeletionTimestamp != nil {
+			continue
+		}
+		cfg, err := PoolConfig(p)
+		if err != nil {
+			rejected[p.Name] = err
+			continue
+		}
+		rs, _ := allocator.ParseAddresses(p.Spec.Addresses) // valid: PoolConfig checked
+		cfgs[p.Name] = cfg
+		spans = append(spans, validation.PoolSpan{Name: p.Name, Created: p.CreationTimestamp.Time, Ranges: rs})
+	}
+	losers := validation.ResolveOverlaps(spans)
+	sort.Slice(spans, func(i, j int) bool { return validation.PoolPrecedes(spans[i], spans[j]) })
+	for _, sp := range spans {
+		if e := losers[sp.Name]; e != nil {
+			rejected[sp.Name] = e
+			continue
+		}
+		accepted = append(accepted, cfgs[sp.Name])
+	}
+	return accepted, rejected
+}
+
+// reconcilePool recomputes the whole pool set whenever one pool changes: a
+// change to one pool can decide an overlap for another.
 func (c *Controller) reconcilePool(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	if err := c.waitReady(ctx); err != nil {
 		return reconcile.Result{}, err
@@ -63,63 +112,88 @@ func (c *Controller) reconcilePool(ctx context.Context, req reconcile.Request) (
 	if ns := c.opts.PoolNamespace; ns != "" && req.Namespace != ns {
 		return reconcile.Result{}, nil
 	}
-	p := &v1beta1.IPAddressPool{}
-	err := c.client.Get(ctx, req.NamespacedName, p)
-	if err != nil && !apierrors.IsNotFound(err) {
-		return reconcile.Result{}, fmt.Errorf("get IPAddressPool %s: %w", req, err)
+	var list v1beta1.IPAddressPoolList
+	if err := c.client.List(ctx, &list, client.InNamespace(c.opts.PoolNamespace)); err != nil {
+		return reconcile.Result{}, fmt.Errorf("list IPAddressPools: %w", err)
 	}
-	if apierrors.IsNotFound(err) || p.DeletionTimestamp != nil {
-		wasActive := c.alloc.HasPool(req.Name)
-		ch := c.alloc.DeletePool(req.Name)
-		c.mu.Lock()
-		delete(c.poolErr, req.Name)
-		c.mu.Unlock()
-		c.m.AddressesTotal.DeletePartialMatch(map[string]string{"pool": req.Name})
-		c.m.AddressesInUse.DeletePartialMatch(map[string]string{"pool": req.Name})
-		if wasActive {
-			c.log.Info("IPAddressPool removed", "pool", req.String(), "allocationsKept", len(ch.Orphaned))
-			c.reportOrphans(ctx, nil, req.Name, ch)
-			c.retryInvalidPools()
-		}
-		return reconcile.Result{}, nil
-	}
+	return reconcile.Result{}, c.applyPools(ctx, list.Items)
+}
 
-	cfg, err := PoolConfig(p)
-	var ch allocator.PoolChange
-	if err == nil {
-		ch, err = c.alloc.SetPool(cfg)
-	}
+// applyPools puts DecidePools' verdict into the allocator and reports what
+// changed: rejections (Event, condition, metric), allocations left outside
+// every pool, allocations a pool took back.
+func (c *Controller) applyPools(ctx context.Context, pools []v1beta1.IPAddressPool) error {
+	accepted, rejected := DecidePools(pools)
+	before := c.alloc.Pools()
+	changes, err := c.alloc.SetPools(accepted)
 	if err != nil {
-		msg := fmt.Sprintf("IPAddressPool %s/%s: %v", p.Namespace, p.Name, err)
-		c.log.Warn("invalid IPAddressPool", "pool", req.String(), "error", err.Error())
-		c.recorder.Event(p, corev1.EventTypeWarning, ReasonInvalidConfig, msg)
-		c.m.ConfigErrors.WithLabelValues("IPAddressPool").Inc()
-		c.mu.Lock()
-		c.poolErr[p.Name] = err.Error()
-		c.mu.Unlock()
-		c.markDirty(p.Name)
-		c.kickFlush()
-		return reconcile.Result{}, nil
+		// DecidePools checked everything SetPools does; this is a bug.
+		c.log.Error("pool set not applied", "error", err.Error())
+		return fmt.Errorf("apply IPAddressPools: %w", err)
+	}
+	byName := map[string]*v1beta1.IPAddressPool{}
+	for i := range pools {
+		byName[pools[i].Name] = &pools[i]
 	}
 	c.mu.Lock()
-	prevErr, known := c.poolErr[p.Name]
-	c.poolErr[p.Name] = ""
-	c.mu.Unlock()
-	if !known || prevErr != "" {
-		c.log.Info("IPAddressPool accepted", "pool", req.String(), "addresses", strings.Join(p.Spec.Addresses, ","))
-	}
-	c.reportOrphans(ctx, p, p.Name, ch)
-	for _, h := range ch.Adopted {
-		c.log.Info("allocation back inside a pool", "pool", p.Name, "ip", h.IP.String(), "services", h.Services)
-		for _, s := range h.Services {
-			c.enqueueService(s)
+	var newlyBad, newlyGood []string
+	for name, p := range byName {
+		msg := ""
+		if e := rejected[name]; e != nil {
+			msg = e.Error()
+		} else if p.DeletionTimestamp != nil {
+			continue
+		}
+		prev, known := c.poolErr[name]
+		c.poolErr[name] = msg
+		switch {
+		case msg != "" && msg != prev:
+			newlyBad = append(newlyBad, name)
+		case msg == "" && (!known || prev != ""):
+			newlyGood = append(newlyGood, name)
+		}
+		if msg != prev || !known {
+			c.dirty[name] = struct{}{}
 		}
 	}
-	c.markDirty(p.Name)
+	for name := range c.poolErr {
+		if p := byName[name]; p == nil || p.DeletionTimestamp != nil {
+			delete(c.poolErr, name)
+		}
+	}
+	c.mu.Unlock()
+	sort.Strings(newlyBad)
+	for _, name := range newlyBad {
+		p, err := byName[name], rejected[name]
+		c.log.Warn("invalid IPAddressPool", "pool", p.Namespace+"/"+name, "error", err.Error())
+		c.recorder.Event(p, corev1.EventTypeWarning, ReasonInvalidConfig, fmt.Sprintf("IPAddressPool %s/%s: %v", p.Namespace, name, err))
+		c.m.ConfigErrors.WithLabelValues("IPAddressPool").Inc()
+	}
+	for _, name := range newlyGood {
+		c.log.Info("IPAddressPool accepted", "pool", c.opts.PoolNamespace+"/"+name, "addresses", strings.Join(byName[name].Spec.Addresses, ","))
+	}
+	for _, name := range before {
+		if !c.alloc.HasPool(name) {
+			c.m.AddressesTotal.DeletePartialMatch(map[string]string{"pool": name})
+			c.m.AddressesInUse.DeletePartialMatch(map[string]string{"pool": name})
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(changes)) {
+		ch := changes[name]
+		c.reportOrphans(ctx, byName[name], name, ch)
+		for _, h := range ch.Adopted {
+			c.log.Info("allocation back inside a pool", "pool", name, "ip", h.IP.String(), "services", h.Services)
+			for _, s := range h.Services {
+				c.enqueueService(s)
+			}
+		}
+		c.markDirty(name)
+	}
 	c.kickFlush()
-	c.retryPending()
-	c.retryInvalidPools()
-	return reconcile.Result{}, nil
+	if len(changes) > 0 || len(newlyGood) > 0 {
+		c.retryPending()
+	}
+	return nil
 }
 
 // reportOrphans emits Events for allocations a pool change left outside
@@ -130,7 +204,7 @@ func (c *Controller) reportOrphans(ctx context.Context, p *v1beta1.IPAddressPool
 	}
 	msg := fmt.Sprintf("%d allocated IP(s) are no longer in IPAddressPool %q; they stay with their Services and are not reassigned", len(ch.Orphaned), name)
 	c.log.Warn("allocations left outside every pool", "pool", name, "count", len(ch.Orphaned))
-	if p != nil {
+	if p != nil && p.DeletionTimestamp == nil {
 		c.recorder.Event(p, corev1.EventTypeWarning, ReasonOutsidePool, msg)
 	}
 	for _, h := range ch.Orphaned {
@@ -143,26 +217,6 @@ func (c *Controller) reportOrphans(ctx context.Context, p *v1beta1.IPAddressPool
 func (c *Controller) enqueueService(key string) {
 	ns, name, _ := strings.Cut(key, "/")
 	c.svcEvents <- event.GenericEvent{Object: &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}}
-}
-
-// retryInvalidPools re-enqueues rejected pools: a change elsewhere (a pool
-// removed or shrunk) may have cleared their overlap.
-func (c *Controller) retryInvalidPools() {
-	c.mu.Lock()
-	var names []string
-	for n, e := range c.poolErr {
-		if e != "" {
-			names = append(names, n)
-		}
-	}
-	c.mu.Unlock()
-	for _, n := range names {
-		p := &v1beta1.IPAddressPool{ObjectMeta: metav1.ObjectMeta{Namespace: c.opts.PoolNamespace, Name: n}}
-		select {
-		case c.poolEvents <- event.GenericEvent{Object: p}:
-		default:
-		}
-	}
 }
 
 func (c *Controller) kickFlush() {
@@ -236,9 +290,6 @@ func (c *Controller) writePoolStatus(ctx context.Context, name string) error {
 		Message: "addresses accepted", ObservedGeneration: p.Generation}
 	if perr != "" {
 		valid.Status, valid.Reason, valid.Message = metav1.ConditionFalse, ReasonInvalidConfig, perr
-		if c.alloc.HasPool(name) {
-			valid.Message += " (the previous valid addresses stay in use)"
-		}
 	}
 	meta.SetStatusCondition(&st.Conditions, valid)
 	if equality.Semantic.DeepEqual(st, p.Status) {

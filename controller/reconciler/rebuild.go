@@ -9,7 +9,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/ecmplb/ecmplb/api/v1beta1"
@@ -18,14 +17,79 @@ import (
 
 // restoreItem is one Service's allocation found in its status.
 type restoreItem struct {
-	created time.Time
+	created time.Time // metadata.creationTimestamp
+	changed time.Time // LastChange
 	req     allocator.Request
 	ips     []netip.Addr
 }
 
+// restoreItemFor reads the allocation a Service holds in its status (ok false:
+// none). A malformed request annotation does not matter here: the status is
+// what the Service holds. It keeps only what sharing checks need, so the
+// listed pages can be freed.
+func restoreItemFor(svc *corev1.Service) (restoreItem, bool) {
+	ips := StatusIPs(svc)
+	if len(ips) == 0 {
+		return restoreItem{}, false
+	}
+	r, _ := RequestFor(svc, nil)
+	r.Labels, r.IPs, r.Pool = nil, nil, ""
+	r.Selector = maps.Clone(r.Selector)
+	return restoreItem{created: svc.CreationTimestamp.Time, changed: LastChange(svc), req: r, ips: ips}, true
+}
+
+// restore registers the allocations found in Services' status, least recently
+// changed Service first, and returns how many could not be (each reported to
+// failed). When Services claim one IP but may no longer share it, the one whose
+// spec changed last is the one that introduced the conflict: it loses the IP
+// and its reconcile gives it a new one, as the running controller would have
+// done when the change arrived. Ties go to the older Service, then the name.
+func restore(alloc *allocator.Allocator, items []restoreItem, failed func(restoreItem, error)) int {
+	sort.Slice(items, func(i, j int) bool {
+		a, b := &items[i], &items[j]
+		if !a.changed.Equal(b.changed) {
+			return a.changed.Before(b.changed)
+		}
+		if !a.created.Equal(b.created) {
+			return a.created.Before(b.created)
+		}
+		return a.req.Key < b.req.Key
+	})
+	conflicts := 0
+	for _, it := range items {
+		if _, err := alloc.Restore(it.req, it.ips); err != nil {
+			conflicts++
+			failed(it, err)
+		}
+	}
+	return conflicts
+}
+
+// FieldManager is the field manager of the controller's own writes to
+// Services (the pool annotation), so LastChange can leave them out.
+const FieldManager = "ecmplb-controller"
+
+// LastChange is when a Service was last changed by anyone but this controller:
+// the newest time among its managedFields entries for the main resource (status
+// writes are a subresource), or its creation time. The API server keeps these
+// times, so they survive a controller restart.
+func LastChange(svc *corev1.Service) time.Time {
+	t := svc.CreationTimestamp.Time
+	for _, mf := range svc.ManagedFields {
+		if mf.Subresource != "" || mf.Manager == FieldManager || mf.Time == nil {
+			continue
+		}
+		if mf.Time.After(t) {
+			t = mf.Time.Time
+		}
+	}
+	return t
+}
+
 // rebuild runs once leadership is held: it loads the pools and re-registers
 // every Service's current IPs from a live (consistent) List, and only then
-// lets reconciles run. Older Services win a (corrupt) duplicate.
+// lets reconciles run. Pools and conflicting claims are decided as the running
+// controller decides them (DecidePools, restore).
 func (c *Controller) rebuild(ctx context.Context) error {
 	start := time.Now()
 	if !c.cache.WaitForCacheSync(ctx) {
@@ -35,35 +99,9 @@ func (c *Controller) rebuild(ctx context.Context) error {
 	if err := c.reader.List(ctx, &pools, client.InNamespace(c.opts.PoolNamespace)); err != nil {
 		return fmt.Errorf("rebuild: list IPAddressPools: %w", err)
 	}
-	// Pools the previous leader accepted go first, so an overlap is resolved
-	// the same way across restarts (creation times have 1 s resolution).
-	sort.Slice(pools.Items, func(i, j int) bool {
-		a, b := &pools.Items[i], &pools.Items[j]
-		if va, vb := wasAccepted(a), wasAccepted(b); va != vb {
-			return va
-		}
-		if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
-			return a.CreationTimestamp.Before(&b.CreationTimestamp)
-		}
-		return a.Name < b.Name
-	})
-	for i := range pools.Items {
-		p := &pools.Items[i]
-		if p.DeletionTimestamp != nil {
-			continue
-		}
-		cfg, err := PoolConfig(p)
-		if err == nil {
-			_, err = c.alloc.SetPool(cfg)
-		}
-		c.mu.Lock()
-		if err != nil {
-			c.poolErr[p.Name] = err.Error() // the pool reconcile reports it
-		} else {
-			c.poolErr[p.Name] = ""
-		}
-		c.dirty[p.Name] = struct{}{}
-		c.mu.Unlock()
+	// The same verdict the running controller reaches (DecidePools).
+	if err := c.applyPools(ctx, pools.Items); err != nil {
+		return fmt.Errorf("rebuild: %w", err)
 	}
 
 	var items []restoreItem
@@ -80,44 +118,22 @@ func (c *Controller) rebuild(ctx context.Context) error {
 			if !Handles(svc, c.opts.LoadBalancerClass) {
 				continue
 			}
-			ips := StatusIPs(svc)
-			if len(ips) == 0 {
-				continue
+			if it, ok := restoreItemFor(svc); ok {
+				items = append(items, it)
 			}
-			// A malformed request annotation does not matter here: the
-			// status is what the Service holds. Keep only what sharing
-			// checks need, so the listed pages can be freed.
-			r, _ := RequestFor(svc, nil)
-			r.Labels, r.IPs, r.Pool = nil, nil, ""
-			r.Selector = maps.Clone(r.Selector)
-			items = append(items, restoreItem{created: svc.CreationTimestamp.Time, req: r, ips: ips})
 		}
 		if list.Continue == "" {
 			break
 		}
 		opts = []client.ListOption{client.Limit(500), client.Continue(list.Continue)}
 	}
-	sort.Slice(items, func(i, j int) bool {
-		if !items[i].created.Equal(items[j].created) {
-			return items[i].created.Before(items[j].created)
-		}
-		return items[i].req.Key < items[j].req.Key
+	conflicts := restore(c.alloc, items, func(it restoreItem, err error) {
+		c.log.Warn("status IP not restored; the Service will get a new one", "service", it.req.Key,
+			"ips", ipStrings(it.ips), "error", err.Error())
 	})
-	conflicts := 0
-	for _, it := range items {
-		if _, err := c.alloc.Restore(it.req, it.ips); err != nil {
-			conflicts++
-			c.log.Warn("status IP not restored; the Service will get a new one", "service", it.req.Key,
-				"ips", ipStrings(it.ips), "error", err.Error())
-		}
-	}
 	c.log.Info("allocations rebuilt", "services", listed, "restored", len(items)-conflicts,
 		"conflicts", conflicts, "pools", len(pools.Items), "took", time.Since(start).String())
 	close(c.ready)
 	c.kickFlush()
 	return nil
-}
-
-func wasAccepted(p *v1beta1.IPAddressPool) bool {
-	return meta.IsStatusConditionTrue(p.Status.Conditions, ConditionValid)
 }

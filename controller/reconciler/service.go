@@ -10,6 +10,7 @@ import (
 
 	"github.com/ecmplb/ecmplb/api/v1beta1"
 	"github.com/ecmplb/ecmplb/controller/allocator"
+	"github.com/ecmplb/ecmplb/internal/validation"
 )
 
 // Legacy annotation names MetalLB still honours.
@@ -24,15 +25,10 @@ const (
 
 // Handles reports whether the controller is responsible for svc: a
 // LoadBalancer Service without a loadBalancerClass when class is "", or
-// with exactly that class otherwise.
+// with exactly that class otherwise (validation.HandlesService, the rule the
+// speaker applies too).
 func Handles(svc *corev1.Service, class string) bool {
-	if svc.Spec.Type != corev1.ServiceTypeLoadBalancer {
-		return false
-	}
-	if svc.Spec.LoadBalancerClass == nil {
-		return class == ""
-	}
-	return *svc.Spec.LoadBalancerClass == class
+	return validation.HandlesService(svc, class)
 }
 
 // ServiceKey is "namespace/name".

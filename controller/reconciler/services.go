@@ -138,7 +138,7 @@ func (c *Controller) syncService(ctx context.Context, svc *corev1.Service, as al
 		body, _ := json.Marshal(map[string]any{"metadata": map[string]any{
 			"annotations": map[string]string{v1beta1.AnnotationIPAllocatedFrom: as.Pool}}})
 		target := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: svc.Namespace, Name: svc.Name}}
-		if err := c.client.Patch(ctx, target, client.RawPatch(types.MergePatchType, body)); err != nil && !apierrors.IsNotFound(err) {
+		if err := c.client.Patch(ctx, target, client.RawPatch(types.MergePatchType, body), client.FieldOwner(FieldManager)); err != nil && !apierrors.IsNotFound(err) {
 			return fmt.Errorf("annotate Service %s/%s: %w", svc.Namespace, svc.Name, err)
 		}
 	}
