@@ -296,7 +296,14 @@ func (c *Controller) compile(objs Objects, node announce.Node) (cfg announce.Con
 	cfg, kept, still := c.good.substitute(objs, bad)
 	plan, more := announce.Compile(cfg, node)
 	for _, p := range append(still, more...) {
-		delete(kept, objectKey{p.Kind, p.Name})
+		k := objectKey{p.Kind, p.Name}
+		delete(kept, k)
+		if !bad[k] {
+			// Fine on its own, rejected beside another object's previous version
+			// (say, a pool overlapping an older pool's kept addresses).
+			problems = append(problems, p)
+			bad[k] = true
+		}
 	}
 	return cfg, plan, problems, kept
 }
