@@ -121,11 +121,66 @@ func TestBFDAdminDownIsNoPathFailure(t *testing.T) {
 		if err := f.Fault(ctx, fabric.Fault{Kind: fabric.FaultBFDFlap, Target: "n1", Duration: 1500 * time.Millisecond}); err != nil {
 			t.Fatal(err)
 		}
+		healed := time.Now()
 		wctx, wcancel := context.WithTimeout(ctx, 20*time.Second)
 		defer wcancel()
 		if _, err := f.WaitForRoute(wctx, "r1", p, []netip.Addr{n1}); err != nil {
 			t.Fatal(err)
 		}
 		changeAfter(t, f, "r1", p, t0, nil) // withdrawn in between
+		// The router takes the node's next connection at once (no 5 s idle
+		// hold): BFD comes Up within a slow-rate second, the announcer
+		// re-dials after its 1 s idle hold and 1-2 s connect retry.
+		back := changeAfter(t, f, "r1", p, healed, []netip.Addr{n1}).At.Sub(healed)
+		t.Logf("one-way BFD failure healed: route back after %v", back)
+		if back > 4500*time.Millisecond {
+			t.Errorf("route back %v after the path healed, want under 4.5 s", back)
+		}
 	})
+}
+
+// TestRouterTakesAReconnectAtOnce: after a node's session drops (here the node
+// restarts its BGP speaker), the ToR must accept the node's next connection
+// at once, as a real router does, not hold the neighbor in Idle for GoBGP's 5 s
+// and delay every failover measured against it.
+func TestRouterTakesAReconnectAtOnce(t *testing.T) {
+	topo := topology.Topology{
+		Segment: netip.MustParsePrefix("10.9.0.0/24"),
+		ToRs:    []topology.ToR{{Name: "r1", Address: netip.MustParseAddr("10.9.0.1"), ASN: 65000}},
+		Nodes:   []topology.Node{{Name: "n1", Address: netip.MustParseAddr("10.9.0.11"), ASN: 65100}},
+		BGP:     topology.BGPTimers{HoldTime: topology.Duration(9 * time.Second), KeepaliveInterval: topology.Duration(3 * time.Second)},
+	}
+	f := up(t, topo)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	p := netip.MustParsePrefix("192.0.2.10/32")
+	n1 := []netip.Addr{netip.MustParseAddr("10.9.0.11")}
+	wait := func(want []netip.Addr) {
+		t.Helper()
+		wctx, wcancel := context.WithTimeout(ctx, 15*time.Second)
+		defer wcancel()
+		if _, err := f.WaitForRoute(wctx, "r1", p, want); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for round := range 3 {
+		ann, err := f.StartAnnouncer(ctx, "n1", fabric.AnnouncerOptions{Prefixes: []netip.Prefix{p}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t0 := time.Now()
+		wait(n1)
+		if round > 0 {
+			// The announcer dials after 1-2 s (GoBGP's connect retry of 1 s,
+			// randomised up to twice that); a router holding the neighbor in
+			// Idle for 5 s refuses those attempts.
+			back := changeAfter(t, f, "r1", p, t0, n1).At.Sub(t0)
+			t.Logf("round %d: announcer restarted, route back after %v", round, back)
+			if back > 4*time.Second {
+				t.Errorf("round %d: route back %v after the node's speaker restarted, want under 4 s", round, back)
+			}
+		}
+		ann.Stop()
+		wait(nil)
+	}
 }

@@ -409,6 +409,42 @@ func (r *Router) onPeer(p *api.Peer) {
 	r.met.peerChanges.WithLabelValues(state).Inc()
 	r.events.add(control.Event{At: r.now(), Kind: control.EventBGP, Peer: addr, Old: old, New: state})
 	r.log.Info("bgp neighbor state", "peer", addr, "old", old, "new", state)
+	if old == "established" && state == "idle" && p.GetState().GetAdminState() == api.PeerState_UP {
+		go r.renewPeer(addr)
+	}
+}
+
+// renewPeer replaces a static neighbor whose session just dropped with a fresh
+// one, so the router accepts the node's next connection at once, as a real
+// router does. GoBGP would otherwise hold the neighbor in Idle, closing every
+// incoming connection, for 5 s after any drop (its idle hold time after the
+// first one, whatever IdleHoldTimeAfterReset says): a delay of the harness,
+// not of the node under test.
+func (r *Router) renewPeer(addr netip.Addr) {
+	r.peerMu.Lock()
+	n, ok := r.neighbors[addr]
+	r.peerMu.Unlock()
+	if !ok {
+		return // dynamic neighbors are removed when their session drops
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	renew := false
+	err := r.bgp.ListPeer(ctx, &api.ListPeerRequest{Address: addr.String()}, func(p *api.Peer) {
+		renew = p.GetState().GetSessionState() == api.PeerState_IDLE && p.GetState().GetAdminState() == api.PeerState_UP
+	})
+	if err != nil || !renew {
+		return
+	}
+	if err := r.bgp.DeletePeer(ctx, &api.DeletePeerRequest{Address: addr.String()}); err != nil {
+		r.log.Warn("renew neighbor: delete", "peer", addr, "err", err)
+		return
+	}
+	if err := r.bgp.AddPeer(ctx, &api.AddPeerRequest{Peer: r.peer(n)}); err != nil {
+		r.log.Error("renew neighbor: add", "peer", addr, "err", err)
+		return
+	}
+	r.log.Info("bgp neighbor renewed after its session dropped", "peer", addr)
 }
 
 func (r *Router) bfdLoop(ctx context.Context, ch <-chan bfdrun.Change) {
