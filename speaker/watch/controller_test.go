@@ -495,3 +495,28 @@ func TestControllerLoadBalancerClass(t *testing.T) {
 		t.Errorf("Withdrawn Event %+v (found %v)", e, ok)
 	}
 }
+
+func TestControllerReportsObjectsRejectedBesideAKeptVersion(t *testing.T) {
+	c := newCluster(node1(), pool("p", created, "203.0.113.0/25"), pool("q", metav1.Unix(2000, 0), "198.51.100.0/24"),
+		peer("tor1", "10.0.0.1", nil), advert("all", nil), lbService("web", "203.0.113.5", nil), readySlice("web"))
+	sp := startSpeaker(t, c, "")
+	eventually(t, "web announced", func() (bool, any) {
+		got := sp.ann.announced("default/web")
+		return len(got) == 1, got
+	})
+	// p's edit is bad, so its previous addresses stay; q then moves onto them.
+	badP := pool("p", created, "203.0.113.0/33")
+	c.source(badP).Modify(badP)
+	movedQ := pool("q", metav1.Unix(2000, 0), "203.0.113.0/24")
+	c.source(movedQ).Modify(movedQ)
+	eventually(t, "both reported", func() (bool, any) {
+		got := sp.invalid(t)
+		return reflect.DeepEqual(got, []string{"IPAddressPool/p", "IPAddressPool/q"}), got
+	})
+	if e, ok := sp.rec.find("IPAddressPool", "q", ReasonInvalidConfiguration); !ok || !strings.Contains(e.msg, `overlaps IPAddressPool "p"`) {
+		t.Errorf("q: Event %+v (found %v)", e, ok)
+	}
+	if got := sp.ann.announced("default/web"); len(got) != 1 {
+		t.Errorf("web: %v, want it still announced from p's previous version", got)
+	}
+}
