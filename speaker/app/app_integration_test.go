@@ -143,7 +143,8 @@ func TestSpeakerWithAPIServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "InvalidConfiguration event", func() bool {
-		evs, err := lab.Client.CoreV1().Events("default").List(ctx, metav1.ListOptions{})
+		// On the rejected object itself, in its namespace.
+		evs, err := lab.Client.CoreV1().Events("").List(ctx, metav1.ListOptions{})
 		if err != nil {
 			return false
 		}
