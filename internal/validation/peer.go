@@ -110,14 +110,25 @@ func BGPPeer(p *v1beta1.BGPPeer) error {
 	if s.Password != "" && s.PasswordSecret.Name != "" {
 		add(fieldErr("spec.passwordSecret", "must not be set together with spec.password"))
 	}
-	if s.VRFName != "" {
-		add(fieldErr("spec.vrf", "%q: VRFs are not supported by this speaker (it peers from the default VRF only)", s.VRFName))
-	}
-	if s.DisableMP {
-		add(fieldErr("spec.disableMP", "true is not supported by this speaker (IPv4 and IPv6 routes share one session per peer address)"))
+	if err := UnsupportedPeerFields(s.VRFName, s.DisableMP); err != nil {
+		add(err)
 	}
 	if err := Selectors("spec.nodeSelectors", s.NodeSelectors); err != nil {
 		add(err)
+	}
+	return errors.Join(errs...)
+}
+
+// UnsupportedPeerFields rejects the BGPPeer fields this speaker does not
+// implement, so they are never silently ignored: spec.vrf (peering from a
+// host VRF) and spec.disableMP (separate sessions per address family).
+func UnsupportedPeerFields(vrf string, disableMP bool) error {
+	var errs []error
+	if vrf != "" {
+		errs = append(errs, fieldErr("spec.vrf", "%q: VRFs are not supported by this speaker (it peers from the default VRF only)", vrf))
+	}
+	if disableMP {
+		errs = append(errs, fieldErr("spec.disableMP", "true is not supported by this speaker (IPv4 and IPv6 routes share one session per peer address)"))
 	}
 	return errors.Join(errs...)
 }
