@@ -1,7 +1,8 @@
 // Package watch keeps one node's BGP announcements in step with the cluster: it
 // watches Services, EndpointSlices, the node and the metallb.io objects, recompiles
-// the configuration when it changes (keeping the last good one on errors), and
-// recomputes only the Services an event touches.
+// the configuration when it changes (leaving out and reporting each bad object, and
+// keeping an object's last good version while it runs), and recomputes only the
+// Services an event touches.
 package watch
 
 import (
