@@ -37,6 +37,8 @@ var forbidden = map[string][]string{
 	// depend on the harness.
 	"controller": {"speaker", "fabric", "scenarios", "kindconfig", "reports"},
 	"speaker":    {"controller", "fabric", "scenarios", "kindconfig", "reports"},
+	// Shared code serves the components; it never depends on one of them.
+	"internal": {"controller", "speaker", "fabric", "scenarios", "kindconfig", "reports"},
 	// The fabric is an independent implementation of the router side, so the
 	// harness cannot share a bug with what it tests.
 	"fabric": {"speaker", "controller"},
