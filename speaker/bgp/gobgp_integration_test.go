@@ -159,6 +159,9 @@ func TestGoBGPRouter(t *testing.T) {
 	if got := list(api.TableType_ADJ_IN, "10.0.0.1"); !reflect.DeepEqual(got, []string{"192.0.2.0/24"}) {
 		t.Errorf("adj-rib-in = %v, want the router's 192.0.2.0/24", got)
 	}
+	if v := metricValue(t, reg, "ecmplb_speaker_bgp_received_prefixes", "tor1"); v != 1 {
+		t.Errorf("received_prefixes{tor1} = %v, want 1 (the router's 192.0.2.0/24)", v)
+	}
 	if got := list(api.TableType_GLOBAL, ""); !reflect.DeepEqual(got, []string{web}) {
 		t.Errorf("RIB = %v, want only %s", got, web)
 	}

@@ -11,20 +11,21 @@ type metrics struct {
 	dirty    *prometheus.GaugeVec
 }
 
-// updatesCollector reads GoBGP's per-neighbor message counters at scrape time.
+// updatesCollector reads GoBGP's per-neighbor counters at scrape time.
 type updatesCollector struct {
-	s    *Speaker
-	desc *prometheus.Desc
+	s              *Speaker
+	desc, received *prometheus.Desc
 }
 
-func (c updatesCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+func (c updatesCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc; ch <- c.received }
 
 func (c updatesCollector) Collect(ch chan<- prometheus.Metric) {
 	c.s.mu.Lock()
 	defer c.s.mu.Unlock()
 	for _, sess := range c.s.sessions {
-		sent, _ := sess.counters()
+		sent, received := sess.counters()
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(sent), sess.spec.Name)
+		ch <- prometheus.MustNewConstMetric(c.received, prometheus.GaugeValue, float64(received), sess.spec.Name)
 	}
 }
 
@@ -50,7 +51,10 @@ func newMetrics(s *Speaker, reg prometheus.Registerer) *metrics {
 	if reg != nil {
 		reg.MustRegister(m.up, m.prefixes, m.failures, m.dirty, updatesCollector{s: s, desc: prometheus.NewDesc(
 			"ecmplb_speaker_bgp_updates_sent_total", "BGP UPDATE messages sent to the peer by the current session.",
-			[]string{"peer"}, nil)})
+			[]string{"peer"}, nil),
+			received: prometheus.NewDesc("ecmplb_speaker_bgp_received_prefixes",
+				"Prefixes the peer sends. The speaker imports none, but GoBGP holds them in memory: configure the peer to send nodes nothing.",
+				[]string{"peer"}, nil)})
 	}
 	return m
 }

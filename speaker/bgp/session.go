@@ -444,15 +444,18 @@ func (s *session) withdraw(prefix netip.Prefix) error {
 	return nil
 }
 
-// counters reads the neighbor's message counters.
-func (s *session) counters() (updatesSent, updatesReceived uint64) {
+// counters reads the neighbor's message counters and how many prefixes the peer
+// sent (held in GoBGP's adj-RIB-in although the import policy rejects them).
+func (s *session) counters() (updatesSent, prefixesReceived uint64) {
 	if s.srv == nil || s.peer == nil {
 		return 0, 0
 	}
 	_ = s.srv.ListPeer(context.Background(), &api.ListPeerRequest{Address: s.peer.Conf.NeighborAddress}, func(p *api.Peer) {
 		if p.State != nil && p.State.Messages != nil && p.State.Messages.Sent != nil {
 			updatesSent = p.State.Messages.Sent.Update
-			updatesReceived = p.State.Messages.Received.GetUpdate()
+		}
+		for _, af := range p.AfiSafis {
+			prefixesReceived += af.GetState().GetReceived()
 		}
 	})
 	return
