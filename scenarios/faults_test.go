@@ -239,6 +239,10 @@ var _ = Describe("faults of production", Ordered, ContinueOnFailure, Label("faul
 					break
 				}
 			}
+			if (i+1)%10 == 0 && i+1 < n {
+				// Progress for long runs (make bench-faults), whatever the verbosity.
+				_, _ = fmt.Fprintf(os.Stdout, "fault %s: %d/%d cycles done, %d failed\n", name, i+1, n, len(failures))
+			}
 		}
 		keys := make([]string, 0, len(st.samples))
 		for k := range st.samples {
@@ -261,6 +265,7 @@ var _ = Describe("faults of production", Ordered, ContinueOnFailure, Label("faul
 			}
 			rec.Measure(m)
 			line := fmt.Sprintf("%-18s %-58s %s", name, k, distribution(v))
+			_, _ = fmt.Fprintf(os.Stdout, "%s\n", line)
 			faultSummaryMu.Lock()
 			faultSummary = append(faultSummary, line)
 			faultSummaryMu.Unlock()
