@@ -138,6 +138,7 @@ var _ = Describe("faults of production", Ordered, ContinueOnFailure, Label("faul
 		seed     int64
 		baseline = map[string]lab.Runtime{}
 		dir      string
+		restore  func() error
 	)
 	cycles := envInt("ECMPLB_FAULT_CYCLES", 10)
 	apiCycles := envInt("ECMPLB_APISERVER_DOWN_CYCLES", 2)
@@ -211,6 +212,27 @@ var _ = Describe("faults of production", Ordered, ContinueOnFailure, Label("faul
 		}
 	}
 
+	// restore undoes whatever a failed cycle may have left behind.
+	restore = func() error {
+		var errs []error
+		if l.Env.APIServerPID() == 0 {
+			sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+			errs = append(errs, l.Env.StartAPIServer(sctx))
+			cancel()
+		}
+		for _, n := range l.NodeNames() {
+			if l.SpeakerPID(n) == 0 {
+				errs = append(errs, l.StartSpeaker(n))
+			} else {
+				_, _ = l.ThawSpeaker(n)
+			}
+			for _, k := range []fabric.FaultKind{fabric.FaultBFDFlap, fabric.FaultBFDAdminDown} {
+				errs = append(errs, l.Fabric.Repair(ctx, fabric.Fault{Kind: k, Target: n}))
+			}
+		}
+		return errors.Join(errs...)
+	}
+
 	// runFault loops one fault. A cycle returns an error for a violated
 	// expectation; the loop then prints the session state history, brings the
 	// lab back to its baseline state (or gives up) and goes on, so the
@@ -234,6 +256,9 @@ var _ = Describe("faults of production", Ordered, ContinueOnFailure, Label("faul
 				}
 				failures = append(failures, msg)
 				printf("%s\n", msg)
+				if rerr := restore(); rerr != nil {
+					failures = append(failures, fmt.Sprintf("restoring after cycle %d: %v", i+1, rerr))
+				}
 				if werr := l.WaitSets(ctx, wantWeb(), 60*time.Second); werr != nil {
 					failures = append(failures, fmt.Sprintf("giving up after cycle %d: the lab did not return to its baseline state: %v", i+1, werr))
 					break
@@ -340,21 +365,7 @@ var _ = Describe("faults of production", Ordered, ContinueOnFailure, Label("faul
 	// baseline state: every speaker running and thawed, the apiserver up, no
 	// BFD session muted or shut down, the Service on every ToR.
 	BeforeEach(func() {
-		if l.Env.APIServerPID() == 0 {
-			sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-			Expect(l.Env.StartAPIServer(sctx)).To(Succeed())
-			cancel()
-		}
-		for _, n := range l.NodeNames() {
-			if l.SpeakerPID(n) == 0 {
-				Expect(l.StartSpeaker(n)).To(Succeed())
-			} else {
-				_, _ = l.ThawSpeaker(n)
-			}
-			for _, k := range []fabric.FaultKind{fabric.FaultBFDFlap, fabric.FaultBFDAdminDown} {
-				Expect(l.Fabric.Repair(ctx, fabric.Fault{Kind: k, Target: n})).To(Succeed())
-			}
-		}
+		Expect(restore()).To(Succeed())
 		Expect(l.WaitSets(ctx, wantWeb(), 60*time.Second)).To(Succeed())
 	})
 
