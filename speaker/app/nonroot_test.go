@@ -84,8 +84,8 @@ var capNumbers = map[corev1.Capability]uintptr{"NET_RAW": unix.CAP_NET_RAW, "NET
 
 // The manifest runs the speaker as a non-root user with no capability but
 // NET_RAW (for the BFD echo function's packet socket). The real binary, run
-// that way inside a network namespace, establishes a BGP session and
-// announces a Service: once with NET_RAW as an
+// that way inside a network namespace, establishes a BGP session with TCP
+// MD5 and announces a Service: once with NET_RAW as an
 // ambient capability (what a runtime that passes added capabilities to a
 // non-root process gives), once with no capability at all (what Kubernetes
 // gives a non-root container today: kubernetes/kubernetes#56374).
@@ -160,7 +160,12 @@ func TestSpeakerRunsAsManifestUser(t *testing.T) {
 	if err := os.Chown(kubeconfig, int(uid), int(gid)); err != nil {
 		t.Fatal(err)
 	}
-	lab, err := speakerlab.Start(env, speakerlab.Options{})
+	// The session uses TCP MD5, whose key is a socket option needing no
+	// capability. The test router's GoBGP listener must be plain TCP for it:
+	// Go listens with MPTCP by default, and MPTCP sockets take no MD5 key
+	// (the speaker only dials, which Go does with plain TCP).
+	t.Setenv("GODEBUG", "multipathtcp=0")
+	lab, err := speakerlab.Start(env, speakerlab.Options{Password: "md5-secret"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -51,6 +51,7 @@ type Lab struct {
 	fwd       *nsforward.Forwarder
 	speaker   *exec.Cmd
 	spkDone   chan struct{}
+	password  string
 }
 
 // Options configure Start.
@@ -58,6 +59,11 @@ type Options struct {
 	Routers int // default 1
 	// OnEvent receives every router event (index of the router, event).
 	OnEvent func(router int, e testrouter.Event)
+	// Password, when set, makes the routers require TCP MD5 with it, and
+	// BasicConfig's BGPPeers carry it. The routers' listeners must then be
+	// plain TCP: run them with GODEBUG=multipathtcp=0 (Go listens with
+	// MPTCP by default, and MPTCP sockets take no TCP MD5 key).
+	Password string
 }
 
 // Start builds the lab around env. Close undoes everything.
@@ -65,7 +71,7 @@ func Start(env *testenv.Env, o Options) (_ *Lab, err error) {
 	if o.Routers == 0 {
 		o.Routers = 1
 	}
-	l := &Lab{Env: env, Net: netlab.New()}
+	l := &Lab{Env: env, Net: netlab.New(), password: o.Password}
 	defer func() {
 		if err != nil {
 			l.Close()
@@ -98,7 +104,7 @@ func Start(env *testenv.Env, o Options) (_ *Lab, err error) {
 			cb = func(e testrouter.Event) { o.OnEvent(i, e) }
 		}
 		r, err := testrouter.Start(testrouter.Config{ASN: RouterASN, RouterID: RouterAddr(i), Listen: []string{RouterAddr(i)}, Port: 179,
-			Neighbors: []testrouter.Neighbor{{Address: SpeakerAddr, ASN: SpeakerASN}}}, testrouter.Options{NetNS: l.RouterNS, OnEvent: cb})
+			Neighbors: []testrouter.Neighbor{{Address: SpeakerAddr, ASN: SpeakerASN, Password: o.Password}}}, testrouter.Options{NetNS: l.RouterNS, OnEvent: cb})
 		if err != nil {
 			return nil, err
 		}
@@ -208,7 +214,7 @@ func (l *Lab) BasicConfig(ctx context.Context) error {
 	for i := range l.Routers {
 		if err := l.Create(ctx, "bgppeers", &v1beta1.BGPPeer{TypeMeta: tm("BGPPeer"),
 			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("tor%d", i+1)},
-			Spec: v1beta1.BGPPeerSpec{MyASN: SpeakerASN, ASN: RouterASN, Address: RouterAddr(i),
+			Spec: v1beta1.BGPPeerSpec{MyASN: SpeakerASN, ASN: RouterASN, Address: RouterAddr(i), Password: l.password,
 				ConnectTime: &metav1.Duration{Duration: time.Second}}}); err != nil {
 			return fmt.Errorf("peer: %w", err)
 		}
