@@ -76,6 +76,7 @@ type options struct {
 	reg                  prometheus.Registerer
 	backoffBase, backoff time.Duration
 	resync               time.Duration
+	ready                <-chan struct{}
 }
 
 // WithRegisterer registers the writer's metrics (ecmplb_speaker_status_write_errors_total).
@@ -91,6 +92,12 @@ func WithBackoff(base, max time.Duration) Option {
 // WithResync sets how often this node's objects are listed again and compared with
 // the Source (default DefaultResync; 0: only at start-up).
 func WithResync(d time.Duration) Option { return func(o *options) { o.resync = d } }
+
+// WithStartAfter makes Run wait until ready is closed before it lists or
+// writes anything: until the Source has computed the node's announcements
+// once, it reports every Service as not announced, and the start-up cleanup
+// would delete objects that are still true (and then create them again).
+func WithStartAfter(ready <-chan struct{}) Option { return func(o *options) { o.ready = ready } }
 
 // held is what the API server holds for one Service, as far as the writer knows.
 type held struct {
@@ -108,6 +115,7 @@ type K8s struct {
 	source    Source
 	log       *slog.Logger
 	resync    time.Duration
+	ready     <-chan struct{}
 	errs      *prometheus.CounterVec
 
 	q workqueue.TypedRateLimitingInterface[string]
@@ -122,7 +130,7 @@ func NewK8s(client rest.Interface, namespace, node string, source Source, log *s
 	for _, f := range opts {
 		f(&o)
 	}
-	w := &K8s{client: client, namespace: namespace, node: node, source: source, log: log, resync: o.resync,
+	w := &K8s{client: client, namespace: namespace, node: node, source: source, log: log, resync: o.resync, ready: o.ready,
 		written: map[string]held{},
 		q: workqueue.NewTypedRateLimitingQueue(
 			workqueue.NewTypedItemExponentialFailureRateLimiter[string](o.backoffBase, o.backoff)),
@@ -220,6 +228,13 @@ func (w *K8s) Run(ctx context.Context) {
 		<-ctx.Done()
 		w.q.ShutDown()
 	}()
+	if w.ready != nil {
+		select {
+		case <-w.ready:
+		case <-ctx.Done():
+			return
+		}
+	}
 	w.q.Add(listKey)
 	if w.resync > 0 {
 		go func() {

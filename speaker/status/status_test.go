@@ -329,3 +329,31 @@ func TestObjectCreatedThenUnannouncedIsDeleted(t *testing.T) {
 	w.Changed("default/web")
 	eventually(t, "the object is deleted", func() bool { return len(f.names()) == 0 })
 }
+
+// With WithStartAfter, nothing is listed, deleted or written before the
+// Source is ready: an object still true is not deleted at start-up.
+func TestStartAfterReady(t *testing.T) {
+	f, c := newFakeAPI(t, "metallb-system")
+	f.put(&v1beta1.ServiceBGPStatus{
+		ObjectMeta: metav1.ObjectMeta{Name: ObjectName("node1", "default/web"), Labels: map[string]string{
+			v1beta1.LabelNode: "node1", v1beta1.LabelServiceNamespace: "default", v1beta1.LabelServiceName: "web"}},
+		Status: v1beta1.ServiceBGPStatusStatus{Node: "node1", ServiceNamespace: "default", ServiceName: "web",
+			Peers: webStatus.Peers, Prefixes: webStatus.Prefixes, EstablishedPeers: webStatus.EstablishedPeers},
+	})
+	var src source // not ready: announces nothing yet
+	ready := make(chan struct{})
+	w := newTestWriter(c, "node1", &src, WithStartAfter(ready))
+	startWriter(t, w)
+	w.Changed("default/web")
+	time.Sleep(100 * time.Millisecond)
+	if n := f.count("GET list") + f.count("DELETE"); n != 0 {
+		t.Fatalf("%d calls before the source was ready", n)
+	}
+	src.set("default/web", webStatus)
+	close(ready)
+	eventually(t, "the start-up List", func() bool { return f.count("GET list") == 1 })
+	time.Sleep(100 * time.Millisecond)
+	if !holds(f, "node1", "default/web", webStatus) || f.count("DELETE")+f.count("POST")+f.count("PUT status") != 0 {
+		t.Errorf("the object was rewritten (deletes %d, creates %d, updates %d)", f.count("DELETE"), f.count("POST"), f.count("PUT status"))
+	}
+}
