@@ -142,9 +142,13 @@ func Run(ctx context.Context, c Config) error {
 		},
 	}
 	if c.ServiceStatus {
+		// Until the first pass over the Services, every Service looks unannounced:
+		// the writer waits, or its start-up cleanup would delete true objects.
+		computed := make(chan struct{})
+		opts.OnFirstSync = func() { close(computed) }
 		statusW = status.NewK8s(mlb, c.Namespace, c.NodeName, func(k string) (status.Status, bool) {
 			return ctrl.ServiceStatus(k)
-		}, log.With("component", "status"), status.WithRegisterer(reg))
+		}, log.With("component", "status"), status.WithRegisterer(reg), status.WithStartAfter(computed))
 		opts.Status = statusW
 	}
 	ctrl = watch.New(opts)

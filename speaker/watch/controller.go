@@ -55,6 +55,9 @@ type Options struct {
 	// OnSessions, if set, is called with the sessions after every accepted
 	// configuration (the BFD wiring uses it).
 	OnSessions func([]announce.Session)
+	// OnFirstSync, if set, is called once, after the caches synced and every
+	// Service was computed for the first time (the status writer waits for it).
+	OnFirstSync func()
 	// LoadBalancerClass: announce only Services of this spec.loadBalancerClass;
 	// "" means only Services without a class. It must match the controller's
 	// --lb-class (the rule is validation.HandlesService for both).
@@ -193,6 +196,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	}
 	c.log.Info("caches synced", "node", c.o.NodeName, "namespace", c.o.Namespace)
 	c.q.configChanged()
+	first := true
 	for {
 		select {
 		case <-ctx.Done():
@@ -213,6 +217,12 @@ func (c *Controller) Run(ctx context.Context) error {
 		}
 		for _, k := range keys {
 			c.sync(k)
+		}
+		if first {
+			first = false
+			if c.o.OnFirstSync != nil {
+				c.o.OnFirstSync()
+			}
 		}
 	}
 }

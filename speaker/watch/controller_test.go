@@ -196,11 +196,19 @@ type speaker struct {
 }
 
 func startSpeaker(t *testing.T, c *cluster, class string) *speaker {
+	return startSpeakerWith(t, c, class, nil)
+}
+
+func startSpeakerWith(t *testing.T, c *cluster, class string, firstSync func(*speaker)) *speaker {
 	t.Helper()
 	sp := &speaker{ann: &fakeAnnouncer{routes: map[string][]announce.Route{}}, rec: &fakeRecorder{}, reg: prometheus.NewRegistry()}
+	var onFirstSync func()
+	if firstSync != nil {
+		onFirstSync = func() { firstSync(sp) }
+	}
 	ctrl := New(Options{
 		NodeName: "n1", Namespace: ns, Client: c.client, Announcer: sp.ann, Recorder: sp.rec,
-		LoadBalancerClass: class, Registerer: sp.reg,
+		LoadBalancerClass: class, Registerer: sp.reg, OnFirstSync: onFirstSync,
 		ListWatch: func(resource string) cache.ListerWatcher { return c.sourceFor(resource) },
 		Logger:    slog.New(slog.NewTextHandler(&testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo})),
 	})
@@ -338,6 +346,35 @@ func TestControllerAppliesConfigAndWithdraws(t *testing.T) {
 	c.mu.Unlock()
 	if len(lists) == 0 || lists[0] != "type="+validation.PasswordSecretType {
 		t.Errorf("Secret lists used field selectors %q, want type=%s", lists, validation.PasswordSecretType)
+	}
+}
+
+// OnFirstSync comes once, after every Service was computed: the status writer
+// waits for it so that its start-up cleanup sees the true announcements.
+func TestControllerFirstSync(t *testing.T) {
+	c := newCluster(node1(), pool("prod", created, "203.0.113.0/24"), peer("tor1", "10.0.0.1", nil), advert("all", nil),
+		lbService("web", "203.0.113.5", nil), readySlice("web"), lbService("db", "203.0.113.6", nil), readySlice("db"))
+	type seen struct{ web, db []string }
+	calls := make(chan seen, 2)
+	sp := startSpeakerWith(t, c, "", func(sp *speaker) {
+		calls <- seen{sp.ann.announced("default/web"), sp.ann.announced("default/db")}
+	})
+	select {
+	case got := <-calls:
+		if len(got.web) != 1 || len(got.db) != 1 {
+			t.Errorf("first sync reported before every Service was computed: %+v", got)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no first sync")
+	}
+	if err := c.client.CoreV1().Services("default").Delete(context.Background(), "web", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "withdrawal", func() (bool, any) { got := sp.ann.announced("default/web"); return len(got) == 0, got })
+	select {
+	case <-calls:
+		t.Error("OnFirstSync called twice")
+	default:
 	}
 }
 
