@@ -1,3 +1,7 @@
+// The routers accept BGP sessions with TCP MD5 (BGPPeer passwords); Linux refuses
+// MD5 keys on the multipath TCP sockets Go's listeners use by default.
+//go:debug multipathtcp=0
+
 // Command fabric runs the virtual ToR fabric: GoBGP routers with ECMP RIBs and kernel
 // FIBs in network namespaces, nodes and clients on an L2 segment, fault injection.
 //

@@ -1,3 +1,7 @@
+// The test routers (GoBGP listeners in this binary) need TCP MD5 on their
+// listening sockets, which Linux refuses on the multipath TCP sockets Go's
+// listeners use by default.
+//go:debug multipathtcp=0
 package bgp
 
 import (
