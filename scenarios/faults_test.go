@@ -130,15 +130,19 @@ var (
 
 var _ = Describe("faults of production", Ordered, ContinueOnFailure, Label("faults"), func() {
 	var (
-		l        *lab.Lab
-		ctx      context.Context
-		web      netip.Prefix
-		all      []netip.Addr
-		rnd      *rand.Rand
-		seed     int64
-		baseline = map[string]lab.Runtime{}
-		dir      string
-		restore  func() error
+		l             *lab.Lab
+		ctx           context.Context
+		web           netip.Prefix
+		all           []netip.Addr
+		rnd           *rand.Rand
+		seed          int64
+		baseline      map[string]lab.Runtime
+		suiteBaseline map[string]lab.Runtime
+		dir           string
+		restore       func() error
+		saveProfiles  func(label string) string
+		profileDir    string
+		takeBaseline  func(when string) map[string]lab.Runtime
 	)
 	cycles := envInt("ECMPLB_FAULT_CYCLES", 10)
 	apiCycles := envInt("ECMPLB_APISERVER_DOWN_CYCLES", 2)
@@ -212,6 +216,49 @@ var _ = Describe("faults of production", Ordered, ContinueOnFailure, Label("faul
 		}
 	}
 
+	// takeBaseline reads every speaker once it has settled (informers synced,
+	// sessions up): the larger of two readings, so a reading that caught a GC
+	// right after a burst is not taken as the floor.
+	takeBaseline = func(when string) map[string]lab.Runtime {
+		out := map[string]lab.Runtime{}
+		for _, n := range l.NodeNames() {
+			for range 2 {
+				rt, err := l.SpeakerRuntime(ctx, n)
+				Expect(err).NotTo(HaveOccurred())
+				b := out[n]
+				out[n] = lab.Runtime{Goroutines: max(b.Goroutines, rt.Goroutines), HeapInuse: max(b.HeapInuse, rt.HeapInuse), GCForced: rt.GCForced}
+			}
+			printf("baseline %s (%s): %.0f goroutines, heap in use %.1f MiB (GC forced: %v)\n", n, when, out[n].Goroutines,
+				out[n].HeapInuse/(1<<20), out[n].GCForced)
+		}
+		return out
+	}
+
+	// saveProfiles keeps every speaker's heap profile at a fault's start (and
+	// at its first runtime violation) in reports/out, so a growth can be
+	// traced with go tool pprof -diff_base START NOW.
+	saveProfiles = func(label string) string {
+		if profileDir == "" {
+			profileDir = filepath.Join(l.Root, "reports", "out", "fault-profiles-"+time.Now().Format("20060102-150405"))
+			if err := os.MkdirAll(profileDir, 0o755); err != nil {
+				return ""
+			}
+		}
+		spec := strings.Fields(CurrentSpecReport().LeafNodeText)
+		name := "spec"
+		if len(spec) > 0 {
+			name = strings.Join(spec[:min(3, len(spec))], "-")
+		}
+		var paths []string
+		for _, n := range l.NodeNames() {
+			p := filepath.Join(profileDir, fmt.Sprintf("%s-%s-%s.pb.gz", name, n, label))
+			if err := l.SaveSpeakerHeapProfile(ctx, n, p); err == nil {
+				paths = append(paths, p)
+			}
+		}
+		return strings.Join(paths, " ")
+	}
+
 	// restore undoes whatever a failed cycle may have left behind.
 	restore = func() error {
 		var errs []error
@@ -241,12 +288,18 @@ var _ = Describe("faults of production", Ordered, ContinueOnFailure, Label("faul
 		st := &faultStats{name: name}
 		rec := lab.NewRecorder("fault: "+name, description, printf)
 		var failures []string
+		profiled := false
 		printf("fault %q: %d cycles, seed %d\n", name, n, seed)
 		for i := 0; i < n; i++ {
 			start := time.Now()
 			nodes, err := cycle(i, st)
 			if err == nil {
 				err = checkRuntime(st, runtimeWithin)
+				if err != nil && !profiled {
+					profiled = true
+					err = fmt.Errorf("%w\nheap profiles at the fault's start and now (go tool pprof -top -diff_base START NOW): %s",
+						err, saveProfiles(fmt.Sprintf("cycle%d", i+1)))
+				}
 			}
 			if err != nil {
 				msg := fmt.Sprintf("cycle %d/%d: %v", i+1, n, err)
@@ -268,6 +321,9 @@ var _ = Describe("faults of production", Ordered, ContinueOnFailure, Label("faul
 				// Progress for long runs (make bench-faults), whatever the verbosity.
 				_, _ = fmt.Fprintf(os.Stdout, "fault %s: %d/%d cycles done, %d failed\n", name, i+1, n, len(failures))
 			}
+		}
+		if paths := saveProfiles("end"); paths != "" {
+			printf("heap profiles at the end of %s: %s\n", name, paths)
 		}
 		keys := make([]string, 0, len(st.samples))
 		for k := range st.samples {
@@ -346,30 +402,37 @@ var _ = Describe("faults of production", Ordered, ContinueOnFailure, Label("faul
 				Expect(err).NotTo(HaveOccurred(), "BFD on both ToRs")
 			}
 		}
-		// Baseline once the speakers have settled (informers synced, sessions
-		// up): the larger of two readings, so a reading that caught a GC right
-		// after a burst is not taken as the floor.
-		for _, n := range l.NodeNames() {
-			for range 2 {
-				rt, err := l.SpeakerRuntime(ctx, n)
-				Expect(err).NotTo(HaveOccurred())
-				b := baseline[n]
-				baseline[n] = lab.Runtime{Goroutines: max(b.Goroutines, rt.Goroutines), HeapInuse: max(b.HeapInuse, rt.HeapInuse), GCForced: rt.GCForced}
-			}
-			printf("baseline %s: %.0f goroutines, heap in use %.1f MiB (GC forced: %v)\n", n, baseline[n].Goroutines,
-				baseline[n].HeapInuse/(1<<20), baseline[n].GCForced)
-		}
+		suiteBaseline = takeBaseline("suite start")
 	})
 
 	// Whatever a failed cycle left behind, each spec starts from the
 	// baseline state: every speaker running and thawed, the apiserver up, no
 	// BFD session muted or shut down, the Service on every ToR.
+	// Each fault is held to the speakers' runtime at its own start, so a slow
+	// growth shows in the fault that causes it; AfterAll compares the end of
+	// the suite with its start as well.
 	BeforeEach(func() {
 		Expect(restore()).To(Succeed())
 		Expect(l.WaitSets(ctx, wantWeb(), 60*time.Second)).To(Succeed())
+		baseline = takeBaseline(CurrentSpecReport().LeafNodeText)
+		saveProfiles("start")
 	})
 
 	AfterAll(func() {
+		// The whole suite against its start, for the record: a growth too
+		// slow to cross one fault's tolerance adds up here.
+		var drift []string
+		for _, n := range l.NodeNames() {
+			rt, err := l.SpeakerRuntime(ctx, n)
+			if err != nil {
+				continue
+			}
+			b := suiteBaseline[n]
+			drift = append(drift, fmt.Sprintf("%s %+.0f goroutines, heap %+.2f MiB", n, rt.Goroutines-b.Goroutines, (rt.HeapInuse-b.HeapInuse)/(1<<20)))
+		}
+		faultSummaryMu.Lock()
+		faultSummary = append(faultSummary, "speakers, suite end vs start (restarted speakers included): "+strings.Join(drift, "; "))
+		faultSummaryMu.Unlock()
 		faultSummaryMu.Lock()
 		defer faultSummaryMu.Unlock()
 		if len(faultSummary) > 0 {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -141,4 +142,20 @@ func (l *Lab) SpeakerRuntime(ctx context.Context, node string) (Runtime, error) 
 		return Runtime{}, err
 	}
 	return Runtime{Goroutines: m2["go_goroutines"], HeapInuse: min(m1["go_memstats_heap_inuse_bytes"], m2["go_memstats_heap_inuse_bytes"])}, nil
+}
+
+// SaveSpeakerHeapProfile writes a heap profile of a node's speaker (after a
+// forced GC) to path, for `go tool pprof -diff_base OLD NEW`. It needs
+// --pprof-addr.
+func (l *Lab) SaveSpeakerHeapProfile(ctx context.Context, node, path string) error {
+	if !l.speakerPprof {
+		return fmt.Errorf("speaker binary has no --pprof-addr")
+	}
+	hc := nsClient(l.Fabric.NodeNetNS(node))
+	defer hc.CloseIdleConnections()
+	b, err := get(ctx, hc, "http://"+speakerPprofAddr+"/debug/pprof/heap?gc=1")
+	if err != nil {
+		return fmt.Errorf("speaker on %s: heap profile: %w", node, err)
+	}
+	return os.WriteFile(path, b, 0o644)
 }
