@@ -43,6 +43,9 @@ type SessionControl interface {
 	// SessionEnabled reads back whether the session is wanted enabled, and
 	// whether it exists.
 	SessionEnabled(peer string) (enabled, exists bool)
+	// Reconnect says the peer answers again: a session still trying to
+	// connect should dial now.
+	Reconnect(peer string)
 }
 
 // Link keeps BFD sessions in step with the BGP sessions.
@@ -322,6 +325,7 @@ func (l *Link) handle(ev bfd.StateChange) {
 			l.log.Info("bfd up: enabling BGP session", "peer", name)
 		}
 		delete(l.suppressed, name)
+		defer l.bgp.Reconnect(name)
 	case ev.Old == bfd.StateUp:
 		l.up.WithLabelValues(name).Set(0)
 		if ev.PathFailure() {

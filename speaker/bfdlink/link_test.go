@@ -85,6 +85,8 @@ func (f *fakeBGP) SessionEnabled(peer string) (bool, bool) {
 	return !f.disabled[peer], !f.missing[peer]
 }
 
+func (f *fakeBGP) Reconnect(string) {}
+
 func (f *fakeBGP) takeOps() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -351,3 +351,33 @@ func TestServersAreReused(t *testing.T) {
 // bfd is imported so that this file fails to build if PathFailure goes away: the
 // link relies on it to decide what disables a session.
 var _ = bfd.StateChange.PathFailure
+
+// BFD coming Up replaces a neighbor that is still trying to connect (its next
+// dial would be a connect-retry interval away), but not one added a moment ago.
+func TestReconnectReplacesAConnectingNeighbor(t *testing.T) {
+	sp, fs := fakeSpeaker(t)
+	if err := sp.SetSessions([]announce.Session{spec("tor1")}); err != nil {
+		t.Fatal(err)
+	}
+	f := fs.last()
+	sp.Reconnect("tor1")
+	if _, _, c := f.snapshot(); c["DeletePeer"] != 0 {
+		t.Errorf("a neighbor added just now was replaced: %v", c)
+	}
+	sp.mu.Lock()
+	sp.sessions["tor1"].addedAt = time.Now().Add(-2 * time.Second)
+	sp.mu.Unlock()
+	sp.Reconnect("tor1")
+	if n, _, c := f.snapshot(); c["DeletePeer"] != 1 || c["AddPeer"] != 2 || n != 1 {
+		t.Errorf("connecting neighbor not replaced: neighbors %d, calls %v", n, c)
+	}
+	// An established session is left alone.
+	sp.mu.Lock()
+	sp.sessions["tor1"].up.Store(true)
+	sp.sessions["tor1"].addedAt = time.Now().Add(-2 * time.Second)
+	sp.mu.Unlock()
+	sp.Reconnect("tor1")
+	if _, _, c := f.snapshot(); c["DeletePeer"] != 1 {
+		t.Errorf("established session replaced: %v", c)
+	}
+}

@@ -73,6 +73,13 @@ type session struct {
 	// after 1-2 s. lastFresh rate-limits that to one per freshInterval.
 	dropped   atomic.Bool
 	lastFresh time.Time
+	// kicked: BFD came Up; a neighbor still trying to connect (its first dial
+	// may have hit a peer that was not listening yet, and GoBGP's next try is
+	// a connect-retry interval away) is replaced so that it dials at once.
+	kicked  atomic.Bool
+	addedAt time.Time
+	upAt    atomic.Int64 // unix nanoseconds of the last Established
+	lastUp  atomic.Int64 // how long the last established session lasted, ns
 
 	// resync: the server's RIB must be rebuilt from the wanted routes (after a
 	// start); dirty: prefixes whose last AddPath/DeletePath failed.
@@ -257,13 +264,24 @@ func (s *session) reconcilePeer(ctx context.Context) error {
 			}
 		}
 	}
-	if s.dropped.Swap(false) && s.peer != nil && s.enabled && time.Since(s.lastFresh) >= freshInterval && !s.up.Load() {
-		s.log.Info("bgp session dropped by the peer: reconnecting at once")
-		if err := s.deletePeer(ctx, "reconnect"); err != nil {
-			s.dropped.Store(true)
-			return err
+	dropped, kicked := s.dropped.Swap(false), s.kicked.Swap(false)
+	if s.peer != nil && s.enabled && !s.up.Load() {
+		var why string
+		switch {
+		case dropped && (time.Since(s.lastFresh) >= freshInterval || time.Duration(s.lastUp.Load()) >= freshInterval):
+			why = "bgp session dropped by the peer: reconnecting at once"
+		case kicked && time.Since(s.addedAt) >= time.Second:
+			why = "bfd up and bgp not established: reconnecting at once"
 		}
-		s.lastFresh = time.Now()
+		if why != "" {
+			s.log.Info(why)
+			if err := s.deletePeer(ctx, "reconnect"); err != nil {
+				s.dropped.Store(dropped)
+				s.kicked.Store(kicked)
+				return err
+			}
+			s.lastFresh = time.Now()
+		}
 	}
 	want := peerConfig(s.spec)
 	if s.peer != nil && (!s.enabled || !proto.Equal(s.peer, want)) {
@@ -281,6 +299,7 @@ func (s *session) reconcilePeer(ctx context.Context) error {
 			return fmt.Errorf("add neighbor %s: %w", s.spec.PeerAddress, err)
 		}
 		s.peer = want
+		s.addedAt = time.Now()
 		s.log.Info("bgp session configured", "address", s.spec.PeerAddress, "port", s.spec.PeerPort,
 			"myASN", s.spec.MyASN, "peerASN", s.spec.PeerASN, "routerID", s.spec.RouterID)
 	}
@@ -371,7 +390,12 @@ func (s *session) peerEvent(gen uint64, r *api.WatchEventResponse) {
 		return
 	}
 	up := pe.Peer.State.SessionState == api.PeerState_ESTABLISHED
+	now := time.Now().UnixNano()
+	if up {
+		s.upAt.Store(now)
+	}
 	if s.setUp(up) && !up {
+		s.lastUp.Store(now - s.upAt.Load())
 		s.dropped.Store(true)
 		if s.onDrop != nil {
 			s.onDrop()

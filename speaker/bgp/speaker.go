@@ -307,6 +307,18 @@ func (s *Speaker) SetSessionEnabled(peer string, on bool) error {
 	return s.reconcile(sess)
 }
 
+// Reconnect tells the Speaker that the peer is reachable again (BFD came Up): a
+// session that is enabled but not established dials at once instead of after
+// GoBGP's connect-retry interval.
+func (s *Speaker) Reconnect(peer string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if sess := s.sessions[peer]; sess != nil && sess.enabled && !sess.up.Load() {
+		sess.kicked.Store(true)
+		_ = s.reconcile(sess)
+	}
+}
+
 // SessionEnabled tells whether the session is wanted enabled (not shut by BFD),
 // and whether it exists.
 func (s *Speaker) SessionEnabled(peer string) (enabled, exists bool) {
