@@ -131,7 +131,9 @@ func TestLink(t *testing.T) {
 		t.Errorf("start-up touched BGP before BFD was ever Up: %v", ops)
 	}
 
-	up := func(k bfd.PeerKey) bfd.StateChange { return bfd.StateChange{Key: k, Old: bfd.StateInit, New: bfd.StateUp} }
+	up := func(k bfd.PeerKey) bfd.StateChange {
+		return bfd.StateChange{Key: k, Old: bfd.StateInit, New: bfd.StateUp}
+	}
 	for _, tc := range []struct {
 		name string
 		ev   bfd.StateChange

@@ -2,6 +2,7 @@
 // listening sockets, which Linux refuses on the multipath TCP sockets Go's
 // listeners use by default.
 //go:debug multipathtcp=0
+
 package bgp
 
 import (
