@@ -86,10 +86,9 @@ func envInt(name string, def int) int {
 	return def
 }
 
-// sample is one fault cycle's measurements.
+// faultStats collects one fault's measurements over its cycles.
 type faultStats struct {
 	name    string
-	bound   time.Duration
 	samples map[string][]float64 // measurement name → ms
 	goals   map[string]time.Duration
 	notes   []string
