@@ -23,12 +23,7 @@ func TestDisableEnableBackToBack(t *testing.T) {
 	if rns == "" {
 		return
 	}
-	tor := startRouter(t, rns, 65000, "10.0.0.1")
-	sp := New(Options{Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
-	t.Cleanup(sp.Close)
-	if err := sp.SetSessions([]announce.Session{testSession("tor1", "10.0.0.1", 65000)}); err != nil {
-		t.Fatal(err)
-	}
+	tor, sp := oneSession(t, rns)
 	web := "203.0.113.5/32"
 	if err := sp.Apply("default/web", []announce.Route{r("tor1", web, 0)}); err != nil {
 		t.Fatal(err)
@@ -69,12 +64,7 @@ func TestEnableAfterDisableIsFast(t *testing.T) {
 	if rns == "" {
 		return
 	}
-	tor := startRouter(t, rns, 65000, "10.0.0.1")
-	sp := New(Options{Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
-	t.Cleanup(sp.Close)
-	if err := sp.SetSessions([]announce.Session{testSession("tor1", "10.0.0.1", 65000)}); err != nil {
-		t.Fatal(err)
-	}
+	tor, sp := oneSession(t, rns)
 	waitUp(t, tor, true)
 	var worst time.Duration
 	for i := range 2 {
@@ -157,6 +147,19 @@ func TestSessionRestartsDoNotLeak(t *testing.T) {
 	}
 }
 
+// oneSession starts a router on 10.0.0.1 in namespace rns and a Speaker with one
+// session ("tor1") to it.
+func oneSession(t *testing.T, rns string) (*testrouter.Router, *Speaker) {
+	t.Helper()
+	tor := startRouter(t, rns, 65000, "10.0.0.1")
+	sp := New(Options{Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	t.Cleanup(sp.Close)
+	if err := sp.SetSessions([]announce.Session{testSession("tor1", "10.0.0.1", 65000)}); err != nil {
+		t.Fatal(err)
+	}
+	return tor, sp
+}
+
 // settle waits for goroutines that are winding down, then returns the goroutine
 // count and the in-use heap after a GC.
 func settle() (int, uint64) {
@@ -187,12 +190,7 @@ func TestDisableEnableDisableStaysDown(t *testing.T) {
 	if rns == "" {
 		return
 	}
-	tor := startRouter(t, rns, 65000, "10.0.0.1")
-	sp := New(Options{Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
-	t.Cleanup(sp.Close)
-	if err := sp.SetSessions([]announce.Session{testSession("tor1", "10.0.0.1", 65000)}); err != nil {
-		t.Fatal(err)
-	}
+	tor, sp := oneSession(t, rns)
 	waitUp(t, tor, true)
 	for _, on := range []bool{false, true, false} {
 		if err := sp.SetSessionEnabled("tor1", on); err != nil {
