@@ -146,7 +146,7 @@ func (l *Link) SetSessions(sessions []announce.Session) error {
 		l.want[s.Name] = s
 	}
 	l.failed = map[string]int{}
-	if err := l.converge(); err != nil {
+	if err := l.converge(true); err != nil {
 		errs = append(errs, err)
 	}
 	if len(errs) > 0 {
@@ -155,9 +155,11 @@ func (l *Link) SetSessions(sessions []announce.Session) error {
 	return nil
 }
 
-// converge brings the BFD sessions and the BGP enable flags to what is wanted;
-// the caller holds l.mu. Failures are counted per peer and scheduled for retry.
-func (l *Link) converge() error {
+// converge brings the BFD sessions (when sessions is set) and the BGP enable
+// flags to what is wanted; the caller holds l.mu. Failures are counted per peer
+// and scheduled for retry. A BFD state change converges the flags only: it
+// changes nothing about which BFD sessions exist.
+func (l *Link) converge(sessions bool) error {
 	var errs []error
 	fail := func(name string, err error) {
 		errs = append(errs, fmt.Errorf("peer %s: %w", name, err))
@@ -168,16 +170,44 @@ func (l *Link) converge() error {
 			l.log.Error("bfd link not converged; retrying", "peer", name, "err", err, "failures", l.failed[name])
 		}
 	}
-	ok := func(name string) {
-		delete(l.failed, name)
-		delete(l.lastErr, name)
+	if sessions {
+		l.convergeSessions(fail)
+	}
+	l.convergeFlags(fail)
+	if len(l.failed) > 0 {
+		n := 0
+		for _, c := range l.failed {
+			n = max(n, c)
+		}
+		l.nextTry = time.Now().Add(min(l.minBackoff<<min(n-1, 16), l.maxBackoff))
+		l.poke()
+	} else {
+		l.nextTry = time.Time{}
+	}
+	return errors.Join(errs...)
+}
+
+// convergeSessions adds, updates and removes BFD sessions.
+func (l *Link) convergeSessions(fail func(string, error)) {
+	// Each wanted session's addresses, looked up once (the kernel picks the
+	// local address when the BGPPeer names none).
+	keys := make(map[string]bfd.PeerKey, len(l.want))
+	for name, w := range l.want {
+		key, err := l.keyFor(w)
+		if err != nil {
+			fail(name, fmt.Errorf("local address for BFD: %w", err))
+			continue
+		}
+		keys[name] = key
 	}
 	// Remove BFD sessions no longer wanted or whose addresses changed.
 	for name, cur := range l.byName {
-		w, keep := l.want[name]
-		if keep {
-			if k, err := l.keyFor(w); err == nil && k == cur.key {
-				continue
+		if k, ok := keys[name]; ok && k == cur.key {
+			continue
+		}
+		if _, wanted := l.want[name]; wanted {
+			if _, resolved := keys[name]; !resolved {
+				continue // keep it until the new addresses are known
 			}
 		}
 		if err := l.mgr.RemovePeer(cur.key); err != nil && !errors.Is(err, bfd.ErrUnknownPeer) {
@@ -187,15 +217,10 @@ func (l *Link) converge() error {
 		delete(l.byKey, cur.key)
 		delete(l.byName, name)
 		l.up.DeleteLabelValues(name)
-		delete(l.suppressed, name) // no BFD: BGP is not held back by it
+		delete(l.suppressed, name) // no BFD session: BGP is not held back by it
 	}
-	for name, w := range l.want {
-		key, err := l.keyFor(w)
-		if err != nil {
-			fail(name, fmt.Errorf("local address for BFD: %w", err))
-			continue
-		}
-		p := Profile(w.BFD)
+	for name, key := range keys {
+		p := Profile(l.want[name].BFD)
 		cur, running := l.byName[name]
 		switch {
 		case !running:
@@ -213,18 +238,22 @@ func (l *Link) converge() error {
 		}
 		l.byName[name] = entry{key: key, profile: p}
 		l.byKey[key] = name
-		ok(name)
+		delete(l.failed, name)
+		delete(l.lastErr, name)
 	}
-	// Read the BGP side back and assert the wanted enable flag.
-	for name := range l.managed {
-		if _, bfdWanted := l.want[name]; !bfdWanted {
-			delete(l.suppressed, name) // no BFD session: BGP is not held back by it
-		}
-	}
+}
+
+// convergeFlags reads the BGP side back and asserts each session's wanted
+// enable flag: shut while its BFD session is down after a path failure.
+func (l *Link) convergeFlags(fail func(string, error)) {
 	for name := range l.want {
 		l.managed[name] = true
 	}
 	for name := range l.managed {
+		_, bfdWanted := l.want[name]
+		if !bfdWanted {
+			delete(l.suppressed, name) // no BFD session: BGP is not held back by it
+		}
 		on := !l.suppressed[name]
 		cur, exists := l.bgp.SessionEnabled(name)
 		if !exists {
@@ -236,21 +265,12 @@ func (l *Link) converge() error {
 				continue
 			}
 		}
-		if _, bfdWanted := l.want[name]; !bfdWanted {
+		if !bfdWanted {
 			delete(l.managed, name)
+			delete(l.failed, name) // BFD-wanted names are cleared by convergeSessions
+			delete(l.lastErr, name)
 		}
 	}
-	if len(l.failed) > 0 {
-		n := 0
-		for _, c := range l.failed {
-			n = max(n, c)
-		}
-		l.nextTry = time.Now().Add(min(l.minBackoff<<min(n-1, 16), l.maxBackoff))
-		l.poke()
-	} else {
-		l.nextTry = time.Time{}
-	}
-	return errors.Join(errs...)
 }
 
 func (l *Link) keyFor(s announce.Session) (bfd.PeerKey, error) {
@@ -291,7 +311,7 @@ func (l *Link) Run(ctx context.Context) {
 		case <-timer.C:
 			l.mu.Lock()
 			if !l.nextTry.IsZero() && !time.Now().Before(l.nextTry) {
-				_ = l.converge()
+				_ = l.converge(true)
 			}
 			l.mu.Unlock()
 		}
@@ -339,5 +359,5 @@ func (l *Link) handle(ev bfd.StateChange) {
 	default:
 		return
 	}
-	_ = l.converge()
+	_ = l.converge(false)
 }
