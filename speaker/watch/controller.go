@@ -298,12 +298,15 @@ func (c *Controller) objects() Objects {
 // (kept lists those, when that version is still accepted). problems are about the
 // newest versions.
 func (c *Controller) compile(objs Objects, node announce.Node) (cfg announce.Config, plan *announce.Plan, problems []announce.Problem, kept map[objectKey]bool) {
-	cfg, problems = compileAll(objs, node)
+	cfg, plan, problems = compileAll(objs, node)
 	bad := map[objectKey]bool{}
 	for _, p := range problems {
 		bad[objectKey{p.Kind, p.Name}] = true
 	}
 	c.good.record(objs, cfg, bad)
+	if len(bad) == 0 {
+		return cfg, plan, nil, map[objectKey]bool{} // nothing to substitute: the plan stands
+	}
 	cfg, kept, still := c.good.substitute(objs, bad)
 	plan, more := announce.Compile(cfg, node)
 	for _, p := range append(still, more...) {
@@ -319,11 +322,12 @@ func (c *Controller) compile(objs Objects, node announce.Node) (cfg announce.Con
 	return cfg, plan, problems, kept
 }
 
-// compileAll converts and compiles, returning the configuration and every problem.
-func compileAll(objs Objects, node announce.Node) (announce.Config, []announce.Problem) {
+// compileAll converts and compiles, returning the configuration, its plan and
+// every problem.
+func compileAll(objs Objects, node announce.Node) (announce.Config, *announce.Plan, []announce.Problem) {
 	cfg, problems := ConfigFrom(objs)
-	_, more := announce.Compile(cfg, node)
-	return cfg, append(problems, more...)
+	plan, more := announce.Compile(cfg, node)
+	return cfg, plan, append(problems, more...)
 }
 
 // report publishes each rejected object once per distinct message (Event on the
