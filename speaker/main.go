@@ -1,3 +1,8 @@
+// The embedded GoBGP listens on loopback for the session relay, signed with
+// TCP MD5, which Linux refuses on the multipath TCP sockets Go's listeners use
+// by default.
+//go:debug multipathtcp=0
+
 // Command ecmplb-speaker announces LoadBalancer Service addresses of one node over
 // BGP (with BFD), from the metallb.io configuration.
 package main

@@ -1,47 +1,41 @@
 package bgp
 
 import (
-	"context"
 	"log/slog"
+	"sync"
 
-	gobgplog "github.com/osrg/gobgp/v3/pkg/log"
+	bgplog "github.com/osrg/gobgp/v3/pkg/log"
+
+	"github.com/ecmplb/ecmplb/internal/gobgplog"
 )
 
-// slogAdapter lets GoBGP log through log/slog. GoBGP's debug and info chatter goes to
-// slog's debug level.
+// newLogger returns the speaker's GoBGP logger (internal/gobgplog): GoBGP's debug
+// and info chatter goes to slog's debug level and below, messages start with
+// "gobgp: ", and Fatal only logs at error level, so a GoBGP Fatal never ends the
+// speaker. Its Fatals channel reports the first one.
+func newLogger(l *slog.Logger) *gobgplog.Logger {
+	return gobgplog.New(l, gobgplog.WithDemotedChatter(), gobgplog.WithPrefix("gobgp: "))
+}
+
+// slogAdapter is newLogger(l), built on first use, for newGoBGP's
+// &slogAdapter{l: log}.
 type slogAdapter struct {
-	l     *slog.Logger
-	level gobgplog.LogLevel
+	l    *slog.Logger
+	once sync.Once
+	g    *gobgplog.Logger
 }
 
-func (a *slogAdapter) log(lv slog.Level, msg string, f gobgplog.Fields) {
-	if !a.l.Enabled(context.Background(), lv) {
-		return
-	}
-	args := make([]any, 0, 2*len(f))
-	for k, v := range f {
-		args = append(args, k, v)
-	}
-	a.l.Log(context.Background(), lv, "gobgp: "+msg, args...)
+func (a *slogAdapter) logger() *gobgplog.Logger {
+	a.once.Do(func() { a.g = newLogger(a.l) })
+	return a.g
 }
 
-func (a *slogAdapter) Panic(msg string, f gobgplog.Fields) {
-	a.log(slog.LevelError, msg, f)
-	panic(msg)
-}
-func (a *slogAdapter) Fatal(msg string, f gobgplog.Fields) { a.log(slog.LevelError, msg, f) }
-func (a *slogAdapter) Error(msg string, f gobgplog.Fields) { a.log(slog.LevelError, msg, f) }
-func (a *slogAdapter) Warn(msg string, f gobgplog.Fields)  { a.log(slog.LevelWarn, msg, f) }
-func (a *slogAdapter) Info(msg string, f gobgplog.Fields)  { a.log(slog.LevelDebug, msg, f) }
-func (a *slogAdapter) Debug(msg string, f gobgplog.Fields) { a.log(slog.LevelDebug-4, msg, f) }
+func (a *slogAdapter) Panic(msg string, f bgplog.Fields) { a.logger().Panic(msg, f) }
+func (a *slogAdapter) Fatal(msg string, f bgplog.Fields) { a.logger().Fatal(msg, f) }
+func (a *slogAdapter) Error(msg string, f bgplog.Fields) { a.logger().Error(msg, f) }
+func (a *slogAdapter) Warn(msg string, f bgplog.Fields)  { a.logger().Warn(msg, f) }
+func (a *slogAdapter) Info(msg string, f bgplog.Fields)  { a.logger().Info(msg, f) }
+func (a *slogAdapter) Debug(msg string, f bgplog.Fields) { a.logger().Debug(msg, f) }
 
-func (a *slogAdapter) SetLevel(l gobgplog.LogLevel) { a.level = l }
-
-// GetLevel: GoBGP skips building debug messages below this level, which matters on the
-// per-path hot path.
-func (a *slogAdapter) GetLevel() gobgplog.LogLevel {
-	if a.l.Enabled(context.Background(), slog.LevelDebug-4) {
-		return gobgplog.DebugLevel
-	}
-	return gobgplog.InfoLevel
-}
+func (a *slogAdapter) SetLevel(l bgplog.LogLevel) { a.logger().SetLevel(l) }
+func (a *slogAdapter) GetLevel() bgplog.LogLevel  { return a.logger().GetLevel() }

@@ -11,7 +11,7 @@ type metrics struct {
 	dirty    *prometheus.GaugeVec
 }
 
-// updatesCollector reads GoBGP's per-neighbor counters at scrape time.
+// updatesCollector reads the per-session counters at scrape time.
 type updatesCollector struct {
 	s              *Speaker
 	desc, received *prometheus.Desc
@@ -25,7 +25,7 @@ func (c updatesCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, sess := range c.s.sessions {
 		sent, received := sess.counters()
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(sent), sess.spec.Name)
-		ch <- prometheus.MustNewConstMetric(c.received, prometheus.GaugeValue, float64(received), sess.spec.Name)
+		ch <- prometheus.MustNewConstMetric(c.received, prometheus.CounterValue, float64(received), sess.spec.Name)
 	}
 }
 
@@ -52,8 +52,8 @@ func newMetrics(s *Speaker, reg prometheus.Registerer) *metrics {
 		reg.MustRegister(m.up, m.prefixes, m.failures, m.dirty, updatesCollector{s: s, desc: prometheus.NewDesc(
 			"ecmplb_speaker_bgp_updates_sent_total", "BGP UPDATE messages sent to the peer by the current session.",
 			[]string{"peer"}, nil),
-			received: prometheus.NewDesc("ecmplb_speaker_bgp_received_prefixes",
-				"Prefixes the peer sends. The speaker imports none, but GoBGP holds them in memory: configure the peer to send nodes nothing.",
+			received: prometheus.NewDesc("ecmplb_speaker_bgp_discarded_prefixes_total",
+				"Prefixes the peer announced. The speaker drops each UPDATE on arrival and keeps nothing; a peer sending nodes routes only costs bandwidth and CPU.",
 				[]string{"peer"}, nil)})
 	}
 	return m

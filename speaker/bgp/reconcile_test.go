@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -150,8 +151,57 @@ func (f *fakeGoBGP) snapshot() (peers int, paths map[string]bool, calls map[stri
 }
 
 type fakeServers struct {
-	mu  sync.Mutex
-	all []*fakeGoBGP
+	mu      sync.Mutex
+	all     []*fakeGoBGP
+	started []*fakeRelay
+}
+
+// fakeRelay records what a session did with its relay.
+type fakeRelay struct {
+	params     relayParams
+	kicks      atomic.Int32
+	mu         sync.Mutex
+	closedWith *time.Duration
+}
+
+func (r *fakeRelay) kick() { r.kicks.Add(1) }
+func (r *fakeRelay) close(grace time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.closedWith = &grace
+}
+func (r *fakeRelay) closed() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.closedWith != nil
+}
+func (r *fakeRelay) grace() time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closedWith == nil {
+		return -1
+	}
+	return *r.closedWith
+}
+
+func (fs *fakeServers) newRelay(p relayParams) transport {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	r := &fakeRelay{params: p}
+	fs.started = append(fs.started, r)
+	return r
+}
+
+func (fs *fakeServers) relays() int {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	return len(fs.started)
+}
+
+func (fs *fakeServers) relay(i int) *fakeRelay {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	return fs.started[i]
 }
 
 func (fs *fakeServers) new(*slog.Logger) gobgp {
@@ -170,7 +220,7 @@ func (fs *fakeServers) last() *fakeGoBGP {
 
 func fakeSpeaker(t *testing.T) (*Speaker, *fakeServers) {
 	fs := &fakeServers{}
-	sp := New(Options{Logger: slog.New(slog.DiscardHandler), newServer: fs.new,
+	sp := New(Options{Logger: slog.New(slog.DiscardHandler), newServer: fs.new, newRelay: fs.newRelay,
 		MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond})
 	t.Cleanup(sp.Close)
 	return sp, fs
@@ -352,32 +402,93 @@ func TestServersAreReused(t *testing.T) {
 // link relies on it to decide what disables a session.
 var _ = bfd.StateChange.PathFailure
 
-// BFD coming Up replaces a neighbor that is still trying to connect (its next
-// dial would be a connect-retry interval away), but not one added a moment ago.
-func TestReconnectReplacesAConnectingNeighbor(t *testing.T) {
+// BFD coming Up kicks the relay of a session that is not established (it
+// dials at once instead of after its backoff) and leaves GoBGP's neighbor
+// alone; an established session is not touched.
+func TestReconnectKicksTheRelay(t *testing.T) {
 	sp, fs := fakeSpeaker(t)
 	if err := sp.SetSessions([]announce.Session{spec("tor1")}); err != nil {
 		t.Fatal(err)
 	}
 	f := fs.last()
+	r := fs.relay(0)
 	sp.Reconnect("tor1")
-	if _, _, c := f.snapshot(); c["DeletePeer"] != 0 {
-		t.Errorf("a neighbor added just now was replaced: %v", c)
+	if r.kicks.Load() != 1 {
+		t.Errorf("kicks = %d, want 1", r.kicks.Load())
 	}
-	sp.mu.Lock()
-	sp.sessions["tor1"].addedAt = time.Now().Add(-2 * time.Second)
-	sp.mu.Unlock()
-	sp.Reconnect("tor1")
-	if n, _, c := f.snapshot(); c["DeletePeer"] != 1 || c["AddPeer"] != 2 || n != 1 {
-		t.Errorf("connecting neighbor not replaced: neighbors %d, calls %v", n, c)
+	if _, _, c := f.snapshot(); c["DeletePeer"] != 0 || c["AddPeer"] != 1 {
+		t.Errorf("neighbor touched by a kick: %v", c)
 	}
-	// An established session is left alone.
 	sp.mu.Lock()
 	sp.sessions["tor1"].up.Store(true)
-	sp.sessions["tor1"].addedAt = time.Now().Add(-2 * time.Second)
 	sp.mu.Unlock()
 	sp.Reconnect("tor1")
-	if _, _, c := f.snapshot(); c["DeletePeer"] != 1 {
-		t.Errorf("established session replaced: %v", c)
+	if r.kicks.Load() != 1 {
+		t.Errorf("established session kicked")
+	}
+}
+
+// The relay runs exactly while the neighbor is there; a change of connection
+// settings (password, source, port) restarts the relay only, a BGP setting the
+// neighbor.
+func TestRelayFollowsTheNeighbor(t *testing.T) {
+	sp, fs := fakeSpeaker(t)
+	s := spec("tor1")
+	if err := sp.SetSessions([]announce.Session{s}); err != nil {
+		t.Fatal(err)
+	}
+	f := fs.last()
+	if n := fs.relays(); n != 1 {
+		t.Fatalf("%d relays after the start", n)
+	}
+	if err := sp.SetSessionEnabled("tor1", false); err != nil {
+		t.Fatal(err)
+	}
+	if g := fs.relay(0).grace(); g != relayCloseGrace {
+		t.Errorf("disabled: relay closed with grace %v, want %v (GoBGP's Cease must reach the peer)", g, relayCloseGrace)
+	}
+	if err := sp.SetSessionEnabled("tor1", true); err != nil {
+		t.Fatal(err)
+	}
+	if n := fs.relays(); n != 2 || fs.relay(1).closed() {
+		t.Fatalf("enabled again: %d relays, last closed %v", n, fs.relay(1).closed())
+	}
+	s.Password = "new"
+	if err := sp.SetSessions([]announce.Session{s}); err != nil {
+		t.Fatal(err)
+	}
+	if n := fs.relays(); n != 3 || !fs.relay(1).closed() || fs.relay(1).grace() != 0 {
+		t.Errorf("password changed: %d relays, previous closed %v", n, fs.relay(1).closed())
+	}
+	if _, _, c := f.snapshot(); c["AddPeer"] != 2 {
+		t.Errorf("password change touched GoBGP's neighbor: %v", c)
+	}
+	if got := fs.relay(2).params.cfg.password; got != "new" {
+		t.Errorf("relay password %q", got)
+	}
+	s.HoldTime = 30 * time.Second
+	if err := sp.SetSessions([]announce.Session{s}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, c := f.snapshot(); c["AddPeer"] != 3 || fs.relays() != 3 {
+		t.Errorf("hold time changed: calls %v, relays %d (the relay stays)", c, fs.relays())
+	}
+}
+
+// GoBGP refusing the relay's connection (its neighbor in an idle hold) gets
+// the neighbor replaced, once per report.
+func TestRefusedConnectionReplacesTheNeighbor(t *testing.T) {
+	sp, fs := fakeSpeaker(t)
+	if err := sp.SetSessions([]announce.Session{spec("tor1")}); err != nil {
+		t.Fatal(err)
+	}
+	f := fs.last()
+	fs.relay(0).params.onRefused()
+	eventually(t, "neighbor replaced", func() bool {
+		_, _, c := f.snapshot()
+		return c["DeletePeer"] == 1 && c["AddPeer"] == 2
+	})
+	if fs.relays() != 1 {
+		t.Errorf("relay restarted: the loopback hop did not change")
 	}
 }

@@ -44,17 +44,18 @@ func newGoBGP(log *slog.Logger) gobgp {
 }
 
 // session is one BGP session: a GoBGP server of its own with at most one
-// neighbor and no listener (the speaker always dials). One server per session
-// keeps each peer's RIB separate, so per-peer attributes and `peers`
-// restrictions need no policies.
+// neighbor, passive, on loopback, and a relay that dials the peer and carries
+// the session to it (see relay.go). One server per session keeps each peer's
+// RIB separate, so per-peer attributes and `peers` restrictions need no
+// policies.
 //
 // The session is level-triggered: spec and enabled are what is wanted; the
 // other fields record what GoBGP was told successfully, and reconcile (called
 // by the Speaker's loop with backoff) converges one to the other after
-// reading the neighbor back from GoBGP. Disabling removes the neighbor and
-// enabling adds it afresh: GoBGP's admin-state requests can be dropped, and a
-// re-enabled neighbor waits out a 5 s idle hold before dialling, while a new
-// one dials after 1-2 s.
+// reading the neighbor back from GoBGP. Disabling removes the neighbor (GoBGP
+// sends the peer a Cease) and stops the relay; enabling adds the neighbor
+// afresh and starts a relay, which dials at once: GoBGP's admin-state requests
+// can be dropped, and a re-enabled neighbor would wait out an idle hold.
 type session struct {
 	spec    announce.Session // wanted settings
 	enabled bool             // wanted: not shut down by BFD
@@ -64,22 +65,24 @@ type session struct {
 
 	srv     gobgp             // nil until the first reconcile
 	running *announce.Session // settings the server was started with; nil: stopped
+	listen  netip.AddrPort    // the server's loopback listener
+	hopKey  string            // TCP MD5 key of the loopback hop
 	peer    *api.Peer         // the neighbor as added; nil: none in the server
 	cancel  context.CancelFunc
 	up      atomic.Bool
 	gen     atomic.Uint64 // bumped on every (re)start; stale watch events are ignored
-	// dropped: the established session ended without us asking. GoBGP would
-	// wait out a 5 s idle hold before dialling again; a fresh neighbor dials
-	// after 1-2 s. lastFresh rate-limits that to one per freshInterval.
-	dropped   atomic.Bool
-	lastFresh time.Time
-	// kicked: BFD came Up; a neighbor still trying to connect (its first dial
-	// may have hit a peer that was not listening yet, and GoBGP's next try is
-	// a connect-retry interval away) is replaced so that it dials at once.
-	kicked  atomic.Bool
-	addedAt time.Time
-	upAt    atomic.Int64 // unix nanoseconds of the last Established
-	lastUp  atomic.Int64 // how long the last established session lasted, ns
+
+	newRelay func(relayParams) transport
+	relay    transport   // nil: not dialling the peer
+	relayCfg relayConfig // what relay was started with
+	stats    relayStats
+	// dropped: the established session ended without us asking; refused: GoBGP
+	// turned the relay's connection away. Either way GoBGP's neighbor sits in
+	// an idle hold (5 s after a drop); a fresh neighbor takes a connection at once.
+	dropped atomic.Bool
+	refused atomic.Bool
+	// kicked: BFD came Up; a relay waiting to retry dials at once.
+	kicked atomic.Bool
 
 	// resync: the server's RIB must be rebuilt from the wanted routes (after a
 	// start); dirty: prefixes whose last AddPath/DeletePath failed.
@@ -93,12 +96,13 @@ type session struct {
 
 const rejectPeersPolicy = "ecmplb-reject-learned"
 
-// freshInterval is the least time between two neighbor replacements after drops
-// by the peer; a peer that keeps dropping the session gets GoBGP's own idle hold.
-const freshInterval = 10 * time.Second
+// relayCloseGrace is how long a stopping relay waits for GoBGP's Cease to
+// reach the peer.
+const relayCloseGrace = time.Second
 
-func newSession(spec announce.Session, log *slog.Logger, onUp func(string, bool), onDrop func()) *session {
-	return &session{spec: spec, enabled: true, log: log.With("peer", spec.Name), onUp: onUp, onDrop: onDrop, dirty: map[netip.Prefix]bool{}}
+func newSession(spec announce.Session, log *slog.Logger, onUp func(string, bool), onDrop func(), newRelay func(relayParams) transport) *session {
+	return &session{spec: spec, enabled: true, log: log.With("peer", spec.Name), onUp: onUp, onDrop: onDrop,
+		newRelay: newRelay, dirty: map[netip.Prefix]bool{}}
 }
 
 // needsServerRestart tells whether going from a to b needs a new BGP instance
@@ -107,17 +111,26 @@ func needsServerRestart(a, b announce.Session) bool {
 	return a.MyASN != b.MyASN || a.RouterID != b.RouterID
 }
 
-// start starts the server with spec's global settings: an import policy that
-// drops everything learned, and a watch on the neighbor's state.
+// start starts the server with spec's global settings, listening on a free
+// loopback port for the relay (nothing else can reach it: the hop is signed
+// with a fresh TCP MD5 key where the kernel supports it); an import policy
+// that drops everything learned; and a watch on the neighbor's state.
 func (s *session) start(ctx context.Context) error {
 	spec := s.spec
+	port, err := freeLoopbackPort()
+	if err != nil {
+		return fmt.Errorf("loopback port: %w", err)
+	}
 	if err := s.srv.StartBgp(ctx, &api.StartBgpRequest{Global: &api.Global{
-		Asn:        spec.MyASN,
-		RouterId:   spec.RouterID.String(),
-		ListenPort: -1, // never listen: no connection collisions, no port 179 needed
+		Asn:             spec.MyASN,
+		RouterId:        spec.RouterID.String(),
+		ListenAddresses: []string{hopLoopback.String()},
+		ListenPort:      int32(port),
 	}}); err != nil {
 		return fmt.Errorf("start bgp: %w", err)
 	}
+	s.listen = netip.AddrPortFrom(hopLoopback, port)
+	s.hopKey = hopKey()
 	running := spec
 	s.running = &running
 	s.peer = nil
@@ -140,6 +153,7 @@ func (s *session) start(ctx context.Context) error {
 // stopServer stops the BGP instance (the neighbor gets a Cease), keeping the
 // server for reuse.
 func (s *session) stopServer() {
+	defer s.stopRelay(relayCloseGrace)
 	if s.cancel != nil {
 		s.cancel() // watchers first, or their goroutines can hang in StopBgp
 		s.cancel = nil
@@ -181,14 +195,17 @@ func (s *session) rejectLearned(ctx context.Context) error {
 	}})
 }
 
-func peerConfig(spec announce.Session) *api.Peer {
+// peerConfig is GoBGP's neighbor for spec: the relay's end of the loopback
+// hop, passive (the relay connects), with the session's BGP settings. TCP
+// settings towards the peer (port, source, password, TTL) are the relay's.
+func peerConfig(spec announce.Session, hopKey string) *api.Peer {
 	secs := func(d time.Duration) uint64 { return uint64((d + time.Second - 1) / time.Second) }
 	p := &api.Peer{
 		Conf: &api.PeerConf{
-			NeighborAddress: spec.PeerAddress.String(),
+			NeighborAddress: hopLoopback.String(),
 			PeerAsn:         spec.PeerASN,
 			LocalAsn:        spec.MyASN,
-			AuthPassword:    spec.Password,
+			AuthPassword:    hopKey,
 		},
 		Timers: &api.Timers{Config: &api.TimersConfig{
 			ConnectRetry:           secs(spec.ConnectTime),
@@ -196,17 +213,11 @@ func peerConfig(spec announce.Session) *api.Peer {
 			KeepaliveInterval:      max(secs(spec.KeepaliveTime), 1),
 			IdleHoldTimeAfterReset: 1,
 		}},
-		Transport: &api.Transport{RemotePort: uint32(spec.PeerPort)},
+		Transport: &api.Transport{PassiveMode: true},
 		AfiSafis: []*api.AfiSafi{
 			{Config: &api.AfiSafiConfig{Family: &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST}, Enabled: true}},
 			{Config: &api.AfiSafiConfig{Family: &api.Family{Afi: api.Family_AFI_IP6, Safi: api.Family_SAFI_UNICAST}, Enabled: true}},
 		},
-	}
-	if spec.SourceAddress.IsValid() {
-		p.Transport.LocalAddress = spec.SourceAddress.String()
-	}
-	if spec.EBGPMultiHop && !spec.IBGP() {
-		p.EbgpMultihop = &api.EbgpMultihop{Enabled: true, MultihopTtl: 255}
 	}
 	if spec.GracefulRestart {
 		p.GracefulRestart = &api.GracefulRestart{Enabled: true, RestartTime: 120}
@@ -264,26 +275,22 @@ func (s *session) reconcilePeer(ctx context.Context) error {
 			}
 		}
 	}
-	dropped, kicked := s.dropped.Swap(false), s.kicked.Swap(false)
-	if s.peer != nil && s.enabled && !s.up.Load() {
-		var why string
-		switch {
-		case dropped && (time.Since(s.lastFresh) >= freshInterval || time.Duration(s.lastUp.Load()) >= freshInterval):
-			why = "bgp session dropped by the peer: reconnecting at once"
-		case kicked && time.Since(s.addedAt) >= time.Second:
-			why = "bfd up and bgp not established: reconnecting at once"
+	// A neighbor in GoBGP's idle hold (after the peer dropped the session, or
+	// found refusing the relay) is replaced: a fresh one takes a connection at once.
+	dropped, refused := s.dropped.Swap(false), s.refused.Swap(false)
+	if s.peer != nil && s.enabled && !s.up.Load() && (dropped || refused) {
+		why := "bgp session dropped by the peer"
+		if !dropped {
+			why = "local bgp neighbor refused the connection"
 		}
-		if why != "" {
-			s.log.Info(why)
-			if err := s.deletePeer(ctx, "reconnect"); err != nil {
-				s.dropped.Store(dropped)
-				s.kicked.Store(kicked)
-				return err
-			}
-			s.lastFresh = time.Now()
+		s.log.Info(why + ": replacing the neighbor")
+		if err := s.deletePeer(ctx, "idle hold"); err != nil {
+			s.dropped.Store(dropped)
+			s.refused.Store(refused)
+			return err
 		}
 	}
-	want := peerConfig(s.spec)
+	want := peerConfig(s.spec, s.hopKey)
 	if s.peer != nil && (!s.enabled || !proto.Equal(s.peer, want)) {
 		why := "BFD down"
 		if s.enabled {
@@ -296,14 +303,52 @@ func (s *session) reconcilePeer(ctx context.Context) error {
 	}
 	if s.peer == nil && s.enabled {
 		if err := s.srv.AddPeer(ctx, &api.AddPeerRequest{Peer: want}); err != nil {
-			return fmt.Errorf("add neighbor %s: %w", s.spec.PeerAddress, err)
+			return fmt.Errorf("add neighbor for %s: %w", s.spec.PeerAddress, err)
 		}
 		s.peer = want
-		s.addedAt = time.Now()
 		s.log.Info("bgp session configured", "address", s.spec.PeerAddress, "port", s.spec.PeerPort,
 			"myASN", s.spec.MyASN, "peerASN", s.spec.PeerASN, "routerID", s.spec.RouterID)
 	}
+	s.reconcileRelay()
 	return nil
+}
+
+// reconcileRelay runs a relay exactly while the neighbor is there, restarting
+// it when the connection settings changed. BFD Up kicks a relay that waits to
+// retry.
+func (s *session) reconcileRelay() {
+	want := relayConfigOf(s.spec)
+	kicked := s.kicked.Swap(false)
+	if s.relay != nil && (s.peer == nil || s.relayCfg != want) {
+		grace := relayCloseGrace // a removed neighbor's Cease is on its way
+		if s.peer != nil {
+			s.log.Info("connection settings changed: reconnecting")
+			grace = 0
+		}
+		s.stopRelay(grace)
+	}
+	if s.relay == nil && s.peer != nil {
+		s.relay = s.newRelay(relayParams{cfg: want, gobgp: s.listen, key: s.hopKey, log: s.log, stats: &s.stats,
+			onRefused: func() {
+				s.refused.Store(true)
+				if s.onDrop != nil {
+					s.onDrop()
+				}
+			}})
+		s.relayCfg = want
+		return
+	}
+	if kicked && s.relay != nil && !s.up.Load() {
+		s.log.Info("bfd up and bgp not established: connecting at once")
+		s.relay.kick()
+	}
+}
+
+func (s *session) stopRelay(grace time.Duration) {
+	if s.relay != nil {
+		s.relay.close(grace)
+		s.relay = nil
+	}
 }
 
 func (s *session) deletePeer(ctx context.Context, why string) error {
@@ -390,12 +435,7 @@ func (s *session) peerEvent(gen uint64, r *api.WatchEventResponse) {
 		return
 	}
 	up := pe.Peer.State.SessionState == api.PeerState_ESTABLISHED
-	now := time.Now().UnixNano()
-	if up {
-		s.upAt.Store(now)
-	}
 	if s.setUp(up) && !up {
-		s.lastUp.Store(now - s.upAt.Load())
 		s.dropped.Store(true)
 		if s.onDrop != nil {
 			s.onDrop()
@@ -468,11 +508,12 @@ func (s *session) withdraw(prefix netip.Prefix) error {
 	return nil
 }
 
-// counters reads the neighbor's message counters and how many prefixes the peer
-// sent (held in GoBGP's adj-RIB-in although the import policy rejects them).
+// counters reads the neighbor's UPDATEs sent and how many prefixes the peer
+// sent: dropped by the relay on arrival, plus any GoBGP holds (none).
 func (s *session) counters() (updatesSent, prefixesReceived uint64) {
+	prefixesReceived = s.stats.discardedPrefixes.Load()
 	if s.srv == nil || s.peer == nil {
-		return 0, 0
+		return 0, prefixesReceived
 	}
 	_ = s.srv.ListPeer(context.Background(), &api.ListPeerRequest{Address: s.peer.Conf.NeighborAddress}, func(p *api.Peer) {
 		if p.State != nil && p.State.Messages != nil && p.State.Messages.Sent != nil {

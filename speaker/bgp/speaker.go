@@ -28,7 +28,8 @@ type Options struct {
 	// failed; zero values: 100 ms to 10 s.
 	MinBackoff, MaxBackoff time.Duration
 
-	newServer func(*slog.Logger) gobgp // tests: a fake GoBGP
+	newServer func(*slog.Logger) gobgp    // tests: a fake GoBGP
+	newRelay  func(relayParams) transport // tests: a fake relay
 }
 
 // Speaker runs the BGP sessions of one node and announces Services' routes on them.
@@ -68,6 +69,9 @@ func New(o Options) *Speaker {
 	if o.newServer == nil {
 		o.newServer = newGoBGP
 	}
+	if o.newRelay == nil {
+		o.newRelay = startRelay
+	}
 	s := &Speaker{log: o.Logger, onState: o.OnSessionChange, opts: o, sessions: map[string]*session{}, routes: newTable(),
 		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	s.metrics = newMetrics(s, o.Registerer)
@@ -89,7 +93,7 @@ func (s *Speaker) SetSessions(want []announce.Session) error {
 		seen[spec.Name] = true
 		cur := s.sessions[spec.Name]
 		if cur == nil {
-			cur = newSession(spec, s.log, s.sessionChanged, s.poke)
+			cur = newSession(spec, s.log, s.sessionChanged, s.poke, s.opts.newRelay)
 			s.sessions[spec.Name] = cur
 		} else {
 			if cur.spec.NextHopV6 != spec.NextHopV6 && cur.running != nil {
@@ -183,7 +187,7 @@ func (s *Speaker) loop() {
 		now := time.Now()
 		for _, sess := range s.sessions {
 			if sess.failures == 0 {
-				if sess.dropped.Load() {
+				if sess.dropped.Load() || sess.refused.Load() {
 					_ = s.reconcile(sess)
 				}
 				continue
@@ -309,7 +313,7 @@ func (s *Speaker) SetSessionEnabled(peer string, on bool) error {
 
 // Reconnect tells the Speaker that the peer is reachable again (BFD came Up): a
 // session that is enabled but not established dials at once instead of after
-// GoBGP's connect-retry interval.
+// its retry backoff.
 func (s *Speaker) Reconnect(peer string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

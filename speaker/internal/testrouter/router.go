@@ -45,6 +45,38 @@ type Config struct {
 	// Originate are IPv4 prefixes the router announces itself (to check that the
 	// speaker imports nothing).
 	Originate []string `json:"originate,omitempty"`
+	// OriginateHosts announces Count consecutive /32s from First as well: a big
+	// table without a config too big for the environment.
+	OriginateHosts *HostRange `json:"originateHosts,omitempty"`
+}
+
+// HostRange is Count consecutive IPv4 addresses starting at First.
+type HostRange struct {
+	First string `json:"first"`
+	Count int    `json:"count"`
+}
+
+// prefixes returns every prefix the router originates.
+func (c Config) prefixes() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, o := range c.Originate {
+		pfx, err := netip.ParsePrefix(o)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, pfx)
+	}
+	if r := c.OriginateHosts; r != nil {
+		a, err := netip.ParseAddr(r.First)
+		if err != nil || !a.Is4() {
+			return nil, fmt.Errorf("originateHosts.first %q: not an IPv4 address", r.First)
+		}
+		for range r.Count {
+			out = append(out, netip.PrefixFrom(a, 32))
+			a = a.Next()
+		}
+	}
+	return out, nil
 }
 
 // Event is one line of router output.
@@ -134,11 +166,11 @@ func run(cfg Config, out io.Writer) error {
 			return err
 		}
 	}
-	for _, o := range cfg.Originate {
-		pfx, err := netip.ParsePrefix(o)
-		if err != nil {
-			return err
-		}
+	originate, err := cfg.prefixes()
+	if err != nil {
+		return err
+	}
+	for _, pfx := range originate {
 		p, err := apiutil.NewPath(bgp.NewIPAddrPrefix(uint8(pfx.Bits()), pfx.Addr().String()), false,
 			[]bgp.PathAttributeInterface{bgp.NewPathAttributeOrigin(0), bgp.NewPathAttributeNextHop("0.0.0.0")}, time.Now())
 		if err != nil {

@@ -1,0 +1,419 @@
+package bgp
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ecmplb/ecmplb/speaker/announce"
+)
+
+// The relay carries one BGP session between the peer and the session's GoBGP
+// server, which listens on loopback and never dials (passive neighbor). It
+// exists for two reasons:
+//
+//   - Nothing received is kept. GoBGP stores every path a peer sends in its
+//     adj-RIB-in before any import policy runs, so a ToR sending a full table
+//     would fill the speaker. The relay hands GoBGP a KEEPALIVE in place of each
+//     UPDATE from the peer (the hold timer still sees traffic) and counts the
+//     prefixes it dropped.
+//   - The session starts when it is wanted. GoBGP waits 1-2 s before its first
+//     dial and a connect-retry interval between dials; the relay dials the peer
+//     at once, retries with its own backoff, and dials again at once when BFD
+//     reports the peer reachable.
+//
+// Everything that belongs to the TCP connection to the peer (address, port,
+// source address, TCP MD5, TTL) is the relay's; GoBGP sees a loopback
+// connection, so the relay rewrites the next-hops GoBGP derives from it
+// (127.0.0.1) to the connection's real local address: the peer receives
+// exactly what GoBGP would have sent on a direct connection.
+type relay struct {
+	relayParams
+	kickCh  chan struct{}
+	closeCh chan struct{}
+	closing atomic.Bool
+	ctx     context.Context
+	cancel  context.CancelFunc
+	done    chan struct{}
+
+	mu   sync.Mutex
+	peer net.Conn // the connection to the peer while piping
+}
+
+// relayParams is what a relay is started with.
+type relayParams struct {
+	cfg   relayConfig
+	gobgp netip.AddrPort // GoBGP's listener
+	key   string         // TCP MD5 key of the loopback hop; "": none
+	log   *slog.Logger
+	stats *relayStats
+	// onRefused: GoBGP closed a connection without sending its OPEN (its
+	// neighbor sits in an idle hold); the session replaces the neighbor.
+	onRefused func()
+}
+
+// relayConfig is the part of a session's settings that lives in the TCP
+// connection rather than in BGP; a change restarts the relay, not GoBGP.
+type relayConfig struct {
+	peer     netip.AddrPort
+	source   netip.Addr // invalid: the kernel's choice
+	password string     // TCP MD5 towards the peer
+	ttl      int        // 0: the system default
+	retryMax time.Duration
+}
+
+// relayStats counts what the relay dropped; kept by the session across relays.
+type relayStats struct {
+	discardedUpdates, discardedPrefixes atomic.Uint64
+}
+
+// transport is a running relay as the session sees it (tests use a fake).
+type transport interface {
+	// kick makes a relay waiting to retry dial at once.
+	kick()
+	// close stops the relay: at once if it is not piping, otherwise when GoBGP
+	// has closed its side (it sends a Cease first) or after grace.
+	close(grace time.Duration)
+}
+
+const (
+	relayDialTimeout = 5 * time.Second
+	relayMinRetry    = 200 * time.Millisecond
+	// relayStable: a session that lasted this long is redialled at once when it
+	// ends; shorter ones back off.
+	relayStable = 10 * time.Second
+	// gobgpWait bounds how long a connected peer waits for GoBGP to take the
+	// connection (GoBGP refuses connections while its neighbor is idle).
+	gobgpWait    = 10 * time.Second
+	gobgpOpenDue = 2 * time.Second
+)
+
+// hopLoopback is the address of both ends of the loopback hop.
+var hopLoopback = netip.MustParseAddr("127.0.0.1")
+
+func relayConfigOf(spec announce.Session) relayConfig {
+	port := spec.PeerPort
+	if port == 0 {
+		port = 179
+	}
+	ttl := 0
+	if !spec.IBGP() {
+		ttl = 1 // eBGP: directly connected unless multi-hop (GoBGP's rule)
+		if spec.EBGPMultiHop {
+			ttl = 255
+		}
+	}
+	retry := spec.ConnectTime
+	if retry < time.Second {
+		retry = time.Second
+	}
+	return relayConfig{peer: netip.AddrPortFrom(spec.PeerAddress, port), source: spec.SourceAddress,
+		password: spec.Password, ttl: ttl, retryMax: retry}
+}
+
+func startRelay(p relayParams) transport {
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &relay{relayParams: p, kickCh: make(chan struct{}, 1), closeCh: make(chan struct{}),
+		ctx: ctx, cancel: cancel, done: make(chan struct{})}
+	go r.run()
+	return r
+}
+
+func (r *relay) kick() {
+	select {
+	case r.kickCh <- struct{}{}:
+	default:
+	}
+}
+
+func (r *relay) close(grace time.Duration) {
+	if !r.closing.CompareAndSwap(false, true) {
+		return
+	}
+	close(r.closeCh)
+	r.mu.Lock()
+	piping := r.peer != nil
+	r.mu.Unlock()
+	if !piping || grace <= 0 {
+		r.cancel()
+		return
+	}
+	go func() {
+		t := time.NewTimer(grace)
+		defer t.Stop()
+		select {
+		case <-r.done:
+		case <-t.C:
+		}
+		r.cancel()
+	}()
+}
+
+func (r *relay) run() {
+	defer close(r.done)
+	defer r.cancel()
+	var delay time.Duration
+	for {
+		if delay > 0 {
+			t := time.NewTimer(delay)
+			select {
+			case <-r.closeCh:
+			case <-r.kickCh:
+			case <-t.C:
+			}
+			t.Stop()
+		}
+		if r.closing.Load() {
+			return
+		}
+		lasted, err := r.session()
+		if r.closing.Load() {
+			return
+		}
+		switch {
+		case lasted >= relayStable:
+			delay = 0
+		case delay == 0:
+			delay = relayMinRetry
+		default:
+			delay = min(2*delay, r.cfg.retryMax)
+		}
+		if err != nil {
+			r.log.Debug("bgp connection", "err", err, "retryIn", delay)
+		}
+	}
+}
+
+// session connects the peer to GoBGP and pipes until either side closes; it
+// returns how long the two were connected.
+func (r *relay) session() (time.Duration, error) {
+	peer, err := r.dialPeer()
+	if err != nil {
+		return 0, fmt.Errorf("connect to %s: %w", r.cfg.peer, err)
+	}
+	stop := context.AfterFunc(r.ctx, func() { peer.Close() })
+	defer stop()
+	defer peer.Close()
+	g, open, err := r.dialGoBGP()
+	if err != nil {
+		return 0, err
+	}
+	defer g.Close()
+	stopG := context.AfterFunc(r.ctx, func() { g.Close() })
+	defer stopG()
+	local, ok := netip.AddrFromSlice(peer.LocalAddr().(*net.TCPAddr).IP)
+	if !ok {
+		return 0, errors.New("no local address")
+	}
+	start := time.Now()
+	r.mu.Lock()
+	r.peer = peer
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		r.peer = nil
+		r.mu.Unlock()
+	}()
+	if _, err := peer.Write(open); err != nil {
+		return 0, fmt.Errorf("send OPEN: %w", err)
+	}
+	errc := make(chan error, 2)
+	go func() { errc <- r.fromPeer(peer, g) }()
+	go func() { errc <- r.toPeer(g, peer, local.Unmap()) }()
+	err = <-errc
+	peer.Close()
+	g.Close()
+	<-errc
+	return time.Since(start), err
+}
+
+func (r *relay) dialPeer() (net.Conn, error) {
+	d := net.Dialer{Timeout: relayDialTimeout, Control: func(network, address string, c syscall.RawConn) error {
+		return sockopts(c, r.cfg.peer.Addr(), r.cfg.password, r.cfg.ttl)
+	}}
+	if r.cfg.source.IsValid() {
+		d.LocalAddr = &net.TCPAddr{IP: r.cfg.source.AsSlice()}
+	}
+	return d.DialContext(r.ctx, "tcp", r.cfg.peer.String())
+}
+
+// dialGoBGP connects to GoBGP's listener and returns the connection with
+// GoBGP's OPEN read from it. While GoBGP refuses (its neighbor is in an idle
+// hold), it retries, reporting the first refusal.
+func (r *relay) dialGoBGP() (net.Conn, []byte, error) {
+	d := net.Dialer{Timeout: time.Second, LocalAddr: &net.TCPAddr{IP: hopLoopback.AsSlice()},
+		Control: func(network, address string, c syscall.RawConn) error {
+			return sockopts(c, hopLoopback, r.key, 0)
+		}}
+	deadline := time.Now().Add(gobgpWait)
+	for refused := false; ; {
+		g, err := d.DialContext(r.ctx, "tcp4", r.gobgp.String())
+		if err == nil {
+			_ = g.SetReadDeadline(time.Now().Add(gobgpOpenDue))
+			var m []byte
+			if m, err = readMessage(g, nil); err == nil && msgType(m) == msgOpen {
+				_ = g.SetReadDeadline(time.Time{})
+				return g, m, nil
+			}
+			g.Close()
+			if err == nil {
+				err = fmt.Errorf("first message of type %d, not OPEN", msgType(m))
+			}
+		}
+		if r.ctx.Err() != nil || r.closing.Load() {
+			return nil, nil, errors.New("relay closed")
+		}
+		if time.Now().After(deadline) {
+			return nil, nil, fmt.Errorf("local bgp instance did not take the connection: %w", err)
+		}
+		if !refused && r.onRefused != nil {
+			refused = true
+			r.onRefused()
+		}
+		select {
+		case <-r.ctx.Done():
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// fromPeer forwards the peer's messages to GoBGP, each UPDATE replaced by a
+// KEEPALIVE.
+func (r *relay) fromPeer(peer, g net.Conn) error {
+	var buf []byte
+	for {
+		m, err := readMessage(peer, buf)
+		if err != nil {
+			return err
+		}
+		buf = m
+		if msgType(m) == msgUpdate {
+			n, _ := countPrefixes(m) // a malformed UPDATE is dropped like any other
+			r.stats.discardedUpdates.Add(1)
+			r.stats.discardedPrefixes.Add(uint64(n))
+			m = keepalive
+		}
+		if _, err := g.Write(m); err != nil {
+			return err
+		}
+	}
+}
+
+// toPeer forwards GoBGP's messages to the peer, with next-hops GoBGP took
+// from the loopback hop replaced by the real local address.
+func (r *relay) toPeer(g, peer net.Conn, local netip.Addr) error {
+	var buf []byte
+	for {
+		m, err := readMessage(g, buf)
+		if err != nil {
+			return err
+		}
+		buf = m
+		if msgType(m) == msgUpdate {
+			if err := rewriteNextHops(m, hopLoopback, local); err != nil {
+				return fmt.Errorf("update from the local bgp instance: %w", err)
+			}
+		}
+		if _, err := peer.Write(m); err != nil {
+			return err
+		}
+	}
+}
+
+// sockopts sets TCP MD5 (key for addr) and the TTL on a socket before it connects.
+func sockopts(c syscall.RawConn, addr netip.Addr, key string, ttl int) error {
+	var err error
+	cerr := c.Control(func(fd uintptr) {
+		if key != "" {
+			if err = setMD5(int(fd), addr, key); err != nil {
+				err = fmt.Errorf("tcp md5: %w", err)
+				return
+			}
+		}
+		if ttl > 0 {
+			if addr.Unmap().Is4() {
+				err = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_TTL, ttl)
+			} else {
+				err = unix.SetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_UNICAST_HOPS, ttl)
+			}
+			if err != nil {
+				err = fmt.Errorf("ttl: %w", err)
+			}
+		}
+	})
+	if cerr != nil {
+		return cerr
+	}
+	return err
+}
+
+// setMD5 installs the TCP MD5 signature key (RFC 2385) for peer addr on fd.
+func setMD5(fd int, addr netip.Addr, key string) error {
+	if len(key) > unix.TCP_MD5SIG_MAXKEYLEN {
+		return fmt.Errorf("key longer than %d bytes", unix.TCP_MD5SIG_MAXKEYLEN)
+	}
+	sig := unix.TCPMD5Sig{Keylen: uint16(len(key))}
+	if a := addr.Unmap(); a.Is4() {
+		sig.Addr.Family = unix.AF_INET
+		b := a.As4()
+		copy(sig.Addr.Data[2:6], b[:]) // sockaddr_in: port, then address
+	} else {
+		sig.Addr.Family = unix.AF_INET6
+		b := a.As16()
+		copy(sig.Addr.Data[6:22], b[:]) // sockaddr_in6: port, flow info, then address
+	}
+	copy(sig.Key[:], key)
+	return unix.SetsockoptTCPMD5Sig(fd, unix.IPPROTO_TCP, unix.TCP_MD5SIG, &sig)
+}
+
+// hopKey returns a fresh random TCP MD5 key for the loopback hop, so that no
+// other local process can take GoBGP's place or the relay's; "" where the
+// kernel cannot sign on a listener like GoBGP's.
+var hopKey = func() func() string {
+	var supported bool
+	var once sync.Once
+	return func() string {
+		once.Do(func() {
+			var lc net.ListenConfig // what GoBGP's listener uses
+			l, err := lc.Listen(context.Background(), "tcp4", "127.0.0.1:0")
+			if err != nil {
+				return
+			}
+			defer l.Close()
+			sc, err := l.(*net.TCPListener).SyscallConn()
+			if err != nil {
+				return
+			}
+			_ = sc.Control(func(fd uintptr) { supported = setMD5(int(fd), hopLoopback, "probe") == nil })
+		})
+		if !supported {
+			return ""
+		}
+		b := make([]byte, 24)
+		_, _ = rand.Read(b)
+		return hex.EncodeToString(b)
+	}
+}()
+
+// freeLoopbackPort returns a TCP port free on the loopback address at the
+// moment of the call (GoBGP's listener takes it next; if something else wins
+// the race, the start fails and is retried with another port).
+func freeLoopbackPort() (uint16, error) {
+	l, err := net.Listen("tcp4", netip.AddrPortFrom(hopLoopback, 0).String())
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return uint16(l.Addr().(*net.TCPAddr).Port), nil
+}
