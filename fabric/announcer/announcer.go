@@ -20,14 +20,14 @@ import (
 	"time"
 
 	api "github.com/osrg/gobgp/v3/api"
-	gobgplog "github.com/osrg/gobgp/v3/pkg/log"
+	bgplog "github.com/osrg/gobgp/v3/pkg/log"
 	"github.com/osrg/gobgp/v3/pkg/server"
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/ecmplb/ecmplb/fabric/control"
 	"github.com/ecmplb/ecmplb/fabric/internal/bfdrun"
-	"github.com/ecmplb/ecmplb/fabric/internal/bgplog"
 	"github.com/ecmplb/ecmplb/fabric/topology"
+	"github.com/ecmplb/ecmplb/internal/gobgplog"
 )
 
 // Config describes one announcer.
@@ -105,7 +105,8 @@ func (c Config) Write(path string) error {
 
 // Run speaks BGP until ctx is done.
 func (a *Announcer) Run(ctx context.Context) error {
-	a.bgp = server.NewBgpServer(server.LoggerOption(bgplog.New(a.log.With("component", "gobgp"), gobgplog.WarnLevel)))
+	bgpLog := gobgplog.New(a.log.With("component", "gobgp"), gobgplog.WithLevel(bgplog.WarnLevel))
+	a.bgp = server.NewBgpServer(server.LoggerOption(bgpLog))
 	go a.bgp.Serve()
 	defer a.bgp.Stop()
 	if err := a.bgp.StartBgp(ctx, &api.StartBgpRequest{Global: &api.Global{
@@ -182,12 +183,18 @@ func (a *Announcer) Run(ctx context.Context) error {
 	}()
 	close(a.started)
 	a.log.Info("announcer running", "address", a.cfg.Address, "peers", len(a.cfg.Peers), "prefixes", len(a.cfg.Prefixes))
-	<-ctx.Done()
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case err := <-bgpLog.Fatals(): // GoBGP runs on in a state it did not expect
+		runErr = fmt.Errorf("announcer %s: %w", a.cfg.Name, err)
+		a.log.Error("announcer stopping", "err", runErr)
+	}
 	c, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	_ = srv.Shutdown(c)
 	_ = os.Remove(a.cfg.ControlSocket)
-	return nil
+	return runErr
 }
 
 func (a *Announcer) path(p netip.Prefix) (*api.Path, error) {

@@ -15,15 +15,15 @@ import (
 	"time"
 
 	api "github.com/osrg/gobgp/v3/api"
-	gobgplog "github.com/osrg/gobgp/v3/pkg/log"
+	bgplog "github.com/osrg/gobgp/v3/pkg/log"
 	"github.com/osrg/gobgp/v3/pkg/server"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/vishvananda/netlink"
 
 	"github.com/ecmplb/ecmplb/fabric/control"
 	"github.com/ecmplb/ecmplb/fabric/internal/bfdrun"
-	"github.com/ecmplb/ecmplb/fabric/internal/bgplog"
 	"github.com/ecmplb/ecmplb/fabric/rib"
+	"github.com/ecmplb/ecmplb/internal/gobgplog"
 )
 
 // Router is one running ToR router.
@@ -109,7 +109,8 @@ func (r *Router) Run(ctx context.Context) error {
 		go func() { defer wg.Done(); r.resyncOnLinkUp(fibCtx) }()
 	}
 
-	bgpOpts := []server.ServerOption{server.LoggerOption(bgplog.New(r.log.With("component", "gobgp"), gobgplog.InfoLevel))}
+	bgpLog := gobgplog.New(r.log.With("component", "gobgp"), gobgplog.WithLevel(bgplog.InfoLevel))
+	bgpOpts := []server.ServerOption{server.LoggerOption(bgpLog)}
 	if r.cfg.GRPCAddress != "" {
 		bgpOpts = append(bgpOpts, server.GrpcListenAddress(r.cfg.GRPCAddress))
 	}
@@ -184,15 +185,23 @@ func (r *Router) Run(ctx context.Context) error {
 	r.log.Info("router running", "address", r.cfg.Address, "asn", r.cfg.ASN, "neighbors", len(r.cfg.Neighbors),
 		"grpc", r.cfg.GRPCAddress, "control", r.cfg.ControlSocket)
 
-	<-ctx.Done()
-	r.log.Info("router stopping")
+	// After a Fatal GoBGP runs on in a state it did not expect: stop, so the
+	// harness sees a dead router rather than a wrong RIB.
+	var runErr error
+	select {
+	case <-ctx.Done():
+		r.log.Info("router stopping")
+	case err := <-bgpLog.Fatals():
+		runErr = fmt.Errorf("router %s: %w", r.cfg.Name, err)
+		r.log.Error("router stopping", "err", runErr)
+	}
 	shutCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(shutCtx)
 	_ = os.Remove(r.cfg.ControlSocket)
 	stopWatch()
 	stopFIB()
-	return nil
+	return runErr
 }
 
 func (r *Router) timers() *api.Timers {
