@@ -47,8 +47,9 @@ type relay struct {
 	cancel  context.CancelFunc
 	done    chan struct{}
 
-	mu   sync.Mutex
-	peer net.Conn // the connection to the peer while piping
+	mu         sync.Mutex
+	peer       net.Conn           // the connection to the peer while piping
+	dialCancel context.CancelFunc // the dial to the peer in flight
 }
 
 // relayParams is what a relay is started with.
@@ -130,11 +131,18 @@ func startRelay(p relayParams) transport {
 	return r
 }
 
+// kick also restarts a dial in flight: its SYN may have gone out while the
+// path was down, and TCP would retransmit it only a second or more later.
 func (r *relay) kick() {
 	select {
 	case r.kickCh <- struct{}{}:
 	default:
 	}
+	r.mu.Lock()
+	if r.dialCancel != nil {
+		r.dialCancel()
+	}
+	r.mu.Unlock()
 }
 
 func (r *relay) close(grace time.Duration) {
@@ -188,6 +196,11 @@ func (r *relay) run() {
 			delay = relayMinRetry
 		default:
 			delay = min(2*delay, r.cfg.retryMax)
+		}
+		select {
+		case <-r.kickCh: // kicked during the attempt (a dial in flight is cut short): again at once
+			delay = 0
+		default:
 		}
 		if err != nil {
 			r.log.Debug("bgp connection", "err", err, "retryIn", delay)
@@ -245,7 +258,17 @@ func (r *relay) dialPeer() (net.Conn, error) {
 	if r.cfg.source.IsValid() {
 		d.LocalAddr = &net.TCPAddr{IP: r.cfg.source.AsSlice()}
 	}
-	return d.DialContext(r.ctx, "tcp", r.cfg.peer.String())
+	ctx, cancel := context.WithCancel(r.ctx)
+	defer cancel()
+	r.mu.Lock()
+	r.dialCancel = cancel
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		r.dialCancel = nil
+		r.mu.Unlock()
+	}()
+	return d.DialContext(ctx, "tcp", r.cfg.peer.String())
 }
 
 // dialGoBGP connects to GoBGP's listener and returns the connection with
