@@ -5,13 +5,13 @@ import (
 	"time"
 
 	"github.com/ecmplb/ecmplb/bfd"
-	"github.com/ecmplb/ecmplb/internal/frrlab"
+	"github.com/ecmplb/ecmplb/internal/netns"
 )
 
 // enableEcho sets what the echo function needs in a namespace: forwarding
 // (to return the peer's echo packets) and accept_local (to accept our own
 // packets coming back with our address as source).
-func enableEcho(t *testing.T, ns *frrlab.Netns, ifName string) {
+func enableEcho(t *testing.T, ns *netns.NS, ifName string) {
 	t.Helper()
 	for _, kv := range []string{
 		"net.ipv4.ip_forward=1",

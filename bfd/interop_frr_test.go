@@ -9,9 +9,10 @@ import (
 
 	"github.com/ecmplb/ecmplb/bfd"
 	"github.com/ecmplb/ecmplb/internal/frrlab"
+	"github.com/ecmplb/ecmplb/internal/netns"
 )
 
-func startFRRBFD(t *testing.T, ns *frrlab.Netns, rx, tx, mult uint32) *frrlab.FRR {
+func startFRRBFD(t *testing.T, ns *netns.NS, rx, tx, mult uint32) *frrlab.FRR {
 	t.Helper()
 	f, err := frrlab.StartFRR(ns,
 		frrlab.Daemon{Name: "zebra", Config: "log timestamp precision 6\n"},

@@ -14,7 +14,7 @@ import (
 	"github.com/vishvananda/netns"
 
 	"github.com/ecmplb/ecmplb/bfd"
-	"github.com/ecmplb/ecmplb/internal/frrlab"
+	labns "github.com/ecmplb/ecmplb/internal/netns"
 )
 
 var (
@@ -24,12 +24,12 @@ var (
 	nsKeyBA = bfd.PeerKey{Local: nsAddrB, Peer: nsAddrA}
 )
 
-func newNetnsPair(t *testing.T, tag string) *frrlab.Pair {
+func newNetnsPair(t *testing.T, tag string) *labns.Pair {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root for network namespaces")
 	}
-	p, err := frrlab.NewPair(tag)
+	p, err := labns.NewPair(tag)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,7 +205,7 @@ func TestUDPIPv6InNamespaces(t *testing.T) {
 	p := newNetnsPair(t, "6")
 	a6, b6 := netip.MustParseAddr("fd00:255::1"), netip.MustParseAddr("fd00:255::2")
 	for _, side := range []struct {
-		ns   *frrlab.Netns
+		ns   *labns.NS
 		ifn  string
 		addr netip.Addr
 	}{{p.A, p.Link.IfA, a6}, {p.B, p.Link.IfB, b6}} {

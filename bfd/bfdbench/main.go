@@ -37,6 +37,7 @@ import (
 
 	"github.com/ecmplb/ecmplb/bfd"
 	"github.com/ecmplb/ecmplb/internal/frrlab"
+	"github.com/ecmplb/ecmplb/internal/netns"
 )
 
 var (
@@ -229,7 +230,7 @@ func parseProfiles(s string) ([]benchProfile, error) {
 }
 
 func runProfile(ctx context.Context, bp benchProfile, kind string, trials int, logger *slog.Logger) (Result, error) {
-	pair, err := frrlab.NewPair("bb")
+	pair, err := netns.NewPair("bb")
 	if err != nil {
 		return Result{}, fmt.Errorf("namespaces: %w", err)
 	}

@@ -34,9 +34,10 @@ import (
 	"time"
 
 	"github.com/ecmplb/ecmplb/fabric/control"
-	"github.com/ecmplb/ecmplb/fabric/netlab"
 	"github.com/ecmplb/ecmplb/fabric/router"
 	"github.com/ecmplb/ecmplb/fabric/topology"
+	"github.com/ecmplb/ecmplb/internal/netns"
+	"github.com/ecmplb/ecmplb/internal/proc"
 )
 
 // SegmentInterface is the name of the segment interface inside every ToR and node
@@ -178,10 +179,10 @@ func Up(ctx context.Context, topo topology.Topology, opts Options) (*Fabric, err
 
 func (f *Fabric) build(ctx context.Context, opts Options) error {
 	st, topo := f.state, f.state.Topology
-	if err := netlab.CreateNetNS(ctx, st.Switch); err != nil {
+	if err := netns.Create(ctx, st.Switch); err != nil {
 		return err
 	}
-	if err := netlab.AddBridge(st.Switch, bridgeName); err != nil {
+	if err := netns.AddBridge(st.Switch, bridgeName); err != nil {
 		return err
 	}
 	for _, r := range topo.ToRs {
@@ -195,7 +196,7 @@ func (f *Fabric) build(ctx context.Context, opts Options) error {
 			{"net/ipv6/conf/all/forwarding", "1"},
 			{"net/ipv6/fib_multipath_hash_policy", "1"},
 		} {
-			if err := netlab.Sysctl(ns, kv[0], kv[1]); err != nil {
+			if err := netns.Sysctl(ns, kv[0], kv[1]); err != nil {
 				return err
 			}
 		}
@@ -207,30 +208,30 @@ func (f *Fabric) build(ctx context.Context, opts Options) error {
 	}
 	for i, c := range topo.Clients {
 		ns, torNS := st.NetNS[c.Name], st.NetNS[c.ToR]
-		if err := netlab.CreateNetNS(ctx, ns); err != nil {
+		if err := netns.Create(ctx, ns); err != nil {
 			return err
 		}
 		port := fmt.Sprintf("c%d", i)
-		if err := netlab.AddVeth(ns, ClientInterface, torNS, port); err != nil {
+		if err := netns.AddVeth(ns, ClientInterface, torNS, port); err != nil {
 			return err
 		}
-		if err := netlab.AddAddress(ns, ClientInterface, netip.PrefixFrom(c.Addr(), c.Link.Bits())); err != nil {
+		if err := netns.AddAddress(ns, ClientInterface, netip.PrefixFrom(c.Addr(), c.Link.Bits())); err != nil {
 			return err
 		}
-		if err := netlab.AddAddress(torNS, port, netip.PrefixFrom(c.ToRAddr(), c.Link.Bits())); err != nil {
+		if err := netns.AddAddress(torNS, port, netip.PrefixFrom(c.ToRAddr(), c.Link.Bits())); err != nil {
 			return err
 		}
-		if err := netlab.AddRoute(ns, netip.MustParsePrefix("0.0.0.0/0"), c.ToRAddr()); err != nil {
+		if err := netns.AddRoute(ns, netip.MustParsePrefix("0.0.0.0/0"), c.ToRAddr()); err != nil {
 			return err
 		}
 		if c.Link6.IsValid() {
-			if err := netlab.AddAddress(ns, ClientInterface, netip.PrefixFrom(c.Addr6(), c.Link6.Bits())); err != nil {
+			if err := netns.AddAddress(ns, ClientInterface, netip.PrefixFrom(c.Addr6(), c.Link6.Bits())); err != nil {
 				return err
 			}
-			if err := netlab.AddAddress(torNS, port, netip.PrefixFrom(c.ToRAddr6(), c.Link6.Bits())); err != nil {
+			if err := netns.AddAddress(torNS, port, netip.PrefixFrom(c.ToRAddr6(), c.Link6.Bits())); err != nil {
 				return err
 			}
-			if err := netlab.AddRoute(ns, netip.MustParsePrefix("::/0"), c.ToRAddr6()); err != nil {
+			if err := netns.AddRoute(ns, netip.MustParsePrefix("::/0"), c.ToRAddr6()); err != nil {
 				return err
 			}
 		}
@@ -260,20 +261,20 @@ func portName(kind string, segment netip.Prefix, addr netip.Addr) string {
 // attach creates a namespace and links it to the segment with addr (and addr6 when
 // valid).
 func (f *Fabric) attach(ctx context.Context, ns, port string, addr, addr6 netip.Addr) error {
-	if err := netlab.CreateNetNS(ctx, ns); err != nil {
+	if err := netns.Create(ctx, ns); err != nil {
 		return err
 	}
-	if err := netlab.AddVeth(ns, SegmentInterface, f.state.Switch, port); err != nil {
+	if err := netns.AddVeth(ns, SegmentInterface, f.state.Switch, port); err != nil {
 		return err
 	}
-	if err := netlab.AttachToBridge(f.state.Switch, port, bridgeName); err != nil {
+	if err := netns.AttachToBridge(f.state.Switch, port, bridgeName); err != nil {
 		return err
 	}
-	if err := netlab.AddAddress(ns, SegmentInterface, netip.PrefixFrom(addr, f.state.Topology.Segment.Bits())); err != nil {
+	if err := netns.AddAddress(ns, SegmentInterface, netip.PrefixFrom(addr, f.state.Topology.Segment.Bits())); err != nil {
 		return err
 	}
 	if addr6.IsValid() {
-		return netlab.AddAddress(ns, SegmentInterface, netip.PrefixFrom(addr6, f.state.Topology.Segment6.Bits()))
+		return netns.AddAddress(ns, SegmentInterface, netip.PrefixFrom(addr6, f.state.Topology.Segment6.Bits()))
 	}
 	return nil
 }
@@ -283,11 +284,11 @@ func (f *Fabric) nodeRoutes(ns string) error {
 	topo := f.state.Topology
 	for _, c := range topo.Clients {
 		tor, _ := topo.ToR(c.ToR)
-		if err := netlab.AddRoute(ns, c.Link, tor.Address); err != nil {
+		if err := netns.AddRoute(ns, c.Link, tor.Address); err != nil {
 			return err
 		}
 		if c.Link6.IsValid() {
-			if err := netlab.AddRoute(ns, c.Link6, tor.Address6); err != nil {
+			if err := netns.AddRoute(ns, c.Link6, tor.Address6); err != nil {
 				return err
 			}
 		}
@@ -427,15 +428,15 @@ func Destroy(ctx context.Context, instance, root string) error {
 }
 
 func deletePrefixed(prefix string) error {
-	ents, err := os.ReadDir(netlab.NetNSDir)
+	ents, err := os.ReadDir(netns.Dir)
 	if err != nil {
 		return nil
 	}
 	var errs []error
 	for _, e := range ents {
 		if n := e.Name(); n == prefix || len(n) > len(prefix) && n[:len(prefix)+1] == prefix+"-" {
-			_, _ = netlab.SignalProcessesIn(n, syscall.SIGKILL)
-			errs = append(errs, netlab.DeleteNetNS(n))
+			_, _ = proc.SignalInNetNS(n, syscall.SIGKILL)
+			errs = append(errs, netns.Delete(n))
 		}
 	}
 	return errors.Join(errs...)
@@ -456,14 +457,14 @@ func (f *Fabric) Down(ctx context.Context) error {
 	}
 	stopProcs(ctx, procs)
 	for _, ns := range f.state.Namespaces() {
-		if !netlab.NetNSExists(ns) {
+		if !netns.Exists(ns) {
 			continue
 		}
-		if pids, _ := netlab.ProcessesIn(ns); len(pids) > 0 {
-			_, _ = netlab.SignalProcessesIn(ns, syscall.SIGCONT)
-			_, _ = netlab.SignalProcessesIn(ns, syscall.SIGKILL)
+		if pids, _ := proc.InNetNS(ns); len(pids) > 0 {
+			_, _ = proc.SignalInNetNS(ns, syscall.SIGCONT)
+			_, _ = proc.SignalInNetNS(ns, syscall.SIGKILL)
 		}
-		if err := netlab.DeleteNetNS(ns); err != nil {
+		if err := netns.Delete(ns); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -511,14 +512,14 @@ func (f *Fabric) Topology() topology.Topology { return f.state.Topology }
 func (f *Fabric) State() State { f.refresh(); return f.state }
 
 // NetNS returns the namespace name of a ToR, node or client ("" if unknown). Use it
-// with `ip netns exec NAME ...`; netlab.NetNSPath turns it into a path.
+// with `ip netns exec NAME ...`; netns.Path turns it into a path.
 func (f *Fabric) NetNS(element string) string { return f.state.NetNS[element] }
 
 // NodeNetNS returns the namespace name of a node, where its speaker must run.
 func (f *Fabric) NodeNetNS(node string) string { return f.NetNS(node) }
 
 // NodeNetNSPath returns the bind-mount path of a node's namespace (/var/run/netns/NAME).
-func (f *Fabric) NodeNetNSPath(node string) string { return netlab.NetNSPath(f.NetNS(node)) }
+func (f *Fabric) NodeNetNSPath(node string) string { return netns.Path(f.NetNS(node)) }
 
 // SwitchNetNS is the namespace holding the segment's bridge.
 func (f *Fabric) SwitchNetNS() string { return f.state.Switch }

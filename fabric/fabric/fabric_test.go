@@ -11,9 +11,10 @@ import (
 	"time"
 
 	"github.com/ecmplb/ecmplb/fabric/fabric"
-	"github.com/ecmplb/ecmplb/fabric/netlab"
 	"github.com/ecmplb/ecmplb/fabric/rib"
 	"github.com/ecmplb/ecmplb/fabric/topology"
+	"github.com/ecmplb/ecmplb/internal/netns"
+	"github.com/ecmplb/ecmplb/internal/proc"
 )
 
 var (
@@ -323,10 +324,10 @@ func TestFabric(t *testing.T) {
 			t.Fatal(err)
 		}
 		pid := f.State().Routers["tor2"].PID
-		if st, err := netlab.ProcessState(pid); err != nil || st != "T" {
-			t.Errorf("tor2 router (pid %d) state %q (%v), want stopped", pid, st, err)
+		if st, err := proc.ReadStat(pid); err != nil || st.State != "T" {
+			t.Errorf("tor2 router (pid %d) state %q (%v), want stopped", pid, st.State, err)
 		}
-		if up, err := netlab.LinkUp(f.NetNS("tor2"), fabric.SegmentInterface); err != nil || up {
+		if up, err := netns.LinkUp(f.NetNS("tor2"), fabric.SegmentInterface); err != nil || up {
 			t.Errorf("tor2 segment link up=%v err=%v", up, err)
 		}
 		time.Sleep(4 * time.Second) // longer than the nodes' hold time towards tor2
@@ -392,7 +393,7 @@ func TestStaleInstanceIsDetectedAndDestroyed(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, ns := range st.Namespaces() {
-		if netlab.NetNSExists(ns) {
+		if netns.Exists(ns) {
 			t.Errorf("namespace %s survived Destroy", ns)
 		}
 	}
@@ -421,7 +422,7 @@ func TestNodesAddedAtRuntime(t *testing.T) {
 		if err := f.AddNode(ctx, n); err != nil {
 			t.Fatal(err)
 		}
-		if !netlab.NetNSExists(f.NodeNetNS(n.Name)) {
+		if !netns.Exists(f.NodeNetNS(n.Name)) {
 			t.Fatalf("no namespace for %s", n.Name)
 		}
 	}
@@ -462,7 +463,7 @@ func TestNodesAddedAtRuntime(t *testing.T) {
 		if err := f.RemoveNode(ctx, n); err != nil {
 			t.Fatal(err)
 		}
-		if netlab.NetNSExists(ns) {
+		if netns.Exists(ns) {
 			t.Errorf("namespace %s of %s survived RemoveNode", ns, n)
 		}
 		if f.NodeNetNS(n) != "" {

@@ -10,7 +10,8 @@ import (
 	"time"
 
 	"github.com/ecmplb/ecmplb/fabric/control"
-	"github.com/ecmplb/ecmplb/fabric/netlab"
+	"github.com/ecmplb/ecmplb/internal/netns"
+	"github.com/ecmplb/ecmplb/internal/proc"
 )
 
 // FaultKind names a fault the fabric can inject.
@@ -133,9 +134,9 @@ func (f *Fabric) inject(ctx context.Context, flt Fault, at *time.Time) (err erro
 	}()
 	switch flt.Kind {
 	case FaultNodeDown:
-		return netlab.SetLinkUp(ns, SegmentInterface, false)
+		return netns.SetLinkUp(ns, SegmentInterface, false)
 	case FaultNodeFreeze:
-		pids, err := netlab.SignalProcessesIn(ns, syscall.SIGSTOP)
+		pids, err := proc.SignalInNetNS(ns, syscall.SIGSTOP)
 		if err == nil && len(pids) == 0 {
 			return fmt.Errorf("fault %s %s: no process runs in %s", flt.Kind, flt.Target, ns)
 		}
@@ -150,7 +151,7 @@ func (f *Fabric) inject(ctx context.Context, flt Fault, at *time.Time) (err erro
 		if d <= 0 {
 			d = time.Second
 		}
-		if err := netlab.SetLinkUp(ns, SegmentInterface, false); err != nil {
+		if err := netns.SetLinkUp(ns, SegmentInterface, false); err != nil {
 			return err
 		}
 		*at = time.Now()
@@ -158,7 +159,7 @@ func (f *Fabric) inject(ctx context.Context, flt Fault, at *time.Time) (err erro
 		case <-ctx.Done():
 		case <-time.After(d):
 		}
-		return netlab.SetLinkUp(ns, SegmentInterface, true)
+		return netns.SetLinkUp(ns, SegmentInterface, true)
 	case FaultToRDown:
 		f.refresh()
 		p := f.state.Routers[flt.Target]
@@ -168,7 +169,7 @@ func (f *Fabric) inject(ctx context.Context, flt Fault, at *time.Time) (err erro
 		if err := syscall.Kill(p.PID, syscall.SIGSTOP); err != nil {
 			return fmt.Errorf("fault %s %s: %w", flt.Kind, flt.Target, err)
 		}
-		if err := netlab.SetLinkUp(ns, SegmentInterface, false); err != nil {
+		if err := netns.SetLinkUp(ns, SegmentInterface, false); err != nil {
 			return err
 		}
 		return waitStopped(ctx, p.PID)
@@ -261,9 +262,9 @@ func (f *Fabric) repair(ctx context.Context, flt Fault) error {
 	f.log.Info("repair fault", "kind", flt.Kind, "target", flt.Target)
 	switch flt.Kind {
 	case FaultNodeDown, FaultLinkFlap:
-		return netlab.SetLinkUp(ns, SegmentInterface, true)
+		return netns.SetLinkUp(ns, SegmentInterface, true)
 	case FaultNodeFreeze:
-		_, err := netlab.SignalProcessesIn(ns, syscall.SIGCONT)
+		_, err := proc.SignalInNetNS(ns, syscall.SIGCONT)
 		return err
 	case FaultNodeDrain:
 		return f.setNodeSessions(ctx, flt.Target, true)
@@ -275,7 +276,7 @@ func (f *Fabric) repair(ctx context.Context, flt Fault) error {
 		return nil
 	case FaultToRDown:
 		f.refresh()
-		if err := netlab.SetLinkUp(ns, SegmentInterface, true); err != nil {
+		if err := netns.SetLinkUp(ns, SegmentInterface, true); err != nil {
 			return err
 		}
 		if p := f.state.Routers[flt.Target]; p.Alive() {
@@ -290,7 +291,7 @@ func (f *Fabric) repair(ctx context.Context, flt Fault) error {
 func waitStopped(ctx context.Context, pids ...int) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	return netlab.WaitStopped(ctx, pids...)
+	return proc.WaitStopped(ctx, pids...)
 }
 
 func (f *Fabric) setNodeSessions(ctx context.Context, node string, enable bool) error {

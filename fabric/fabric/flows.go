@@ -9,18 +9,18 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ecmplb/ecmplb/fabric/netlab"
+	"github.com/ecmplb/ecmplb/internal/netns"
 )
 
 // AddNodeAddress puts addr (as a host route, /32 or /128) on the loopback of a node so
 // the node accepts packets for it, as it must for a Service IP it announces.
 func (f *Fabric) AddNodeAddress(node string, addr netip.Addr) error {
-	return netlab.AddAddress(f.NetNS(node), "lo", netip.PrefixFrom(addr, addr.BitLen()))
+	return netns.AddAddress(f.NetNS(node), "lo", netip.PrefixFrom(addr, addr.BitLen()))
 }
 
 // DelNodeAddress removes an address added with AddNodeAddress.
 func (f *Fabric) DelNodeAddress(node string, addr netip.Addr) error {
-	return netlab.DelAddress(f.NetNS(node), "lo", netip.PrefixFrom(addr, addr.BitLen()))
+	return netns.DelAddress(f.NetNS(node), "lo", netip.PrefixFrom(addr, addr.BitLen()))
 }
 
 // Responder answers UDP datagrams inside a node's namespace with the node's name.
@@ -34,7 +34,7 @@ type Responder struct {
 // node (e.g. a Service IP added with AddNodeAddress), or unspecified.
 func (f *Fabric) StartResponder(node string, addr netip.AddrPort) (*Responder, error) {
 	r := &Responder{}
-	err := netlab.Do(f.NetNS(node), func() error {
+	err := netns.Do(f.NetNS(node), func() error {
 		c, err := net.ListenPacket("udp", addr.String())
 		r.conn = c
 		return err
@@ -81,7 +81,7 @@ func (f *Fabric) SendFlows(ctx context.Context, client string, dst netip.AddrPor
 			c.Close()
 		}
 	}()
-	err := netlab.Do(f.NetNS(client), func() error {
+	err := netns.Do(f.NetNS(client), func() error {
 		for range n {
 			network := "udp4"
 			if dst.Addr().Is6() {

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/ecmplb/ecmplb/fabric/fabric"
-	"github.com/ecmplb/ecmplb/fabric/netlab"
 	"github.com/ecmplb/ecmplb/fabric/topology"
+	"github.com/ecmplb/ecmplb/internal/netns"
 )
 
 var binary string
@@ -73,7 +73,7 @@ func up(t *testing.T, topo topology.Topology) *fabric.Fabric {
 			t.Errorf("down: %v", err)
 		}
 		for _, ns := range st.Namespaces() {
-			if netlab.NetNSExists(ns) {
+			if netns.Exists(ns) {
 				t.Errorf("namespace %s left behind", ns)
 			}
 		}

@@ -8,8 +8,9 @@ import (
 	"syscall"
 
 	"github.com/ecmplb/ecmplb/fabric/control"
-	"github.com/ecmplb/ecmplb/fabric/netlab"
 	"github.com/ecmplb/ecmplb/fabric/topology"
+	"github.com/ecmplb/ecmplb/internal/netns"
+	"github.com/ecmplb/ecmplb/internal/proc"
 )
 
 // AddNode adds a node to the running fabric: its namespace, segment link, address and
@@ -73,10 +74,10 @@ func (f *Fabric) RemoveNode(ctx context.Context, name string) error {
 		stopProcs(ctx, []Proc{p})
 	}
 	ns := f.state.NetNS[name]
-	if netlab.NetNSExists(ns) {
-		_, _ = netlab.SignalProcessesIn(ns, syscall.SIGCONT)
-		_, _ = netlab.SignalProcessesIn(ns, syscall.SIGKILL)
-		errs = append(errs, netlab.DeleteNetNS(ns))
+	if netns.Exists(ns) {
+		_, _ = proc.SignalInNetNS(ns, syscall.SIGCONT)
+		_, _ = proc.SignalInNetNS(ns, syscall.SIGKILL)
+		errs = append(errs, netns.Delete(ns))
 	}
 	errs = append(errs, f.update(func(s *State) {
 		s.Topology.Nodes = slices.DeleteFunc(s.Topology.Nodes, func(x topology.Node) bool { return x.Name == name })

@@ -11,8 +11,8 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/ecmplb/ecmplb/fabric/control"
-	"github.com/ecmplb/ecmplb/fabric/netlab"
 	"github.com/ecmplb/ecmplb/fabric/rib"
+	"github.com/ecmplb/ecmplb/internal/netns"
 )
 
 // Neighbor, BFDSession and Event are the router views returned by the queries.
@@ -158,7 +158,7 @@ func (f *Fabric) KernelRoute(tor string, prefix netip.Prefix) ([]netip.Addr, err
 	if ns == "" {
 		return nil, fmt.Errorf("fabric %s: no router %q", f.state.Instance, tor)
 	}
-	return netlab.RouteNextHops(ns, prefix)
+	return netns.RouteNextHops(ns, prefix)
 }
 
 // WaitForKernelRoute waits until the kernel route for prefix in the ToR's namespace
@@ -262,7 +262,7 @@ func (f *Fabric) NodeLinkStats(node string) (netlink.LinkStatistics, error) {
 	if ns == "" {
 		return netlink.LinkStatistics{}, fmt.Errorf("fabric %s: no node %q", f.state.Instance, node)
 	}
-	return netlab.LinkStats(ns, SegmentInterface)
+	return netns.LinkStats(ns, SegmentInterface)
 }
 
 // WaitForBFD waits until the ToR's BFD session towards node is in state ("Up",

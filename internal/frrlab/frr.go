@@ -1,3 +1,7 @@
+// Package frrlab runs FRR daemons (zebra, bfdd, bgpd) in network namespaces
+// (internal/netns) for BFD and BGP interop tests and benchmarks. Each instance
+// runs under its own pathspace, named after its namespace, and Close stops it
+// and removes its files.
 package frrlab
 
 import (
@@ -13,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ecmplb/ecmplb/internal/netns"
 )
 
 // FRRDir holds the daemons of Debian's frr package.
@@ -51,7 +57,7 @@ func Require(t testing.TB) {
 // FRR is a set of FRR daemons running in one namespace under their own
 // pathspace (-N), so several instances coexist on one machine.
 type FRR struct {
-	NS      *Netns
+	NS      *netns.NS
 	Name    string // pathspace
 	ConfDir string
 	RunDir  string
@@ -67,7 +73,7 @@ type Daemon struct {
 
 // StartFRR starts daemons in order (put zebra first) inside ns and waits
 // until each answers on its vty socket.
-func StartFRR(ns *Netns, daemons ...Daemon) (*FRR, error) {
+func StartFRR(ns *netns.NS, daemons ...Daemon) (*FRR, error) {
 	f := &FRR{NS: ns, Name: ns.Name, ConfDir: "/etc/frr/" + ns.Name, RunDir: "/var/run/frr/" + ns.Name, procs: map[string]*exec.Cmd{}}
 	if err := f.prepare(); err != nil {
 		f.Close()

@@ -1,21 +1,21 @@
 // Package proc runs the child programs of tests, benchmarks and the lab:
 // output to a log file, optionally inside a network namespace, and tied to
-// the parent's life so a killed test leaves nothing running.
+// the parent's life so a killed test leaves nothing running. It is also the
+// project's one reader of /proc/PID (procfs.go).
 package proc
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ecmplb/ecmplb/internal/netns"
 )
 
 // Process is a started program.
@@ -96,19 +96,19 @@ func Start(name string, opts Options, bin string, args ...string) (*Process, err
 // The thread stays locked, so the runtime discards it afterwards instead of
 // reusing it in the wrong namespace, and alive until done is closed: the
 // kernel sends the parent-death signal when the forking thread ends.
-func startInNetNS(netns string, cmd *exec.Cmd, done <-chan struct{}) error {
+func startInNetNS(name string, cmd *exec.Cmd, done <-chan struct{}) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
-		f, err := os.Open(filepath.Join("/run/netns", netns))
+		f, err := os.Open(netns.Path(name))
 		if err != nil {
-			errc <- fmt.Errorf("network namespace %s: %w", netns, err)
+			errc <- fmt.Errorf("network namespace %s: %w", name, err)
 			return
 		}
 		err = unix.Setns(int(f.Fd()), unix.CLONE_NEWNET)
 		f.Close()
 		if err != nil {
-			errc <- fmt.Errorf("entering network namespace %s: %w", netns, err)
+			errc <- fmt.Errorf("entering network namespace %s: %w", name, err)
 			return
 		}
 		if err := cmd.Start(); err != nil {
@@ -168,54 +168,4 @@ func (p *Process) Tail(lines int) string {
 		all = all[len(all)-lines:]
 	}
 	return strings.Join(all, "\n")
-}
-
-// Usage is what the kernel reports of a process's memory and CPU.
-type Usage struct {
-	RSS, PeakRSS uint64 // bytes (VmRSS, VmHWM)
-	CPU          time.Duration
-}
-
-// ReadUsage reads /proc/PID/status and /proc/PID/stat.
-func ReadUsage(pid int) (Usage, error) {
-	var u Usage
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return u, err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), ":")
-		if !ok {
-			continue
-		}
-		fields := strings.Fields(v)
-		if len(fields) == 0 {
-			continue
-		}
-		n, _ := strconv.ParseUint(fields[0], 10, 64)
-		switch k {
-		case "VmRSS":
-			u.RSS = n * 1024
-		case "VmHWM":
-			u.PeakRSS = n * 1024
-		}
-	}
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return u, err
-	}
-	// The fields after the command name, which may hold spaces.
-	rest := string(stat)
-	if i := strings.LastIndexByte(rest, ')'); i >= 0 {
-		rest = rest[i+1:]
-	}
-	fs := strings.Fields(rest)
-	if len(fs) > 13 {
-		utime, _ := strconv.ParseUint(fs[11], 10, 64)
-		stime, _ := strconv.ParseUint(fs[12], 10, 64)
-		u.CPU = time.Duration(utime+stime) * time.Second / 100 // USER_HZ
-	}
-	return u, nil
 }

@@ -9,9 +9,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/ecmplb/ecmplb/fabric/netlab"
 	"github.com/ecmplb/ecmplb/fabric/rib"
 	"github.com/ecmplb/ecmplb/fabric/topology"
+	"github.com/ecmplb/ecmplb/internal/proc"
 )
 
 // FaultTopology is the reference topology with BFD (300 ms x 3) on both ToRs
@@ -51,7 +51,7 @@ func (l *Lab) FreezeSpeaker(ctx context.Context, node string) (time.Time, error)
 	}
 	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	return at, netlab.WaitStopped(wctx, pid)
+	return at, proc.WaitStopped(wctx, pid)
 }
 
 // ThawSpeaker resumes a frozen speaker (SIGCONT) and returns when.

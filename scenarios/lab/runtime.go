@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ecmplb/ecmplb/fabric/netlab"
+	"github.com/ecmplb/ecmplb/internal/netns"
 )
 
 // Inside its node's namespace every speaker serves /metrics on
@@ -41,12 +41,12 @@ func speakerHasPprof(bin string) bool {
 
 // nsClient is an HTTP client whose connections are opened inside a network
 // namespace (a socket stays in the namespace it was created in).
-func nsClient(netns string) *http.Client {
+func nsClient(ns string) *http.Client {
 	return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
 		DisableKeepAlives: true,
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			var c net.Conn
-			err := netlab.Do(netns, func() error {
+			err := netns.Do(ns, func() error {
 				var d net.Dialer
 				var err error
 				c, err = d.DialContext(ctx, network, addr)

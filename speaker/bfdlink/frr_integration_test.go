@@ -13,9 +13,9 @@ import (
 
 	"github.com/ecmplb/ecmplb/bfd"
 	"github.com/ecmplb/ecmplb/internal/frrlab"
+	"github.com/ecmplb/ecmplb/internal/netns"
 	"github.com/ecmplb/ecmplb/speaker/announce"
 	"github.com/ecmplb/ecmplb/speaker/bgp"
-	"github.com/ecmplb/ecmplb/speaker/internal/netlab"
 )
 
 const (
@@ -27,10 +27,10 @@ const (
 // router namespace; in the child it returns the router namespace.
 func inLab(t *testing.T) string {
 	t.Helper()
-	if !netlab.IsChild() {
+	if !netns.IsChild() {
 		frrlab.Require(t)
 	}
-	return netlab.InLab(t, []string{frrAddr + "/24"}, []string{speakerAddr + "/24"}, func(rns string) {
+	return netns.InLab(t, []string{frrAddr + "/24"}, []string{speakerAddr + "/24"}, func(rns string) {
 		t.Cleanup(func() { frrlab.KillLeftovers(rns) })
 	})
 }
@@ -123,7 +123,7 @@ func TestFRRInterop(t *testing.T) {
 	if rns == "" {
 		return
 	}
-	in, err := frrlab.StartFRR(&frrlab.Netns{Name: rns}, frrlab.Daemon{Name: "zebra", Config: "hostname tor\n"},
+	in, err := frrlab.StartFRR(&netns.NS{Name: rns}, frrlab.Daemon{Name: "zebra", Config: "hostname tor\n"},
 		frrlab.Daemon{Name: "bfdd", Config: bfddConf}, frrlab.Daemon{Name: "bgpd", Config: bgpdConf})
 	if err != nil {
 		t.Fatal(err)

@@ -20,9 +20,9 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/ecmplb/ecmplb/api/v1beta1"
+	"github.com/ecmplb/ecmplb/internal/netns"
 	"github.com/ecmplb/ecmplb/internal/nsforward"
 	"github.com/ecmplb/ecmplb/internal/testenv"
-	"github.com/ecmplb/ecmplb/speaker/internal/netlab"
 	"github.com/ecmplb/ecmplb/speaker/internal/testrouter"
 	"github.com/ecmplb/ecmplb/speaker/watch"
 )
@@ -42,7 +42,7 @@ func RouterAddr(i int) string { return fmt.Sprintf("10.0.0.%d", i+1) }
 // Lab is a running lab.
 type Lab struct {
 	Env       *testenv.Env
-	Net       *netlab.Lab
+	Net       *netns.Lab
 	RouterNS  string
 	SpeakerNS string
 	Routers   []*testrouter.Router
@@ -71,7 +71,7 @@ func Start(env *testenv.Env, o Options) (_ *Lab, err error) {
 	if o.Routers == 0 {
 		o.Routers = 1
 	}
-	l := &Lab{Env: env, Net: netlab.New(), password: o.Password}
+	l := &Lab{Env: env, Net: netns.NewLab(), password: o.Password}
 	defer func() {
 		if err != nil {
 			l.Close()

@@ -1,13 +1,39 @@
-package netlab
+package netns
 
 import (
+	"context"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
+	"time"
 )
+
+// ChildEnv marks a re-executed test process that already runs inside the lab.
+const ChildEnv = "ECMPLB_NETLAB_CHILD"
 
 // routerNSEnv passes the router namespace's name to the re-executed child.
 const routerNSEnv = "ECMPLB_TEST_ROUTER_NS"
+
+// IsChild tells whether this process is the re-executed child.
+func IsChild() bool { return os.Getenv(ChildEnv) != "" }
+
+// RerunInNS runs the current test binary again inside ns, limited to the test named
+// testName, with env added, and returns its combined output and error.
+func RerunInNS(ns, testName string, env []string) (string, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return "", err
+	}
+	// The child's own -test.timeout makes a hang end with a goroutine dump; the
+	// context kills it should even that fail.
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", ns, self, "-test.run", "^"+testName+"$", "-test.v", "-test.count=1", "-test.timeout=3m")
+	cmd.Env = append(append(os.Environ(), ChildEnv+"=1"), env...)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
 
 // InLab runs the calling test inside a fresh speaker namespace linked to a
 // router namespace: routerAddrs on the router side, speakerAddrs on the
@@ -24,7 +50,7 @@ func InLab(t *testing.T, routerAddrs, speakerAddrs []string, prepare func(router
 	if os.Geteuid() != 0 {
 		t.Skip("needs root for network namespaces")
 	}
-	lab := New()
+	lab := NewLab()
 	t.Cleanup(func() {
 		if err := lab.Close(); err != nil {
 			t.Error(err)

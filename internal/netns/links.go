@@ -1,89 +1,20 @@
-// Package netlab creates and removes the plumbing of a virtual fabric: named network
-// namespaces (visible to `ip netns`), a Linux bridge, veth pairs, addresses, routes and
-// per-namespace sysctls, and finds and signals the processes living in a namespace.
-// Every function takes namespace names, and works from any goroutine: namespace
-// switches happen on locked OS threads (containernetworking/plugins pkg/ns) and netlink
-// requests go through per-namespace handles.
-package netlab
+package netns
 
 import (
-	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
-	"syscall"
 	"time"
 
 	"github.com/containernetworking/plugins/pkg/ip"
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
-
-// NetNSDir is where named namespaces are bind-mounted (as by `ip netns add`).
-const NetNSDir = "/var/run/netns"
-
-// NetNSPath returns the path of a named namespace.
-func NetNSPath(name string) string { return filepath.Join(NetNSDir, name) }
-
-// NetNSExists reports whether a named namespace exists.
-func NetNSExists(name string) bool { return ns.IsNSorErr(NetNSPath(name)) == nil }
-
-// CreateNetNS creates a named namespace with `ip netns add` and brings its loopback up.
-func CreateNetNS(ctx context.Context, name string) error {
-	if out, err := exec.CommandContext(ctx, "ip", "netns", "add", name).CombinedOutput(); err != nil {
-		return fmt.Errorf("netns %s: ip netns add: %w: %s", name, err, bytes.TrimSpace(out))
-	}
-	return SetLinkUp(name, "lo", true)
-}
-
-// DeleteNetNS removes a named namespace; a missing one is no error.
-func DeleteNetNS(name string) error {
-	if _, err := os.Stat(NetNSPath(name)); errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
-		return fmt.Errorf("netns %s: ip netns del: %w: %s", name, err, bytes.TrimSpace(out))
-	}
-	return nil
-}
-
-// Do runs f with the calling OS thread switched into the named namespace. Sockets f
-// creates belong to that namespace for their whole life.
-func Do(name string, f func() error) error {
-	return ns.WithNetNSPath(NetNSPath(name), func(ns.NetNS) error { return f() })
-}
-
-// handle opens a netlink handle bound to the named namespace.
-func handle(name string) (*netlink.Handle, error) {
-	nh, err := netns.GetFromPath(NetNSPath(name))
-	if err != nil {
-		return nil, fmt.Errorf("netns %s: %w", name, err)
-	}
-	defer nh.Close()
-	h, err := netlink.NewHandleAt(nh)
-	if err != nil {
-		return nil, fmt.Errorf("netns %s: netlink: %w", name, err)
-	}
-	return h, nil
-}
-
-func withHandle(name string, f func(h *netlink.Handle) error) error {
-	h, err := handle(name)
-	if err != nil {
-		return err
-	}
-	defer h.Close()
-	return f(h)
-}
 
 // AddBridge creates an up bridge in a namespace. Multicast snooping is off: with no
 // MLD querier on the segment, snooping can drop the first IPv6 neighbour solicitations.
@@ -103,7 +34,7 @@ func AddBridge(nsName, bridge string) error {
 
 // AddVeth creates a veth pair: ifName in nsName and peerName in peerNS, both up.
 func AddVeth(nsName, ifName, peerNS, peerName string) error {
-	peer, err := ns.GetNS(NetNSPath(peerNS))
+	peer, err := ns.GetNS(Path(peerNS))
 	if err != nil {
 		return fmt.Errorf("netns %s: %w", peerNS, err)
 	}
@@ -116,6 +47,25 @@ func AddVeth(nsName, ifName, peerNS, peerName string) error {
 		return fmt.Errorf("veth %s/%s - %s/%s: %w", nsName, ifName, peerNS, peerName, err)
 	}
 	return SetLinkUp(nsName, ifName, true)
+}
+
+// Connect joins two namespaces with a veth pair, ifA in nsA and ifB in nsB (names
+// of at most 15 bytes), gives each end its addresses and brings both up.
+func Connect(nsA, ifA string, addrsA []netip.Prefix, nsB, ifB string, addrsB []netip.Prefix) error {
+	if err := AddVeth(nsA, ifA, nsB, ifB); err != nil {
+		return err
+	}
+	for _, a := range addrsA {
+		if err := AddAddress(nsA, ifA, a); err != nil {
+			return err
+		}
+	}
+	for _, a := range addrsB {
+		if err := AddAddress(nsB, ifB, a); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // AttachToBridge enslaves ifName to bridge (both in nsName).
@@ -282,87 +232,4 @@ func RouteNextHops(nsName string, dst netip.Prefix) ([]netip.Addr, error) {
 	})
 	slices.SortFunc(out, netip.Addr.Compare)
 	return out, err
-}
-
-func inode(path string) (uint64, error) {
-	var st syscall.Stat_t
-	if err := syscall.Stat(path, &st); err != nil {
-		return 0, err
-	}
-	return st.Ino, nil
-}
-
-// ProcessesIn lists the processes whose network namespace is the named one (the
-// calling process excluded).
-func ProcessesIn(nsName string) ([]int, error) {
-	want, err := inode(NetNSPath(nsName))
-	if err != nil {
-		return nil, fmt.Errorf("netns %s: %w", nsName, err)
-	}
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil, err
-	}
-	self := os.Getpid()
-	var pids []int
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == self {
-			continue
-		}
-		if ino, err := inode(filepath.Join("/proc", e.Name(), "ns", "net")); err == nil && ino == want {
-			pids = append(pids, pid)
-		}
-	}
-	return pids, nil
-}
-
-// ProcessState returns the state letter of a process from /proc/<pid>/stat ("R", "S",
-// "T" for stopped, ...).
-func ProcessState(pid int) (string, error) {
-	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
-	if err != nil {
-		return "", err
-	}
-	// pid (comm) state ...; comm may hold spaces and parentheses.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 || i+2 >= len(b) {
-		return "", fmt.Errorf("pid %d: malformed stat", pid)
-	}
-	return string(b[i+2]), nil
-}
-
-// WaitStopped waits until every listed process is stopped (state T) or gone: a stop
-// signal takes effect asynchronously, so a fault is in force only once this returns.
-func WaitStopped(ctx context.Context, pids ...int) error {
-	for _, pid := range pids {
-		for {
-			st, err := ProcessState(pid)
-			if err != nil || st == "T" || st == "t" || st == "Z" || st == "X" {
-				break
-			}
-			select {
-			case <-ctx.Done():
-				return fmt.Errorf("pid %d not stopped (state %s): %w", pid, st, ctx.Err())
-			case <-time.After(time.Millisecond):
-			}
-		}
-	}
-	return nil
-}
-
-// SignalProcessesIn sends sig to every process in the named namespace and returns
-// their pids.
-func SignalProcessesIn(nsName string, sig syscall.Signal) ([]int, error) {
-	pids, err := ProcessesIn(nsName)
-	if err != nil {
-		return nil, err
-	}
-	var errs []error
-	for _, pid := range pids {
-		if err := syscall.Kill(pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
-			errs = append(errs, fmt.Errorf("signal %v to pid %d: %w", sig, pid, err))
-		}
-	}
-	return pids, errors.Join(errs...)
 }

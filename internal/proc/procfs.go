@@ -1,0 +1,170 @@
+package proc
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/ecmplb/ecmplb/internal/netns"
+)
+
+// Stat is what /proc/PID/stat tells of a process.
+type Stat struct {
+	// State is the state letter: "R" running, "S" sleeping, "T" stopped, "Z"
+	// zombie, ...
+	State string
+	// CPU is the user plus system time used so far.
+	CPU time.Duration
+}
+
+// ReadStat reads /proc/PID/stat.
+func ReadStat(pid int) (Stat, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return Stat{}, err
+	}
+	return parseStat(b)
+}
+
+// parseStat parses "pid (comm) state ppid ...": comm may hold spaces and
+// parentheses, so the fields are counted from the last ')'.
+func parseStat(b []byte) (Stat, error) {
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return Stat{}, fmt.Errorf("malformed stat %q", b)
+	}
+	fs := strings.Fields(string(b[i+1:]))
+	if len(fs) < 13 {
+		return Stat{}, fmt.Errorf("malformed stat %q", b)
+	}
+	utime, _ := strconv.ParseUint(fs[11], 10, 64)
+	stime, _ := strconv.ParseUint(fs[12], 10, 64)
+	return Stat{State: fs[0], CPU: time.Duration(utime+stime) * time.Second / 100}, nil // USER_HZ
+}
+
+// ReadStatus reads /proc/PID/status: field name ("VmHWM", "CapEff", "Uid") to
+// value, surrounding space trimmed ("1234 kB", "0000000000002000", "0	0	0	0").
+func ReadStatus(pid int) (map[string]string, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	m := map[string]string{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if k, v, ok := strings.Cut(sc.Text(), ":"); ok {
+			m[k] = strings.TrimSpace(v)
+		}
+	}
+	return m, sc.Err()
+}
+
+// Usage is what the kernel reports of a process's memory and CPU.
+type Usage struct {
+	RSS, PeakRSS uint64 // bytes (VmRSS, VmHWM)
+	CPU          time.Duration
+}
+
+// ReadUsage reads /proc/PID/status and /proc/PID/stat. A process that has
+// ended but not been reaped has no memory figures: they are 0.
+func ReadUsage(pid int) (Usage, error) {
+	var u Usage
+	st, err := ReadStatus(pid)
+	if err != nil {
+		return u, err
+	}
+	u.RSS, u.PeakRSS = kB(st["VmRSS"]), kB(st["VmHWM"])
+	s, err := ReadStat(pid)
+	u.CPU = s.CPU
+	return u, err
+}
+
+// kB converts a status value such as "1234 kB" to bytes.
+func kB(v string) uint64 {
+	n, _ := strconv.ParseUint(strings.TrimSuffix(v, " kB"), 10, 64)
+	return n * 1024
+}
+
+// WaitStopped waits until every listed process is stopped (state T) or gone: a
+// stop signal takes effect asynchronously, so a freeze is in force only once
+// this returns.
+func WaitStopped(ctx context.Context, pids ...int) error {
+	for _, pid := range pids {
+		for {
+			st, err := ReadStat(pid)
+			if err != nil || st.State == "T" || st.State == "t" || st.State == "Z" || st.State == "X" {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("pid %d not stopped (state %s): %w", pid, st.State, ctx.Err())
+			case <-time.After(time.Millisecond):
+			}
+		}
+	}
+	return nil
+}
+
+// NetNSInode returns the inode of a process's network namespace; compare it with
+// that of a namespace's bind mount.
+func NetNSInode(pid int) (uint64, error) {
+	return inode(filepath.Join("/proc", strconv.Itoa(pid), "ns", "net"))
+}
+
+// InNetNS lists the processes whose network namespace is the named one, the
+// calling process excluded.
+func InNetNS(name string) ([]int, error) {
+	want, err := inode(netns.Path(name))
+	if err != nil {
+		return nil, fmt.Errorf("netns %s: %w", name, err)
+	}
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, err
+	}
+	self := os.Getpid()
+	var pids []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == self {
+			continue
+		}
+		if ino, err := NetNSInode(pid); err == nil && ino == want {
+			pids = append(pids, pid)
+		}
+	}
+	return pids, nil
+}
+
+// SignalInNetNS sends sig to every process in the named namespace and returns
+// their pids.
+func SignalInNetNS(name string, sig syscall.Signal) ([]int, error) {
+	pids, err := InNetNS(name)
+	if err != nil {
+		return nil, err
+	}
+	var errs []error
+	for _, pid := range pids {
+		if err := syscall.Kill(pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
+			errs = append(errs, fmt.Errorf("signal %v to pid %d: %w", sig, pid, err))
+		}
+	}
+	return pids, errors.Join(errs...)
+}
+
+func inode(path string) (uint64, error) {
+	var st syscall.Stat_t
+	if err := syscall.Stat(path, &st); err != nil {
+		return 0, err
+	}
+	return st.Ino, nil
+}
