@@ -30,6 +30,7 @@ import (
 
 	"github.com/ecmplb/ecmplb/api/v1beta1"
 	"github.com/ecmplb/ecmplb/controller/app"
+	procfs "github.com/ecmplb/ecmplb/internal/proc"
 	"github.com/ecmplb/ecmplb/internal/testenv"
 )
 
@@ -137,30 +138,20 @@ func (b *bench) startController(name string) (*proc, error) {
 
 // vmHWM reads the peak resident set size of a running process, in KiB.
 func vmHWM(pid int) (int, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	u, err := procfs.ReadUsage(pid)
 	if err != nil {
 		return 0, err
 	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if strings.HasPrefix(line, "VmHWM:") {
-			f := strings.Fields(line)
-			return strconv.Atoi(f[1])
-		}
+	if u.PeakRSS == 0 {
+		return 0, fmt.Errorf("pid %d: no peak RSS (VmHWM)", pid)
 	}
-	return 0, fmt.Errorf("no VmHWM in /proc/%d/status", pid)
+	return int(u.PeakRSS / 1024), nil
 }
 
 // cpuSeconds reads a process's user+system CPU time.
 func cpuSeconds(pid int) float64 {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	// Fields after the command name, which is in parentheses.
-	f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:]))
-	ut, _ := strconv.Atoi(f[11])
-	st, _ := strconv.Atoi(f[12])
-	return float64(ut+st) / 100 // USER_HZ
+	st, _ := procfs.ReadStat(pid)
+	return st.CPU.Seconds()
 }
 
 // stop reads the peak memory, then ends the controller with sig (on

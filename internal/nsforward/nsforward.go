@@ -9,10 +9,9 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"path/filepath"
 	"sync"
 
-	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/ecmplb/ecmplb/internal/netns"
 )
 
 // Forwarder relays connections from inside a namespace to the host. The
@@ -29,17 +28,17 @@ type Forwarder struct {
 
 // Start listens on addr (e.g. "127.0.0.1:6443") inside the named network
 // namespace and relays each connection to addr in the caller's namespace.
-func Start(netns, addr string) (*Forwarder, error) {
+func Start(name, addr string) (*Forwarder, error) {
 	b := &Forwarder{target: addr, conns: map[net.Conn]struct{}{}}
 	// The listening socket belongs to the namespace it was created in; the
 	// goroutines that serve it may run on any thread.
-	err := ns.WithNetNSPath(filepath.Join("/var/run/netns", netns), func(ns.NetNS) error {
+	err := netns.Do(name, func() error {
 		var err error
 		b.ln, err = net.Listen("tcp", addr)
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("forwarding %s into netns %s: %w", addr, netns, err)
+		return nil, fmt.Errorf("forwarding %s into netns %s: %w", addr, name, err)
 	}
 	b.wg.Add(1)
 	go b.serve()

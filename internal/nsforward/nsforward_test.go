@@ -2,29 +2,25 @@ package nsforward
 
 import (
 	"bufio"
-	"crypto/rand"
-	"encoding/hex"
 	"net"
-	"os/exec"
-	"path/filepath"
 	"testing"
 
-	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/ecmplb/ecmplb/internal/netns"
 )
 
 func TestForwardsIntoNamespace(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs root and network namespaces")
 	}
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	name := "elb-fwd-" + hex.EncodeToString(b)
-	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add: %v: %s", err, out)
-	}
-	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", name).Run() })
-	if out, err := exec.Command("ip", "-n", name, "link", "set", "lo", "up").CombinedOutput(); err != nil {
-		t.Fatalf("lo up: %v: %s", err, out)
+	lab := netns.NewLab()
+	t.Cleanup(func() {
+		if err := lab.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	name, err := lab.NS("fwd")
+	if err != nil {
+		t.Fatal(err)
 	}
 
 	// A line-echo server on the host's loopback.
@@ -53,7 +49,7 @@ func TestForwardsIntoNamespace(t *testing.T) {
 	}
 	// Dial from inside the namespace, where nothing else listens.
 	var reply string
-	err = ns.WithNetNSPath(filepath.Join("/var/run/netns", name), func(ns.NetNS) error {
+	err = netns.Do(name, func() error {
 		c, err := net.Dial("tcp", ln.Addr().String())
 		if err != nil {
 			return err
@@ -75,7 +71,7 @@ func TestForwardsIntoNamespace(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Once closed, nothing listens inside the namespace any more.
-	err = ns.WithNetNSPath(filepath.Join("/var/run/netns", name), func(ns.NetNS) error {
+	err = netns.Do(name, func() error {
 		c, err := net.Dial("tcp", ln.Addr().String())
 		if err == nil {
 			c.Close()

@@ -3,7 +3,6 @@ package proc
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -11,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ecmplb/ecmplb/internal/netns"
 )
 
 func TestStartStopAndLog(t *testing.T) {
@@ -76,13 +77,18 @@ func TestCredentialAmbientCapsInNetNS(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to create a network namespace and change user")
 	}
-	ns := fmt.Sprintf("elbproc%d", os.Getpid())
-	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add: %v: %s", err, out)
+	lab := netns.NewLab()
+	t.Cleanup(func() {
+		if err := lab.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	ns, err := lab.NS("proc")
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
 	var st syscall.Stat_t
-	if err := syscall.Stat("/run/netns/"+ns, &st); err != nil {
+	if err := syscall.Stat(netns.Path(ns), &st); err != nil {
 		t.Fatal(err)
 	}
 	log := filepath.Join(t.TempDir(), "log")

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -210,20 +211,16 @@ func TestSpeakerRunsAsManifestUser(t *testing.T) {
 			})
 			// What the process runs as.
 			eventually(t, "the speaker's credentials", func() bool {
-				st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.PID()))
-				return err == nil && strings.Contains(string(st), "\nUid:\t"+strconv.Itoa(int(uid))+"\t")
+				st, err := proc.ReadStatus(p.PID())
+				return err == nil && strings.HasPrefix(st["Uid"], strconv.Itoa(int(uid))+"\t")
 			})
-			st, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.PID()))
-			if want := fmt.Sprintf("CapEff:\t%016x", tc.mask); !strings.Contains(string(st), want) {
-				t.Fatalf("speaker's capabilities, want %q:\n%s", want, st)
+			st, _ := proc.ReadStatus(p.PID())
+			if want := fmt.Sprintf("%016x", tc.mask); st["CapEff"] != want {
+				t.Fatalf("speaker's capabilities %q, want %q", st["CapEff"], want)
 			}
 
-			var nsStat syscall.Stat_t
-			if err := syscall.Stat("/run/netns/"+lab.SpeakerNS, &nsStat); err != nil {
-				t.Fatal(err)
-			}
-			if link, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", p.PID())); link != fmt.Sprintf("net:[%d]", nsStat.Ino) {
-				t.Fatalf("speaker runs in network namespace %s, want %s's (net:[%d])", link, lab.SpeakerNS, nsStat.Ino)
+			if pids, err := proc.InNetNS(lab.SpeakerNS); err != nil || !slices.Contains(pids, p.PID()) {
+				t.Fatalf("speaker (pid %d) is not in network namespace %s (there: %v, %v)", p.PID(), lab.SpeakerNS, pids, err)
 			}
 			if err := lab.WaitSessions(30 * time.Second); err != nil {
 				t.Fatal(err)

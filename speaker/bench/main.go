@@ -19,13 +19,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/ecmplb/ecmplb/api/v1beta1"
+	"github.com/ecmplb/ecmplb/internal/proc"
 	"github.com/ecmplb/ecmplb/internal/testenv"
 	"github.com/ecmplb/ecmplb/speaker/internal/speakerlab"
 	"github.com/ecmplb/ecmplb/speaker/internal/testrouter"
@@ -304,34 +303,14 @@ func parallel(n, workers int, f func(i int) error) error {
 	return nil
 }
 
-// cpuSeconds reads utime+stime of pid (clock ticks of 1/100 s on Linux).
+// cpuSeconds reads utime+stime of pid.
 func cpuSeconds(pid int) (float64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	s := string(b)
-	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	ut, _ := strconv.ParseFloat(fields[11], 64)
-	st, _ := strconv.ParseFloat(fields[12], 64)
-	return (ut + st) / 100, nil
+	st, err := proc.ReadStat(pid)
+	return st.CPU.Seconds(), err
 }
 
 // memory returns VmHWM and VmRSS of pid in MiB.
 func memory(pid int) (hwm, rss float64) {
-	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 2 {
-			continue
-		}
-		v, _ := strconv.ParseFloat(f[1], 64)
-		switch f[0] {
-		case "VmHWM:":
-			hwm = v / 1024
-		case "VmRSS:":
-			rss = v / 1024
-		}
-	}
-	return
+	u, _ := proc.ReadUsage(pid)
+	return float64(u.PeakRSS) / (1 << 20), float64(u.RSS) / (1 << 20)
 }

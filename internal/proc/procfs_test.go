@@ -1,0 +1,109 @@
+package proc
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ecmplb/ecmplb/internal/netns"
+)
+
+func TestParseStat(t *testing.T) {
+	for _, tc := range []struct {
+		name, in string
+		want     Stat
+		bad      bool
+	}{
+		{"plain", "42 (sleep) S 1 42 42 0 -1 4194304 100 0 0 0 250 50 0 0 20 0 1 0 1 1 1", Stat{State: "S", CPU: 3 * time.Second}, false},
+		{"comm with spaces and parens", "7 (a) b (c) T 1 7 7 0 -1 0 0 0 0 0 1 2 0 0", Stat{State: "T", CPU: 30 * time.Millisecond}, false},
+		{"no comm", "7 S 1", Stat{}, true},
+		{"truncated", "7 (x) R 1 2", Stat{}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := parseStat([]byte(tc.in))
+			if (err != nil) != tc.bad || got != tc.want {
+				t.Errorf("parseStat = %+v, %v; want %+v, error %v", got, err, tc.want, tc.bad)
+			}
+		})
+	}
+}
+
+func TestReadStatusOfSelf(t *testing.T) {
+	st, err := ReadStatus(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st["Pid"] != strconv.Itoa(os.Getpid()) || kB(st["VmRSS"]) == 0 {
+		t.Errorf("Pid %q VmRSS %q; want this process's", st["Pid"], st["VmRSS"])
+	}
+}
+
+func TestWaitStopped(t *testing.T) {
+	p, err := Start("sleeper", Options{LogPath: filepath.Join(t.TempDir(), "log")}, "sleep", "30")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = syscall.Kill(p.PID(), syscall.SIGCONT); p.Stop(time.Second) })
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := WaitStopped(ctx, p.PID()); err == nil {
+		t.Fatal("WaitStopped returned for a running process")
+	}
+	if err := syscall.Kill(p.PID(), syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := WaitStopped(ctx, p.PID()); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := ReadStat(p.PID()); err != nil || st.State != "T" {
+		t.Errorf("state %q (%v), want T", st.State, err)
+	}
+}
+
+func TestSignalInNetNS(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to create a network namespace")
+	}
+	lab := netns.NewLab()
+	t.Cleanup(func() {
+		if err := lab.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	ns, err := lab.NS("psig")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := Start("sleeper", Options{LogPath: filepath.Join(t.TempDir(), "log"), NetNS: ns}, "sleep", "30")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Stop(time.Second) })
+	// `ip netns exec` enters the namespace, then execs sleep in place.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		pids, err := InNetNS(ns)
+		if err == nil && slices.Equal(pids, []int{p.PID()}) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("InNetNS = %v, %v; want [%d]", pids, err, p.PID())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if pids, err := SignalInNetNS(ns, syscall.SIGKILL); err != nil || len(pids) != 1 {
+		t.Fatalf("SignalInNetNS = %v, %v", pids, err)
+	}
+	select {
+	case <-p.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("still running after SIGKILL")
+	}
+}
