@@ -22,6 +22,8 @@ var pageTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
 	"f":   func(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) },
 	"add": func(a, b float64) float64 { return a + b },
 	"sub": func(a, b float64) float64 { return a - b },
+	"minP99":   func() int { return MinSamplesForP99 },
+	"movedPct": func() string { return strconv.FormatFloat(MovedRelative*100, 'f', -1, 64) + "%" },
 }).Parse(pageTemplateText))
 
 type pageView struct {
@@ -36,6 +38,8 @@ type pageView struct {
 	Goals     int
 	GoalsMet  int
 	Scenarios []scenarioView
+	// Compare is set when the run is compared with an earlier one.
+	Compare *comparisonView
 }
 
 type keyValue struct{ Key, Value string }
@@ -60,7 +64,9 @@ type scenarioView struct {
 	Goals        int
 	GoalsMet     int
 	Timelines    []chartView
+	Histograms   []histogramView
 	Tables       []tableView
+	Labels       []string
 }
 
 type tableView struct {
@@ -82,6 +88,7 @@ type measurementView struct {
 	Name       string
 	Value      string
 	Unit       string
+	Statistic  string // what Value is, e.g. "p99" or "max (n < 100, no p99)"
 	Goal       string
 	HasGoal    bool
 	Met        bool
@@ -89,7 +96,8 @@ type measurementView struct {
 	N          int
 	Min        string
 	Median     string
-	P99        string
+	Tail       string // p99, or the max below MinSamplesForP99 samples
+	TailIsMax  bool
 	Max        string
 }
 
@@ -153,10 +161,10 @@ func newScenarioView(i int, s Scenario) scenarioView {
 		sv.Steps = append(sv.Steps, stepView{Offset: formatOffset(st.At, base), Text: st.Text})
 	}
 	for _, m := range s.Measurements {
-		mv := measurementView{Name: m.Name, Value: formatNumber(m.Value), Unit: m.Unit}
+		mv := measurementView{Name: m.Name, Value: formatNumber(m.Value), Unit: m.Unit, Statistic: m.Statistic}
 		mv.Met, mv.HasGoal = m.Met()
 		if mv.HasGoal {
-			mv.Goal = strings.NewReplacer("<=", "≤", ">=", "≥").Replace(goalText(m.Goal, m.Unit))
+			mv.Goal = prettyOps(goalText(m.Goal, m.Unit))
 			sv.Goals++
 			if mv.Met {
 				sv.GoalsMet++
@@ -167,10 +175,18 @@ func newScenarioView(i int, s Scenario) scenarioView {
 			mv.HasSamples, sv.HasSamples = true, true
 			mv.N = sum.N
 			mv.Min, mv.Median = formatNumber(sum.Min), formatNumber(sum.Median)
-			mv.P99, mv.Max = formatNumber(sum.P99), formatNumber(sum.Max)
+			stat, tail := sum.Tail()
+			mv.Tail, mv.TailIsMax, mv.Max = formatNumber(tail), stat == StatMax, formatNumber(sum.Max)
+			if m.Statistic != "" {
+				mv.Statistic = tailLabel(m.Statistic, sum.N)
+			}
+			if sum.N > 0 {
+				sv.Histograms = append(sv.Histograms, layoutHistogram(m))
+			}
 		}
 		sv.Measurements = append(sv.Measurements, mv)
 	}
+	sv.Labels = s.Labels
 	for _, t := range s.Timelines {
 		sv.Timelines = append(sv.Timelines, layoutTimeline(t))
 	}
@@ -214,6 +230,11 @@ func newTableView(t Table) tableView {
 	return tv
 }
 
+// prettyOps writes comparison operators as "≤" and "≥".
+func prettyOps(s string) string {
+	return strings.NewReplacer("<=", "≤", ">=", "≥").Replace(s)
+}
+
 // looksNumeric reports whether s is a number, optionally signed or followed
 // by a unit such as "%", "ms" or "s" ("41.2%", "+0.710s", "1236").
 func looksNumeric(s string) bool {
@@ -231,8 +252,24 @@ func looksNumeric(s string) bool {
 // timeline charts (inline SVG). All text from r is escaped; the page loads no
 // scripts, styles or images from anywhere.
 func WriteHTML(w io.Writer, r Run) error {
+	return writeHTML(w, newPageView(r))
+}
+
+// WriteHTMLCompared writes r like WriteHTML, with a comparison against
+// baseline (an earlier run, e.g. read with ReadJSON) at the top: which
+// measurements moved and by how much, and which scenarios were added or
+// removed. See Compare.
+func WriteHTMLCompared(w io.Writer, r, baseline Run) error {
+	v := newPageView(r)
+	cv := newComparisonView(Compare(baseline, r))
+	v.Compare = &cv
+	return writeHTML(w, v)
+}
+
+func writeHTML(w io.Writer, v pageView) error {
+	r := v.Run
 	var buf bytes.Buffer
-	if err := pageTemplate.Execute(&buf, newPageView(r)); err != nil {
+	if err := pageTemplate.Execute(&buf, v); err != nil {
 		return fmt.Errorf("render HTML report %q: %w", r.Name, err)
 	}
 	if _, err := buf.WriteTo(w); err != nil {

@@ -143,13 +143,19 @@ func TestHTMLStructure(t *testing.T) {
 					if len(m.Samples) > 0 {
 						sum := Summarize(m.Samples)
 						cells := find(rows[j], "td", "")
-						if text(cells[4]) != fmt.Sprint(sum.N) || text(cells[7]) != formatNumber(sum.P99) {
-							t.Errorf("measurement %q n/p99 cells = %q/%q", m.Name, text(cells[4]), text(cells[7]))
+						// The p99 column holds the p99 from 100 samples on, and
+						// below that the max, labelled as such.
+						wantTail := formatNumber(sum.P99)
+						if sum.N < MinSamplesForP99 {
+							wantTail = formatNumber(sum.Max) + " max"
+						}
+						if text(cells[4]) != fmt.Sprint(sum.N) || text(cells[7]) != wantTail {
+							t.Errorf("measurement %q n/p99 cells = %q/%q, want %d/%q", m.Name, text(cells[4]), text(cells[7]), sum.N, wantTail)
 						}
 					}
 				}
 			}
-			svgs := find(card, "svg", "")
+			svgs := find(card, "svg", "chart")
 			if len(svgs) != len(s.Timelines) {
 				t.Fatalf("%d SVGs, want one per timeline (%d)", len(svgs), len(s.Timelines))
 			}
@@ -201,7 +207,7 @@ func TestHTMLStructure(t *testing.T) {
 			}
 		})
 	}
-	if got := len(find(doc, "svg", "")); got != totalTimelines {
+	if got := len(find(doc, "svg", "chart")); got != totalTimelines {
 		t.Errorf("page has %d SVGs, want %d", got, totalTimelines)
 	}
 	assertSelfContained(t, doc)
@@ -277,8 +283,8 @@ func TestHTMLEscapesHostileStrings(t *testing.T) {
 		}
 	}
 	assertSelfContained(t, doc)
-	if got := len(find(doc, "svg", "")); got != 1 {
-		t.Errorf("page has %d SVGs, want 1", got)
+	if got := len(find(doc, "svg", "chart")); got != 1 {
+		t.Errorf("page has %d timeline SVGs, want 1", got)
 	}
 	// The hostile text must still be shown, intact, as text.
 	visible := text(doc)
@@ -349,10 +355,10 @@ func TestHTMLOddData(t *testing.T) {
 			}}}
 			_, doc := renderHTML(t, r)
 			svgs := find(doc, "svg", "")
-			if len(svgs) != 1 {
-				t.Fatalf("%d SVGs", len(svgs))
+			if len(svgs) != 2 {
+				t.Fatalf("%d SVGs, want a timeline and a histogram", len(svgs))
 			}
-			walk(svgs[0], func(n *html.Node) {
+			walk(doc, func(n *html.Node) {
 				for _, a := range n.Attr {
 					if strings.Contains(a.Val, "NaN") || strings.Contains(a.Val, "Inf") {
 						t.Errorf("<%s %s=%q> is not a finite coordinate", n.Data, a.Key, a.Val)

@@ -57,6 +57,9 @@ type Scenario struct {
 	Failure string `json:"failure,omitempty"`
 	// Location is where the failure happened (file:line), if known.
 	Location string `json:"location,omitempty"`
+	// Labels are the scenario's labels (Ginkgo labels), e.g. "bfd",
+	// "skip-kind: needs kube-proxy".
+	Labels []string `json:"labels,omitempty"`
 	// Steps is the narrative log: what the scenario did, in order.
 	Steps []Step `json:"steps,omitempty"`
 	// Measurements are the figures the scenario measured.
@@ -76,6 +79,8 @@ type Step struct {
 }
 
 // Measurement is one measured figure, optionally with all trials and a goal.
+// Build a distribution with Distribution, which picks the headline figure by
+// the p99 rule.
 type Measurement struct {
 	// Name says what was measured, e.g. "hard-fail withdraw, BFD 300ms x3".
 	Name string `json:"name"`
@@ -84,8 +89,12 @@ type Measurement struct {
 	// Value is the headline figure (e.g. p99 of Samples, or the single
 	// measurement); the goal is checked against it.
 	Value float64 `json:"value"`
+	// Statistic says which figure of Samples Value is: StatP99, StatMax or
+	// StatMedian; empty for a single measurement or a figure of another kind.
+	Statistic string `json:"statistic,omitempty"`
 	// Samples are all trials, if there were several; the report shows their
-	// minimum, median, p99 and maximum.
+	// minimum, median, p99 (from MinSamplesForP99 samples on) and maximum,
+	// and a histogram.
 	Samples []float64 `json:"samples,omitempty"`
 	// Goal is the target Value should meet, if any.
 	Goal *Goal `json:"goal,omitempty"`
@@ -99,12 +108,21 @@ type Goal struct {
 	Value float64 `json:"value"`
 }
 
+// AtMost is the goal "<= v".
+func AtMost(v float64) *Goal { return &Goal{Op: "<=", Value: v} }
+
+// AtLeast is the goal ">= v".
+func AtLeast(v float64) *Goal { return &Goal{Op: ">=", Value: v} }
+
 // Met reports whether the measurement's Value meets its Goal. hasGoal is false
 // when there is no goal (met is then false too). A goal with an unknown Op, or
-// a NaN value, is never met.
+// a NaN value, is never met; nor is a distribution without samples.
 func (m Measurement) Met() (met bool, hasGoal bool) {
 	if m.Goal == nil {
 		return false, false
+	}
+	if m.Statistic != "" && Summarize(m.Samples).N == 0 {
+		return false, true
 	}
 	return m.Goal.holds(m.Value), true
 }

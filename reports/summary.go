@@ -62,3 +62,43 @@ func nearestRank(p float64, n int) int {
 	r := int(math.Ceil(x))
 	return max(1, min(r, n))
 }
+
+// MinSamplesForP99 is the number of samples from which a p99 is reported.
+// Below it the 99th percentile is not meaningful (with 20 samples it is the
+// maximum anyway), so reports show the maximum instead and say so.
+const MinSamplesForP99 = 100
+
+// The figures of a distribution a Measurement's Value can be.
+const (
+	// StatP99 is the 99th percentile (nearest rank).
+	StatP99 = "p99"
+	// StatMax is the largest sample.
+	StatMax = "max"
+	// StatMedian is the median.
+	StatMedian = "median"
+)
+
+// Tail is the distribution's reported tail figure: the p99 over at least
+// MinSamplesForP99 samples, the maximum below that. stat (StatP99 or StatMax)
+// says which.
+func (s Summary) Tail() (stat string, v float64) {
+	if s.N >= MinSamplesForP99 {
+		return StatP99, s.P99
+	}
+	return StatMax, s.Max
+}
+
+// Distribution is a measurement of repeated trials (e.g. detection times over
+// 30 faults): Value is the tail figure by the p99 rule (see Summary.Tail) and
+// the goal is checked against it. samples are copied.
+func Distribution(name, unit string, samples []float64, goal *Goal) Measurement {
+	stat, v := Summarize(samples).Tail()
+	return Measurement{
+		Name:      name,
+		Unit:      unit,
+		Value:     v,
+		Statistic: stat,
+		Samples:   slices.Clone(samples),
+		Goal:      goal,
+	}
+}
