@@ -476,13 +476,22 @@ func TestRelayFollowsTheNeighbor(t *testing.T) {
 }
 
 // GoBGP refusing the relay's connection (its neighbor in an idle hold) gets
-// the neighbor replaced, once per report.
+// the neighbor replaced, unless the neighbor was added a moment ago (it is
+// leaving its first, zero-length hold; a replacement would be as young).
 func TestRefusedConnectionReplacesTheNeighbor(t *testing.T) {
 	sp, fs := fakeSpeaker(t)
 	if err := sp.SetSessions([]announce.Session{spec("tor1")}); err != nil {
 		t.Fatal(err)
 	}
 	f := fs.last()
+	fs.relay(0).params.onRefused()
+	sp.Reconnect("tor1") // runs a reconcile of the session, as the loop would
+	if _, _, c := f.snapshot(); c["DeletePeer"] != 0 {
+		t.Errorf("a neighbor added just now was replaced: %v", c)
+	}
+	sp.mu.Lock()
+	sp.sessions["tor1"].addedAt = time.Now().Add(-time.Second)
+	sp.mu.Unlock()
 	fs.relay(0).params.onRefused()
 	eventually(t, "neighbor replaced", func() bool {
 		_, _, c := f.snapshot()

@@ -50,6 +50,7 @@ type relay struct {
 	mu         sync.Mutex
 	peer       net.Conn           // the connection to the peer while piping
 	dialCancel context.CancelFunc // the dial to the peer in flight
+	dialStart  time.Time
 }
 
 // relayParams is what a relay is started with.
@@ -98,6 +99,10 @@ const (
 	// connection (GoBGP refuses connections while its neighbor is idle).
 	gobgpWait    = 10 * time.Second
 	gobgpOpenDue = 2 * time.Second
+	// refusedEvery: while GoBGP keeps refusing, the relay reports it this often.
+	refusedEvery = 250 * time.Millisecond
+	// staleDial: a dial in flight this long has likely lost its SYN.
+	staleDial = 500 * time.Millisecond
 )
 
 // hopLoopback is the address of both ends of the loopback hop.
@@ -131,15 +136,18 @@ func startRelay(p relayParams) transport {
 	return r
 }
 
-// kick also restarts a dial in flight: its SYN may have gone out while the
-// path was down, and TCP would retransmit it only a second or more later.
+// kick also restarts a dial that has been in flight for a while: its SYN may
+// have gone out while the path was down, and TCP would retransmit it only a
+// second or more after it was sent. A younger dial is left alone: cancelling
+// one whose handshake is completing would close a connection the peer has
+// just accepted, which many routers answer with an idle hold of seconds.
 func (r *relay) kick() {
 	select {
 	case r.kickCh <- struct{}{}:
 	default:
 	}
 	r.mu.Lock()
-	if r.dialCancel != nil {
+	if r.dialCancel != nil && time.Since(r.dialStart) >= staleDial {
 		r.dialCancel()
 	}
 	r.mu.Unlock()
@@ -261,7 +269,7 @@ func (r *relay) dialPeer() (net.Conn, error) {
 	ctx, cancel := context.WithCancel(r.ctx)
 	defer cancel()
 	r.mu.Lock()
-	r.dialCancel = cancel
+	r.dialCancel, r.dialStart = cancel, time.Now()
 	r.mu.Unlock()
 	defer func() {
 		r.mu.Lock()
@@ -273,14 +281,16 @@ func (r *relay) dialPeer() (net.Conn, error) {
 
 // dialGoBGP connects to GoBGP's listener and returns the connection with
 // GoBGP's OPEN read from it. While GoBGP refuses (its neighbor is in an idle
-// hold), it retries, reporting the first refusal.
+// hold, or was added a moment ago), it retries every 50 ms, reporting the
+// refusal at once and then every refusedEvery.
 func (r *relay) dialGoBGP() (net.Conn, []byte, error) {
 	d := net.Dialer{Timeout: time.Second, LocalAddr: &net.TCPAddr{IP: hopLoopback.AsSlice()},
 		Control: func(network, address string, c syscall.RawConn) error {
 			return sockopts(c, hopLoopback, r.key, 0)
 		}}
 	deadline := time.Now().Add(gobgpWait)
-	for refused := false; ; {
+	var reported time.Time
+	for {
 		g, err := d.DialContext(r.ctx, "tcp4", r.gobgp.String())
 		if err == nil {
 			_ = g.SetReadDeadline(time.Now().Add(gobgpOpenDue))
@@ -300,8 +310,8 @@ func (r *relay) dialGoBGP() (net.Conn, []byte, error) {
 		if time.Now().After(deadline) {
 			return nil, nil, fmt.Errorf("local bgp instance did not take the connection: %w", err)
 		}
-		if !refused && r.onRefused != nil {
-			refused = true
+		if r.onRefused != nil && time.Since(reported) >= refusedEvery {
+			reported = time.Now()
 			r.onRefused()
 		}
 		select {

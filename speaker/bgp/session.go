@@ -82,7 +82,8 @@ type session struct {
 	dropped atomic.Bool
 	refused atomic.Bool
 	// kicked: BFD came Up; a relay waiting to retry dials at once.
-	kicked atomic.Bool
+	kicked  atomic.Bool
+	addedAt time.Time // when the neighbor was added
 
 	// resync: the server's RIB must be rebuilt from the wanted routes (after a
 	// start); dirty: prefixes whose last AddPath/DeletePath failed.
@@ -95,6 +96,10 @@ type session struct {
 }
 
 const rejectPeersPolicy = "ecmplb-reject-learned"
+
+// freshNeighbor: a neighbor younger than this that refuses the relay is not
+// replaced (it is leaving its first hold; a replacement would be as young).
+const freshNeighbor = 200 * time.Millisecond
 
 // relayCloseGrace is how long a stopping relay waits for GoBGP's Cease to
 // reach the peer.
@@ -276,8 +281,11 @@ func (s *session) reconcilePeer(ctx context.Context) error {
 		}
 	}
 	// A neighbor in GoBGP's idle hold (after the peer dropped the session, or
-	// found refusing the relay) is replaced: a fresh one takes a connection at once.
+	// found refusing the relay) is replaced: a fresh one takes a connection at
+	// once. One added a moment ago may still be on its way out of its first,
+	// zero-length hold: the relay's next try gets through.
 	dropped, refused := s.dropped.Swap(false), s.refused.Swap(false)
+	refused = refused && time.Since(s.addedAt) >= freshNeighbor
 	if s.peer != nil && s.enabled && !s.up.Load() && (dropped || refused) {
 		why := "bgp session dropped by the peer"
 		if !dropped {
@@ -306,6 +314,7 @@ func (s *session) reconcilePeer(ctx context.Context) error {
 			return fmt.Errorf("add neighbor for %s: %w", s.spec.PeerAddress, err)
 		}
 		s.peer = want
+		s.addedAt = time.Now()
 		s.log.Info("bgp session configured", "address", s.spec.PeerAddress, "port", s.spec.PeerPort,
 			"myASN", s.spec.MyASN, "peerASN", s.spec.PeerASN, "routerID", s.spec.RouterID)
 	}
