@@ -24,6 +24,7 @@ import (
 	"github.com/ecmplb/ecmplb/api/v1beta1"
 	"github.com/ecmplb/ecmplb/controller/app"
 	"github.com/ecmplb/ecmplb/controller/reconciler"
+	"github.com/ecmplb/ecmplb/internal/scheme"
 	"github.com/ecmplb/ecmplb/internal/testenv"
 )
 
@@ -42,11 +43,7 @@ func newHarness(t *testing.T) *harness {
 		// Dual-stack Services need a dual-stack ClusterIP range.
 		ExtraAPIServerArgs: []string{"--service-cluster-ip-range=10.96.0.0/16,fd00:96::/108"},
 	})
-	scheme, err := app.Scheme()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := client.New(env.Config, client.Options{Scheme: scheme})
+	c, err := client.New(env.Config, client.Options{Scheme: scheme.Scheme})
 	if err != nil {
 		t.Fatal(err)
 	}

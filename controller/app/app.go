@@ -14,8 +14,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -28,6 +26,7 @@ import (
 	"github.com/ecmplb/ecmplb/controller/metrics"
 	"github.com/ecmplb/ecmplb/controller/reconciler"
 	"github.com/ecmplb/ecmplb/internal/endpoint"
+	"github.com/ecmplb/ecmplb/internal/scheme"
 )
 
 // Config is everything the controller process is configured with.
@@ -67,18 +66,6 @@ type Config struct {
 	SkipNameValidation bool
 	// Started, if set, is called with the reconciler once it is set up.
 	Started func(*reconciler.Controller)
-}
-
-// Scheme returns a scheme with the core and metallb.io types.
-func Scheme() (*runtime.Scheme, error) {
-	s := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(s); err != nil {
-		return nil, err
-	}
-	if err := v1beta1.AddToScheme(s); err != nil {
-		return nil, err
-	}
-	return s, nil
 }
 
 // trim drops what the controller never reads from cached objects: managed
@@ -133,10 +120,6 @@ func Run(ctx context.Context, restCfg *rest.Config, cfg Config) error {
 	if cfg.QPS > 0 {
 		rc.QPS, rc.Burst = cfg.QPS, cfg.Burst
 	}
-	scheme, err := Scheme()
-	if err != nil {
-		return err
-	}
 	reg := cfg.Registry
 	if reg == nil {
 		reg = ctrlmetrics.Registry
@@ -147,7 +130,7 @@ func Run(ctx context.Context, restCfg *rest.Config, cfg Config) error {
 	}
 	unsafe := true
 	opts := ctrl.Options{
-		Scheme:                        scheme,
+		Scheme:                        scheme.Scheme,
 		Metrics:                       metricsserver.Options{BindAddress: or(cfg.MetricsAddr, "0")},
 		HealthProbeBindAddress:        or(cfg.HealthAddr, "0"),
 		PprofBindAddress:              or(cfg.PprofAddr, "0"),

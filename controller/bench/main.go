@@ -29,8 +29,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/ecmplb/ecmplb/api/v1beta1"
-	"github.com/ecmplb/ecmplb/controller/app"
 	procfs "github.com/ecmplb/ecmplb/internal/proc"
+	"github.com/ecmplb/ecmplb/internal/scheme"
 	"github.com/ecmplb/ecmplb/internal/testenv"
 )
 
@@ -282,11 +282,7 @@ func (b *bench) run(ctx context.Context, backlog, burst, workers int) error {
 	if b.cs, err = kubernetes.NewForConfig(pcfg); err != nil {
 		return err
 	}
-	scheme, err := app.Scheme()
-	if err != nil {
-		return err
-	}
-	if b.c, err = client.New(cfg, client.Options{Scheme: scheme}); err != nil {
+	if b.c, err = client.New(cfg, client.Options{Scheme: scheme.Scheme}); err != nil {
 		return err
 	}
 	b.ips, b.holder = map[string]string{}, map[string]string{}

@@ -12,14 +12,13 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/ecmplb/ecmplb/api/v1beta1"
 	"github.com/ecmplb/ecmplb/fabric/topology"
+	"github.com/ecmplb/ecmplb/internal/scheme"
 )
 
 // ScaleOptions tune RunScale.
@@ -159,14 +158,7 @@ func Scale(ctx context.Context, cfg Config, opts ScaleOptions) (res ScaleResult,
 }
 
 func (l *Lab) crClient() (client.Client, error) {
-	s := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(s); err != nil {
-		return nil, err
-	}
-	if err := v1beta1.AddToScheme(s); err != nil {
-		return nil, err
-	}
-	return client.New(l.Env.Config, client.Options{Scheme: s})
+	return client.New(l.Env.Config, client.Options{Scheme: scheme.Scheme})
 }
 
 func createScaleConfig(ctx context.Context, c client.Client) error {

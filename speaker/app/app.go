@@ -23,6 +23,7 @@ import (
 
 	"github.com/ecmplb/ecmplb/bfd"
 	"github.com/ecmplb/ecmplb/internal/endpoint"
+	"github.com/ecmplb/ecmplb/internal/scheme"
 	"github.com/ecmplb/ecmplb/speaker/announce"
 	"github.com/ecmplb/ecmplb/speaker/bfdlink"
 	"github.com/ecmplb/ecmplb/speaker/bgp"
@@ -127,7 +128,7 @@ func Run(ctx context.Context, c Config) error {
 		b := record.NewBroadcaster(record.WithContext(ctx))
 		b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
 		defer b.Shutdown()
-		recorder = b.NewRecorder(watch.Scheme, corev1.EventSource{Component: "ecmplb-speaker", Host: c.NodeName})
+		recorder = b.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "ecmplb-speaker", Host: c.NodeName})
 	}
 
 	var ctrl *watch.Controller

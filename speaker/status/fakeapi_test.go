@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/ecmplb/ecmplb/api/v1beta1"
+	"github.com/ecmplb/ecmplb/internal/scheme"
 )
 
 // fakeAPI is an in-memory API server for ServiceBGPStatus objects in one
@@ -42,14 +43,10 @@ func newFakeAPI(t *testing.T, ns string) (*fakeAPI, rest.Interface) {
 		calls: map[string]int{}, failFor: map[string]int{}}
 	srv := httptest.NewServer(f)
 	t.Cleanup(srv.Close)
-	scheme := runtime.NewScheme()
-	if err := v1beta1.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
 	gv := v1beta1.GroupVersion
 	c, err := rest.RESTClientFor(&rest.Config{Host: srv.URL, ContentConfig: rest.ContentConfig{
 		GroupVersion: &gv, ContentType: runtime.ContentTypeJSON,
-		NegotiatedSerializer: serializer.NewCodecFactory(scheme).WithoutConversion(),
+		NegotiatedSerializer: serializer.NewCodecFactory(scheme.Scheme).WithoutConversion(),
 	}, APIPath: "/apis", QPS: -1})
 	if err != nil {
 		t.Fatal(err)

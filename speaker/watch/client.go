@@ -5,23 +5,11 @@ import (
 
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 
 	"github.com/ecmplb/ecmplb/api/v1beta1"
+	"github.com/ecmplb/ecmplb/internal/scheme"
 )
-
-// Scheme holds the core Kubernetes types and the metallb.io types.
-var Scheme = runtime.NewScheme()
-
-func init() {
-	if err := clientgoscheme.AddToScheme(Scheme); err != nil {
-		panic(err)
-	}
-	if err := v1beta1.AddToScheme(Scheme); err != nil {
-		panic(err)
-	}
-}
 
 // NewMetalLBClient returns a REST client for metallb.io/v1beta1.
 func NewMetalLBClient(cfg *rest.Config) (rest.Interface, error) {
@@ -30,7 +18,7 @@ func NewMetalLBClient(cfg *rest.Config) (rest.Interface, error) {
 	c.GroupVersion = &gv
 	c.APIPath = "/apis"
 	c.ContentType = runtime.ContentTypeJSON
-	c.NegotiatedSerializer = serializer.NewCodecFactory(Scheme).WithoutConversion()
+	c.NegotiatedSerializer = serializer.NewCodecFactory(scheme.Scheme).WithoutConversion()
 	if c.UserAgent == "" {
 		c.UserAgent = rest.DefaultKubernetesUserAgent()
 	}

@@ -1,0 +1,26 @@
+// Package scheme is the one runtime.Scheme set-up of the project: the core
+// Kubernetes types and the metallb.io types, for the controller, the speaker and
+// the test harness.
+package scheme
+
+import (
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+
+	"github.com/ecmplb/ecmplb/api/v1beta1"
+)
+
+// Scheme holds the core Kubernetes types and the metallb.io types. It is shared:
+// do not add to it.
+var Scheme = runtime.NewScheme()
+
+func init() { utilruntime.Must(AddToScheme(Scheme)) }
+
+// AddToScheme adds the core Kubernetes types and the metallb.io types to s.
+func AddToScheme(s *runtime.Scheme) error {
+	if err := clientgoscheme.AddToScheme(s); err != nil {
+		return err
+	}
+	return v1beta1.AddToScheme(s)
+}
