@@ -95,6 +95,9 @@ func goalText(g *Goal, unit string) string {
 func measurementText(m Measurement) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s: %s", m.Name, withUnit(m.Value, m.Unit))
+	if m.Statistic != "" {
+		fmt.Fprintf(&b, " (%s)", m.Statistic)
+	}
 	if met, ok := m.Met(); ok {
 		verdict := "met"
 		if !met {
@@ -104,8 +107,11 @@ func measurementText(m Measurement) string {
 	}
 	if len(m.Samples) > 0 {
 		s := Summarize(m.Samples)
-		fmt.Fprintf(&b, " [n=%d min=%s median=%s p99=%s max=%s]", s.N,
-			formatNumber(s.Min), formatNumber(s.Median), formatNumber(s.P99), formatNumber(s.Max))
+		fmt.Fprintf(&b, " [n=%d min=%s median=%s ", s.N, formatNumber(s.Min), formatNumber(s.Median))
+		if s.N >= MinSamplesForP99 {
+			fmt.Fprintf(&b, "p99=%s ", formatNumber(s.P99))
+		}
+		fmt.Fprintf(&b, "max=%s]", formatNumber(s.Max))
 	}
 	return b.String()
 }

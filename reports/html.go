@@ -19,9 +19,9 @@ var pageTemplateText string
 var pageCSS string
 
 var pageTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
-	"f":   func(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) },
-	"add": func(a, b float64) float64 { return a + b },
-	"sub": func(a, b float64) float64 { return a - b },
+	"f":        func(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) },
+	"add":      func(a, b float64) float64 { return a + b },
+	"sub":      func(a, b float64) float64 { return a - b },
 	"minP99":   func() int { return MinSamplesForP99 },
 	"movedPct": func() string { return strconv.FormatFloat(MovedRelative*100, 'f', -1, 64) + "%" },
 }).Parse(pageTemplateText))

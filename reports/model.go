@@ -108,6 +108,11 @@ type Goal struct {
 	Value float64 `json:"value"`
 }
 
+// String is the measurement in one line, e.g. "withdraw: 712 ms (max)
+// (goal <= 900 ms: met) [n=30 min=640 median=700 max=712]"; Ginkgo prints
+// report entries this way.
+func (m Measurement) String() string { return measurementText(m) }
+
 // AtMost is the goal "<= v".
 func AtMost(v float64) *Goal { return &Goal{Op: "<=", Value: v} }
 

@@ -65,7 +65,11 @@ func TestFormatting(t *testing.T) {
 		{firstLine("\n  first \nsecond"), "first"},
 		{goalText(&Goal{"<=", 1000}, "ms"), "<= 1000 ms"},
 		{measurementText(Measurement{Name: "m", Unit: "ms", Value: 9, Goal: &Goal{"<=", 8}, Samples: []float64{9, 1}}),
-			"m: 9 ms (goal <= 8 ms: NOT met) [n=2 min=1 median=5 p99=9 max=9]"},
+			"m: 9 ms (goal <= 8 ms: NOT met) [n=2 min=1 median=5 max=9]"},
+		{measurementText(Distribution("d", "ms", seq(1, 100), AtMost(98))),
+			"d: 99 ms (p99) (goal <= 98 ms: NOT met) [n=100 min=1 median=50.5 p99=99 max=100]"},
+		{measurementText(Distribution("d", "ms", seq(1, 99), AtMost(99))),
+			"d: 99 ms (max) (goal <= 99 ms: met) [n=99 min=1 median=50 max=99]"},
 	}
 	for i, tt := range tests {
 		if tt.got != tt.want {

@@ -2,6 +2,8 @@ package ginkgoreport
 
 import (
 	"encoding/json"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -136,5 +138,93 @@ func TestRun(t *testing.T) {
 func TestRunNameOption(t *testing.T) {
 	if got := Run(fakeReport(), Options{Name: "lab: reference topology"}).Name; got != "lab: reference topology" {
 		t.Errorf("name = %q", got)
+	}
+}
+
+func TestSkipReasons(t *testing.T) {
+	skipped := func(labels []string, message string, state types.SpecState) types.SpecReport {
+		return types.SpecReport{
+			LeafNodeType: types.NodeTypeIt, LeafNodeText: "s", LeafNodeLabels: labels,
+			State: state, Failure: types.Failure{Message: message},
+		}
+	}
+	tests := []struct {
+		name        string
+		spec        types.SpecReport
+		backend     string
+		labelFilter string
+		want        string
+	}{
+		{"Skip message wins", skipped([]string{"skip-lab: label reason"}, "message reason", types.SpecStateSkipped), "lab", "", "message reason"},
+		{"label for this backend", skipped([]string{"bfd", "skip-lab: needs real pods"}, "", types.SpecStateSkipped), "lab", "", "lab: needs real pods"},
+		{"label key case and spaces", skipped([]string{"Skip-Lab :  spaced  "}, "", types.SpecStateSkipped), "lab", "", "lab: spaced"},
+		{"label for another backend when none matches", skipped([]string{"skip-kind: no link cut"}, "", types.SpecStateSkipped), "lab", "", "kind: no link cut"},
+		{"label for this backend before another's", skipped([]string{"skip-kind: a", "skip-lab: b"}, "", types.SpecStateSkipped), "lab", "", "lab: b"},
+		{"backend unknown", skipped([]string{"skip-kind: no link cut"}, "", types.SpecStateSkipped), "", "", "kind: no link cut"},
+		{"label filter", skipped([]string{"bfd"}, "", types.SpecStateSkipped), "lab", "!bfd", `not selected by the label filter "!bfd" (or skipped after an earlier failure)`},
+		{"pending", skipped(nil, "", types.SpecStatePending), "lab", "bfd", "pending"},
+		{"no reason at all", skipped(nil, "", types.SpecStateSkipped), "lab", "", "skipped without a reason (a focus or skip filter, an interrupt, or an earlier failure in an ordered container)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := types.Report{SpecReports: types.SpecReports{tt.spec}}
+			r.SuiteConfig.LabelFilter = tt.labelFilter
+			run := Run(r, Options{Backend: tt.backend})
+			if len(run.Scenarios) != 1 {
+				t.Fatalf("%d scenarios", len(run.Scenarios))
+			}
+			s := run.Scenarios[0]
+			if s.Status != reports.StatusSkipped || s.Failure != tt.want {
+				t.Errorf("status %q reason %q, want skipped %q", s.Status, s.Failure, tt.want)
+			}
+			if !slices.Equal(s.Labels, tt.spec.Labels()) {
+				t.Errorf("labels %q, want %q", s.Labels, tt.spec.Labels())
+			}
+		})
+	}
+}
+
+// TestRunBackendAndEnvironment checks that backend and environment entries
+// recorded in setup nodes (which are not scenarios) reach the run, also when
+// they arrive as JSON from another parallel process.
+func TestRunBackendAndEnvironment(t *testing.T) {
+	r := types.Report{SpecReports: types.SpecReports{
+		{LeafNodeType: types.NodeTypeBeforeSuite, State: types.SpecStatePassed, ReportEntries: types.ReportEntries{
+			entry(EntryBackend, "kind"),
+			entry(EntryEnvironment, environmentFact{Key: "kind", Value: "v0.30.0"}),
+			entry(EntryEnvironment, environmentFact{Key: "node-image", Value: "offline"}),
+		}},
+		{LeafNodeType: types.NodeTypeIt, LeafNodeText: "x", State: types.SpecStatePassed},
+	}}
+	b, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var viaJSON types.Report
+	if err := json.Unmarshal(b, &viaJSON); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		report  types.Report
+		opts    Options
+		backend string
+		env     map[string]string
+	}{
+		{"recorded", r, Options{}, "kind", map[string]string{"kind": "v0.30.0", "node-image": "offline"}},
+		{"recorded via JSON", viaJSON, Options{}, "kind", map[string]string{"kind": "v0.30.0", "node-image": "offline"}},
+		{"options win", r, Options{Backend: "lab", Environment: map[string]string{"kind": "other"}}, "lab", map[string]string{"kind": "other", "node-image": "offline"}},
+		{"nothing recorded", types.Report{}, Options{}, "", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			run := Run(tt.report, tt.opts)
+			if run.Backend != tt.backend || !maps.Equal(run.Environment, tt.env) {
+				t.Errorf("backend %q env %v, want %q %v", run.Backend, run.Environment, tt.backend, tt.env)
+			}
+		})
+	}
+	if n := len(Run(r, Options{}).Scenarios); n != 1 {
+		t.Errorf("%d scenarios: a passed BeforeSuite is not one", n)
 	}
 }

@@ -1,16 +1,50 @@
-// Package ginkgoreport connects Ginkgo scenario suites to package reports:
-// specs attach measurements, timelines, tables and a description as Ginkgo
-// report entries (AddMeasurement, AddTimeline, ...), and a ReportAfterSuite
-// node turns the suite's report into a reports.Run:
+// Package ginkgoreport is how Ginkgo scenario suites collect their results
+// for package reports. Specs attach what they measured to themselves as
+// Ginkgo report entries, and one ReportAfterSuite node turns the suite's
+// report into a reports.Run. Nothing is kept in package variables: the
+// entries travel with each spec's report, so this is safe when Ginkgo runs
+// specs in parallel processes (the entries then arrive as JSON, which Run
+// decodes the same way).
+//
+// In a spec:
+//
+//	It("drops a failed node within detect time", Label("bfd", "skip-kind: no link cut on kind yet"), func() {
+//		ginkgoreport.SetDescription("node2's link is cut 30 times; tor1 runs BFD 300 ms x 3")
+//		var detect []float64 // ms, one per fault
+//		for range 30 {
+//			// inject, wait for the RIB change, repair ...
+//			detect = append(detect, float64(withdrawn.Sub(cut).Microseconds())/1000)
+//			ginkgoreport.AddTimeline(timelineAroundThisFault) // ECMP set per ToR
+//		}
+//		ginkgoreport.AddDistribution("tor1: link cut → next-hop withdrawn", "ms", detect, reports.AtMost(900))
+//		ginkgoreport.AddMeasurement("repair → back on every ToR", "s", back.Seconds(), reports.AtMost(5))
+//		Expect(reports.Distribution("", "ms", detect, reports.AtMost(900)).Met()).To(BeTrue())
+//	})
+//
+// A distribution's headline figure is its p99 from 100 samples on and its
+// maximum below that (reports.MinSamplesForP99); the goal is checked against
+// it and the report marks each goal met or not.
+//
+// Once per suite:
+//
+//	var _ = BeforeSuite(func() {
+//		ginkgoreport.SetBackend(backend.Name()) // "lab" or "kind"
+//		ginkgoreport.SetEnvironment("kube-apiserver", version)
+//	})
+//
+//	var _ = BeforeEach(func() { ginkgoreport.SkipIfLabelled(backend.Name()) })
 //
 //	var _ = ReportAfterSuite("ecmplb reports", func(r Report) {
-//		run := ginkgoreport.Run(r, ginkgoreport.Options{Name: "lab: reference topology", Backend: "lab"})
+//		run := ginkgoreport.Run(r, ginkgoreport.Options{Name: "scenarios: reference topology"})
 //		_, err := reports.WriteAll("reports/out/lab", run)
 //		Expect(err).NotTo(HaveOccurred())
 //	})
 //
-// By() calls become the scenario's steps. Entries travel as JSON, so this
-// also works when Ginkgo runs specs in parallel processes.
+// By() calls become the scenario's steps and Ginkgo labels its labels. A
+// skipped spec's reason is its Skip message; a spec skipped without one
+// (filtered out, say with -ginkgo.label-filter='skip-kind: isEmpty') gets the
+// reason from its "skip-<backend>: <reason>" label. Such a reason may not
+// contain any of &|!,()/ (Ginkgo's label syntax).
 //
 // Importing this package imports Ginkgo, which registers its command-line
 // flags; import it from test suites only.
@@ -19,6 +53,7 @@ package ginkgoreport
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -42,15 +77,45 @@ const (
 	// EntryStep holds a reports.Step, for steps that are not By() calls
 	// (e.g. observed at a time other than when they are recorded).
 	EntryStep = "ecmplb/step"
+	// EntryBackend holds the name of the backend the suite runs on (a
+	// string).
+	EntryBackend = "ecmplb/backend"
+	// EntryEnvironment holds one environment fact, a reports.Step-like
+	// {key, value} pair (see SetEnvironment).
+	EntryEnvironment = "ecmplb/environment"
 )
 
-// AddMeasurement attaches m to the running spec. Ginkgo prints it when the
-// spec fails or runs verbosely.
-func AddMeasurement(m reports.Measurement) {
-	ginkgo.AddReportEntry(EntryMeasurement, m, ginkgo.ReportEntryVisibilityFailureOrVerbose)
+// SkipLabelPrefix starts the label that says why a spec does not run on a
+// backend: "skip-kind: needs kube-proxy in IPVS mode".
+const SkipLabelPrefix = "skip-"
+
+// AddMeasurement attaches a single measured figure with its goal (nil for
+// none) to the running spec, e.g.
+// AddMeasurement("drain → next-hop withdrawn", "ms", 312, reports.AtMost(1000)).
+func AddMeasurement(name, unit string, value float64, goal *reports.Goal) {
+	AddMeasurements(reports.Measurement{Name: name, Unit: unit, Value: value, Goal: goal})
 }
 
-// AddTimeline attaches t to the running spec (not printed on the console).
+// AddDistribution attaches the samples of a repeated measurement (e.g. one
+// detection time per injected fault) with its goal (nil for none). The report
+// shows a histogram with the median, the p99 (the max under 100 samples) and
+// the goal, and checks the goal against the p99 or max (see
+// reports.Distribution).
+func AddDistribution(name, unit string, samples []float64, goal *reports.Goal) {
+	AddMeasurements(reports.Distribution(name, unit, samples, goal))
+}
+
+// AddMeasurements attaches measurements built elsewhere. Ginkgo prints them
+// when the spec fails or runs verbosely.
+func AddMeasurements(ms ...reports.Measurement) {
+	for _, m := range ms {
+		ginkgo.AddReportEntry(EntryMeasurement, m, ginkgo.ReportEntryVisibilityFailureOrVerbose)
+	}
+}
+
+// AddTimeline attaches a timeline chart to the running spec, typically the
+// ECMP next-hop set of each ToR around one fault (not printed on the
+// console).
 func AddTimeline(t reports.Timeline) {
 	ginkgo.AddReportEntry(EntryTimeline, t, ginkgo.ReportEntryVisibilityNever)
 }
@@ -73,13 +138,98 @@ func AddStep(at time.Time, text string) {
 	ginkgo.AddReportEntry(EntryStep, reports.Step{At: at, Text: text}, ginkgo.ReportEntryVisibilityNever)
 }
 
+// AddResults attaches what a scenario built elsewhere holds (e.g. one
+// returned by a backend's drill): its description (when set), steps,
+// measurements, timelines and tables. Its name, status and failure are
+// ignored: those are the spec's own.
+func AddResults(s reports.Scenario) {
+	if s.Description != "" {
+		SetDescription(s.Description)
+	}
+	for _, st := range s.Steps {
+		AddStep(st.At, st.Text)
+	}
+	AddMeasurements(s.Measurements...)
+	for _, t := range s.Timelines {
+		AddTimeline(t)
+	}
+	for _, t := range s.Tables {
+		AddTable(t)
+	}
+}
+
+// SetBackend records the backend the suite runs on ("lab" or "kind"). Call it
+// from BeforeSuite (or any spec); Options.Backend overrides it.
+func SetBackend(name string) {
+	ginkgo.AddReportEntry(EntryBackend, name, ginkgo.ReportEntryVisibilityNever)
+}
+
+// environmentFact is the value of an EntryEnvironment entry.
+type environmentFact struct {
+	Key   string `json:"key"`
+	Value string `json:"value"`
+}
+
+// SetEnvironment records a fact about the environment (a version, the
+// topology, the host) for the run's environment table. Call it from
+// BeforeSuite or any spec; Options.Environment overrides it per key.
+func SetEnvironment(key, value string) {
+	ginkgo.AddReportEntry(EntryEnvironment, environmentFact{Key: key, Value: value}, ginkgo.ReportEntryVisibilityNever)
+}
+
+// SkipLabel is the label that skips a spec on backend, for reason:
+// It("...", ginkgoreport.SkipLabel("kind", "needs a link cut"), func() {...}).
+// reason may not contain any of &|!,()/.
+func SkipLabel(backend, reason string) ginkgo.Labels {
+	return ginkgo.Label(SkipLabelPrefix + backend + ": " + reason)
+}
+
+// SkipIfLabelled skips the running spec, with the label's reason as the Skip
+// message, when it carries a "skip-<backend>: <reason>" label. Call it from a
+// top-level BeforeEach.
+func SkipIfLabelled(backend string) {
+	if reason, ok := skipReason(ginkgo.CurrentSpecReport().Labels(), backend); ok {
+		ginkgo.Skip(reason)
+	}
+}
+
+// skipReason finds the "skip-<backend>: <reason>" label and returns its
+// reason prefixed by the backend, or "not on <backend>" when it gives none.
+func skipReason(labels []string, backend string) (string, bool) {
+	key := SkipLabelPrefix + backend
+	for _, l := range labels {
+		k, reason, _ := strings.Cut(l, ":")
+		if strings.EqualFold(strings.TrimSpace(k), key) {
+			reason = strings.TrimSpace(reason)
+			if reason == "" {
+				return "not on " + backend, true
+			}
+			return backend + ": " + reason, true
+		}
+	}
+	return "", false
+}
+
+// anySkipReason is the reason of the first "skip-<something>: <reason>"
+// label, for a spec skipped without a message on an unknown backend.
+func anySkipReason(labels []string) (string, bool) {
+	for _, l := range labels {
+		k, _, _ := strings.Cut(l, ":")
+		if b, ok := strings.CutPrefix(strings.TrimSpace(k), SkipLabelPrefix); ok && b != "" {
+			return skipReason(labels, b)
+		}
+	}
+	return "", false
+}
+
 // Options say what Run cannot learn from a Ginkgo report.
 type Options struct {
 	// Name names the run; the suite description when empty.
 	Name string
-	// Backend is "lab" or "kind".
+	// Backend is "lab" or "kind"; when empty, the one recorded with
+	// SetBackend.
 	Backend string
-	// Environment is copied into the run.
+	// Environment is copied into the run, over what SetEnvironment recorded.
 	Environment map[string]string
 }
 
@@ -97,13 +247,57 @@ func Run(r types.Report, o Options) reports.Run {
 	if run.Name == "" {
 		run.Name = r.SuiteDescription
 	}
+	env := map[string]string{}
+	for _, sr := range r.SpecReports {
+		for _, e := range sr.ReportEntries {
+			switch e.Name {
+			case EntryBackend:
+				var b string
+				if decode(e, &b) == nil && run.Backend == "" {
+					run.Backend = b
+				}
+			case EntryEnvironment:
+				var f environmentFact
+				if decode(e, &f) == nil && f.Key != "" {
+					env[f.Key] = f.Value
+				}
+			}
+		}
+	}
+	maps.Copy(env, o.Environment)
+	if len(env) > 0 {
+		run.Environment = env
+	}
 	for _, sr := range r.SpecReports {
 		if sr.LeafNodeType != types.NodeTypeIt && !sr.Failed() {
 			continue
 		}
-		run.Scenarios = append(run.Scenarios, Scenario(sr))
+		s := Scenario(sr)
+		if s.Status == reports.StatusSkipped && sr.Failure.Message == "" {
+			s.Failure = skippedWithoutMessage(sr, run.Backend, r.SuiteConfig.LabelFilter)
+		}
+		run.Scenarios = append(run.Scenarios, s)
 	}
 	return run
+}
+
+// skippedWithoutMessage explains a skip that has no Skip message: a skip
+// label for the backend, else the label filter, else Ginkgo's other reasons.
+func skippedWithoutMessage(sr types.SpecReport, backend, labelFilter string) string {
+	labels := sr.Labels()
+	if reason, ok := skipReason(labels, backend); ok && backend != "" {
+		return reason
+	}
+	if reason, ok := anySkipReason(labels); ok {
+		return reason
+	}
+	switch {
+	case sr.State == types.SpecStatePending:
+		return "pending"
+	case labelFilter != "":
+		return fmt.Sprintf("not selected by the label filter %q (or skipped after an earlier failure)", labelFilter)
+	}
+	return "skipped without a reason (a focus or skip filter, an interrupt, or an earlier failure in an ordered container)"
 }
 
 // Scenario converts one Ginkgo spec report. Report entries that cannot be
@@ -114,6 +308,7 @@ func Scenario(sr types.SpecReport) reports.Scenario {
 		Status:   status(sr.State),
 		Started:  sr.StartTime,
 		Duration: sr.RunTime,
+		Labels:   sr.Labels(),
 	}
 	if s.Status != reports.StatusPassed {
 		s.Failure = failureText(sr)
