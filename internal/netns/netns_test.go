@@ -29,14 +29,7 @@ func TestLabLinkAndClose(t *testing.T) {
 			_ = lab.Close()
 		}
 	})
-	a, err := lab.NS("ta")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := lab.NS("tb")
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, b := lab.TestNS(t, "ta"), lab.TestNS(t, "tb")
 	if a != "elbta"+lab.ID() || !netns.Exists(a) || !netns.Exists(b) {
 		t.Fatalf("namespaces %s, %s (id %s) missing or misnamed", a, b, lab.ID())
 	}

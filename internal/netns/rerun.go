@@ -47,23 +47,8 @@ func InLab(t *testing.T, routerAddrs, speakerAddrs []string, prepare func(router
 	if IsChild() {
 		return os.Getenv(routerNSEnv)
 	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for network namespaces")
-	}
-	lab := NewLab()
-	t.Cleanup(func() {
-		if err := lab.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	rns, err := lab.NS("r")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sns, err := lab.NS("s")
-	if err != nil {
-		t.Fatal(err)
-	}
+	lab := ForTest(t)
+	rns, sns := lab.TestNS(t, "r"), lab.TestNS(t, "s")
 	if prepare != nil {
 		prepare(rns)
 	}
@@ -79,4 +64,30 @@ func InLab(t *testing.T, routerAddrs, speakerAddrs []string, prepare func(router
 		t.Fatalf("child did not pass %s", t.Name())
 	}
 	return ""
+}
+
+// ForTest returns a lab that is removed when t ends (a failed removal fails t).
+// It skips t unless it runs as root, which namespaces need.
+func ForTest(t testing.TB) *Lab {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for network namespaces")
+	}
+	lab := NewLab()
+	t.Cleanup(func() {
+		if err := lab.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return lab
+}
+
+// TestNS creates namespace role in l, as NS, and fails t if it cannot.
+func (l *Lab) TestNS(t testing.TB, role string) string {
+	t.Helper()
+	name, err := l.NS(role)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return name
 }

@@ -12,16 +12,7 @@ func TestForwardsIntoNamespace(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs root and network namespaces")
 	}
-	lab := netns.NewLab()
-	t.Cleanup(func() {
-		if err := lab.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	name, err := lab.NS("fwd")
-	if err != nil {
-		t.Fatal(err)
-	}
+	name := netns.ForTest(t).TestNS(t, "fwd")
 
 	// A line-echo server on the host's loopback.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

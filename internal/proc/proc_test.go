@@ -77,16 +77,7 @@ func TestCredentialAmbientCapsInNetNS(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to create a network namespace and change user")
 	}
-	lab := netns.NewLab()
-	t.Cleanup(func() {
-		if err := lab.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	ns, err := lab.NS("proc")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ns := netns.ForTest(t).TestNS(t, "proc")
 	var st syscall.Stat_t
 	if err := syscall.Stat(netns.Path(ns), &st); err != nil {
 		t.Fatal(err)

@@ -68,19 +68,7 @@ func TestWaitStopped(t *testing.T) {
 }
 
 func TestSignalInNetNS(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create a network namespace")
-	}
-	lab := netns.NewLab()
-	t.Cleanup(func() {
-		if err := lab.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	ns, err := lab.NS("psig")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ns := netns.ForTest(t).TestNS(t, "psig")
 	p, err := Start("sleeper", Options{LogPath: filepath.Join(t.TempDir(), "log"), NetNS: ns}, "sleep", "30")
 	if err != nil {
 		t.Fatal(err)
