@@ -83,13 +83,13 @@ func layoutHistogram(m Measurement) histogramView {
 	lo, hi := bins[0].Lo, bins[len(bins)-1].Hi
 	if g := m.Goal; g != nil && !math.IsNaN(g.Value) && !math.IsInf(g.Value, 0) {
 		// Show the goal on the scale when that does not squash the samples
-		// into less than a third of the width.
+		// into less than a quarter of the width.
 		span := hi - lo
 		switch {
 		case g.Value >= lo && g.Value <= hi:
-		case g.Value > hi && g.Value-lo <= 3*span:
+		case g.Value > hi && g.Value-lo <= 4*span:
 			hi = g.Value + span*0.05
-		case g.Value < lo && hi-g.Value <= 3*span:
+		case g.Value < lo && hi-g.Value <= 4*span:
 			lo = g.Value - span*0.05
 		default:
 			arrow := "→"
@@ -131,7 +131,7 @@ func layoutHistogram(m Measurement) histogramView {
 		{X: x(tail), Class: "hm-tail", Label: tailLabel(tailStat, sum.N) + " " + formatNumber(tail)},
 	}
 	if m.Goal != nil && h.GoalOff == "" && !math.IsNaN(m.Goal.Value) {
-		marks = append(marks, histMark{X: x(m.Goal.Value), Class: "hm-goal", Label: "goal " + goalText(m.Goal, "")})
+		marks = append(marks, histMark{X: x(m.Goal.Value), Class: "hm-goal", Label: "goal " + prettyOps(goalText(m.Goal, ""))})
 	}
 	marks = slices.DeleteFunc(marks, func(m histMark) bool { return math.IsNaN(m.X) || math.IsInf(m.X, 0) })
 	h.Marks = placeMarkLabels(marks, plotTop)

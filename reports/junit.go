@@ -93,8 +93,9 @@ type junitSkipped struct {
 // and one <testcase> per scenario with classname set to the run's name and
 // time in seconds. A failed scenario gets a <failure> whose message is the
 // first line of its failure and whose body is the whole failure; a skipped
-// one gets <skipped/>; a scenario with an unknown status gets an <error>. The
-// steps and measurements go to <system-out>.
+// one gets <skipped message="reason"/> (the first line of its Failure); a
+// scenario with an unknown status gets an <error>. Labels, steps and
+// measurements go to <system-out>.
 func WriteJUnit(w io.Writer, r Run) error {
 	c := r.Counts()
 	suite := junitSuite{
@@ -153,7 +154,11 @@ func junitCaseFor(classname string, s Scenario) junitCase {
 		}
 		tc.Failure = &junitProblem{Message: msg, Type: "failure", Text: failure}
 	case StatusSkipped:
-		tc.Skipped = &junitSkipped{Message: firstLine(s.Failure)}
+		msg := firstLine(s.Failure)
+		if msg == "" {
+			msg = "no reason given"
+		}
+		tc.Skipped = &junitSkipped{Message: msg}
 	default:
 		tc.Error = &junitProblem{
 			Message: fmt.Sprintf("unknown scenario status %q", s.Status),
@@ -171,6 +176,9 @@ func systemOut(s Scenario) string {
 	if s.Description != "" {
 		b.WriteString(s.Description)
 		b.WriteString("\n\n")
+	}
+	if len(s.Labels) > 0 {
+		fmt.Fprintf(&b, "Labels: %s\n\n", strings.Join(s.Labels, ", "))
 	}
 	if len(s.Steps) > 0 {
 		b.WriteString("Steps:\n")

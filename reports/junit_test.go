@@ -88,15 +88,18 @@ func TestJUnitSample(t *testing.T) {
 		time        string
 		failure     string // message; "" for none
 		skipped     bool
+		skipMessage string
 		outContains []string
 	}{
 		{name: r.Scenarios[0].Name, time: "9.412", outContains: []string{
-			"+4.000s  power off node-b", "hard-fail withdraw, BFD 300ms x3: 759.1 ms (goal <= 1000 ms: met) [n=20"}},
+			"+4.000s  power off node-b", "hard-fail withdraw, BFD 300ms x3: 763.2 ms (p99) (goal <= 1000 ms: met) [n=200 min=675 median=719.9 p99=763.2 max=764.7]",
+			"graceful withdraw (speaker stopped): 47.9 ms (max) (goal <= 250 ms: met) [n=20 min=33.3 median=38.85 max=47.9]",
+			"Labels: bfd, failover"}},
 		{name: r.Scenarios[1].Name, time: "95.230", outContains: []string{"+93.310s  tor1 hold timer expired"}},
 		{name: r.Scenarios[2].Name, time: "68.500", outContains: []string{"minimum next-hops during roll: 5 next-hops (goal >= 5 next-hops: met)"}},
 		{name: r.Scenarios[3].Name, time: "6.080", failure: "node-c received 41.2% of flows, want 33.3% ± 5%",
 			outContains: []string{"share of flows, node-c: 41.2 % (goal <= 38.3 %: NOT met)"}},
-		{name: r.Scenarios[4].Name, time: "0.000", skipped: true},
+		{name: r.Scenarios[4].Name, time: "0.000", skipped: true, skipMessage: "backend lab has no kube-proxy (kind only)"},
 	}
 	if len(s.Cases) != len(tests) {
 		t.Fatalf("got %d testcases, want %d", len(s.Cases), len(tests))
@@ -116,6 +119,9 @@ func TestJUnitSample(t *testing.T) {
 		}
 		if (c.Skipped != nil) != tt.skipped {
 			t.Errorf("case %d skipped = %v, want %v", i, c.Skipped != nil, tt.skipped)
+		}
+		if c.Skipped != nil && c.Skipped.Message != tt.skipMessage {
+			t.Errorf("case %d skipped message = %q, want %q", i, c.Skipped.Message, tt.skipMessage)
 		}
 		for _, want := range tt.outContains {
 			if !strings.Contains(c.SystemOut, want) {
@@ -152,6 +158,16 @@ func TestJUnitEdgeCases(t *testing.T) {
 			}
 			if c.Failure == nil || !strings.Contains(c.Failure.Message, "& </failure>") || !strings.Contains(c.Failure.Message, "colour") {
 				t.Errorf("failure = %+v", c.Failure)
+			}
+		}},
+		{"skipped without a reason says so", Scenario{Name: "x", Status: StatusSkipped}, func(t *testing.T, s parsedSuite) {
+			if c := s.Cases[0]; c.Skipped == nil || c.Skipped.Message != "no reason given" || s.Skipped != 1 {
+				t.Errorf("skipped = %+v, suite skipped=%d", c.Skipped, s.Skipped)
+			}
+		}},
+		{"skipped: first line of the reason", Scenario{Name: "x", Status: StatusSkipped, Failure: "\nkind: needs pods\nmore"}, func(t *testing.T, s parsedSuite) {
+			if c := s.Cases[0]; c.Skipped == nil || c.Skipped.Message != "kind: needs pods" || c.Failure != nil {
+				t.Errorf("skipped = %+v failure = %+v", c.Skipped, c.Failure)
 			}
 		}},
 		{"nothing to log: no system-out", Scenario{Name: "x", Status: StatusPassed}, func(t *testing.T, s parsedSuite) {

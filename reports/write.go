@@ -32,6 +32,17 @@ const (
 // creating dir if needed. Each file is rendered completely before it replaces
 // an existing one, so a failed render never leaves a truncated report.
 func WriteAll(dir string, r Run) (Paths, error) {
+	return writeAll(dir, r, WriteHTML)
+}
+
+// WriteAllCompared is WriteAll with the HTML page comparing r against
+// baseline, an earlier run (see WriteHTMLCompared). The JSON and JUnit files
+// hold r alone.
+func WriteAllCompared(dir string, r, baseline Run) (Paths, error) {
+	return writeAll(dir, r, func(w io.Writer, r Run) error { return WriteHTMLCompared(w, r, baseline) })
+}
+
+func writeAll(dir string, r Run, writeHTML func(io.Writer, Run) error) (Paths, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return Paths{}, fmt.Errorf("create report directory: %w", err)
 	}
@@ -46,7 +57,7 @@ func WriteAll(dir string, r Run) (Paths, error) {
 	}{
 		{p.JSON, WriteJSON},
 		{p.JUnit, WriteJUnit},
-		{p.HTML, WriteHTML},
+		{p.HTML, writeHTML},
 	} {
 		var buf bytes.Buffer
 		if err := f.write(&buf, r); err != nil {

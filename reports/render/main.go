@@ -1,7 +1,12 @@
 // Command render re-renders a stored JSON scenario report into JSON, JUnit XML
-// and HTML:
+// and HTML, optionally comparing it with an earlier run:
 //
 //	go run ./reports/render -in report.json -out reports/out/again
+//	go run ./reports/render -compare old/report.json -out reports/out/cmp new/report.json
+//
+// With -compare, the HTML page starts with what changed since the old run:
+// which timings moved (median and p99, or max under 100 samples; absolute and
+// relative), which scenarios were added or removed and whose outcome changed.
 package main
 
 import (
@@ -13,39 +18,65 @@ import (
 )
 
 func main() {
-	in := flag.String("in", "", "JSON report to read (written by reports.WriteJSON); - for stdin")
+	in := flag.String("in", "", "JSON report to read (written by reports.WriteJSON); - for stdin; or give it as the argument")
+	compare := flag.String("compare", "", "an earlier run's JSON report to compare the report with")
 	out := flag.String("out", "reports/out", "directory to write report.json, junit.xml and report.html into")
 	flag.Parse()
-	if *in == "" || flag.NArg() > 0 {
-		fmt.Fprintln(os.Stderr, "usage: render -in report.json [-out dir]")
+	if *in == "" && flag.NArg() == 1 {
+		*in = flag.Arg(0)
+	} else if flag.NArg() > 0 {
+		*in = ""
+	}
+	if *in == "" {
+		fmt.Fprintln(os.Stderr, "usage: render [-compare old/report.json] [-out dir] (-in report.json | report.json)")
 		flag.PrintDefaults()
 		os.Exit(2)
 	}
-	if err := run(*in, *out); err != nil {
+	if err := run(*in, *compare, *out); err != nil {
 		fmt.Fprintln(os.Stderr, "render:", err)
 		os.Exit(1)
 	}
 }
 
-func run(in, out string) error {
-	f := os.Stdin
-	if in != "-" {
-		var err error
-		if f, err = os.Open(in); err != nil {
+func run(in, compare, out string) error {
+	r, err := read(in)
+	if err != nil {
+		return err
+	}
+	var p reports.Paths
+	if compare != "" {
+		old, err := read(compare)
+		if err != nil {
 			return err
 		}
-		defer f.Close()
-	}
-	r, err := reports.ReadJSON(f)
-	if err != nil {
-		return fmt.Errorf("%s: %w", in, err)
-	}
-	p, err := reports.WriteAll(out, r)
-	if err != nil {
+		p, err = reports.WriteAllCompared(out, r, old)
+		if err != nil {
+			return err
+		}
+		c := reports.Compare(old, r)
+		fmt.Printf("compared with %s: %d timings moved by %g%% or more\n", compare, len(c.Moved()), reports.MovedRelative*100)
+	} else if p, err = reports.WriteAll(out, r); err != nil {
 		return err
 	}
 	fmt.Println(p.JSON)
 	fmt.Println(p.JUnit)
 	fmt.Println(p.HTML)
 	return nil
+}
+
+// read reads a JSON report from a file, or from stdin for "-".
+func read(path string) (reports.Run, error) {
+	f := os.Stdin
+	if path != "-" {
+		var err error
+		if f, err = os.Open(path); err != nil {
+			return reports.Run{}, err
+		}
+		defer f.Close()
+	}
+	r, err := reports.ReadJSON(f)
+	if err != nil {
+		return reports.Run{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return r, nil
 }

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/net/html"
 
 	"github.com/ecmplb/ecmplb/reports"
 )
@@ -26,7 +29,7 @@ func TestRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := filepath.Join(dir, "again")
-	if err := run(src.JSON, out); err != nil {
+	if err := run(src.JSON, "", out); err != nil {
 		t.Fatal(err)
 	}
 	for _, name := range []string{reports.JSONFile, reports.JUnitFile, reports.HTMLFile} {
@@ -42,13 +45,109 @@ func TestRun(t *testing.T) {
 			t.Errorf("re-rendered %s differs from the original", name)
 		}
 	}
-	if err := run(filepath.Join(dir, "missing.json"), out); err == nil {
+	if err := run(filepath.Join(dir, "missing.json"), "", out); err == nil {
 		t.Error("missing input accepted")
 	}
 	if err := os.WriteFile(filepath.Join(dir, "bad.json"), []byte("{"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := run(filepath.Join(dir, "bad.json"), out); err == nil || !strings.Contains(err.Error(), "bad.json") {
+	if err := run(filepath.Join(dir, "bad.json"), "", out); err == nil || !strings.Contains(err.Error(), "bad.json") {
 		t.Errorf("bad input: err = %v, want one naming the file", err)
+	}
+}
+
+func TestRunCompare(t *testing.T) {
+	dir := t.TempDir()
+	start := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+	samples := func(base float64) []float64 {
+		var out []float64
+		for i := range 30 {
+			out = append(out, base+float64(i))
+		}
+		return out
+	}
+	old := reports.Run{Name: "before", Backend: "lab", Started: start, Scenarios: []reports.Scenario{
+		{Name: "failover", Status: reports.StatusPassed, Measurements: []reports.Measurement{reports.Distribution("detect", "ms", samples(600), reports.AtMost(900))}},
+		{Name: "gone", Status: reports.StatusPassed},
+	}}
+	new := reports.Run{Name: "after", Backend: "lab", Started: start.Add(time.Hour), Scenarios: []reports.Scenario{
+		{Name: "failover", Status: reports.StatusPassed, Measurements: []reports.Measurement{reports.Distribution("detect", "ms", samples(800), reports.AtMost(900))}},
+		{Name: "fresh", Status: reports.StatusSkipped, Failure: "kind only"},
+	}}
+	oldPaths, err := reports.WriteAll(filepath.Join(dir, "old"), old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	newPaths, err := reports.WriteAll(filepath.Join(dir, "new"), new)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "cmp")
+	if err := run(newPaths.JSON, oldPaths.JSON, out); err != nil {
+		t.Fatal(err)
+	}
+	page, err := os.ReadFile(filepath.Join(out, reports.HTMLFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := html.Parse(bytes.NewReader(page))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var section *html.Node
+	var rows, changes []string
+	var walk func(n *html.Node, in string)
+	walk = func(n *html.Node, in string) {
+		if n.Type == html.ElementNode {
+			for _, a := range n.Attr {
+				if a.Key == "id" && a.Val == "comparison" {
+					section = n
+				}
+				if a.Key == "class" && n.Data == "tr" && strings.HasPrefix(a.Val, "cmp-") && in == "moved" {
+					rows = append(rows, a.Val)
+				}
+				if a.Key == "class" && strings.HasPrefix(a.Val, "chg chg-") && in == "scenarios" {
+					changes = append(changes, strings.TrimPrefix(a.Val, "chg chg-"))
+				}
+				if a.Key == "class" && a.Val == "grid cmp" && in == "" {
+					in = "moved"
+				}
+				if a.Key == "class" && a.Val == "grid cmp-scenarios" {
+					in = "scenarios"
+				}
+			}
+			if n.Data == "details" {
+				in = "all"
+			}
+		}
+		for c := n.FirstChild; c != nil; c = c.NextSibling {
+			walk(c, in)
+		}
+	}
+	walk(doc, "")
+	if section == nil {
+		t.Fatal("no comparison section")
+	}
+	// detect: median 614.5 → 814.5 and max 629 → 829, both worse (a <= goal).
+	if len(rows) != 1 || rows[0] != "cmp-worse" {
+		t.Errorf("moved rows %q, want one worse", rows)
+	}
+	if strings.Join(changes, ",") != "added,removed" {
+		t.Errorf("scenario changes %q, want added,removed", changes)
+	}
+	// The stored JSON stays the new run alone.
+	got, err := os.ReadFile(filepath.Join(out, reports.JSONFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := os.ReadFile(newPaths.JSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Error("report.json of a comparison differs from the new run's")
+	}
+	if err := run(newPaths.JSON, filepath.Join(dir, "missing.json"), out); err == nil {
+		t.Error("missing baseline accepted")
 	}
 }
