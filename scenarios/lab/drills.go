@@ -118,27 +118,7 @@ func (l *Lab) Flows(ctx context.Context, ip netip.Addr, print Printer) (reports.
 // prepareDataPlane makes every node own the Service IP (as kube-proxy would)
 // and answer UDP on it with its name.
 func (l *Lab) prepareDataPlane(ip netip.Addr) (func(), error) {
-	var closers []func()
-	undo := func() {
-		for i := len(closers) - 1; i >= 0; i-- {
-			closers[i]()
-		}
-	}
-	for _, n := range l.NodeNames() {
-		if err := l.Fabric.AddNodeAddress(n, ip); err != nil {
-			undo()
-			return nil, err
-		}
-		node := n
-		closers = append(closers, func() { _ = l.Fabric.DelNodeAddress(node, ip) })
-		resp, err := l.Fabric.StartResponder(n, netip.AddrPortFrom(ip, exampleUDPPort))
-		if err != nil {
-			undo()
-			return nil, err
-		}
-		closers = append(closers, func() { _ = resp.Close() })
-	}
-	return undo, nil
+	return l.prepareDataPlaneProto("udp", netip.AddrPortFrom(ip, exampleUDPPort))
 }
 
 func (l *Lab) flows(ctx context.Context, r *Recorder, ip netip.Addr, expect []string) error {

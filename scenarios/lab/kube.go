@@ -9,14 +9,12 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/utils/ptr"
 
 	"github.com/ecmplb/ecmplb/fabric/topology"
 	"github.com/ecmplb/ecmplb/internal/testenv"
+	"github.com/ecmplb/ecmplb/scenarios/backend"
 )
 
 // createNodes registers a Ready Node object per fabric node, with the node's
@@ -70,55 +68,13 @@ func (l *Lab) Apply(ctx context.Context, files ...string) error {
 // Service's EndpointSlice with one ready endpoint on each named node (none:
 // an empty slice). It returns when the apiserver has accepted the write.
 func (l *Lab) SetEndpoints(ctx context.Context, namespace, service string, nodes ...string) error {
-	svc, err := l.Kube.CoreV1().Services(namespace).Get(ctx, service, metav1.GetOptions{})
-	if err != nil {
-		return err
-	}
-	var ports []discoveryv1.EndpointPort
-	for _, p := range svc.Spec.Ports {
-		port := p.TargetPort.IntVal
-		if port == 0 {
-			port = p.Port
-		}
-		ports = append(ports, discoveryv1.EndpointPort{Name: ptr.To(p.Name), Port: ptr.To(port), Protocol: ptr.To(p.Protocol)})
-	}
 	sorted := append([]string(nil), nodes...)
 	sort.Strings(sorted)
-	var eps []discoveryv1.Endpoint
+	eps := make([]backend.Endpoint, len(sorted))
 	for i, n := range sorted {
-		eps = append(eps, discoveryv1.Endpoint{
-			// Pod addresses are data only: nothing routes them.
-			Addresses:  []string{fmt.Sprintf("10.244.%d.%d", i/250, i%250+2)},
-			NodeName:   ptr.To(n),
-			Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true), Serving: ptr.To(true), Terminating: ptr.To(false)},
-		})
+		eps[i] = backend.Endpoint{Node: n, Ready: true, Serving: true}
 	}
-	slice := &discoveryv1.EndpointSlice{
-		ObjectMeta: metav1.ObjectMeta{
-			Name:      service + "-lab",
-			Namespace: namespace,
-			Labels: map[string]string{
-				discoveryv1.LabelServiceName: service,
-				discoveryv1.LabelManagedBy:   "lab.ecmplb.io",
-			},
-		},
-		AddressType: discoveryv1.AddressTypeIPv4,
-		Endpoints:   eps,
-		Ports:       ports,
-	}
-	api := l.Kube.DiscoveryV1().EndpointSlices(namespace)
-	old, err := api.Get(ctx, slice.Name, metav1.GetOptions{})
-	switch {
-	case apierrors.IsNotFound(err):
-		_, err = api.Create(ctx, slice, metav1.CreateOptions{})
-	case err == nil:
-		slice.ResourceVersion = old.ResourceVersion
-		_, err = api.Update(ctx, slice, metav1.UpdateOptions{})
-	}
-	if err != nil {
-		return fmt.Errorf("EndpointSlice %s/%s: %w", namespace, slice.Name, err)
-	}
-	return nil
+	return l.writeSlice(ctx, namespace, service, eps)
 }
 
 // WaitExternalIP waits until the controller has given the Service an address.

@@ -144,10 +144,7 @@ func Up(ctx context.Context, cfg Config) (_ *Lab, err error) {
 		return nil, err
 	}
 	l.log.Info("starting ecmplb-controller")
-	l.controller, err = proc.Start("controller", proc.Options{LogPath: filepath.Join(l.Dir, "controller.log")}, filepath.Join(l.binDir, "ecmplb-controller"),
-		"--kubeconfig", l.Env.Kubeconfig, "--metrics-addr", "0", "--health-addr", "0",
-		"--leader-elect=false", "--log-level", "info")
-	if err != nil {
+	if err := l.startController(); err != nil {
 		return nil, err
 	}
 	u, err := url.Parse(l.Env.URL)

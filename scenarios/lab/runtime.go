@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ecmplb/ecmplb/internal/netns"
+	"github.com/ecmplb/ecmplb/scenarios/backend"
 )
 
 // Inside its node's namespace every speaker serves /metrics on
@@ -25,13 +26,7 @@ const (
 )
 
 // Runtime is what a speaker's Go runtime reports.
-type Runtime struct {
-	Goroutines float64
-	// HeapInuse is go_memstats_heap_inuse_bytes after a forced GC (GCForced),
-	// or else the smaller of two readings two seconds apart.
-	HeapInuse float64
-	GCForced  bool
-}
+type Runtime = backend.Runtime
 
 // speakerHasPprof reports whether the speaker binary takes --pprof-addr.
 func speakerHasPprof(bin string) bool {

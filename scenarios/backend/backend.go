@@ -1,0 +1,192 @@
+// Package backend is the one interface the scenarios are written against.
+// A backend brings up a topology of ToR routers and Kubernetes nodes, runs
+// ecmplb on it, and lets a spec apply manifests, place endpoints, inject and
+// repair faults, and read what every ToR holds: its ECMP RIB, its kernel FIB
+// and the timestamped history of both. The specs import this package only;
+// the suite's setup picks the implementation (scenarios/lab today).
+package backend
+
+import (
+	"context"
+	"net/netip"
+	"time"
+
+	"github.com/ecmplb/ecmplb/fabric/control"
+	"github.com/ecmplb/ecmplb/fabric/rib"
+)
+
+// Set is a ToR's ECMP set of one prefix: its equal-cost paths with their
+// attributes (communities, local-pref, AS path) and when it last changed.
+type Set = rib.ECMPSet
+
+// Path is one equal-cost path of a Set.
+type Path = rib.Path
+
+// Change is one timestamped change of a prefix's next-hop set on a ToR.
+type Change = rib.Change
+
+// Event is one timestamped BGP or BFD neighbor state change on a ToR.
+type Event = control.Event
+
+// Backend runs ecmplb on a topology. Every method is safe to call from one
+// goroutine at a time per spec; faults and reads may run concurrently.
+type Backend interface {
+	// Name is "lab" or "kind".
+	Name() string
+	// Topology is the running topology (ToR roles included).
+	Topology() Topology
+
+	// Apply applies manifest files unchanged (`kubectl apply -f`), in order.
+	Apply(ctx context.Context, files ...string) error
+	// TryApply applies one file and reports whether the apiserver accepted
+	// it, with kubectl's output; err is for failing to try at all.
+	TryApply(ctx context.Context, file string) (out string, accepted bool, err error)
+	// Delete deletes what the files describe (missing objects are no error).
+	Delete(ctx context.Context, files ...string) error
+	// CreateService creates a LoadBalancer Service (externalTrafficPolicy
+	// Local, no node ports) selecting app=<name>.
+	CreateService(ctx context.Context, namespace, name string) error
+	// DeleteService deletes a Service and the endpoints SetEndpoints made.
+	DeleteService(ctx context.Context, namespace, name string) error
+	// SetEndpoints gives a Service exactly one ready endpoint on each named
+	// node (none: no endpoints). The lab writes EndpointSlices; kind runs pods.
+	SetEndpoints(ctx context.Context, namespace, service string, nodes ...string) error
+	// SetEndpointStates writes endpoints with explicit conditions.
+	SetEndpointStates(ctx context.Context, namespace, service string, eps ...Endpoint) error
+	// ExternalIP waits until the Service has an EXTERNAL-IP.
+	ExternalIP(ctx context.Context, namespace, service string, timeout time.Duration) (netip.Addr, error)
+
+	// Inject injects a fault and returns when it took effect.
+	Inject(ctx context.Context, f Fault) (time.Time, error)
+	// Repair undoes a fault (a no-op for faults that repair themselves) and
+	// returns when the repair took effect.
+	Repair(ctx context.Context, f Fault) (time.Time, error)
+
+	// Route is a ToR's ECMP set of prefix (empty Paths: no route).
+	Route(ctx context.Context, tor string, prefix netip.Prefix) (Set, error)
+	// KernelRoute is the next-hops of the ToR's kernel FIB route for prefix,
+	// sorted (empty: none): what packets follow.
+	KernelRoute(ctx context.Context, tor string, prefix netip.Prefix) ([]netip.Addr, error)
+	// History is every change of the ToR's ECMP sets, oldest first. A
+	// restarted ToR starts a new history.
+	History(ctx context.Context, tor string) ([]Change, error)
+	// Events is the ToR's BGP and BFD neighbor state changes, oldest first.
+	Events(ctx context.Context, tor string) ([]Event, error)
+	// WaitRoute waits until the ToR holds exactly want for prefix in its RIB
+	// and its kernel FIB (want empty: no route), until ctx ends.
+	WaitRoute(ctx context.Context, tor string, prefix netip.Prefix, want []netip.Addr) error
+
+	// Flows sends n flows of proto ("udp" or "tcp") from the first client to
+	// dst and counts the answers by the node that gave them ("" for none).
+	// Every node owns dst and answers on it for the duration of the call.
+	Flows(ctx context.Context, proto string, dst netip.AddrPort, n int) (map[string]int, error)
+
+	// SpeakerRuntime reads a node's speaker's goroutines and in-use heap.
+	SpeakerRuntime(ctx context.Context, node string) (Runtime, error)
+	// SaveSpeakerHeapProfile writes the speaker's heap profile to path.
+	SaveSpeakerHeapProfile(ctx context.Context, node, path string) error
+	// Running reports whether the node's speaker process runs.
+	Running(node string) bool
+	// CheckAlive fails when the controller or a speaker has died.
+	CheckAlive() error
+	// Logs returns the last lines of a component's log: "controller" or
+	// "speaker-<node>".
+	Logs(component string, lines int) string
+	// Diagnose describes the fabric and speakers for a failure message:
+	// RIB history of the prefixes and neighbor events since `since`, and the
+	// log tails of the named nodes' speakers.
+	Diagnose(ctx context.Context, since time.Time, prefixes []netip.Prefix, nodes ...string) string
+	// Root is the repository root (manifest paths are relative to it).
+	Root() string
+}
+
+// Endpoint is one endpoint of a Service on a node, with its conditions.
+type Endpoint struct {
+	Node        string
+	Ready       bool
+	Serving     bool
+	Terminating bool
+}
+
+// Runtime is what a speaker's Go runtime reports.
+type Runtime struct {
+	Goroutines float64
+	// HeapInuse is the in-use heap after a forced GC (GCForced), or the
+	// smaller of two readings.
+	HeapInuse float64
+	GCForced  bool
+}
+
+// FaultKind names a fault.
+type FaultKind string
+
+// Faults. Target is a node name, except for the ToR faults (a ToR name) and
+// FaultAPIServerDown and FaultControllerRestart (none).
+const (
+	// FaultSpeakerFreeze stops the node's speaker with SIGSTOP (a hung
+	// process); Repair thaws it (SIGCONT).
+	FaultSpeakerFreeze FaultKind = "freeze-speaker"
+	// FaultLinkCut takes the node's link down on the node side: it falls
+	// silent (no FIN, no NOTIFICATION, no BFD). Repair brings it up.
+	FaultLinkCut FaultKind = "cut-link"
+	// FaultToRDown freezes a ToR and takes its link down; Repair undoes it.
+	FaultToRDown FaultKind = "tor-down"
+	// FaultToRRestart restarts a ToR's router gracefully; returns when the
+	// new process answers. Its history starts afresh.
+	FaultToRRestart FaultKind = "tor-restart"
+	// FaultBFDFlap mutes the BFD transmission of ToR (or every BFD ToR) to
+	// the node for Duration; returns after the flap.
+	FaultBFDFlap FaultKind = "bfd-flap"
+	// FaultBFDAdminDown shuts the BFD session of ToR (or every BFD ToR) to
+	// the node down administratively; Repair enables it.
+	FaultBFDAdminDown FaultKind = "bfd-admin-down"
+	// FaultSpeakerRestart stops the node's speaker gracefully and starts it
+	// again; the returned time is the start of the new process.
+	FaultSpeakerRestart FaultKind = "restart-speaker"
+	// FaultControllerRestart restarts the controller.
+	FaultControllerRestart FaultKind = "restart-controller"
+	// FaultAPIServerDown stops kube-apiserver (etcd keeps running); Repair
+	// starts it again.
+	FaultAPIServerDown FaultKind = "apiserver-down"
+)
+
+// FaultKinds lists every fault kind.
+var FaultKinds = []FaultKind{FaultSpeakerFreeze, FaultLinkCut, FaultToRDown, FaultToRRestart, FaultBFDFlap,
+	FaultBFDAdminDown, FaultSpeakerRestart, FaultControllerRestart, FaultAPIServerDown}
+
+// TargetsToR reports whether the fault's target is a ToR.
+func (k FaultKind) TargetsToR() bool { return k == FaultToRDown || k == FaultToRRestart }
+
+// TargetsNode reports whether the fault's target is a node.
+func (k FaultKind) TargetsNode() bool {
+	switch k {
+	case FaultSpeakerFreeze, FaultLinkCut, FaultBFDFlap, FaultBFDAdminDown, FaultSpeakerRestart:
+		return true
+	}
+	return false
+}
+
+// Fault is one fault to inject or repair.
+type Fault struct {
+	Kind FaultKind
+	// Target is the node or ToR.
+	Target string
+	// ToR limits the BFD faults to one ToR (empty: every BFD ToR).
+	ToR string
+	// Duration is the mute time of FaultBFDFlap.
+	Duration time.Duration
+}
+
+func (f Fault) String() string {
+	s := string(f.Kind)
+	if f.Target != "" {
+		s += " " + f.Target
+	}
+	if f.ToR != "" {
+		s += " on " + f.ToR
+	}
+	if f.Duration > 0 {
+		s += " for " + f.Duration.String()
+	}
+	return s
+}

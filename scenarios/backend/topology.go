@@ -1,0 +1,124 @@
+package backend
+
+import (
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/ecmplb/ecmplb/fabric/topology"
+)
+
+// Topology is the fabric a backend runs: ToRs, nodes, clients, the BGP
+// timers of the ToRs and which ToR runs BFD with which node at what rate.
+// Specs take ToR roles from here (BFDToRs, PlainToRs, DetectTime, HoldTime),
+// never from names written in code.
+type Topology struct {
+	topology.Topology
+}
+
+// ToRNames lists the ToRs in topology order.
+func (t Topology) ToRNames() []string {
+	out := make([]string, 0, len(t.ToRs))
+	for _, r := range t.ToRs {
+		out = append(out, r.Name)
+	}
+	return out
+}
+
+// NodeNames lists the nodes in topology order.
+func (t Topology) NodeNames() []string {
+	out := make([]string, 0, len(t.Nodes))
+	for _, n := range t.Nodes {
+		out = append(out, n.Name)
+	}
+	return out
+}
+
+// Addrs returns the segment addresses of the named nodes, sorted (every
+// node when none is named). Unknown names are left out.
+func (t Topology) Addrs(nodes ...string) []netip.Addr {
+	if len(nodes) == 0 {
+		nodes = t.NodeNames()
+	}
+	var out []netip.Addr
+	for _, name := range nodes {
+		if n, ok := t.Node(name); ok {
+			out = append(out, n.Address)
+		}
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return out
+}
+
+// NodeOf names the node (or ToR) that owns a segment address; the address
+// itself when none does.
+func (t Topology) NodeOf(a netip.Addr) string {
+	for _, n := range t.Nodes {
+		if n.Address == a || n.Address6 == a {
+			return n.Name
+		}
+	}
+	for _, r := range t.ToRs {
+		if r.Address == a || r.Address6 == a {
+			return r.Name
+		}
+	}
+	return a.String()
+}
+
+// RunsBFD reports whether tor runs BFD with node.
+func (t Topology) RunsBFD(tor, node string) bool {
+	n, ok := t.Node(node)
+	return ok && n.BFDWith(tor)
+}
+
+// BFDToRs lists the ToRs that run BFD with node.
+func (t Topology) BFDToRs(node string) []string {
+	var out []string
+	for _, r := range t.ToRNames() {
+		if t.RunsBFD(r, node) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// PlainToRs lists the ToRs that run no BFD with node: only the BGP hold
+// timer notices its failure.
+func (t Topology) PlainToRs(node string) []string {
+	var out []string
+	for _, r := range t.ToRNames() {
+		if !t.RunsBFD(r, node) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// DetectTime is BFD's detection time between tor and node (the larger
+// interval times the multiplier), 0 without BFD.
+func (t Topology) DetectTime(tor, node string) time.Duration {
+	n, ok := t.Node(node)
+	if !ok || !n.BFDWith(tor) {
+		return 0
+	}
+	p := t.BFDProfiles[n.BFDProfile]
+	iv := max(p.ReceiveInterval, p.TransmitInterval)
+	return time.Duration(iv*p.DetectMultiplier) * time.Millisecond
+}
+
+// HoldTime is the BGP hold time the ToRs offer (a session's hold time is
+// the smaller of both sides' offers).
+func (t Topology) HoldTime() time.Duration { return t.BGP.HoldTime.Std() }
+
+// KeepaliveInterval is the ToRs' keepalive interval.
+func (t Topology) KeepaliveInterval() time.Duration { return t.BGP.KeepaliveInterval.Std() }
+
+// ClientNames lists the clients.
+func (t Topology) ClientNames() []string {
+	out := make([]string, 0, len(t.Clients))
+	for _, c := range t.Clients {
+		out = append(out, c.Name)
+	}
+	return out
+}

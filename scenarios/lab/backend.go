@@ -1,0 +1,267 @@
+package lab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"path/filepath"
+	"strings"
+	"time"
+
+	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	"github.com/ecmplb/ecmplb/fabric/fabric"
+	"github.com/ecmplb/ecmplb/fabric/rib"
+	"github.com/ecmplb/ecmplb/internal/proc"
+	"github.com/ecmplb/ecmplb/scenarios/backend"
+)
+
+// Backend is the lab as a scenarios backend.
+type Backend struct{ *Lab }
+
+var _ backend.Backend = Backend{}
+
+// AsBackend returns the lab as a scenarios backend.
+func (l *Lab) AsBackend() Backend { return Backend{l} }
+
+// Name implements backend.Backend.
+func (b Backend) Name() string { return "lab" }
+
+// Root implements backend.Backend.
+func (b Backend) Root() string { return b.Lab.Root }
+
+// Topology implements backend.Backend.
+func (b Backend) Topology() backend.Topology { return backend.Topology{Topology: b.Fabric.Topology()} }
+
+// Delete implements backend.Backend.
+func (b Backend) Delete(ctx context.Context, files ...string) error { return b.DeleteFiles(ctx, files...) }
+
+// CreateService implements backend.Backend.
+func (b Backend) CreateService(ctx context.Context, namespace, name string) error {
+	return b.CreateLBService(ctx, namespace, name)
+}
+
+// ExternalIP implements backend.Backend.
+func (b Backend) ExternalIP(ctx context.Context, namespace, service string, timeout time.Duration) (netip.Addr, error) {
+	return b.WaitExternalIP(ctx, namespace, service, timeout)
+}
+
+// Running implements backend.Backend.
+func (b Backend) Running(node string) bool { return b.SpeakerPID(node) != 0 }
+
+// Logs implements backend.Backend.
+func (b Backend) Logs(component string, lines int) string {
+	if component == "controller" {
+		if b.controller != nil {
+			return b.controller.Tail(lines)
+		}
+		return ""
+	}
+	if node, ok := strings.CutPrefix(component, "speaker-"); ok {
+		return b.SpeakerLogTail(node, lines)
+	}
+	return ""
+}
+
+// Route implements backend.Backend.
+func (b Backend) Route(ctx context.Context, tor string, prefix netip.Prefix) (backend.Set, error) {
+	set, err := b.Fabric.Route(ctx, tor, prefix)
+	if errors.Is(err, fabric.ErrNoRoute) {
+		return rib.ECMPSet{Prefix: prefix}, nil
+	}
+	return set, err
+}
+
+// KernelRoute implements backend.Backend.
+func (b Backend) KernelRoute(_ context.Context, tor string, prefix netip.Prefix) ([]netip.Addr, error) {
+	return b.Fabric.KernelRoute(tor, prefix)
+}
+
+// History implements backend.Backend.
+func (b Backend) History(ctx context.Context, tor string) ([]backend.Change, error) {
+	return b.Fabric.History(ctx, tor, 0)
+}
+
+// Events implements backend.Backend.
+func (b Backend) Events(ctx context.Context, tor string) ([]backend.Event, error) {
+	return b.Fabric.Events(ctx, tor, 0)
+}
+
+// WaitRoute implements backend.Backend.
+func (b Backend) WaitRoute(ctx context.Context, tor string, prefix netip.Prefix, want []netip.Addr) error {
+	if _, err := b.Fabric.WaitForRoute(ctx, tor, prefix, want); err != nil {
+		return err
+	}
+	if err := b.Fabric.WaitForKernelRoute(ctx, tor, prefix, want); err != nil {
+		return fmt.Errorf("kernel FIB: %w", err)
+	}
+	return nil
+}
+
+// Flows implements backend.Backend.
+func (b Backend) Flows(ctx context.Context, proto string, dst netip.AddrPort, n int) (map[string]int, error) {
+	undo, err := b.prepareDataPlaneProto(proto, dst)
+	if err != nil {
+		return nil, err
+	}
+	defer undo()
+	switch proto {
+	case "udp", "":
+		return b.Fabric.SendFlows(ctx, b.clientName(), dst, n, 2*time.Second)
+	case "tcp":
+		return b.tcpFlows(ctx, dst, n, 2*time.Second)
+	}
+	return nil, fmt.Errorf("flows: protocol %q is neither udp nor tcp", proto)
+}
+
+// SetEndpointStates implements backend.Backend.
+func (b Backend) SetEndpointStates(ctx context.Context, namespace, service string, eps ...backend.Endpoint) error {
+	return b.writeSlice(ctx, namespace, service, eps)
+}
+
+// Inject implements backend.Backend.
+func (b Backend) Inject(ctx context.Context, f backend.Fault) (time.Time, error) {
+	switch f.Kind {
+	case backend.FaultSpeakerFreeze:
+		return b.FreezeSpeaker(ctx, f.Target)
+	case backend.FaultSpeakerRestart:
+		return b.RestartSpeaker(f.Target)
+	case backend.FaultControllerRestart:
+		return b.RestartController()
+	case backend.FaultAPIServerDown:
+		at := time.Now()
+		b.Env.StopAPIServer()
+		return at, nil
+	}
+	flt, err := fabricFault(f)
+	if err != nil {
+		return time.Time{}, err
+	}
+	n := len(b.Fabric.FaultLog())
+	start := time.Now()
+	if err := b.Fabric.Fault(ctx, flt); err != nil {
+		return start, err
+	}
+	// The fabric records when the fault took effect (e.g. when a flapping
+	// ToR went silent).
+	if log := b.Fabric.FaultLog(); len(log) > n {
+		return log[n].At, nil
+	}
+	return start, nil
+}
+
+// Repair implements backend.Backend.
+func (b Backend) Repair(ctx context.Context, f backend.Fault) (time.Time, error) {
+	switch f.Kind {
+	case backend.FaultSpeakerFreeze:
+		return b.ThawSpeaker(f.Target)
+	case backend.FaultSpeakerRestart, backend.FaultControllerRestart:
+		return time.Now(), nil
+	case backend.FaultAPIServerDown:
+		at := time.Now()
+		if b.Env.APIServerPID() != 0 {
+			return at, nil
+		}
+		sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		defer cancel()
+		return at, b.Env.StartAPIServer(sctx)
+	}
+	flt, err := fabricFault(f)
+	if err != nil {
+		return time.Time{}, err
+	}
+	at := time.Now()
+	return at, b.Fabric.Repair(ctx, flt)
+}
+
+func fabricFault(f backend.Fault) (fabric.Fault, error) {
+	kinds := map[backend.FaultKind]fabric.FaultKind{
+		backend.FaultLinkCut:      fabric.FaultNodeDown,
+		backend.FaultToRDown:      fabric.FaultToRDown,
+		backend.FaultToRRestart:   fabric.FaultToRRestart,
+		backend.FaultBFDFlap:      fabric.FaultBFDFlap,
+		backend.FaultBFDAdminDown: fabric.FaultBFDAdminDown,
+	}
+	k, ok := kinds[f.Kind]
+	if !ok {
+		return fabric.Fault{}, fmt.Errorf("lab: unknown fault kind %q", f.Kind)
+	}
+	return fabric.Fault{Kind: k, Target: f.Target, ToR: f.ToR, Duration: f.Duration}, nil
+}
+
+// RestartController stops the controller gracefully and starts it again; it
+// returns when the new process was started.
+func (l *Lab) RestartController() (time.Time, error) {
+	if l.controller != nil {
+		l.controller.Stop(5 * time.Second)
+	}
+	at := time.Now()
+	return at, l.startController()
+}
+
+func (l *Lab) startController() error {
+	p, err := proc.Start("controller", proc.Options{LogPath: filepath.Join(l.Dir, "controller.log")}, filepath.Join(l.binDir, "ecmplb-controller"),
+		"--kubeconfig", l.Env.Kubeconfig, "--metrics-addr", "0", "--health-addr", "0",
+		"--leader-elect=false", "--log-level", "info")
+	if err != nil {
+		return err
+	}
+	l.controller = p
+	return nil
+}
+
+// writeSlice writes the Service's lab EndpointSlice with the given endpoints.
+func (l *Lab) writeSlice(ctx context.Context, namespace, service string, endpoints []backend.Endpoint) error {
+	svc, err := l.Kube.CoreV1().Services(namespace).Get(ctx, service, metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	var ports []discoveryv1.EndpointPort
+	for _, p := range svc.Spec.Ports {
+		port := p.TargetPort.IntVal
+		if port == 0 {
+			port = p.Port
+		}
+		ports = append(ports, discoveryv1.EndpointPort{Name: ptr.To(p.Name), Port: ptr.To(port), Protocol: ptr.To(p.Protocol)})
+	}
+	var eps []discoveryv1.Endpoint
+	for i, e := range endpoints {
+		eps = append(eps, discoveryv1.Endpoint{
+			// Pod addresses are data only: nothing routes them.
+			Addresses: []string{fmt.Sprintf("10.244.%d.%d", i/250, i%250+2)},
+			NodeName:  ptr.To(e.Node),
+			Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(e.Ready), Serving: ptr.To(e.Serving),
+				Terminating: ptr.To(e.Terminating)},
+		})
+	}
+	slice := &discoveryv1.EndpointSlice{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:      service + "-lab",
+			Namespace: namespace,
+			Labels: map[string]string{
+				discoveryv1.LabelServiceName: service,
+				discoveryv1.LabelManagedBy:   "lab.ecmplb.io",
+			},
+		},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Endpoints:   eps,
+		Ports:       ports,
+	}
+	api := l.Kube.DiscoveryV1().EndpointSlices(namespace)
+	old, err := api.Get(ctx, slice.Name, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		_, err = api.Create(ctx, slice, metav1.CreateOptions{})
+	case err == nil:
+		slice.ResourceVersion = old.ResourceVersion
+		_, err = api.Update(ctx, slice, metav1.UpdateOptions{})
+	}
+	if err != nil {
+		return fmt.Errorf("EndpointSlice %s/%s: %w", namespace, slice.Name, err)
+	}
+	return nil
+}
