@@ -38,7 +38,9 @@ func (b Backend) Root() string { return b.Lab.Root }
 func (b Backend) Topology() backend.Topology { return backend.Topology{Topology: b.Fabric.Topology()} }
 
 // Delete implements backend.Backend.
-func (b Backend) Delete(ctx context.Context, files ...string) error { return b.DeleteFiles(ctx, files...) }
+func (b Backend) Delete(ctx context.Context, files ...string) error {
+	return b.DeleteFiles(ctx, files...)
+}
 
 // CreateService implements backend.Backend.
 func (b Backend) CreateService(ctx context.Context, namespace, name string) error {
