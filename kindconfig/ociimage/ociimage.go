@@ -1,8 +1,14 @@
-// Package ociimage writes single-layer container images from a directory tree
-// as docker-archive tarballs, which `ctr images import` and `docker load`
-// read. The kind node image is built without a registry, so the images
-// kubeadm expects (kube-apiserver, etcd, coredns, pause, ...) are assembled
-// from the project's own binaries with this package and preloaded.
+// Package ociimage builds container images without a registry or Docker.
+//
+// WriteFile writes a single-layer image from a directory tree as a
+// docker-archive tarball, which `ctr images import` and `docker load` read:
+// the kind node image is built without a registry, so the images kubeadm
+// expects (kube-apiserver, etcd, coredns, pause, ...) are assembled from the
+// project's own binaries with it and preloaded.
+//
+// Layer, Image, Index, WriteLayout and WriteArchive build multi-platform OCI
+// images from in-memory entries (owners, file capabilities) and write them
+// as an OCI layout and archive that standard tools push (make images).
 package ociimage
 
 import (
@@ -19,8 +25,6 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 )
 
@@ -101,24 +105,8 @@ func Build(s Spec) (v1.Image, []name.Tag, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("layer of %s: %w", s.Root, err)
 	}
-	img, err := mutate.Append(empty.Image, mutate.Addendum{Layer: layer, History: v1.History{
-		Created: v1.Time{Time: Epoch}, CreatedBy: "ecmplb kindconfig/ociimage",
-	}})
-	if err != nil {
-		return nil, nil, err
-	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		return nil, nil, err
-	}
-	cf = cf.DeepCopy()
-	cf.Architecture = runtime.GOARCH
-	cf.OS = "linux"
-	cf.Created = v1.Time{Time: Epoch}
-	cf.Config.Entrypoint = s.Entrypoint
-	cf.Config.Env = withPath(s.Env)
-	cf.Config.WorkingDir = "/"
-	img, err = mutate.ConfigFile(img, cf)
+	img, err := Image(v1.Platform{OS: "linux", Architecture: runtime.GOARCH},
+		Config{Entrypoint: s.Entrypoint, Env: s.Env}, layer)
 	if err != nil {
 		return nil, nil, err
 	}
