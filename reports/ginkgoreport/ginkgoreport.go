@@ -8,7 +8,7 @@
 //
 // In a spec:
 //
-//	It("drops a failed node within detect time", Label("bfd", "skip-kind: no link cut on kind yet"), func() {
+//	It("drops a failed node within detect time", Label("bfd"), ginkgoreport.SkipLabel("kind", "no link cut on kind yet"), func() {
 //		ginkgoreport.SetDescription("node2's link is cut 30 times; tor1 runs BFD 300 ms x 3")
 //		var detect []float64 // ms, one per fault
 //		for range 30 {
@@ -16,10 +16,13 @@
 //			detect = append(detect, float64(withdrawn.Sub(cut).Microseconds())/1000)
 //			ginkgoreport.AddTimeline(timelineAroundThisFault) // ECMP set per ToR
 //		}
-//		ginkgoreport.AddDistribution("tor1: link cut → next-hop withdrawn", "ms", detect, reports.AtMost(900))
+//		m := ginkgoreport.AddDistribution("tor1: link cut → next-hop withdrawn", "ms", detect, reports.AtMost(900))
 //		ginkgoreport.AddMeasurement("repair → back on every ToR", "s", back.Seconds(), reports.AtMost(5))
-//		Expect(reports.Distribution("", "ms", detect, reports.AtMost(900)).Met()).To(BeTrue())
+//		Expect(m.Value).To(BeNumerically("<=", 900), m.String())
 //	})
+//
+// reports.ECMPTimeline builds the timeline of one fault from each ToR's
+// next-hop set history. All helpers may be called from the spec's goroutines.
 //
 // A distribution's headline figure is its p99 from 100 samples on and its
 // maximum below that (reports.MinSamplesForP99); the goal is checked against
@@ -39,6 +42,10 @@
 //		_, err := reports.WriteAll("reports/out/lab", run)
 //		Expect(err).NotTo(HaveOccurred())
 //	})
+//
+// To compare with an earlier run, read its report.json with reports.ReadJSON
+// and write with reports.WriteAllCompared(dir, run, old) instead; or later:
+// go run ./reports/render -compare old/report.json new/report.json.
 //
 // By() calls become the scenario's steps and Ginkgo labels its labels. A
 // skipped spec's reason is its Skip message; a spec skipped without one
@@ -92,17 +99,22 @@ const SkipLabelPrefix = "skip-"
 // AddMeasurement attaches a single measured figure with its goal (nil for
 // none) to the running spec, e.g.
 // AddMeasurement("drain → next-hop withdrawn", "ms", 312, reports.AtMost(1000)).
-func AddMeasurement(name, unit string, value float64, goal *reports.Goal) {
-	AddMeasurements(reports.Measurement{Name: name, Unit: unit, Value: value, Goal: goal})
+// It returns the measurement, for asserting on it.
+func AddMeasurement(name, unit string, value float64, goal *reports.Goal) reports.Measurement {
+	m := reports.Measurement{Name: name, Unit: unit, Value: value, Goal: goal}
+	AddMeasurements(m)
+	return m
 }
 
 // AddDistribution attaches the samples of a repeated measurement (e.g. one
 // detection time per injected fault) with its goal (nil for none). The report
 // shows a histogram with the median, the p99 (the max under 100 samples) and
 // the goal, and checks the goal against the p99 or max (see
-// reports.Distribution).
-func AddDistribution(name, unit string, samples []float64, goal *reports.Goal) {
-	AddMeasurements(reports.Distribution(name, unit, samples, goal))
+// reports.Distribution). It returns the measurement, for asserting on it.
+func AddDistribution(name, unit string, samples []float64, goal *reports.Goal) reports.Measurement {
+	m := reports.Distribution(name, unit, samples, goal)
+	AddMeasurements(m)
+	return m
 }
 
 // AddMeasurements attaches measurements built elsewhere. Ginkgo prints them
