@@ -2,7 +2,9 @@ package reports
 
 import (
 	"bytes"
+	"encoding/json"
 	"math"
+	"slices"
 	"reflect"
 	"strings"
 	"testing"
@@ -16,6 +18,17 @@ func TestJSONRoundTrip(t *testing.T) {
 	}{
 		{"sample", sampleRun()},
 		{"empty", Run{Name: "empty"}},
+		{"distributions, labels, skipped", Run{
+			Name: "dist", Backend: "kind",
+			Scenarios: []Scenario{
+				{Name: "d", Status: StatusPassed, Labels: []string{"bfd", "skip-lab: x"}, Measurements: []Measurement{
+					Distribution("detect", "ms", trials(9, 150, 700, 50), AtMost(900)),
+					Distribution("recover", "s", trials(10, 7, 3, 1), nil),
+					Distribution("none", "ms", nil, AtMost(1)),
+				}},
+				{Name: "s", Status: StatusSkipped, Failure: "kind: needs pods", Labels: []string{"skip-kind: needs pods"}},
+			},
+		}},
 		{"non-UTC times and zero fields", Run{
 			Name:    "zone",
 			Started: time.Date(2026, 1, 2, 3, 4, 5, 6, time.FixedZone("CET", 3600)),
@@ -90,7 +103,8 @@ func TestJSONFields(t *testing.T) {
 	if err := WriteJSON(&buf, sampleRun()); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{`"backend": "lab"`, `"duration_ns": 9412000000`, `"status": "failed"`, `"op": "<="`, `"kind": "fault"`} {
+	for _, want := range []string{`"backend": "lab"`, `"duration_ns": 9412000000`, `"status": "failed"`, `"op": "<="`, `"kind": "fault"`,
+		`"statistic": "p99"`, `"statistic": "max"`, `"labels": [`} {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("JSON lacks %s", want)
 		}
@@ -114,8 +128,46 @@ func TestJSONErrors(t *testing.T) {
 			}
 		})
 	}
+	d := Distribution("d", "ms", []float64{1, math.NaN(), math.Inf(1), 2}, nil)
+	if err := WriteJSON(&bytes.Buffer{}, Run{Scenarios: []Scenario{{Measurements: []Measurement{d}}}}); err != nil || len(d.Samples) != 2 {
+		t.Errorf("a distribution with NaN and Inf trials: %d samples kept, WriteJSON: %v", len(d.Samples), err)
+	}
 	nan := Run{Scenarios: []Scenario{{Measurements: []Measurement{{Value: math.NaN()}}}}}
 	if err := WriteJSON(&bytes.Buffer{}, nan); err == nil {
 		t.Error("WriteJSON of a NaN measurement succeeded")
+	}
+}
+
+// TestJSONKeepsEverySample checks that every sample of every measurement is
+// in the file, in order.
+func TestJSONKeepsEverySample(t *testing.T) {
+	r := sampleRun()
+	var buf bytes.Buffer
+	if err := WriteJSON(&buf, r); err != nil {
+		t.Fatal(err)
+	}
+	var raw struct {
+		Scenarios []struct {
+			Measurements []struct {
+				Name    string    `json:"name"`
+				Samples []float64 `json:"samples"`
+			} `json:"measurements"`
+		} `json:"scenarios"`
+	}
+	if err := json.Unmarshal(buf.Bytes(), &raw); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for i, s := range r.Scenarios {
+		for j, m := range s.Measurements {
+			got := raw.Scenarios[i].Measurements[j]
+			if got.Name != m.Name || !slices.Equal(got.Samples, m.Samples) {
+				t.Errorf("measurement %q: %d samples in JSON, want %d", m.Name, len(got.Samples), len(m.Samples))
+			}
+			n += len(got.Samples)
+		}
+	}
+	if n < 200 {
+		t.Errorf("only %d samples in the sample run's JSON", n)
 	}
 }

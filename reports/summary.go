@@ -90,15 +90,22 @@ func (s Summary) Tail() (stat string, v float64) {
 
 // Distribution is a measurement of repeated trials (e.g. detection times over
 // 30 faults): Value is the tail figure by the p99 rule (see Summary.Tail) and
-// the goal is checked against it. samples are copied.
+// the goal is checked against it. samples are copied, leaving out NaN and
+// infinite ones, which JSON cannot hold.
 func Distribution(name, unit string, samples []float64, goal *Goal) Measurement {
-	stat, v := Summarize(samples).Tail()
+	var finite []float64
+	for _, v := range samples {
+		if !math.IsNaN(v) && !math.IsInf(v, 0) {
+			finite = append(finite, v)
+		}
+	}
+	stat, v := Summarize(finite).Tail()
 	return Measurement{
 		Name:      name,
 		Unit:      unit,
 		Value:     v,
 		Statistic: stat,
-		Samples:   slices.Clone(samples),
+		Samples:   finite,
 		Goal:      goal,
 	}
 }
