@@ -32,13 +32,8 @@ const (
 // chartView is a timeline laid out for the SVG template: every coordinate is
 // computed here so the template only places elements.
 type chartView struct {
-	Title      string
-	Width      float64
-	Height     float64
-	PlotLeft   float64
-	PlotRight  float64
-	PlotTop    float64
-	AxisY      float64
+	Title string
+	frame
 	ZeroX      float64
 	ShowZero   bool
 	AxisTitle  string
@@ -50,6 +45,17 @@ type chartView struct {
 	Empty      bool
 	EmptyY     float64
 	PlotHeight float64
+}
+
+// frame is the geometry every SVG chart shares: its size, the plot area's
+// left, right and top edges, and the y of the x axis.
+type frame struct {
+	Width     float64
+	Height    float64
+	PlotLeft  float64
+	PlotRight float64
+	PlotTop   float64
+	AxisY     float64
 }
 
 type xTick struct {
@@ -232,10 +238,7 @@ func layoutTimeline(t Timeline) chartView {
 
 	c := chartView{
 		Title:     t.Title,
-		Width:     chartWidth,
-		PlotLeft:  chartLeft,
-		PlotRight: chartRight,
-		PlotTop:   chartTop,
+		frame:     frame{Width: chartWidth, PlotLeft: chartLeft, PlotRight: chartRight, PlotTop: chartTop},
 		ZeroX:     sc.x(0),
 		ShowZero:  lo < 0,
 		AxisTitle: "seconds since " + formatTime(zero),

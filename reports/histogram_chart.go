@@ -20,18 +20,13 @@ const (
 
 // histogramView is a distribution laid out for the SVG template.
 type histogramView struct {
-	Title     string
-	Unit      string
-	Width     float64
-	Height    float64
-	PlotLeft  float64
-	PlotRight float64
-	PlotTop   float64
-	AxisY     float64
-	Bars      []histBar
-	XTicks    []xTick
-	YTicks    []yTick
-	Marks     []histMark
+	Title string
+	Unit  string
+	frame
+	Bars   []histBar
+	XTicks []xTick
+	YTicks []yTick
+	Marks  []histMark
 	// GoalOff says where the goal is when it lies far outside the samples
 	// and is left off the scale.
 	GoalOff string
@@ -64,13 +59,9 @@ func layoutHistogram(m Measurement) histogramView {
 	bins := Histogram(m.Samples, histogramBins(sum.N))
 	plotTop := 6 + histMarkRows*histMarkRowH
 	h := histogramView{
-		Title:     m.Name,
-		Unit:      m.Unit,
-		Width:     histWidth,
-		PlotLeft:  histLeft,
-		PlotRight: histRight,
-		PlotTop:   plotTop,
-		AxisY:     plotTop + histPlotH,
+		Title: m.Name,
+		Unit:  m.Unit,
+		frame: frame{Width: histWidth, PlotLeft: histLeft, PlotRight: histRight, PlotTop: plotTop, AxisY: plotTop + histPlotH},
 	}
 	h.Height = h.AxisY + histAxisHeight
 	h.Met, h.HasGoal = m.Met()

@@ -69,21 +69,25 @@ func fakeReport() types.Report {
 	}
 }
 
+// viaJSON is r as it arrives from another parallel process, or from a
+// stored Ginkgo JSON report: report entry values as JSON only.
+func viaJSON(t *testing.T, r types.Report) types.Report {
+	t.Helper()
+	b, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out types.Report
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
 func TestRun(t *testing.T) {
 	// The same report in process (raw Go values) and as it arrives from a
 	// parallel process or a stored Ginkgo JSON report (JSON only).
-	viaJSON := func(r types.Report) types.Report {
-		b, err := json.Marshal(r)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var out types.Report
-		if err := json.Unmarshal(b, &out); err != nil {
-			t.Fatal(err)
-		}
-		return out
-	}
-	for name, r := range map[string]types.Report{"in process": fakeReport(), "via JSON": viaJSON(fakeReport())} {
+	for name, r := range map[string]types.Report{"in process": fakeReport(), "via JSON": viaJSON(t, fakeReport())} {
 		t.Run(name, func(t *testing.T) {
 			run := Run(r, Options{Backend: "lab", Environment: map[string]string{"k": "v"}})
 			if run.Name != "scenarios" || run.Backend != "lab" || !run.Started.Equal(t0) || run.Finished.Sub(run.Started) != time.Minute || run.Environment["k"] != "v" {
@@ -196,14 +200,6 @@ func TestRunBackendAndEnvironment(t *testing.T) {
 		}},
 		{LeafNodeType: types.NodeTypeIt, LeafNodeText: "x", State: types.SpecStatePassed},
 	}}
-	b, err := json.Marshal(r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var viaJSON types.Report
-	if err := json.Unmarshal(b, &viaJSON); err != nil {
-		t.Fatal(err)
-	}
 	tests := []struct {
 		name    string
 		report  types.Report
@@ -212,7 +208,7 @@ func TestRunBackendAndEnvironment(t *testing.T) {
 		env     map[string]string
 	}{
 		{"recorded", r, Options{}, "kind", map[string]string{"kind": "v0.30.0", "node-image": "offline"}},
-		{"recorded via JSON", viaJSON, Options{}, "kind", map[string]string{"kind": "v0.30.0", "node-image": "offline"}},
+		{"recorded via JSON", viaJSON(t, r), Options{}, "kind", map[string]string{"kind": "v0.30.0", "node-image": "offline"}},
 		{"options win", r, Options{Backend: "lab", Environment: map[string]string{"kind": "other"}}, "lab", map[string]string{"kind": "other", "node-image": "offline"}},
 		{"nothing recorded", types.Report{}, Options{}, "", nil},
 	}
