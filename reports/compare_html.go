@@ -16,6 +16,8 @@ type comparisonView struct {
 	Added       int
 	Removed     int
 	StatusMoved int
+	// GoalsLost counts measurements that met their goal before and miss it now.
+	GoalsLost int
 }
 
 type runInfoView struct {
@@ -86,6 +88,9 @@ func newComparisonView(c Comparison) comparisonView {
 		for _, m := range s.Measurements {
 			row := newCompareRow(s.Name, anchors[i], m)
 			v.All = append(v.All, row)
+			if m.OldGoal == GoalMet && m.NewGoal == GoalNotMet {
+				v.GoalsLost++
+			}
 			switch row.Verdict {
 			case "worse":
 				v.Worse++

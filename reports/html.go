@@ -67,6 +67,9 @@ type scenarioView struct {
 	Histograms   []histogramView
 	Tables       []tableView
 	Labels       []string
+	// Reason is the first line of a skipped scenario's reason or a failed
+	// one's failure, for the index.
+	Reason string
 }
 
 type tableView struct {
@@ -187,6 +190,15 @@ func newScenarioView(i int, s Scenario) scenarioView {
 		sv.Measurements = append(sv.Measurements, mv)
 	}
 	sv.Labels = s.Labels
+	switch s.Status {
+	case StatusSkipped:
+		sv.Reason = shorten(firstLine(s.Failure), 90)
+		if sv.Reason == "" {
+			sv.Reason = "no reason given"
+		}
+	case StatusFailed:
+		sv.Reason = shorten(firstLine(s.Failure), 90)
+	}
 	for _, t := range s.Timelines {
 		sv.Timelines = append(sv.Timelines, layoutTimeline(t))
 	}

@@ -125,6 +125,14 @@ func TestHTMLSkippedAndLabels(t *testing.T) {
 					t.Errorf("reason %q, want %q", got, tt.reason)
 				}
 			}
+			// The index shows the reason next to the status.
+			reasons := find(find(doc, "table", "index")[0], "span", "reason")
+			switch {
+			case tt.reason == "" && len(reasons) != 0:
+				t.Errorf("index shows a reason %q for a passed scenario", text(reasons[0]))
+			case tt.reason != "" && (len(reasons) != 1 || text(reasons[0]) != tt.reason):
+				t.Errorf("index reasons %d, want %q", len(reasons), tt.reason)
+			}
 			var labels []string
 			for _, l := range find(card, "span", "label") {
 				labels = append(labels, text(l))
@@ -159,9 +167,10 @@ func TestHTMLComparison(t *testing.T) {
 		counts[text(find(c, "span", "")[0])] = text(find(c, "b", "")[0])
 	}
 	// BFD withdraw got slower (p99 ~650 → ~763), graceful withdraw faster
-	// (max ~63 → ~48); the spread check failed now and passed then; the
-	// kind-only scenario is new, the IPv6 one gone.
-	want := map[string]string{"timings worse": "1", "timings better": "1", "outcomes changed": "1", "scenarios added": "1", "scenarios removed": "1"}
+	// (max ~63 → ~48); the spread check failed now and passed then, node-c's
+	// share went from 34.1% (goal met) to 41.2% (not met); the kind-only
+	// scenario is new, the IPv6 one gone.
+	want := map[string]string{"timings worse": "2", "timings better": "1", "outcomes changed": "1", "goals now missed": "1", "scenarios added": "1", "scenarios removed": "1"}
 	for k, v := range want {
 		if counts[k] != v {
 			t.Errorf("count %q = %q, want %q (all: %v)", k, counts[k], v, counts)
@@ -183,7 +192,10 @@ func TestHTMLComparison(t *testing.T) {
 	if cell := text(find(moved[0], "td", "delta")[1]); !strings.HasPrefix(cell, "p99 ") || !strings.Contains(cell, "%)") {
 		t.Errorf("tail cell %q", cell)
 	}
-	if cell := text(find(moved[1], "td", "delta")[1]); !strings.HasPrefix(cell, "max ") {
+	if !hasClass(moved[1], "cmp-worse") || !strings.Contains(text(moved[1]), "share of flows, node-c") || !strings.Contains(text(moved[1]), "met → not met") {
+		t.Errorf("second moved row %q, want node-c's share, worse, goal lost", text(moved[1]))
+	}
+	if cell := text(find(moved[2], "td", "delta")[1]); !strings.HasPrefix(cell, "max ") {
 		t.Errorf("graceful tail cell %q, want the max (20 samples)", cell)
 	}
 	all := 0
