@@ -63,6 +63,11 @@ type relayParams struct {
 	// onRefused: GoBGP closed a connection without sending its OPEN (its
 	// neighbor sits in an idle hold); the session replaces the neighbor.
 	onRefused func()
+	// dropHold says how long to wait before dialling again after an
+	// established session ended (kick ends the wait); nil: no wait.
+	dropHold func() time.Duration
+	// stable overrides relayStable (tests).
+	stable time.Duration
 }
 
 // relayConfig is the part of a session's settings that lives in the TCP
@@ -197,9 +202,20 @@ func (r *relay) run() {
 		if r.closing.Load() {
 			return
 		}
+		stable := r.stable
+		if stable == 0 {
+			stable = relayStable
+		}
 		switch {
-		case lasted >= relayStable:
+		case lasted >= stable:
+			// A long session ended: dial again at once, or, with BFD, once BFD
+			// had time to tell whether the path failed. A dial that BFD then
+			// cuts short leaves the peer with a connection that failed before
+			// its OPEN, which routers answer with an idle hold (GoBGP: 5 s).
 			delay = 0
+			if r.dropHold != nil {
+				delay = r.dropHold()
+			}
 		case delay == 0:
 			delay = relayMinRetry
 		default:
@@ -294,8 +310,11 @@ func (r *relay) dialGoBGP() (net.Conn, []byte, error) {
 		g, err := d.DialContext(r.ctx, "tcp4", r.gobgp.String())
 		if err == nil {
 			_ = g.SetReadDeadline(time.Now().Add(gobgpOpenDue))
+			stop := context.AfterFunc(r.ctx, func() { g.Close() })
 			var m []byte
-			if m, err = readMessage(g, nil); err == nil && msgType(m) == msgOpen {
+			m, err = readMessage(g, nil)
+			stop()
+			if err == nil && msgType(m) == msgOpen {
 				_ = g.SetReadDeadline(time.Time{})
 				return g, m, nil
 			}

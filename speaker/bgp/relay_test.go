@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
+
+	"github.com/ecmplb/ecmplb/speaker/announce"
 )
 
 // relayEnds are the two sides of a relay under test, both on loopback: a
@@ -36,12 +38,18 @@ func newRelayEnds(t *testing.T) *relayEnds {
 
 func (e *relayEnds) start(t *testing.T, source string) transport {
 	t.Helper()
+	return e.startWith(t, source, relayParams{})
+}
+
+func (e *relayEnds) startWith(t *testing.T, source string, p relayParams) transport {
+	t.Helper()
 	cfg := relayConfig{peer: netip.MustParseAddrPort(e.peer.Addr().String()), retryMax: time.Second}
 	if source != "" {
 		cfg.source = netip.MustParseAddr(source)
 	}
-	r := startRelay(relayParams{cfg: cfg, gobgp: netip.MustParseAddrPort(e.gobgp.Addr().String()),
-		log: slog.New(slog.DiscardHandler), stats: &e.stats, onRefused: func() { e.refused.Add(1) }})
+	p.cfg, p.gobgp = cfg, netip.MustParseAddrPort(e.gobgp.Addr().String())
+	p.log, p.stats, p.onRefused = slog.New(slog.DiscardHandler), &e.stats, func() { e.refused.Add(1) }
+	r := startRelay(p)
 	t.Cleanup(func() {
 		r.close(0)
 		<-r.(*relay).done
@@ -170,5 +178,70 @@ func TestRelayKickDialsAtOnce(t *testing.T) {
 	accept(t, e.peer)
 	if d := time.Since(start); d > 500*time.Millisecond {
 		t.Errorf("kicked relay dialled after %v, want at once", d)
+	}
+}
+
+// establish plays one session through the relay: the peer and GoBGP exchange
+// OPENs; it returns the peer's end.
+func (e *relayEnds) establish(t *testing.T) (peer, g net.Conn) {
+	t.Helper()
+	peer = accept(t, e.peer)
+	g = accept(t, e.gobgp)
+	if _, err := g.Write(open(t, "10.0.0.21")); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, peer, msgOpen)
+	return peer, g
+}
+
+// After a long session ends, a relay with BFD waits the BFD detection time
+// before dialling again (a dial BFD cuts short costs an idle hold on the
+// peer), unless BFD comes Up first; without BFD it dials at once.
+func TestRelayWaitsForBFDAfterADrop(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		hold     time.Duration
+		kick     bool
+		min, max time.Duration
+	}{
+		{"no bfd: at once", 0, false, 0, 150 * time.Millisecond},
+		{"bfd: waits the detection time", time.Second, false, 900 * time.Millisecond, 1500 * time.Millisecond},
+		{"bfd up: at once", time.Second, true, 0, 150 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newRelayEnds(t)
+			r := e.startWith(t, "", relayParams{stable: 50 * time.Millisecond, dropHold: func() time.Duration { return tc.hold }})
+			peer, _ := e.establish(t)
+			time.Sleep(60 * time.Millisecond) // the session lasts longer than stable
+			peer.Close()
+			ended := time.Now()
+			if tc.kick {
+				// BFD Up, once the relay has seen the end (its GoBGP side closes).
+				r.kick()
+			}
+			accept(t, e.peer)
+			d := time.Since(ended)
+			if d < tc.min || d > tc.max {
+				t.Errorf("dialled again %v after the drop, want %v-%v", d.Round(time.Millisecond), tc.min, tc.max)
+			}
+		})
+	}
+}
+
+func TestBFDDetectTime(t *testing.T) {
+	u := func(v uint32) *uint32 { return &v }
+	for _, tc := range []struct {
+		p    *announce.BFDProfile
+		want time.Duration
+	}{
+		{nil, 0},
+		{&announce.BFDProfile{}, 1000 * time.Millisecond},
+		{&announce.BFDProfile{ReceiveInterval: u(50), TransmitInterval: u(50), DetectMultiplier: u(3)}, 300 * time.Millisecond},
+		{&announce.BFDProfile{ReceiveInterval: u(1000), TransmitInterval: u(500), DetectMultiplier: u(5)}, 5100 * time.Millisecond},
+		{&announce.BFDProfile{ReceiveInterval: u(60000), DetectMultiplier: u(3)}, 10 * time.Second},
+	} {
+		if got := bfdDetectTime(tc.p); got != tc.want {
+			t.Errorf("bfdDetectTime(%+v) = %v, want %v", tc.p, got, tc.want)
+		}
 	}
 }

@@ -82,8 +82,9 @@ type session struct {
 	dropped atomic.Bool
 	refused atomic.Bool
 	// kicked: BFD came Up; a relay waiting to retry dials at once.
-	kicked  atomic.Bool
-	addedAt time.Time // when the neighbor was added
+	kicked   atomic.Bool
+	addedAt  time.Time    // when the neighbor was added
+	dropHold atomic.Int64 // relayParams.dropHold, from the BFD profile
 
 	// resync: the server's RIB must be rebuilt from the wanted routes (after a
 	// start); dirty: prefixes whose last AddPath/DeletePath failed.
@@ -327,6 +328,7 @@ func (s *session) reconcilePeer(ctx context.Context) error {
 // retry.
 func (s *session) reconcileRelay() {
 	want := relayConfigOf(s.spec)
+	s.dropHold.Store(int64(bfdDetectTime(s.spec.BFD)))
 	kicked := s.kicked.Swap(false)
 	if s.relay != nil && (s.peer == nil || s.relayCfg != want) {
 		grace := relayCloseGrace // a removed neighbor's Cease is on its way
@@ -343,7 +345,8 @@ func (s *session) reconcileRelay() {
 				if s.onDrop != nil {
 					s.onDrop()
 				}
-			}})
+			},
+			dropHold: func() time.Duration { return time.Duration(s.dropHold.Load()) }})
 		s.relayCfg = want
 		return
 	}
@@ -351,6 +354,24 @@ func (s *session) reconcileRelay() {
 		s.log.Info("bfd up and bgp not established: connecting at once")
 		s.relay.kick()
 	}
+}
+
+// bfdDetectTime is about how long BFD takes to call a path failed with the
+// profile p (nil: no BFD, 0): after a drop the relay waits that long, unless
+// BFD comes Up first, so that it does not dial over a path BFD is about to
+// call down.
+func bfdDetectTime(p *announce.BFDProfile) time.Duration {
+	if p == nil {
+		return 0
+	}
+	val := func(v *uint32, def uint32) time.Duration {
+		if v == nil {
+			return time.Duration(def)
+		}
+		return time.Duration(*v)
+	}
+	interval := max(val(p.ReceiveInterval, 300), val(p.TransmitInterval, 300)) * time.Millisecond
+	return min(max(interval*val(p.DetectMultiplier, 3)+100*time.Millisecond, 300*time.Millisecond), 10*time.Second)
 }
 
 func (s *session) stopRelay(grace time.Duration) {
