@@ -79,8 +79,12 @@ func newComparisonView(c Comparison) comparisonView {
 			v.StatusMoved++
 		}
 		if s.Change != Compared || s.OldStatus != s.NewStatus {
+			change := string(s.Change)
+			if s.Change == Compared {
+				change = "outcome"
+			}
 			v.Scenarios = append(v.Scenarios, scenarioChangeRow{
-				Name: s.Name, Anchor: anchors[i], Change: string(s.Change),
+				Name: s.Name, Anchor: anchors[i], Change: change,
 				OldStatus: statusOrDash(s.OldStatus), NewStatus: statusOrDash(s.NewStatus),
 				OldClass: statusClassOrNone(s.OldStatus), NewClass: statusClassOrNone(s.NewStatus),
 			})

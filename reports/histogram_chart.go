@@ -87,7 +87,7 @@ func layoutHistogram(m Measurement) histogramView {
 			if g.Value < lo {
 				arrow = "←"
 			}
-			h.GoalOff = fmt.Sprintf("goal %s is off the scale %s", goalText(g, m.Unit), arrow)
+			h.GoalOff = fmt.Sprintf("goal %s is off the scale %s", prettyOps(goalText(g, m.Unit)), arrow)
 		}
 	}
 	x := func(v float64) float64 { return histLeft + (v-lo)/(hi-lo)*(histRight-histLeft) }

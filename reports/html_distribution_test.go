@@ -220,7 +220,7 @@ func TestHTMLComparison(t *testing.T) {
 	}
 	if changes["IPVS kube-proxy keeps connections on the surviving nodes"] != "added" ||
 		changes["IPv6 service announced to both ToRs"] != "removed" ||
-		changes["ECMP spreads flows evenly across 3 nodes"] != "compared" {
+		changes["ECMP spreads flows evenly across 3 nodes"] != "outcome" {
 		t.Errorf("scenario changes %v", changes)
 	}
 
