@@ -18,9 +18,9 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
-	"github.com/ecmplb/ecmplb/fabric/fabric"
 	"github.com/ecmplb/ecmplb/reports"
-	"github.com/ecmplb/ecmplb/scenarios/lab"
+	"github.com/ecmplb/ecmplb/reports/ginkgoreport"
+	"github.com/ecmplb/ecmplb/scenarios/backend"
 )
 
 // The fault suite loops the faults of production on the lab backend, with
@@ -129,41 +129,46 @@ var (
 
 var _ = Describe("faults of production", Ordered, ContinueOnFailure, Label("faults"), func() {
 	var (
-		l             *lab.Lab
+		b             backend.Backend
+		topo          backend.Topology
 		ctx           context.Context
 		web           netip.Prefix
 		all           []netip.Addr
 		rnd           *rand.Rand
 		seed          int64
-		baseline      map[string]lab.Runtime
-		suiteBaseline map[string]lab.Runtime
+		baseline      map[string]backend.Runtime
+		suiteBaseline map[string]backend.Runtime
 		dir           string
 		restore       func() error
 		saveProfiles  func(label string) string
 		profileDir    string
-		takeBaseline  func(when string) map[string]lab.Runtime
+		takeBaseline  func(when string) map[string]backend.Runtime
 	)
 	cycles := envInt("ECMPLB_FAULT_CYCLES", 10)
 	apiCycles := envInt("ECMPLB_APISERVER_DOWN_CYCLES", 2)
 	printf := func(format string, args ...any) { GinkgoWriter.Printf(format, args...) }
 
 	wantWeb := func() map[netip.Prefix][]netip.Addr { return map[netip.Prefix][]netip.Addr{web: all} }
-	nodeOf := func(i int) string { return l.NodeNames()[i%len(l.NodeNames())] }
-	randomNode := func() string { return nodeOf(rnd.Intn(len(l.NodeNames()))) }
-	randomToR := func() string { ts := l.ToRNames(); return ts[rnd.Intn(len(ts))] }
+	nodeOf := func(i int) string { return topo.NodeNames()[i%len(topo.NodeNames())] }
+	randomNode := func() string { return nodeOf(rnd.Intn(len(topo.NodeNames()))) }
+	randomToR := func() string { ts := topo.ToRNames(); return ts[rnd.Intn(len(ts))] }
 	between := func(lo, hi time.Duration) time.Duration { return lo + time.Duration(rnd.Int63n(int64(hi-lo)+1)) }
 
 	// recovered returns when every ToR last changed prefix to want at or
 	// after from (from itself when none changed).
 	recovered := func(prefix netip.Prefix, want []netip.Addr, from time.Time, tors ...string) (time.Time, error) {
 		if len(tors) == 0 {
-			tors = l.ToRNames()
+			tors = topo.ToRNames()
 		}
 		latest := from
 		for _, tor := range tors {
-			at, err := l.SettledAt(ctx, tor, prefix, from, want)
+			cs, err := backend.ChangesSince(ctx, b, tor, prefix, from)
 			if err != nil {
 				return latest, err
+			}
+			at, err := backend.SettledAt(cs, want)
+			if err != nil {
+				return latest, fmt.Errorf("%s: %w", tor, err)
 			}
 			if at.After(latest) {
 				latest = at
@@ -175,8 +180,8 @@ var _ = Describe("faults of production", Ordered, ContinueOnFailure, Label("faul
 	// runtimeOff compares every speaker with its baseline.
 	runtimeOff := func() error {
 		var errs []error
-		for _, n := range l.NodeNames() {
-			rt, err := l.SpeakerRuntime(ctx, n)
+		for _, n := range topo.NodeNames() {
+			rt, err := b.SpeakerRuntime(ctx, n)
 			if err != nil {
 				errs = append(errs, err)
 				continue
@@ -218,14 +223,14 @@ var _ = Describe("faults of production", Ordered, ContinueOnFailure, Label("faul
 	// takeBaseline reads every speaker once it has settled (informers synced,
 	// sessions up): the larger of two readings, so a reading that caught a GC
 	// right after a burst is not taken as the floor.
-	takeBaseline = func(when string) map[string]lab.Runtime {
-		out := map[string]lab.Runtime{}
-		for _, n := range l.NodeNames() {
+	takeBaseline = func(when string) map[string]backend.Runtime {
+		out := map[string]backend.Runtime{}
+		for _, n := range topo.NodeNames() {
 			for range 2 {
-				rt, err := l.SpeakerRuntime(ctx, n)
+				rt, err := b.SpeakerRuntime(ctx, n)
 				Expect(err).NotTo(HaveOccurred())
 				b := out[n]
-				out[n] = lab.Runtime{Goroutines: max(b.Goroutines, rt.Goroutines), HeapInuse: max(b.HeapInuse, rt.HeapInuse), GCForced: rt.GCForced}
+				out[n] = backend.Runtime{Goroutines: max(b.Goroutines, rt.Goroutines), HeapInuse: max(b.HeapInuse, rt.HeapInuse), GCForced: rt.GCForced}
 			}
 			printf("baseline %s (%s): %.0f goroutines, heap in use %.1f MiB (GC forced: %v)\n", n, when, out[n].Goroutines,
 				out[n].HeapInuse/(1<<20), out[n].GCForced)
@@ -238,7 +243,7 @@ var _ = Describe("faults of production", Ordered, ContinueOnFailure, Label("faul
 	// traced with go tool pprof -diff_base START NOW.
 	saveProfiles = func(label string) string {
 		if profileDir == "" {
-			profileDir = filepath.Join(l.Root, "reports", "out", "fault-profiles-"+time.Now().Format("20060102-150405"))
+			profileDir = filepath.Join(b.Root(), "reports", "out", "fault-profiles-"+time.Now().Format("20060102-150405"))
 			if err := os.MkdirAll(profileDir, 0o755); err != nil {
 				return ""
 			}
@@ -249,9 +254,9 @@ var _ = Describe("faults of production", Ordered, ContinueOnFailure, Label("faul
 			name = strings.Join(spec[:min(3, len(spec))], "-")
 		}
 		var paths []string
-		for _, n := range l.NodeNames() {
+		for _, n := range topo.NodeNames() {
 			p := filepath.Join(profileDir, fmt.Sprintf("%s-%s-%s.pb.gz", name, n, label))
-			if err := l.SaveSpeakerHeapProfile(ctx, n, p); err == nil {
+			if err := b.SaveSpeakerHeapProfile(ctx, n, p); err == nil {
 				paths = append(paths, p)
 			}
 		}
@@ -261,19 +266,19 @@ var _ = Describe("faults of production", Ordered, ContinueOnFailure, Label("faul
 	// restore undoes whatever a failed cycle may have left behind.
 	restore = func() error {
 		var errs []error
-		if l.Env.APIServerPID() == 0 {
-			sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-			errs = append(errs, l.Env.StartAPIServer(sctx))
-			cancel()
+		if _, err := b.Repair(ctx, backend.Fault{Kind: backend.FaultAPIServerDown}); err != nil {
+			errs = append(errs, err)
 		}
-		for _, n := range l.NodeNames() {
-			if l.SpeakerPID(n) == 0 {
-				errs = append(errs, l.StartSpeaker(n))
+		for _, n := range topo.NodeNames() {
+			if !b.Running(n) {
+				_, err := b.Inject(ctx, backend.Fault{Kind: backend.FaultSpeakerRestart, Target: n})
+				errs = append(errs, err)
 			} else {
-				_, _ = l.ThawSpeaker(n)
+				_, _ = b.Repair(ctx, backend.Fault{Kind: backend.FaultSpeakerFreeze, Target: n})
 			}
-			for _, k := range []fabric.FaultKind{fabric.FaultBFDFlap, fabric.FaultBFDAdminDown} {
-				errs = append(errs, l.Fabric.Repair(ctx, fabric.Fault{Kind: k, Target: n}))
+			for _, k := range []backend.FaultKind{backend.FaultBFDFlap, backend.FaultBFDAdminDown} {
+				_, err := b.Repair(ctx, backend.Fault{Kind: k, Target: n})
+				errs = append(errs, err)
 			}
 		}
 		return errors.Join(errs...)
@@ -285,7 +290,7 @@ var _ = Describe("faults of production", Ordered, ContinueOnFailure, Label("faul
 	// figures cover every cycle. The spec fails if any cycle did.
 	runFault := func(name, description string, n int, runtimeWithin time.Duration, prefixes func() []netip.Prefix, cycle func(i int, st *faultStats) (nodes []string, err error)) {
 		st := &faultStats{name: name}
-		rec := lab.NewRecorder("fault: "+name, description, printf)
+		ginkgoreport.SetDescription(description)
 		var failures []string
 		profiled := false
 		printf("fault %q: %d cycles, seed %d\n", name, n, seed)
@@ -302,16 +307,16 @@ var _ = Describe("faults of production", Ordered, ContinueOnFailure, Label("faul
 			}
 			if err != nil {
 				msg := fmt.Sprintf("cycle %d/%d: %v", i+1, n, err)
-				rec.Step("%s", msg)
+				ginkgoreport.AddStep(time.Now(), msg)
 				if len(failures) < 2 {
-					msg += l.Diagnose(ctx, start.Add(-time.Second), prefixes(), nodes...)
+					msg += b.Diagnose(ctx, start.Add(-time.Second), prefixes(), nodes...)
 				}
 				failures = append(failures, msg)
 				printf("%s\n", msg)
 				if rerr := restore(); rerr != nil {
 					failures = append(failures, fmt.Sprintf("restoring after cycle %d: %v", i+1, rerr))
 				}
-				if werr := l.WaitSets(ctx, wantWeb(), 60*time.Second); werr != nil {
+				if werr := backend.WaitSets(ctx, b, wantWeb(), 60*time.Second); werr != nil {
 					failures = append(failures, fmt.Sprintf("giving up after cycle %d: the lab did not return to its baseline state: %v", i+1, werr))
 					break
 				}
@@ -343,7 +348,7 @@ var _ = Describe("faults of production", Ordered, ContinueOnFailure, Label("faul
 				m.Value = s.Max
 				m.Goal = &reports.Goal{Op: "<=", Value: float64(b.Milliseconds())}
 			}
-			rec.Measure(m)
+			ginkgoreport.AddMeasurements(m)
 			line := fmt.Sprintf("%-18s %-58s %s", name, k, distribution(v))
 			_, _ = fmt.Fprintf(os.Stdout, "%s\n", line)
 			faultSummaryMu.Lock()
@@ -352,18 +357,40 @@ var _ = Describe("faults of production", Ordered, ContinueOnFailure, Label("faul
 			printf("%s\n", line)
 		}
 		for _, note := range st.notes {
-			rec.Step("%s", note)
+			ginkgoreport.AddStep(time.Now(), note)
 		}
 		var err error
 		if len(failures) > 0 {
 			err = fmt.Errorf("%d of %d cycles failed (seed %d):\n%s", len(failures), n, seed, strings.Join(failures, "\n"))
 		}
-		run.Scenarios = append(run.Scenarios, rec.Finish(err))
 		if err != nil {
 			Fail(err.Error())
 		}
 	}
 	webOnly := func() []netip.Prefix { return []netip.Prefix{web} }
+	addrOf := func(node string) netip.Addr { n, _ := topo.Node(node); return n.Address }
+	firstWithout := func(tor string, prefix netip.Prefix, from time.Time, addr netip.Addr) (backend.Change, bool, error) {
+		cs, err := backend.ChangesSince(ctx, b, tor, prefix, from)
+		if err != nil {
+			return backend.Change{}, false, err
+		}
+		c, ok := backend.FirstWithout(cs, addr)
+		return c, ok, nil
+	}
+	// bgpEventsSince lists a ToR's BGP state changes for one peer at or after from.
+	bgpEventsSince := func(tor string, peer netip.Addr, from time.Time) ([]string, error) {
+		evs, err := b.Events(ctx, tor)
+		if err != nil {
+			return nil, err
+		}
+		var out []string
+		for _, e := range evs {
+			if e.Kind == "bgp" && e.Peer == peer && !e.At.Before(from) {
+				out = append(out, fmt.Sprintf("%s %s → %s", e.At.Format("15:04:05.000"), e.Old, e.New))
+			}
+		}
+		return out, nil
+	}
 
 	BeforeAll(func() {
 		ctx = context.Background()
@@ -376,27 +403,24 @@ var _ = Describe("faults of production", Ordered, ContinueOnFailure, Label("faul
 			seed, seed, cycles, apiCycles)
 		_, _ = fmt.Fprintf(os.Stdout, "fault suite seed: %d\n", seed)
 
-		topo := lab.FaultTopology()
-		var err error
-		l, err = lab.Up(ctx, lab.Config{Topology: &topo, BinDir: binDir})
-		Expect(err).NotTo(HaveOccurred())
-		DeferCleanup(func() { Expect(l.Down()).To(Succeed()) })
+		b = up(backend.BFDEverywhere(90 * time.Second))
+		topo = b.Topology()
 
-		dir = filepath.Join(l.Root, "scenarios", "testdata", "faults")
+		dir = filepath.Join(b.Root(), "scenarios", "testdata", "faults")
 		files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
 		Expect(err).NotTo(HaveOccurred())
 		sort.Strings(files)
-		Expect(l.Apply(ctx, files...)).To(Succeed())
-		Expect(l.SetEndpoints(ctx, lab.ExampleNamespace, lab.ExampleService, l.NodeNames()...)).To(Succeed())
-		ip, err := l.WaitExternalIP(ctx, lab.ExampleNamespace, lab.ExampleService, 30*time.Second)
+		Expect(b.Apply(ctx, files...)).To(Succeed())
+		Expect(b.SetEndpoints(ctx, "default", "web", topo.NodeNames()...)).To(Succeed())
+		ip, err := b.ExternalIP(ctx, "default", "web", 30*time.Second)
 		Expect(err).NotTo(HaveOccurred())
 		web = netip.PrefixFrom(ip, 32)
-		all = l.Fabric.NodeAddrs(l.NodeNames()...)
-		Expect(l.WaitSets(ctx, wantWeb(), 60*time.Second)).To(Succeed())
-		for _, tor := range l.ToRNames() {
-			for _, n := range l.NodeNames() {
+		all = topo.Addrs()
+		Expect(backend.WaitSets(ctx, b, wantWeb(), 60*time.Second)).To(Succeed())
+		for _, tor := range topo.ToRNames() {
+			for _, n := range topo.NodeNames() {
 				wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-				err := l.Fabric.WaitForBFD(wctx, tor, n, "Up")
+				err := b.WaitBFD(wctx, tor, n, "Up")
 				cancel()
 				Expect(err).NotTo(HaveOccurred(), "BFD on both ToRs")
 			}
@@ -412,7 +436,7 @@ var _ = Describe("faults of production", Ordered, ContinueOnFailure, Label("faul
 	// the suite with its start as well.
 	BeforeEach(func() {
 		Expect(restore()).To(Succeed())
-		Expect(l.WaitSets(ctx, wantWeb(), 60*time.Second)).To(Succeed())
+		Expect(backend.WaitSets(ctx, b, wantWeb(), 60*time.Second)).To(Succeed())
 		baseline = takeBaseline(CurrentSpecReport().LeafNodeText)
 		saveProfiles("start")
 	})
@@ -421,8 +445,8 @@ var _ = Describe("faults of production", Ordered, ContinueOnFailure, Label("faul
 		// The whole suite against its start, for the record: a growth too
 		// slow to cross one fault's tolerance adds up here.
 		var drift []string
-		for _, n := range l.NodeNames() {
-			rt, err := l.SpeakerRuntime(ctx, n)
+		for _, n := range topo.NodeNames() {
+			rt, err := b.SpeakerRuntime(ctx, n)
 			if err != nil {
 				continue
 			}
@@ -445,19 +469,19 @@ var _ = Describe("faults of production", Ordered, ContinueOnFailure, Label("faul
 		runFault("freeze-thaw", "SIGSTOP of one speaker for 0.8-1.2 s at a random phase, then SIGCONT. With BFD 300 ms x 3 on both ToRs a freeze that outlasts the detection time takes the node off every ToR within 1.25 s of the freeze; after the thaw the node must be back on every ToR within 3 s in every trial.",
 			cycles, 5*time.Second, webOnly, func(i int, st *faultStats) ([]string, error) {
 				node := randomNode()
-				addr := l.NodeAddr(node)
+				addr := addrOf(node)
 				time.Sleep(between(0, time.Second)) // random phase against BFD and keepalive timers
 				dur := between(800*time.Millisecond, 1200*time.Millisecond)
-				t0, err := l.FreezeSpeaker(ctx, node)
+				t0, err := b.Inject(ctx, backend.Fault{Kind: backend.FaultSpeakerFreeze, Target: node})
 				if err != nil {
 					return []string{node}, err
 				}
 				time.Sleep(dur - time.Since(t0))
-				t1, err := l.ThawSpeaker(node)
+				t1, err := b.Repair(ctx, backend.Fault{Kind: backend.FaultSpeakerFreeze, Target: node})
 				if err != nil {
 					return []string{node}, err
 				}
-				if err := l.WaitSets(ctx, wantWeb(), 20*time.Second); err != nil {
+				if err := backend.WaitSets(ctx, b, wantWeb(), 20*time.Second); err != nil {
 					return []string{node}, fmt.Errorf("%s frozen %v: not back within 20 s: %w", node, dur.Round(time.Millisecond), err)
 				}
 				at, err := recovered(web, all, t0)
@@ -470,8 +494,8 @@ var _ = Describe("faults of production", Ordered, ContinueOnFailure, Label("faul
 				if rec > thawBound {
 					errs = append(errs, fmt.Errorf("%s frozen %v: back on every ToR %v after the thaw (bound %v)", node, dur.Round(time.Millisecond), rec.Round(time.Millisecond), thawBound))
 				}
-				for _, tor := range l.ToRNames() {
-					c, ok, err := l.FirstWithout(ctx, tor, web, t0, addr)
+				for _, tor := range topo.ToRNames() {
+					c, ok, err := firstWithout(tor, web, t0, addr)
 					if err != nil {
 						return []string{node}, err
 					}
@@ -491,23 +515,20 @@ var _ = Describe("faults of production", Ordered, ContinueOnFailure, Label("faul
 		runFault("bfd-flap", "One ToR stops sending BFD to one node for 1.2-1.6 s (a one-way path failure) and resumes. The node must detect it, leave exactly that ToR within 1.25 s, stay on the other ToR throughout, and be back within 3 s of the path healing.",
 			cycles, 5*time.Second, webOnly, func(i int, st *faultStats) ([]string, error) {
 				node, tor := randomNode(), randomToR()
-				addr := l.NodeAddr(node)
+				addr := addrOf(node)
 				time.Sleep(between(0, 300*time.Millisecond))
 				dur := between(1200*time.Millisecond, 1600*time.Millisecond)
 				start := time.Now()
-				if err := l.Fabric.Fault(ctx, fabric.Fault{Kind: fabric.FaultBFDFlap, Target: node, ToR: tor, Duration: dur}); err != nil {
+				t0, err := b.Inject(ctx, backend.Fault{Kind: backend.FaultBFDFlap, Target: node, ToR: tor, Duration: dur}) // when the ToR went silent
+				if err != nil {
 					return []string{node}, err
 				}
 				t1 := time.Now()
-				t0 := start
-				if log := l.Fabric.FaultLog(); len(log) > 0 {
-					t0 = log[len(log)-1].At // when the ToR went silent
-				}
-				if err := l.WaitSets(ctx, wantWeb(), 20*time.Second); err != nil {
+				if err := backend.WaitSets(ctx, b, wantWeb(), 20*time.Second); err != nil {
 					return []string{node}, fmt.Errorf("%s↔%s BFD muted %v: not back within 20 s: %w", tor, node, dur.Round(time.Millisecond), err)
 				}
 				var errs []error
-				c, ok, err := l.FirstWithout(ctx, tor, web, t0, addr)
+				c, ok, err := firstWithout(tor, web, t0, addr)
 				if err != nil {
 					return []string{node}, err
 				}
@@ -529,11 +550,11 @@ var _ = Describe("faults of production", Ordered, ContinueOnFailure, Label("faul
 				if rec > flapBound {
 					errs = append(errs, fmt.Errorf("%s: %s back %v after its BFD path healed (bound %v)", tor, node, rec.Round(time.Millisecond), flapBound))
 				}
-				for _, other := range l.ToRNames() {
+				for _, other := range topo.ToRNames() {
 					if other == tor {
 						continue
 					}
-					if cs, _ := l.ChangesSince(ctx, other, web, start); len(cs) > 0 {
+					if cs, _ := backend.ChangesSince(ctx, b, other, web, start); len(cs) > 0 {
 						errs = append(errs, fmt.Errorf("%s changed although only %s↔%s failed: %d changes", other, tor, node, len(cs)))
 					}
 				}
@@ -547,15 +568,15 @@ var _ = Describe("faults of production", Ordered, ContinueOnFailure, Label("faul
 				tor := randomToR()
 				time.Sleep(between(0, 500*time.Millisecond))
 				t0 := time.Now()
-				if err := l.Fabric.Fault(ctx, fabric.Fault{Kind: fabric.FaultToRRestart, Target: tor}); err != nil {
-					return l.NodeNames(), err
+				if _, err := b.Inject(ctx, backend.Fault{Kind: backend.FaultToRRestart, Target: tor}); err != nil {
+					return topo.NodeNames(), err
 				}
-				if err := l.WaitSets(ctx, wantWeb(), 30*time.Second); err != nil {
-					return l.NodeNames(), fmt.Errorf("%s restarted: not back within 30 s: %w", tor, err)
+				if err := backend.WaitSets(ctx, b, wantWeb(), 30*time.Second); err != nil {
+					return topo.NodeNames(), fmt.Errorf("%s restarted: not back within 30 s: %w", tor, err)
 				}
 				at, err := recovered(web, all, t0, tor)
 				if err != nil {
-					return l.NodeNames(), err
+					return topo.NodeNames(), err
 				}
 				rec := at.Sub(t0)
 				st.addWithin("SIGTERM → every node back on the restarted ToR", rec, torRestartBound)
@@ -563,15 +584,15 @@ var _ = Describe("faults of production", Ordered, ContinueOnFailure, Label("faul
 				if rec > torRestartBound {
 					errs = append(errs, fmt.Errorf("%s: every node back %v after the restart began (bound %v)", tor, rec.Round(time.Millisecond), torRestartBound))
 				}
-				for _, other := range l.ToRNames() {
+				for _, other := range topo.ToRNames() {
 					if other == tor {
 						continue
 					}
-					if cs, _ := l.ChangesSince(ctx, other, web, t0); len(cs) > 0 {
+					if cs, _ := backend.ChangesSince(ctx, b, other, web, t0); len(cs) > 0 {
 						errs = append(errs, fmt.Errorf("%s changed while only %s restarted: %d changes", other, tor, len(cs)))
 					}
 				}
-				return l.NodeNames(), errors.Join(errs...)
+				return topo.NodeNames(), errors.Join(errs...)
 			})
 	})
 
@@ -579,25 +600,25 @@ var _ = Describe("faults of production", Ordered, ContinueOnFailure, Label("faul
 		runFault("peer-admin-down", "One ToR shuts its BFD session to one node down administratively (the node receives AdminDown) for 0.5-1.5 s, then enables it again. AdminDown is no path failure: no BGP session may go down and no ECMP set may change; BFD must be Up again within 3 s of the re-enable.",
 			cycles, 5*time.Second, webOnly, func(i int, st *faultStats) ([]string, error) {
 				node, tor := randomNode(), randomToR()
-				addr := l.NodeAddr(node)
-				flt := fabric.Fault{Kind: fabric.FaultBFDAdminDown, Target: node, ToR: tor}
+				addr := addrOf(node)
+				flt := backend.Fault{Kind: backend.FaultBFDAdminDown, Target: node, ToR: tor}
 				t0 := time.Now()
-				if err := l.Fabric.Fault(ctx, flt); err != nil {
+				if _, err := b.Inject(ctx, flt); err != nil {
 					return []string{node}, err
 				}
 				time.Sleep(between(500*time.Millisecond, 1500*time.Millisecond)) // the administrative down time
 				t1 := time.Now()
-				if err := l.Fabric.Repair(ctx, flt); err != nil {
+				if _, err := b.Repair(ctx, flt); err != nil {
 					return []string{node}, err
 				}
 				wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-				err := l.Fabric.WaitForBFD(wctx, tor, node, "Up")
+				err := b.WaitBFD(wctx, tor, node, "Up")
 				cancel()
 				if err != nil {
 					return []string{node}, err
 				}
 				var upAt time.Time
-				evs, err := l.Fabric.Events(ctx, tor, 0)
+				evs, err := b.Events(ctx, tor)
 				if err != nil {
 					return []string{node}, err
 				}
@@ -617,10 +638,10 @@ var _ = Describe("faults of production", Ordered, ContinueOnFailure, Label("faul
 						errs = append(errs, fmt.Errorf("%s: BFD to %s Up %v after the re-enable (bound %v)", tor, node, d.Round(time.Millisecond), bfdUpBound))
 					}
 				}
-				if err := l.WaitSets(ctx, wantWeb(), 20*time.Second); err != nil {
+				if err := backend.WaitSets(ctx, b, wantWeb(), 20*time.Second); err != nil {
 					return []string{node}, err
 				}
-				flaps, err := l.BGPEventsSince(ctx, tor, addr, t0)
+				flaps, err := bgpEventsSince(tor, addr, t0)
 				if err != nil {
 					return []string{node}, err
 				}
@@ -628,8 +649,8 @@ var _ = Describe("faults of production", Ordered, ContinueOnFailure, Label("faul
 					errs = append(errs, fmt.Errorf("%s: BGP session to %s changed state after a BFD AdminDown: %s", tor, node, strings.Join(flaps, "; ")))
 				}
 				changed := 0
-				for _, t := range l.ToRNames() {
-					cs, _ := l.ChangesSince(ctx, t, web, t0)
+				for _, t := range topo.ToRNames() {
+					cs, _ := backend.ChangesSince(ctx, b, t, web, t0)
 					changed += len(cs)
 				}
 				if changed > 0 {
@@ -653,17 +674,17 @@ var _ = Describe("faults of production", Ordered, ContinueOnFailure, Label("faul
 				var wmu sync.Mutex
 				defer func() {
 					for _, n := range names {
-						_ = l.DeleteService(ctx, lab.ExampleNamespace, n)
+						_ = b.DeleteService(ctx, "default", n)
 					}
 				}()
 				for _, n := range names {
-					if err := l.CreateLBService(ctx, lab.ExampleNamespace, n); err != nil {
+					if err := b.CreateService(ctx, "default", n); err != nil {
 						return []string{node}, err
 					}
 				}
 				subset := func() []string {
 					var out []string
-					for _, n := range l.NodeNames() {
+					for _, n := range topo.NodeNames() {
 						if rnd.Intn(2) == 0 {
 							out = append(out, n)
 						}
@@ -693,7 +714,7 @@ var _ = Describe("faults of production", Ordered, ContinueOnFailure, Label("faul
 					defer GinkgoRecover()
 					for _, w := range writes {
 						time.Sleep(w.pause)
-						if err := l.SetEndpoints(ctx, lab.ExampleNamespace, w.svc, w.nodes...); err != nil {
+						if err := b.SetEndpoints(ctx, "default", w.svc, w.nodes...); err != nil {
 							churnErr <- err
 							return
 						}
@@ -706,7 +727,7 @@ var _ = Describe("faults of production", Ordered, ContinueOnFailure, Label("faul
 				}()
 				time.Sleep(restartAfter)
 				tStop := time.Now()
-				tStart, err := l.RestartSpeaker(node)
+				tStart, err := b.Inject(ctx, backend.Fault{Kind: backend.FaultSpeakerRestart, Target: node})
 				if err != nil {
 					return []string{node}, err
 				}
@@ -716,15 +737,15 @@ var _ = Describe("faults of production", Ordered, ContinueOnFailure, Label("faul
 				want := wantWeb()
 				prefixes = prefixes[:0]
 				for _, n := range names {
-					ip, err := l.WaitExternalIP(ctx, lab.ExampleNamespace, n, 30*time.Second)
+					ip, err := b.ExternalIP(ctx, "default", n, 30*time.Second)
 					if err != nil {
 						return []string{node}, err
 					}
 					p := netip.PrefixFrom(ip, 32)
-					want[p] = l.Fabric.NodeAddrs(final[n]...)
+					want[p] = topo.Addrs(final[n]...)
 					prefixes = append(prefixes, p)
 				}
-				if err := l.WaitSets(ctx, want, 30*time.Second); err != nil {
+				if err := backend.WaitSets(ctx, b, want, 30*time.Second); err != nil {
 					return []string{node}, fmt.Errorf("speaker on %s restarted mid-churn: %w", node, err)
 				}
 				from := tStart
@@ -748,7 +769,7 @@ var _ = Describe("faults of production", Ordered, ContinueOnFailure, Label("faul
 					errs = append(errs, fmt.Errorf("speaker on %s: every set exact %v after the restart / last write (bound %v)", node, rec.Round(time.Millisecond), speakerRestartBound))
 				}
 				for _, n := range names {
-					if err := l.DeleteService(ctx, lab.ExampleNamespace, n); err != nil {
+					if err := b.DeleteService(ctx, "default", n); err != nil {
 						return []string{node}, err
 					}
 				}
@@ -756,7 +777,7 @@ var _ = Describe("faults of production", Ordered, ContinueOnFailure, Label("faul
 				for _, p := range prefixes {
 					gone[p] = nil
 				}
-				if err := l.WaitSets(ctx, gone, 30*time.Second); err != nil {
+				if err := backend.WaitSets(ctx, b, gone, 30*time.Second); err != nil {
 					errs = append(errs, fmt.Errorf("deleted Services not withdrawn: %w", err))
 				}
 				return []string{node}, errors.Join(errs...)
@@ -783,12 +804,12 @@ var _ = Describe("faults of production", Ordered, ContinueOnFailure, Label("faul
 				}
 				t0 := time.Now()
 				defer func() {
-					_ = l.DeleteService(ctx, lab.ExampleNamespace, "churn-cfg")
-					_ = l.DeleteFiles(ctx, append(bad, goodPool)...)
+					_ = b.DeleteService(ctx, "default", "churn-cfg")
+					_ = b.Delete(ctx, append(bad, goodPool)...)
 				}()
 				var goodAt time.Time
 				for _, f := range files {
-					out, ok, err := l.TryApply(ctx, f)
+					out, ok, err := b.TryApply(ctx, f)
 					if err != nil {
 						return nil, err
 					}
@@ -802,21 +823,21 @@ var _ = Describe("faults of production", Ordered, ContinueOnFailure, Label("faul
 						return nil, fmt.Errorf("good object %s rejected: %s", filepath.Base(f), out)
 					}
 					if f == goodSvc {
-						if err := l.SetEndpoints(ctx, lab.ExampleNamespace, "churn-cfg", "node1", "node2"); err != nil {
+						if err := b.SetEndpoints(ctx, "default", "churn-cfg", "node1", "node2"); err != nil {
 							return nil, err
 						}
 						goodAt = time.Now()
 					}
 				}
-				ip, err := l.WaitExternalIP(ctx, lab.ExampleNamespace, "churn-cfg", 30*time.Second)
+				ip, err := b.ExternalIP(ctx, "default", "churn-cfg", 30*time.Second)
 				if err != nil {
 					return nil, err
 				}
 				churnPrefix = netip.PrefixFrom(ip, 32)
 				want := wantWeb()
-				want[churnPrefix] = l.Fabric.NodeAddrs("node1", "node2")
+				want[churnPrefix] = topo.Addrs("node1", "node2")
 				var errs []error
-				if err := l.WaitSets(ctx, want, configBound); err == nil {
+				if err := backend.WaitSets(ctx, b, want, configBound); err == nil {
 					at, err := recovered(churnPrefix, want[churnPrefix], goodAt)
 					if err != nil {
 						return nil, err
@@ -828,10 +849,10 @@ var _ = Describe("faults of production", Ordered, ContinueOnFailure, Label("faul
 					errs = append(errs, fmt.Errorf("good configuration not announced within %v (every bad object was rejected): %w", configBound, err))
 				}
 				tDel := time.Now()
-				if err := l.DeleteFiles(ctx, bad...); err != nil {
+				if err := b.Delete(ctx, bad...); err != nil {
 					return nil, err
 				}
-				if err := l.WaitSets(ctx, want, 30*time.Second); err != nil {
+				if err := backend.WaitSets(ctx, b, want, 30*time.Second); err != nil {
 					return nil, fmt.Errorf("good configuration not announced after the bad objects were deleted: %w", err)
 				}
 				at, err := recovered(churnPrefix, want[churnPrefix], t0)
@@ -843,23 +864,23 @@ var _ = Describe("faults of production", Ordered, ContinueOnFailure, Label("faul
 				if rec > configBound {
 					errs = append(errs, fmt.Errorf("good configuration announced %v after the bad objects were deleted (bound %v)", rec.Round(time.Millisecond), configBound))
 				}
-				for _, tor := range l.ToRNames() {
-					if cs, _ := l.ChangesSince(ctx, tor, web, t0); len(cs) > 0 {
+				for _, tor := range topo.ToRNames() {
+					if cs, _ := backend.ChangesSince(ctx, b, tor, web, t0); len(cs) > 0 {
 						errs = append(errs, fmt.Errorf("%s: %s changed %d times during the config churn (want none)", tor, web, len(cs)))
 					}
 				}
-				if err := l.DeleteService(ctx, lab.ExampleNamespace, "churn-cfg"); err != nil {
+				if err := b.DeleteService(ctx, "default", "churn-cfg"); err != nil {
 					return nil, err
 				}
-				if err := l.DeleteFiles(ctx, goodPool); err != nil {
+				if err := b.Delete(ctx, goodPool); err != nil {
 					return nil, err
 				}
 				gone := wantWeb()
 				gone[churnPrefix] = nil
-				if err := l.WaitSets(ctx, gone, 30*time.Second); err != nil {
+				if err := backend.WaitSets(ctx, b, gone, 30*time.Second); err != nil {
 					errs = append(errs, fmt.Errorf("churn Service not withdrawn: %w", err))
 				}
-				if err := l.CheckAlive(); err != nil {
+				if err := b.CheckAlive(); err != nil {
 					errs = append(errs, err)
 				}
 				return nil, errors.Join(errs...)
@@ -877,31 +898,31 @@ var _ = Describe("faults of production", Ordered, ContinueOnFailure, Label("faul
 		runFault("apiserver-down", "kube-apiserver is stopped for 30 s (etcd keeps running) and started again. No ECMP set may change during or after the outage; an endpoint drain written once the apiserver is back must reach every ToR within 35 s (client-go's reflectors back off up to 30 s).",
 			apiCycles, apiserverBound, webOnly, func(i int, st *faultStats) ([]string, error) {
 				t0 := time.Now()
-				l.Env.StopAPIServer()
+				outage := backend.Fault{Kind: backend.FaultAPIServerDown}
+				if _, err := b.Inject(ctx, outage); err != nil {
+					return nil, err
+				}
 				time.Sleep(30 * time.Second) // the outage itself
-				sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-				err := l.Env.StartAPIServer(sctx)
-				cancel()
-				if err != nil {
+				if _, err := b.Repair(ctx, outage); err != nil {
 					return nil, fmt.Errorf("restarting kube-apiserver: %w", err)
 				}
 				var errs []error
-				for _, tor := range l.ToRNames() {
-					if cs, _ := l.ChangesSince(ctx, tor, web, t0); len(cs) > 0 {
+				for _, tor := range topo.ToRNames() {
+					if cs, _ := backend.ChangesSince(ctx, b, tor, web, t0); len(cs) > 0 {
 						errs = append(errs, fmt.Errorf("%s: %s changed %d times during the apiserver outage (want none)", tor, web, len(cs)))
 					}
 				}
-				if err := l.CheckAlive(); err != nil {
+				if err := b.CheckAlive(); err != nil {
 					return nil, errors.Join(append(errs, err)...)
 				}
-				drain := l.NodeNames()[len(l.NodeNames())-1]
-				rest := l.NodeNames()[:len(l.NodeNames())-1]
+				drain := topo.NodeNames()[len(topo.NodeNames())-1]
+				rest := topo.NodeNames()[:len(topo.NodeNames())-1]
 				t1 := time.Now()
-				if err := l.SetEndpoints(ctx, lab.ExampleNamespace, lab.ExampleService, rest...); err != nil {
+				if err := b.SetEndpoints(ctx, "default", "web", rest...); err != nil {
 					return nil, err
 				}
-				drained := map[netip.Prefix][]netip.Addr{web: l.Fabric.NodeAddrs(rest...)}
-				if err := l.WaitSets(ctx, drained, 90*time.Second); err != nil {
+				drained := map[netip.Prefix][]netip.Addr{web: topo.Addrs(rest...)}
+				if err := backend.WaitSets(ctx, b, drained, 90*time.Second); err != nil {
 					errs = append(errs, fmt.Errorf("drain of %s after the outage not reflected within 90 s: %w", drain, err))
 				} else {
 					at, err := recovered(web, drained[web], t1)
@@ -914,13 +935,13 @@ var _ = Describe("faults of production", Ordered, ContinueOnFailure, Label("faul
 						errs = append(errs, fmt.Errorf("drain reflected %v after the apiserver came back (bound %v)", rec.Round(time.Millisecond), apiserverBound))
 					}
 				}
-				if err := l.SetEndpoints(ctx, lab.ExampleNamespace, lab.ExampleService, l.NodeNames()...); err != nil {
+				if err := b.SetEndpoints(ctx, "default", "web", topo.NodeNames()...); err != nil {
 					return nil, err
 				}
-				if err := l.WaitSets(ctx, wantWeb(), 30*time.Second); err != nil {
+				if err := backend.WaitSets(ctx, b, wantWeb(), 30*time.Second); err != nil {
 					errs = append(errs, err)
 				}
-				return l.NodeNames(), errors.Join(errs...)
+				return topo.NodeNames(), errors.Join(errs...)
 			})
 	})
 })

@@ -3,82 +3,146 @@ package scenarios_test
 import (
 	"context"
 	"net/netip"
+	"path/filepath"
+	"sort"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
 	"github.com/ecmplb/ecmplb/reports"
-	"github.com/ecmplb/ecmplb/scenarios/lab"
+	"github.com/ecmplb/ecmplb/reports/ginkgoreport"
+	"github.com/ecmplb/ecmplb/scenarios/backend"
+	. "github.com/ecmplb/ecmplb/scenarios/check"
 )
 
-// measurement returns the named measurement of a scenario.
-func measurement(s reports.Scenario, name string) reports.Measurement {
-	for _, m := range s.Measurements {
-		if m.Name == name {
-			return m
+// The reference topology with the example manifests applied unchanged. Its
+// ToRs offer a 9 s hold time (the examples' BGPPeers ask for 90 s; a session
+// takes the smaller), so the hard failure without BFD takes seconds, not
+// minutes.
+var _ = Describe("reference topology with the example manifests", Ordered, Label("reference"), func() {
+	const hold = 9 * time.Second
+	var (
+		b     backend.Backend
+		topo  backend.Topology
+		ip    netip.Addr
+		ctx   = context.Background()
+		tor   func(string) Router
+		nodes func(...string) []netip.Addr
+	)
+	others := func(node string) []string {
+		var out []string
+		for _, n := range topo.NodeNames() {
+			if n != node {
+				out = append(out, n)
+			}
+		}
+		return out
+	}
+	everyToR := func(f func(name string)) {
+		for _, name := range topo.ToRNames() {
+			f(name)
 		}
 	}
-	Fail("scenario " + s.Name + " has no measurement " + name)
-	return reports.Measurement{}
-}
-
-var _ = Describe("reference topology with the example manifests", Ordered, func() {
-	var (
-		l   *lab.Lab
-		ip  netip.Addr
-		ctx context.Context
-	)
-	print := func(format string, args ...any) { GinkgoWriter.Printf(format, args...) }
-	record := func(s reports.Scenario) { run.Scenarios = append(run.Scenarios, s) }
 
 	BeforeAll(func() {
-		ctx = context.Background()
-		var err error
-		l, err = lab.Up(ctx, lab.Config{BinDir: binDir})
-		Expect(err).NotTo(HaveOccurred())
-		DeferCleanup(func() { Expect(l.Down()).To(Succeed()) })
+		b = up(backend.Reference(hold))
+		topo = b.Topology()
+		tor = func(name string) Router { return ToR(b, name) }
+		nodes = topo.Addrs
 	})
 
 	It("gives the Service an EXTERNAL-IP and every ToR one ECMP route with a next-hop per node", func() {
-		s, addr, err := l.Announce(ctx, print)
-		record(s)
+		ginkgoreport.SetDescription("The example manifests applied unchanged; the Service gets an EXTERNAL-IP from 203.0.113.0/24 and every ToR installs one ECMP route with a next-hop per node hosting a ready endpoint, with the advertisement's community.")
+		files, err := filepath.Glob(filepath.Join(b.Root(), "deploy", "examples", "*.yaml"))
 		Expect(err).NotTo(HaveOccurred())
-		ip = addr
-		Expect(netip.MustParsePrefix("203.0.113.0/24").Contains(ip)).To(BeTrue())
-		for _, tor := range []string{"tor1", "tor2"} {
-			set, err := l.Fabric.Route(ctx, tor, netip.PrefixFrom(ip, 32))
+		sort.Strings(files)
+		By("kubectl apply -f deploy/examples/*.yaml")
+		Expect(b.Apply(ctx, files...)).To(Succeed())
+		By("a ready endpoint of default/web on every node")
+		t0 := time.Now()
+		Expect(b.SetEndpoints(ctx, "default", "web", topo.NodeNames()...)).To(Succeed())
+		ip, err = b.ExternalIP(ctx, "default", "web", 30*time.Second)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(netip.MustParsePrefix("203.0.113.0/24").Contains(ip)).To(BeTrue(), "EXTERNAL-IP %s from the pool", ip)
+		everyToR(func(name string) {
+			Eventually(tor(name)).WithTimeout(60 * time.Second).Should(HaveECMP(ip, nodes()))
+			Expect(tor(name)).To(HaveCommunity(ip, "65000:100"))
+			Expect(tor(name)).To(HaveASPath(ip, 65100))
+		})
+		ginkgoreport.AddMeasurement("EndpointSlice written → ECMP set complete on every ToR (cold start)", "s", time.Since(t0).Seconds(), nil)
+	})
+
+	It("hashes real UDP and TCP flows across exactly the announcing nodes", func() {
+		for _, proto := range []string{"udp", "tcp"} {
+			By("60 " + proto + " flows from the client")
+			counts, err := b.Flows(ctx, proto, netip.AddrPortFrom(ip, 443), 60)
 			Expect(err).NotTo(HaveOccurred())
-			Expect(set.NextHops()).To(ConsistOf(l.Fabric.NodeAddrs("node1", "node2", "node3")))
-			for _, p := range set.Paths {
-				Expect(p.Communities).To(ContainElement("65000:100"))
-				Expect(p.ASPath).To(Equal([]uint32{65100}))
+			Expect(counts).To(SpreadOver(topo.NodeNames()...))
+			for n, c := range counts {
+				ginkgoreport.AddMeasurement(proto+" flows answered by "+n, "flows", float64(c), nil)
 			}
 		}
 	})
 
-	It("hashes real flows across exactly the announcing nodes", func() {
-		s, err := l.Flows(ctx, ip, print)
-		record(s)
-		Expect(err).NotTo(HaveOccurred())
-	})
-
 	It("withdraws exactly the drained node's next-hop", func() {
-		s, err := l.Drain(ctx, ip, "node3", print)
-		record(s)
+		const bound = 2 * time.Second
+		drained := topo.NodeNames()[len(topo.NodeNames())-1]
+		rest := others(drained)
+		By("the last endpoint leaves " + drained)
+		t0 := time.Now()
+		Expect(b.SetEndpoints(ctx, "default", "web", rest...)).To(Succeed())
+		everyToR(func(name string) {
+			m := HaveECMP(ip, nodes(rest...)).WithinDuration(bound, t0)
+			Eventually(tor(name)).WithTimeout(30 * time.Second).Should(m)
+			ginkgoreport.AddMeasurement(name+": EndpointSlice write → next-hop withdrawn", "ms", ms(m.Took), reports.AtMost(ms(bound)))
+		})
+		counts, err := b.Flows(ctx, "udp", netip.AddrPortFrom(ip, 443), 60)
 		Expect(err).NotTo(HaveOccurred())
+		Expect(counts).To(SpreadOver(rest...))
+
+		By("the endpoint comes back")
+		t1 := time.Now()
+		Expect(b.SetEndpoints(ctx, "default", "web", topo.NodeNames()...)).To(Succeed())
+		everyToR(func(name string) {
+			m := HaveECMP(ip, nodes()).WithinDuration(bound, t1)
+			Eventually(tor(name)).WithTimeout(30 * time.Second).Should(m)
+			ginkgoreport.AddMeasurement(name+": EndpointSlice write → next-hop added", "ms", ms(m.Took), reports.AtMost(ms(bound)))
+		})
 	})
 
-	It("drops a hard-failed node within a second with BFD and only at hold-time expiry without", func() {
-		s, err := l.HardFail(ctx, ip, "node2", 90*time.Second, print)
-		record(s)
+	It("drops a hard-failed node within the BFD detect time where BFD runs, and at hold-time expiry where it does not", func() {
+		failed := topo.NodeNames()[1]
+		rest := others(failed)
+		ginkgoreport.SetDescription(failed + "'s link is cut on the node side (no FIN, no NOTIFICATION). The ToRs that run BFD with it must drop it within the detect time + 350 ms; the others only when the BGP hold time expires (between hold − keepalive and hold + 1 s).")
+		cut := backend.Fault{Kind: backend.FaultLinkCut, Target: failed}
+		t0, err := b.Inject(ctx, cut)
 		Expect(err).NotTo(HaveOccurred())
-		bfd := measurement(s, "tor1 (BFD 300 ms x 3): failure → next-hop withdrawn")
-		Expect(bfd.Value).To(BeNumerically("<", 1000), "BFD withdraw in ms")
-		plain := measurement(s, "tor2 (no BFD): failure → next-hop withdrawn")
-		// Without BFD only the hold timer notices: somewhere between the hold
-		// time less one keepalive interval (30 s) and the hold time.
-		Expect(plain.Value).To(BeNumerically(">=", 59), "hold-time withdraw in s")
-		Expect(plain.Value).To(BeNumerically("<=", 91))
+		DeferCleanup(func() { _, _ = b.Repair(ctx, cut) })
+		for _, name := range topo.BFDToRs(failed) {
+			bound := topo.DetectTime(name, failed) + 350*time.Millisecond
+			m := HaveECMP(ip, nodes(rest...)).WithinDuration(bound, t0)
+			Eventually(tor(name)).WithTimeout(10 * time.Second).Should(m)
+			ginkgoreport.AddMeasurement(name+" (BFD): link cut → next-hop withdrawn", "ms", ms(m.Took), reports.AtMost(ms(bound)))
+		}
+		for _, name := range topo.PlainToRs(failed) {
+			bound := topo.HoldTime() + time.Second
+			m := HaveECMP(ip, nodes(rest...)).WithinDuration(bound, t0)
+			Eventually(tor(name)).WithTimeout(bound + 10*time.Second).Should(m)
+			ginkgoreport.AddMeasurement(name+" (no BFD): link cut → next-hop withdrawn", "ms", ms(m.Took), reports.AtMost(ms(bound)))
+			Expect(m.Took).To(BeNumerically(">=", topo.HoldTime()-topo.KeepaliveInterval()), "%s can only notice at hold-time expiry", name)
+		}
+
+		By("the link is repaired")
+		t1, err := b.Repair(ctx, cut)
+		Expect(err).NotTo(HaveOccurred())
+		const back = 10 * time.Second
+		everyToR(func(name string) {
+			m := HaveECMP(ip, nodes()).WithinDuration(back, t1)
+			Eventually(tor(name)).WithTimeout(back + 5*time.Second).Should(m)
+			ginkgoreport.AddMeasurement(name+": repair → next-hop back", "ms", ms(m.Took), reports.AtMost(ms(back)))
+		})
 	})
 })
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -12,17 +12,23 @@ import (
 
 	"github.com/ecmplb/ecmplb/internal/testenv"
 	"github.com/ecmplb/ecmplb/reports"
+	"github.com/ecmplb/ecmplb/reports/ginkgoreport"
+	"github.com/ecmplb/ecmplb/scenarios/backend"
 	"github.com/ecmplb/ecmplb/scenarios/lab"
 )
 
-// run collects every scenario of this suite run for the report.
-var run = reports.Run{Name: "scenarios: reference topology", Backend: "lab", Started: time.Now()}
+// This file is the only one that knows the backend: every spec gets its
+// backend from up and talks to it through backend.Backend.
 
 // binDir holds ecmplb-controller, ecmplb-speaker and fabric, built once for
-// every lab of the suite.
+// every backend of the suite.
 var binDir string
 
+// backendName is the backend the suite runs on.
+const backendName = "lab"
+
 var _ = BeforeSuite(func() {
+	ginkgoreport.SetBackend(backendName)
 	root, err := testenv.RepoRoot()
 	Expect(err).NotTo(HaveOccurred())
 	binDir, err = os.MkdirTemp("", "ecmplb-scenarios-bin-")
@@ -30,6 +36,18 @@ var _ = BeforeSuite(func() {
 	DeferCleanup(func() { Expect(os.RemoveAll(binDir)).To(Succeed()) })
 	Expect(lab.BuildBinaries(context.Background(), root, binDir)).To(Succeed())
 })
+
+var _ = BeforeEach(func() { ginkgoreport.SkipIfLabelled(backendName) })
+
+// up brings a backend up on topo for the calling container (BeforeAll) or
+// spec, and tears it down when that ends, also on failure.
+func up(topo backend.Topology) backend.Backend {
+	t := topo.Topology
+	l, err := lab.Up(context.Background(), lab.Config{Topology: &t, BinDir: binDir})
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(func() { Expect(l.Down()).To(Succeed()) })
+	return l.AsBackend()
+}
 
 func TestScenarios(t *testing.T) {
 	if testing.Short() {
@@ -39,13 +57,12 @@ func TestScenarios(t *testing.T) {
 	RunSpecs(t, "ecmplb scenarios")
 }
 
-var _ = ReportAfterSuite("write reports", func(Report) {
-	run.Finished = time.Now()
+var _ = ReportAfterSuite("write reports", func(r Report) {
+	run := ginkgoreport.Run(r, ginkgoreport.Options{Name: "scenarios", Backend: backendName})
 	root, err := testenv.RepoRoot()
 	Expect(err).NotTo(HaveOccurred())
-	dir := filepath.Join(root, "reports", "out", "scenarios-"+run.Started.Format("20060102-150405"))
+	dir := filepath.Join(root, "reports", "out", "scenarios-"+time.Now().Format("20060102-150405"))
 	paths, err := reports.WriteAll(dir, run)
 	Expect(err).NotTo(HaveOccurred())
-	GinkgoWriter.Printf("reports: %s %s %s\n", paths.HTML, paths.JSON, paths.JUnit)
 	_, _ = os.Stdout.WriteString("scenario report: " + paths.HTML + "\n")
 })

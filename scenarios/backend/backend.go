@@ -72,6 +72,9 @@ type Backend interface {
 	History(ctx context.Context, tor string) ([]Change, error)
 	// Events is the ToR's BGP and BFD neighbor state changes, oldest first.
 	Events(ctx context.Context, tor string) ([]Event, error)
+	// WaitBFD waits until the ToR's BFD session with node is in state
+	// ("Up", "Down", "AdminDown"), until ctx ends.
+	WaitBFD(ctx context.Context, tor, node, state string) error
 	// WaitRoute waits until the ToR holds exactly want for prefix in its RIB
 	// and its kernel FIB (want empty: no route), until ctx ends.
 	WaitRoute(ctx context.Context, tor string, prefix netip.Prefix, want []netip.Addr) error

@@ -36,7 +36,9 @@ func (f fake) Route(_ context.Context, tor string, p netip.Prefix) (backend.Set,
 func (f fake) KernelRoute(_ context.Context, tor string, _ netip.Prefix) ([]netip.Addr, error) {
 	return f.fib[tor], nil
 }
-func (f fake) History(_ context.Context, tor string) ([]backend.Change, error) { return f.hist[tor], nil }
+func (f fake) History(_ context.Context, tor string) ([]backend.Change, error) {
+	return f.hist[tor], nil
+}
 
 var (
 	ip    = netip.MustParseAddr("203.0.113.5")

@@ -93,6 +93,11 @@ func (b Backend) Events(ctx context.Context, tor string) ([]backend.Event, error
 	return b.Fabric.Events(ctx, tor, 0)
 }
 
+// WaitBFD implements backend.Backend.
+func (b Backend) WaitBFD(ctx context.Context, tor, node, state string) error {
+	return b.Fabric.WaitForBFD(ctx, tor, node, state)
+}
+
 // WaitRoute implements backend.Backend.
 func (b Backend) WaitRoute(ctx context.Context, tor string, prefix netip.Prefix, want []netip.Addr) error {
 	if _, err := b.Fabric.WaitForRoute(ctx, tor, prefix, want); err != nil {

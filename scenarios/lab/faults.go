@@ -12,18 +12,12 @@ import (
 	"github.com/ecmplb/ecmplb/fabric/rib"
 	"github.com/ecmplb/ecmplb/fabric/topology"
 	"github.com/ecmplb/ecmplb/internal/proc"
+	"github.com/ecmplb/ecmplb/scenarios/backend"
 )
 
 // FaultTopology is the reference topology with BFD (300 ms x 3) on both ToRs
-// for every node, as the BGPPeers of scenarios/testdata/faults ask: the
-// production set-up the fault suite loops its faults on.
-func FaultTopology() topology.Topology {
-	t := ReferenceTopology()
-	for i := range t.Nodes {
-		t.Nodes[i].BFDToRs = []string{"tor1", "tor2"}
-	}
-	return t
-}
+// for every node (backend.BFDEverywhere), hold time 90 s.
+func FaultTopology() topology.Topology { return backend.BFDEverywhere(90 * time.Second).Topology }
 
 // SpeakerPID is the process id of a node's running speaker (0: none).
 func (l *Lab) SpeakerPID(node string) int {

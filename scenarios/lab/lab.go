@@ -24,6 +24,7 @@ import (
 	"github.com/ecmplb/ecmplb/internal/nsforward"
 	"github.com/ecmplb/ecmplb/internal/proc"
 	"github.com/ecmplb/ecmplb/internal/testenv"
+	"github.com/ecmplb/ecmplb/scenarios/backend"
 )
 
 // Config describes a lab.
@@ -65,23 +66,9 @@ type Lab struct {
 	speakerPprof bool
 }
 
-// ReferenceTopology is the fabric of the example manifests: ToRs 10.0.0.1 and
-// 10.0.0.2 (AS 65000), nodes 10.0.0.21-23 (AS 65100), the ToRs holding
-// sessions for 90 s like the examples' BGPPeers, and tor1 running BFD
-// (300 ms x 3) with every node, as BGPPeer tor1's bfdProfile tor-bfd asks.
-func ReferenceTopology() topology.Topology {
-	t := topology.Default()
-	t.BGP.HoldTime = topology.Duration(90 * time.Second)
-	t.BGP.KeepaliveInterval = topology.Duration(30 * time.Second)
-	t.BFDProfiles = map[string]topology.BFDProfile{
-		"tor-bfd": {ReceiveInterval: 300, TransmitInterval: 300, DetectMultiplier: 3},
-	}
-	for i := range t.Nodes {
-		t.Nodes[i].BFDProfile = "tor-bfd"
-		t.Nodes[i].BFDToRs = []string{"tor1"}
-	}
-	return t
-}
+// ReferenceTopology is the fabric of the example manifests
+// (backend.Reference) with the examples' hold time of 90 s on the ToRs.
+func ReferenceTopology() topology.Topology { return backend.Reference(90 * time.Second).Topology }
 
 // Up starts everything. On error, whatever was started is torn down.
 func Up(ctx context.Context, cfg Config) (_ *Lab, err error) {
