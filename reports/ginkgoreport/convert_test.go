@@ -224,3 +224,32 @@ func TestRunBackendAndEnvironment(t *testing.T) {
 		t.Errorf("%d scenarios: a passed BeforeSuite is not one", n)
 	}
 }
+
+// TestRunSourceOrder checks that scenarios come in source order whatever
+// order the specs ran in (randomized, or merged from parallel processes).
+func TestRunSourceOrder(t *testing.T) {
+	spec := func(text, file string, line int) types.SpecReport {
+		return types.SpecReport{LeafNodeType: types.NodeTypeIt, LeafNodeText: text, State: types.SpecStatePassed,
+			LeafNodeLocation: types.CodeLocation{FileName: file, LineNumber: line}}
+	}
+	tests := []struct {
+		name  string
+		specs types.SpecReports
+		want  string
+	}{
+		{"by line", types.SpecReports{spec("c", "a_test.go", 30), spec("a", "a_test.go", 10), spec("b", "a_test.go", 20)}, "a b c"},
+		{"by file, then line", types.SpecReports{spec("z", "b_test.go", 1), spec("y", "a_test.go", 99)}, "y z"},
+		{"same place keeps run order", types.SpecReports{spec("second", "a_test.go", 5), spec("first", "a_test.go", 5)}, "second first"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var names []string
+			for _, s := range Run(types.Report{SpecReports: tt.specs}, Options{}).Scenarios {
+				names = append(names, s.Name)
+			}
+			if got := strings.Join(names, " "); got != tt.want {
+				t.Errorf("order %q, want %q", got, tt.want)
+			}
+		})
+	}
+}

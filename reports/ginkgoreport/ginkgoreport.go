@@ -58,6 +58,7 @@
 package ginkgoreport
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -247,7 +248,10 @@ type Options struct {
 
 // Run converts a Ginkgo suite report into a reports.Run: one scenario per It
 // spec, plus one per setup or teardown node (BeforeSuite, AfterSuite, ...)
-// that failed, since such a failure is what explains the others.
+// that failed, since such a failure is what explains the others. Scenarios
+// are in source order (by file and line), whatever order Ginkgo ran them in
+// (randomized, or spread over parallel processes), so that runs read and
+// compare alike.
 func Run(r types.Report, o Options) reports.Run {
 	run := reports.Run{
 		Name:        o.Name,
@@ -280,7 +284,12 @@ func Run(r types.Report, o Options) reports.Run {
 	if len(env) > 0 {
 		run.Environment = env
 	}
-	for _, sr := range r.SpecReports {
+	specs := slices.Clone(r.SpecReports)
+	slices.SortStableFunc(specs, func(a, b types.SpecReport) int {
+		la, lb := a.LeafNodeLocation, b.LeafNodeLocation
+		return cmp.Or(strings.Compare(la.FileName, lb.FileName), cmp.Compare(la.LineNumber, lb.LineNumber))
+	})
+	for _, sr := range specs {
 		if sr.LeafNodeType != types.NodeTypeIt && !sr.Failed() {
 			continue
 		}
