@@ -123,8 +123,8 @@ func (m MeasurementDiff) Moved() bool {
 }
 
 // Verdict says how a moved measurement changed: "worse", "better", "moved"
-// (direction unknown), or "" when it did not move. The tail decides when both
-// figures moved in opposite directions.
+// (direction unknown), or "" when it did not move. The tail's change decides
+// when the tail moved, the median's otherwise.
 func (m MeasurementDiff) Verdict() string {
 	if !m.Moved() {
 		return ""

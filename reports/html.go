@@ -165,6 +165,9 @@ func newScenarioView(i int, s Scenario) scenarioView {
 	}
 	for _, m := range s.Measurements {
 		mv := measurementView{Name: m.Name, Value: formatNumber(m.Value), Unit: m.Unit, Statistic: m.Statistic}
+		if m.Statistic != "" && len(m.Samples) == 0 {
+			mv.Value, mv.Statistic = "—", "no samples"
+		}
 		mv.Met, mv.HasGoal = m.Met()
 		if mv.HasGoal {
 			mv.Goal = prettyOps(goalText(m.Goal, m.Unit))

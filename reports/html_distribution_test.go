@@ -93,6 +93,23 @@ func barCount(title string, n, of *int) error {
 	return err
 }
 
+// TestHTMLDistributionWithoutSamples checks that a distribution with no
+// samples shows no figure and misses its goal.
+func TestHTMLDistributionWithoutSamples(t *testing.T) {
+	_, doc := renderHTML(t, Run{Name: "r", Scenarios: []Scenario{{Name: "s", Status: StatusFailed,
+		Measurements: []Measurement{Distribution("detect", "ms", nil, AtMost(900))}}}})
+	cells := find(find(find(doc, "table", "measurements")[0], "tbody", "")[0], "td", "")
+	if got := text(cells[1]); got != "— msno samples" {
+		t.Errorf("value cell %q", got)
+	}
+	if got := strings.TrimSpace(text(cells[3])); got != "✗" {
+		t.Errorf("met cell %q, want ✗", got)
+	}
+	if n := len(find(doc, "figure", "histogram")); n != 0 {
+		t.Errorf("%d histograms for no samples", n)
+	}
+}
+
 // TestHTMLSkippedAndLabels checks that a skipped scenario shows its reason
 // (or says it has none) and that labels are shown.
 func TestHTMLSkippedAndLabels(t *testing.T) {
