@@ -177,3 +177,32 @@ func TestLayoutHistogram(t *testing.T) {
 		})
 	}
 }
+
+func TestCheckedOn(t *testing.T) {
+	tests := []struct {
+		name     string
+		m        Measurement
+		stat     string
+		wantStat string
+		want     float64
+		met      bool
+	}{
+		{"every trial: max of 150", Distribution("d", "ms", seq(1, 150), AtMost(149)), StatMax, StatMax, 150, false},
+		{"median", Distribution("d", "ms", seq(1, 150), AtMost(149)), StatMedian, StatMedian, 75.5, true},
+		{"p99 from 100 samples", Distribution("d", "ms", seq(1, 100), nil).CheckedOn(StatMax), StatP99, StatP99, 99, false},
+		{"p99 under 100 samples is the max", Distribution("d", "ms", seq(1, 50), nil), StatP99, StatMax, 50, false},
+		{"unknown stat: unchanged", Distribution("d", "ms", seq(1, 50), nil), "p50", StatMax, 50, false},
+		{"no samples: unchanged", Measurement{Name: "d", Value: 7, Goal: AtMost(8)}, StatMax, "", 7, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := tt.m.CheckedOn(tt.stat)
+			if got.Statistic != tt.wantStat || got.Value != tt.want || len(got.Samples) != len(tt.m.Samples) {
+				t.Errorf("CheckedOn(%s) = %+v, want %s %v", tt.stat, got, tt.wantStat, tt.want)
+			}
+			if met, _ := got.Met(); met != tt.met && got.Goal != nil {
+				t.Errorf("met = %v, want %v", met, tt.met)
+			}
+		})
+	}
+}

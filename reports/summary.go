@@ -109,3 +109,27 @@ func Distribution(name, unit string, samples []float64, goal *Goal) Measurement 
 		Goal:      goal,
 	}
 }
+
+// CheckedOn returns m with its Value (the figure its goal is checked
+// against) set to another statistic of its samples: StatMedian, StatMax, or
+// StatP99, which the p99 rule turns into StatMax under MinSamplesForP99
+// samples. For a bound every trial must meet:
+//
+//	reports.Distribution("thaw → back", "ms", samples, reports.AtMost(3000)).CheckedOn(reports.StatMax)
+//
+// A measurement without samples, or an unknown stat, is returned unchanged.
+func (m Measurement) CheckedOn(stat string) Measurement {
+	s := Summarize(m.Samples)
+	if s.N == 0 {
+		return m
+	}
+	switch stat {
+	case StatMedian:
+		m.Value, m.Statistic = s.Median, StatMedian
+	case StatMax:
+		m.Value, m.Statistic = s.Max, StatMax
+	case StatP99:
+		m.Statistic, m.Value = s.Tail()
+	}
+	return m
+}
