@@ -146,16 +146,22 @@ func startRelay(p relayParams) transport {
 // second or more after it was sent. A younger dial is left alone: cancelling
 // one whose handshake is completing would close a connection the peer has
 // just accepted, which many routers answer with an idle hold of seconds.
+//
+// A kick while the relay pipes an established connection is dropped: it must
+// not shorten the wait after that connection ends (see dropHold).
 func (r *relay) kick() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.peer != nil {
+		return
+	}
 	select {
 	case r.kickCh <- struct{}{}:
 	default:
 	}
-	r.mu.Lock()
 	if r.dialCancel != nil && time.Since(r.dialStart) >= staleDial {
 		r.dialCancel()
 	}
-	r.mu.Unlock()
 }
 
 func (r *relay) close(grace time.Duration) {
@@ -256,6 +262,10 @@ func (r *relay) session() (time.Duration, error) {
 	start := time.Now()
 	r.mu.Lock()
 	r.peer = peer
+	select {
+	case <-r.kickCh: // a kick from before the connection is spent
+	default:
+	}
 	r.mu.Unlock()
 	defer func() {
 		r.mu.Lock()

@@ -199,24 +199,32 @@ func (e *relayEnds) establish(t *testing.T) (peer, g net.Conn) {
 // peer), unless BFD comes Up first; without BFD it dials at once.
 func TestRelayWaitsForBFDAfterADrop(t *testing.T) {
 	for _, tc := range []struct {
-		name     string
-		hold     time.Duration
-		kick     bool
-		min, max time.Duration
+		name       string
+		hold       time.Duration
+		kick       bool
+		kickDuring bool
+		min, max   time.Duration
 	}{
-		{"no bfd: at once", 0, false, 0, 150 * time.Millisecond},
-		{"bfd: waits the detection time", time.Second, false, 900 * time.Millisecond, 1500 * time.Millisecond},
-		{"bfd up: at once", time.Second, true, 0, 150 * time.Millisecond},
+		{"no bfd: at once", 0, false, false, 0, 150 * time.Millisecond},
+		{"bfd: waits the detection time", time.Second, false, false, 900 * time.Millisecond, 1500 * time.Millisecond},
+		{"bfd up: at once", time.Second, true, false, 0, 150 * time.Millisecond},
+		{"bfd: a kick during the session does not count", time.Second, false, true, 900 * time.Millisecond, 1500 * time.Millisecond},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newRelayEnds(t)
 			r := e.startWith(t, "", relayParams{stable: 50 * time.Millisecond, dropHold: func() time.Duration { return tc.hold }})
-			peer, _ := e.establish(t)
+			peer, g := e.establish(t)
 			time.Sleep(60 * time.Millisecond) // the session lasts longer than stable
+			if tc.kickDuring {
+				r.kick()
+			}
 			peer.Close()
 			ended := time.Now()
 			if tc.kick {
-				// BFD Up, once the relay has seen the end (its GoBGP side closes).
+				// BFD Up, once the relay has seen the end (it closes GoBGP's side).
+				if _, err := readMessage(g, nil); err == nil {
+					t.Fatal("GoBGP's side still open")
+				}
 				r.kick()
 			}
 			accept(t, e.peer)
