@@ -4,17 +4,15 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"runtime"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/vishvananda/netns"
 
 	"github.com/ecmplb/ecmplb/bfd"
-	labns "github.com/ecmplb/ecmplb/internal/netns"
+	"github.com/ecmplb/ecmplb/internal/netns"
 )
 
 var (
@@ -24,12 +22,12 @@ var (
 	nsKeyBA = bfd.PeerKey{Local: nsAddrB, Peer: nsAddrA}
 )
 
-func newNetnsPair(t *testing.T, tag string) *labns.Pair {
+func newNetnsPair(t *testing.T, tag string) *netns.Pair {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root for network namespaces")
 	}
-	p, err := labns.NewPair(tag)
+	p, err := netns.NewPair(tag)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,35 +53,6 @@ func waitEvent(t *testing.T, ch <-chan bfd.StateChange, key bfd.PeerKey, to bfd.
 			t.Fatalf("%s did not reach %s within %v", key, to, within)
 		}
 	}
-}
-
-// inNetns runs f with the calling thread in the namespace at path.
-func inNetns(t *testing.T, path string, f func()) {
-	t.Helper()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		target, err := netns.GetFromPath(path)
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		if err := netns.Set(target); err != nil {
-			t.Error(err)
-			return
-		}
-		f()
-		if err := netns.Set(orig); err == nil {
-			runtime.UnlockOSThread()
-		}
-	}()
-	<-done
 }
 
 // TestUDPSessionsInNamespaces runs two Managers of this process over real
@@ -140,18 +109,19 @@ func TestUDPSessionsInNamespaces(t *testing.T) {
 	info := a.Sessions()[0]
 	forged := bfd.ControlPacket{Version: 1, State: bfd.StateAdminDown, DetectMult: 3,
 		MyDiscriminator: info.RemoteDiscr, YourDiscriminator: info.LocalDiscr, RequiredMinRxInterval: 1}
-	inNetns(t, p.B.Path(), func() {
+	err = netns.Do(p.B.Name, func() error {
 		c, err := net.DialUDP("udp4", nil, &net.UDPAddr{IP: nsAddrA.AsSlice(), Port: bfd.ControlPort})
 		if err != nil {
-			t.Error(err)
-			return
+			return err
 		}
 		defer c.Close()
 		// Default TTL (64) from an ephemeral port.
-		if _, err := c.Write(forged.Marshal()); err != nil {
-			t.Error(err)
-		}
+		_, err = c.Write(forged.Marshal())
+		return err
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	deadline := time.Now().Add(5 * time.Second)
 	for metricValue(t, reg, "ecmplb_bfd_control_packets_dropped_total", "reason", "ttl") < 1 {
 		if time.Now().After(deadline) {
@@ -205,7 +175,7 @@ func TestUDPIPv6InNamespaces(t *testing.T) {
 	p := newNetnsPair(t, "6")
 	a6, b6 := netip.MustParseAddr("fd00:255::1"), netip.MustParseAddr("fd00:255::2")
 	for _, side := range []struct {
-		ns   *labns.NS
+		ns   *netns.NS
 		ifn  string
 		addr netip.Addr
 	}{{p.A, p.Link.IfA, a6}, {p.B, p.Link.IfB, b6}} {

@@ -23,6 +23,11 @@ var concerns = []concern{
 	{"creates network namespaces, veths or bridges (use internal/netns)",
 		[]string{"internal/netns/"},
 		regexp.MustCompile(`"netns",\s*"add"|netns\.NewNamed\(|"type",\s*"veth"|netlink\.Veth\{|SetupVeth|netlink\.Bridge\{`)},
+	{"switches a thread's network namespace (use netns.Do)",
+		// internal/proc forks a child from a thread in the namespace; the bfd
+		// library, standalone, opens its sockets in one.
+		[]string{"internal/netns/", "internal/proc/", "bfd/transport.go"},
+		regexp.MustCompile(`netns\.Set\(|unix\.Setns\(|ns\.WithNetNSPath\(`)},
 	{"reads /proc (use internal/proc; internal/netns writes per-namespace sysctls)",
 		[]string{"internal/proc/", "internal/netns/"},
 		// Paths handed to a child program ("cat /proc/self/status") are its business.
@@ -97,6 +102,8 @@ func TestConcernPatterns(t *testing.T) {
 		{`exec.Command("ip", "netns", "add", name)`, "creates network"},
 		{`run("ip", "link", "add", a, "type", "veth", "peer", "name", b)`, "creates network"},
 		{`exec.Command("ip", "netns", "exec", ns, bin)`, ""},
+		{`if err := netns.Set(target); err != nil {`, "switches"},
+		{`ns.WithNetNSPath(filepath.Join("/var/run/netns", name), func(ns.NetNS) error {`, "switches"},
 		{`os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))`, "reads /proc"},
 		{`os.ReadDir("/proc")`, "reads /proc"},
 		{`os.ReadFile("/proc/self/status")`, "reads /proc"},
