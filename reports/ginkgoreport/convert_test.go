@@ -162,12 +162,13 @@ func TestSkipReasons(t *testing.T) {
 		{"Skip message wins", skipped([]string{"skip-lab: label reason"}, "message reason", types.SpecStateSkipped), "lab", "", "message reason"},
 		{"label for this backend", skipped([]string{"bfd", "skip-lab: needs real pods"}, "", types.SpecStateSkipped), "lab", "", "lab: needs real pods"},
 		{"label key case and spaces", skipped([]string{"Skip-Lab :  spaced  "}, "", types.SpecStateSkipped), "lab", "", "lab: spaced"},
-		{"label for another backend when none matches", skipped([]string{"skip-kind: no link cut"}, "", types.SpecStateSkipped), "lab", "", "kind: no link cut"},
+		{"a label for another backend does not explain it", skipped([]string{"skip-kind: no link cut"}, "", types.SpecStateSkipped), "lab", "", "skipped without a message (a focus or skip filter, or an interrupt)"},
 		{"label for this backend before another's", skipped([]string{"skip-kind: a", "skip-lab: b"}, "", types.SpecStateSkipped), "lab", "", "lab: b"},
 		{"backend unknown", skipped([]string{"skip-kind: no link cut"}, "", types.SpecStateSkipped), "", "", "kind: no link cut"},
-		{"label filter", skipped([]string{"bfd"}, "", types.SpecStateSkipped), "lab", "!bfd", `not selected by the label filter "!bfd" (or skipped after an earlier failure)`},
+		{"label filter", skipped([]string{"bfd"}, "", types.SpecStateSkipped), "lab", "!bfd", `not selected by the label filter "!bfd"`},
+		{"ordered container: Ginkgo's message", skipped([]string{"skip-kind: x"}, "Spec skipped because an earlier spec in an ordered container failed", types.SpecStateSkipped), "lab", "", "Spec skipped because an earlier spec in an ordered container failed"},
 		{"pending", skipped(nil, "", types.SpecStatePending), "lab", "bfd", "pending"},
-		{"no reason at all", skipped(nil, "", types.SpecStateSkipped), "lab", "", "skipped without a reason (a focus or skip filter, an interrupt, or an earlier failure in an ordered container)"},
+		{"no reason at all", skipped(nil, "", types.SpecStateSkipped), "lab", "", "skipped without a message (a focus or skip filter, or an interrupt)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

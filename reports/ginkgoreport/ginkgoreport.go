@@ -305,23 +305,26 @@ func Run(r types.Report, o Options) reports.Run {
 	return run
 }
 
-// skippedWithoutMessage explains a skip that has no Skip message: a skip
-// label for the backend, else the label filter, else Ginkgo's other reasons.
+// skippedWithoutMessage explains a skip that has no message (Ginkgo gives
+// one for Skip() and for specs after a failure in an ordered container): the
+// skip label for the backend (any skip label when the backend is unknown),
+// else the label filter, else Ginkgo's other reasons.
 func skippedWithoutMessage(sr types.SpecReport, backend, labelFilter string) string {
 	labels := sr.Labels()
-	if reason, ok := skipReason(labels, backend); ok && backend != "" {
-		return reason
-	}
-	if reason, ok := anySkipReason(labels); ok {
+	if backend != "" {
+		if reason, ok := skipReason(labels, backend); ok {
+			return reason
+		}
+	} else if reason, ok := anySkipReason(labels); ok {
 		return reason
 	}
 	switch {
 	case sr.State == types.SpecStatePending:
 		return "pending"
 	case labelFilter != "":
-		return fmt.Sprintf("not selected by the label filter %q (or skipped after an earlier failure)", labelFilter)
+		return fmt.Sprintf("not selected by the label filter %q", labelFilter)
 	}
-	return "skipped without a reason (a focus or skip filter, an interrupt, or an earlier failure in an ordered container)"
+	return "skipped without a message (a focus or skip filter, or an interrupt)"
 }
 
 // Scenario converts one Ginkgo spec report. Report entries that cannot be
