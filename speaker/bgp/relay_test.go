@@ -165,12 +165,11 @@ func TestRelayKickDialsAtOnce(t *testing.T) {
 	// Fail the first attempts: the peer closes the session on GoBGP's OPEN,
 	// so the relay backs off (200 ms, 400 ms, 800 ms, then 1 s).
 	for range 4 {
-		peer := accept(t, e.peer)
-		if _, err := accept(t, e.gobgp).Write(open(t, "10.0.0.21")); err != nil {
-			t.Fatal(err)
-		}
-		expect(t, peer, msgOpen)
+		peer, g := e.establish(t)
 		peer.Close()
+		if _, err := readMessage(g, nil); err == nil { // the relay has seen the end
+			t.Fatal("GoBGP's side still open")
+		}
 	}
 	// Now in a backoff of up to 1 s; a kick must bring the next dial well before.
 	start := time.Now()
