@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 )
 
 // WriteJSON writes r as indented JSON. Durations are in nanoseconds, times in
@@ -30,4 +31,19 @@ func ReadJSON(r io.Reader) (Run, error) {
 		return Run{}, fmt.Errorf("read JSON report: trailing data after the run")
 	}
 	return run, nil
+}
+
+// ReadJSONFile reads a Run from a report.json file, e.g. a previous run's to
+// compare with (WriteAllCompared). Errors name the file.
+func ReadJSONFile(path string) (Run, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Run{}, err
+	}
+	defer f.Close()
+	r, err := ReadJSON(f)
+	if err != nil {
+		return Run{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return r, nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"math"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -169,5 +170,23 @@ func TestJSONKeepsEverySample(t *testing.T) {
 	}
 	if n < 200 {
 		t.Errorf("only %d samples in the sample run's JSON", n)
+	}
+}
+
+func TestReadJSONFile(t *testing.T) {
+	dir := t.TempDir()
+	p, err := WriteAll(dir, sampleRun())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := ReadJSONFile(p.JSON)
+	if err != nil || !sameRun(r, sampleRun()) {
+		t.Errorf("ReadJSONFile: %v", err)
+	}
+	if _, err := ReadJSONFile(filepath.Join(dir, "missing.json")); err == nil {
+		t.Error("missing file read")
+	}
+	if _, err := ReadJSONFile(p.HTML); err == nil || !strings.Contains(err.Error(), p.HTML) {
+		t.Errorf("HTML read as JSON: err = %v, want one naming the file", err)
 	}
 }

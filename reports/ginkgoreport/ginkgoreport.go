@@ -46,9 +46,10 @@
 //		Expect(err).NotTo(HaveOccurred())
 //	})
 //
-// To compare with an earlier run, read its report.json with reports.ReadJSON
-// and write with reports.WriteAllCompared(dir, run, old) instead; or later:
-// go run ./reports/render -compare old/report.json new/report.json.
+// To compare with an earlier run, read its report.json with
+// reports.ReadJSONFile and write with reports.WriteAllCompared(dir, run, old)
+// instead; or later: go run ./reports/render -compare old/report.json
+// new/report.json.
 //
 // By() calls become the scenario's steps and Ginkgo labels its labels. A
 // skipped spec's reason is its Skip message; a spec skipped without one

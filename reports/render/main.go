@@ -66,17 +66,12 @@ func run(in, compare, out string) error {
 
 // read reads a JSON report from a file, or from stdin for "-".
 func read(path string) (reports.Run, error) {
-	f := os.Stdin
 	if path != "-" {
-		var err error
-		if f, err = os.Open(path); err != nil {
-			return reports.Run{}, err
-		}
-		defer f.Close()
+		return reports.ReadJSONFile(path)
 	}
-	r, err := reports.ReadJSON(f)
+	r, err := reports.ReadJSON(os.Stdin)
 	if err != nil {
-		return reports.Run{}, fmt.Errorf("%s: %w", path, err)
+		return reports.Run{}, fmt.Errorf("stdin: %w", err)
 	}
 	return r, nil
 }
