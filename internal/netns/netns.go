@@ -1,8 +1,8 @@
 // Package netns is the project's one helper for network namespaces: named
 // namespaces (visible to `ip netns`), bridges, veth pairs, addresses, routes and
-// per-namespace sysctls (links.go); throw-away labs of namespaces for tests and
-// benchmarks, removed by Close (lab.go); and running the current test inside a
-// namespace (rerun.go). Processes in a namespace are found and signalled with
+// per-namespace sysctls (links.go); and throw-away labs of namespaces for tests
+// and benchmarks, removed by Close (lab.go). Tests use them through
+// internal/netns/netnstest; processes in a namespace are found and signalled with
 // internal/proc.
 //
 // Functions take namespace names and work from any goroutine: namespace switches

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ecmplb/ecmplb/internal/netns"
+	"github.com/ecmplb/ecmplb/internal/netns/netnstest"
 )
 
 func needRoot(t *testing.T) {
@@ -29,7 +30,7 @@ func TestLabLinkAndClose(t *testing.T) {
 			_ = lab.Close()
 		}
 	})
-	a, b := lab.TestNS(t, "ta"), lab.TestNS(t, "tb")
+	a, b := netnstest.NS(t, lab, "ta"), netnstest.NS(t, lab, "tb")
 	if a != "elbta"+lab.ID() || !netns.Exists(a) || !netns.Exists(b) {
 		t.Fatalf("namespaces %s, %s (id %s) missing or misnamed", a, b, lab.ID())
 	}

@@ -6,13 +6,14 @@ import (
 	"testing"
 
 	"github.com/ecmplb/ecmplb/internal/netns"
+	"github.com/ecmplb/ecmplb/internal/netns/netnstest"
 )
 
 func TestForwardsIntoNamespace(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs root and network namespaces")
 	}
-	name := netns.ForTest(t).TestNS(t, "fwd")
+	name := netnstest.NS(t, netnstest.Lab(t), "fwd")
 
 	// A line-echo server on the host's loopback.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

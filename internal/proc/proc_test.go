@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ecmplb/ecmplb/internal/netns"
+	"github.com/ecmplb/ecmplb/internal/netns/netnstest"
 )
 
 func TestStartStopAndLog(t *testing.T) {
@@ -77,7 +78,7 @@ func TestCredentialAmbientCapsInNetNS(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to create a network namespace and change user")
 	}
-	ns := netns.ForTest(t).TestNS(t, "proc")
+	ns := netnstest.NS(t, netnstest.Lab(t), "proc")
 	var st syscall.Stat_t
 	if err := syscall.Stat(netns.Path(ns), &st); err != nil {
 		t.Fatal(err)

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ecmplb/ecmplb/internal/netns"
+	"github.com/ecmplb/ecmplb/internal/netns/netnstest"
 )
 
 func TestParseStat(t *testing.T) {
@@ -68,7 +68,7 @@ func TestWaitStopped(t *testing.T) {
 }
 
 func TestSignalInNetNS(t *testing.T) {
-	ns := netns.ForTest(t).TestNS(t, "psig")
+	ns := netnstest.NS(t, netnstest.Lab(t), "psig")
 	p, err := Start("sleeper", Options{LogPath: filepath.Join(t.TempDir(), "log"), NetNS: ns}, "sleep", "30")
 	if err != nil {
 		t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 	"github.com/ecmplb/ecmplb/bfd"
 	"github.com/ecmplb/ecmplb/internal/frrlab"
 	"github.com/ecmplb/ecmplb/internal/netns"
+	"github.com/ecmplb/ecmplb/internal/netns/netnstest"
 	"github.com/ecmplb/ecmplb/speaker/announce"
 	"github.com/ecmplb/ecmplb/speaker/bgp"
 )
@@ -27,10 +28,10 @@ const (
 // router namespace; in the child it returns the router namespace.
 func inLab(t *testing.T) string {
 	t.Helper()
-	if !netns.IsChild() {
+	if !netnstest.IsChild() {
 		frrlab.Require(t)
 	}
-	return netns.InLab(t, []string{frrAddr + "/24"}, []string{speakerAddr + "/24"}, func(rns string) {
+	return netnstest.InLab(t, []string{frrAddr + "/24"}, []string{speakerAddr + "/24"}, func(rns string) {
 		t.Cleanup(func() { frrlab.KillLeftovers(rns) })
 	})
 }

@@ -14,7 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sys/unix"
 
-	"github.com/ecmplb/ecmplb/internal/netns"
+	"github.com/ecmplb/ecmplb/internal/netns/netnstest"
 	"github.com/ecmplb/ecmplb/speaker/announce"
 	"github.com/ecmplb/ecmplb/speaker/internal/testrouter"
 )
@@ -24,10 +24,10 @@ const (
 )
 
 // inLab runs the calling test inside a speaker namespace (10.0.0.21) linked to
-// a router namespace (10.0.0.1-3); see netns.InLab.
+// a router namespace (10.0.0.1-3); see netnstest.InLab.
 func inLab(t *testing.T) string {
 	t.Helper()
-	return netns.InLab(t, []string{"10.0.0.1/24", "10.0.0.2/24", "10.0.0.3/24"}, []string{speakerAddr + "/24"}, nil)
+	return netnstest.InLab(t, []string{"10.0.0.1/24", "10.0.0.2/24", "10.0.0.3/24"}, []string{speakerAddr + "/24"}, nil)
 }
 
 func startRouter(t *testing.T, ns string, asn uint32, addr string, originate ...string) *testrouter.Router {

@@ -1,4 +1,6 @@
-package netns
+// Package netnstest runs tests in network namespaces (internal/netns): a lab
+// removed when the test ends, and the current test re-run inside a namespace.
+package netnstest
 
 import (
 	"context"
@@ -7,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ecmplb/ecmplb/internal/netns"
 )
 
 // ChildEnv marks a re-executed test process that already runs inside the lab.
@@ -47,8 +51,8 @@ func InLab(t *testing.T, routerAddrs, speakerAddrs []string, prepare func(router
 	if IsChild() {
 		return os.Getenv(routerNSEnv)
 	}
-	lab := ForTest(t)
-	rns, sns := lab.TestNS(t, "r"), lab.TestNS(t, "s")
+	lab := Lab(t)
+	rns, sns := NS(t, lab, "r"), NS(t, lab, "s")
 	if prepare != nil {
 		prepare(rns)
 	}
@@ -66,14 +70,14 @@ func InLab(t *testing.T, routerAddrs, speakerAddrs []string, prepare func(router
 	return ""
 }
 
-// ForTest returns a lab that is removed when t ends (a failed removal fails t).
-// It skips t unless it runs as root, which namespaces need.
-func ForTest(t testing.TB) *Lab {
+// Lab returns a lab that is removed when t ends (a failed removal fails t). It
+// skips t unless it runs as root, which namespaces need.
+func Lab(t testing.TB) *netns.Lab {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root for network namespaces")
 	}
-	lab := NewLab()
+	lab := netns.NewLab()
 	t.Cleanup(func() {
 		if err := lab.Close(); err != nil {
 			t.Error(err)
@@ -82,10 +86,10 @@ func ForTest(t testing.TB) *Lab {
 	return lab
 }
 
-// TestNS creates namespace role in l, as NS, and fails t if it cannot.
-func (l *Lab) TestNS(t testing.TB, role string) string {
+// NS creates namespace role in lab (lab.NS) and fails t if it cannot.
+func NS(t testing.TB, lab *netns.Lab, role string) string {
 	t.Helper()
-	name, err := l.NS(role)
+	name, err := lab.NS(role)
 	if err != nil {
 		t.Fatal(err)
 	}
