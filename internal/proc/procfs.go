@@ -114,9 +114,9 @@ func WaitStopped(ctx context.Context, pids ...int) error {
 	return nil
 }
 
-// NetNSInode returns the inode of a process's network namespace; compare it with
+// netNSInode returns the inode of a process's network namespace; compare it with
 // that of a namespace's bind mount.
-func NetNSInode(pid int) (uint64, error) {
+func netNSInode(pid int) (uint64, error) {
 	return inode(filepath.Join("/proc", strconv.Itoa(pid), "ns", "net"))
 }
 
@@ -138,7 +138,7 @@ func InNetNS(name string) ([]int, error) {
 		if err != nil || pid == self {
 			continue
 		}
-		if ino, err := NetNSInode(pid); err == nil && ino == want {
+		if ino, err := netNSInode(pid); err == nil && ino == want {
 			pids = append(pids, pid)
 		}
 	}
