@@ -62,6 +62,13 @@ bench-faults: deps kube
 	ECMPLB_FAULT_CYCLES=$${ECMPLB_FAULT_CYCLES:-100} ECMPLB_APISERVER_DOWN_CYCLES=$${ECMPLB_APISERVER_DOWN_CYCLES:-3} \
 	  go test -count=1 -timeout 6h -v ./scenarios/ -run TestScenarios -ginkgo.label-filter=faults
 
+## scenarios: the scenario files (scenarios/catalogue/*.yaml and the README example) on the lab;
+## SCENARIOS=path/to/file.yaml runs one file, LABELS='bfd && !restart' selects by label
+.PHONY: scenarios
+scenarios: deps kube
+	SCENARIOS="$(SCENARIOS)" go test -count=1 -timeout 30m -v ./scenarios/ -run TestScenarios \
+	  -ginkgo.label-filter='scenario-file$(if $(LABELS), && ($(LABELS)))'
+
 ## node-image: the offline kind node image (installs and starts Docker if needed; ~2 min, cached)
 node-image: kube
 	hack/build-node-image.sh

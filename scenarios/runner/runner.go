@@ -1,0 +1,215 @@
+// Package runner plays scenario files (package scenariofile) as Ginkgo
+// specs on any backend: one spec per file, one By per step, the figures of
+// every timed expectation attached as report entries.
+package runner
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/ecmplb/ecmplb/reports"
+	"github.com/ecmplb/ecmplb/reports/ginkgoreport"
+	"github.com/ecmplb/ecmplb/scenarios/backend"
+	"github.com/ecmplb/ecmplb/scenarios/check"
+	"github.com/ecmplb/ecmplb/scenarios/scenariofile"
+)
+
+// FileLabel is on every spec the runner registers.
+const FileLabel = "scenario-file"
+
+// Up brings a backend up on a topology for the running spec and tears it
+// down when the spec ends (DeferCleanup).
+type Up func(backend.Topology) backend.Backend
+
+// Specs registers one spec per scenario file. A file that does not parse
+// becomes a failing spec that names the file, line and field.
+func Specs(paths []string, up Up) {
+	for _, path := range paths {
+		s, err := scenariofile.Load(path)
+		if err != nil {
+			Failing(path, err)
+			continue
+		}
+		Spec(s, up)
+	}
+}
+
+// Failing registers a spec that fails with a scenario's parse error.
+func Failing(name string, err error) {
+	It("scenario file "+name, Label(FileLabel), func() { Fail(err.Error()) })
+}
+
+// Spec registers one scenario.
+func Spec(s *scenariofile.Scenario, up Up) {
+	labels := append([]string{FileLabel}, s.Labels...)
+	It(s.Name, Label(labels...), func() {
+		if s.Description != "" {
+			ginkgoreport.SetDescription(s.Description)
+		}
+		b := up(s.Topology)
+		r := &run{s: s, b: b, ctx: context.Background(), ips: map[scenariofile.Service]netip.Addr{}}
+		r.apply(s.Manifests)
+		for _, st := range s.Steps {
+			By(fmt.Sprintf("%s:%d: %s", filepath.Base(s.File), st.Line, st))
+			r.step(st)
+		}
+	})
+}
+
+// run is one scenario being played.
+type run struct {
+	s   *scenariofile.Scenario
+	b   backend.Backend
+	ctx context.Context
+	// last is when the last action step took effect: the start of every
+	// timed expectation after it.
+	last time.Time
+	// ips holds each Service's address once seen: it must never change.
+	ips map[scenariofile.Service]netip.Addr
+}
+
+func (r *run) where(st scenariofile.Step) string {
+	return fmt.Sprintf("%s:%d (%s)", r.s.File, st.Line, st.Kind)
+}
+
+func (r *run) files(ms []scenariofile.Manifest) []string {
+	var out []string
+	for _, m := range ms {
+		if m.Path != "" {
+			out = append(out, m.Path)
+			continue
+		}
+		dir, err := os.MkdirTemp("", "ecmplb-scenario-")
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(os.RemoveAll, dir)
+		p := filepath.Join(dir, fmt.Sprintf("line-%d.yaml", m.Line))
+		Expect(os.WriteFile(p, m.Inline, 0o644)).To(Succeed())
+		out = append(out, p)
+	}
+	return out
+}
+
+func (r *run) apply(ms []scenariofile.Manifest) {
+	if len(ms) == 0 {
+		return
+	}
+	r.last = time.Now()
+	Expect(r.b.Apply(r.ctx, r.files(ms)...)).To(Succeed())
+}
+
+func (r *run) step(st scenariofile.Step) {
+	where := r.where(st)
+	switch st.Kind {
+	case scenariofile.StepApply:
+		r.apply(st.Manifests)
+	case scenariofile.StepDelete:
+		r.last = time.Now()
+		Expect(r.b.Delete(r.ctx, r.files(st.Manifests)...)).To(Succeed(), where)
+	case scenariofile.StepEndpoints:
+		r.last = time.Now()
+		Expect(r.b.SetEndpointStates(r.ctx, st.Service.Namespace, st.Service.Name, st.Endpoints...)).To(Succeed(), where)
+	case scenariofile.StepFault:
+		at, err := r.b.Inject(r.ctx, st.Fault)
+		Expect(err).NotTo(HaveOccurred(), where)
+		r.last = at
+		flt := st.Fault
+		DeferCleanup(func() { _, _ = r.b.Repair(context.Background(), flt) })
+	case scenariofile.StepRepair:
+		at, err := r.b.Repair(r.ctx, st.Fault)
+		Expect(err).NotTo(HaveOccurred(), where)
+		r.last = at
+	case scenariofile.StepWait:
+		time.Sleep(st.Wait) // a hold the scenario asks for (e.g. how long a fault lasts), not a wait for a result
+	case scenariofile.StepExpect:
+		r.expect(st)
+	case scenariofile.StepFlows:
+		ip := r.address(st)
+		counts, err := r.b.Flows(r.ctx, st.Flows.Proto, netip.AddrPortFrom(ip, st.Flows.Port), st.Flows.Count)
+		Expect(err).NotTo(HaveOccurred(), where)
+		for _, n := range r.b.Topology().NodeNames() {
+			ginkgoreport.AddMeasurement(fmt.Sprintf("line %d: %s flows answered by %s", st.Line, st.Flows.Proto, n), "flows", float64(counts[n]), nil)
+		}
+		Expect(counts).To(check.SpreadOver(st.Flows.Spread...).AllowingLost(st.Flows.Lost), where)
+	default:
+		Fail(fmt.Sprintf("%s: unknown step kind %q", where, st.Kind))
+	}
+}
+
+// address is the route the step is about: its literal address, or its
+// Service's EXTERNAL-IP, which must not change during the scenario. A
+// Service seen before and now gone (deleted) keeps its last address, so its
+// withdrawal can be expected.
+func (r *run) address(st scenariofile.Step) netip.Addr {
+	if st.Expect.Address.IsValid() {
+		return st.Expect.Address
+	}
+	old, seen := r.ips[st.Service]
+	wait := 30 * time.Second
+	if seen {
+		wait = time.Second
+	}
+	ip, err := r.b.ExternalIP(r.ctx, st.Service.Namespace, st.Service.Name, wait)
+	if seen {
+		if err == nil {
+			Expect(ip).To(Equal(old), "%s: Service %s changed its EXTERNAL-IP", r.where(st), st.Service)
+		}
+		return old
+	}
+	Expect(err).NotTo(HaveOccurred(), r.where(st))
+	r.ips[st.Service] = ip
+	return ip
+}
+
+func (r *run) expect(st scenariofile.Step) {
+	where := r.where(st)
+	e := st.Expect
+	ip := r.address(st)
+	if e.Pool.IsValid() {
+		Expect(e.Pool.Contains(ip)).To(BeTrue(), "%s: %s has EXTERNAL-IP %s, outside pool %s", where, st.Service, ip, e.Pool)
+	}
+	topo := r.b.Topology()
+	tors := make([]string, 0, len(e.ECMP))
+	for t := range e.ECMP {
+		tors = append(tors, t)
+	}
+	slices.Sort(tors)
+	for _, tor := range tors {
+		m := check.HaveECMP(ip, topo.Addrs(e.ECMP[tor]...))
+		timed := e.Within > 0 || e.NotBefore > 0
+		if timed {
+			within := e.Within
+			if within == 0 {
+				within = e.Timeout
+			}
+			m = m.WithinDuration(within, r.last)
+		}
+		Eventually(check.ToR(r.b, tor)).WithTimeout(e.Timeout).Should(m, where)
+		if timed {
+			var goal *reports.Goal
+			if e.Within > 0 {
+				goal = reports.AtMost(ms(e.Within))
+			}
+			ginkgoreport.AddMeasurement(fmt.Sprintf("line %d: %s reached {%s}", st.Line, tor, strings.Join(e.ECMP[tor], ", ")), "ms", ms(m.Took), goal)
+			if e.NotBefore > 0 {
+				Expect(m.Took).To(BeNumerically(">=", e.NotBefore), "%s: %s reached {%s} after %v, not before %v expected", where, tor, strings.Join(e.ECMP[tor], ", "), m.Took, e.NotBefore)
+			}
+		}
+		for _, c := range e.Communities {
+			Expect(check.ToR(r.b, tor)).To(check.HaveCommunity(ip, c), where)
+		}
+		if e.LocalPref != 0 {
+			Expect(check.ToR(r.b, tor)).To(check.HaveLocalPref(ip, e.LocalPref), where)
+		}
+	}
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

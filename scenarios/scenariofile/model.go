@@ -1,0 +1,112 @@
+// Package scenariofile reads declarative scenario files: a topology, the
+// manifests to apply unchanged, and steps (apply, endpoints, fault, repair,
+// wait, expect, flows) that a generic runner plays on any backend. The
+// format is documented in scenarios/README.md. A malformed file is rejected
+// with an error naming the file, the line and the field.
+package scenariofile
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/ecmplb/ecmplb/scenarios/backend"
+)
+
+// Scenario is one parsed file.
+type Scenario struct {
+	// File is the path the scenario was read from.
+	File        string
+	Name        string
+	Description string
+	Labels      []string
+	Topology    backend.Topology
+	// Manifests are applied, in order, before the first step.
+	Manifests []Manifest
+	Steps     []Step
+}
+
+// StepKind names what a step does.
+type StepKind string
+
+// Step kinds.
+const (
+	StepApply     StepKind = "apply"
+	StepDelete    StepKind = "delete"
+	StepEndpoints StepKind = "endpoints"
+	StepFault     StepKind = "fault"
+	StepRepair    StepKind = "repair"
+	StepWait      StepKind = "wait"
+	StepExpect    StepKind = "expect"
+	StepFlows     StepKind = "flows"
+)
+
+// StepKinds lists every step kind.
+var StepKinds = []StepKind{StepApply, StepDelete, StepEndpoints, StepFault, StepRepair, StepWait, StepExpect, StepFlows}
+
+// Step is one step; which fields are set depends on Kind.
+type Step struct {
+	Kind StepKind
+	// Line is where the step starts in the file.
+	Line int
+	// Manifests of apply and delete.
+	Manifests []Manifest
+	// Service of endpoints, expect and flows.
+	Service Service
+	// Endpoints of an endpoints step.
+	Endpoints []backend.Endpoint
+	// Fault of a fault or repair step.
+	Fault backend.Fault
+	// Wait is the pause of a wait step.
+	Wait time.Duration
+	// Expect of an expect step.
+	Expect Expect
+	// Flows of a flows step.
+	Flows Flows
+}
+
+// Service names a Service ("namespace/name"; namespace default when left
+// out).
+type Service struct{ Namespace, Name string }
+
+func (s Service) String() string { return s.Namespace + "/" + s.Name }
+
+// Expect is what an expect step asserts of every listed ToR.
+type Expect struct {
+	// Address is the route's address when given instead of a Service.
+	Address netip.Addr
+	// ECMP is the exact next-hop set (node names) per ToR; empty: withdrawn.
+	ECMP map[string][]string
+	// Within bounds, by the RIB's timestamps, the time from the last action
+	// step (endpoints, fault, repair, apply, delete) to the change; 0: any.
+	Within time.Duration
+	// NotBefore is a lower bound on the same figure (e.g. a hold timer that
+	// must not fire early); 0: none.
+	NotBefore time.Duration
+	// Timeout is how long to wait for the set (default: Within + 10 s, or
+	// 60 s).
+	Timeout     time.Duration
+	Communities []string
+	LocalPref   uint32
+	// Pool the Service's address must come from.
+	Pool netip.Prefix
+}
+
+// Flows sends flows from the client and checks where they land.
+type Flows struct {
+	Proto string
+	Port  uint16
+	Count int
+	// Spread are the nodes every flow must land on, each at least once.
+	Spread []string
+	// Lost is how many flows may go unanswered.
+	Lost int
+}
+
+// Manifest is a file of Kubernetes objects (Path, absolute) or one object
+// written inline in the scenario (YAML).
+type Manifest struct {
+	Path   string
+	Inline []byte
+	// Line is where the manifest is named or written in the scenario file.
+	Line int
+}

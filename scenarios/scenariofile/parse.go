@@ -1,0 +1,357 @@
+package scenariofile
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/ecmplb/ecmplb/fabric/topology"
+	"github.com/ecmplb/ecmplb/scenarios/backend"
+)
+
+// Load reads and checks a scenario file.
+func Load(path string) (*Scenario, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(path, filepath.Dir(abs), b)
+}
+
+// Parse checks a scenario read from file (named in errors); relative
+// manifest paths are taken from dir.
+func Parse(file, dir string, data []byte) (*Scenario, error) {
+	p := &parser{file: file, dir: dir}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	if len(doc.Content) == 0 {
+		return nil, fmt.Errorf("%s: empty scenario", file)
+	}
+	s := p.scenario(doc.Content[0])
+	if len(p.errs) > 0 {
+		return nil, errors.Join(p.errs...)
+	}
+	return s, nil
+}
+
+// parser collects every problem of a file, each with its line and field.
+type parser struct {
+	file, dir string
+	errs      []error
+	topo      backend.Topology
+}
+
+func (p *parser) errf(n *yaml.Node, field, format string, args ...any) {
+	p.errs = append(p.errs, fmt.Errorf("%s:%d: %s: %s", p.file, n.Line, field, fmt.Sprintf(format, args...)))
+}
+
+// fields returns a mapping's values by key, reporting keys not in allowed.
+func (p *parser) fields(n *yaml.Node, field string, allowed ...string) map[string]*yaml.Node {
+	out := map[string]*yaml.Node{}
+	if n.Kind != yaml.MappingNode {
+		p.errf(n, field, "want a mapping with %s", strings.Join(allowed, ", "))
+		return out
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if !slices.Contains(allowed, k.Value) {
+			p.errf(k, join(field, k.Value), "unknown field (want one of %s)", strings.Join(allowed, ", "))
+			continue
+		}
+		out[k.Value] = v
+	}
+	return out
+}
+
+func join(parent, field string) string {
+	if parent == "" {
+		return field
+	}
+	return parent + "." + field
+}
+
+func (p *parser) str(n *yaml.Node, field string) string {
+	if n.Kind != yaml.ScalarNode {
+		p.errf(n, field, "want a string")
+		return ""
+	}
+	return n.Value
+}
+
+func (p *parser) strs(n *yaml.Node, field string) []string {
+	if n.Kind != yaml.SequenceNode {
+		p.errf(n, field, "want a list")
+		return nil
+	}
+	out := []string{}
+	for i, c := range n.Content {
+		out = append(out, p.str(c, fmt.Sprintf("%s[%d]", field, i)))
+	}
+	return out
+}
+
+func (p *parser) duration(n *yaml.Node, field string) time.Duration {
+	d, err := time.ParseDuration(p.str(n, field))
+	if err != nil || d < 0 {
+		p.errf(n, field, "%q is not a duration (write e.g. 900ms, 9s, 1m)", n.Value)
+		return 0
+	}
+	return d
+}
+
+func (p *parser) integer(n *yaml.Node, field string, lo, hi int) int {
+	v, err := strconv.Atoi(p.str(n, field))
+	if err != nil || v < lo || v > hi {
+		p.errf(n, field, "%q is not a whole number in %d-%d", n.Value, lo, hi)
+		return lo
+	}
+	return v
+}
+
+func (p *parser) addr(n *yaml.Node, field string) netip.Addr {
+	a, err := netip.ParseAddr(p.str(n, field))
+	if err != nil || !a.Is4() {
+		p.errf(n, field, "%q is not an IPv4 address", n.Value)
+		return netip.Addr{}
+	}
+	return a
+}
+
+func (p *parser) scenario(n *yaml.Node) *Scenario {
+	s := &Scenario{File: p.file}
+	f := p.fields(n, "", "name", "description", "labels", "topology", "manifests", "steps")
+	if v := f["name"]; v != nil {
+		s.Name = p.str(v, "name")
+	}
+	if s.Name == "" {
+		p.errf(n, "name", "every scenario needs a name")
+	}
+	if v := f["description"]; v != nil {
+		s.Description = p.str(v, "description")
+	}
+	if v := f["labels"]; v != nil {
+		s.Labels = p.strs(v, "labels")
+		for i, l := range s.Labels {
+			if strings.ContainsAny(l, "&|!,()/:") {
+				p.errf(v.Content[i], fmt.Sprintf("labels[%d]", i), "%q may not contain any of &|!,()/:", l)
+			}
+		}
+	}
+	p.topo = p.topology(f["topology"], n)
+	s.Topology = p.topo
+	if v := f["manifests"]; v != nil {
+		s.Manifests = p.manifests(v, "manifests")
+	}
+	v := f["steps"]
+	if v == nil || v.Kind != yaml.SequenceNode || len(v.Content) == 0 {
+		p.errf(n, "steps", "a scenario needs a list of steps")
+		return s
+	}
+	for i, st := range v.Content {
+		s.Steps = append(s.Steps, p.step(st, fmt.Sprintf("steps[%d]", i)))
+	}
+	return s
+}
+
+// topology builds the fabric: the reference fabric's segment, AS numbers
+// and client, with the ToRs and nodes the file lists (the reference ones
+// when it lists none). IPv4 only.
+func (p *parser) topology(n, parent *yaml.Node) backend.Topology {
+	t := topology.Default()
+	t.Segment6 = netip.Prefix{}
+	for i := range t.ToRs {
+		t.ToRs[i].Address6 = netip.Addr{}
+	}
+	for i := range t.Nodes {
+		t.Nodes[i].Address6 = netip.Addr{}
+	}
+	for i := range t.Clients {
+		t.Clients[i].Link6 = netip.Prefix{}
+	}
+	t.BFDProfiles = map[string]topology.BFDProfile{}
+	t.BGP.HoldTime = topology.Duration(9 * time.Second)
+	if n == nil {
+		t.SetDefaults()
+		return backend.Topology{Topology: t}
+	}
+	f := p.fields(n, "topology", "holdTime", "tors", "nodes")
+	if v := f["holdTime"]; v != nil {
+		d := p.duration(v, "topology.holdTime")
+		if d != 0 && (d < 3*time.Second || d%time.Second != 0) {
+			p.errf(v, "topology.holdTime", "%v must be whole seconds, at least 3s", d)
+		}
+		t.BGP.HoldTime = topology.Duration(d)
+	}
+	t.BGP.KeepaliveInterval = t.BGP.HoldTime / 3
+	var bfd *topology.BFDProfile
+	var bfdToRs []string
+	if v := f["tors"]; v != nil {
+		t.ToRs = nil
+		if v.Kind != yaml.SequenceNode {
+			p.errf(v, "topology.tors", "want a list of ToRs")
+		}
+		for i, r := range v.Content {
+			field := fmt.Sprintf("topology.tors[%d]", i)
+			rf := p.fields(r, field, "name", "address", "bfd")
+			tor := topology.ToR{ASN: 65000}
+			if x := rf["name"]; x != nil {
+				tor.Name = p.str(x, field+".name")
+			}
+			if x := rf["address"]; x != nil {
+				tor.Address = p.inSegment(x, field+".address", t.Segment)
+			}
+			if x := rf["bfd"]; x != nil {
+				prof := p.bfd(x, field+".bfd")
+				if bfd != nil && *bfd != prof {
+					p.errf(x, field+".bfd", "every BFD ToR must run the same interval and multiplier")
+				}
+				bfd = &prof
+				bfdToRs = append(bfdToRs, tor.Name)
+			}
+			t.ToRs = append(t.ToRs, tor)
+		}
+		if len(t.Clients) > 0 && len(t.ToRs) > 0 {
+			t.Clients[0].ToR = t.ToRs[0].Name
+		}
+	}
+	if v := f["nodes"]; v != nil {
+		t.Nodes = nil
+		if v.Kind != yaml.SequenceNode {
+			p.errf(v, "topology.nodes", "want a list of nodes")
+		}
+		for i, nd := range v.Content {
+			field := fmt.Sprintf("topology.nodes[%d]", i)
+			nf := p.fields(nd, field, "name", "address")
+			node := topology.Node{ASN: 65100}
+			if x := nf["name"]; x != nil {
+				node.Name = p.str(x, field+".name")
+			}
+			if x := nf["address"]; x != nil {
+				node.Address = p.inSegment(x, field+".address", t.Segment)
+			}
+			t.Nodes = append(t.Nodes, node)
+		}
+	}
+	if bfd != nil {
+		t.BFDProfiles["scenario"] = *bfd
+		for i := range t.Nodes {
+			t.Nodes[i].BFDProfile = "scenario"
+			t.Nodes[i].BFDToRs = bfdToRs
+		}
+	}
+	t.SetDefaults()
+	if err := t.Validate(); err != nil && len(p.errs) == 0 {
+		p.errf(n, "topology", "%v", err)
+	}
+	return backend.Topology{Topology: t}
+}
+
+func (p *parser) inSegment(n *yaml.Node, field string, seg netip.Prefix) netip.Addr {
+	a := p.addr(n, field)
+	if a.IsValid() && !seg.Contains(a) {
+		p.errf(n, field, "%s is outside the fabric's segment %s", a, seg)
+	}
+	return a
+}
+
+func (p *parser) bfd(n *yaml.Node, field string) topology.BFDProfile {
+	f := p.fields(n, field, "interval", "multiplier")
+	prof := topology.BFDProfile{ReceiveInterval: 300, TransmitInterval: 300, DetectMultiplier: 3}
+	if v := f["interval"]; v != nil {
+		d := p.duration(v, field+".interval")
+		if d != 0 && (d < 10*time.Millisecond || d > time.Minute || d%time.Millisecond != 0) {
+			p.errf(v, field+".interval", "%v must be whole milliseconds in 10ms-1m", d)
+		}
+		ms := uint32(d / time.Millisecond)
+		prof.ReceiveInterval, prof.TransmitInterval = ms, ms
+	}
+	if v := f["multiplier"]; v != nil {
+		prof.DetectMultiplier = uint32(p.integer(v, field+".multiplier", 2, 255))
+	}
+	return prof
+}
+
+func (p *parser) manifests(n *yaml.Node, field string) []Manifest {
+	if n.Kind != yaml.SequenceNode {
+		p.errf(n, field, "want a list of manifest files or inline objects")
+		return nil
+	}
+	var out []Manifest
+	for i, c := range n.Content {
+		f := fmt.Sprintf("%s[%d]", field, i)
+		switch c.Kind {
+		case yaml.ScalarNode:
+			path := c.Value
+			if !filepath.IsAbs(path) {
+				path = filepath.Join(p.dir, path)
+			}
+			if _, err := os.Stat(path); err != nil {
+				p.errf(c, f, "no manifest file %s (paths are relative to the scenario file)", c.Value)
+			}
+			out = append(out, Manifest{Path: path, Line: c.Line})
+		case yaml.MappingNode:
+			b, err := yaml.Marshal(c)
+			if err != nil {
+				p.errf(c, f, "%v", err)
+			}
+			out = append(out, Manifest{Inline: b, Line: c.Line})
+		default:
+			p.errf(c, f, "want a file path or an inline object")
+		}
+	}
+	return out
+}
+
+func (p *parser) node(n *yaml.Node, field string) string {
+	name := p.str(n, field)
+	if _, ok := p.topo.Node(name); !ok && name != "" {
+		p.errf(n, field, "%q is not a node of the topology (nodes: %s)", name, strings.Join(p.topo.NodeNames(), ", "))
+	}
+	return name
+}
+
+func (p *parser) tor(n *yaml.Node, field string) string {
+	name := p.str(n, field)
+	if _, ok := p.topo.ToR(name); !ok && name != "" {
+		p.errf(n, field, "%q is not a ToR of the topology (ToRs: %s)", name, strings.Join(p.topo.ToRNames(), ", "))
+	}
+	return name
+}
+
+func (p *parser) nodes(n *yaml.Node, field string) []string {
+	if n.Kind != yaml.SequenceNode {
+		p.errf(n, field, "want a list of node names")
+		return nil
+	}
+	out := []string{}
+	for i, c := range n.Content {
+		out = append(out, p.node(c, fmt.Sprintf("%s[%d]", field, i)))
+	}
+	return out
+}
+
+func (p *parser) service(n *yaml.Node, field string) Service {
+	s := p.str(n, field)
+	ns, name, ok := strings.Cut(s, "/")
+	if !ok {
+		ns, name = "default", s
+	}
+	if name == "" || ns == "" {
+		p.errf(n, field, "%q is not a Service name (write name or namespace/name)", s)
+	}
+	return Service{Namespace: ns, Name: name}
+}

@@ -1,0 +1,150 @@
+package scenariofile
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ecmplb/ecmplb/scenarios/backend"
+)
+
+const good = `name: drain
+description: the last endpoint leaves node3
+labels: [drain]
+topology:
+  holdTime: 9s
+  tors:
+    - {name: tor1, address: 10.0.0.1, bfd: {interval: 300ms, multiplier: 3}}
+    - {name: tor2, address: 10.0.0.2}
+  nodes:
+    - {name: node1, address: 10.0.0.21}
+    - {name: node2, address: 10.0.0.22}
+manifests:
+  - pool.yaml
+  - apiVersion: v1
+    kind: Service
+    metadata: {name: web}
+steps:
+  - endpoints: {service: web, nodes: [node1, node2]}
+  - expect: {service: default/web, ecmp: [node1, node2], communities: ["65000:100"]}
+  - fault: {kind: cut-link, node: node2}
+  - expect: {service: web, ecmp: {tor1: [node1]}, within: 1250ms}
+  - expect: {service: web, ecmp: {tor2: [node1]}, notBefore: 6s, within: 10s}
+  - repair: {kind: cut-link, node: node2}
+  - wait: 1s
+  - flows: {service: web, proto: tcp, spread: [node1, node2]}
+`
+
+// parse writes pool.yaml next to the scenario so relative paths resolve.
+func parse(t *testing.T, text string) (*Scenario, error) {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "pool.yaml"), []byte("kind: IPAddressPool\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return Parse("cat/drain.yaml", dir, []byte(text))
+}
+
+func TestParseGood(t *testing.T) {
+	s, err := parse(t, good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Name != "drain" || len(s.Steps) != 8 || len(s.Manifests) != 2 || s.Manifests[1].Inline == nil {
+		t.Fatalf("parsed %+v", s)
+	}
+	topo := s.Topology
+	if got := topo.BFDToRs("node2"); len(got) != 1 || got[0] != "tor1" {
+		t.Errorf("BFD ToRs %v, want [tor1]", got)
+	}
+	if topo.DetectTime("tor1", "node2") != 900*time.Millisecond || topo.HoldTime() != 9*time.Second || topo.KeepaliveInterval() != 3*time.Second {
+		t.Errorf("timers: detect %v hold %v keepalive %v", topo.DetectTime("tor1", "node2"), topo.HoldTime(), topo.KeepaliveInterval())
+	}
+	if e := s.Steps[1].Expect; len(e.ECMP) != 2 || len(e.ECMP["tor2"]) != 2 || e.Timeout != time.Minute {
+		t.Errorf("a list sets every ToR: %+v", e)
+	}
+	if e := s.Steps[3].Expect; e.Within != 1250*time.Millisecond || e.Timeout != 11250*time.Millisecond || len(e.ECMP) != 1 {
+		t.Errorf("timed expect: %+v", e)
+	}
+	if f := s.Steps[2].Fault; f != (backend.Fault{Kind: backend.FaultLinkCut, Target: "node2"}) {
+		t.Errorf("fault %+v", f)
+	}
+	if fl := s.Steps[7].Flows; fl.Proto != "tcp" || fl.Count != 60 || fl.Port != 443 {
+		t.Errorf("flows %+v", fl)
+	}
+	if s.Steps[0].Service.Namespace != "default" {
+		t.Errorf("service namespace %q", s.Steps[0].Service.Namespace)
+	}
+}
+
+// Each malformed file is rejected with file, line and field.
+func TestParseErrors(t *testing.T) {
+	tests := []struct {
+		name, from, to, want string
+	}{
+		{"unknown top-level field", "labels: [drain]", "labels: [drain]\nowner: me",
+			`cat/drain.yaml:4: owner: unknown field`},
+		{"unknown field in a step", "fault: {kind: cut-link, node: node2}", "fault: {kind: cut-link, node: node2, color: red}",
+			`cat/drain.yaml:20: steps[2].fault.color: unknown field (want one of kind, node, tor, for)`},
+		{"unknown step kind", "  - wait: 1s", "  - sleep: 1s",
+			`cat/drain.yaml:24: steps[6].sleep: unknown step kind "sleep" (want one of apply, delete, endpoints, fault, repair, wait, expect, flows)`},
+		{"unknown fault kind", "kind: cut-link, node", "kind: cut-lnk, node",
+			`cat/drain.yaml:20: steps[2].fault.kind: unknown fault kind "cut-lnk"`},
+		{"node the topology lacks", "fault: {kind: cut-link, node: node2}", "fault: {kind: cut-link, node: node7}",
+			`cat/drain.yaml:20: steps[2].fault.node: "node7" is not a node of the topology (nodes: node1, node2)`},
+		{"node in an expected set the topology lacks", "ecmp: [node1, node2]", "ecmp: [node1, node3]",
+			`cat/drain.yaml:19: steps[1].expect.ecmp[1]: "node3" is not a node of the topology`},
+		{"ToR the topology lacks", "ecmp: {tor1: [node1]}", "ecmp: {tor3: [node1]}",
+			`cat/drain.yaml:21: steps[3].expect.ecmp: "tor3" is not a ToR of the topology (ToRs: tor1, tor2)`},
+		{"bad duration", "within: 1250ms", "within: 1.25 seconds",
+			`cat/drain.yaml:21: steps[3].expect.within: "1.25 seconds" is not a duration (write e.g. 900ms, 9s, 1m)`},
+		{"bad hold time", "holdTime: 9s", "holdTime: 9500ms",
+			`cat/drain.yaml:5: topology.holdTime: 9.5s must be whole seconds, at least 3s`},
+		{"node address outside the fabric", "address: 10.0.0.22}", "address: 192.168.1.22}",
+			`cat/drain.yaml:11: topology.nodes[1].address: 192.168.1.22 is outside the fabric's segment 10.0.0.0/24`},
+		{"expected address inside the fabric", "expect: {service: web, ecmp: {tor1", "expect: {address: 10.0.0.5, ecmp: {tor1",
+			`cat/drain.yaml:21: steps[3].expect.address: 10.0.0.5 is inside the fabric's segment 10.0.0.0/24`},
+		{"missing manifest file", "  - pool.yaml", "  - pools.yaml",
+			`cat/drain.yaml:13: manifests[0]: no manifest file pools.yaml`},
+		{"missing expected set", ", ecmp: [node1, node2], communities", ", communities",
+			`cat/drain.yaml:19: steps[1].expect.ecmp: missing`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			text := strings.Replace(good, tt.from, tt.to, 1)
+			if text == good {
+				t.Fatalf("test edit %q not found", tt.from)
+			}
+			_, err := parse(t, text)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error:\n%v\nwant it to contain\n%s", err, tt.want)
+			}
+		})
+	}
+}
+
+// The example in scenarios/README.md parses (the suite also runs it).
+func TestReadmeExample(t *testing.T) {
+	path, data, err := ReadmeExample(filepath.Join("..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Parse(path, "..", data); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Every catalogue file parses.
+func TestCatalogue(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("..", "catalogue", "*.yaml"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no catalogue files: %v", err)
+	}
+	for _, f := range files {
+		if _, err := Load(f); err != nil {
+			t.Error(err)
+		}
+	}
+}

@@ -1,0 +1,292 @@
+package scenariofile
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/ecmplb/ecmplb/scenarios/backend"
+)
+
+func kindNames() string {
+	s := make([]string, len(StepKinds))
+	for i, k := range StepKinds {
+		s[i] = string(k)
+	}
+	return strings.Join(s, ", ")
+}
+
+func (p *parser) step(n *yaml.Node, field string) Step {
+	st := Step{Line: n.Line}
+	if n.Kind != yaml.MappingNode || len(n.Content) != 2 {
+		p.errf(n, field, "a step is a mapping with exactly one key, its kind (%s)", kindNames())
+		return st
+	}
+	k, v := n.Content[0], n.Content[1]
+	st.Kind = StepKind(k.Value)
+	field = join(field, k.Value)
+	switch st.Kind {
+	case StepApply, StepDelete:
+		st.Manifests = p.manifests(v, field)
+	case StepEndpoints:
+		st.Service, st.Endpoints = p.endpoints(v, field)
+	case StepFault, StepRepair:
+		st.Fault = p.fault(v, field)
+	case StepWait:
+		st.Wait = p.duration(v, field)
+	case StepExpect:
+		st.Service, st.Expect = p.expect(v, field)
+	case StepFlows:
+		st.Service, st.Flows = p.flows(v, field)
+	default:
+		p.errf(k, field, "unknown step kind %q (want one of %s)", k.Value, kindNames())
+	}
+	return st
+}
+
+func (p *parser) endpoints(n *yaml.Node, field string) (Service, []backend.Endpoint) {
+	f := p.fields(n, field, "service", "nodes", "notReady", "terminating")
+	var svc Service
+	if v := f["service"]; v != nil {
+		svc = p.service(v, field+".service")
+	} else {
+		p.errf(n, field+".service", "missing")
+	}
+	eps := []backend.Endpoint{}
+	add := func(key string, e backend.Endpoint) {
+		if v := f[key]; v != nil {
+			for _, name := range p.nodes(v, field+"."+key) {
+				e.Node = name
+				eps = append(eps, e)
+			}
+		}
+	}
+	add("nodes", backend.Endpoint{Ready: true, Serving: true})
+	add("notReady", backend.Endpoint{})
+	add("terminating", backend.Endpoint{Serving: true, Terminating: true})
+	return svc, eps
+}
+
+func (p *parser) fault(n *yaml.Node, field string) backend.Fault {
+	f := p.fields(n, field, "kind", "node", "tor", "for")
+	var flt backend.Fault
+	kv := f["kind"]
+	if kv == nil {
+		p.errf(n, field+".kind", "missing")
+		return flt
+	}
+	flt.Kind = backend.FaultKind(p.str(kv, field+".kind"))
+	if !slices.Contains(backend.FaultKinds, flt.Kind) {
+		var names []string
+		for _, k := range backend.FaultKinds {
+			names = append(names, string(k))
+		}
+		p.errf(kv, field+".kind", "unknown fault kind %q (want one of %s)", flt.Kind, strings.Join(names, ", "))
+		return flt
+	}
+	switch {
+	case flt.Kind.TargetsNode():
+		if v := f["node"]; v != nil {
+			flt.Target = p.node(v, field+".node")
+		} else {
+			p.errf(n, field+".node", "fault %s needs a node", flt.Kind)
+		}
+		if v := f["tor"]; v != nil {
+			if flt.Kind != backend.FaultBFDFlap && flt.Kind != backend.FaultBFDAdminDown {
+				p.errf(v, field+".tor", "only the BFD faults take a ToR")
+			}
+			flt.ToR = p.tor(v, field+".tor")
+		}
+	case flt.Kind.TargetsToR():
+		if v := f["tor"]; v != nil {
+			flt.Target = p.tor(v, field+".tor")
+		} else {
+			p.errf(n, field+".tor", "fault %s needs a ToR", flt.Kind)
+		}
+		if v := f["node"]; v != nil {
+			p.errf(v, field+".node", "fault %s takes a ToR, not a node", flt.Kind)
+		}
+	default:
+		for _, key := range []string{"node", "tor"} {
+			if v := f[key]; v != nil {
+				p.errf(v, field+"."+key, "fault %s takes no target", flt.Kind)
+			}
+		}
+	}
+	if v := f["for"]; v != nil {
+		if flt.Kind != backend.FaultBFDFlap {
+			p.errf(v, field+".for", "only bfd-flap takes a duration (hold other faults with a wait step before the repair)")
+		}
+		flt.Duration = p.duration(v, field+".for")
+	}
+	return flt
+}
+
+func (p *parser) expect(n *yaml.Node, field string) (Service, Expect) {
+	f := p.fields(n, field, "service", "address", "ecmp", "within", "notBefore", "timeout", "communities", "localPref", "pool")
+	var svc Service
+	var e Expect
+	switch {
+	case f["service"] != nil && f["address"] != nil:
+		p.errf(f["address"], field+".address", "give a service or an address, not both")
+	case f["service"] != nil:
+		svc = p.service(f["service"], field+".service")
+	case f["address"] != nil:
+		e.Address = p.addr(f["address"], field+".address")
+		if p.topo.Segment.Contains(e.Address) {
+			p.errf(f["address"], field+".address", "%s is inside the fabric's segment %s: a Service address comes from a pool", e.Address, p.topo.Segment)
+		}
+	default:
+		p.errf(n, field+".service", "missing (or give an address)")
+	}
+	v := f["ecmp"]
+	if v == nil {
+		p.errf(n, field+".ecmp", "missing: state the exact next-hop set (node names; [] for withdrawn)")
+	} else {
+		e.ECMP = map[string][]string{}
+		switch v.Kind {
+		case yaml.SequenceNode:
+			set := p.nodes(v, field+".ecmp")
+			for _, tor := range p.topo.ToRNames() {
+				e.ECMP[tor] = set
+			}
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(v.Content); i += 2 {
+				tor := p.tor(v.Content[i], field+".ecmp")
+				e.ECMP[tor] = p.nodes(v.Content[i+1], field+".ecmp."+tor)
+			}
+		default:
+			p.errf(v, field+".ecmp", "want a list of nodes (every ToR) or a mapping ToR → list of nodes")
+		}
+	}
+	if v := f["within"]; v != nil {
+		e.Within = p.duration(v, field+".within")
+	}
+	if v := f["notBefore"]; v != nil {
+		e.NotBefore = p.duration(v, field+".notBefore")
+		if e.Within != 0 && e.NotBefore > e.Within {
+			p.errf(v, field+".notBefore", "%v is after within %v", e.NotBefore, e.Within)
+		}
+	}
+	e.Timeout = 60 * time.Second
+	if e.Within > 0 {
+		e.Timeout = e.Within + 10*time.Second
+	}
+	if v := f["timeout"]; v != nil {
+		e.Timeout = p.duration(v, field+".timeout")
+	}
+	if v := f["communities"]; v != nil {
+		e.Communities = p.strs(v, field+".communities")
+	}
+	if v := f["localPref"]; v != nil {
+		e.LocalPref = uint32(p.integer(v, field+".localPref", 0, 1<<31-1))
+	}
+	if v := f["pool"]; v != nil {
+		pool, err := netip.ParsePrefix(p.str(v, field+".pool"))
+		if err != nil {
+			p.errf(v, field+".pool", "%q is not a prefix", v.Value)
+		}
+		e.Pool = pool
+	}
+	return svc, e
+}
+
+func (p *parser) flows(n *yaml.Node, field string) (Service, Flows) {
+	f := p.fields(n, field, "service", "proto", "port", "count", "spread", "lost")
+	fl := Flows{Proto: "udp", Port: 443, Count: 60}
+	var svc Service
+	if v := f["service"]; v != nil {
+		svc = p.service(v, field+".service")
+	} else {
+		p.errf(n, field+".service", "missing")
+	}
+	if v := f["proto"]; v != nil {
+		fl.Proto = p.str(v, field+".proto")
+		if fl.Proto != "udp" && fl.Proto != "tcp" {
+			p.errf(v, field+".proto", "%q is neither udp nor tcp", fl.Proto)
+		}
+	}
+	if v := f["port"]; v != nil {
+		fl.Port = uint16(p.integer(v, field+".port", 1, 65535))
+	}
+	if v := f["count"]; v != nil {
+		fl.Count = p.integer(v, field+".count", 1, 1000)
+	}
+	if v := f["spread"]; v != nil {
+		fl.Spread = p.nodes(v, field+".spread")
+	} else {
+		p.errf(n, field+".spread", "missing: the nodes the flows must land on")
+	}
+	if v := f["lost"]; v != nil {
+		fl.Lost = p.integer(v, field+".lost", 0, 1000)
+	}
+	return svc, fl
+}
+
+// String describes a step for people (the runner's By text).
+func (s Step) String() string {
+	switch s.Kind {
+	case StepApply, StepDelete:
+		var names []string
+		for _, m := range s.Manifests {
+			if m.Path != "" {
+				names = append(names, m.Path)
+			} else {
+				names = append(names, fmt.Sprintf("inline object (line %d)", m.Line))
+			}
+		}
+		return fmt.Sprintf("%s %s", s.Kind, strings.Join(names, ", "))
+	case StepEndpoints:
+		var parts []string
+		for _, e := range s.Endpoints {
+			state := "ready"
+			switch {
+			case e.Terminating:
+				state = "terminating"
+			case !e.Ready:
+				state = "not ready"
+			}
+			parts = append(parts, e.Node+" ("+state+")")
+		}
+		return fmt.Sprintf("endpoints of %s: %s", s.Service, strings.Join(parts, ", "))
+	case StepFault:
+		return "fault: " + s.Fault.String()
+	case StepRepair:
+		return "repair: " + s.Fault.String()
+	case StepWait:
+		return "wait " + s.Wait.String()
+	case StepExpect:
+		return "expect " + s.Expect.describe(s.Service)
+	case StepFlows:
+		return fmt.Sprintf("%d %s flows to %s spread over %s", s.Flows.Count, s.Flows.Proto, s.Service, strings.Join(s.Flows.Spread, ", "))
+	}
+	return string(s.Kind)
+}
+
+func (e Expect) describe(svc Service) string {
+	what := svc.String()
+	if e.Address.IsValid() {
+		what = e.Address.String()
+	}
+	tors := make([]string, 0, len(e.ECMP))
+	for t := range e.ECMP {
+		tors = append(tors, t)
+	}
+	slices.Sort(tors)
+	var parts []string
+	for _, t := range tors {
+		parts = append(parts, fmt.Sprintf("%s {%s}", t, strings.Join(e.ECMP[t], ", ")))
+	}
+	s := what + " via " + strings.Join(parts, "; ")
+	if e.Within > 0 {
+		s += " within " + e.Within.String()
+	}
+	if e.NotBefore > 0 {
+		s += " not before " + e.NotBefore.String()
+	}
+	return s
+}
