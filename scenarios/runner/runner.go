@@ -13,8 +13,8 @@ import (
 	"strings"
 	"time"
 
-	. "github.com/onsi/ginkgo/v2"
-	. "github.com/onsi/gomega"
+	"github.com/onsi/ginkgo/v2"
+	"github.com/onsi/gomega"
 
 	"github.com/ecmplb/ecmplb/reports"
 	"github.com/ecmplb/ecmplb/reports/ginkgoreport"
@@ -45,13 +45,13 @@ func Specs(paths []string, up Up) {
 
 // Failing registers a spec that fails with a scenario's parse error.
 func Failing(name string, err error) {
-	It("scenario file "+name, Label(FileLabel), func() { Fail(err.Error()) })
+	ginkgo.It("scenario file "+name, ginkgo.Label(FileLabel), func() { ginkgo.Fail(err.Error()) })
 }
 
 // Spec registers one scenario.
 func Spec(s *scenariofile.Scenario, up Up) {
 	labels := append([]string{FileLabel}, s.Labels...)
-	It(s.Name, Label(labels...), func() {
+	ginkgo.It(s.Name, ginkgo.Label(labels...), func() {
 		if s.Description != "" {
 			ginkgoreport.SetDescription(s.Description)
 		}
@@ -59,7 +59,7 @@ func Spec(s *scenariofile.Scenario, up Up) {
 		r := &run{s: s, b: b, ctx: context.Background(), ips: map[scenariofile.Service]netip.Addr{}}
 		r.apply(s.Manifests)
 		for _, st := range s.Steps {
-			By(fmt.Sprintf("%s:%d: %s", filepath.Base(s.File), st.Line, st))
+			ginkgo.By(fmt.Sprintf("%s:%d: %s", filepath.Base(s.File), st.Line, st))
 			r.step(st)
 		}
 	})
@@ -89,10 +89,10 @@ func (r *run) files(ms []scenariofile.Manifest) []string {
 			continue
 		}
 		dir, err := os.MkdirTemp("", "ecmplb-scenario-")
-		Expect(err).NotTo(HaveOccurred())
-		DeferCleanup(os.RemoveAll, dir)
+		gomega.Expect(err).NotTo(gomega.HaveOccurred())
+		ginkgo.DeferCleanup(os.RemoveAll, dir)
 		p := filepath.Join(dir, fmt.Sprintf("line-%d.yaml", m.Line))
-		Expect(os.WriteFile(p, m.Inline, 0o644)).To(Succeed())
+		gomega.Expect(os.WriteFile(p, m.Inline, 0o644)).To(gomega.Succeed())
 		out = append(out, p)
 	}
 	return out
@@ -103,7 +103,7 @@ func (r *run) apply(ms []scenariofile.Manifest) {
 		return
 	}
 	r.last = time.Now()
-	Expect(r.b.Apply(r.ctx, r.files(ms)...)).To(Succeed())
+	gomega.Expect(r.b.Apply(r.ctx, r.files(ms)...)).To(gomega.Succeed())
 }
 
 func (r *run) step(st scenariofile.Step) {
@@ -113,19 +113,19 @@ func (r *run) step(st scenariofile.Step) {
 		r.apply(st.Manifests)
 	case scenariofile.StepDelete:
 		r.last = time.Now()
-		Expect(r.b.Delete(r.ctx, r.files(st.Manifests)...)).To(Succeed(), where)
+		gomega.Expect(r.b.Delete(r.ctx, r.files(st.Manifests)...)).To(gomega.Succeed(), where)
 	case scenariofile.StepEndpoints:
 		r.last = time.Now()
-		Expect(r.b.SetEndpointStates(r.ctx, st.Service.Namespace, st.Service.Name, st.Endpoints...)).To(Succeed(), where)
+		gomega.Expect(r.b.SetEndpointStates(r.ctx, st.Service.Namespace, st.Service.Name, st.Endpoints...)).To(gomega.Succeed(), where)
 	case scenariofile.StepFault:
 		at, err := r.b.Inject(r.ctx, st.Fault)
-		Expect(err).NotTo(HaveOccurred(), where)
+		gomega.Expect(err).NotTo(gomega.HaveOccurred(), where)
 		r.last = at
 		flt := st.Fault
-		DeferCleanup(func() { _, _ = r.b.Repair(context.Background(), flt) })
+		ginkgo.DeferCleanup(func() { _, _ = r.b.Repair(context.Background(), flt) })
 	case scenariofile.StepRepair:
 		at, err := r.b.Repair(r.ctx, st.Fault)
-		Expect(err).NotTo(HaveOccurred(), where)
+		gomega.Expect(err).NotTo(gomega.HaveOccurred(), where)
 		r.last = at
 	case scenariofile.StepWait:
 		time.Sleep(st.Wait) // a hold the scenario asks for (e.g. how long a fault lasts), not a wait for a result
@@ -134,13 +134,13 @@ func (r *run) step(st scenariofile.Step) {
 	case scenariofile.StepFlows:
 		ip := r.address(st)
 		counts, err := r.b.Flows(r.ctx, st.Flows.Proto, netip.AddrPortFrom(ip, st.Flows.Port), st.Flows.Count)
-		Expect(err).NotTo(HaveOccurred(), where)
+		gomega.Expect(err).NotTo(gomega.HaveOccurred(), where)
 		for _, n := range r.b.Topology().NodeNames() {
 			ginkgoreport.AddMeasurement(fmt.Sprintf("line %d: %s flows answered by %s", st.Line, st.Flows.Proto, n), "flows", float64(counts[n]), nil)
 		}
-		Expect(counts).To(check.SpreadOver(st.Flows.Spread...).AllowingLost(st.Flows.Lost), where)
+		gomega.Expect(counts).To(check.SpreadOver(st.Flows.Spread...).AllowingLost(st.Flows.Lost), where)
 	default:
-		Fail(fmt.Sprintf("%s: unknown step kind %q", where, st.Kind))
+		ginkgo.Fail(fmt.Sprintf("%s: unknown step kind %q", where, st.Kind))
 	}
 }
 
@@ -160,11 +160,11 @@ func (r *run) address(st scenariofile.Step) netip.Addr {
 	ip, err := r.b.ExternalIP(r.ctx, st.Service.Namespace, st.Service.Name, wait)
 	if seen {
 		if err == nil {
-			Expect(ip).To(Equal(old), "%s: Service %s changed its EXTERNAL-IP", r.where(st), st.Service)
+			gomega.Expect(ip).To(gomega.Equal(old), "%s: Service %s changed its EXTERNAL-IP", r.where(st), st.Service)
 		}
 		return old
 	}
-	Expect(err).NotTo(HaveOccurred(), r.where(st))
+	gomega.Expect(err).NotTo(gomega.HaveOccurred(), r.where(st))
 	r.ips[st.Service] = ip
 	return ip
 }
@@ -174,7 +174,7 @@ func (r *run) expect(st scenariofile.Step) {
 	e := st.Expect
 	ip := r.address(st)
 	if e.Pool.IsValid() {
-		Expect(e.Pool.Contains(ip)).To(BeTrue(), "%s: %s has EXTERNAL-IP %s, outside pool %s", where, st.Service, ip, e.Pool)
+		gomega.Expect(e.Pool.Contains(ip)).To(gomega.BeTrue(), "%s: %s has EXTERNAL-IP %s, outside pool %s", where, st.Service, ip, e.Pool)
 	}
 	topo := r.b.Topology()
 	tors := make([]string, 0, len(e.ECMP))
@@ -192,7 +192,7 @@ func (r *run) expect(st scenariofile.Step) {
 			}
 			m = m.WithinDuration(within, r.last)
 		}
-		Eventually(check.ToR(r.b, tor)).WithTimeout(e.Timeout).Should(m, where)
+		gomega.Eventually(check.ToR(r.b, tor)).WithTimeout(e.Timeout).Should(m, where)
 		if timed {
 			var goal *reports.Goal
 			if e.Within > 0 {
@@ -200,14 +200,14 @@ func (r *run) expect(st scenariofile.Step) {
 			}
 			ginkgoreport.AddMeasurement(fmt.Sprintf("line %d: %s reached {%s}", st.Line, tor, strings.Join(e.ECMP[tor], ", ")), "ms", ms(m.Took), goal)
 			if e.NotBefore > 0 {
-				Expect(m.Took).To(BeNumerically(">=", e.NotBefore), "%s: %s reached {%s} after %v, not before %v expected", where, tor, strings.Join(e.ECMP[tor], ", "), m.Took, e.NotBefore)
+				gomega.Expect(m.Took).To(gomega.BeNumerically(">=", e.NotBefore), "%s: %s reached {%s} after %v, not before %v expected", where, tor, strings.Join(e.ECMP[tor], ", "), m.Took, e.NotBefore)
 			}
 		}
 		for _, c := range e.Communities {
-			Expect(check.ToR(r.b, tor)).To(check.HaveCommunity(ip, c), where)
+			gomega.Expect(check.ToR(r.b, tor)).To(check.HaveCommunity(ip, c), where)
 		}
 		if e.LocalPref != 0 {
-			Expect(check.ToR(r.b, tor)).To(check.HaveLocalPref(ip, e.LocalPref), where)
+			gomega.Expect(check.ToR(r.b, tor)).To(check.HaveLocalPref(ip, e.LocalPref), where)
 		}
 	}
 }
