@@ -9,7 +9,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/ecmplb/ecmplb/fabric/rib"
 	"github.com/ecmplb/ecmplb/fabric/topology"
 	"github.com/ecmplb/ecmplb/internal/proc"
 	"github.com/ecmplb/ecmplb/scenarios/backend"
@@ -81,92 +80,6 @@ func (l *Lab) ToRNames() []string {
 		out = append(out, t.Name)
 	}
 	return out
-}
-
-// WaitSets waits until every ToR holds exactly want[prefix] for every prefix
-// (nil or empty: no route), in the RIB and in the kernel FIB.
-func (l *Lab) WaitSets(ctx context.Context, want map[netip.Prefix][]netip.Addr, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	prefixes := sortedPrefixes(want)
-	for _, p := range prefixes {
-		if err := l.waitAllToRs(ctx, p, want[p], timeout); err != nil {
-			return fmt.Errorf("%s → {%s}: %w", p, joinAddrs(sortAddrs(want[p])), err)
-		}
-	}
-	return nil
-}
-
-func sortedPrefixes(m map[netip.Prefix][]netip.Addr) []netip.Prefix {
-	out := make([]netip.Prefix, 0, len(m))
-	for p := range m {
-		out = append(out, p)
-	}
-	slices.SortFunc(out, rib.ComparePrefix)
-	return out
-}
-
-// ChangesSince returns a ToR's RIB changes of prefix at or after from (every
-// prefix when prefix is the zero value).
-func (l *Lab) ChangesSince(ctx context.Context, tor string, prefix netip.Prefix, from time.Time) ([]rib.Change, error) {
-	hist, err := l.Fabric.History(ctx, tor, 0)
-	if err != nil {
-		return nil, err
-	}
-	var out []rib.Change
-	for _, c := range hist {
-		if (!prefix.IsValid() || c.Prefix == prefix) && !c.At.Before(from) {
-			out = append(out, c)
-		}
-	}
-	return out, nil
-}
-
-// SettledAt returns when a ToR's set of prefix last changed at or after from,
-// which must be to want (the caller has waited for want); the zero time when
-// it did not change at all since from.
-func (l *Lab) SettledAt(ctx context.Context, tor string, prefix netip.Prefix, from time.Time, want []netip.Addr) (time.Time, error) {
-	cs, err := l.ChangesSince(ctx, tor, prefix, from)
-	if err != nil || len(cs) == 0 {
-		return time.Time{}, err
-	}
-	last := cs[len(cs)-1]
-	if joinAddrs(last.New) != joinAddrs(sortAddrs(want)) {
-		return time.Time{}, fmt.Errorf("%s: %s last changed to {%s} at %s, not to {%s}", tor, prefix,
-			joinAddrs(last.New), last.At.Format("15:04:05.000"), joinAddrs(sortAddrs(want)))
-	}
-	return last.At, nil
-}
-
-// FirstWithout returns the first change of prefix on a ToR at or after from
-// whose next-hop set lacks addr (ok false: none).
-func (l *Lab) FirstWithout(ctx context.Context, tor string, prefix netip.Prefix, from time.Time, addr netip.Addr) (rib.Change, bool, error) {
-	cs, err := l.ChangesSince(ctx, tor, prefix, from)
-	if err != nil {
-		return rib.Change{}, false, err
-	}
-	for _, c := range cs {
-		if !slices.Contains(c.New, addr) {
-			return c, true, nil
-		}
-	}
-	return rib.Change{}, false, nil
-}
-
-// BGPEventsSince lists a ToR's BGP neighbor state changes for one peer at or
-// after from.
-func (l *Lab) BGPEventsSince(ctx context.Context, tor string, peer netip.Addr, from time.Time) ([]string, error) {
-	evs, err := l.Fabric.Events(ctx, tor, 0)
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	for _, e := range evs {
-		if e.Kind == "bgp" && e.Peer == peer && !e.At.Before(from) {
-			out = append(out, fmt.Sprintf("%s %s → %s", e.At.Format("15:04:05.000"), e.Old, e.New))
-		}
-	}
-	return out, nil
 }
 
 // Diagnose describes the state of the fabric and the speakers for a failure

@@ -101,9 +101,3 @@ func (l *Lab) WaitExternalIP(ctx context.Context, namespace, service string, tim
 	}
 	return ip, nil
 }
-
-// NodeAddr returns a node's segment address.
-func (l *Lab) NodeAddr(node string) netip.Addr {
-	n, _ := l.Fabric.Topology().Node(node)
-	return n.Address
-}

@@ -1,0 +1,69 @@
+package backend
+
+import (
+	"net/netip"
+	"slices"
+	"testing"
+	"time"
+)
+
+func TestRoles(t *testing.T) {
+	ref := Reference(9 * time.Second)
+	if got := ref.BFDToRs("node2"); !slices.Equal(got, []string{"tor1"}) {
+		t.Errorf("reference BFD ToRs %v", got)
+	}
+	if got := ref.PlainToRs("node2"); !slices.Equal(got, []string{"tor2"}) {
+		t.Errorf("reference plain ToRs %v", got)
+	}
+	if ref.DetectTime("tor1", "node2") != 900*time.Millisecond || ref.DetectTime("tor2", "node2") != 0 {
+		t.Errorf("detect times %v %v", ref.DetectTime("tor1", "node2"), ref.DetectTime("tor2", "node2"))
+	}
+	if ref.HoldTime() != 9*time.Second || ref.KeepaliveInterval() != 3*time.Second {
+		t.Errorf("timers %v %v", ref.HoldTime(), ref.KeepaliveInterval())
+	}
+	if err := ref.Validate(); err != nil {
+		t.Error(err)
+	}
+	all := BFDEverywhere(90 * time.Second)
+	if got := all.BFDToRs("node1"); !slices.Equal(got, []string{"tor1", "tor2"}) || len(all.PlainToRs("node1")) != 0 {
+		t.Errorf("BFD everywhere: %v / %v", got, all.PlainToRs("node1"))
+	}
+	if got := ref.Addrs("node3", "node1"); !slices.Equal(got, []netip.Addr{netip.MustParseAddr("10.0.0.21"), netip.MustParseAddr("10.0.0.23")}) {
+		t.Errorf("addrs %v", got)
+	}
+	if ref.NodeOf(netip.MustParseAddr("10.0.0.22")) != "node2" || ref.NodeOf(netip.MustParseAddr("10.0.0.9")) != "10.0.0.9" {
+		t.Error("NodeOf")
+	}
+}
+
+func TestHistory(t *testing.T) {
+	a := func(s string) netip.Addr { return netip.MustParseAddr(s) }
+	p := netip.MustParsePrefix("203.0.113.5/32")
+	other := netip.MustParsePrefix("203.0.113.6/32")
+	t0 := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	hist := []Change{
+		{At: t0, Prefix: p, New: []netip.Addr{a("10.0.0.21"), a("10.0.0.22")}},
+		{At: t0.Add(time.Second), Prefix: other, New: []netip.Addr{a("10.0.0.21")}},
+		{At: t0.Add(2 * time.Second), Prefix: p, New: []netip.Addr{a("10.0.0.21")}},
+		{At: t0.Add(3 * time.Second), Prefix: p, New: []netip.Addr{a("10.0.0.22"), a("10.0.0.21")}},
+	}
+	cs := Since(hist, p, t0.Add(time.Second))
+	if len(cs) != 2 {
+		t.Fatalf("since: %d changes", len(cs))
+	}
+	if c, ok := FirstWithout(cs, a("10.0.0.22")); !ok || !c.At.Equal(t0.Add(2*time.Second)) {
+		t.Errorf("first without: %v %v", c, ok)
+	}
+	if c, ok := FirstTo(cs, []netip.Addr{a("10.0.0.21"), a("10.0.0.22")}); !ok || !c.At.Equal(t0.Add(3*time.Second)) {
+		t.Errorf("first to (any order): %v %v", c, ok)
+	}
+	if at, err := SettledAt(cs, []netip.Addr{a("10.0.0.22"), a("10.0.0.21")}); err != nil || !at.Equal(t0.Add(3*time.Second)) {
+		t.Errorf("settled: %v %v", at, err)
+	}
+	if _, err := SettledAt(cs, []netip.Addr{a("10.0.0.21")}); err == nil {
+		t.Error("settled on the wrong set must fail")
+	}
+	if at, err := SettledAt(nil, nil); err != nil || !at.IsZero() {
+		t.Errorf("no change: %v %v", at, err)
+	}
+}
