@@ -183,7 +183,11 @@ func (r *run) expect(st scenariofile.Step) {
 	}
 	slices.Sort(tors)
 	for _, tor := range tors {
-		m := check.HaveECMP(ip, topo.Addrs(e.ECMP[tor]...))
+		var want []netip.Addr // empty: withdrawn (topo.Addrs() would be every node)
+		if len(e.ECMP[tor]) > 0 {
+			want = topo.Addrs(e.ECMP[tor]...)
+		}
+		m := check.HaveECMP(ip, want)
 		timed := e.Within > 0 || e.NotBefore > 0
 		if timed {
 			within := e.Within
