@@ -127,7 +127,7 @@ var (
 	faultSummary   []string
 )
 
-var _ = Describe("faults of production", Ordered, ContinueOnFailure, Label("faults"), func() {
+var _ = Describe("faults of production", Ordered, Serial, ContinueOnFailure, Label("faults"), func() {
 	var (
 		b             backend.Backend
 		topo          backend.Topology

@@ -20,7 +20,7 @@ import (
 // ToRs offer a 9 s hold time (the examples' BGPPeers ask for 90 s; a session
 // takes the smaller), so the hard failure without BFD takes seconds, not
 // minutes.
-var _ = Describe("reference topology with the example manifests", Ordered, Label("reference"), func() {
+var _ = Describe("reference topology with the example manifests", Ordered, Serial, Label("reference"), func() {
 	const hold = 9 * time.Second
 	var (
 		b     backend.Backend

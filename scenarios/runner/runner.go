@@ -48,10 +48,11 @@ func Failing(name string, err error) {
 	ginkgo.It("scenario file "+name, ginkgo.Label(FileLabel), func() { ginkgo.Fail(err.Error()) })
 }
 
-// Spec registers one scenario.
+// Spec registers one scenario. It runs serially (its timings must not
+// compete with another spec for the CPU).
 func Spec(s *scenariofile.Scenario, up Up) {
 	labels := append([]string{FileLabel}, s.Labels...)
-	ginkgo.It(s.Name, ginkgo.Label(labels...), func() {
+	ginkgo.It(s.Name, ginkgo.Serial, ginkgo.Label(labels...), func() {
 		if s.Description != "" {
 			ginkgoreport.SetDescription(s.Description)
 		}
