@@ -10,6 +10,7 @@ import (
 
 	"github.com/ecmplb/ecmplb/fabric/rib"
 	"github.com/ecmplb/ecmplb/reports"
+	"github.com/ecmplb/ecmplb/scenarios/backend"
 )
 
 // Recorder builds one report scenario while a drill runs: steps with
@@ -75,7 +76,7 @@ func (l *Lab) ECMPTable(ctx context.Context, title string, prefixes ...netip.Pre
 					comms[c] = true
 				}
 			}
-			t.Rows = append(t.Rows, []string{tor.Name, p.String(), joinAddrs(set.NextHops()), joinSet(comms), set.Since.Format("15:04:05.000")})
+			t.Rows = append(t.Rows, []string{tor.Name, p.String(), backend.JoinAddrs(set.NextHops()), joinSet(comms), set.Since.Format("15:04:05.000")})
 		}
 	}
 	return t, nil
@@ -113,9 +114,9 @@ func (l *Lab) Timeline(ctx context.Context, title string, prefix netip.Prefix, f
 			if count >= 0 && len(series.Points) == 0 {
 				series.Points = append(series.Points, reports.Point{At: from, Value: float64(count), Label: "before"})
 			}
-			label := fmt.Sprintf("%s %s: {%s}", c.Kind, prefix, joinAddrs(c.New))
+			label := fmt.Sprintf("%s %s: {%s}", c.Kind, prefix, backend.JoinAddrs(c.New))
 			lane.Events = append(lane.Events, reports.Event{At: c.At, Label: label, Kind: "route"})
-			series.Points = append(series.Points, reports.Point{At: c.At, Value: float64(len(c.New)), Label: joinAddrs(c.New)})
+			series.Points = append(series.Points, reports.Point{At: c.At, Value: float64(len(c.New)), Label: backend.JoinAddrs(c.New)})
 			count = len(c.New)
 		}
 		if len(series.Points) == 0 && count >= 0 {
@@ -153,27 +154,13 @@ func (l *Lab) FirstChange(ctx context.Context, tor string, prefix netip.Prefix, 
 	if err != nil {
 		return rib.Change{}, err
 	}
-	wantKey := joinAddrs(sortAddrs(want))
+	wantKey := backend.JoinAddrs(backend.Sorted(want))
 	for _, c := range hist {
-		if c.Prefix == prefix && !c.At.Before(from) && joinAddrs(c.New) == wantKey {
+		if c.Prefix == prefix && !c.At.Before(from) && backend.JoinAddrs(c.New) == wantKey {
 			return c, nil
 		}
 	}
 	return rib.Change{}, fmt.Errorf("%s: no change of %s to {%s} since %s", tor, prefix, wantKey, from.Format(time.RFC3339Nano))
-}
-
-func sortAddrs(a []netip.Addr) []netip.Addr {
-	out := append([]netip.Addr(nil), a...)
-	sort.Slice(out, func(i, j int) bool { return out[i].Less(out[j]) })
-	return out
-}
-
-func joinAddrs(a []netip.Addr) string {
-	s := make([]string, len(a))
-	for i, x := range a {
-		s[i] = x.String()
-	}
-	return strings.Join(s, ", ")
 }
 
 func joinSet(m map[string]bool) string {

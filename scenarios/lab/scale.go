@@ -19,6 +19,7 @@ import (
 	"github.com/ecmplb/ecmplb/api/v1beta1"
 	"github.com/ecmplb/ecmplb/fabric/topology"
 	"github.com/ecmplb/ecmplb/internal/scheme"
+	"github.com/ecmplb/ecmplb/scenarios/backend"
 )
 
 // ScaleOptions tune RunScale.
@@ -287,7 +288,7 @@ func (l *Lab) scaleConverged(ctx context.Context, want map[string][]string) (boo
 		if err != nil {
 			return false, time.Time{}, "", fmt.Errorf("Service %s: bad ingress IP: %w", s.Name, err)
 		}
-		expect[hostRoute(ip)] = joinAddrs(sortAddrs(l.Fabric.NodeAddrs(nodes...)))
+		expect[hostRoute(ip)] = backend.JoinAddrs(backend.Sorted(l.Fabric.NodeAddrs(nodes...)))
 	}
 	if pending > 0 {
 		return false, time.Time{}, fmt.Sprintf("%d Services without an EXTERNAL-IP", pending), nil
@@ -300,7 +301,7 @@ func (l *Lab) scaleConverged(ctx context.Context, want map[string][]string) (boo
 		}
 		have := map[netip.Prefix]string{}
 		for _, s := range sets {
-			have[s.Prefix] = joinAddrs(s.NextHops())
+			have[s.Prefix] = backend.JoinAddrs(s.NextHops())
 			if _, ok := expect[s.Prefix]; ok && s.Since.After(last) {
 				last = s.Since
 			}

@@ -92,14 +92,17 @@ func (p *parser) str(n *yaml.Node, field string) string {
 	return n.Value
 }
 
-func (p *parser) strs(n *yaml.Node, field string) []string {
+func (p *parser) strs(n *yaml.Node, field string) []string { return p.list(n, field, "strings", p.str) }
+
+// list reads a sequence of scalars, each checked by item.
+func (p *parser) list(n *yaml.Node, field, what string, item func(*yaml.Node, string) string) []string {
 	if n.Kind != yaml.SequenceNode {
-		p.errf(n, field, "want a list")
+		p.errf(n, field, "want a list of %s", what)
 		return nil
 	}
 	out := []string{}
 	for i, c := range n.Content {
-		out = append(out, p.str(c, fmt.Sprintf("%s[%d]", field, i)))
+		out = append(out, item(c, fmt.Sprintf("%s[%d]", field, i)))
 	}
 	return out
 }
@@ -333,15 +336,7 @@ func (p *parser) tor(n *yaml.Node, field string) string {
 }
 
 func (p *parser) nodes(n *yaml.Node, field string) []string {
-	if n.Kind != yaml.SequenceNode {
-		p.errf(n, field, "want a list of node names")
-		return nil
-	}
-	out := []string{}
-	for i, c := range n.Content {
-		out = append(out, p.node(c, fmt.Sprintf("%s[%d]", field, i)))
-	}
-	return out
+	return p.list(n, field, "node names", p.node)
 }
 
 func (p *parser) service(n *yaml.Node, field string) Service {
