@@ -382,6 +382,7 @@ func (s *session) stopRelay(grace time.Duration) {
 }
 
 func (s *session) deletePeer(ctx context.Context, why string) error {
+	s.log.Debug("removing bgp neighbor", "why", why)
 	addr := s.peer.Conf.NeighborAddress
 	if err := s.srv.DeletePeer(ctx, &api.DeletePeerRequest{Address: addr}); err != nil {
 		return fmt.Errorf("remove neighbor %s (%s): %w", addr, why, err)
