@@ -38,7 +38,7 @@ type gobgp interface {
 // newGoBGP starts a GoBGP server. Its Serve loop never ends (GoBGP v3 has no way
 // to stop it), so servers are pooled and reused, never dropped.
 func newGoBGP(log *slog.Logger) gobgp {
-	s := server.NewBgpServer(server.LoggerOption(&slogAdapter{l: log}))
+	s := server.NewBgpServer(server.LoggerOption(newLogger(log)))
 	go s.Serve()
 	return s
 }
