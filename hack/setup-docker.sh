@@ -2,7 +2,8 @@
 # Makes Docker usable for the kind backend on this kind of machine. Idempotent:
 # a second run only checks and returns.
 #
-#  1. installs Debian's docker.io (and jq, which the runtime wrapper uses);
+#  1. installs Debian's docker.io (and jq, which the runtime wrapper uses, and
+#     busybox-static, from which the test images are built);
 #  2. installs hack/docker/ecmplb-runc as /usr/local/libexec/ecmplb-runc and
 #     registers it in /etc/docker/daemon.json as the runtime "ecmplb-runc".
 #     The host's capability bounding set lacks CAP_SYS_RESOURCE, so `docker
@@ -90,7 +91,9 @@ fi
 missing=()
 command -v dockerd >/dev/null || missing+=(docker.io)
 command -v jq >/dev/null || missing+=(jq)
-if $verify && [ ! -x /bin/busybox ]; then missing+=(busybox-static); fi
+# Static busybox: the one-binary test images of --verify and of `make e2e` are
+# built from it (no registry to pull an image from).
+[ -x /bin/busybox ] || missing+=(busybox-static)
 if [ ${#missing[@]} -gt 0 ]; then
   log "apt-get install ${missing[*]}"
   DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" >&2
