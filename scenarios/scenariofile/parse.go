@@ -209,13 +209,16 @@ func (p *parser) topology(n, parent *yaml.Node) backend.Topology {
 		}
 		for i, r := range v.Content {
 			field := fmt.Sprintf("topology.tors[%d]", i)
-			rf := p.fields(r, field, "name", "address", "bfd")
+			rf := p.fields(r, field, "name", "address", "asn", "bfd")
 			tor := topology.ToR{ASN: 65000}
 			if x := rf["name"]; x != nil {
 				tor.Name = p.str(x, field+".name")
 			}
 			if x := rf["address"]; x != nil {
 				tor.Address = p.inSegment(x, field+".address", t.Segment)
+			}
+			if x := rf["asn"]; x != nil {
+				tor.ASN = p.asn(x, field+".asn")
 			}
 			if x := rf["bfd"]; x != nil {
 				prof := p.bfd(x, field+".bfd")
@@ -238,13 +241,16 @@ func (p *parser) topology(n, parent *yaml.Node) backend.Topology {
 		}
 		for i, nd := range v.Content {
 			field := fmt.Sprintf("topology.nodes[%d]", i)
-			nf := p.fields(nd, field, "name", "address")
+			nf := p.fields(nd, field, "name", "address", "asn")
 			node := topology.Node{ASN: 65100}
 			if x := nf["name"]; x != nil {
 				node.Name = p.str(x, field+".name")
 			}
 			if x := nf["address"]; x != nil {
 				node.Address = p.inSegment(x, field+".address", t.Segment)
+			}
+			if x := nf["asn"]; x != nil {
+				node.ASN = p.asn(x, field+".asn")
 			}
 			t.Nodes = append(t.Nodes, node)
 		}
@@ -261,6 +267,14 @@ func (p *parser) topology(n, parent *yaml.Node) backend.Topology {
 		p.errf(n, "topology", "%v", err)
 	}
 	return backend.Topology{Topology: t}
+}
+
+func (p *parser) asn(n *yaml.Node, field string) uint32 {
+	v, err := strconv.ParseUint(p.str(n, field), 10, 32)
+	if err != nil || v == 0 {
+		p.errf(n, field, "%q is not an AS number (1-4294967295)", n.Value)
+	}
+	return uint32(v)
 }
 
 func (p *parser) inSegment(n *yaml.Node, field string, seg netip.Prefix) netip.Addr {

@@ -106,6 +106,8 @@ func TestParseErrors(t *testing.T) {
 			`cat/drain.yaml:11: topology.nodes[1].address: 192.168.1.22 is outside the fabric's segment 10.0.0.0/24`},
 		{"expected address inside the fabric", "expect: {service: web, ecmp: {tor1", "expect: {address: 10.0.0.5, ecmp: {tor1",
 			`cat/drain.yaml:21: steps[3].expect.address: 10.0.0.5 is inside the fabric's segment 10.0.0.0/24`},
+		{"bad AS number", "{name: node1, address: 10.0.0.21}", "{name: node1, address: 10.0.0.21, asn: 0}",
+			`cat/drain.yaml:10: topology.nodes[0].asn: "0" is not an AS number`},
 		{"missing manifest file", "  - pool.yaml", "  - pools.yaml",
 			`cat/drain.yaml:13: manifests[0]: no manifest file pools.yaml`},
 		{"missing expected set", ", ecmp: [node1, node2], communities", ", communities",
