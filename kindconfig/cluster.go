@@ -103,7 +103,11 @@ func (c *Cluster) Create(ctx context.Context) error {
 	c.dir = dir
 	c.mu.Unlock()
 	if c.ownNetwork {
-		if err := createNetwork(ctx, c.opts.Network); err != nil {
+		plan, err := ParseNetworkPlan(c.opts.NetworkSubnet, c.opts.NetworkGateway, c.opts.NetworkIPRange)
+		if err != nil {
+			return err
+		}
+		if err := createNetwork(ctx, c.opts.Network, plan); err != nil {
 			return err
 		}
 		c.log.Info("created internal docker network", "network", c.opts.Network, "bridge", BridgeName(c.opts.Network))

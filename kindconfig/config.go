@@ -40,6 +40,11 @@ type Options struct {
 	// named like the cluster, created with --internal by Create and removed
 	// by Delete.
 	Network string
+	// NetworkSubnet, NetworkGateway and NetworkIPRange address the network
+	// Create makes (DefaultNetworkSubnet, DefaultNetworkGateway and
+	// DefaultNetworkIPRange when empty); see ParseNetworkPlan. Create refuses
+	// a subnet that overlaps a route the host already has.
+	NetworkSubnet, NetworkGateway, NetworkIPRange string
 	// PodSubnet and ServiceSubnet default to DefaultPodSubnet and
 	// DefaultServiceSubnet.
 	PodSubnet, ServiceSubnet string
@@ -76,6 +81,11 @@ func (o Options) withDefaults() (Options, error) {
 	if o.Network == "" {
 		o.Network = o.Name
 	}
+	plan, err := ParseNetworkPlan(o.NetworkSubnet, o.NetworkGateway, o.NetworkIPRange)
+	if err != nil {
+		return o, fmt.Errorf("cluster %q: %w", o.Name, err)
+	}
+	o.NetworkSubnet, o.NetworkGateway, o.NetworkIPRange = plan.Subnet.String(), plan.Gateway.String(), plan.IPRange.String()
 	if o.PodSubnet == "" {
 		o.PodSubnet = DefaultPodSubnet
 	}

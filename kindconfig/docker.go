@@ -44,16 +44,21 @@ func forwardRule(bridge string) []string {
 	return []string{"-i", bridge, "-o", bridge, "-m", "comment", "--comment", "ecmplb kind network " + bridge, "-j", "ACCEPT"}
 }
 
-// createNetwork creates the internal Docker network and its forwarding rule.
-func createNetwork(ctx context.Context, name string) error {
-	bridge := BridgeName(name)
-	if _, err := run(ctx, nil, "docker", "network", "create", "--internal",
-		"--label", "io.ecmplb.owner=kindconfig",
-		"-o", "com.docker.network.bridge.name="+bridge, name); err != nil {
+// createNetwork creates the internal Docker network, addressed as plan says
+// (after checking the host has no route into its subnet), and its
+// forwarding rule.
+func createNetwork(ctx context.Context, name string, plan NetworkPlan) error {
+	if err := checkSubnetFree(plan.Subnet); err != nil {
 		return fmt.Errorf("network %s: %w", name, err)
 	}
-	args := append([]string{"-w", "-I", "DOCKER-USER"}, forwardRule(bridge)...)
-	if _, err := run(ctx, nil, "iptables", args...); err != nil {
+	bridge := BridgeName(name)
+	args := append([]string{"network", "create", "--internal", "--label", "io.ecmplb.owner=kindconfig",
+		"-o", "com.docker.network.bridge.name=" + bridge}, plan.dockerArgs()...)
+	if _, err := run(ctx, nil, "docker", append(args, name)...); err != nil {
+		return fmt.Errorf("network %s: %w", name, err)
+	}
+	rule := append([]string{"-w", "-I", "DOCKER-USER"}, forwardRule(bridge)...)
+	if _, err := run(ctx, nil, "iptables", rule...); err != nil {
 		return fmt.Errorf("network %s: forwarding rule: %w", name, err)
 	}
 	return nil
