@@ -53,6 +53,9 @@ type Backend interface {
 	SetEndpoints(ctx context.Context, namespace, service string, nodes ...string) error
 	// SetEndpointStates writes endpoints with explicit conditions.
 	SetEndpointStates(ctx context.Context, namespace, service string, eps ...Endpoint) error
+	// LabelNode sets and removes labels of a node's Node object, as an
+	// operator relabelling a node live would.
+	LabelNode(ctx context.Context, node string, set map[string]string, remove []string) error
 	// ExternalIP waits until the Service has an EXTERNAL-IP.
 	ExternalIP(ctx context.Context, namespace, service string, timeout time.Duration) (netip.Addr, error)
 

@@ -125,6 +125,28 @@ func (b Backend) Flows(ctx context.Context, proto string, dst netip.AddrPort, n 
 	return nil, fmt.Errorf("flows: protocol %q is neither udp nor tcp", proto)
 }
 
+// LabelNode implements backend.Backend.
+func (b Backend) LabelNode(ctx context.Context, node string, set map[string]string, remove []string) error {
+	api := b.Kube.CoreV1().Nodes()
+	n, err := api.Get(ctx, node, metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	if n.Labels == nil {
+		n.Labels = map[string]string{}
+	}
+	for k, v := range set {
+		n.Labels[k] = v
+	}
+	for _, k := range remove {
+		delete(n.Labels, k)
+	}
+	if _, err := api.Update(ctx, n, metav1.UpdateOptions{}); err != nil {
+		return fmt.Errorf("labelling Node %s: %w", node, err)
+	}
+	return nil
+}
+
 // SetEndpointStates implements backend.Backend.
 func (b Backend) SetEndpointStates(ctx context.Context, namespace, service string, eps ...backend.Endpoint) error {
 	return b.writeSlice(ctx, namespace, service, eps)

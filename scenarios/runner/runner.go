@@ -128,6 +128,9 @@ func (r *run) step(st scenariofile.Step) {
 		at, err := r.b.Repair(r.ctx, st.Fault)
 		gomega.Expect(err).NotTo(gomega.HaveOccurred(), where)
 		r.last = at
+	case scenariofile.StepLabel:
+		r.last = time.Now()
+		gomega.Expect(r.b.LabelNode(r.ctx, st.Label.Node, st.Label.Set, st.Label.Remove)).To(gomega.Succeed(), where)
 	case scenariofile.StepWait:
 		time.Sleep(st.Wait) // a hold the scenario asks for (e.g. how long a fault lasts), not a wait for a result
 	case scenariofile.StepExpect:

@@ -38,10 +38,11 @@ const (
 	StepWait      StepKind = "wait"
 	StepExpect    StepKind = "expect"
 	StepFlows     StepKind = "flows"
+	StepLabel     StepKind = "label"
 )
 
 // StepKinds lists every step kind.
-var StepKinds = []StepKind{StepApply, StepDelete, StepEndpoints, StepFault, StepRepair, StepWait, StepExpect, StepFlows}
+var StepKinds = []StepKind{StepApply, StepDelete, StepEndpoints, StepFault, StepRepair, StepWait, StepExpect, StepFlows, StepLabel}
 
 // Step is one step; which fields are set depends on Kind.
 type Step struct {
@@ -62,6 +63,15 @@ type Step struct {
 	Expect Expect
 	// Flows of a flows step.
 	Flows Flows
+	// Label of a label step.
+	Label Label
+}
+
+// Label sets and removes labels of a node.
+type Label struct {
+	Node   string
+	Set    map[string]string
+	Remove []string
 }
 
 // Service names a Service ("namespace/name"; namespace default when left
@@ -77,7 +87,7 @@ type Expect struct {
 	// ECMP is the exact next-hop set (node names) per ToR; empty: withdrawn.
 	ECMP map[string][]string
 	// Within bounds, by the RIB's timestamps, the time from the last action
-	// step (endpoints, fault, repair, apply, delete) to the change; 0: any.
+	// step (endpoints, fault, repair, apply, delete, label) to the change; 0: any.
 	Within time.Duration
 	// NotBefore is a lower bound on the same figure (e.g. a hold timer that
 	// must not fire early); 0: none.

@@ -89,7 +89,7 @@ func TestParseErrors(t *testing.T) {
 		{"unknown field in a step", "fault: {kind: cut-link, node: node2}", "fault: {kind: cut-link, node: node2, color: red}",
 			`cat/drain.yaml:20: steps[2].fault.color: unknown field (want one of kind, node, tor, for)`},
 		{"unknown step kind", "  - wait: 1s", "  - sleep: 1s",
-			`cat/drain.yaml:24: steps[6].sleep: unknown step kind "sleep" (want one of apply, delete, endpoints, fault, repair, wait, expect, flows)`},
+			`cat/drain.yaml:24: steps[6].sleep: unknown step kind "sleep" (want one of apply, delete, endpoints, fault, repair, wait, expect, flows, label)`},
 		{"unknown fault kind", "kind: cut-link, node", "kind: cut-lnk, node",
 			`cat/drain.yaml:20: steps[2].fault.kind: unknown fault kind "cut-lnk"`},
 		{"node the topology lacks", "fault: {kind: cut-link, node: node2}", "fault: {kind: cut-link, node: node7}",

@@ -42,6 +42,8 @@ func (p *parser) step(n *yaml.Node, field string) Step {
 		st.Service, st.Expect = p.expect(v, field)
 	case StepFlows:
 		st.Service, st.Flows = p.flows(v, field)
+	case StepLabel:
+		st.Label = p.label(v, field)
 	default:
 		p.errf(k, field, "unknown step kind %q (want one of %s)", k.Value, kindNames())
 	}
@@ -195,6 +197,32 @@ func (p *parser) expect(n *yaml.Node, field string) (Service, Expect) {
 	return svc, e
 }
 
+func (p *parser) label(n *yaml.Node, field string) Label {
+	f := p.fields(n, field, "node", "set", "remove")
+	l := Label{Set: map[string]string{}}
+	if v := f["node"]; v != nil {
+		l.Node = p.node(v, field+".node")
+	} else {
+		p.errf(n, field+".node", "missing")
+	}
+	if v := f["set"]; v != nil {
+		if v.Kind != yaml.MappingNode {
+			p.errf(v, field+".set", "want a mapping of label keys to values")
+		} else {
+			for i := 0; i+1 < len(v.Content); i += 2 {
+				l.Set[v.Content[i].Value] = p.str(v.Content[i+1], field+".set."+v.Content[i].Value)
+			}
+		}
+	}
+	if v := f["remove"]; v != nil {
+		l.Remove = p.strs(v, field+".remove")
+	}
+	if len(l.Set) == 0 && len(l.Remove) == 0 {
+		p.errf(n, field, "set or remove at least one label")
+	}
+	return l
+}
+
 func (p *parser) flows(n *yaml.Node, field string) (Service, Flows) {
 	f := p.fields(n, field, "service", "proto", "port", "count", "spread", "lost")
 	fl := Flows{Proto: "udp", Port: 443, Count: 60}
@@ -261,6 +289,8 @@ func (s Step) String() string {
 		return "wait " + s.Wait.String()
 	case StepExpect:
 		return "expect " + s.Expect.describe(s.Service)
+	case StepLabel:
+		return fmt.Sprintf("label node %s: set %v, remove %v", s.Label.Node, s.Label.Set, s.Label.Remove)
 	case StepFlows:
 		return fmt.Sprintf("%d %s flows to %s spread over %s", s.Flows.Count, s.Flows.Proto, s.Service, strings.Join(s.Flows.Spread, ", "))
 	}
