@@ -1,0 +1,206 @@
+package images
+
+import (
+	"archive/tar"
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"golang.org/x/sys/unix"
+
+	"github.com/ecmplb/ecmplb/internal/testenv"
+	"github.com/ecmplb/ecmplb/kindconfig/ociimage"
+)
+
+// files maps each path of an image's flattened file system to its header.
+func files(t *testing.T, img v1.Image) map[string]*tar.Header {
+	t.Helper()
+	layers, err := img.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]*tar.Header{}
+	for _, l := range layers {
+		rc, err := l.Uncompressed()
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr := tar.NewReader(rc)
+		for {
+			h, err := tr.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			out[h.Name] = h
+		}
+		rc.Close()
+	}
+	return out
+}
+
+func checkImage(t *testing.T, s Spec, img v1.Image, m Meta) {
+	t.Helper()
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cf.Config.User != "65532:65532" {
+		t.Errorf("%s: user %q, want 65532:65532", s.Name, cf.Config.User)
+	}
+	if !slices.Equal(cf.Config.Entrypoint, []string{"/usr/local/bin/" + s.Name}) {
+		t.Errorf("%s: entrypoint %v", s.Name, cf.Config.Entrypoint)
+	}
+	for k, want := range map[string]string{
+		"org.opencontainers.image.title":    s.Name,
+		"org.opencontainers.image.version":  m.Version,
+		"org.opencontainers.image.revision": m.Revision,
+		"org.opencontainers.image.source":   Source,
+	} {
+		if got := cf.Config.Labels[k]; got != want {
+			t.Errorf("%s: label %s = %q, want %q", s.Name, k, got, want)
+		}
+	}
+	fs := files(t, img)
+	for _, p := range []string{"etc/passwd", "etc/group", "usr/local/bin/" + s.Name} {
+		if fs[p] == nil {
+			t.Errorf("%s: no %s", s.Name, p)
+		}
+	}
+	bin := fs["usr/local/bin/"+s.Name]
+	if bin == nil {
+		return
+	}
+	if bin.Uid != 0 || bin.Mode != 0o755 {
+		t.Errorf("%s: binary owner %d mode %o", s.Name, bin.Uid, bin.Mode)
+	}
+	xattr, ok := bin.PAXRecords["SCHILY.xattr.security.capability"]
+	if s.Caps == 0 {
+		if ok {
+			t.Errorf("%s: binary has a file capability", s.Name)
+		}
+		return
+	}
+	caps, eff, err := ociimage.ParseFileCapability([]byte(xattr))
+	if err != nil || caps != s.Caps || !eff {
+		t.Errorf("%s: file capability %#x effective %v (%v), want %#x+ep", s.Name, caps, eff, err, s.Caps)
+	}
+}
+
+// Every image of the catalogue: non-root user, entrypoint, labels, and the
+// speaker's binary with cap_net_raw+ep (no other capability, none on the
+// others).
+func TestCatalogueImages(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "bin")
+	if err := os.WriteFile(bin, []byte("\x7fELF fake"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	m := Meta{Version: "v1.2.3-4-gabc", Revision: "abc123"}
+	for _, s := range Catalogue {
+		img, err := s.Image(v1.Platform{OS: "linux", Architecture: "arm64"}, bin, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkImage(t, s, img, m)
+	}
+	spk, _ := Lookup("ecmplb-speaker")
+	if spk.Caps != 1<<unix.CAP_NET_RAW {
+		t.Errorf("speaker file capabilities %#x, want NET_RAW only", spk.Caps)
+	}
+}
+
+func TestBaseLayerUsers(t *testing.T) {
+	l, err := BaseLayer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := l.Uncompressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	tr := tar.NewReader(rc)
+	got := map[string]string{}
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(tr)
+		got[h.Name] = string(b)
+	}
+	if want := "nonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n"; !strings.Contains(got["etc/passwd"], want) {
+		t.Errorf("/etc/passwd %q lacks %q", got["etc/passwd"], want)
+	}
+	if want := "nonroot:x:65532:\n"; !strings.Contains(got["etc/group"], want) {
+		t.Errorf("/etc/group %q lacks %q", got["etc/group"], want)
+	}
+}
+
+// Build cross-compiles the echo server (the smallest binary) for amd64 and
+// arm64: the layout's index has both platforms, each a real binary.
+func TestBuildEchoBothPlatforms(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cross-compiles")
+	}
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _ := Lookup("ecmplb-echo")
+	cache := os.Getenv("ECMPLB_CACHE")
+	if cache == "" {
+		cache = "/var/cache/ecmplb"
+	}
+	o := Options{RepoRoot: root, BinDir: filepath.Join(cache, "images-test"), OutDir: t.TempDir(),
+		Platforms: []string{"linux/amd64", "linux/arm64"}, Tag: "test", Meta: GitMeta(context.Background(), root)}
+	if o.Meta.Revision == "" {
+		t.Fatal("no git revision")
+	}
+	dir, err := Build(context.Background(), s, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dir + ".tar"); err != nil {
+		t.Error(err)
+	}
+	lp, err := layout.ImageIndexFromPath(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	top, err := lp.IndexManifest()
+	if err != nil || len(top.Manifests) != 1 {
+		t.Fatalf("index.json: %v %v", top, err)
+	}
+	idx, err := lp.ImageIndex(top.Manifests[0].Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var platforms []string
+	for _, d := range im.Manifests {
+		platforms = append(platforms, d.Platform.String())
+		img, err := idx.Image(d.Digest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkImage(t, s, img, o.Meta)
+	}
+	if !slices.Equal(platforms, []string{"linux/amd64", "linux/arm64"}) {
+		t.Errorf("platforms %v", platforms)
+	}
+}
