@@ -211,6 +211,11 @@ func (r *run) expect(st scenariofile.Step) {
 				gomega.Expect(m.Took).To(gomega.BeNumerically(">=", e.NotBefore), "%s: %s reached {%s} after %v, not before %v expected", where, tor, strings.Join(e.ECMP[tor], ", "), m.Took, e.NotBefore)
 			}
 		}
+		if e.Unchanged {
+			cs, err := backend.ChangesSince(r.ctx, r.b, tor, backend.HostRoute(ip), r.last)
+			gomega.Expect(err).NotTo(gomega.HaveOccurred(), where)
+			gomega.Expect(cs).To(gomega.BeEmpty(), "%s: %s changed %s since %s, want no change", where, tor, ip, r.last.Format("15:04:05.000"))
+		}
 		for _, c := range e.Communities {
 			gomega.Expect(check.ToR(r.b, tor)).To(check.HaveCommunity(ip, c), where)
 		}

@@ -95,6 +95,9 @@ type Expect struct {
 	// Timeout is how long to wait for the set (default: Within + 10 s, or
 	// 60 s).
 	Timeout     time.Duration
+	// Unchanged requires that the ToR's set did not change at all since the
+	// last action step (not even away and back).
+	Unchanged   bool
 	Communities []string
 	LocalPref   uint32
 	// Pool the Service's address must come from.

@@ -129,7 +129,7 @@ func (p *parser) fault(n *yaml.Node, field string) backend.Fault {
 }
 
 func (p *parser) expect(n *yaml.Node, field string) (Service, Expect) {
-	f := p.fields(n, field, "service", "address", "ecmp", "within", "notBefore", "timeout", "communities", "localPref", "pool")
+	f := p.fields(n, field, "service", "address", "ecmp", "within", "notBefore", "timeout", "unchanged", "communities", "localPref", "pool")
 	var svc Service
 	var e Expect
 	switch {
@@ -180,6 +180,15 @@ func (p *parser) expect(n *yaml.Node, field string) (Service, Expect) {
 	}
 	if v := f["timeout"]; v != nil {
 		e.Timeout = p.duration(v, field+".timeout")
+	}
+	if v := f["unchanged"]; v != nil {
+		switch p.str(v, field+".unchanged") {
+		case "true":
+			e.Unchanged = true
+		case "false":
+		default:
+			p.errf(v, field+".unchanged", "%q is neither true nor false", v.Value)
+		}
 	}
 	if v := f["communities"]; v != nil {
 		e.Communities = p.strs(v, field+".communities")
@@ -317,6 +326,9 @@ func (e Expect) describe(svc Service) string {
 	}
 	if e.NotBefore > 0 {
 		s += " not before " + e.NotBefore.String()
+	}
+	if e.Unchanged {
+		s += ", unchanged"
 	}
 	return s
 }
