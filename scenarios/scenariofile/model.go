@@ -94,7 +94,7 @@ type Expect struct {
 	NotBefore time.Duration
 	// Timeout is how long to wait for the set (default: Within + 10 s, or
 	// 60 s).
-	Timeout     time.Duration
+	Timeout time.Duration
 	// Unchanged requires that the ToR's set did not change at all since the
 	// last action step (not even away and back).
 	Unchanged   bool
