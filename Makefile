@@ -11,7 +11,7 @@ STATICCHECK_VERSION := v0.8.2
 BIN := bin
 GO_TEST_FLAGS ?=
 
-.PHONY: all deps build test e2e node-image kind-smoke unit lint generate verify-generate tools kube lab bench-controller bench-speaker bench-bfd bench-lab bench-faults clean
+.PHONY: all deps build test e2e node-image kind-smoke unit lint generate verify-generate tools kube lab bench-controller bench-speaker bench-bfd bench-lab bench-faults images manifests clean
 
 all: build
 
@@ -20,6 +20,16 @@ build:
 	CGO_ENABLED=0 go build -o $(BIN)/ecmplb-controller ./controller
 	CGO_ENABLED=0 go build -o $(BIN)/ecmplb-speaker ./speaker
 	CGO_ENABLED=0 go build -o $(BIN)/fabric ./fabric
+
+## images: OCI image archives of ecmplb-controller, ecmplb-speaker and ecmplb-echo (amd64 + arm64, no Docker) in bin/images
+IMAGE_TAG ?= dev
+IMAGE_PLATFORMS ?= linux/amd64,linux/arm64
+images:
+	go run ./deploy/cmd/images -o $(BIN)/images -tag $(IMAGE_TAG) -platforms $(IMAGE_PLATFORMS)
+
+## manifests: render the Helm chart with default values into deploy/ecmplb.yaml (and copy the CRDs into the chart)
+manifests:
+	go generate ./deploy
 
 ## deps: install the Debian packages the tests and the lab need (FRR, gobgp CLI, nftables)
 deps:

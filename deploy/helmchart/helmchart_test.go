@@ -1,0 +1,229 @@
+package helmchart
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/yaml"
+
+	"github.com/ecmplb/ecmplb/internal/testenv"
+)
+
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+// objects decodes a multi-document manifest, keyed by kind/name.
+func objects(t *testing.T, manifest string) map[string]*unstructured.Unstructured {
+	t.Helper()
+	out := map[string]*unstructured.Unstructured{}
+	dec := yaml.NewYAMLOrJSONDecoder(strings.NewReader(manifest), 4096)
+	for {
+		var obj map[string]any
+		if err := dec.Decode(&obj); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if obj == nil {
+			continue
+		}
+		u := &unstructured.Unstructured{Object: obj}
+		out[u.GetKind()+"/"+u.GetName()] = u
+	}
+	return out
+}
+
+func convert[T any](t *testing.T, u *unstructured.Unstructured) *T {
+	t.Helper()
+	if u == nil {
+		t.Fatal("object missing")
+	}
+	var v T
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &v); err != nil {
+		t.Fatal(err)
+	}
+	return &v
+}
+
+// nonDefault sets every value the chart offers to something else.
+var nonDefault = map[string]any{
+	"namespace": "lb", "createNamespace": false, "installCRDs": false, "logLevel": "debug",
+	"image":            map[string]any{"registry": "registry.example.com/", "tag": "v9", "pullPolicy": "Always"},
+	"imagePullSecrets": []any{map[string]any{"name": "pull"}},
+	"controller": map[string]any{
+		"replicas": 3, "metricsAddr": ":9100", "priorityClassName": "system-cluster-critical",
+		"nodeSelector":        map[string]any{"role": "infra"},
+		"tolerations":         []any{map[string]any{"key": "infra", "operator": "Exists"}},
+		"resources":           map[string]any{"limits": map[string]any{"memory": "1Gi"}},
+		"podDisruptionBudget": map[string]any{"enabled": false},
+	},
+	"speaker": map[string]any{
+		"metricsAddr": "", "bfdEcho": true, "priorityClassName": "system-node-critical",
+		"nodeSelector": map[string]any{"bgp": "yes"}, "tolerations": []any{},
+	},
+}
+
+func TestLint(t *testing.T) {
+	dir := filepath.Join(repoRoot(t), Dir)
+	for name, vals := range map[string]map[string]any{"defaults": nil, "non-default": nonDefault} {
+		if err := Lint(dir, vals); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+// deploy/ecmplb.yaml is the default rendering, and the chart's CRDs are
+// deploy/crds: neither can drift from the chart.
+func TestPlainManifestsAreTheRendering(t *testing.T) {
+	root := repoRoot(t)
+	want, err := Manifests(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(filepath.Join(root, "deploy/ecmplb.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Error("deploy/ecmplb.yaml differs from the chart's default rendering: run make manifests")
+	}
+	crds, _ := filepath.Glob(filepath.Join(root, "deploy/crds/*.yaml"))
+	copies, _ := filepath.Glob(filepath.Join(root, Dir, CRDDir, "*.yaml"))
+	if len(crds) == 0 || len(crds) != len(copies) {
+		t.Fatalf("%d CRDs in deploy/crds, %d in the chart: run make manifests", len(crds), len(copies))
+	}
+	for _, f := range crds {
+		a, _ := os.ReadFile(f)
+		b, err := os.ReadFile(filepath.Join(root, Dir, CRDDir, filepath.Base(f)))
+		if err != nil || !bytes.Equal(a, b) {
+			t.Errorf("the chart's copy of %s differs (%v): run make manifests", filepath.Base(f), err)
+		}
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	root := repoRoot(t)
+	out, err := Render(filepath.Join(root, Dir), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs := objects(t, out)
+	// Every CRD, as generated, kept on uninstall.
+	crds, _ := filepath.Glob(filepath.Join(root, "deploy/crds/*.yaml"))
+	for _, f := range crds {
+		b, _ := os.ReadFile(f)
+		want := objects(t, string(b))
+		for k, w := range want {
+			g := objs[k]
+			if g == nil {
+				t.Errorf("rendering lacks %s", k)
+				continue
+			}
+			anns := g.GetAnnotations()
+			if anns["helm.sh/resource-policy"] != "keep" {
+				t.Errorf("%s is not kept on uninstall: %v", k, anns)
+			}
+			delete(anns, "helm.sh/resource-policy")
+			g = g.DeepCopy()
+			g.SetAnnotations(anns)
+			if !reflect.DeepEqual(g.Object, w.Object) {
+				t.Errorf("%s differs from %s", k, f)
+			}
+		}
+	}
+	if objs["Namespace/metallb-system"] == nil {
+		t.Error("no namespace")
+	}
+	d := convert[appsv1.Deployment](t, objs["Deployment/ecmplb-controller"])
+	if *d.Spec.Replicas != 2 || !slices.Contains(d.Spec.Template.Spec.Containers[0].Args, "--leader-elect=true") {
+		t.Errorf("controller: replicas %d args %v", *d.Spec.Replicas, d.Spec.Template.Spec.Containers[0].Args)
+	}
+	c := d.Spec.Template.Spec.Containers[0]
+	if c.Image != "ecmplb/controller:dev" || c.ReadinessProbe.HTTPGet.Path != "/readyz" || c.LivenessProbe.HTTPGet.Path != "/healthz" {
+		t.Errorf("controller container %+v", c)
+	}
+	if !slices.Contains(c.Args, "--health-addr=:7473") || c.Ports[1].ContainerPort != 7473 {
+		t.Errorf("controller probes do not match --health-addr: %v %v", c.Args, c.Ports)
+	}
+	if objs["PodDisruptionBudget/ecmplb-controller"] == nil {
+		t.Error("no PodDisruptionBudget")
+	}
+	ds := convert[appsv1.DaemonSet](t, objs["DaemonSet/ecmplb-speaker"])
+	ps := ds.Spec.Template.Spec
+	sc := ps.Containers[0].SecurityContext
+	if !ps.HostNetwork || *sc.AllowPrivilegeEscalation || !reflect.DeepEqual(sc.Capabilities.Add, []corev1.Capability{"NET_RAW"}) ||
+		!reflect.DeepEqual(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) {
+		t.Errorf("speaker: hostNetwork %v securityContext %+v", ps.HostNetwork, sc)
+	}
+	if *ps.SecurityContext.RunAsUser != 65532 || !*ps.SecurityContext.RunAsNonRoot {
+		t.Errorf("speaker pod securityContext %+v", ps.SecurityContext)
+	}
+	if p := ps.Containers[0].LivenessProbe; p == nil || p.HTTPGet.Path != "/metrics" || p.HTTPGet.Port.StrVal != "metrics" {
+		t.Errorf("speaker liveness probe %+v", p)
+	}
+}
+
+func TestValues(t *testing.T) {
+	out, err := Render(filepath.Join(repoRoot(t), Dir), nonDefault)
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs := objects(t, out)
+	for k, o := range objs {
+		if o.GetKind() == "CustomResourceDefinition" || o.GetKind() == "Namespace" || o.GetKind() == "PodDisruptionBudget" {
+			t.Errorf("%s rendered although switched off", k)
+		}
+		if ns := o.GetNamespace(); ns != "" && ns != "lb" {
+			t.Errorf("%s in namespace %s, want lb", k, ns)
+		}
+	}
+	for _, k := range []string{"RoleBinding/ecmplb-speaker", "ClusterRoleBinding/ecmplb-controller"} {
+		subj, _, _ := unstructured.NestedSlice(objs[k].Object, "subjects")
+		if len(subj) != 1 || subj[0].(map[string]any)["namespace"] != "lb" {
+			t.Errorf("%s subjects %v", k, subj)
+		}
+	}
+	d := convert[appsv1.Deployment](t, objs["Deployment/ecmplb-controller"])
+	ps := d.Spec.Template.Spec
+	c := ps.Containers[0]
+	if *d.Spec.Replicas != 3 || c.Image != "registry.example.com/ecmplb/controller:v9" || c.ImagePullPolicy != "Always" ||
+		ps.PriorityClassName != "system-cluster-critical" || ps.NodeSelector["role"] != "infra" || len(ps.Tolerations) != 1 ||
+		c.Resources.Limits.Memory().String() != "1Gi" || ps.ImagePullSecrets[0].Name != "pull" {
+		t.Errorf("controller %+v", d.Spec)
+	}
+	for _, a := range []string{"--namespace=lb", "--metrics-addr=:9100", "--log-level=debug"} {
+		if !slices.Contains(c.Args, a) {
+			t.Errorf("controller args %v lack %s", c.Args, a)
+		}
+	}
+	if c.Ports[0].ContainerPort != 9100 {
+		t.Errorf("controller ports %v", c.Ports)
+	}
+	ds := convert[appsv1.DaemonSet](t, objs["DaemonSet/ecmplb-speaker"])
+	sp := ds.Spec.Template.Spec
+	s := sp.Containers[0]
+	if s.Image != "registry.example.com/ecmplb/speaker:v9" || sp.PriorityClassName != "system-node-critical" ||
+		sp.NodeSelector["bgp"] != "yes" || len(sp.Tolerations) != 0 || !*s.SecurityContext.AllowPrivilegeEscalation {
+		t.Errorf("speaker %+v", sp)
+	}
+	if len(s.Ports) != 0 || s.LivenessProbe != nil || !slices.Contains(s.Args, "--metrics-addr=") {
+		t.Errorf("speaker with metrics off: ports %v probe %v args %v", s.Ports, s.LivenessProbe, s.Args)
+	}
+}
