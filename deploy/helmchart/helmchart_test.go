@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/yaml"
 
+	"github.com/ecmplb/ecmplb/deploy/images"
 	"github.com/ecmplb/ecmplb/internal/testenv"
 )
 
@@ -172,7 +173,7 @@ func TestDefaults(t *testing.T) {
 		!reflect.DeepEqual(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) {
 		t.Errorf("speaker: hostNetwork %v securityContext %+v", ps.HostNetwork, sc)
 	}
-	if *ps.SecurityContext.RunAsUser != 65532 || !*ps.SecurityContext.RunAsNonRoot {
+	if *ps.SecurityContext.RunAsUser != images.UID || !*ps.SecurityContext.RunAsNonRoot {
 		t.Errorf("speaker pod securityContext %+v", ps.SecurityContext)
 	}
 	if p := ps.Containers[0].LivenessProbe; p == nil || p.HTTPGet.Path != "/metrics" || p.HTTPGet.Port.StrVal != "metrics" {

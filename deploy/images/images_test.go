@@ -204,3 +204,28 @@ func TestBuildEchoBothPlatforms(t *testing.T) {
 		t.Errorf("platforms %v", platforms)
 	}
 }
+
+// deploy/Dockerfile builds the same images: one target per image with its
+// binary as entrypoint, the same user.
+func TestDockerfileMatchesCatalogue(t *testing.T) {
+	b, err := os.ReadFile("../Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	df := string(b)
+	if !strings.Contains(df, "\nUSER 65532:65532\n") {
+		t.Error("Dockerfile: no USER 65532:65532")
+	}
+	for _, s := range Catalogue {
+		target := strings.TrimPrefix(s.Name, "ecmplb-")
+		for _, want := range []string{
+			"FROM base AS " + target + "\n",
+			`ENTRYPOINT ["` + s.BinaryPath() + `"]`,
+			"go build -trimpath -ldflags=\"-s -w\" -o /out/" + s.Name + " " + s.Package,
+		} {
+			if !strings.Contains(df, want) {
+				t.Errorf("Dockerfile lacks %q", want)
+			}
+		}
+	}
+}
