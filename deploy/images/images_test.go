@@ -4,14 +4,19 @@ import (
 	"archive/tar"
 	"context"
 	"io"
+	"log"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"golang.org/x/sys/unix"
 
 	"github.com/ecmplb/ecmplb/internal/testenv"
@@ -202,6 +207,26 @@ func TestBuildEchoBothPlatforms(t *testing.T) {
 	}
 	if !slices.Equal(platforms, []string{"linux/amd64", "linux/arm64"}) {
 		t.Errorf("platforms %v", platforms)
+	}
+
+	// It pushes as `crane push DIR REF` does (the layout's one entry, an
+	// index) to a registry on loopback, and pulls back unchanged.
+	reg := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	defer reg.Close()
+	ref, err := name.ParseReference(strings.TrimPrefix(reg.URL, "http://") + "/ecmplb/echo:test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.WriteIndex(ref, idx); err != nil {
+		t.Fatalf("push: %v", err)
+	}
+	pulled, err := remote.Index(ref)
+	if err != nil {
+		t.Fatalf("pull: %v", err)
+	}
+	want, _ := idx.Digest()
+	if got, _ := pulled.Digest(); got != want || top.Manifests[0].Digest != want {
+		t.Errorf("pulled index %s, pushed %s, layout %s", got, want, top.Manifests[0].Digest)
 	}
 }
 
