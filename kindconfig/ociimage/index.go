@@ -126,3 +126,22 @@ func WriteArchive(path, dir string) error {
 	}
 	return os.Rename(tmp.Name(), path)
 }
+
+// ReadLayout reads back what WriteLayout wrote: the image index that is the
+// layout's only entry, and that entry's descriptor (with its Ref
+// annotations).
+func ReadLayout(dir string) (v1.ImageIndex, v1.Descriptor, error) {
+	root, err := layout.ImageIndexFromPath(dir)
+	if err != nil {
+		return nil, v1.Descriptor{}, err
+	}
+	m, err := root.IndexManifest()
+	if err != nil {
+		return nil, v1.Descriptor{}, err
+	}
+	if len(m.Manifests) != 1 || !m.Manifests[0].MediaType.IsIndex() {
+		return nil, v1.Descriptor{}, fmt.Errorf("layout %s: want one image index, have %d entries", dir, len(m.Manifests))
+	}
+	idx, err := root.ImageIndex(m.Manifests[0].Digest)
+	return idx, m.Manifests[0], err
+}

@@ -152,3 +152,26 @@ func writeEntry(tw *tar.Writer, e Entry) error {
 	}
 	return nil
 }
+
+// Walk calls fn with each entry of the layer's (uncompressed) tar stream and
+// a reader of its content, in order.
+func Walk(l v1.Layer, fn func(h *tar.Header, r io.Reader) error) error {
+	rc, err := l.Uncompressed()
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	tr := tar.NewReader(rc)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := fn(h, tr); err != nil {
+			return err
+		}
+	}
+}

@@ -3,7 +3,6 @@ package ociimage
 import (
 	"archive/tar"
 	"encoding/json"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -68,23 +67,7 @@ func TestWriteFileRoundTrip(t *testing.T) {
 	if err != nil || len(layers) != 1 {
 		t.Fatalf("layers %d, err %v", len(layers), err)
 	}
-	rc, err := layers[0].Uncompressed()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
-	got := map[string]*tar.Header{}
-	tr := tar.NewReader(rc)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		got[h.Name] = h
-	}
+	got := layerHeaders(t, layers[0])
 	for _, tc := range []struct {
 		name     string
 		typ      byte
