@@ -7,6 +7,7 @@ import (
 	"log"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -176,6 +177,14 @@ func TestBuildEchoBothPlatforms(t *testing.T) {
 	}
 	if !slices.Equal(platforms, []string{"linux/amd64", "linux/arm64"}) {
 		t.Errorf("platforms %v", platforms)
+	}
+
+	// Standard tools read the archive (skopeo where installed).
+	if skopeo, err := exec.LookPath("skopeo"); err == nil {
+		out, err := exec.Command(skopeo, "inspect", "--raw", "oci-archive:"+dir+".tar").Output()
+		if err != nil || !strings.Contains(string(out), `"architecture":"arm64"`) {
+			t.Errorf("skopeo inspect --raw oci-archive:%s.tar: %v\n%s", dir, err, out)
+		}
 	}
 
 	// It pushes as `crane push DIR REF` does (the layout's one entry, an

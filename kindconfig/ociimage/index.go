@@ -63,7 +63,7 @@ func Index(annotations map[string]string, imgs ...v1.Image) (v1.ImageIndex, erro
 		if err != nil {
 			return nil, err
 		}
-		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{
+		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{Add: plainImage{img}, Descriptor: v1.Descriptor{
 			Platform: &v1.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant},
 		}})
 	}
@@ -72,6 +72,14 @@ func Index(annotations map[string]string, imgs ...v1.Image) (v1.ImageIndex, erro
 	}
 	return idx, nil
 }
+
+// plainImage is an image whose index descriptor has no artifactType (which
+// go-containerregistry otherwise fills with the config's media type, marking
+// an ordinary image as an artifact).
+type plainImage struct{ v1.Image }
+
+// ArtifactType is empty: an image, not an artifact.
+func (plainImage) ArtifactType() (string, error) { return "", nil }
 
 // Ref names the image in an OCI layout's index.json: Name is a full
 // reference ("docker.io/ecmplb/speaker:dev", which containerd's import

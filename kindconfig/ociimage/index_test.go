@@ -103,6 +103,9 @@ func TestIndexLayoutArchive(t *testing.T) {
 	var platforms []string
 	for _, d := range im.Manifests {
 		platforms = append(platforms, d.Platform.String())
+		if d.ArtifactType != "" {
+			t.Errorf("%s: artifactType %q on an image", d.Platform, d.ArtifactType)
+		}
 		img, err := got.Image(d.Digest)
 		if err != nil {
 			t.Fatal(err)
