@@ -60,6 +60,11 @@ type ToR struct {
 	// GRPCPort is where GoBGP's gRPC API listens on 127.0.0.1 inside the router's
 	// namespace (default 50051), for the standard gobgp CLI.
 	GRPCPort int `json:"grpcPort,omitempty"`
+	// BGP overrides the topology's session timers for this ToR alone, so one ToR can
+	// keep a long hold time (and rely on BFD) next to one with a short hold time.
+	// Omitted fields inherit Topology.BGP, except that an omitted keepaliveInterval
+	// is a third of an overridden holdTime. Nil: the topology's timers.
+	BGP *BGPTimers `json:"bgp,omitempty"`
 }
 
 // Node is a host that peers with the ToRs.
@@ -106,6 +111,57 @@ type BGPTimers struct {
 	KeepaliveInterval      Duration `json:"keepaliveInterval,omitempty"`
 	ConnectRetry           Duration `json:"connectRetry,omitempty"`
 	IdleHoldTimeAfterReset Duration `json:"idleHoldTimeAfterReset,omitempty"`
+}
+
+// inherit fills the zero fields of o from base; with o's own hold time, an unset
+// keepalive is a third of it (base's keepalive might exceed it).
+func (o BGPTimers) inherit(base BGPTimers) BGPTimers {
+	if o.KeepaliveInterval == 0 && o.HoldTime != 0 {
+		o.KeepaliveInterval = o.HoldTime / 3
+	}
+	if o.HoldTime == 0 {
+		o.HoldTime = base.HoldTime
+	}
+	if o.KeepaliveInterval == 0 {
+		o.KeepaliveInterval = base.KeepaliveInterval
+	}
+	if o.ConnectRetry == 0 {
+		o.ConnectRetry = base.ConnectRetry
+	}
+	if o.IdleHoldTimeAfterReset == 0 {
+		o.IdleHoldTimeAfterReset = base.IdleHoldTimeAfterReset
+	}
+	return o
+}
+
+// validate checks the timers; field prefixes the field names in the errors
+// ("bgp" or `tor "tor1": bgp`).
+func (o BGPTimers) validate(field string) []error {
+	var errs []error
+	if o.HoldTime.Std() < 3*time.Second || o.HoldTime.Std()%time.Second != 0 {
+		errs = append(errs, fmt.Errorf("%s.holdTime: %v must be whole seconds, at least 3s", field, o.HoldTime.Std()))
+	}
+	if o.KeepaliveInterval.Std() < time.Second || o.KeepaliveInterval > o.HoldTime {
+		errs = append(errs, fmt.Errorf("%s.keepaliveInterval: %v must be between 1s and the hold time", field, o.KeepaliveInterval.Std()))
+	}
+	for _, f := range []struct {
+		name string
+		d    Duration
+	}{{"connectRetry", o.ConnectRetry}, {"idleHoldTimeAfterReset", o.IdleHoldTimeAfterReset}} {
+		if f.d < 0 {
+			errs = append(errs, fmt.Errorf("%s.%s: %v must not be negative", field, f.name, f.d.Std()))
+		}
+	}
+	return errs
+}
+
+// Timers returns the session timers ToR tor runs: its own bgp override on top of
+// the topology's, or the topology's alone (also for an unknown name).
+func (t Topology) Timers(tor string) BGPTimers {
+	if r, ok := t.ToR(tor); ok && r.BGP != nil {
+		return r.BGP.inherit(t.BGP)
+	}
+	return t.BGP
 }
 
 // BFDProfile mirrors MetalLB's BFDProfile fields (intervals in milliseconds).
@@ -193,7 +249,8 @@ func Parse(b []byte) (Topology, error) {
 // Marshal renders the topology as YAML.
 func (t Topology) Marshal() ([]byte, error) { return yaml.Marshal(t) }
 
-// SetDefaults fills zero timers, gRPC ports and the dynamic-neighbor AS.
+// SetDefaults fills zero timers (a ToR's bgp override from the topology's), gRPC
+// ports and the dynamic-neighbor AS.
 func (t *Topology) SetDefaults() {
 	if t.BGP.HoldTime == 0 {
 		t.BGP.HoldTime = Duration(9 * time.Second)
@@ -210,6 +267,10 @@ func (t *Topology) SetDefaults() {
 	for i := range t.ToRs {
 		if t.ToRs[i].GRPCPort == 0 {
 			t.ToRs[i].GRPCPort = 50051
+		}
+		if o := t.ToRs[i].BGP; o != nil {
+			filled := o.inherit(t.BGP)
+			t.ToRs[i].BGP = &filled
 		}
 	}
 	if t.DynamicNeighborASN == 0 {
@@ -343,11 +404,11 @@ func (t Topology) Validate() error {
 			errs = append(errs, fmt.Errorf("bfdProfiles[%s].detectMultiplier: %d is outside 2-255", name, p.DetectMultiplier))
 		}
 	}
-	if t.BGP.HoldTime.Std() < 3*time.Second || t.BGP.HoldTime.Std()%time.Second != 0 {
-		errs = append(errs, fmt.Errorf("bgp.holdTime: %v must be whole seconds, at least 3s", t.BGP.HoldTime.Std()))
-	}
-	if t.BGP.KeepaliveInterval.Std() < time.Second || t.BGP.KeepaliveInterval > t.BGP.HoldTime {
-		errs = append(errs, fmt.Errorf("bgp.keepaliveInterval: %v must be between 1s and the hold time", t.BGP.KeepaliveInterval.Std()))
+	errs = append(errs, t.BGP.validate("bgp")...)
+	for _, r := range t.ToRs {
+		if r.BGP != nil {
+			errs = append(errs, t.Timers(r.Name).validate(fmt.Sprintf("tor %q: bgp", r.Name))...)
+		}
 	}
 	return errors.Join(errs...)
 }

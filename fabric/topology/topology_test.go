@@ -156,3 +156,111 @@ func TestBFDWith(t *testing.T) {
 		t.Fatalf("Validate with an unknown BFD ToR = %v, want an error naming bfdToRs", err)
 	}
 }
+
+func TestPerToRTimers(t *testing.T) {
+	const base = `
+segment: 10.1.0.0/24
+bgp: {holdTime: 9s, keepaliveInterval: 3s, connectRetry: 2s}
+nodes: [{name: n1, address: 10.1.0.11, asn: 65100}]
+`
+	type timers struct{ hold, keepalive, connectRetry, idleHold time.Duration }
+	tests := []struct {
+		name    string
+		tors    string
+		want    map[string]timers // effective timers by ToR
+		wantErr string
+	}{
+		{
+			name: "no override inherits the topology's timers",
+			tors: `[{name: r1, address: 10.1.0.1, asn: 65000}]`,
+			want: map[string]timers{"r1": {9 * time.Second, 3 * time.Second, 2 * time.Second, time.Second}},
+		},
+		{
+			name: "hold time override: keepalive a third of it, the rest inherited",
+			tors: `[{name: r1, address: 10.1.0.1, asn: 65000, bgp: {holdTime: 90s}}, {name: r2, address: 10.1.0.2, asn: 65000}]`,
+			want: map[string]timers{
+				"r1": {90 * time.Second, 30 * time.Second, 2 * time.Second, time.Second},
+				"r2": {9 * time.Second, 3 * time.Second, 2 * time.Second, time.Second},
+			},
+		},
+		{
+			name: "keepalive-only override keeps the inherited hold time",
+			tors: `[{name: r1, address: 10.1.0.1, asn: 65000, bgp: {keepaliveInterval: 1s, idleHoldTimeAfterReset: 5s}}]`,
+			want: map[string]timers{"r1": {9 * time.Second, time.Second, 2 * time.Second, 5 * time.Second}},
+		},
+		{
+			name: "every field overridden",
+			tors: `[{name: r1, address: 10.1.0.1, asn: 65000, bgp: {holdTime: 30s, keepaliveInterval: 10s, connectRetry: 3s, idleHoldTimeAfterReset: 4s}}]`,
+			want: map[string]timers{"r1": {30 * time.Second, 10 * time.Second, 3 * time.Second, 4 * time.Second}},
+		},
+		{
+			name:    "hold time too short names the ToR",
+			tors:    `[{name: r1, address: 10.1.0.1, asn: 65000}, {name: r2, address: 10.1.0.2, asn: 65000, bgp: {holdTime: 2s}}]`,
+			wantErr: `tor "r2": bgp.holdTime: 2s must be whole seconds, at least 3s`,
+		},
+		{
+			name:    "fractional hold time",
+			tors:    `[{name: r1, address: 10.1.0.1, asn: 65000, bgp: {holdTime: 4500ms}}]`,
+			wantErr: `tor "r1": bgp.holdTime: 4.5s`,
+		},
+		{
+			name:    "keepalive above the ToR's hold time",
+			tors:    `[{name: r1, address: 10.1.0.1, asn: 65000, bgp: {holdTime: 3s, keepaliveInterval: 5s}}]`,
+			wantErr: `tor "r1": bgp.keepaliveInterval: 5s must be between 1s and the hold time`,
+		},
+		{
+			name:    "inherited keepalive above the ToR's keepalive-only override is checked too",
+			tors:    `[{name: r1, address: 10.1.0.1, asn: 65000, bgp: {keepaliveInterval: 10s}}]`,
+			wantErr: `tor "r1": bgp.keepaliveInterval: 10s`,
+		},
+		{
+			name:    "negative connect retry",
+			tors:    `[{name: r1, address: 10.1.0.1, asn: 65000, bgp: {connectRetry: -1s}}]`,
+			wantErr: `tor "r1": bgp.connectRetry: -1s must not be negative`,
+		},
+		{
+			name:    "unknown field in the override",
+			tors:    `[{name: r1, address: 10.1.0.1, asn: 65000, bgp: {hold: 9s}}]`,
+			wantErr: `unknown field`,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			topo, err := Parse([]byte(base + "tors: " + tc.tors + "\n"))
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			for tor, w := range tc.want {
+				b := topo.Timers(tor)
+				got := timers{b.HoldTime.Std(), b.KeepaliveInterval.Std(), b.ConnectRetry.Std(), b.IdleHoldTimeAfterReset.Std()}
+				if got != w {
+					t.Errorf("Timers(%s) = %+v, want %+v", tor, got, w)
+				}
+			}
+			// The defaulted topology round-trips: the filled override parses back
+			// to the same timers.
+			b, err := topo.Marshal()
+			if err != nil {
+				t.Fatal(err)
+			}
+			back, err := Parse(b)
+			if err != nil {
+				t.Fatalf("parse own output: %v\n%s", err, b)
+			}
+			for tor := range tc.want {
+				if back.Timers(tor) != topo.Timers(tor) {
+					t.Errorf("round trip of %s: %+v, want %+v", tor, back.Timers(tor), topo.Timers(tor))
+				}
+			}
+		})
+	}
+	if got := Default().Timers("nope"); got != Default().BGP {
+		t.Errorf("Timers of an unknown ToR = %+v, want the topology's", got)
+	}
+}
