@@ -80,10 +80,19 @@ func TestRenderHistoryAndNeighbors(t *testing.T) {
 	}
 	b.Reset()
 	renderNeighbors(&b, "tor1", []control.Neighbor{{Name: "node1", Address: netip.MustParseAddr("10.0.0.21"), ASN: 65100,
-		State: "established", Since: now.Add(-time.Hour), Received: 2, Accepted: 2, BFD: "Up", HoldTime: 9 * time.Second}}, now)
+		State: "established", Since: now.Add(-time.Hour), Received: 2, Accepted: 2, BFD: "Up", HoldTime: 9 * time.Second, ConfiguredHoldTime: 9 * time.Second}}, now)
 	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
 	if len(lines) != 3 || !strings.HasPrefix(lines[1], "Neighbor") || !strings.Contains(lines[2], "established  01:00:00") ||
 		!strings.HasSuffix(lines[2], "9s    Up") {
+		t.Errorf("neighbors:\n%s", b.String())
+	}
+}
+
+func TestRenderNeighborsOfferedHoldTime(t *testing.T) {
+	var b bytes.Buffer
+	renderNeighbors(&b, "tor1", []control.Neighbor{{Name: "node1", Address: netip.MustParseAddr("10.0.0.21"), ASN: 65100,
+		State: "established", HoldTime: 9 * time.Second, ConfiguredHoldTime: 90 * time.Second}}, now)
+	if !strings.Contains(b.String(), "9s (offers 1m30s)") {
 		t.Errorf("neighbors:\n%s", b.String())
 	}
 }

@@ -119,7 +119,9 @@ func Up(ctx context.Context, e Env, topo topology.Topology, opts fabric.Options,
 	tw := table(e.Out)
 	fmt.Fprintln(tw, "Element\tNetns\tAddress")
 	for _, r := range topo.ToRs {
-		fmt.Fprintf(tw, "%s\t%s\t%s (AS %d, gobgp: ip netns exec %s gobgp -p %d neighbor)\n", r.Name, f.NetNS(r.Name), r.Address, r.ASN, f.NetNS(r.Name), r.GRPCPort)
+		bgp := f.Topology().Timers(r.Name)
+		fmt.Fprintf(tw, "%s\t%s\t%s (AS %d, hold %s, keepalive %s, gobgp: ip netns exec %s gobgp -p %d neighbor)\n", r.Name, f.NetNS(r.Name), r.Address, r.ASN,
+			bgp.HoldTime.Std(), bgp.KeepaliveInterval.Std(), f.NetNS(r.Name), r.GRPCPort)
 	}
 	for _, n := range topo.Nodes {
 		fmt.Fprintf(tw, "%s\t%s\t%s (AS %d)\n", n.Name, f.NetNS(n.Name), n.Address, n.ASN)

@@ -143,8 +143,13 @@ func renderNeighbors(w io.Writer, tor string, ns []control.Neighbor, now time.Ti
 		if bfd == "" {
 			bfd = "-"
 		}
+		// Negotiated hold time, and what this ToR offers when the peer asked for less.
+		hold := n.HoldTime.String()
+		if n.ConfiguredHoldTime != 0 && n.ConfiguredHoldTime != n.HoldTime {
+			hold += " (offers " + n.ConfiguredHoldTime.String() + ")"
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\n", n.Address, name, n.ASN, state, ago(n.Since, now),
-			n.MsgIn, n.MsgOut, n.Received, n.Accepted, n.HoldTime, bfd)
+			n.MsgIn, n.MsgOut, n.Received, n.Accepted, hold, bfd)
 	}
 	tw.Flush()
 }

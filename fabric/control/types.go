@@ -53,6 +53,10 @@ type Neighbor struct {
 	BFD string `json:"bfd,omitempty"`
 	// HoldTime is the negotiated hold time.
 	HoldTime time.Duration `json:"holdTime,omitempty"`
+	// ConfiguredHoldTime and ConfiguredKeepalive are what this router offers (its
+	// ToR's timers in the topology); a session negotiates the smaller hold time.
+	ConfiguredHoldTime  time.Duration `json:"configuredHoldTime,omitempty"`
+	ConfiguredKeepalive time.Duration `json:"configuredKeepalive,omitempty"`
 }
 
 // BFDSession is one BFD session of the router.

@@ -20,7 +20,8 @@ import (
 type AnnouncerOptions struct {
 	// Prefixes are announced at start.
 	Prefixes []netip.Prefix
-	// HoldTime of its sessions (default: the topology's BGP hold time).
+	// HoldTime of its sessions (default: the longest hold time a ToR offers, so
+	// every session negotiates its ToR's own hold time).
 	HoldTime time.Duration
 	// BFD, when set, runs BFD towards every ToR (the ToRs only run BFD towards nodes
 	// whose topology entry names a bfdProfile).
@@ -46,6 +47,9 @@ func (f *Fabric) StartAnnouncer(ctx context.Context, node string, opts Announcer
 	hold := opts.HoldTime
 	if hold == 0 {
 		hold = f.state.Topology.BGP.HoldTime.Std()
+		for _, r := range f.state.Topology.ToRs {
+			hold = max(hold, f.state.Topology.Timers(r.Name).HoldTime.Std())
+		}
 	}
 	cfg := announcer.Config{
 		Name: node, Address: n.Address, Address6: n.Address6, ASN: n.ASN, Prefixes: opts.Prefixes,

@@ -28,7 +28,7 @@ type Config struct {
 	GRPCAddress string `json:"grpcAddress,omitempty"`
 	// ControlSocket is the Unix socket path of the control API.
 	ControlSocket string `json:"controlSocket"`
-	// Timers are the BGP session timers.
+	// Timers are the BGP session timers (the ToR's override on the topology's).
 	Timers topology.BGPTimers `json:"timers"`
 	// Neighbors are the configured (static) neighbors.
 	Neighbors []Neighbor `json:"neighbors"`
@@ -59,7 +59,7 @@ func ConfigFor(t topology.Topology, tor, controlSocket string) (Config, error) {
 		ASN:           r.ASN,
 		GRPCAddress:   fmt.Sprintf("127.0.0.1:%d", r.GRPCPort),
 		ControlSocket: controlSocket,
-		Timers:        t.BGP,
+		Timers:        t.Timers(tor),
 		FIB:           true,
 		ExportToNodes: t.ExportToNodes,
 	}

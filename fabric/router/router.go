@@ -507,16 +507,18 @@ func (r *Router) Neighbors(ctx context.Context) ([]control.Neighbor, error) {
 			return
 		}
 		n := control.Neighbor{
-			Name:      names[addr],
-			Address:   addr,
-			ASN:       p.GetConf().GetPeerAsn(),
-			State:     sessionStateName(p.GetState().GetSessionState()),
-			AdminDown: p.GetState().GetAdminState() != api.PeerState_UP,
-			Dynamic:   p.GetConf().GetPeerGroup() == dynamicGroup,
-			MsgIn:     p.GetState().GetMessages().GetReceived().GetTotal(),
-			MsgOut:    p.GetState().GetMessages().GetSent().GetTotal(),
-			BFD:       bfdState[addr],
-			HoldTime:  time.Duration(p.GetTimers().GetState().GetNegotiatedHoldTime()) * time.Second,
+			Name:                names[addr],
+			Address:             addr,
+			ASN:                 p.GetConf().GetPeerAsn(),
+			State:               sessionStateName(p.GetState().GetSessionState()),
+			AdminDown:           p.GetState().GetAdminState() != api.PeerState_UP,
+			Dynamic:             p.GetConf().GetPeerGroup() == dynamicGroup,
+			MsgIn:               p.GetState().GetMessages().GetReceived().GetTotal(),
+			MsgOut:              p.GetState().GetMessages().GetSent().GetTotal(),
+			BFD:                 bfdState[addr],
+			HoldTime:            time.Duration(p.GetTimers().GetState().GetNegotiatedHoldTime()) * time.Second,
+			ConfiguredHoldTime:  time.Duration(p.GetTimers().GetConfig().GetHoldTime()) * time.Second,
+			ConfiguredKeepalive: time.Duration(p.GetTimers().GetConfig().GetKeepaliveInterval()) * time.Second,
 		}
 		if n.ASN == 0 {
 			n.ASN = p.GetState().GetPeerAsn()
