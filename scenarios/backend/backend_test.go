@@ -36,6 +36,55 @@ func TestRoles(t *testing.T) {
 	}
 }
 
+func TestToRRoles(t *testing.T) {
+	tests := []struct {
+		name string
+		topo Topology
+		want []ToRRole
+	}{
+		{
+			name: "reference: tor1 BFD with the examples' hold time, tor2 the short one",
+			topo: Reference(9 * time.Second),
+			want: []ToRRole{
+				{Name: "tor1", HoldTime: 90 * time.Second, KeepaliveInterval: 30 * time.Second, BFDNodes: []string{"node1", "node2", "node3"}},
+				{Name: "tor2", HoldTime: 9 * time.Second, KeepaliveInterval: 3 * time.Second},
+			},
+		},
+		{
+			name: "BFD everywhere: one hold time",
+			topo: BFDEverywhere(30 * time.Second),
+			want: []ToRRole{
+				{Name: "tor1", HoldTime: 30 * time.Second, KeepaliveInterval: 10 * time.Second, BFDNodes: []string{"node1", "node2", "node3"}},
+				{Name: "tor2", HoldTime: 30 * time.Second, KeepaliveInterval: 10 * time.Second, BFDNodes: []string{"node1", "node2", "node3"}},
+			},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := tc.topo.Roles()
+			if !slices.EqualFunc(got, tc.want, func(a, b ToRRole) bool {
+				return a.Name == b.Name && a.HoldTime == b.HoldTime && a.KeepaliveInterval == b.KeepaliveInterval && slices.Equal(a.BFDNodes, b.BFDNodes)
+			}) {
+				t.Errorf("Roles() = %+v, want %+v", got, tc.want)
+			}
+			for _, r := range got {
+				if tc.topo.HoldTimeOf(r.Name) != r.HoldTime || tc.topo.KeepaliveOf(r.Name) != r.KeepaliveInterval {
+					t.Errorf("%s: HoldTimeOf/KeepaliveOf disagree with the role %+v", r.Name, r)
+				}
+				if r.RunsBFD("node2") != tc.topo.RunsBFD(r.Name, "node2") {
+					t.Errorf("%s: RunsBFD disagrees", r.Name)
+				}
+			}
+			if err := tc.topo.Validate(); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	if _, ok := Reference(9 * time.Second).Role("tor9"); ok {
+		t.Error("role of an unknown ToR")
+	}
+}
+
 func TestHistory(t *testing.T) {
 	a := func(s string) netip.Addr { return netip.MustParseAddr(s) }
 	p := netip.MustParsePrefix("203.0.113.5/32")

@@ -10,8 +10,8 @@ import (
 
 // Topology is the fabric a backend runs: ToRs, nodes, clients, the BGP
 // timers of the ToRs and which ToR runs BFD with which node at what rate.
-// Specs take ToR roles from here (BFDToRs, PlainToRs, DetectTime, HoldTime),
-// never from names written in code.
+// Specs take ToR roles from here (Roles, BFDToRs, PlainToRs, DetectTime,
+// HoldTimeOf), never from names or timers written in code.
 type Topology struct {
 	topology.Topology
 }
@@ -107,12 +107,62 @@ func (t Topology) DetectTime(tor, node string) time.Duration {
 	return time.Duration(iv*p.DetectMultiplier) * time.Millisecond
 }
 
-// HoldTime is the BGP hold time the ToRs offer (a session's hold time is
-// the smaller of both sides' offers).
+// HoldTime is the topology's BGP hold time: what a ToR without its own bgp
+// timers offers (a session's hold time is the smaller of both sides' offers).
+// A ToR's own: HoldTimeOf.
 func (t Topology) HoldTime() time.Duration { return t.BGP.HoldTime.Std() }
 
-// KeepaliveInterval is the ToRs' keepalive interval.
+// KeepaliveInterval is the topology's keepalive interval (a ToR's own:
+// KeepaliveOf).
 func (t Topology) KeepaliveInterval() time.Duration { return t.BGP.KeepaliveInterval.Std() }
+
+// HoldTimeOf is the BGP hold time ToR tor offers: its own bgp timers, or the
+// topology's.
+func (t Topology) HoldTimeOf(tor string) time.Duration { return t.Timers(tor).HoldTime.Std() }
+
+// KeepaliveOf is ToR tor's keepalive interval.
+func (t Topology) KeepaliveOf(tor string) time.Duration {
+	return t.Timers(tor).KeepaliveInterval.Std()
+}
+
+// ToRRole is what one ToR does in the topology, for specs that iterate over
+// ToRs instead of naming them.
+type ToRRole struct {
+	// Name is the ToR's name.
+	Name string
+	// HoldTime and KeepaliveInterval are the BGP timers the ToR offers.
+	HoldTime          time.Duration
+	KeepaliveInterval time.Duration
+	// BFDNodes are the nodes the ToR runs BFD with (topology order).
+	BFDNodes []string
+}
+
+// RunsBFD reports whether the ToR runs BFD with node.
+func (r ToRRole) RunsBFD(node string) bool { return slices.Contains(r.BFDNodes, node) }
+
+// Role returns ToR tor's role.
+func (t Topology) Role(tor string) (ToRRole, bool) {
+	if _, ok := t.ToR(tor); !ok {
+		return ToRRole{}, false
+	}
+	r := ToRRole{Name: tor, HoldTime: t.HoldTimeOf(tor), KeepaliveInterval: t.KeepaliveOf(tor)}
+	for _, n := range t.NodeNames() {
+		if t.RunsBFD(tor, n) {
+			r.BFDNodes = append(r.BFDNodes, n)
+		}
+	}
+	return r, true
+}
+
+// Roles lists every ToR's role in topology order.
+func (t Topology) Roles() []ToRRole {
+	out := make([]ToRRole, 0, len(t.ToRs))
+	for _, name := range t.ToRNames() {
+		r, _ := t.Role(name)
+		out = append(out, r)
+	}
+	return out
+}
 
 // ClientNames lists the clients.
 func (t Topology) ClientNames() []string {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ecmplb/ecmplb/fabric/fabric"
 	"github.com/ecmplb/ecmplb/reports"
+	"github.com/ecmplb/ecmplb/scenarios/backend"
 )
 
 // The Service of the example manifests (04-service.yaml).
@@ -242,21 +243,30 @@ func (l *Lab) drain(ctx context.Context, r *Recorder, ip netip.Addr, node string
 // HardFail takes a node's link down on the node side (no FIN, no
 // NOTIFICATION, no BFD: the node falls silent) and measures, from the ToRs'
 // RIB histories, when each ToR drops its next-hop: a ToR with a BFD session
-// to the node within the detection time, a ToR without BFD only when the BGP
-// hold time expires. Then it repairs the link and waits for the node to come
-// back on every ToR.
-func (l *Lab) HardFail(ctx context.Context, ip netip.Addr, node string, holdTime time.Duration, print Printer) (reports.Scenario, error) {
-	r := NewRecorder("hard-fail "+node, fmt.Sprintf("%s hard-fails (link down on the node side: no FIN, no NOTIFICATION). tor1 runs BFD 300 ms x 3 with the node (BGPPeer tor1 has bfdProfile tor-bfd) and must drop it in under a second; tor2 has no BFD and keeps it until the hold time (%s) expires.", node, holdTime), print)
+// to the node within the detection time, a ToR without BFD only when its BGP
+// hold time expires. Which ToR runs BFD and each ToR's hold time come from
+// the topology. Then it repairs the link and waits for the node to come back
+// on every ToR.
+func (l *Lab) HardFail(ctx context.Context, ip netip.Addr, node string, print Printer) (reports.Scenario, error) {
+	topo := backend.Topology{Topology: l.Fabric.Topology()}
+	var roles []string
+	for _, tor := range topo.BFDToRs(node) {
+		roles = append(roles, fmt.Sprintf("%s runs BFD (detect time %s) with the node and must drop it within it + 100 ms", tor, topo.DetectTime(tor, node)))
+	}
+	for _, tor := range topo.PlainToRs(node) {
+		roles = append(roles, fmt.Sprintf("%s has no BFD and keeps it until its hold time (%s) expires", tor, topo.HoldTimeOf(tor)))
+	}
+	r := NewRecorder("hard-fail "+node, fmt.Sprintf("%s hard-fails (link down on the node side: no FIN, no NOTIFICATION). %s.", node, strings.Join(roles, "; ")), print)
 	var faults []reports.Event
 	from := time.Now()
-	err := l.hardFail(ctx, r, ip, node, holdTime, &faults)
+	err := l.hardFail(ctx, r, topo, ip, node, &faults)
 	if tl, terr := l.Timeline(ctx, "hard failure of "+node, hostRoute(ip), from, faults); terr == nil {
 		r.S.Timelines = append(r.S.Timelines, tl)
 	}
 	return r.Finish(err), err
 }
 
-func (l *Lab) hardFail(ctx context.Context, r *Recorder, ip netip.Addr, node string, holdTime time.Duration, faults *[]reports.Event) error {
+func (l *Lab) hardFail(ctx context.Context, r *Recorder, topo backend.Topology, ip netip.Addr, node string, faults *[]reports.Event) error {
 	prefix := hostRoute(ip)
 	var rest []string
 	for _, n := range l.NodeNames() {
@@ -273,41 +283,49 @@ func (l *Lab) hardFail(ctx context.Context, r *Recorder, ip netip.Addr, node str
 	*faults = append(*faults, reports.Event{At: t0, Label: node + " link down (hard failure)", Kind: "fault"})
 	r.Step("fault injected at %s: %s link down on the node side", t0.Format("15:04:05.000"), node)
 
-	bfdTor, plainTor := "tor1", "tor2"
-	ctx1, cancel := context.WithTimeout(ctx, 10*time.Second)
-	_, err := l.Fabric.WaitForRoute(ctx1, bfdTor, prefix, want)
-	cancel()
-	if err != nil {
-		return fmt.Errorf("%s did not drop %s within 10 s despite BFD: %w", bfdTor, node, err)
-	}
-	c, err := l.FirstChange(ctx, bfdTor, prefix, t0, want)
-	if err != nil {
-		return err
-	}
-	bfdMs := msSince(t0, c.At)
-	r.Measure(reports.Measurement{Name: bfdTor + " (BFD 300 ms x 3): failure → next-hop withdrawn", Unit: "ms", Value: bfdMs,
-		Goal: &reports.Goal{Op: "<=", Value: 1000}})
-	r.Step("%s dropped %s after %.0f ms; waiting for %s (no BFD) to hit its %s hold time", bfdTor, node, bfdMs, plainTor, holdTime)
-
-	ctx2, cancel := context.WithTimeout(ctx, holdTime+30*time.Second)
-	_, err = l.Fabric.WaitForRoute(ctx2, plainTor, prefix, want)
-	cancel()
-	if err != nil {
-		if ctx.Err() != nil {
-			return fmt.Errorf("interrupted while waiting for %s to drop %s: %w", plainTor, node, ctx.Err())
+	slowestBFD := 0.0 // ms
+	for _, tor := range topo.BFDToRs(node) {
+		detect := topo.DetectTime(tor, node)
+		ctx1, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_, err := l.Fabric.WaitForRoute(ctx1, tor, prefix, want)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("%s did not drop %s within 10 s despite BFD: %w", tor, node, err)
 		}
-		return fmt.Errorf("%s did not drop %s within the hold time + 30 s: %w", plainTor, node, err)
+		c, err := l.FirstChange(ctx, tor, prefix, t0, want)
+		if err != nil {
+			return err
+		}
+		bfdMs := msSince(t0, c.At)
+		slowestBFD = max(slowestBFD, bfdMs)
+		r.Measure(reports.Measurement{Name: fmt.Sprintf("%s (BFD, detect time %s): failure → next-hop withdrawn", tor, detect), Unit: "ms", Value: bfdMs,
+			Goal: &reports.Goal{Op: "<=", Value: float64((detect + 100*time.Millisecond).Milliseconds())}})
+		r.Step("%s dropped %s after %.0f ms (BFD)", tor, node, bfdMs)
 	}
-	c, err = l.FirstChange(ctx, plainTor, prefix, t0, want)
-	if err != nil {
-		return err
-	}
-	plainS := msSince(t0, c.At) / 1000
-	r.Measure(reports.Measurement{Name: plainTor + " (no BFD): failure → next-hop withdrawn", Unit: "s", Value: plainS,
-		Goal: &reports.Goal{Op: "<=", Value: holdTime.Seconds() + 1}})
-	r.Step("%s dropped %s after %.1f s (hold time %s)", plainTor, node, plainS, holdTime)
-	if bfdMs/1000 >= plainS {
-		return fmt.Errorf("BFD gave no gain: %s %.0f ms vs %s %.1f s", bfdTor, bfdMs, plainTor, plainS)
+
+	for _, tor := range topo.PlainToRs(node) {
+		holdTime := topo.HoldTimeOf(tor)
+		r.Step("waiting for %s (no BFD) to hit its %s hold time", tor, holdTime)
+		ctx2, cancel := context.WithTimeout(ctx, holdTime+30*time.Second)
+		_, err := l.Fabric.WaitForRoute(ctx2, tor, prefix, want)
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("interrupted while waiting for %s to drop %s: %w", tor, node, ctx.Err())
+			}
+			return fmt.Errorf("%s did not drop %s within the hold time + 30 s: %w", tor, node, err)
+		}
+		c, err := l.FirstChange(ctx, tor, prefix, t0, want)
+		if err != nil {
+			return err
+		}
+		plainS := msSince(t0, c.At) / 1000
+		r.Measure(reports.Measurement{Name: tor + " (no BFD): failure → next-hop withdrawn", Unit: "s", Value: plainS,
+			Goal: &reports.Goal{Op: "<=", Value: holdTime.Seconds() + 1}})
+		r.Step("%s dropped %s after %.1f s (hold time %s)", tor, node, plainS, holdTime)
+		if slowestBFD > 0 && slowestBFD/1000 >= plainS {
+			return fmt.Errorf("BFD gave no gain: %.0f ms vs %s %.1f s", slowestBFD, tor, plainS)
+		}
 	}
 
 	t1 := time.Now()

@@ -103,7 +103,7 @@ func RunReference(ctx context.Context, cfg Config, opts ReferenceOptions) (res R
 		{"ecmp-flows", func() (reports.Scenario, error) { return l.Flows(ctx, ip, print) }},
 		{"drain " + opts.DrainNode, func() (reports.Scenario, error) { return l.Drain(ctx, ip, opts.DrainNode, print) }},
 		{"hard-fail " + opts.FailNode, func() (reports.Scenario, error) {
-			return l.HardFail(ctx, ip, opts.FailNode, 90*time.Second, print)
+			return l.HardFail(ctx, ip, opts.FailNode, print)
 		}},
 	}
 	for _, s := range steps {
@@ -121,7 +121,7 @@ func RunReference(ctx context.Context, cfg Config, opts ReferenceOptions) (res R
 	if opts.Hold {
 		print("\n== the lab stays up (fabric instance %s); inspect it from another shell:\n", l.Fabric.Instance())
 		print("   go run ./fabric route %s;  go run ./fabric neighbors;  go run ./fabric bfd;  go run ./fabric history\n", ip)
-		print("   ip netns exec %s gobgp neighbor\n   Ctrl-C tears it down.\n", l.Fabric.NetNS("tor1"))
+		print("   ip netns exec %s gobgp neighbor\n   Ctrl-C tears it down.\n", l.Fabric.NetNS(l.Fabric.Topology().ToRs[0].Name))
 		<-ctx.Done()
 	}
 	return res, nil

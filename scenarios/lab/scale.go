@@ -113,7 +113,7 @@ func Scale(ctx context.Context, cfg Config, opts ScaleOptions) (res ScaleResult,
 	if err != nil {
 		return res, err
 	}
-	if err := createScaleConfig(ctx, c); err != nil {
+	if err := createScaleConfig(ctx, c, topo); err != nil {
 		return res, err
 	}
 	nodes := l.NodeNames()
@@ -162,17 +162,19 @@ func (l *Lab) crClient() (client.Client, error) {
 	return client.New(l.Env.Config, client.Options{Scheme: scheme.Scheme})
 }
 
-func createScaleConfig(ctx context.Context, c client.Client) error {
+// createScaleConfig creates the scale pool and advertisement and one BGPPeer per
+// ToR of topo (the nodes share one AS).
+func createScaleConfig(ctx context.Context, c client.Client, topo topology.Topology) error {
 	ns := v1beta1.DefaultNamespaceName
 	objs := []client.Object{
 		&v1beta1.IPAddressPool{ObjectMeta: metav1.ObjectMeta{Name: "scale", Namespace: ns},
 			Spec: v1beta1.IPAddressPoolSpec{Addresses: []string{scalePool}}},
-		&v1beta1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: "tor1", Namespace: ns},
-			Spec: v1beta1.BGPPeerSpec{MyASN: 65100, ASN: 65000, Address: "10.0.0.1"}},
-		&v1beta1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: "tor2", Namespace: ns},
-			Spec: v1beta1.BGPPeerSpec{MyASN: 65100, ASN: 65000, Address: "10.0.0.2"}},
 		&v1beta1.BGPAdvertisement{ObjectMeta: metav1.ObjectMeta{Name: "scale", Namespace: ns},
 			Spec: v1beta1.BGPAdvertisementSpec{IPAddressPools: []string{"scale"}, Communities: []string{"65000:100"}}},
+	}
+	for _, r := range topo.ToRs {
+		objs = append(objs, &v1beta1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: r.Name, Namespace: ns},
+			Spec: v1beta1.BGPPeerSpec{MyASN: topo.Nodes[0].ASN, ASN: r.ASN, Address: r.Address.String()}})
 	}
 	for _, o := range objs {
 		if err := c.Create(ctx, o); err != nil {
