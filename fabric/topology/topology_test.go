@@ -2,6 +2,7 @@ package topology
 
 import (
 	"net/netip"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -262,5 +263,26 @@ nodes: [{name: n1, address: 10.1.0.11, asn: 65100}]
 	}
 	if got := Default().Timers("nope"); got != Default().BGP {
 		t.Errorf("Timers of an unknown ToR = %+v, want the topology's", got)
+	}
+}
+
+// TestREADMEExample parses the topology file of fabric/README.md, so the documented
+// fields (the per-ToR bgp block among them) cannot drift from the parser.
+func TestREADMEExample(t *testing.T) {
+	b, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(b), "## Topology file\n\n```yaml\n")
+	if !ok {
+		t.Fatal("no yaml block under '## Topology file' in fabric/README.md")
+	}
+	doc, _, _ := strings.Cut(rest, "```")
+	topo, err := Parse([]byte(doc))
+	if err != nil {
+		t.Fatalf("README topology: %v\n%s", err, doc)
+	}
+	if topo.Timers("tor1").HoldTime.Std() != 90*time.Second || topo.Timers("tor2").HoldTime.Std() != 9*time.Second {
+		t.Errorf("README topology timers: tor1 %+v, tor2 %+v", topo.Timers("tor1"), topo.Timers("tor2"))
 	}
 }
