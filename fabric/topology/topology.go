@@ -119,19 +119,21 @@ func (o BGPTimers) inherit(base BGPTimers) BGPTimers {
 	if o.KeepaliveInterval == 0 && o.HoldTime != 0 {
 		o.KeepaliveInterval = o.HoldTime / 3
 	}
-	if o.HoldTime == 0 {
-		o.HoldTime = base.HoldTime
-	}
-	if o.KeepaliveInterval == 0 {
-		o.KeepaliveInterval = base.KeepaliveInterval
-	}
-	if o.ConnectRetry == 0 {
-		o.ConnectRetry = base.ConnectRetry
-	}
-	if o.IdleHoldTimeAfterReset == 0 {
-		o.IdleHoldTimeAfterReset = base.IdleHoldTimeAfterReset
+	for _, f := range []struct{ field, from *Duration }{
+		{&o.HoldTime, &base.HoldTime}, {&o.KeepaliveInterval, &base.KeepaliveInterval},
+		{&o.ConnectRetry, &base.ConnectRetry}, {&o.IdleHoldTimeAfterReset, &base.IdleHoldTimeAfterReset},
+	} {
+		if *f.field == 0 {
+			*f.field = *f.from
+		}
 	}
 	return o
+}
+
+// defaultTimers are the topology's timers where its bgp block leaves them out.
+var defaultTimers = BGPTimers{
+	HoldTime: Duration(9 * time.Second), KeepaliveInterval: Duration(3 * time.Second),
+	ConnectRetry: Duration(time.Second), IdleHoldTimeAfterReset: Duration(time.Second),
 }
 
 // validate checks the timers; field prefixes the field names in the errors
@@ -252,18 +254,7 @@ func (t Topology) Marshal() ([]byte, error) { return yaml.Marshal(t) }
 // SetDefaults fills zero timers (a ToR's bgp override from the topology's), gRPC
 // ports and the dynamic-neighbor AS.
 func (t *Topology) SetDefaults() {
-	if t.BGP.HoldTime == 0 {
-		t.BGP.HoldTime = Duration(9 * time.Second)
-	}
-	if t.BGP.KeepaliveInterval == 0 {
-		t.BGP.KeepaliveInterval = t.BGP.HoldTime / 3
-	}
-	if t.BGP.ConnectRetry == 0 {
-		t.BGP.ConnectRetry = Duration(time.Second)
-	}
-	if t.BGP.IdleHoldTimeAfterReset == 0 {
-		t.BGP.IdleHoldTimeAfterReset = Duration(time.Second)
-	}
+	t.BGP = t.BGP.inherit(defaultTimers)
 	for i := range t.ToRs {
 		if t.ToRs[i].GRPCPort == 0 {
 			t.ToRs[i].GRPCPort = 50051

@@ -117,19 +117,28 @@ bgp: {holdTime: 1s}
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			topo, err := Parse([]byte(tc.yaml))
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("err = %v, want containing %q", err, tc.wantErr)
-				}
-				return
+			if topo, ok := parseCase(t, tc.yaml, tc.wantErr); ok {
+				tc.check(t, topo)
 			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			tc.check(t, topo)
 		})
 	}
+}
+
+// parseCase parses yaml and checks the error against wantErr (a substring; "":
+// none); ok reports a topology to check further.
+func parseCase(t *testing.T, yaml, wantErr string) (_ Topology, ok bool) {
+	t.Helper()
+	topo, err := Parse([]byte(yaml))
+	if wantErr != "" {
+		if err == nil || !strings.Contains(err.Error(), wantErr) {
+			t.Fatalf("err = %v, want containing %q", err, wantErr)
+		}
+		return Topology{}, false
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return topo, true
 }
 
 func TestBFDWith(t *testing.T) {
@@ -227,15 +236,9 @@ nodes: [{name: n1, address: 10.1.0.11, asn: 65100}]
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			topo, err := Parse([]byte(base + "tors: " + tc.tors + "\n"))
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("err = %v, want containing %q", err, tc.wantErr)
-				}
+			topo, ok := parseCase(t, base+"tors: "+tc.tors+"\n", tc.wantErr)
+			if !ok {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			for tor, w := range tc.want {
 				b := topo.Timers(tor)
