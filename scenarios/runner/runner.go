@@ -180,6 +180,7 @@ func (r *run) expect(st scenariofile.Step) {
 	if e.Pool.IsValid() {
 		gomega.Expect(e.Pool.Contains(ip)).To(gomega.BeTrue(), "%s: %s has EXTERNAL-IP %s, outside pool %s", where, st.Service, ip, e.Pool)
 	}
+	route := e.Route(ip)
 	topo := r.b.Topology()
 	tors := make([]string, 0, len(e.ECMP))
 	for t := range e.ECMP {
@@ -191,7 +192,7 @@ func (r *run) expect(st scenariofile.Step) {
 		if len(e.ECMP[tor]) > 0 {
 			want = topo.Addrs(e.ECMP[tor]...)
 		}
-		m := check.HaveECMP(ip, want)
+		m := check.HaveECMP(route, want)
 		timed := e.Within > 0 || e.NotBefore > 0
 		if timed {
 			within := e.Within
@@ -212,15 +213,15 @@ func (r *run) expect(st scenariofile.Step) {
 			}
 		}
 		if e.Unchanged {
-			cs, err := backend.ChangesSince(r.ctx, r.b, tor, backend.HostRoute(ip), r.last)
+			cs, err := backend.ChangesSince(r.ctx, r.b, tor, route, r.last)
 			gomega.Expect(err).NotTo(gomega.HaveOccurred(), where)
-			gomega.Expect(cs).To(gomega.BeEmpty(), "%s: %s changed %s since %s, want no change", where, tor, ip, r.last.Format("15:04:05.000"))
+			gomega.Expect(cs).To(gomega.BeEmpty(), "%s: %s changed %s since %s, want no change", where, tor, route, r.last.Format("15:04:05.000"))
 		}
 		for _, c := range e.Communities {
-			gomega.Expect(check.ToR(r.b, tor)).To(check.HaveCommunity(ip, c), where)
+			gomega.Expect(check.ToR(r.b, tor)).To(check.HaveCommunity(route, c), where)
 		}
 		if e.LocalPref != 0 {
-			gomega.Expect(check.ToR(r.b, tor)).To(check.HaveLocalPref(ip, e.LocalPref), where)
+			gomega.Expect(check.ToR(r.b, tor)).To(check.HaveLocalPref(route, e.LocalPref), where)
 		}
 	}
 }

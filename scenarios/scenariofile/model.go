@@ -84,6 +84,10 @@ func (s Service) String() string { return s.Namespace + "/" + s.Name }
 type Expect struct {
 	// Address is the route's address when given instead of a Service.
 	Address netip.Addr
+	// PrefixLength makes the route the address's covering prefix of that
+	// length (an aggregate, BGPAdvertisement.aggregationLength); 0: the
+	// host route (/32).
+	PrefixLength int
 	// ECMP is the exact next-hop set (node names) per ToR; empty: withdrawn.
 	ECMP map[string][]string
 	// Within bounds, by the RIB's timestamps, the time from the last action
@@ -122,4 +126,14 @@ type Manifest struct {
 	Inline []byte
 	// Line is where the manifest is named or written in the scenario file.
 	Line int
+}
+
+// Route is the prefix the expectation is about for a route address ip: the
+// host route, or its covering prefix of PrefixLength bits.
+func (e Expect) Route(ip netip.Addr) netip.Prefix {
+	if e.PrefixLength == 0 {
+		return backend.HostRoute(ip)
+	}
+	p, _ := netip.AddrFrom4(ip.As4()).Prefix(e.PrefixLength)
+	return p
 }

@@ -1,6 +1,7 @@
 package scenariofile
 
 import (
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -110,6 +111,8 @@ func TestParseErrors(t *testing.T) {
 			`cat/drain.yaml:10: topology.nodes[0].asn: "0" is not an AS number`},
 		{"missing manifest file", "  - pool.yaml", "  - pools.yaml",
 			`cat/drain.yaml:13: manifests[0]: no manifest file pools.yaml`},
+		{"prefix length out of range", "expect: {service: web, ecmp: {tor1", "expect: {service: web, prefixLength: 33, ecmp: {tor1",
+			`cat/drain.yaml:21: steps[3].expect.prefixLength: "33" is not a whole number in 1-32`},
 		{"missing expected set", ", ecmp: [node1, node2], communities", ", communities",
 			`cat/drain.yaml:19: steps[1].expect.ecmp: missing`},
 	}
@@ -124,6 +127,21 @@ func TestParseErrors(t *testing.T) {
 				t.Errorf("error:\n%v\nwant it to contain\n%s", err, tt.want)
 			}
 		})
+	}
+}
+
+// prefixLength turns the expectation to the covering prefix (an aggregate).
+func TestExpectPrefixLength(t *testing.T) {
+	s, err := parse(t, strings.Replace(good, "expect: {service: web, ecmp: {tor1", "expect: {service: web, prefixLength: 28, ecmp: {tor1", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ip := netip.MustParseAddr("203.0.113.21")
+	if got, want := s.Steps[3].Expect.Route(ip), netip.MustParsePrefix("203.0.113.16/28"); got != want {
+		t.Errorf("prefixLength 28: route %v, want %v", got, want)
+	}
+	if got, want := s.Steps[1].Expect.Route(ip), netip.MustParsePrefix("203.0.113.21/32"); got != want {
+		t.Errorf("no prefixLength: route %v, want %v", got, want)
 	}
 }
 

@@ -129,7 +129,7 @@ func (p *parser) fault(n *yaml.Node, field string) backend.Fault {
 }
 
 func (p *parser) expect(n *yaml.Node, field string) (Service, Expect) {
-	f := p.fields(n, field, "service", "address", "ecmp", "within", "notBefore", "timeout", "unchanged", "communities", "localPref", "pool")
+	f := p.fields(n, field, "service", "address", "prefixLength", "ecmp", "within", "notBefore", "timeout", "unchanged", "communities", "localPref", "pool")
 	var svc Service
 	var e Expect
 	switch {
@@ -144,6 +144,9 @@ func (p *parser) expect(n *yaml.Node, field string) (Service, Expect) {
 		}
 	default:
 		p.errf(n, field+".service", "missing (or give an address)")
+	}
+	if v := f["prefixLength"]; v != nil {
+		e.PrefixLength = p.integer(v, field+".prefixLength", 1, 32)
 	}
 	v := f["ecmp"]
 	if v == nil {
@@ -319,6 +322,9 @@ func (e Expect) describe(svc Service) string {
 	var parts []string
 	for _, t := range tors {
 		parts = append(parts, fmt.Sprintf("%s {%s}", t, strings.Join(e.ECMP[t], ", ")))
+	}
+	if e.PrefixLength > 0 {
+		what += fmt.Sprintf(" (its /%d)", e.PrefixLength)
 	}
 	s := what + " via " + strings.Join(parts, "; ")
 	if e.Within > 0 {
