@@ -220,9 +220,25 @@ func (r *run) expect(st scenariofile.Step) {
 		for _, c := range e.Communities {
 			gomega.Expect(check.ToR(r.b, tor)).To(check.HaveCommunity(route, c), where)
 		}
+		if e.Communities != nil {
+			r.exactCommunities(where, tor, route, e.Communities)
+		}
 		if e.LocalPref != 0 {
 			gomega.Expect(check.ToR(r.b, tor)).To(check.HaveLocalPref(route, e.LocalPref), where)
 		}
+	}
+}
+
+// exactCommunities requires every path of route on tor to carry exactly
+// the communities want, no others (e.g. another advertisement's).
+func (r *run) exactCommunities(where, tor string, route netip.Prefix, want []string) {
+	set, err := r.b.Route(r.ctx, tor, route)
+	gomega.Expect(err).NotTo(gomega.HaveOccurred(), where)
+	want = slices.Sorted(slices.Values(want))
+	topo := r.b.Topology()
+	for _, p := range set.Paths {
+		got := slices.Sorted(slices.Values(p.Communities))
+		gomega.Expect(got).To(gomega.Equal(want), "%s: %s: %s via %s carries communities %v, want exactly %v", where, tor, route, topo.NodeOf(p.NextHop), got, want)
 	}
 }
 

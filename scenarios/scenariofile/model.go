@@ -101,7 +101,9 @@ type Expect struct {
 	Timeout time.Duration
 	// Unchanged requires that the ToR's set did not change at all since the
 	// last action step (not even away and back).
-	Unchanged   bool
+	Unchanged bool
+	// Communities, when not nil, are exactly the communities every path
+	// carries ([]: none).
 	Communities []string
 	LocalPref   uint32
 	// Pool the Service's address must come from.
