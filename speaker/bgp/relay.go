@@ -279,6 +279,11 @@ func (r *relay) session() (time.Duration, error) {
 	go func() { errc <- r.fromPeer(peer, g) }()
 	go func() { errc <- r.toPeer(g, peer, local.Unmap()) }()
 	err = <-errc
+	// Not piping any more before either side sees the end: a kick (BFD Up)
+	// from then on counts.
+	r.mu.Lock()
+	r.peer = nil
+	r.mu.Unlock()
 	peer.Close()
 	g.Close()
 	<-errc
