@@ -67,11 +67,6 @@ func (f *fakeGoBGP) StopBgp(context.Context, *api.StopBgpRequest) error {
 	return nil
 }
 
-func (f *fakeGoBGP) AddDefinedSet(context.Context, *api.AddDefinedSetRequest) error { return nil }
-func (f *fakeGoBGP) AddPolicy(context.Context, *api.AddPolicyRequest) error         { return nil }
-func (f *fakeGoBGP) AddPolicyAssignment(context.Context, *api.AddPolicyAssignmentRequest) error {
-	return nil
-}
 func (f *fakeGoBGP) WatchEvent(context.Context, *api.WatchEventRequest, func(*api.WatchEventResponse)) error {
 	return nil
 }

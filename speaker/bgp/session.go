@@ -23,9 +23,6 @@ import (
 type gobgp interface {
 	StartBgp(context.Context, *api.StartBgpRequest) error
 	StopBgp(context.Context, *api.StopBgpRequest) error
-	AddDefinedSet(context.Context, *api.AddDefinedSetRequest) error
-	AddPolicy(context.Context, *api.AddPolicyRequest) error
-	AddPolicyAssignment(context.Context, *api.AddPolicyAssignmentRequest) error
 	WatchEvent(context.Context, *api.WatchEventRequest, func(*api.WatchEventResponse)) error
 	AddPeer(context.Context, *api.AddPeerRequest) error
 	DeletePeer(context.Context, *api.DeletePeerRequest) error
@@ -96,8 +93,6 @@ type session struct {
 	lastErr  string
 }
 
-const rejectPeersPolicy = "ecmplb-reject-learned"
-
 // freshNeighbor: a neighbor younger than this that refuses the relay is not
 // replaced (it is leaving its first hold; a replacement would be as young).
 const freshNeighbor = 200 * time.Millisecond
@@ -119,8 +114,8 @@ func needsServerRestart(a, b announce.Session) bool {
 
 // start starts the server with spec's global settings, listening on a free
 // loopback port for the relay (nothing else can reach it: the hop is signed
-// with a fresh TCP MD5 key where the kernel supports it); an import policy
-// that drops everything learned; and a watch on the neighbor's state.
+// with a fresh TCP MD5 key where the kernel supports it); and a watch on the
+// neighbor's state. Nothing learned needs an import policy: the relay hands GoBGP no UPDATE.
 func (s *session) start(ctx context.Context) error {
 	spec := s.spec
 	port, err := freeLoopbackPort()
@@ -141,9 +136,6 @@ func (s *session) start(ctx context.Context) error {
 	s.running = &running
 	s.peer = nil
 	s.resync = true
-	if err := s.rejectLearned(ctx); err != nil {
-		return fmt.Errorf("import policy: %w", err)
-	}
 	gen := s.gen.Add(1)
 	wctx, cancel := context.WithCancel(context.Background())
 	if err := s.srv.WatchEvent(wctx, &api.WatchEventRequest{Peer: &api.WatchEventRequest_Peer{}}, func(r *api.WatchEventResponse) {
@@ -170,35 +162,6 @@ func (s *session) stopServer() {
 	s.running, s.peer = nil, nil
 	s.gen.Add(1)
 	s.setUp(false)
-}
-
-// rejectLearned installs a global import policy that drops every path learned from a
-// neighbor. Locally added paths carry no neighbor address, so the neighbor-set
-// condition never matches them and they pass (GoBGP applies global import policies to
-// local paths too).
-func (s *session) rejectLearned(ctx context.Context) error {
-	if err := s.srv.AddDefinedSet(ctx, &api.AddDefinedSetRequest{DefinedSet: &api.DefinedSet{
-		DefinedType: api.DefinedType_NEIGHBOR, Name: "ecmplb-any-neighbor", List: []string{"0.0.0.0/0", "::/0"},
-	}}); err != nil {
-		return err
-	}
-	if err := s.srv.AddPolicy(ctx, &api.AddPolicyRequest{Policy: &api.Policy{
-		Name: rejectPeersPolicy,
-		Statements: []*api.Statement{{
-			Name: "reject-learned",
-			Conditions: &api.Conditions{NeighborSet: &api.MatchSet{
-				Type: api.MatchSet_ANY, Name: "ecmplb-any-neighbor",
-			}},
-			Actions: &api.Actions{RouteAction: api.RouteAction_REJECT},
-		}},
-	}}); err != nil {
-		return err
-	}
-	return s.srv.AddPolicyAssignment(ctx, &api.AddPolicyAssignmentRequest{Assignment: &api.PolicyAssignment{
-		Name: "global", Direction: api.PolicyDirection_IMPORT,
-		Policies:      []*api.Policy{{Name: rejectPeersPolicy}},
-		DefaultAction: api.RouteAction_ACCEPT,
-	}})
 }
 
 // peerConfig is GoBGP's neighbor for spec: the relay's end of the loopback
