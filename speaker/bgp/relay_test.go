@@ -204,9 +204,9 @@ func TestRelayWaitsForBFDAfterADrop(t *testing.T) {
 		kickDuring bool
 		min, max   time.Duration
 	}{
-		{"no bfd: at once", 0, false, false, 0, 150 * time.Millisecond},
+		{"no bfd: at once", 0, false, false, 0, 500 * time.Millisecond},
 		{"bfd: waits the detection time", time.Second, false, false, 900 * time.Millisecond, 1500 * time.Millisecond},
-		{"bfd up: at once", time.Second, true, false, 0, 150 * time.Millisecond},
+		{"bfd up: at once", time.Second, true, false, 0, 500 * time.Millisecond},
 		{"bfd: a kick during the session does not count", time.Second, false, true, 900 * time.Millisecond, 1500 * time.Millisecond},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
