@@ -67,17 +67,6 @@ const (
 	// backoff (800 ms doubling, capped at 30 s, jittered): a watch may wait
 	// up to 30 s more before it reconnects; plus 5 s to list and announce.
 	apiserverBound = 35 * time.Second
-
-	// Baseline tolerance: 5 % of the baseline plus an absolute slack.
-	// Goroutines: 4 more or fewer, for the metrics scrape's own connection
-	// and timers or retries that happen to be in flight at the reading.
-	goroutineSlack = 4
-	// Heap after a forced GC: 1 MiB for allocator granularity (partly used
-	// spans count whole) and per-P caches. Without a forced GC (speaker
-	// without --pprof-addr) the reading includes garbage up to GOGC's 100 %:
-	// 4 MiB.
-	heapSlackGC   = 1 << 20
-	heapSlackNoGC = 4 << 20
 )
 
 func envInt(name string, def int) int {
@@ -203,18 +192,8 @@ var _ = Describe("faults of production", Ordered, Serial, ContinueOnFailure, Lab
 				errs = append(errs, err)
 				continue
 			}
-			b := baseline[n]
-			gTol := 0.05*b.Goroutines + goroutineSlack
-			if d := rt.Goroutines - b.Goroutines; d > gTol || -d > gTol {
-				errs = append(errs, fmt.Errorf("speaker on %s: %.0f goroutines, baseline %.0f (tolerance ±%.0f)", n, rt.Goroutines, b.Goroutines, gTol))
-			}
-			slack := float64(heapSlackGC)
-			if !rt.GCForced {
-				slack = heapSlackNoGC
-			}
-			if limit := 1.05*b.HeapInuse + slack; rt.HeapInuse > limit {
-				errs = append(errs, fmt.Errorf("speaker on %s: heap in use %.1f MiB, baseline %.1f MiB (limit %.1f MiB, GC forced: %v)",
-					n, rt.HeapInuse/(1<<20), b.HeapInuse/(1<<20), limit/(1<<20), rt.GCForced))
+			if err := backend.RuntimeOff(n, baseline[n], rt); err != nil {
+				errs = append(errs, err)
 			}
 		}
 		return errors.Join(errs...)

@@ -8,6 +8,8 @@ package backend
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/netip"
 	"time"
 
@@ -195,4 +197,54 @@ func (f Fault) String() string {
 		s += " for " + f.Duration.String()
 	}
 	return s
+}
+
+// ServiceEvent is one Kubernetes Event about a Service.
+type ServiceEvent struct {
+	// Type is "Normal" or "Warning".
+	Type    string
+	Reason  string
+	Message string
+	// Count is how many times it happened; Last when it last did.
+	Count int32
+	Last  time.Time
+}
+
+// EventReader is implemented by backends that can read a Service's Events
+// (both do; it is its own interface so a third backend can come without).
+type EventReader interface {
+	// ServiceEvents lists the Events whose object is the Service.
+	ServiceEvents(ctx context.Context, namespace, name string) ([]ServiceEvent, error)
+}
+
+// Tolerances of RuntimeOff: 5 % of the baseline plus an absolute slack.
+// Goroutines: 4 more or fewer, for the metrics scrape's own connection and
+// timers or retries that happen to be in flight at the reading. Heap after
+// a forced GC: 1 MiB for allocator granularity (partly used spans count
+// whole) and per-P caches; without a forced GC (a speaker without
+// --pprof-addr) the reading includes garbage up to GOGC's 100 %: 4 MiB.
+const (
+	GoroutineSlack = 4
+	HeapSlackGC    = 1 << 20
+	HeapSlackNoGC  = 4 << 20
+)
+
+// RuntimeOff says how a speaker's runtime reading now is off its baseline
+// (nil: within tolerance): goroutines more than 5 % + GoroutineSlack away,
+// or in-use heap above 105 % + the heap slack.
+func RuntimeOff(node string, baseline, now Runtime) error {
+	var errs []error
+	gTol := 0.05*baseline.Goroutines + GoroutineSlack
+	if d := now.Goroutines - baseline.Goroutines; d > gTol || -d > gTol {
+		errs = append(errs, fmt.Errorf("speaker on %s: %.0f goroutines, baseline %.0f (tolerance ±%.0f)", node, now.Goroutines, baseline.Goroutines, gTol))
+	}
+	slack := float64(HeapSlackGC)
+	if !now.GCForced {
+		slack = HeapSlackNoGC
+	}
+	if limit := 1.05*baseline.HeapInuse + slack; now.HeapInuse > limit {
+		errs = append(errs, fmt.Errorf("speaker on %s: heap in use %.1f MiB, baseline %.1f MiB (limit %.1f MiB, GC forced: %v)",
+			node, now.HeapInuse/(1<<20), baseline.HeapInuse/(1<<20), limit/(1<<20), now.GCForced))
+	}
+	return errors.Join(errs...)
 }

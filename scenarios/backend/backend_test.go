@@ -3,6 +3,7 @@ package backend
 import (
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -114,5 +115,33 @@ func TestHistory(t *testing.T) {
 	}
 	if at, err := SettledAt(nil, nil); err != nil || !at.IsZero() {
 		t.Errorf("no change: %v %v", at, err)
+	}
+}
+
+func TestRuntimeOff(t *testing.T) {
+	base := Runtime{Goroutines: 100, HeapInuse: 10 << 20, GCForced: true}
+	tests := []struct {
+		name string
+		now  Runtime
+		want string // "" within tolerance
+	}{
+		{"same", base, ""},
+		{"goroutines at the edge", Runtime{Goroutines: 109, HeapInuse: 10 << 20, GCForced: true}, ""},
+		{"goroutines leaked", Runtime{Goroutines: 110, HeapInuse: 10 << 20, GCForced: true}, "110 goroutines, baseline 100"},
+		{"goroutines gone", Runtime{Goroutines: 90, HeapInuse: 10 << 20, GCForced: true}, "90 goroutines"},
+		{"heap within GC slack", Runtime{Goroutines: 100, HeapInuse: 11.4 * (1 << 20), GCForced: true}, ""},
+		{"heap grown", Runtime{Goroutines: 100, HeapInuse: 12 << 20, GCForced: true}, "heap in use 12.0 MiB"},
+		{"heap without forced GC has more slack", Runtime{Goroutines: 100, HeapInuse: 14 << 20}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := RuntimeOff("node1", base, tt.now)
+			switch {
+			case tt.want == "" && err != nil:
+				t.Errorf("got %v, want within tolerance", err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Errorf("got %v, want an error containing %q", err, tt.want)
+			}
+		})
 	}
 }

@@ -5,7 +5,10 @@ package runner
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"maps"
+	"math/rand/v2"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -52,12 +55,15 @@ func Failing(name string, err error) {
 // compete with another spec for the CPU).
 func Spec(s *scenariofile.Scenario, up Up) {
 	labels := append([]string{FileLabel}, s.Labels...)
+	for _, b := range slices.Sorted(maps.Keys(s.Skip)) {
+		labels = append(labels, ginkgoreport.SkipLabel(b, s.Skip[b])...)
+	}
 	ginkgo.It(s.Name, ginkgo.Serial, ginkgo.Label(labels...), func() {
 		if s.Description != "" {
 			ginkgoreport.SetDescription(s.Description)
 		}
 		b := up(s.Topology)
-		r := &run{s: s, b: b, ctx: context.Background(), ips: map[scenariofile.Service]netip.Addr{}}
+		r := &run{s: s, b: b, ctx: context.Background(), ips: map[scenariofile.Service]netip.Addr{}, repairs: map[backend.Fault]bool{}}
 		r.apply(s.Manifests)
 		for _, st := range s.Steps {
 			ginkgo.By(fmt.Sprintf("%s:%d: %s", filepath.Base(s.File), st.Line, st))
@@ -76,10 +82,115 @@ type run struct {
 	last time.Time
 	// ips holds each Service's address once seen: it must never change.
 	ips map[scenariofile.Service]netip.Addr
+	// repairs are the faults already given a repair at cleanup (a fault
+	// in a repeat is injected many times and repaired once at the end).
+	repairs map[backend.Fault]bool
+	// round is the repeat's round (1-based; 0: not in a repeat) and
+	// samples collect its timed expectations' figures by name.
+	round, rounds int
+	samples       map[string]*series
+}
+
+// series is the figures of one timed expectation over a repeat's rounds.
+type series struct {
+	values []float64
+	goal   *reports.Goal
+	order  int
 }
 
 func (r *run) where(st scenariofile.Step) string {
+	if r.round > 0 {
+		return fmt.Sprintf("%s:%d (%s, round %d of %d)", r.s.File, st.Line, st.Kind, r.round, r.rounds)
+	}
 	return fmt.Sprintf("%s:%d (%s)", r.s.File, st.Line, st.Kind)
+}
+
+// measure records a timed figure: a report entry, or, inside a repeat, one
+// sample of its distribution.
+func (r *run) measure(name string, value float64, goal *reports.Goal) {
+	if r.samples == nil {
+		ginkgoreport.AddMeasurement(name, "ms", value, goal)
+		return
+	}
+	s := r.samples[name]
+	if s == nil {
+		s = &series{goal: goal, order: len(r.samples)}
+		r.samples[name] = s
+	}
+	s.values = append(s.values, value)
+}
+
+// repeat plays a repeat step's rounds, then reports each timed
+// expectation's distribution (also when a round failed, for the rounds
+// done).
+func (r *run) repeat(st scenariofile.Step) {
+	rep := st.Repeat
+	var baseline map[string]backend.Runtime
+	if rep.Leaks {
+		baseline = r.runtimes(st)
+	}
+	r.samples, r.rounds = map[string]*series{}, rep.Times
+	defer func() {
+		names := slices.SortedFunc(maps.Keys(r.samples), func(a, b string) int { return r.samples[a].order - r.samples[b].order })
+		for _, name := range names {
+			s := r.samples[name]
+			ginkgoreport.AddDistribution(fmt.Sprintf("%s (%d rounds)", name, len(s.values)), "ms", s.values, s.goal)
+		}
+		r.samples, r.round, r.rounds = nil, 0, 0
+	}()
+	for i := 1; i <= rep.Times; i++ {
+		r.round = i
+		if rep.Jitter > 0 {
+			time.Sleep(rand.N(rep.Jitter)) // a random phase for the round's faults, not a wait for a result
+		}
+		for _, sub := range rep.Steps {
+			if i == 1 {
+				ginkgo.By(fmt.Sprintf("%s:%d: %s (every round)", filepath.Base(r.s.File), sub.Line, sub))
+			}
+			r.step(sub)
+		}
+	}
+	if rep.Leaks {
+		r.noLeaks(st, baseline)
+	}
+}
+
+// runtimes reads every speaker's runtime once it has settled: the larger of
+// two readings, so one that caught a GC right after a burst is not taken
+// as the floor.
+func (r *run) runtimes(st scenariofile.Step) map[string]backend.Runtime {
+	out := map[string]backend.Runtime{}
+	for _, n := range r.b.Topology().NodeNames() {
+		for range 2 {
+			rt, err := r.b.SpeakerRuntime(r.ctx, n)
+			gomega.Expect(err).NotTo(gomega.HaveOccurred(), r.where(st))
+			b := out[n]
+			out[n] = backend.Runtime{Goroutines: max(b.Goroutines, rt.Goroutines), HeapInuse: max(b.HeapInuse, rt.HeapInuse), GCForced: rt.GCForced}
+		}
+	}
+	return out
+}
+
+// leakBound is how long the speakers get to return to their baseline after
+// the last round (a session being set up, a retry in flight).
+const leakBound = 30 * time.Second
+
+// noLeaks waits until every speaker's goroutines and in-use heap are back
+// within tolerance of the baseline (backend.RuntimeOff).
+func (r *run) noLeaks(st scenariofile.Step, baseline map[string]backend.Runtime) {
+	start := time.Now()
+	gomega.Eventually(func() error {
+		var errs []error
+		for _, n := range r.b.Topology().NodeNames() {
+			rt, err := r.b.SpeakerRuntime(r.ctx, n)
+			if err == nil {
+				err = backend.RuntimeOff(n, baseline[n], rt)
+			}
+			errs = append(errs, err)
+		}
+		return errors.Join(errs...)
+	}).WithTimeout(leakBound).WithPolling(250*time.Millisecond).Should(gomega.Succeed(), "%s: speakers not back to their baseline after %d rounds", r.where(st), st.Repeat.Times)
+	ginkgoreport.AddMeasurement(fmt.Sprintf("line %d: every speaker back to its goroutine and heap baseline after %d rounds", st.Line, st.Repeat.Times), "ms", ms(time.Since(start)), reports.AtMost(ms(leakBound)))
 }
 
 func (r *run) files(ms []scenariofile.Manifest) []string {
@@ -122,8 +233,10 @@ func (r *run) step(st scenariofile.Step) {
 		at, err := r.b.Inject(r.ctx, st.Fault)
 		gomega.Expect(err).NotTo(gomega.HaveOccurred(), where)
 		r.last = at
-		flt := st.Fault
-		ginkgo.DeferCleanup(func() { _, _ = r.b.Repair(context.Background(), flt) })
+		if flt := st.Fault; !r.repairs[flt] {
+			r.repairs[flt] = true
+			ginkgo.DeferCleanup(func() { _, _ = r.b.Repair(context.Background(), flt) })
+		}
 	case scenariofile.StepRepair:
 		at, err := r.b.Repair(r.ctx, st.Fault)
 		gomega.Expect(err).NotTo(gomega.HaveOccurred(), where)
@@ -134,7 +247,13 @@ func (r *run) step(st scenariofile.Step) {
 	case scenariofile.StepWait:
 		time.Sleep(st.Wait) // a hold the scenario asks for (e.g. how long a fault lasts), not a wait for a result
 	case scenariofile.StepExpect:
+		if st.Expect.Pending {
+			r.pending(st)
+			return
+		}
 		r.expect(st)
+	case scenariofile.StepRepeat:
+		r.repeat(st)
 	case scenariofile.StepFlows:
 		ip := r.address(st)
 		counts, err := r.b.Flows(r.ctx, st.Flows.Proto, netip.AddrPortFrom(ip, st.Flows.Port), st.Flows.Count)
@@ -207,7 +326,7 @@ func (r *run) expect(st scenariofile.Step) {
 			if e.Within > 0 {
 				goal = reports.AtMost(ms(e.Within))
 			}
-			ginkgoreport.AddMeasurement(fmt.Sprintf("line %d: %s reached {%s}", st.Line, tor, strings.Join(e.ECMP[tor], ", ")), "ms", ms(m.Took), goal)
+			r.measure(fmt.Sprintf("line %d: %s reached {%s}", st.Line, tor, strings.Join(e.ECMP[tor], ", ")), ms(m.Took), goal)
 			if e.NotBefore > 0 {
 				gomega.Expect(m.Took).To(gomega.BeNumerically(">=", e.NotBefore), "%s: %s reached {%s} after %v, not before %v expected", where, tor, strings.Join(e.ECMP[tor], ", "), m.Took, e.NotBefore)
 			}
@@ -227,6 +346,43 @@ func (r *run) expect(st scenariofile.Step) {
 			gomega.Expect(check.ToR(r.b, tor)).To(check.HaveLocalPref(route, e.LocalPref), where)
 		}
 	}
+}
+
+// pending expects the Service to get no address: the controller's Warning
+// Event about it (of the reason given), and no EXTERNAL-IP.
+func (r *run) pending(st scenariofile.Step) {
+	where := r.where(st)
+	er, ok := r.b.(backend.EventReader)
+	if !ok {
+		ginkgo.Fail(fmt.Sprintf("%s: the %s backend cannot read Events, which a pending expectation needs", where, r.b.Name()))
+	}
+	e := st.Expect
+	var seen []backend.ServiceEvent
+	gomega.Eventually(func() bool {
+		evs, err := er.ServiceEvents(r.ctx, st.Service.Namespace, st.Service.Name)
+		if err != nil {
+			return false
+		}
+		seen = evs
+		for _, ev := range evs {
+			if ev.Type == "Warning" && (e.PendingReason == "" || ev.Reason == e.PendingReason) {
+				return true
+			}
+		}
+		return false
+	}).WithTimeout(e.Timeout).Should(gomega.BeTrue(), func() string {
+		var got []string
+		for _, ev := range seen {
+			got = append(got, fmt.Sprintf("%s %s: %s", ev.Type, ev.Reason, ev.Message))
+		}
+		want := "a Warning Event"
+		if e.PendingReason != "" {
+			want = "a Warning Event " + e.PendingReason
+		}
+		return fmt.Sprintf("%s: Service %s: want %s within %v; its Events: %v", where, st.Service, want, e.Timeout, got)
+	})
+	ip, err := r.b.ExternalIP(r.ctx, st.Service.Namespace, st.Service.Name, 200*time.Millisecond)
+	gomega.Expect(err).To(gomega.HaveOccurred(), "%s: Service %s should be pending but has EXTERNAL-IP %s", where, st.Service, ip)
 }
 
 // exactCommunities requires every path of route on tor to carry exactly

@@ -19,7 +19,11 @@ type Scenario struct {
 	Name        string
 	Description string
 	Labels      []string
-	Topology    backend.Topology
+	// Skip maps a backend name to the reason the scenario cannot run there
+	// (the spec gets the label "skip-<backend>: <reason>" and the report
+	// shows it as skipped with that reason).
+	Skip     map[string]string
+	Topology backend.Topology
 	// Manifests are applied, in order, before the first step.
 	Manifests []Manifest
 	Steps     []Step
@@ -39,10 +43,11 @@ const (
 	StepExpect    StepKind = "expect"
 	StepFlows     StepKind = "flows"
 	StepLabel     StepKind = "label"
+	StepRepeat    StepKind = "repeat"
 )
 
 // StepKinds lists every step kind.
-var StepKinds = []StepKind{StepApply, StepDelete, StepEndpoints, StepFault, StepRepair, StepWait, StepExpect, StepFlows, StepLabel}
+var StepKinds = []StepKind{StepApply, StepDelete, StepEndpoints, StepFault, StepRepair, StepWait, StepExpect, StepFlows, StepLabel, StepRepeat}
 
 // Step is one step; which fields are set depends on Kind.
 type Step struct {
@@ -65,6 +70,22 @@ type Step struct {
 	Flows Flows
 	// Label of a label step.
 	Label Label
+	// Repeat of a repeat step.
+	Repeat Repeat
+}
+
+// Repeat plays its steps Times times, each round after a random pause of
+// up to Jitter (so faults land at random phases of the BGP and BFD
+// timers). The figures of its timed expectations become distributions:
+// median, and p99 from 100 rounds on (the maximum below that).
+type Repeat struct {
+	Times  int
+	Jitter time.Duration
+	Steps  []Step
+	// Leaks, when set, reads every speaker's goroutines and in-use heap
+	// before the first round and requires them back within tolerance
+	// (backend.RuntimeOff) after the last.
+	Leaks bool
 }
 
 // Label sets and removes labels of a node.
@@ -108,6 +129,11 @@ type Expect struct {
 	LocalPref   uint32
 	// Pool the Service's address must come from.
 	Pool netip.Prefix
+	// Pending expects the Service to get no address: the controller posts a
+	// Warning Event on it (with reason PendingReason when given) and it
+	// has no EXTERNAL-IP. ECMP is then empty.
+	Pending       bool
+	PendingReason string
 }
 
 // Flows sends flows from the client and checks where they land.

@@ -53,6 +53,8 @@ type parser struct {
 	file, dir string
 	errs      []error
 	topo      backend.Topology
+	// inRepeat: the steps being read are inside a repeat (no nesting).
+	inRepeat bool
 }
 
 func (p *parser) errf(n *yaml.Node, field, format string, args ...any) {
@@ -136,7 +138,7 @@ func (p *parser) addr(n *yaml.Node, field string) netip.Addr {
 
 func (p *parser) scenario(n *yaml.Node) *Scenario {
 	s := &Scenario{File: p.file}
-	f := p.fields(n, "", "name", "description", "labels", "topology", "manifests", "steps")
+	f := p.fields(n, "", "name", "description", "labels", "skip", "topology", "manifests", "steps")
 	if v := f["name"]; v != nil {
 		s.Name = p.str(v, "name")
 	}
@@ -153,6 +155,9 @@ func (p *parser) scenario(n *yaml.Node) *Scenario {
 				p.errf(v.Content[i], fmt.Sprintf("labels[%d]", i), "%q may not contain any of &|!,()/:", l)
 			}
 		}
+	}
+	if v := f["skip"]; v != nil {
+		s.Skip = p.skip(v, "skip")
 	}
 	p.topo = p.topology(f["topology"], n)
 	s.Topology = p.topo
@@ -193,11 +198,7 @@ func (p *parser) topology(n, parent *yaml.Node) backend.Topology {
 	}
 	f := p.fields(n, "topology", "holdTime", "tors", "nodes")
 	if v := f["holdTime"]; v != nil {
-		d := p.duration(v, "topology.holdTime")
-		if d != 0 && (d < 3*time.Second || d%time.Second != 0) {
-			p.errf(v, "topology.holdTime", "%v must be whole seconds, at least 3s", d)
-		}
-		t.BGP.HoldTime = topology.Duration(d)
+		t.BGP.HoldTime = topology.Duration(p.holdTime(v, "topology.holdTime"))
 	}
 	t.BGP.KeepaliveInterval = t.BGP.HoldTime / 3
 	var bfd *topology.BFDProfile
@@ -209,7 +210,7 @@ func (p *parser) topology(n, parent *yaml.Node) backend.Topology {
 		}
 		for i, r := range v.Content {
 			field := fmt.Sprintf("topology.tors[%d]", i)
-			rf := p.fields(r, field, "name", "address", "asn", "bfd")
+			rf := p.fields(r, field, "name", "address", "asn", "bfd", "holdTime")
 			tor := topology.ToR{ASN: 65000}
 			if x := rf["name"]; x != nil {
 				tor.Name = p.str(x, field+".name")
@@ -219,6 +220,10 @@ func (p *parser) topology(n, parent *yaml.Node) backend.Topology {
 			}
 			if x := rf["asn"]; x != nil {
 				tor.ASN = p.asn(x, field+".asn")
+			}
+			if x := rf["holdTime"]; x != nil {
+				d := p.holdTime(x, field+".holdTime")
+				tor.BGP = &topology.BGPTimers{HoldTime: topology.Duration(d), KeepaliveInterval: topology.Duration(d / 3)}
 			}
 			if x := rf["bfd"]; x != nil {
 				prof := p.bfd(x, field+".bfd")
@@ -267,6 +272,40 @@ func (p *parser) topology(n, parent *yaml.Node) backend.Topology {
 		p.errf(n, "topology", "%v", err)
 	}
 	return backend.Topology{Topology: t}
+}
+
+// holdTime is a BGP hold time: whole seconds, at least 3 s.
+func (p *parser) holdTime(n *yaml.Node, field string) time.Duration {
+	d := p.duration(n, field)
+	if d != 0 && (d < 3*time.Second || d%time.Second != 0) {
+		p.errf(n, field, "%v must be whole seconds, at least 3s", d)
+	}
+	return d
+}
+
+// skip reads the backends a scenario cannot run on, each with its reason.
+func (p *parser) skip(n *yaml.Node, field string) map[string]string {
+	out := map[string]string{}
+	if n.Kind != yaml.MappingNode {
+		p.errf(n, field, "want a mapping of backend (lab, kind) to the reason the scenario cannot run there")
+		return out
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if k.Value != "lab" && k.Value != "kind" {
+			p.errf(k, field+"."+k.Value, "unknown backend %q (want lab or kind)", k.Value)
+			continue
+		}
+		reason := strings.TrimSpace(p.str(v, field+"."+k.Value))
+		switch {
+		case reason == "":
+			p.errf(v, field+"."+k.Value, "say why the scenario cannot run on %s", k.Value)
+		case strings.ContainsAny(reason, "&|!,()/:"):
+			p.errf(v, field+"."+k.Value, "%q may not contain any of &|!,()/:", reason)
+		}
+		out[k.Value] = reason
+	}
+	return out
 }
 
 func (p *parser) asn(n *yaml.Node, field string) uint32 {

@@ -90,7 +90,7 @@ func TestParseErrors(t *testing.T) {
 		{"unknown field in a step", "fault: {kind: cut-link, node: node2}", "fault: {kind: cut-link, node: node2, color: red}",
 			`cat/drain.yaml:20: steps[2].fault.color: unknown field (want one of kind, node, tor, for)`},
 		{"unknown step kind", "  - wait: 1s", "  - sleep: 1s",
-			`cat/drain.yaml:24: steps[6].sleep: unknown step kind "sleep" (want one of apply, delete, endpoints, fault, repair, wait, expect, flows, label)`},
+			`cat/drain.yaml:24: steps[6].sleep: unknown step kind "sleep" (want one of apply, delete, endpoints, fault, repair, wait, expect, flows, label, repeat)`},
 		{"unknown fault kind", "kind: cut-link, node", "kind: cut-lnk, node",
 			`cat/drain.yaml:20: steps[2].fault.kind: unknown fault kind "cut-lnk"`},
 		{"node the topology lacks", "fault: {kind: cut-link, node: node2}", "fault: {kind: cut-link, node: node7}",
@@ -115,6 +115,22 @@ func TestParseErrors(t *testing.T) {
 			`cat/drain.yaml:21: steps[3].expect.prefixLength: "33" is not a whole number in 1-32`},
 		{"missing expected set", ", ecmp: [node1, node2], communities", ", communities",
 			`cat/drain.yaml:19: steps[1].expect.ecmp: missing`},
+		{"bad per-ToR hold time", "{name: tor2, address: 10.0.0.2}", "{name: tor2, address: 10.0.0.2, holdTime: 2s}",
+			`cat/drain.yaml:8: topology.tors[1].holdTime: 2s must be whole seconds, at least 3s`},
+		{"skip on an unknown backend", "labels: [drain]", "labels: [drain]\nskip: {docker: no reason}",
+			`cat/drain.yaml:4: skip.docker: unknown backend "docker" (want lab or kind)`},
+		{"skip reason with a label operator", "labels: [drain]", "labels: [drain]\nskip: {kind: \"nodes are containers (no netns)\"}",
+			`cat/drain.yaml:4: skip.kind: "nodes are containers (no netns)" may not contain any of &|!,()/:`},
+		{"repeat without times", "  - wait: 1s", "  - repeat: {steps: [wait: 1s]}",
+			`cat/drain.yaml:24: steps[6].repeat.times: missing: how many rounds`},
+		{"repeat in a repeat", "  - wait: 1s", "  - repeat: {times: 2, steps: [repeat: {times: 2, steps: [wait: 1s]}]}",
+			`cat/drain.yaml:24: steps[6].repeat.steps[0].repeat: a repeat may not hold another repeat`},
+		{"unknown step in a repeat", "  - wait: 1s", "  - repeat: {times: 2, steps: [sleep: 1s]}",
+			`cat/drain.yaml:24: steps[6].repeat.steps[0].sleep: unknown step kind "sleep"`},
+		{"pending with an ECMP set", "expect: {service: default/web, ecmp", "expect: {service: default/web, pending: true, ecmp",
+			`cat/drain.yaml:19: steps[1].expect.ecmp: a pending Service has no address and no route: ecmp does not apply`},
+		{"pending false", "expect: {service: default/web, ecmp: [node1, node2], communities: [\"65000:100\"]}", "expect: {service: web, pending: false}",
+			`cat/drain.yaml:19: steps[1].expect.pending: pending: false expects nothing`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -127,6 +143,49 @@ func TestParseErrors(t *testing.T) {
 				t.Errorf("error:\n%v\nwant it to contain\n%s", err, tt.want)
 			}
 		})
+	}
+}
+
+// The newer fields: per-ToR hold time, skip, repeat, pending.
+func TestParseRepeatPendingSkip(t *testing.T) {
+	text := strings.Replace(good, "{name: tor2, address: 10.0.0.2}", "{name: tor2, address: 10.0.0.2, holdTime: 30s}", 1)
+	text = strings.Replace(text, "labels: [drain]", "labels: [drain]\nskip: {kind: nodes are containers here}", 1)
+	text = strings.Replace(text, "  - wait: 1s\n", `  - repeat:
+      times: 3
+      jitter: 500ms
+      leaks: true
+      steps:
+        - fault: {kind: freeze-speaker, node: node2}
+        - expect: {service: web, ecmp: {tor1: [node1]}, within: 1250ms}
+        - repair: {kind: freeze-speaker, node: node2}
+  - expect: {service: other, pending: {reason: AllocationFailed}, timeout: 5s}
+`, 1)
+	s, err := parse(t, text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Topology.HoldTimeOf("tor2"); got != 30*time.Second {
+		t.Errorf("tor2 hold time %v, want 30s", got)
+	}
+	if got := s.Topology.KeepaliveOf("tor2"); got != 10*time.Second {
+		t.Errorf("tor2 keepalive %v, want 10s", got)
+	}
+	if got := s.Topology.HoldTimeOf("tor1"); got != 9*time.Second {
+		t.Errorf("tor1 hold time %v, want the topology's 9s", got)
+	}
+	if s.Skip["kind"] != "nodes are containers here" {
+		t.Errorf("skip %v", s.Skip)
+	}
+	rep := s.Steps[6]
+	if rep.Kind != StepRepeat || rep.Repeat.Times != 3 || rep.Repeat.Jitter != 500*time.Millisecond || !rep.Repeat.Leaks || len(rep.Repeat.Steps) != 3 {
+		t.Fatalf("repeat %+v", rep)
+	}
+	if e := rep.Repeat.Steps[1].Expect; e.Within != 1250*time.Millisecond {
+		t.Errorf("expect in repeat %+v", e)
+	}
+	p := s.Steps[7]
+	if !p.Expect.Pending || p.Expect.PendingReason != "AllocationFailed" || p.Expect.Timeout != 5*time.Second || p.Service.Name != "other" {
+		t.Errorf("pending %+v", p)
 	}
 }
 

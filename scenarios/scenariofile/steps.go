@@ -44,10 +44,54 @@ func (p *parser) step(n *yaml.Node, field string) Step {
 		st.Service, st.Flows = p.flows(v, field)
 	case StepLabel:
 		st.Label = p.label(v, field)
+	case StepRepeat:
+		st.Repeat = p.repeat(v, field)
 	default:
 		p.errf(k, field, "unknown step kind %q (want one of %s)", k.Value, kindNames())
 	}
 	return st
+}
+
+func (p *parser) repeat(n *yaml.Node, field string) Repeat {
+	r := Repeat{}
+	if p.inRepeat {
+		p.errf(n, field, "a repeat may not hold another repeat")
+		return r
+	}
+	f := p.fields(n, field, "times", "jitter", "leaks", "steps")
+	if v := f["times"]; v != nil {
+		r.Times = p.integer(v, field+".times", 1, 10000)
+	} else {
+		p.errf(n, field+".times", "missing: how many rounds")
+	}
+	if v := f["jitter"]; v != nil {
+		r.Jitter = p.duration(v, field+".jitter")
+	}
+	if v := f["leaks"]; v != nil {
+		r.Leaks = p.boolean(v, field+".leaks")
+	}
+	v := f["steps"]
+	if v == nil || v.Kind != yaml.SequenceNode || len(v.Content) == 0 {
+		p.errf(n, field+".steps", "a repeat needs a list of steps")
+		return r
+	}
+	p.inRepeat = true
+	for i, c := range v.Content {
+		r.Steps = append(r.Steps, p.step(c, fmt.Sprintf("%s.steps[%d]", field, i)))
+	}
+	p.inRepeat = false
+	return r
+}
+
+func (p *parser) boolean(n *yaml.Node, field string) bool {
+	switch p.str(n, field) {
+	case "true":
+		return true
+	case "false":
+	default:
+		p.errf(n, field, "%q is neither true nor false", n.Value)
+	}
+	return false
 }
 
 func (p *parser) endpoints(n *yaml.Node, field string) (Service, []backend.Endpoint) {
@@ -129,7 +173,7 @@ func (p *parser) fault(n *yaml.Node, field string) backend.Fault {
 }
 
 func (p *parser) expect(n *yaml.Node, field string) (Service, Expect) {
-	f := p.fields(n, field, "service", "address", "prefixLength", "ecmp", "within", "notBefore", "timeout", "unchanged", "communities", "localPref", "pool")
+	f := p.fields(n, field, "service", "address", "prefixLength", "ecmp", "within", "notBefore", "timeout", "unchanged", "communities", "localPref", "pool", "pending")
 	var svc Service
 	var e Expect
 	switch {
@@ -144,6 +188,22 @@ func (p *parser) expect(n *yaml.Node, field string) (Service, Expect) {
 		}
 	default:
 		p.errf(n, field+".service", "missing (or give an address)")
+	}
+	if v := f["pending"]; v != nil {
+		p.pending(v, field+".pending", &e)
+		if f["service"] == nil {
+			p.errf(v, field+".pending", "only a Service can be pending: give its name in service")
+		}
+		for _, k := range []string{"address", "prefixLength", "ecmp", "within", "notBefore", "unchanged", "communities", "localPref", "pool"} {
+			if f[k] != nil {
+				p.errf(f[k], field+"."+k, "a pending Service has no address and no route: %s does not apply", k)
+			}
+		}
+		e.Timeout = 30 * time.Second
+		if v := f["timeout"]; v != nil {
+			e.Timeout = p.duration(v, field+".timeout")
+		}
+		return svc, e
 	}
 	if v := f["prefixLength"]; v != nil {
 		e.PrefixLength = p.integer(v, field+".prefixLength", 1, 32)
@@ -185,13 +245,7 @@ func (p *parser) expect(n *yaml.Node, field string) (Service, Expect) {
 		e.Timeout = p.duration(v, field+".timeout")
 	}
 	if v := f["unchanged"]; v != nil {
-		switch p.str(v, field+".unchanged") {
-		case "true":
-			e.Unchanged = true
-		case "false":
-		default:
-			p.errf(v, field+".unchanged", "%q is neither true nor false", v.Value)
-		}
+		e.Unchanged = p.boolean(v, field+".unchanged")
 	}
 	if v := f["communities"]; v != nil {
 		e.Communities = p.strs(v, field+".communities")
@@ -207,6 +261,23 @@ func (p *parser) expect(n *yaml.Node, field string) (Service, Expect) {
 		e.Pool = pool
 	}
 	return svc, e
+}
+
+// pending reads `pending: true` or `pending: {reason: AllocationFailed}`
+// (the reason of the Warning Event the controller posts).
+func (p *parser) pending(n *yaml.Node, field string, e *Expect) {
+	if n.Kind == yaml.MappingNode {
+		f := p.fields(n, field, "reason")
+		e.Pending = true
+		if v := f["reason"]; v != nil {
+			e.PendingReason = p.str(v, field+".reason")
+		}
+		return
+	}
+	if !p.boolean(n, field) {
+		p.errf(n, field, "pending: false expects nothing; leave it out and state the ECMP set")
+	}
+	e.Pending = true
 }
 
 func (p *parser) label(n *yaml.Node, field string) Label {
@@ -303,6 +374,8 @@ func (s Step) String() string {
 		return "expect " + s.Expect.describe(s.Service)
 	case StepLabel:
 		return fmt.Sprintf("label node %s: set %v, remove %v", s.Label.Node, s.Label.Set, s.Label.Remove)
+	case StepRepeat:
+		return fmt.Sprintf("repeat %d times (jitter %v): %d steps", s.Repeat.Times, s.Repeat.Jitter, len(s.Repeat.Steps))
 	case StepFlows:
 		return fmt.Sprintf("%d %s flows to %s spread over %s", s.Flows.Count, s.Flows.Proto, s.Service, strings.Join(s.Flows.Spread, ", "))
 	}
@@ -311,6 +384,12 @@ func (s Step) String() string {
 
 func (e Expect) describe(svc Service) string {
 	what := svc.String()
+	if e.Pending {
+		if e.PendingReason != "" {
+			return what + " pending (no address; Warning " + e.PendingReason + ")"
+		}
+		return what + " pending (no address)"
+	}
 	if e.Address.IsValid() {
 		what = e.Address.String()
 	}
