@@ -26,7 +26,7 @@ type Topology struct {
 	// and node then has an Address6 in it, IPv6 routes learnt over the IPv4 sessions
 	// (next-hop = the node's Address6) reach the ToRs' kernel FIBs.
 	Segment6 netip.Prefix `json:"segment6,omitzero"`
-	// ToRs are the routers (GoBGP with multipath, one network namespace each).
+	// ToRs are the routers (GoBGP with multipath, or FRR; one network namespace each).
 	ToRs []ToR `json:"tors"`
 	// Nodes are the hosts that peer with every ToR (the speakers run there).
 	Nodes []Node `json:"nodes"`
@@ -65,6 +65,25 @@ type ToR struct {
 	// Omitted fields inherit Topology.BGP, except that an omitted keepaliveInterval
 	// is a third of an overridden holdTime. Nil: the topology's timers.
 	BGP *BGPTimers `json:"bgp,omitempty"`
+	// Flavour is the router implementation: "gobgp" (the fabric's embedded GoBGP,
+	// the default when empty) or "frr" (Debian's FRR: zebra, bgpd and bfdd in the
+	// ToR's namespace, configured from this topology). Both serve the same control
+	// API, so a scenario runs unchanged against either.
+	Flavour string `json:"flavour,omitempty"`
+}
+
+// ToR flavours (ToR.Flavour).
+const (
+	FlavourGoBGP = "gobgp"
+	FlavourFRR   = "frr"
+)
+
+// RouterFlavour is the ToR's flavour with the default filled in.
+func (r ToR) RouterFlavour() string {
+	if r.Flavour == "" {
+		return FlavourGoBGP
+	}
+	return r.Flavour
 }
 
 // Node is a host that peers with the ToRs.
@@ -343,6 +362,9 @@ func (t Topology) Validate() error {
 		checkAddr6("tor", r.Name, r.Address6)
 		if r.ASN == 0 {
 			errs = append(errs, fmt.Errorf("tor %q: asn must be set", r.Name))
+		}
+		if f := r.RouterFlavour(); f != FlavourGoBGP && f != FlavourFRR {
+			errs = append(errs, fmt.Errorf("tor %q: flavour: %q must be %q or %q", r.Name, r.Flavour, FlavourGoBGP, FlavourFRR))
 		}
 	}
 	for i, n := range t.Nodes {

@@ -269,6 +269,63 @@ nodes: [{name: n1, address: 10.1.0.11, asn: 65100}]
 	}
 }
 
+func TestFlavour(t *testing.T) {
+	const base = `
+segment: 10.1.0.0/24
+nodes: [{name: n1, address: 10.1.0.11, asn: 65100}]
+`
+	tests := []struct {
+		name    string
+		tors    string
+		want    map[string]string // RouterFlavour by ToR
+		wantErr string
+	}{
+		{
+			name: "omitted is gobgp",
+			tors: `[{name: r1, address: 10.1.0.1, asn: 65000}]`,
+			want: map[string]string{"r1": FlavourGoBGP},
+		},
+		{
+			name: "one of each",
+			tors: `[{name: r1, address: 10.1.0.1, asn: 65000, flavour: frr}, {name: r2, address: 10.1.0.2, asn: 65000, flavour: gobgp}]`,
+			want: map[string]string{"r1": FlavourFRR, "r2": FlavourGoBGP},
+		},
+		{
+			name:    "unknown flavour names the ToR and field",
+			tors:    `[{name: r1, address: 10.1.0.1, asn: 65000}, {name: r2, address: 10.1.0.2, asn: 65000, flavour: bird}]`,
+			wantErr: `tor "r2": flavour: "bird" must be "gobgp" or "frr"`,
+		},
+		{
+			name:    "flavour is case-sensitive",
+			tors:    `[{name: r1, address: 10.1.0.1, asn: 65000, flavour: FRR}]`,
+			wantErr: `tor "r1": flavour: "FRR"`,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			topo, ok := parseCase(t, base+"tors: "+tc.tors+"\n", tc.wantErr)
+			if !ok {
+				return
+			}
+			b, err := topo.Marshal()
+			if err != nil {
+				t.Fatal(err)
+			}
+			back, err := Parse(b)
+			if err != nil {
+				t.Fatalf("parse own output: %v\n%s", err, b)
+			}
+			for tor, want := range tc.want {
+				r, _ := topo.ToR(tor)
+				rb, _ := back.ToR(tor)
+				if r.RouterFlavour() != want || rb.RouterFlavour() != want {
+					t.Errorf("%s: flavour %q (after a round trip %q), want %q", tor, r.RouterFlavour(), rb.RouterFlavour(), want)
+				}
+			}
+		})
+	}
+}
+
 // TestREADMEExample parses the topology file of fabric/README.md, so the documented
 // fields (the per-ToR bgp block among them) cannot drift from the parser.
 func TestREADMEExample(t *testing.T) {
