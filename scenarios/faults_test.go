@@ -290,9 +290,13 @@ var _ = Describe("faults of production", Ordered, Serial, ContinueOnFailure, Lab
 		var failures []string
 		profiled := false
 		printf("fault %q: %d cycles, seed %d\n", name, n, seed)
+		var firstFrom, firstTo time.Time
 		for i := 0; i < n; i++ {
 			start := time.Now()
 			nodes, err := cycle(i, st)
+			if i == 0 {
+				firstFrom, firstTo = start, time.Now()
+			}
 			if err == nil {
 				err = checkRuntime(st, runtimeWithin)
 				if err != nil && !profiled {
@@ -320,6 +324,13 @@ var _ = Describe("faults of production", Ordered, Serial, ContinueOnFailure, Lab
 			if (i+1)%10 == 0 && i+1 < n {
 				// Progress for long runs (make bench-faults), whatever the verbosity.
 				_, _ = fmt.Fprintf(os.Stdout, "fault %s: %d/%d cycles done, %d failed\n", name, i+1, n, len(failures))
+			}
+		}
+		// The first cycle's ECMP sets on every ToR, as a timeline.
+		for _, p := range prefixes() {
+			tl, err := backend.Timeline(ctx, b, fmt.Sprintf("%s: %s on every ToR, first cycle", name, p), p, firstFrom, firstTo.Add(100*time.Millisecond), nil)
+			if err == nil {
+				ginkgoreport.AddTimeline(tl)
 			}
 		}
 		if paths := saveProfiles("end"); paths != "" {

@@ -63,7 +63,10 @@ func Spec(s *scenariofile.Scenario, up Up) {
 			ginkgoreport.SetDescription(s.Description)
 		}
 		b := up(s.Topology)
-		r := &run{s: s, b: b, ctx: context.Background(), ips: map[scenariofile.Service]netip.Addr{}, repairs: map[backend.Fault]bool{}}
+		r := &run{s: s, b: b, ctx: context.Background(), ips: map[scenariofile.Service]netip.Addr{}, repairs: map[backend.Fault]bool{},
+			start: time.Now(), routes: map[netip.Prefix]string{}}
+		// Before the backend goes down, also when a step failed.
+		ginkgo.DeferCleanup(r.timelines)
 		r.apply(s.Manifests)
 		for _, st := range s.Steps {
 			ginkgo.By(fmt.Sprintf("%s:%d: %s", filepath.Base(s.File), st.Line, st))
@@ -89,6 +92,41 @@ type run struct {
 	// samples collect its timed expectations' figures by name.
 	round, rounds int
 	samples       map[string]*series
+	// start is when the scenario began; faults its fault and repair steps
+	// as they took effect; routes every prefix it expected, with what it
+	// is (for the timelines' titles).
+	start  time.Time
+	faults []reports.Event
+	routes map[netip.Prefix]string
+}
+
+// maxTimelineFaults bounds the faults one timeline shows: a repeat's later
+// rounds look like its first ones, and their distributions are in the
+// report.
+const maxTimelineFaults = 12
+
+// timelines adds to the report, for every route the scenario expected, its
+// ECMP set on every ToR over the scenario with the faults marked.
+func (r *run) timelines(ctx context.Context) {
+	to := time.Time{}
+	title := ""
+	if len(r.faults) > maxTimelineFaults {
+		to = r.faults[maxTimelineFaults].At.Add(-time.Millisecond)
+		title = fmt.Sprintf(" (the first %d of %d faults and repairs)", maxTimelineFaults, len(r.faults))
+	}
+	for _, p := range slices.SortedFunc(maps.Keys(r.routes), func(a, b netip.Prefix) int { return a.Addr().Compare(b.Addr()) }) {
+		tl, err := backend.Timeline(ctx, r.b, fmt.Sprintf("%s: %s on every ToR%s", r.routes[p], p, title), p, r.start, to, r.faults)
+		if err != nil {
+			ginkgo.GinkgoWriter.Printf("timeline of %s: %v\n", p, err)
+			continue
+		}
+		ginkgoreport.AddTimeline(tl)
+	}
+}
+
+// fault records a fault or repair step for the timelines.
+func (r *run) fault(at time.Time, what string, kind string) {
+	r.faults = append(r.faults, reports.Event{At: at, Label: what, Kind: kind})
 }
 
 // series is the figures of one timed expectation over a repeat's rounds.
@@ -233,6 +271,7 @@ func (r *run) step(st scenariofile.Step) {
 		at, err := r.b.Inject(r.ctx, st.Fault)
 		gomega.Expect(err).NotTo(gomega.HaveOccurred(), where)
 		r.last = at
+		r.fault(at, "fault: "+st.Fault.String(), reports.KindFault)
 		if flt := st.Fault; !r.repairs[flt] {
 			r.repairs[flt] = true
 			ginkgo.DeferCleanup(func() { _, _ = r.b.Repair(context.Background(), flt) })
@@ -241,6 +280,7 @@ func (r *run) step(st scenariofile.Step) {
 		at, err := r.b.Repair(r.ctx, st.Fault)
 		gomega.Expect(err).NotTo(gomega.HaveOccurred(), where)
 		r.last = at
+		r.fault(at, "repair: "+st.Fault.String(), reports.KindInfo)
 	case scenariofile.StepLabel:
 		r.last = time.Now()
 		gomega.Expect(r.b.LabelNode(r.ctx, st.Label.Node, st.Label.Set, st.Label.Remove)).To(gomega.Succeed(), where)
@@ -261,6 +301,7 @@ func (r *run) step(st scenariofile.Step) {
 		for _, n := range r.b.Topology().NodeNames() {
 			ginkgoreport.AddMeasurement(fmt.Sprintf("line %d: %s flows answered by %s", st.Line, st.Flows.Proto, n), "flows", float64(counts[n]), nil)
 		}
+		ginkgoreport.AddMeasurement(fmt.Sprintf("line %d: %s flows lost (of %d)", st.Line, st.Flows.Proto, st.Flows.Count), "flows", float64(counts[""]), reports.AtMost(float64(st.Flows.Lost)))
 		gomega.Expect(counts).To(check.SpreadOver(st.Flows.Spread...).AllowingLost(st.Flows.Lost), where)
 	default:
 		ginkgo.Fail(fmt.Sprintf("%s: unknown step kind %q", where, st.Kind))
@@ -300,6 +341,12 @@ func (r *run) expect(st scenariofile.Step) {
 		gomega.Expect(e.Pool.Contains(ip)).To(gomega.BeTrue(), "%s: %s has EXTERNAL-IP %s, outside pool %s", where, st.Service, ip, e.Pool)
 	}
 	route := e.Route(ip)
+	if _, ok := r.routes[route]; !ok {
+		r.routes[route] = st.Service.String()
+		if e.Address.IsValid() {
+			r.routes[route] = e.Address.String()
+		}
+	}
 	topo := r.b.Topology()
 	tors := make([]string, 0, len(e.ECMP))
 	for t := range e.ECMP {
