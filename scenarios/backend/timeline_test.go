@@ -24,7 +24,9 @@ func (h historyOnly) Topology() Topology { return h.topo }
 func (h historyOnly) History(_ context.Context, tor string) ([]Change, error) {
 	return h.changes[tor], nil
 }
-func (h historyOnly) Events(_ context.Context, tor string) ([]Event, error) { return h.events[tor], nil }
+func (h historyOnly) Events(_ context.Context, tor string) ([]Event, error) {
+	return h.events[tor], nil
+}
 
 func TestTimeline(t *testing.T) {
 	topo := Reference(9 * time.Second)
