@@ -61,20 +61,25 @@ type FRR struct {
 	Name    string // pathspace
 	ConfDir string
 	RunDir  string
-	procs   map[string]*exec.Cmd
-	order   []string
+	// StopTimeout bounds how long Close waits for each daemon after SIGTERM
+	// before it kills it (default 5 s).
+	StopTimeout time.Duration
+	procs       map[string]*exec.Cmd
+	order       []string
 }
 
 // Daemon is one FRR daemon to start with its configuration text.
 type Daemon struct {
 	Name   string // "zebra", "bfdd", "bgpd", ...
 	Config string
+	// Args are extra command-line arguments (e.g. bgpd's -l ADDRESS).
+	Args []string
 }
 
 // StartFRR starts daemons in order (put zebra first) inside ns and waits
 // until each answers on its vty socket.
 func StartFRR(ns *netns.NS, daemons ...Daemon) (*FRR, error) {
-	f := &FRR{NS: ns, Name: ns.Name, ConfDir: "/etc/frr/" + ns.Name, RunDir: "/var/run/frr/" + ns.Name, procs: map[string]*exec.Cmd{}}
+	f := &FRR{NS: ns, Name: ns.Name, ConfDir: "/etc/frr/" + ns.Name, RunDir: RunDir(ns.Name), procs: map[string]*exec.Cmd{}}
 	if err := f.prepare(); err != nil {
 		f.Close()
 		return nil, err
@@ -118,8 +123,9 @@ func (f *FRR) start(d Daemon) error {
 		_ = os.Chown(conf, uid, gid)
 	}
 	logFile := filepath.Join(f.RunDir, d.Name+".log")
-	cmd := exec.Command("ip", "netns", "exec", f.NS.Name, filepath.Join(FRRDir, d.Name),
-		"-N", f.Name, "-f", conf, "-i", filepath.Join(f.RunDir, d.Name+".pid"), "--log", "file:"+logFile)
+	args := append([]string{"netns", "exec", f.NS.Name, filepath.Join(FRRDir, d.Name),
+		"-N", f.Name, "-f", conf, "-i", filepath.Join(f.RunDir, d.Name+".pid"), "--log", "file:" + logFile}, d.Args...)
+	cmd := exec.Command("ip", args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start %s: %w", d.Name, err)
@@ -180,22 +186,48 @@ func (f *FRR) VtyshDaemon(daemon string, cmds ...string) (string, error) {
 }
 
 // KillLeftovers kills the daemons of a pathspace whose pid files remain (from
-// a test process that crashed) and removes the pathspace's directories.
+// a test process that crashed) and removes the pathspace's directories. A pid
+// is signalled only while its command line is an FRR daemon of this very
+// pathspace, so a reused pid (or the host's own FRR) is never touched.
 func KillLeftovers(name string) {
-	run := "/var/run/frr/" + name
+	if name == "" || strings.ContainsAny(name, "/.") {
+		return
+	}
+	run := RunDir(name)
 	files, _ := filepath.Glob(filepath.Join(run, "*.pid"))
 	for _, f := range files {
 		b, err := os.ReadFile(f)
 		if err != nil {
 			continue
 		}
-		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 1 {
-			_ = syscall.Kill(pid, syscall.SIGCONT)
-			_ = syscall.Kill(pid, syscall.SIGKILL)
+		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil || pid <= 1 {
+			continue
 		}
+		cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if err != nil || !IsDaemonOf(cmdline, name) {
+			continue
+		}
+		_ = syscall.Kill(pid, syscall.SIGCONT)
+		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
 	_ = os.RemoveAll(run)
 	_ = os.RemoveAll("/etc/frr/" + name)
+}
+
+// IsDaemonOf reports whether a NUL-separated command line (/proc/PID/cmdline)
+// is an FRR daemon from FRRDir started with pathspace name (-N name).
+func IsDaemonOf(cmdline []byte, name string) bool {
+	args := strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00")
+	if len(args) == 0 || filepath.Dir(args[0]) != FRRDir {
+		return false
+	}
+	for i := 1; i+1 < len(args); i++ {
+		if (args[i] == "-N" || args[i] == "--pathspace") && args[i+1] == name {
+			return true
+		}
+	}
+	return false
 }
 
 // Configure applies configuration lines in "configure terminal" mode.
@@ -219,9 +251,13 @@ func (f *FRR) Close() error {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		done := make(chan struct{})
 		go func() { _ = cmd.Wait(); close(done) }()
+		timeout := f.StopTimeout
+		if timeout <= 0 {
+			timeout = 5 * time.Second
+		}
 		select {
 		case <-done:
-		case <-time.After(5 * time.Second):
+		case <-time.After(timeout):
 			_ = cmd.Process.Kill()
 			<-done
 		}
