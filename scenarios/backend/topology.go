@@ -130,6 +130,9 @@ func (t Topology) KeepaliveOf(tor string) time.Duration {
 type ToRRole struct {
 	// Name is the ToR's name.
 	Name string
+	// Flavour is the router implementation: topology.FlavourGoBGP or
+	// topology.FlavourFRR.
+	Flavour string
 	// HoldTime and KeepaliveInterval are the BGP timers the ToR offers.
 	HoldTime          time.Duration
 	KeepaliveInterval time.Duration
@@ -145,13 +148,22 @@ func (t Topology) Role(tor string) (ToRRole, bool) {
 	if _, ok := t.ToR(tor); !ok {
 		return ToRRole{}, false
 	}
-	r := ToRRole{Name: tor, HoldTime: t.HoldTimeOf(tor), KeepaliveInterval: t.KeepaliveOf(tor)}
+	tr, _ := t.ToR(tor)
+	r := ToRRole{Name: tor, Flavour: tr.RouterFlavour(), HoldTime: t.HoldTimeOf(tor), KeepaliveInterval: t.KeepaliveOf(tor)}
 	for _, n := range t.NodeNames() {
 		if t.RunsBFD(tor, n) {
 			r.BFDNodes = append(r.BFDNodes, n)
 		}
 	}
 	return r, true
+}
+
+// FlavourOf is ToR tor's router implementation ("" for an unknown ToR).
+func (t Topology) FlavourOf(tor string) string {
+	if r, ok := t.ToR(tor); ok {
+		return r.RouterFlavour()
+	}
+	return ""
 }
 
 // Roles lists every ToR's role in topology order.

@@ -210,7 +210,7 @@ func (p *parser) topology(n, parent *yaml.Node) backend.Topology {
 		}
 		for i, r := range v.Content {
 			field := fmt.Sprintf("topology.tors[%d]", i)
-			rf := p.fields(r, field, "name", "address", "asn", "bfd", "holdTime")
+			rf := p.fields(r, field, "name", "address", "asn", "bfd", "holdTime", "flavour")
 			tor := topology.ToR{ASN: 65000}
 			if x := rf["name"]; x != nil {
 				tor.Name = p.str(x, field+".name")
@@ -220,6 +220,12 @@ func (p *parser) topology(n, parent *yaml.Node) backend.Topology {
 			}
 			if x := rf["asn"]; x != nil {
 				tor.ASN = p.asn(x, field+".asn")
+			}
+			if x := rf["flavour"]; x != nil {
+				tor.Flavour = p.str(x, field+".flavour")
+				if tor.Flavour != topology.FlavourGoBGP && tor.Flavour != topology.FlavourFRR {
+					p.errf(x, field+".flavour", "%q is neither %s (the fabric's GoBGP router) nor %s (Debian's FRR)", tor.Flavour, topology.FlavourGoBGP, topology.FlavourFRR)
+				}
 			}
 			if x := rf["holdTime"]; x != nil {
 				d := p.holdTime(x, field+".holdTime")

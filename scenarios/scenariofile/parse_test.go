@@ -117,6 +117,8 @@ func TestParseErrors(t *testing.T) {
 			`cat/drain.yaml:19: steps[1].expect.ecmp: missing`},
 		{"bad per-ToR hold time", "{name: tor2, address: 10.0.0.2}", "{name: tor2, address: 10.0.0.2, holdTime: 2s}",
 			`cat/drain.yaml:8: topology.tors[1].holdTime: 2s must be whole seconds, at least 3s`},
+		{"unknown ToR flavour", "{name: tor2, address: 10.0.0.2}", "{name: tor2, address: 10.0.0.2, flavour: bird}",
+			`cat/drain.yaml:8: topology.tors[1].flavour: "bird" is neither gobgp (the fabric's GoBGP router) nor frr (Debian's FRR)`},
 		{"skip on an unknown backend", "labels: [drain]", "labels: [drain]\nskip: {docker: no reason}",
 			`cat/drain.yaml:4: skip.docker: unknown backend "docker" (want lab or kind)`},
 		{"skip reason with a label operator", "labels: [drain]", "labels: [drain]\nskip: {kind: \"nodes are containers (no netns)\"}",
@@ -148,7 +150,7 @@ func TestParseErrors(t *testing.T) {
 
 // The newer fields: per-ToR hold time, skip, repeat, pending.
 func TestParseRepeatPendingSkip(t *testing.T) {
-	text := strings.Replace(good, "{name: tor2, address: 10.0.0.2}", "{name: tor2, address: 10.0.0.2, holdTime: 30s}", 1)
+	text := strings.Replace(good, "{name: tor2, address: 10.0.0.2}", "{name: tor2, address: 10.0.0.2, holdTime: 30s, flavour: frr}", 1)
 	text = strings.Replace(text, "labels: [drain]", "labels: [drain]\nskip: {kind: nodes are containers here}", 1)
 	text = strings.Replace(text, "  - wait: 1s\n", `  - repeat:
       times: 3
@@ -172,6 +174,12 @@ func TestParseRepeatPendingSkip(t *testing.T) {
 	}
 	if got := s.Topology.HoldTimeOf("tor1"); got != 9*time.Second {
 		t.Errorf("tor1 hold time %v, want the topology's 9s", got)
+	}
+	if got := s.Topology.FlavourOf("tor2"); got != "frr" {
+		t.Errorf("tor2 flavour %q, want frr", got)
+	}
+	if r, _ := s.Topology.Role("tor1"); r.Flavour != "gobgp" {
+		t.Errorf("tor1 role %+v, want flavour gobgp", r)
 	}
 	if s.Skip["kind"] != "nodes are containers here" {
 		t.Errorf("skip %v", s.Skip)
