@@ -502,6 +502,9 @@ func RunRouter(configPath string, log *slog.Logger) error {
 	}
 	ctx, cancel := signalContext()
 	defer cancel()
+	if cfg.Flavour == topology.FlavourFRR {
+		return router.NewFRR(cfg, log).Run(ctx)
+	}
 	return router.New(cfg, router.WithLogger(log)).Run(ctx)
 }
 

@@ -303,6 +303,7 @@ func (f *Fabric) startRouter(ctx context.Context, tor string, opts Options) erro
 		return err
 	}
 	cfg.FIB = !opts.NoFIB
+	cfg.NetNS = f.state.NetNS[tor]
 	cfgPath := filepath.Join(f.dir, tor+".json")
 	if err := cfg.Write(cfgPath); err != nil {
 		return err
@@ -456,6 +457,7 @@ func (f *Fabric) Down(ctx context.Context) error {
 		procs = append(procs, p)
 	}
 	stopProcs(ctx, procs)
+	f.cleanFRR()
 	for _, ns := range f.state.Namespaces() {
 		if !netns.Exists(ns) {
 			continue

@@ -22,6 +22,8 @@ type Path struct {
 	ASPath []uint32 `json:"asPath,omitempty"`
 	// Communities are the standard communities as "ASN:value".
 	Communities []string `json:"communities,omitempty"`
+	// LargeCommunities are the large communities as "ASN:value:value".
+	LargeCommunities []string `json:"largeCommunities,omitempty"`
 	// LocalPref is the LOCAL_PREF attribute if the path carried one.
 	LocalPref uint32 `json:"localPref,omitempty"`
 	// MED is the MULTI_EXIT_DISC attribute.

@@ -1,23 +1,61 @@
 package router
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/netip"
 	"strconv"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/ecmplb/ecmplb/fabric/control"
+	"github.com/ecmplb/ecmplb/fabric/rib"
 )
 
+// backend is what the control API serves: the GoBGP router of this package or
+// an FRR router (FRR), so the fabric and the scenarios read both alike.
+type backend interface {
+	// name is the router's name; started is closed once it serves.
+	name() string
+	started() <-chan struct{}
+	// ribView is the ECMP view with its history.
+	ribView() *rib.RIB
+	eventsAfter(seq uint64) []control.Event
+	registry() *prometheus.Registry
+	bfdSessions(ctx context.Context) ([]control.BFDSession, error)
+	Neighbors(ctx context.Context) ([]control.Neighbor, error)
+	FIBRoutes() []control.FIBRoute
+	AddNeighbor(ctx context.Context, n Neighbor) error
+	DeleteNeighbor(ctx context.Context, addr netip.Addr) error
+	SetNeighborAdmin(ctx context.Context, addr netip.Addr, enable bool, communication string) error
+	SetBFDAdmin(addr netip.Addr, enable bool) error
+	MuteBFD(addr netip.Addr, muted bool) error
+}
+
+func (r *Router) name() string                           { return r.cfg.Name }
+func (r *Router) started() <-chan struct{}               { return r.startedCh }
+func (r *Router) ribView() *rib.RIB                      { return r.rib }
+func (r *Router) eventsAfter(seq uint64) []control.Event { return r.events.after(seq) }
+func (r *Router) registry() *prometheus.Registry         { return r.reg }
+
+func (r *Router) bfdSessions(context.Context) ([]control.BFDSession, error) {
+	if r.bfd == nil {
+		return []control.BFDSession{}, nil
+	}
+	return r.bfd.Sessions(), nil
+}
+
 // Handler serves the control API (see package control for the endpoints).
-func (r *Router) Handler() http.Handler {
+func (r *Router) Handler() http.Handler { return handler(r) }
+
+func handler(r backend) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		select {
-		case <-r.started:
-			writeJSON(w, map[string]string{"router": r.cfg.Name, "status": "ok"})
+		case <-r.started():
+			writeJSON(w, map[string]string{"router": r.name(), "status": "ok"})
 		default:
 			http.Error(w, "starting", http.StatusServiceUnavailable)
 		}
@@ -25,11 +63,11 @@ func (r *Router) Handler() http.Handler {
 	mux.HandleFunc("GET /rib", func(w http.ResponseWriter, req *http.Request) {
 		q := req.URL.Query().Get("prefix")
 		if q == "" {
-			writeJSON(w, r.rib.All())
+			writeJSON(w, r.ribView().All())
 			return
 		}
 		if p, err := netip.ParsePrefix(q); err == nil {
-			if s, ok := r.rib.Get(p); ok {
+			if s, ok := r.ribView().Get(p); ok {
 				writeJSON(w, s)
 				return
 			}
@@ -41,20 +79,20 @@ func (r *Router) Handler() http.Handler {
 			http.Error(w, "prefix: "+err.Error(), http.StatusBadRequest)
 			return
 		}
-		if s, ok := r.rib.Lookup(a); ok {
+		if s, ok := r.ribView().Lookup(a); ok {
 			writeJSON(w, s)
 			return
 		}
 		http.NotFound(w, req)
 	})
-	mux.HandleFunc("GET /summary", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, r.rib.Summary()) })
+	mux.HandleFunc("GET /summary", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, r.ribView().Summary()) })
 	mux.HandleFunc("GET /history", func(w http.ResponseWriter, req *http.Request) {
 		after, _ := strconv.ParseUint(req.URL.Query().Get("after"), 10, 64)
-		writeJSON(w, r.rib.History(after))
+		writeJSON(w, r.ribView().History(after))
 	})
 	mux.HandleFunc("GET /events", func(w http.ResponseWriter, req *http.Request) {
 		after, _ := strconv.ParseUint(req.URL.Query().Get("after"), 10, 64)
-		writeJSON(w, r.events.after(after))
+		writeJSON(w, r.eventsAfter(after))
 	})
 	mux.HandleFunc("GET /neighbors", func(w http.ResponseWriter, req *http.Request) {
 		n, err := r.Neighbors(req.Context())
@@ -64,10 +102,11 @@ func (r *Router) Handler() http.Handler {
 		}
 		writeJSON(w, n)
 	})
-	mux.HandleFunc("GET /bfd", func(w http.ResponseWriter, _ *http.Request) {
-		out := []control.BFDSession{}
-		if r.bfd != nil {
-			out = r.bfd.Sessions()
+	mux.HandleFunc("GET /bfd", func(w http.ResponseWriter, req *http.Request) {
+		out, err := r.bfdSessions(req.Context())
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
 		}
 		writeJSON(w, out)
 	})
@@ -137,7 +176,7 @@ func (r *Router) Handler() http.Handler {
 	mux.HandleFunc("POST /bfd/{addr}/unmute", bfdOp(func(a netip.Addr) error { return r.MuteBFD(a, false) }))
 	mux.HandleFunc("POST /neighbors/{addr}/disable", admin(false))
 	mux.HandleFunc("POST /neighbors/{addr}/enable", admin(true))
-	mux.Handle("GET /metrics", promhttp.HandlerFor(r.reg, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(r.registry(), promhttp.HandlerOpts{}))
 	return mux
 }
 

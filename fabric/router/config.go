@@ -41,6 +41,12 @@ type Config struct {
 	// a node has no use for the other nodes' routes (it would drop them for the AS
 	// loop anyway), and not sending them keeps large tables cheap.
 	ExportToNodes bool `json:"exportToNodes,omitempty"`
+	// Flavour is the ToR's implementation (topology.FlavourGoBGP when empty, or
+	// topology.FlavourFRR: see FRR).
+	Flavour string `json:"flavour,omitempty"`
+	// NetNS is the name of the router's network namespace; an FRR router names
+	// its daemons' pathspace after it, so instances never share one.
+	NetNS string `json:"netns,omitempty"`
 }
 
 // Neighbor is one configured BGP neighbor. With BFD set, the router runs a BFD
@@ -62,6 +68,7 @@ func ConfigFor(t topology.Topology, tor, controlSocket string) (Config, error) {
 		Timers:        t.Timers(tor),
 		FIB:           true,
 		ExportToNodes: t.ExportToNodes,
+		Flavour:       r.RouterFlavour(),
 	}
 	for _, n := range t.Nodes {
 		nb := Neighbor{Name: n.Name, Address: n.Address, ASN: n.ASN}

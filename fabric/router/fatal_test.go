@@ -26,7 +26,7 @@ func TestGoBGPFatalEndsRun(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
 	select {
-	case <-r.started:
+	case <-r.startedCh:
 	case err := <-done:
 		t.Fatalf("Run: %v", err)
 	}

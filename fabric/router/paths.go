@@ -48,6 +48,10 @@ func eventPath(p *api.Path) (rib.EventPath, error) {
 			for _, c := range a.Communities {
 				ep.Path.Communities = append(ep.Path.Communities, fmt.Sprintf("%d:%d", c>>16, c&0xffff))
 			}
+		case *api.LargeCommunitiesAttribute:
+			for _, c := range a.Communities {
+				ep.Path.LargeCommunities = append(ep.Path.LargeCommunities, fmt.Sprintf("%d:%d:%d", c.GlobalAdmin, c.LocalData1, c.LocalData2))
+			}
 		case *api.LocalPrefAttribute:
 			ep.Path.LocalPref = a.LocalPref
 		case *api.MultiExitDiscAttribute:

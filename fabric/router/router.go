@@ -47,7 +47,7 @@ type Router struct {
 	peerMu    sync.Mutex
 	peerState map[netip.Addr]string
 	neighbors map[netip.Addr]Neighbor
-	started   chan struct{}
+	startedCh chan struct{}
 }
 
 // Option configures a Router.
@@ -76,7 +76,7 @@ func New(cfg Config, opts ...Option) *Router {
 		fibRoutes: map[netip.Prefix]control.FIBRoute{},
 		peerState: map[netip.Addr]string{},
 		neighbors: map[netip.Addr]Neighbor{},
-		started:   make(chan struct{}),
+		startedCh: make(chan struct{}),
 	}
 	for _, o := range opts {
 		o(r)
@@ -181,7 +181,7 @@ func (r *Router) Run(ctx context.Context) error {
 			r.log.Error("control api", "err", err)
 		}
 	}()
-	close(r.started)
+	close(r.startedCh)
 	r.log.Info("router running", "address", r.cfg.Address, "asn", r.cfg.ASN, "neighbors", len(r.cfg.Neighbors),
 		"grpc", r.cfg.GRPCAddress, "control", r.cfg.ControlSocket)
 

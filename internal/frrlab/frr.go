@@ -15,10 +15,10 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"testing"
 	"time"
 
 	"github.com/ecmplb/ecmplb/internal/netns"
+	"github.com/ecmplb/ecmplb/internal/proc"
 )
 
 // FRRDir holds the daemons of Debian's frr package.
@@ -35,9 +35,17 @@ func Installed() bool {
 	return err == nil
 }
 
+// TB is the part of testing.TB that Require uses; declared here so the
+// package, which the fabric's FRR ToRs run on, does not link package testing.
+type TB interface {
+	Helper()
+	Fatal(args ...any)
+	Skip(args ...any)
+}
+
 // Require skips t when FRR is missing or the test is not root, unless
 // ECMPLB_REQUIRE_FRR is set, in which case either fails the test.
-func Require(t testing.TB) {
+func Require(t TB) {
 	t.Helper()
 	required := os.Getenv("ECMPLB_REQUIRE_FRR") != ""
 	if os.Geteuid() != 0 {
@@ -204,7 +212,7 @@ func KillLeftovers(name string) {
 		if err != nil || pid <= 1 {
 			continue
 		}
-		cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		cmdline, err := proc.ReadCmdline(pid)
 		if err != nil || !IsDaemonOf(cmdline, name) {
 			continue
 		}

@@ -34,6 +34,11 @@ func ReadStat(pid int) (Stat, error) {
 	return parseStat(b)
 }
 
+// ReadCmdline reads /proc/PID/cmdline: the arguments, NUL-separated.
+func ReadCmdline(pid int) ([]byte, error) {
+	return os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+}
+
 // parseStat parses "pid (comm) state ppid ...": comm may hold spaces and
 // parentheses, so the fields are counted from the last ')'.
 func parseStat(b []byte) (Stat, error) {
