@@ -67,6 +67,18 @@ type Options struct {
 	// that called Up (parent-death signal), so a killed test leaves only a stale
 	// instance for `fabric down --stale`. The CLI leaves it off: its fabric outlives it.
 	ExitWithCaller bool
+	// ExternalSegment names a Linux bridge in the caller's network namespace
+	// (the host) to use as the segment instead of a bridge of the fabric's own,
+	// e.g. a kind cluster's Docker network (kindconfig.BridgeName). Each ToR's
+	// eth0 is then a veth whose host end (named elbt…, see HostLinkName) is
+	// enslaved to that bridge. Nothing is routed on the host.
+	ExternalSegment string
+	// ExternalNodes means the topology's nodes live outside the fabric (e.g.
+	// kind node containers on ExternalSegment at the topology's addresses):
+	// the fabric creates no namespace, link or route for them, and the ToRs
+	// peer with them as with any node. The caller routes their replies to the
+	// clients (ClientRoutes).
+	ExternalNodes bool
 }
 
 // Fabric is a running (or attached-to) fabric instance.
@@ -151,9 +163,15 @@ func Up(ctx context.Context, topo topology.Topology, opts Options) (*Fabric, err
 	for _, r := range topo.ToRs {
 		st.NetNS[r.Name] = prefix + "-" + r.Name
 	}
-	for _, n := range topo.Nodes {
-		st.NetNS[n.Name] = prefix + "-" + n.Name
+	if !opts.ExternalNodes {
+		for _, n := range topo.Nodes {
+			st.NetNS[n.Name] = prefix + "-" + n.Name
+		}
 	}
+	if opts.ExternalSegment != "" {
+		st.Switch, st.ExternalSegment = "", opts.ExternalSegment
+	}
+	st.ExternalNodes = opts.ExternalNodes
 	for _, c := range topo.Clients {
 		st.NetNS[c.Name] = prefix + "-" + c.Name
 	}
@@ -179,15 +197,23 @@ func Up(ctx context.Context, topo topology.Topology, opts Options) (*Fabric, err
 
 func (f *Fabric) build(ctx context.Context, opts Options) error {
 	st, topo := f.state, f.state.Topology
-	if err := netns.Create(ctx, st.Switch); err != nil {
-		return err
+	if st.ExternalSegment == "" {
+		if err := netns.Create(ctx, st.Switch); err != nil {
+			return err
+		}
+		if err := netns.AddBridge(st.Switch, bridgeName); err != nil {
+			return err
+		}
 	}
-	if err := netns.AddBridge(st.Switch, bridgeName); err != nil {
-		return err
-	}
-	for _, r := range topo.ToRs {
+	for i, r := range topo.ToRs {
 		ns := st.NetNS[r.Name]
-		if err := f.attach(ctx, ns, portName("t", topo.Segment, r.Address), r.Address, r.Address6); err != nil {
+		var err error
+		if st.ExternalSegment != "" {
+			err = f.attachExternal(ctx, ns, HostLinkName(st.Instance, i), r.Address, r.Address6)
+		} else {
+			err = f.attach(ctx, ns, portName("t", topo.Segment, r.Address), r.Address, r.Address6)
+		}
+		if err != nil {
 			return err
 		}
 		for _, kv := range [][2]string{
@@ -202,6 +228,9 @@ func (f *Fabric) build(ctx context.Context, opts Options) error {
 		}
 	}
 	for _, n := range topo.Nodes {
+		if st.ExternalNodes {
+			break
+		}
 		if err := f.attach(ctx, st.NetNS[n.Name], portName("n", topo.Segment, n.Address), n.Address, n.Address6); err != nil {
 			return err
 		}
@@ -238,6 +267,9 @@ func (f *Fabric) build(ctx context.Context, opts Options) error {
 	}
 	// Replies from the nodes go back through the client's ToR.
 	for _, n := range topo.Nodes {
+		if st.ExternalNodes {
+			break
+		}
 		if err := f.nodeRoutes(st.NetNS[n.Name]); err != nil {
 			return err
 		}
@@ -471,6 +503,7 @@ func (f *Fabric) Down(ctx context.Context) error {
 		}
 	}
 	errs = append(errs, deletePrefixed("elb-"+f.state.Instance))
+	errs = append(errs, f.deleteHostLinks())
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("fabric %s down: %w", f.state.Instance, err)
 	}

@@ -35,8 +35,16 @@ type State struct {
 	Created  time.Time         `json:"created"`
 	Binary   string            `json:"binary"`
 	Topology topology.Topology `json:"topology"`
-	// Switch is the namespace holding the bridge of the L2 segment.
+	// Switch is the namespace holding the bridge of the L2 segment (empty
+	// with an ExternalSegment).
 	Switch string `json:"switch"`
+	// ExternalSegment is the host bridge used as the segment (Options).
+	ExternalSegment string `json:"externalSegment,omitempty"`
+	// ExternalNodes: the nodes are not the fabric's (Options).
+	ExternalNodes bool `json:"externalNodes,omitempty"`
+	// HostLinks are the links the instance created in the host's network
+	// namespace (the ToRs' ends on an ExternalSegment), deleted by Down.
+	HostLinks []string `json:"hostLinks,omitempty"`
 	// NetNS maps every ToR, node and client name to its namespace name.
 	NetNS map[string]string `json:"netns"`
 	// Routers are the router processes by ToR name.
