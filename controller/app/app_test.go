@@ -23,8 +23,8 @@ func TestTrimKeepsWhatAllocationReads(t *testing.T) {
 		Spec: corev1.ServiceSpec{
 			Type: corev1.ServiceTypeLoadBalancer, LoadBalancerClass: &class, ClusterIP: "10.96.0.1",
 			ExternalTrafficPolicy: local, IPFamilyPolicy: &pol, IPFamilies: []corev1.IPFamily{corev1.IPv4Protocol},
-			Selector: map[string]string{"app": "web"}, LoadBalancerIP: "203.0.113.6",
-			Ports: []corev1.ServicePort{{Name: "https", Port: 443, Protocol: corev1.ProtocolTCP, TargetPort: intstr.FromInt(8443), NodePort: 30000}},
+			Selector: map[string]string{"app": "web"},
+			Ports:    []corev1.ServicePort{{Name: "https", Port: 443, Protocol: corev1.ProtocolTCP, TargetPort: intstr.FromInt(8443), NodePort: 30000}},
 		},
 		Status: corev1.ServiceStatus{LoadBalancer: corev1.LoadBalancerStatus{Ingress: []corev1.LoadBalancerIngress{{IP: "203.0.113.5"}}}},
 	}
@@ -42,6 +42,19 @@ func TestTrimKeepsWhatAllocationReads(t *testing.T) {
 		!after.Local || after.Policy != before.Policy || after.Ports[0] != before.Ports[0] || after.Selector["app"] != "web" ||
 		after.Labels["tier"] != "web" {
 		t.Fatalf("request changed by trim: %+v -> %+v", before, after)
+	}
+	// spec.loadBalancerIP survives too: with the annotation it is a conflict
+	// (as MetalLB), alone it is the request.
+	withSpec := svc.DeepCopy()
+	withSpec.Spec.LoadBalancerIP = "203.0.113.6"
+	trimmed, _ := trim(withSpec.DeepCopy())
+	if _, err := reconciler.RequestFor(trimmed.(*corev1.Service), nil); err == nil {
+		t.Fatal("trim lost spec.loadBalancerIP: the conflict with the annotation went unnoticed")
+	}
+	delete(withSpec.Annotations, "metallb.io/loadBalancerIPs")
+	trimmed, _ = trim(withSpec)
+	if r, err := reconciler.RequestFor(trimmed.(*corev1.Service), nil); err != nil || len(r.IPs) != 1 || r.IPs[0].String() != "203.0.113.6" {
+		t.Fatalf("spec.loadBalancerIP after trim: %+v, %v", r.IPs, err)
 	}
 	if len(reconciler.StatusIPs(s)) != 1 || !reconciler.Handles(s, "x") {
 		t.Fatal("status or class lost")

@@ -82,6 +82,11 @@ func RequestFor(svc *corev1.Service, nsLabels map[string]string) (allocator.Requ
 			field = "metadata.annotations[" + legacyLoadBalancerIPs + "]"
 		}
 	}
+	if raw != "" && strings.TrimSpace(svc.Spec.LoadBalancerIP) != "" {
+		// As MetalLB: a Service asks for its IPs one way only, so an edit of
+		// one field cannot be silently overridden by a forgotten other.
+		return r, fmt.Errorf("%s and %s are both set; set only one", field, fieldSpecLoadBalancerIP)
+	}
 	if raw == "" && svc.Spec.LoadBalancerIP != "" {
 		field, raw = fieldSpecLoadBalancerIP, strings.TrimSpace(svc.Spec.LoadBalancerIP)
 	}

@@ -97,14 +97,20 @@ func TestRequestFor(t *testing.T) {
 					t.Fatalf("ips = %v", r.IPs)
 				}
 			}},
-		{name: "annotation wins over spec", mut: func(s *corev1.Service) {
+		// MetalLB refuses a Service that requests IPs both ways, even the same
+		// IP (controller/service.go getDesiredLbIPs, v0.16.1).
+		{name: "annotation and spec conflict", mut: func(s *corev1.Service) {
 			s.Spec.LoadBalancerIP = "203.0.113.7"
 			s.Annotations[v1beta1.AnnotationLoadBalancerIPs] = "203.0.113.8"
-		}, check: func(t *testing.T, r allocator.Request) {
-			if len(r.IPs) != 1 || r.IPs[0].String() != "203.0.113.8" {
-				t.Fatalf("ips = %v", r.IPs)
-			}
-		}},
+		}, err: "metadata.annotations[metallb.io/loadBalancerIPs] and spec.loadBalancerIP are both set; set only one"},
+		{name: "annotation and spec conflict on one IP", mut: func(s *corev1.Service) {
+			s.Spec.LoadBalancerIP = "203.0.113.7"
+			s.Annotations[v1beta1.AnnotationLoadBalancerIPs] = "203.0.113.7"
+		}, err: "metadata.annotations[metallb.io/loadBalancerIPs] and spec.loadBalancerIP are both set"},
+		{name: "legacy annotation and spec conflict", mut: func(s *corev1.Service) {
+			s.Spec.LoadBalancerIP = "203.0.113.7"
+			s.Annotations[legacyLoadBalancerIPs] = "203.0.113.8"
+		}, err: "metadata.annotations[metallb.universe.tf/loadBalancerIPs] and spec.loadBalancerIP are both set"},
 		{name: "bad IP in annotation", mut: func(s *corev1.Service) {
 			s.Annotations[v1beta1.AnnotationLoadBalancerIPs] = "203.0.113.8,banana"
 		}, err: `metadata.annotations[metallb.io/loadBalancerIPs]: "banana" is not a valid IP address`},
