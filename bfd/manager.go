@@ -73,6 +73,9 @@ type SessionInfo struct {
 	Muted                 bool   // see Manager.Mute
 	EchoActive            bool   // echo packets are being sent and timed
 	EchoPacketsIn         uint64 // our echo packets that came back
+	EchoPacketsOut        uint64 // echo packets sent
+	// UpEvents and DownEvents count transitions into and out of Up.
+	UpEvents, DownEvents uint64
 }
 
 type managerOptions struct {

@@ -218,8 +218,13 @@ func TestManagerDetectsSilentPeer(t *testing.T) {
 			// Unmuted, the session comes back.
 			p.b.Mute(keyBA, false)
 			p.clock.Advance(5 * time.Second)
-			if a := info(t, p.a, keyAB); a.State != bfd.StateUp {
+			a := info(t, p.a, keyAB)
+			if a.State != bfd.StateUp {
 				t.Fatalf("not back Up: %+v", a)
+			}
+			// Up, Down, Up again: what metallb_bfd_session_{up,down}_events report.
+			if a.UpEvents != 2 || a.DownEvents != 1 {
+				t.Fatalf("up/down events %d/%d, want 2/1", a.UpEvents, a.DownEvents)
 			}
 		})
 	}
@@ -422,9 +427,12 @@ func TestManagerEcho(t *testing.T) {
 	echo.EchoMode, echo.EchoInterval = true, 50
 	p.bringUp(t, echo, echo)
 	waitEchoActive(t, p.a, keyAB, p.clock)
-	before, inBefore := p.net.EchoCount(addrA), info(t, p.a, keyAB).EchoPacketsIn
+	before, inBefore, outBefore := p.net.EchoCount(addrA), info(t, p.a, keyAB).EchoPacketsIn, info(t, p.a, keyAB).EchoPacketsOut
 	p.clock.Advance(time.Second)
 	sent := p.net.EchoCount(addrA) - before
+	if got := info(t, p.a, keyAB).EchoPacketsOut - outBefore; got != uint64(sent) {
+		t.Fatalf("EchoPacketsOut grew by %d, %d echo packets sent", got, sent)
+	}
 	if sent < 20 || sent > 27 { // 1s / 50ms, less up to 25% jitter
 		t.Fatalf("sent %d echo packets in 1s at 50ms", sent)
 	}

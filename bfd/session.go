@@ -31,6 +31,8 @@ type session struct {
 	echoRetry     time.Time // earliest next attempt to resolve the echo path
 	echoSeq       uint64
 	echoCount     uint64
+
+	upEvents, downEvents uint64 // transitions into and out of Up
 }
 
 // step runs f on the core under the lock, reports its effects, re-arms the
@@ -122,9 +124,11 @@ func (s *session) report(out output, now time.Time) {
 	case out.to == StateUp:
 		s.metrics.up.Set(1)
 		s.metrics.upTrans.Inc()
+		s.upEvents++
 	case out.from == StateUp:
 		s.metrics.up.Set(0)
 		s.metrics.downs.Inc()
+		s.downEvents++
 	}
 	level := slog.LevelInfo
 	if out.from == StateUp {
@@ -233,6 +237,11 @@ func (s *session) info() SessionInfo {
 		Muted:         s.muted,
 		EchoActive:    c.echoActive(),
 		EchoPacketsIn: s.echoCount,
+		// Every echo packet built is handed to the sender (a failed send is
+		// logged), as PacketsOut counts control packets.
+		EchoPacketsOut: s.echoSeq,
+		UpEvents:       s.upEvents,
+		DownEvents:     s.downEvents,
 	}
 	if !c.lastRx.IsZero() {
 		info.DetectionTime = c.detectionTime()

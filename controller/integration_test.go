@@ -264,8 +264,14 @@ func TestIntegration(t *testing.T) {
 				}
 			}
 			ok := got["ecmplb_controller_allocations_total"] == 1 &&
-				got["ecmplb_controller_pool_addresses_total"] == 256 &&
-				got["ecmplb_controller_pool_addresses_in_use"] == 1
+				got["metallb_allocator_addresses_total"] == 256 &&
+				got["metallb_allocator_ipv4_addresses_total"] == 256 &&
+				got["metallb_allocator_ipv6_addresses_total"] == 0 &&
+				got["metallb_allocator_addresses_in_use_total"] == 1 &&
+				got["metallb_allocator_ipv4_addresses_in_use_total"] == 1 &&
+				got["metallb_k8s_client_config_loaded_bool"] == 1 &&
+				got["metallb_k8s_client_config_stale_bool"] == 0 &&
+				got["metallb_k8s_client_updates_total"] >= 2
 			return ok, fmt.Sprint(got)
 		})
 		waitFor(t, 10*time.Second, "pool counters", func() (bool, string) {
@@ -336,6 +342,15 @@ func TestIntegration(t *testing.T) {
 		h.waitEvent("default", "Service", "nopool", reconciler.ReasonAllocationFailed, `IPAddressPool "nope"`)
 		h.service("default", "garbage", func(s *corev1.Service) { s.Annotations[v1beta1.AnnotationLoadBalancerIPs] = "1.2.3" })
 		h.waitEvent("default", "Service", "garbage", reconciler.ReasonInvalidRequest, `metadata.annotations[metallb.io/loadBalancerIPs]: "1.2.3"`)
+		h.service("default", "both-ways", func(s *corev1.Service) {
+			s.Annotations[v1beta1.AnnotationLoadBalancerIPs] = "203.0.113.90"
+			s.Spec.LoadBalancerIP = "203.0.113.91"
+		})
+		h.waitEvent("default", "Service", "both-ways", reconciler.ReasonInvalidRequest,
+			"metadata.annotations[metallb.io/loadBalancerIPs] and spec.loadBalancerIP are both set")
+		if got := h.ips("default", "both-ways"); len(got) != 0 {
+			t.Fatalf("Service with both spec.loadBalancerIP and the annotation got %v", got)
+		}
 		if got := h.ips("default", "web"); strings.Join(got, ",") != "203.0.113.0" {
 			t.Fatalf("web changed to %v", got)
 		}

@@ -1,16 +1,28 @@
-// Package metrics defines the controller's Prometheus metrics.
+// Package metrics defines the controller's Prometheus metrics: MetalLB's
+// names (metallb_allocator_*, metallb_k8s_client_*) for what MetalLB's
+// controller exposes, so its dashboards and alerts keep working, and
+// ecmplb_controller_* for what MetalLB has no metric for.
 package metrics
 
 import (
+	"math"
+	"sync/atomic"
+
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ecmplb/ecmplb/controller/allocator"
 )
+
+// Pools is the allocator's view of its pools, read at scrape time.
+type Pools interface {
+	// Pools returns the names of the accepted pools.
+	Pools() []string
+	// Stats returns a pool's counters (false: no such pool any more).
+	Stats(name string) (allocator.Stats, bool)
+}
 
 // Metrics are the controller's Prometheus collectors.
 type Metrics struct {
-	// AddressesTotal is the number of usable addresses per pool and family.
-	AddressesTotal *prometheus.GaugeVec
-	// AddressesInUse is the number of assigned addresses per pool and family.
-	AddressesInUse *prometheus.GaugeVec
 	// Allocations counts Services given new IPs, per pool.
 	Allocations *prometheus.CounterVec
 	// Releases counts Services whose IPs were released.
@@ -21,19 +33,20 @@ type Metrics struct {
 	ConfigErrors *prometheus.CounterVec
 	// OutsidePools is the number of allocated IPs that lie in no pool.
 	OutsidePools prometheus.Gauge
+	// Updates counts processed object updates (metallb_k8s_client_updates_total):
+	// every Service and IPAddressPool reconcile.
+	Updates prometheus.Counter
+	// UpdateErrors counts those that failed or were rejected
+	// (metallb_k8s_client_update_errors_total).
+	UpdateErrors prometheus.Counter
+
+	configLoaded, configStale prometheus.Gauge
+	pools                     atomic.Pointer[Pools]
 }
 
 // New creates the metrics and registers them with reg.
 func New(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
-		AddressesTotal: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "ecmplb_controller_pool_addresses_total",
-			Help: "Usable addresses in an IPAddressPool (saturates at 2^63-1).",
-		}, []string{"pool", "family"}),
-		AddressesInUse: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "ecmplb_controller_pool_addresses_in_use",
-			Help: "Addresses of an IPAddressPool assigned to Services.",
-		}, []string{"pool", "family"}),
 		Allocations: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ecmplb_controller_allocations_total",
 			Help: "Services given new IPs, by pool.",
@@ -54,12 +67,102 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "ecmplb_controller_ips_outside_pools",
 			Help: "Allocated IPs that lie in no IPAddressPool (kept, not reassigned).",
 		}),
+		Updates: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "metallb_k8s_client_updates_total",
+			Help: "Number of Kubernetes object updates processed (Service and IPAddressPool reconciles).",
+		}),
+		UpdateErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "metallb_k8s_client_update_errors_total",
+			Help: "Number of Kubernetes object updates that failed or were rejected.",
+		}),
+		configLoaded: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "metallb_k8s_client_config_loaded_bool",
+			Help: "1 once the IPAddressPools loaded with none rejected.",
+		}),
+		configStale: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "metallb_k8s_client_config_stale_bool",
+			Help: "1 while some IPAddressPool is rejected: the newest configuration did not fully load.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.AddressesTotal, m.AddressesInUse, m.Allocations,
-		m.Releases, m.AllocationErrors, m.ConfigErrors, m.OutsidePools} {
+	for _, c := range []prometheus.Collector{m.Allocations, m.Releases, m.AllocationErrors, m.ConfigErrors,
+		m.OutsidePools, m.Updates, m.UpdateErrors, m.configLoaded, m.configStale, poolCollector{m}} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
 	}
 	return m, nil
+}
+
+// SetPools makes the allocator's pools the source of the metallb_allocator_*
+// gauges (until then they have no series).
+func (m *Metrics) SetPools(p Pools) { m.pools.Store(&p) }
+
+// ConfigApplied records the verdict on the newest set of IPAddressPools:
+// clean is true when none was rejected.
+func (m *Metrics) ConfigApplied(clean bool) {
+	if clean {
+		m.configLoaded.Set(1)
+		m.configStale.Set(0)
+		return
+	}
+	m.configStale.Set(1)
+}
+
+var (
+	descTotal = prometheus.NewDesc("metallb_allocator_addresses_total",
+		"Number of usable IP addresses, per pool.", []string{"pool"}, nil)
+	descInUse = prometheus.NewDesc("metallb_allocator_addresses_in_use_total",
+		"Number of IP addresses in use, per pool.", []string{"pool"}, nil)
+	descFamTotal = [2]*prometheus.Desc{
+		prometheus.NewDesc("metallb_allocator_ipv4_addresses_total", "Number of usable IPv4 addresses, per pool.", []string{"pool"}, nil),
+		prometheus.NewDesc("metallb_allocator_ipv6_addresses_total", "Number of usable IPv6 addresses, per pool.", []string{"pool"}, nil),
+	}
+	descFamInUse = [2]*prometheus.Desc{
+		prometheus.NewDesc("metallb_allocator_ipv4_addresses_in_use_total", "Number of IPv4 addresses in use, per pool.", []string{"pool"}, nil),
+		prometheus.NewDesc("metallb_allocator_ipv6_addresses_in_use_total", "Number of IPv6 addresses in use, per pool.", []string{"pool"}, nil),
+	}
+)
+
+// poolCollector reads the allocator's counters at scrape time, so the gauges
+// can never disagree with the allocations (nor outlive a removed pool).
+type poolCollector struct{ m *Metrics }
+
+func (c poolCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descTotal
+	ch <- descInUse
+	for f := range 2 {
+		ch <- descFamTotal[f]
+		ch <- descFamInUse[f]
+	}
+}
+
+func (c poolCollector) Collect(ch chan<- prometheus.Metric) {
+	p := c.m.pools.Load()
+	if p == nil {
+		return
+	}
+	for _, name := range (*p).Pools() {
+		s, ok := (*p).Stats(name)
+		if !ok {
+			continue
+		}
+		gauge := func(d *prometheus.Desc, v float64) {
+			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, name)
+		}
+		gauge(descTotal, float64(satAdd(s.Total[0], s.Total[1])))
+		gauge(descInUse, float64(satAdd(s.Assigned[0], s.Assigned[1])))
+		for f := range 2 {
+			gauge(descFamTotal[f], float64(s.Total[f]))
+			gauge(descFamInUse[f], float64(s.Assigned[f]))
+		}
+	}
+}
+
+// satAdd adds two non-negative counts, saturating at math.MaxInt64 as the
+// allocator's counts do.
+func satAdd(a, b int64) int64 {
+	if a > math.MaxInt64-b {
+		return math.MaxInt64
+	}
+	return a + b
 }

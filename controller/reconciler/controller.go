@@ -146,6 +146,8 @@ func Setup(mgr manager.Manager, opts Options) (*Controller, error) {
 		dirty:       map[string]struct{}{},
 		poolErr:     map[string]string{},
 	}
+	// The allocator is the source of truth for the pool gauges, read at scrape.
+	opts.Metrics.SetPools(c.alloc)
 	err := builder.ControllerManagedBy(mgr).
 		Named("service").
 		For(&corev1.Service{}).
@@ -153,7 +155,7 @@ func Setup(mgr manager.Manager, opts Options) (*Controller, error) {
 			builder.WithPredicates(predicate.LabelChangedPredicate{})).
 		WatchesRawSource(source.Channel(c.svcEvents, &handler.EnqueueRequestForObject{})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: opts.Workers, SkipNameValidation: &opts.SkipNameValidation}).
-		Complete(reconcile.Func(c.reconcileService))
+		Complete(c.counted(c.reconcileService))
 	if err != nil {
 		return nil, fmt.Errorf("service controller: %w", err)
 	}
@@ -162,7 +164,7 @@ func Setup(mgr manager.Manager, opts Options) (*Controller, error) {
 		For(&v1beta1.IPAddressPool{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		WatchesRawSource(source.Channel(c.poolEvents, &handler.EnqueueRequestForObject{})).
 		WithOptions(controller.Options{SkipNameValidation: &opts.SkipNameValidation}).
-		Complete(reconcile.Func(c.reconcilePool))
+		Complete(c.counted(c.reconcilePool))
 	if err != nil {
 		return nil, fmt.Errorf("pool controller: %w", err)
 	}
@@ -176,6 +178,19 @@ func Setup(mgr manager.Manager, opts Options) (*Controller, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// counted counts each reconcile as a processed update, and a failed one as
+// an update error (MetalLB's metallb_k8s_client_* counters).
+func (c *Controller) counted(f reconcile.Func) reconcile.Func {
+	return func(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+		res, err := f(ctx, req)
+		c.m.Updates.Inc()
+		if err != nil {
+			c.m.UpdateErrors.Inc()
+		}
+		return res, err
+	}
 }
 
 // waitReady blocks a reconcile until the rebuild is done.

@@ -124,12 +124,15 @@ func (c *Controller) reconcilePool(ctx context.Context, req reconcile.Request) (
 // every pool, allocations a pool took back.
 func (c *Controller) applyPools(ctx context.Context, pools []v1beta1.IPAddressPool) error {
 	accepted, rejected := DecidePools(pools)
-	before := c.alloc.Pools()
 	changes, err := c.alloc.SetPools(accepted)
 	if err != nil {
 		// DecidePools checked everything SetPools does; this is a bug.
 		c.log.Error("pool set not applied", "error", err.Error())
 		return fmt.Errorf("apply IPAddressPools: %w", err)
+	}
+	c.m.ConfigApplied(len(rejected) == 0)
+	if len(rejected) > 0 {
+		c.m.UpdateErrors.Inc()
 	}
 	byName := map[string]*v1beta1.IPAddressPool{}
 	for i := range pools {
@@ -171,12 +174,6 @@ func (c *Controller) applyPools(ctx context.Context, pools []v1beta1.IPAddressPo
 	}
 	for _, name := range newlyGood {
 		c.log.Info("IPAddressPool accepted", "pool", c.opts.PoolNamespace+"/"+name, "addresses", strings.Join(byName[name].Spec.Addresses, ","))
-	}
-	for _, name := range before {
-		if !c.alloc.HasPool(name) {
-			c.m.AddressesTotal.DeletePartialMatch(map[string]string{"pool": name})
-			c.m.AddressesInUse.DeletePartialMatch(map[string]string{"pool": name})
-		}
 	}
 	for _, name := range slices.Sorted(maps.Keys(changes)) {
 		ch := changes[name]
@@ -271,10 +268,6 @@ func (c *Controller) writePoolStatus(ctx context.Context, name string) error {
 	if s, ok := c.alloc.Stats(name); ok {
 		st.AssignedIPv4, st.AssignedIPv6 = s.Assigned[allocator.IPv4], s.Assigned[allocator.IPv6]
 		st.AvailableIPv4, st.AvailableIPv6 = s.Available[allocator.IPv4], s.Available[allocator.IPv6]
-		for f, fam := range []string{"IPv4", "IPv6"} {
-			c.m.AddressesTotal.WithLabelValues(name, fam).Set(float64(s.Total[f]))
-			c.m.AddressesInUse.WithLabelValues(name, fam).Set(float64(s.Assigned[f]))
-		}
 		outside := metav1.Condition{Type: ConditionOutsidePool, Status: metav1.ConditionFalse, Reason: conditionReasonNone,
 			Message: "every allocation from this pool lies inside its addresses", ObservedGeneration: p.Generation}
 		if s.Outside > 0 {

@@ -44,6 +44,7 @@ func (c *Controller) reconcileService(ctx context.Context, req reconcile.Request
 
 	r, err := RequestFor(svc, c.namespaceLabels(ctx, svc.Namespace))
 	if err != nil {
+		c.m.UpdateErrors.Inc()
 		if c.setPending(key, svc.Namespace, err.Error()) {
 			c.log.Warn("invalid Service", "service", key, "error", err.Error())
 			c.recorder.Event(svc, corev1.EventTypeWarning, ReasonInvalidRequest, err.Error())

@@ -120,6 +120,7 @@ func Run(ctx context.Context, c Config) error {
 	defer sp.Close()
 	bfdMgr := bfd.NewManager(bfd.WithLogger(log.With("component", "bfd")), bfd.WithRegisterer(reg))
 	defer bfdMgr.Close()
+	reg.MustRegister(bfdCollector{bfdMgr})
 	link := bfdlink.New(bfdMgr, sp, log.With("component", "bfdlink"), reg)
 	go link.Run(ctx)
 

@@ -187,6 +187,40 @@ func TestGoBGPRouter(t *testing.T) {
 	if v := metricValue(t, reg, "ecmplb_speaker_bgp_updates_sent_total", "ibgp"); v < 2 {
 		t.Errorf("updates_sent{ibgp} = %v, want >= 2", v)
 	}
+	// MetalLB's names, peer as address:port, from GoBGP's counters and the relay's.
+	// One scrape, so the counters are read together (keepalives keep coming).
+	snap := prometheus.NewRegistry()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap.MustRegister(gathered(mfs))
+	mlb := func(name, peer string) float64 { return metricValue(t, snap, "metallb_bgp_"+name, peer) }
+	if v := mlb("session_up", "10.0.0.1:179"); v != 1 {
+		t.Errorf("metallb_bgp_session_up{10.0.0.1:179} = %v", v)
+	}
+	if v := mlb("announced_prefixes_total", "10.0.0.3:179"); v != 1 {
+		t.Errorf("metallb_bgp_announced_prefixes_total{10.0.0.3:179} = %v", v)
+	}
+	if v := mlb("updates_total", "10.0.0.3:179"); v < 2 {
+		t.Errorf("metallb_bgp_updates_total{10.0.0.3:179} = %v, want >= 2", v)
+	}
+	if v := mlb("updates_total_received", "10.0.0.1:179"); v < 1 {
+		t.Errorf("metallb_bgp_updates_total_received{10.0.0.1:179} = %v, want >= 1 (the router's 192.0.2.0/24)", v)
+	}
+	for _, peer := range []string{"10.0.0.1:179", "10.0.0.3:179"} {
+		opens, upd, ka, notif, rr := mlb("opens_sent", peer), mlb("updates_total", peer), mlb("keepalives_sent", peer),
+			mlb("notifications_sent", peer), mlb("route_refresh_sent", peer)
+		if opens < 1 || mlb("opens_received", peer) < 1 || mlb("keepalives_received", peer) < 1 {
+			t.Errorf("%s: opens sent %v, received %v; keepalives received %v", peer, opens, mlb("opens_received", peer), mlb("keepalives_received", peer))
+		}
+		if total := mlb("total_sent", peer); total != opens+upd+ka+notif+rr {
+			t.Errorf("%s: total_sent %v != opens %v + updates %v + keepalives %v + notifications %v + refresh %v", peer, total, opens, upd, ka, notif, rr)
+		}
+		if mlb("total_received", peer) < mlb("opens_received", peer)+mlb("keepalives_received", peer) {
+			t.Errorf("%s: total_received %v below opens+keepalives received", peer, mlb("total_received", peer))
+		}
+	}
 
 	// Removing a session closes it on the router; settings changes restart it.
 	if err := sp.SetSessions([]announce.Session{testSession("tor1", "10.0.0.1", 65000)}); err != nil {

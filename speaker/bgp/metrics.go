@@ -9,6 +9,9 @@ type metrics struct {
 	prefixes *prometheus.GaugeVec
 	failures *prometheus.CounterVec
 	dirty    *prometheus.GaugeVec
+	// wanted counts, per peer, the prefixes the table holds for it (the
+	// value of prefixes; read by the MetalLB collector). Guarded by Speaker.mu.
+	wanted map[string]int
 }
 
 // updatesCollector reads the per-session counters at scrape time.
@@ -31,6 +34,7 @@ func (c updatesCollector) Collect(ch chan<- prometheus.Metric) {
 
 func newMetrics(s *Speaker, reg prometheus.Registerer) *metrics {
 	m := &metrics{
+		wanted: map[string]int{},
 		up: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: "ecmplb", Subsystem: "speaker", Name: "bgp_session_up",
 			Help: "1 when the BGP session to the peer is established.",
@@ -55,6 +59,7 @@ func newMetrics(s *Speaker, reg prometheus.Registerer) *metrics {
 			received: prometheus.NewDesc("ecmplb_speaker_bgp_discarded_prefixes_total",
 				"Prefixes the peer announced. The speaker drops each UPDATE on arrival and keeps nothing; a peer sending nodes routes only costs bandwidth and CPU.",
 				[]string{"peer"}, nil)})
+		reg.MustRegister(metallbCollector{s})
 	}
 	return m
 }
@@ -82,13 +87,16 @@ func (m *metrics) prefixDelta(c change) {
 	switch {
 	case c.attrs == nil:
 		m.prefixes.WithLabelValues(c.peer).Dec()
+		m.wanted[c.peer]--
 	case c.isNew:
 		m.prefixes.WithLabelValues(c.peer).Inc()
+		m.wanted[c.peer]++
 	}
 }
 
 func (m *metrics) refreshPrefixes(t *table) {
 	m.prefixes.Reset()
+	clear(m.wanted)
 	for peer, pt := range t.peers {
 		n := 0
 		for _, e := range pt {
@@ -97,5 +105,6 @@ func (m *metrics) refreshPrefixes(t *table) {
 			}
 		}
 		m.prefixes.WithLabelValues(peer).Set(float64(n))
+		m.wanted[peer] = n
 	}
 }

@@ -83,6 +83,10 @@ type session struct {
 	addedAt  time.Time    // when the neighbor was added
 	dropHold atomic.Int64 // relayParams.dropHold, from the BFD profile
 
+	// discardedAtAdd is stats.discardedUpdates when the neighbor was added:
+	// GoBGP counted each UPDATE the relay dropped since as a KEEPALIVE.
+	discardedAtAdd uint64
+
 	// resync: the server's RIB must be rebuilt from the wanted routes (after a
 	// start); dirty: prefixes whose last AddPath/DeletePath failed.
 	resync bool
@@ -279,6 +283,7 @@ func (s *session) reconcilePeer(ctx context.Context) error {
 		}
 		s.peer = want
 		s.addedAt = time.Now()
+		s.discardedAtAdd = s.stats.discardedUpdates.Load()
 		s.log.Info("bgp session configured", "address", s.spec.PeerAddress, "port", s.spec.PeerPort,
 			"myASN", s.spec.MyASN, "peerASN", s.spec.PeerASN, "routerID", s.spec.RouterID)
 	}

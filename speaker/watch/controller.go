@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"reflect"
 	"slices"
 	"sort"
@@ -87,6 +88,7 @@ type Controller struct {
 
 	mu    sync.Mutex
 	state map[string][]announce.Route // what each Service announces, for status
+	ips   map[string][]netip.Addr     // the addresses of those Services (metallb_speaker_announced)
 }
 
 const sliceByService = "service"
@@ -96,7 +98,7 @@ func New(o Options) *Controller {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	c := &Controller{o: o, log: o.Logger, q: newQueue(), state: map[string][]announce.Route{},
+	c := &Controller{o: o, log: o.Logger, q: newQueue(), state: map[string][]announce.Route{}, ips: map[string][]netip.Addr{},
 		good: newLastGood(), reported: map[objectKey]string{}}
 	c.m = newControllerMetrics(o.Registerer)
 	strip := transform
@@ -232,8 +234,10 @@ func (c *Controller) Run(ctx context.Context) error {
 // one and reported; an object whose newest version is bad but an earlier version
 // was accepted keeps that version while the speaker runs.
 func (c *Controller) reconfigure() bool {
+	c.m.updates.Inc()
 	nodeObj, ok, _ := c.nodes.GetIndexer().GetByKey(c.o.NodeName)
 	if !ok {
+		c.m.updateErrors.Inc()
 		c.log.Warn("own Node object not found; not announcing", "node", c.o.NodeName)
 		return false
 	}
@@ -365,6 +369,13 @@ func (c *Controller) report(objs Objects, problems []announce.Problem, kept map[
 		stale = 1
 	}
 	c.m.configStale.Set(stale)
+	if len(problems) > 0 {
+		c.m.updateErrors.Inc()
+		c.m.mlbConfigStale.Set(1)
+	} else {
+		c.m.mlbConfigLoaded.Set(1)
+		c.m.mlbConfigStale.Set(0)
+	}
 }
 
 func sortByName[T metav1.Object](l []T) {
@@ -377,6 +388,7 @@ func (c *Controller) sync(key string) {
 		return
 	}
 	start := time.Now()
+	c.m.updates.Inc()
 	obj, exists, _ := c.services.GetIndexer().GetByKey(key)
 	var routes []announce.Route
 	var svc *corev1.Service
@@ -397,6 +409,7 @@ func (c *Controller) sync(key string) {
 		routes, err = c.plan.Routes(as)
 		if err != nil {
 			c.m.announceErrors.Inc()
+			c.m.updateErrors.Inc()
 			c.log.Error("service routes rejected; keeping what was announced", "service", key, "err", err)
 			c.event(svc, corev1.EventTypeWarning, "AnnounceFailed", "keeping the previous announcement: %v", err)
 			return
@@ -404,11 +417,16 @@ func (c *Controller) sync(key string) {
 	}
 	if err := c.o.Announcer.Apply(key, routes); err != nil {
 		c.m.announceErrors.Inc()
+		c.m.updateErrors.Inc()
 		c.log.Error("announcing service", "service", key, "err", err)
 		if svc != nil {
 			c.event(svc, corev1.EventTypeWarning, "AnnounceFailed", "%v", err)
 		}
 		return
+	}
+	var ips []netip.Addr
+	if len(routes) > 0 {
+		ips = as.IPs
 	}
 	c.mu.Lock()
 	old := c.state[key]
@@ -417,7 +435,14 @@ func (c *Controller) sync(key string) {
 	} else {
 		c.state[key] = routes
 	}
+	oldIPs := c.ips[key]
+	if len(ips) == 0 {
+		delete(c.ips, key)
+	} else {
+		c.ips[key] = ips
+	}
 	c.mu.Unlock()
+	c.m.setAnnounced(key, c.o.NodeName, oldIPs, ips)
 	c.m.syncSeconds.Observe(time.Since(start).Seconds())
 	if reflect.DeepEqual(old, routes) {
 		return
@@ -499,6 +524,12 @@ type controllerMetrics struct {
 	announceErrors prometheus.Counter
 	announced      prometheus.Gauge
 	syncSeconds    prometheus.Histogram
+
+	// MetalLB's names (its internal/k8s/controllers/stats.go and
+	// speaker/main.go), so its dashboards and alerts see the speaker.
+	updates, updateErrors           prometheus.Counter
+	mlbConfigLoaded, mlbConfigStale prometheus.Gauge
+	announcedIP                     *prometheus.GaugeVec
 }
 
 func newControllerMetrics(reg prometheus.Registerer) *controllerMetrics {
@@ -518,8 +549,33 @@ func newControllerMetrics(reg prometheus.Registerer) *controllerMetrics {
 			Name: "service_sync_seconds", Help: "Time to recompute and apply one Service.",
 			Buckets: prometheus.ExponentialBuckets(1e-5, 4, 10)}),
 	}
+	m.updates = prometheus.NewCounter(prometheus.CounterOpts{Name: "metallb_k8s_client_updates_total",
+		Help: "Number of Kubernetes object updates processed (configuration recompiles and Service syncs)."})
+	m.updateErrors = prometheus.NewCounter(prometheus.CounterOpts{Name: "metallb_k8s_client_update_errors_total",
+		Help: "Number of Kubernetes object updates that failed or were rejected."})
+	m.mlbConfigLoaded = prometheus.NewGauge(prometheus.GaugeOpts{Name: "metallb_k8s_client_config_loaded_bool",
+		Help: "1 once the configuration loaded with no object rejected."})
+	m.mlbConfigStale = prometheus.NewGauge(prometheus.GaugeOpts{Name: "metallb_k8s_client_config_stale_bool",
+		Help: "1 while some object of the newest configuration is rejected (ignored, or its previous version kept)."})
+	m.announcedIP = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "metallb_speaker_announced",
+		Help: "Services being announced from this node (1 per Service IP). This is desired state: the routers may not have converged yet."},
+		[]string{"service", "protocol", "node", "ip"})
 	if reg != nil {
-		reg.MustRegister(m.invalid, m.configErrors, m.configStale, m.announceErrors, m.announced, m.syncSeconds)
+		reg.MustRegister(m.invalid, m.configErrors, m.configStale, m.announceErrors, m.announced, m.syncSeconds,
+			m.updates, m.updateErrors, m.mlbConfigLoaded, m.mlbConfigStale, m.announcedIP)
 	}
 	return m
+}
+
+// setAnnounced moves a Service's metallb_speaker_announced series from the
+// addresses it had to those it has.
+func (m *controllerMetrics) setAnnounced(key, node string, old, cur []netip.Addr) {
+	for _, ip := range old {
+		if !slices.Contains(cur, ip) {
+			m.announcedIP.DeleteLabelValues(key, "bgp", node, ip.String())
+		}
+	}
+	for _, ip := range cur {
+		m.announcedIP.WithLabelValues(key, "bgp", node, ip.String()).Set(1)
+	}
 }
