@@ -287,18 +287,33 @@ func (e *Env) APIServerPID() int {
 // EtcdPID is the process id of etcd, for memory reports.
 func (e *Env) EtcdPID() int { return e.etcd.PID() }
 
+// readyTimeout bounds the wait for kube-apiserver's /readyz (it takes 1-3 s
+// on the 2-core machine, up to 20 s under load); readyTryTimeout one try.
+const (
+	readyTimeout    = 2 * time.Minute
+	readyTryTimeout = 3 * time.Second
+)
+
 func waitReady(ctx context.Context, cfg *rest.Config, p *proc.Process) error {
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return err
 	}
 	var last error
+	// Each try is bounded (a connection that hangs is abandoned and dialled
+	// afresh), and so is the whole wait when the caller set no deadline.
+	deadline := time.Now().Add(readyTimeout)
 	for {
-		body, err := cs.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
+		try, cancel := context.WithTimeout(ctx, readyTryTimeout)
+		body, err := cs.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(try)
+		cancel()
 		if err == nil && string(body) == "ok" {
 			return nil
 		}
 		last = err
+		if time.Now().After(deadline) {
+			return fmt.Errorf("kube-apiserver not ready after %v: %v (log: %s)", readyTimeout, last, p.LogPath)
+		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("kube-apiserver not ready: %v (log: %s)", last, p.LogPath)
