@@ -86,9 +86,22 @@ scenarios: deps kube
 node-image: kube
 	hack/build-node-image.sh
 
-## e2e: a kind cluster (1 control plane, 2 workers) from the offline node image: pod network, DNS, Services
-e2e: node-image
-	go test -tags kind -count=1 -v -timeout 20m ./scenarios/kind/
+## e2e: the kind backend. The offline node image and the image archives (rebuilt
+## only when a Go source is newer), the pod-network test (1 control plane, 2
+## workers: pod network, DNS, Services), then the scenario files on one kind
+## cluster with ecmplb deployed from the chart (ECMPLB_BACKEND=kind; LABELS
+## narrows them as for make scenarios), and a check that nothing is left behind
+E2E_IMAGES := $(foreach i,ecmplb-controller ecmplb-speaker ecmplb-echo,$(BIN)/images/$(i).tar)
+E2E_SOURCES := $(shell git ls-files '*.go' go.mod go.sum 2>/dev/null)
+$(E2E_IMAGES) &: $(E2E_SOURCES)
+	go run ./deploy/cmd/images -o $(BIN)/images -tag $(IMAGE_TAG) -platforms $(IMAGE_PLATFORMS)
+e2e: node-image $(E2E_IMAGES)
+	@status=0; \
+	go test -tags kind -count=1 -v -timeout 20m ./scenarios/kind/ || status=1; \
+	ECMPLB_BACKEND=kind go test -count=1 -p 1 -timeout 60m ./scenarios/ -run TestScenarios \
+	  -ginkgo.label-filter='scenario-file$(if $(LABELS), && ($(LABELS)))' || status=1; \
+	hack/e2e-leftovers.sh || status=1; \
+	exit $$status
 
 ## kind-smoke: create a kind cluster, print its nodes and pods, delete it
 kind-smoke: node-image

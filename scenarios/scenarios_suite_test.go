@@ -2,6 +2,8 @@ package scenarios_test
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
@@ -14,6 +16,7 @@ import (
 	"github.com/ecmplb/ecmplb/reports"
 	"github.com/ecmplb/ecmplb/reports/ginkgoreport"
 	"github.com/ecmplb/ecmplb/scenarios/backend"
+	"github.com/ecmplb/ecmplb/scenarios/kindbackend"
 	"github.com/ecmplb/ecmplb/scenarios/lab"
 )
 
@@ -24,13 +27,33 @@ import (
 // every backend of the suite.
 var binDir string
 
-// backendName is the backend the suite runs on.
-const backendName = "lab"
+// backendName is the backend the suite runs on: ECMPLB_BACKEND, "lab"
+// (the default) or "kind".
+var backendName = backendFromEnv()
+
+func backendFromEnv() string {
+	if b := os.Getenv("ECMPLB_BACKEND"); b != "" {
+		return b
+	}
+	return "lab"
+}
+
+// kindCluster is the kind backend's cluster: one per suite run, created at
+// the first up and deleted when the suite ends, also on failure.
+var kindCluster *kindbackend.Cluster
 
 var _ = BeforeSuite(func() {
 	ginkgoreport.SetBackend(backendName)
 	root, err := testenv.RepoRoot()
 	Expect(err).NotTo(HaveOccurred())
+	switch backendName {
+	case "lab":
+	case "kind":
+		kindCluster = &kindbackend.Cluster{Root: root, Log: slog.New(slog.NewTextHandler(GinkgoWriter, nil))}
+		DeferCleanup(func() { Expect(kindCluster.Delete()).To(Succeed()) })
+	default:
+		Fail(fmt.Sprintf("ECMPLB_BACKEND=%q: want lab or kind", backendName))
+	}
 	binDir, err = os.MkdirTemp("", "ecmplb-scenarios-bin-")
 	Expect(err).NotTo(HaveOccurred())
 	DeferCleanup(func() { Expect(os.RemoveAll(binDir)).To(Succeed()) })
@@ -43,6 +66,12 @@ var _ = BeforeEach(func() { ginkgoreport.SkipIfLabelled(backendName) })
 // spec, and tears it down when that ends, also on failure.
 func up(topo backend.Topology) backend.Backend {
 	t := topo.Topology
+	if backendName == "kind" {
+		k, err := kindbackend.Up(context.Background(), kindCluster, t, binDir)
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(func() { Expect(k.Down()).To(Succeed()) })
+		return k
+	}
 	l, err := lab.Up(context.Background(), lab.Config{Topology: &t, BinDir: binDir})
 	Expect(err).NotTo(HaveOccurred())
 	DeferCleanup(func() { Expect(l.Down()).To(Succeed()) })
