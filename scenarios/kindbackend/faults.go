@@ -4,16 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/ecmplb/ecmplb/fabric/fabric"
+	"github.com/ecmplb/ecmplb/internal/proc"
 	"github.com/ecmplb/ecmplb/kindconfig"
 	"github.com/ecmplb/ecmplb/scenarios/backend"
 )
@@ -36,28 +34,11 @@ func speakerPID(ctx context.Context, node string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	want, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", cpid))
-	if err != nil {
+	pids, err := proc.InNetNSOf(cpid, speakerComm)
+	if err != nil || len(pids) == 0 {
 		return 0, err
 	}
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return 0, err
-	}
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		comm, err := os.ReadFile(filepath.Join("/proc", e.Name(), "comm"))
-		if err != nil || strings.TrimSpace(string(comm)) != speakerComm {
-			continue
-		}
-		if ns, err := os.Readlink(filepath.Join("/proc", e.Name(), "ns", "net")); err == nil && ns == want {
-			return pid, nil
-		}
-	}
-	return 0, nil
+	return pids[0], nil
 }
 
 // Inject implements backend.Backend. freeze-speaker stops the speaker
