@@ -82,6 +82,7 @@ func (h *harness) startController(name string) *replica {
 			Workers:            8,
 			StatusInterval:     100 * time.Millisecond,
 			PoolAnnotation:     true,
+			ConfigurationState: true,
 			Logger:             log,
 			Registry:           r.reg,
 			SkipNameValidation: true,
@@ -195,6 +196,22 @@ func (h *harness) waitEvent(ns, kind, name, reason, substr string) {
 	})
 }
 
+// waitConfigState waits for the controller's ConfigurationState to say
+// result, with an error summary containing substr and not absent.
+func (h *harness) waitConfigState(result v1beta1.ConfigurationResult, substr, absent string) {
+	h.t.Helper()
+	waitFor(h.t, 15*time.Second, fmt.Sprintf("ConfigurationState controller %s with %q", result, substr), func() (bool, string) {
+		cs := &v1beta1.ConfigurationState{}
+		if err := h.c.Get(context.Background(), client.ObjectKey{Namespace: poolNS, Name: "controller"}, cs); err != nil {
+			return false, err.Error()
+		}
+		st := cs.Status
+		ok := st.Result == result && strings.Contains(st.ErrorSummary, substr) && (absent == "" || !strings.Contains(st.ErrorSummary, absent)) &&
+			cs.Labels[v1beta1.LabelComponentType] == "controller"
+		return ok, fmt.Sprintf("%+v %v", st, cs.Labels)
+	})
+}
+
 func (h *harness) poolStatus(name string) v1beta1.IPAddressPoolStatus {
 	p := &v1beta1.IPAddressPool{}
 	if err := h.c.Get(context.Background(), client.ObjectKey{Namespace: poolNS, Name: name}, p); err != nil {
@@ -243,6 +260,7 @@ func TestIntegration(t *testing.T) {
 			return v == "prod-pool", v
 		})
 		h.waitPoolCondition("prod-pool", reconciler.ConditionValid, metav1.ConditionTrue, "")
+		h.waitConfigState(v1beta1.ConfigurationValid, "", "")
 		waitFor(t, 10*time.Second, "metrics", func() (bool, string) {
 			mfs, err := active.reg.Gather()
 			if err != nil {
@@ -333,6 +351,7 @@ func TestIntegration(t *testing.T) {
 		h.waitEvent(poolNS, "IPAddressPool", "bad-pool", reconciler.ReasonInvalidConfig,
 			`IPAddressPool metallb-system/bad-pool: spec.addresses[1]: "10.0.0.0/33" is not a valid CIDR or range`)
 		h.waitPoolCondition("bad-pool", reconciler.ConditionValid, metav1.ConditionFalse, `"10.0.0.0/33" is not a valid CIDR or range`)
+		h.waitConfigState(v1beta1.ConfigurationInvalid, `IPAddressPool metallb-system/bad-pool: spec.addresses[1]: "10.0.0.0/33" is not a valid CIDR or range`, "")
 		time.Sleep(1100 * time.Millisecond) // surely younger than prod-pool (creationTimestamp has 1 s resolution)
 		h.pool("overlap", nil, "203.0.113.128/25")
 		h.waitPoolCondition("overlap", reconciler.ConditionValid, metav1.ConditionFalse, `overlaps IPAddressPool "prod-pool"`)
@@ -364,6 +383,8 @@ func TestIntegration(t *testing.T) {
 			t.Fatal(err)
 		}
 		h.waitPoolCondition("bad-pool", reconciler.ConditionValid, metav1.ConditionTrue, "")
+		// Only the overlapping pool is left in the controller's ConfigurationState.
+		h.waitConfigState(v1beta1.ConfigurationInvalid, `IPAddressPool metallb-system/overlap: `, "bad-pool")
 		// The Service that named a missing pool gets an IP once it exists.
 		h.pool("nope", func(p *v1beta1.IPAddressPool) { p.Spec.AutoAssign = ptr(false) }, "10.2.0.0/30")
 		h.waitIPs("default", "nopool", "10.2.0.0")

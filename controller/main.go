@@ -50,6 +50,7 @@ func registerFlags(fs *flag.FlagSet, c *config) {
 	fs.IntVar(&cfg.Workers, "workers", 16, "parallel Service reconciles")
 	fs.DurationVar(&cfg.StatusInterval, "pool-status-interval", 0, "minimum interval between IPAddressPool status writes (0: 1s)")
 	fs.BoolVar(&cfg.PoolAnnotation, "pool-annotation", true, "annotate Services with metallb.io/ip-allocated-from-pool, as MetalLB does (false saves one API write per allocation; needs patch on services)")
+	fs.BoolVar(&cfg.ConfigurationState, "configuration-state", true, "write the ConfigurationState \"controller\" (whether the IPAddressPools loaded, and which were rejected)")
 	fs.TextVar(&c.logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn, error")
 }
 

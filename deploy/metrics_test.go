@@ -17,6 +17,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 
@@ -284,4 +288,47 @@ spec: {myASN: 65100, peerASN: 65000, peerAddress: 127.0.0.2, peerPort: 1, bfdPro
 			t.Errorf("%s /metrics differs from MetalLB v0.16.1:\n%s\n%s", component, strings.Join(diffs, "\n"), p.Tail(30))
 		}
 	}
+
+	// Both report their ConfigurationState, as MetalLB's do: Valid, then
+	// Invalid naming an object that is rejected and why, then Valid again.
+	dyn := dynamic.NewForConfigOrDie(env.Config)
+	states := dyn.Resource(schema.GroupVersionResource{Group: "metallb.io", Version: "v1beta1", Resource: "configurationstates"}).
+		Namespace("metallb-system")
+	waitStates := func(result, substr string) {
+		t.Helper()
+		var last string
+		err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+			for _, name := range []string{"controller", "speaker-node1"} {
+				o, err := states.Get(ctx, name, metav1.GetOptions{})
+				if err != nil {
+					last = err.Error()
+					return false, nil
+				}
+				r, _, _ := unstructured.NestedString(o.Object, "status", "result")
+				sum, _, _ := unstructured.NestedString(o.Object, "status", "errorSummary")
+				last = fmt.Sprintf("%s: %s %q", name, r, sum)
+				if r != result || !strings.Contains(sum, substr) {
+					return false, nil
+				}
+			}
+			return true, nil
+		})
+		if err != nil {
+			t.Fatalf("ConfigurationStates not %s with %q: %v; last %s", result, substr, err, last)
+		}
+	}
+	waitStates("Valid", "")
+	const bad = `apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: bad-pool, namespace: metallb-system}
+spec: {addresses: [10.0.0.0/33]}
+`
+	if out, err := kubectl(t, env, bad, "apply", "-f", "-"); err != nil {
+		t.Fatalf("apply bad pool: %v\n%s", err, out)
+	}
+	waitStates("Invalid", `"10.0.0.0/33" is not a valid CIDR or range`)
+	if out, err := kubectl(t, env, "", "delete", "ipaddresspool", "-n", "metallb-system", "bad-pool"); err != nil {
+		t.Fatalf("delete bad pool: %v\n%s", err, out)
+	}
+	waitStates("Valid", "")
 }

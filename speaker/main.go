@@ -34,6 +34,7 @@ func main() {
 	flag.StringVar(&level, "log-level", "info", "debug, info, warn or error")
 	flag.BoolVar(&c.ServiceStatus, "service-status", true, "write ServiceBGPStatus objects")
 	flag.BoolVar(&c.Events, "events", true, "record Events on Services and the Node")
+	flag.BoolVar(&c.ConfigurationState, "configuration-state", true, "write the ConfigurationState speaker-<node> (whether the configuration loaded, and which objects were rejected)")
 	flag.StringVar(&c.LoadBalancerClass, "lb-class", "", "announce only Services with this spec.loadBalancerClass (default: only Services without a class); must match the controller's --lb-class")
 	memLimit := flag.String("memory-limit", "100Mi", "soft limit for the Go runtime's memory (the GC works harder near it; 0: off; env GOMEMLIMIT wins)")
 	qps := flag.Float64("kube-qps", 200, "API client queries per second")

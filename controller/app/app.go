@@ -57,6 +57,8 @@ type Config struct {
 	StatusInterval time.Duration
 	// PoolAnnotation writes metallb.io/ip-allocated-from-pool on Services.
 	PoolAnnotation bool
+	// ConfigurationState writes the ConfigurationState "controller".
+	ConfigurationState bool
 	// Logger receives logs (default slog.Default()).
 	Logger *slog.Logger
 	// Registry receives the controller's metrics (default: the registry
@@ -174,6 +176,7 @@ func Run(ctx context.Context, restCfg *rest.Config, cfg Config) error {
 		Workers:            cfg.Workers,
 		StatusInterval:     cfg.StatusInterval,
 		PoolAnnotation:     cfg.PoolAnnotation,
+		ConfigurationState: cfg.ConfigurationState,
 		Logger:             log,
 		Metrics:            m,
 		SkipNameValidation: cfg.SkipNameValidation,

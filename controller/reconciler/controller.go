@@ -32,6 +32,7 @@ import (
 	"github.com/ecmplb/ecmplb/api/v1beta1"
 	"github.com/ecmplb/ecmplb/controller/allocator"
 	"github.com/ecmplb/ecmplb/controller/metrics"
+	"github.com/ecmplb/ecmplb/internal/configstate"
 )
 
 // Event reasons.
@@ -68,6 +69,10 @@ type Options struct {
 	StatusInterval time.Duration
 	// PoolAnnotation writes metallb.io/ip-allocated-from-pool on Services.
 	PoolAnnotation bool
+	// ConfigurationState writes the ConfigurationState "controller" in
+	// PoolNamespace: whether the IPAddressPools loaded, and which were
+	// rejected and why.
+	ConfigurationState bool
 	// Logger receives structured logs.
 	Logger *slog.Logger
 	// Metrics receives counters and gauges.
@@ -99,6 +104,8 @@ type Controller struct {
 	reported map[string]string   // Service key -> last out-of-pool report
 	dirty    map[string]struct{} // pools whose status needs writing
 	poolErr  map[string]string   // pool -> config error ("" when valid)
+
+	cfgState *configstate.Writer // nil: not written
 }
 
 // Allocator exposes the allocator (for tests and diagnostics).
@@ -167,6 +174,14 @@ func Setup(mgr manager.Manager, opts Options) (*Controller, error) {
 		Complete(c.counted(c.reconcilePool))
 	if err != nil {
 		return nil, fmt.Errorf("pool controller: %w", err)
+	}
+	if opts.ConfigurationState {
+		c.cfgState = configstate.NewWriter(stateAPI{reader: c.reader, client: c.client, namespace: opts.PoolNamespace},
+			configstate.Controller(), configstate.WithLogger(opts.Logger.With("component", "configurationstate")))
+		// Leader only, like every other write.
+		if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error { c.cfgState.Run(ctx); return nil })); err != nil {
+			return nil, err
+		}
 	}
 	if err := mgr.Add(manager.RunnableFunc(c.rebuild)); err != nil {
 		return nil, err
@@ -283,4 +298,27 @@ func (c *Controller) pendingInNamespace(_ context.Context, ns client.Object) []r
 		}
 	}
 	return out
+}
+
+// stateAPI is configstate.API over the manager's clients: reads go to the
+// apiserver (the cache does not hold ConfigurationStates), writes as usual.
+type stateAPI struct {
+	reader    client.Reader
+	client    client.Client
+	namespace string
+}
+
+func (a stateAPI) Get(ctx context.Context, name string) (*v1beta1.ConfigurationState, error) {
+	o := &v1beta1.ConfigurationState{}
+	return o, a.reader.Get(ctx, client.ObjectKey{Namespace: a.namespace, Name: name}, o)
+}
+
+func (a stateAPI) Create(ctx context.Context, o *v1beta1.ConfigurationState) (*v1beta1.ConfigurationState, error) {
+	o = o.DeepCopy()
+	o.Namespace = a.namespace
+	return o, a.client.Create(ctx, o, client.FieldOwner(FieldManager))
+}
+
+func (a stateAPI) UpdateStatus(ctx context.Context, o *v1beta1.ConfigurationState) error {
+	return a.client.Status().Update(ctx, o.DeepCopy(), client.FieldOwner(FieldManager))
 }

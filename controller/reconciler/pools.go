@@ -131,6 +131,13 @@ func (c *Controller) applyPools(ctx context.Context, pools []v1beta1.IPAddressPo
 		return fmt.Errorf("apply IPAddressPools: %w", err)
 	}
 	c.m.ConfigApplied(len(rejected) == 0)
+	if c.cfgState != nil {
+		var lines []string
+		for name, err := range rejected {
+			lines = append(lines, fmt.Sprintf("IPAddressPool %s/%s: %v", c.opts.PoolNamespace, name, err))
+		}
+		c.cfgState.Set(lines)
+	}
 	if len(rejected) > 0 {
 		c.m.UpdateErrors.Inc()
 	}

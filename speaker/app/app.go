@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/tools/record"
 
 	"github.com/ecmplb/ecmplb/bfd"
+	"github.com/ecmplb/ecmplb/internal/configstate"
 	"github.com/ecmplb/ecmplb/internal/endpoint"
 	"github.com/ecmplb/ecmplb/internal/scheme"
 	"github.com/ecmplb/ecmplb/speaker/announce"
@@ -46,6 +47,10 @@ type Config struct {
 	ServiceStatus bool
 	// Events records Events on Services and the Node.
 	Events bool
+	// ConfigurationState writes the ConfigurationState "speaker-<node>":
+	// whether the configuration loaded and, if not, which objects were
+	// rejected and why.
+	ConfigurationState bool
 	// LoadBalancerClass: announce only Services of this spec.loadBalancerClass
 	// ("" = only Services without a class), as the controller's --lb-class.
 	LoadBalancerClass string
@@ -142,6 +147,12 @@ func Run(ctx context.Context, c Config) error {
 				log.Error("configuring BFD", "err", err)
 			}
 		},
+	}
+	if c.ConfigurationState {
+		w := configstate.NewWriter(configstate.REST{Client: mlb, Namespace: c.Namespace}, configstate.Speaker(c.NodeName),
+			configstate.WithLogger(log.With("component", "configurationstate")))
+		opts.OnConfigState = w.Set
+		go w.Run(ctx)
 	}
 	if c.ServiceStatus {
 		// Until the first pass over the Services, every Service looks unannounced:

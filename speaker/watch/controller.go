@@ -59,6 +59,10 @@ type Options struct {
 	// OnFirstSync, if set, is called once, after the caches synced and every
 	// Service was computed for the first time (the status writer waits for it).
 	OnFirstSync func()
+	// OnConfigState, if set, is called with every verdict on the
+	// configuration: one line per rejected object naming its kind, name and
+	// field (nil: every object accepted). It feeds the ConfigurationState.
+	OnConfigState func(problems []string)
 	// LoadBalancerClass: announce only Services of this spec.loadBalancerClass;
 	// "" means only Services without a class. It must match the controller's
 	// --lb-class (the rule is validation.HandlesService for both).
@@ -364,6 +368,14 @@ func (c *Controller) report(objs Objects, problems []announce.Problem, kept map[
 		}
 	}
 	c.reported = now
+	if c.o.OnConfigState != nil {
+		lines := make([]string, 0, len(now))
+		for _, msg := range now {
+			lines = append(lines, msg)
+		}
+		slices.Sort(lines)
+		c.o.OnConfigState(lines)
+	}
 	stale := 0.0
 	if len(kept) > 0 {
 		stale = 1

@@ -201,17 +201,27 @@ func startSpeaker(t *testing.T, c *cluster, class string) *speaker {
 
 func startSpeakerWith(t *testing.T, c *cluster, class string, firstSync func(*speaker)) *speaker {
 	t.Helper()
+	return startSpeakerOpts(t, c, func(o *Options, sp *speaker) {
+		o.LoadBalancerClass = class
+		if firstSync != nil {
+			o.OnFirstSync = func() { firstSync(sp) }
+		}
+	})
+}
+
+// startSpeakerOpts starts a speaker on n1 with options changed by mut.
+func startSpeakerOpts(t *testing.T, c *cluster, mut func(*Options, *speaker)) *speaker {
+	t.Helper()
 	sp := &speaker{ann: &fakeAnnouncer{routes: map[string][]announce.Route{}}, rec: &fakeRecorder{}, reg: prometheus.NewRegistry()}
-	var onFirstSync func()
-	if firstSync != nil {
-		onFirstSync = func() { firstSync(sp) }
-	}
-	ctrl := New(Options{
-		NodeName: "n1", Namespace: ns, Client: c.client, Announcer: sp.ann, Recorder: sp.rec,
-		LoadBalancerClass: class, Registerer: sp.reg, OnFirstSync: onFirstSync,
+	o := Options{
+		NodeName: "n1", Namespace: ns, Client: c.client, Announcer: sp.ann, Recorder: sp.rec, Registerer: sp.reg,
 		ListWatch: func(resource string) cache.ListerWatcher { return c.sourceFor(resource) },
 		Logger:    slog.New(slog.NewTextHandler(&testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo})),
-	})
+	}
+	if mut != nil {
+		mut(&o, sp)
+	}
+	ctrl := New(o)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- ctrl.Run(ctx) }()

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -79,5 +80,38 @@ func TestControllerMetalLBMetrics(t *testing.T) {
 	eventually(t, "web's series gone", func() (bool, any) {
 		v := sp.values(t, "metallb_speaker_announced")
 		return len(v) == 0, keysOf(v)
+	})
+}
+
+// OnConfigState receives every verdict on the configuration: the rejected
+// objects, one line each naming kind, name and field; none once all are fine.
+func TestControllerReportsConfigState(t *testing.T) {
+	objs := append([]runtime.Object{node1(), pool("prod", created, "203.0.113.0/24"), peer("tor1", "10.0.0.1", nil),
+		advert("all", func(s *v1beta1.BGPAdvertisementSpec) { s.IPAddressPools = []string{"prod"} })}, badObjects()...)
+	c := newCluster(objs...)
+	var mu sync.Mutex
+	var last []string
+	calls := 0
+	startSpeakerOpts(t, c, func(o *Options, _ *speaker) {
+		o.OnConfigState = func(problems []string) {
+			mu.Lock()
+			defer mu.Unlock()
+			last, calls = slices.Clone(problems), calls+1
+		}
+	})
+	eventually(t, "a verdict naming the bad objects", func() (bool, any) {
+		mu.Lock()
+		defer mu.Unlock()
+		s := strings.Join(last, "\n")
+		return len(last) == 7 && strings.Contains(s, `BGPPeer "bad-hold": spec.holdTime`) &&
+			strings.Contains(s, `IPAddressPool "bad-pool": spec.addresses[0]`), last
+	})
+	for _, o := range badObjects() {
+		c.source(o).Delete(o)
+	}
+	eventually(t, "a clean verdict", func() (bool, any) {
+		mu.Lock()
+		defer mu.Unlock()
+		return calls > 1 && len(last) == 0, last
 	})
 }

@@ -1,0 +1,200 @@
+// Package configstate writes ConfigurationState objects (metallb.io), the
+// status MetalLB users check to see whether a component's configuration
+// loaded and, if not, which object was rejected and why: "controller" for the
+// controller, "speaker-<node>" for each speaker. Status computes the status
+// from the rejected objects (pure); Writer converges the object to it.
+package configstate
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/ecmplb/ecmplb/api/v1beta1"
+)
+
+// Condition types and reasons, as MetalLB names them.
+const (
+	// CondController is the controller's condition (its pool reconciler).
+	CondController = "poolReconcilerValid"
+	// CondSpeaker is a speaker's condition (its configuration reconciler).
+	CondSpeaker = "configReconcilerValid"
+	// ReasonReconciled: the configuration loaded.
+	ReasonReconciled = "Reconciled"
+	// ReasonConfigurationError: some object was rejected.
+	ReasonConfigurationError = "ConfigurationError"
+)
+
+// Object says which ConfigurationState a component writes.
+type Object struct {
+	Name      string
+	Labels    map[string]string
+	Condition string
+}
+
+// Controller is the controller's object.
+func Controller() Object {
+	return Object{Name: "controller", Labels: map[string]string{v1beta1.LabelComponentType: "controller"}, Condition: CondController}
+}
+
+// Speaker is the object of the speaker on node.
+func Speaker(node string) Object {
+	return Object{Name: "speaker-" + node, Condition: CondSpeaker,
+		Labels: map[string]string{v1beta1.LabelComponentType: "speaker", v1beta1.LabelNodeName: node}}
+}
+
+// Status is the status for the given problems (one line per rejected object,
+// naming it and the field): Valid without any, else Invalid with them
+// sorted in ErrorSummary and in the condition's message. prev are the
+// conditions the object holds, so an unchanged verdict keeps its transition
+// time.
+func Status(condType string, problems []string, prev []metav1.Condition, now time.Time) v1beta1.ConfigurationStateStatus {
+	lines := slices.Clone(problems)
+	slices.Sort(lines)
+	lines = slices.Compact(lines)
+	st := v1beta1.ConfigurationStateStatus{Result: v1beta1.ConfigurationValid,
+		Conditions: slices.Clone(prev)}
+	c := metav1.Condition{Type: condType, Status: metav1.ConditionTrue, Reason: ReasonReconciled,
+		Message: "every object of the configuration is accepted", LastTransitionTime: metav1.NewTime(now)}
+	if len(lines) > 0 {
+		st.Result = v1beta1.ConfigurationInvalid
+		st.ErrorSummary = strings.Join(lines, "\n")
+		c.Status, c.Reason, c.Message = metav1.ConditionFalse, ReasonConfigurationError, st.ErrorSummary
+	}
+	meta.SetStatusCondition(&st.Conditions, c)
+	return st
+}
+
+// Equal tells whether two statuses say the same (transition times included).
+func Equal(a, b v1beta1.ConfigurationStateStatus) bool { return equality.Semantic.DeepEqual(a, b) }
+
+// API is the apiserver as the Writer uses it, for one namespace.
+type API interface {
+	Get(ctx context.Context, name string) (*v1beta1.ConfigurationState, error)
+	Create(ctx context.Context, o *v1beta1.ConfigurationState) (*v1beta1.ConfigurationState, error)
+	UpdateStatus(ctx context.Context, o *v1beta1.ConfigurationState) error
+}
+
+type options struct {
+	minBackoff, maxBackoff time.Duration
+	resync                 time.Duration
+	now                    func() time.Time
+	log                    *slog.Logger
+}
+
+// Option configures a Writer.
+type Option func(*options)
+
+// WithBackoff bounds the wait before retrying a failed write (default 100 ms to 30 s).
+func WithBackoff(min, max time.Duration) Option {
+	return func(o *options) { o.minBackoff, o.maxBackoff = min, max }
+}
+
+// WithResync sets how often the object is read back and repaired (default 1 min).
+func WithResync(d time.Duration) Option { return func(o *options) { o.resync = d } }
+
+// WithClock sets the clock for condition transition times.
+func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
+// WithLogger sets the logger.
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
+
+// Writer keeps one ConfigurationState in line with the latest verdict given
+// to Set. It is level-triggered: each pass reads the object back and writes
+// only what differs; a failed pass is retried with backoff, and a resync
+// repairs an object changed or deleted by someone else.
+type Writer struct {
+	api  API
+	obj  Object
+	o    options
+	wake chan struct{}
+
+	mu       sync.Mutex
+	problems []string
+	set      bool // Set was called: there is a verdict to write
+}
+
+// NewWriter returns a Writer for obj; Run drives it.
+func NewWriter(api API, obj Object, opts ...Option) *Writer {
+	o := options{minBackoff: 100 * time.Millisecond, maxBackoff: 30 * time.Second, resync: time.Minute,
+		now: time.Now, log: slog.Default()}
+	for _, f := range opts {
+		f(&o)
+	}
+	return &Writer{api: api, obj: obj, o: o, wake: make(chan struct{}, 1)}
+}
+
+// Set records the newest verdict: the rejected objects, one line each
+// (none: the configuration loaded).
+func (w *Writer) Set(problems []string) {
+	w.mu.Lock()
+	w.problems, w.set = slices.Clone(problems), true
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run converges until ctx ends.
+func (w *Writer) Run(ctx context.Context) {
+	backoff := time.Duration(0)
+	for {
+		wait := w.o.resync
+		if err := w.converge(ctx); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			backoff = min(max(2*backoff, w.o.minBackoff), w.o.maxBackoff)
+			wait = backoff
+			w.o.log.Warn("ConfigurationState not written; retrying", "name", w.obj.Name, "in", backoff, "err", err)
+		} else {
+			backoff = 0
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-w.wake:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+// converge makes the object hold the status of the latest verdict.
+func (w *Writer) converge(ctx context.Context) error {
+	w.mu.Lock()
+	problems, set := w.problems, w.set
+	w.mu.Unlock()
+	if !set {
+		return nil
+	}
+	cur, err := w.api.Get(ctx, w.obj.Name)
+	if apierrors.IsNotFound(err) {
+		cur, err = w.api.Create(ctx, &v1beta1.ConfigurationState{
+			ObjectMeta: metav1.ObjectMeta{Name: w.obj.Name, Labels: w.obj.Labels}})
+	}
+	if err != nil {
+		return fmt.Errorf("ConfigurationState %s: %w", w.obj.Name, err)
+	}
+	st := Status(w.obj.Condition, problems, cur.Status.Conditions, w.o.now())
+	if Equal(st, cur.Status) {
+		return nil
+	}
+	cur.Status = st
+	if err := w.api.UpdateStatus(ctx, cur); err != nil {
+		return fmt.Errorf("ConfigurationState %s status: %w", w.obj.Name, err)
+	}
+	return nil
+}
