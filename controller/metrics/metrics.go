@@ -40,8 +40,10 @@ type Metrics struct {
 	// (metallb_k8s_client_update_errors_total).
 	UpdateErrors prometheus.Counter
 
-	configLoaded, configStale prometheus.Gauge
-	pools                     atomic.Pointer[Pools]
+	// applied: this replica has applied a set of pools (it leads); loaded:
+	// one had none rejected; stale: the newest has some rejected.
+	applied, loaded, stale atomic.Bool
+	pools                  atomic.Pointer[Pools]
 }
 
 // New creates the metrics and registers them with reg.
@@ -75,17 +77,9 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "metallb_k8s_client_update_errors_total",
 			Help: "Number of Kubernetes object updates that failed or were rejected.",
 		}),
-		configLoaded: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "metallb_k8s_client_config_loaded_bool",
-			Help: "1 once the IPAddressPools loaded with none rejected.",
-		}),
-		configStale: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "metallb_k8s_client_config_stale_bool",
-			Help: "1 while some IPAddressPool is rejected: the newest configuration did not fully load.",
-		}),
 	}
 	for _, c := range []prometheus.Collector{m.Allocations, m.Releases, m.AllocationErrors, m.ConfigErrors,
-		m.OutsidePools, m.Updates, m.UpdateErrors, m.configLoaded, m.configStale, poolCollector{m}} {
+		m.OutsidePools, m.Updates, m.UpdateErrors, poolCollector{m}} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -101,11 +95,10 @@ func (m *Metrics) SetPools(p Pools) { m.pools.Store(&p) }
 // clean is true when none was rejected.
 func (m *Metrics) ConfigApplied(clean bool) {
 	if clean {
-		m.configLoaded.Set(1)
-		m.configStale.Set(0)
-		return
+		m.loaded.Store(true)
 	}
-	m.configStale.Set(1)
+	m.stale.Store(!clean)
+	m.applied.Store(true)
 }
 
 var (
@@ -113,6 +106,10 @@ var (
 		"Number of usable IP addresses, per pool.", []string{"pool"}, nil)
 	descInUse = prometheus.NewDesc("metallb_allocator_addresses_in_use_total",
 		"Number of IP addresses in use, per pool.", []string{"pool"}, nil)
+	descLoaded = prometheus.NewDesc("metallb_k8s_client_config_loaded_bool",
+		"1 once the IPAddressPools loaded with none rejected (no series on a standby replica).", nil, nil)
+	descStale = prometheus.NewDesc("metallb_k8s_client_config_stale_bool",
+		"1 while some IPAddressPool is rejected: the newest configuration did not fully load (no series on a standby replica).", nil, nil)
 	descFamTotal = [2]*prometheus.Desc{
 		prometheus.NewDesc("metallb_allocator_ipv4_addresses_total", "Number of usable IPv4 addresses, per pool.", []string{"pool"}, nil),
 		prometheus.NewDesc("metallb_allocator_ipv6_addresses_total", "Number of usable IPv6 addresses, per pool.", []string{"pool"}, nil),
@@ -124,10 +121,20 @@ var (
 )
 
 // poolCollector reads the allocator's counters at scrape time, so the gauges
-// can never disagree with the allocations (nor outlive a removed pool).
+// can never disagree with the allocations (nor outlive a removed pool), and
+// the configuration state once this replica applied one.
 type poolCollector struct{ m *Metrics }
 
+func boolValue(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 func (c poolCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descLoaded
+	ch <- descStale
 	ch <- descTotal
 	ch <- descInUse
 	for f := range 2 {
@@ -137,6 +144,10 @@ func (c poolCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c poolCollector) Collect(ch chan<- prometheus.Metric) {
+	if c.m.applied.Load() {
+		ch <- prometheus.MustNewConstMetric(descLoaded, prometheus.GaugeValue, boolValue(c.m.loaded.Load()))
+		ch <- prometheus.MustNewConstMetric(descStale, prometheus.GaugeValue, boolValue(c.m.stale.Load()))
+	}
 	p := c.m.pools.Load()
 	if p == nil {
 		return

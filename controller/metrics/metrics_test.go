@@ -107,7 +107,14 @@ func TestConfigState(t *testing.T) {
 			t.Errorf("config_stale_bool = %v, want %v", got, stale)
 		}
 	}
-	check(0, 0)
+	// A standby replica has applied nothing: no series, so MetalLB's
+	// MetalLBConfigNotLoaded alert (config_loaded_bool == 0) does not fire
+	// for it.
+	for _, name := range []string{"metallb_k8s_client_config_loaded_bool", "metallb_k8s_client_config_stale_bool"} {
+		if n, err := count(reg, name); err != nil || n != 0 {
+			t.Fatalf("%s before any configuration: %d series, %v", name, n, err)
+		}
+	}
 	m.ConfigApplied(false) // first configuration has a rejected pool
 	check(0, 1)
 	m.ConfigApplied(true)
