@@ -157,8 +157,9 @@ func run(args []string) error {
 		}
 		return cli.History(ctx, env, *tor, *after, p)
 	case "fault", "repair":
+		// --tor (defined for every command) limits bfd-admin-down and bfd-flap to
+		// one ToR (default: every ToR running BFD with the node).
 		dur := fs.Duration("duration", 0, "down time of link-flap (default 1s) and bfd-flap (default 1.5s)")
-		tor := fs.String("tor", "", "bfd-admin-down, bfd-flap: only this ToR (default: every ToR running BFD with the node)")
 		if err := fs.Parse(cli.Reorder(rest)); err != nil {
 			return err
 		}

@@ -120,8 +120,12 @@ func Up(ctx context.Context, e Env, topo topology.Topology, opts fabric.Options,
 	fmt.Fprintln(tw, "Element\tNetns\tAddress")
 	for _, r := range topo.ToRs {
 		bgp := f.Topology().Timers(r.Name)
-		fmt.Fprintf(tw, "%s\t%s\t%s (AS %d, hold %s, keepalive %s, gobgp: ip netns exec %s gobgp -p %d neighbor)\n", r.Name, f.NetNS(r.Name), r.Address, r.ASN,
-			bgp.HoldTime.Std(), bgp.KeepaliveInterval.Std(), f.NetNS(r.Name), r.GRPCPort)
+		shell := fmt.Sprintf("gobgp: ip netns exec %s gobgp -p %d neighbor", f.NetNS(r.Name), r.GRPCPort)
+		if r.RouterFlavour() == topology.FlavourFRR {
+			shell = fmt.Sprintf("frr: vtysh -N %s", f.NetNS(r.Name))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s (AS %d, hold %s, keepalive %s, %s)\n", r.Name, f.NetNS(r.Name), r.Address, r.ASN,
+			bgp.HoldTime.Std(), bgp.KeepaliveInterval.Std(), shell)
 	}
 	for _, n := range topo.Nodes {
 		fmt.Fprintf(tw, "%s\t%s\t%s (AS %d)\n", n.Name, f.NetNS(n.Name), n.Address, n.ASN)

@@ -67,8 +67,11 @@ type FRR struct {
 	kernel   map[netip.Prefix]control.FIBRoute
 	kchanges []kernelChange
 	kick     chan struct{}
-	versions map[netip.Prefix]uint64     // bgpd's prefix versions, RIB loop only
-	bgpPaths map[netip.Prefix][]rib.Path // bgpd's ECMP paths, RIB loop only
+	// RIB loop only: bgpd's table fingerprint and ECMP paths of each prefix,
+	// and when all details were last read.
+	fingerprints map[netip.Prefix]string
+	bgpPaths     map[netip.Prefix][]rib.Path
+	lastFull     time.Time
 }
 
 const (
@@ -76,6 +79,9 @@ const (
 	// frrAttrInterval is how often bgpd's table is checked for attribute
 	// changes that left the kernel's next-hops alone.
 	frrAttrInterval = 500 * time.Millisecond
+	// frrFullInterval is how often the detail of every prefix is read (the
+	// table does not show communities).
+	frrFullInterval = 2 * time.Second
 )
 
 // NewFRR returns an FRR ToR for cfg; Run starts it.
@@ -90,7 +96,7 @@ func NewFRR(cfg Config, log *slog.Logger) *FRR {
 		bgpState: map[netip.Addr]string{}, bfdState: map[netip.Addr]string{},
 		bfdChange: map[netip.Addr]time.Time{}, muted: map[netip.Addr]bool{},
 		kernel: map[netip.Prefix]control.FIBRoute{},
-		kick:   make(chan struct{}, 1), versions: map[netip.Prefix]uint64{}, bgpPaths: map[netip.Prefix][]rib.Path{},
+		kick:   make(chan struct{}, 1), fingerprints: map[netip.Prefix]string{}, bgpPaths: map[netip.Prefix][]rib.Path{},
 	}
 	r.reg = prometheus.NewRegistry()
 	r.met = newMetrics(r.reg, cfg.Name)
@@ -302,7 +308,7 @@ func (r *FRR) ribLoop(ctx context.Context) {
 	}
 }
 
-// syncRIB reads bgpd's table versions and the detail of changed prefixes,
+// syncRIB reads bgpd's table and the detail of changed prefixes,
 // then applies to the RIB every kernel change (each at its own time) and every
 // prefix whose bgpd paths alone changed (now: attributes, the kernel's set is
 // unchanged).
@@ -319,6 +325,11 @@ func (r *FRR) syncRIB(ctx context.Context) error {
 		r.kmu.Unlock()
 	}
 
+	kernelChanged := map[netip.Prefix]bool{}
+	for _, c := range kchanges {
+		kernelChanged[c.Prefix] = true
+	}
+	full := r.now().Sub(r.lastFull) >= frrFullInterval
 	bgpChanged := map[netip.Prefix]bool{}
 	seen := map[netip.Prefix]bool{}
 	for _, af := range []string{"ipv4", "ipv6"} {
@@ -327,14 +338,14 @@ func (r *FRR) syncRIB(ctx context.Context) error {
 			requeue()
 			return err
 		}
-		vs, err := parseTableVersions([]byte(out))
+		fps, err := parseTableFingerprints([]byte(out))
 		if err != nil {
 			requeue()
 			return err
 		}
-		for p, v := range vs {
+		for p, fp := range fps {
 			seen[p] = true
-			if old, ok := r.versions[p]; ok && old == v {
+			if old, ok := r.fingerprints[p]; ok && old == fp && !kernelChanged[p] && !full {
 				continue
 			}
 			d, err := r.bgpd.Run(ctx, fmt.Sprintf("show bgp %s unicast %s json", af, p))
@@ -350,14 +361,18 @@ func (r *FRR) syncRIB(ctx context.Context) error {
 			if !ok {
 				paths = nil
 			}
-			r.versions[p] = v
-			r.bgpPaths[p] = paths
+			// Applying unchanged paths records nothing.
 			bgpChanged[p] = true
+			r.fingerprints[p] = fp
+			r.bgpPaths[p] = paths
 		}
 	}
-	for p := range r.versions {
+	if full {
+		r.lastFull = r.now()
+	}
+	for p := range r.fingerprints {
 		if !seen[p] {
-			delete(r.versions, p)
+			delete(r.fingerprints, p)
 			delete(r.bgpPaths, p)
 			bgpChanged[p] = true
 		}

@@ -62,11 +62,15 @@ func frrBFDPeerLines(local netip.Addr, n Neighbor) []string {
 }
 
 // frrSessionLines are the session settings of a neighbor or the dynamic peer
-// group (inside "router bgp").
+// group (inside "router bgp"). The fixed update-source gives bgpd's BFD
+// registration the local address from the start: learnt only once the session
+// is up, it re-registers the session under a new key, and bfdd deletes the
+// configured session and starts it again (the node sees its BFD go down).
 func frrSessionLines(c Config, who string) []string {
 	t := c.Timers
 	return []string{
 		fmt.Sprintf("neighbor %s passive", who),
+		fmt.Sprintf("neighbor %s update-source %s", who, c.Address),
 		fmt.Sprintf("neighbor %s timers %d %d", who, frrSecs(t.KeepaliveInterval.Std(), 1), frrSecs(t.HoldTime.Std(), 3)),
 		fmt.Sprintf("neighbor %s timers connect %d", who, frrSecs(t.ConnectRetry.Std(), 1)),
 	}

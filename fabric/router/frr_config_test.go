@@ -42,7 +42,7 @@ func TestFRRBGPConfig(t *testing.T) {
 			want: []string{
 				"router bgp 65000", "bgp router-id 10.0.0.1", "timers bgp 30 90", "no bgp ebgp-requires-policy",
 				"bgp bestpath as-path multipath-relax",
-				"neighbor 10.0.0.21 remote-as 65100", "neighbor 10.0.0.21 passive", "neighbor 10.0.0.21 timers 30 90",
+				"neighbor 10.0.0.21 remote-as 65100", "neighbor 10.0.0.21 passive", "neighbor 10.0.0.21 update-source 10.0.0.1", "neighbor 10.0.0.21 timers 30 90",
 				"neighbor 10.0.0.21 timers connect 1", "neighbor 10.0.0.21 bfd", "neighbor 10.0.0.21 bfd profile ecmplb-300-300-3",
 				"neighbor 10.0.0.21 description node1",
 				"neighbor 10.0.0.22 remote-as 65000", "neighbor 10.0.0.22 description node_2",

@@ -42,29 +42,27 @@ func pathNextHop(nhs []frrNexthop) (netip.Addr, bool) {
 	return first, first.IsValid()
 }
 
-// parseTableVersions reads "show bgp ipv4|ipv6 unicast json" and returns every
-// prefix with its version (bgpd bumps it on every change of the prefix's paths or
-// their attributes), so only changed prefixes need their detail read.
-func parseTableVersions(b []byte) (map[netip.Prefix]uint64, error) {
+// parseTableFingerprints reads "show bgp ipv4|ipv6 unicast json" and returns
+// every prefix with a fingerprint of its paths as the table shows them (peers,
+// next-hops, best and multipath flags, AS path, local-pref, MED, version), so
+// only prefixes whose fingerprint changed need their detail read. The table
+// leaves out communities, and bgpd does not bump a prefix's version when only
+// its multipath set changes: callers also read the detail of prefixes whose
+// kernel route changed, and all of it now and then.
+func parseTableFingerprints(b []byte) (map[netip.Prefix]string, error) {
 	var t struct {
-		Routes map[string][]struct {
-			Version uint64 `json:"version"`
-		} `json:"routes"`
+		Routes map[string]json.RawMessage `json:"routes"`
 	}
 	if err := json.Unmarshal(b, &t); err != nil {
 		return nil, fmt.Errorf("bgp table json: %w", err)
 	}
-	out := make(map[netip.Prefix]uint64, len(t.Routes))
+	out := make(map[netip.Prefix]string, len(t.Routes))
 	for k, paths := range t.Routes {
 		p, err := netip.ParsePrefix(k)
 		if err != nil {
 			return nil, fmt.Errorf("bgp table json: prefix %q: %w", k, err)
 		}
-		var v uint64
-		for _, x := range paths {
-			v = max(v, x.Version)
-		}
-		out[p.Masked()] = v
+		out[p.Masked()] = string(paths)
 	}
 	return out, nil
 }

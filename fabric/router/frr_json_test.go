@@ -30,30 +30,32 @@ var (
 	addr = netip.MustParseAddr
 )
 
-func TestParseTableVersions(t *testing.T) {
-	tests := []struct {
-		file string
-		want map[netip.Prefix]uint64
-	}{
-		{"v4.json", map[netip.Prefix]uint64{pfx("203.0.113.5/32"): 2}},
-		{"v4-single.json", map[netip.Prefix]uint64{pfx("203.0.113.5/32"): 3}},
-		{"v6.json", map[netip.Prefix]uint64{pfx("2001:db8::5/128"): 2}},
+func TestParseTableFingerprints(t *testing.T) {
+	fp := func(file string) map[netip.Prefix]string {
+		t.Helper()
+		m, err := parseTableFingerprints(sample(t, file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
 	}
-	for _, tc := range tests {
-		t.Run(tc.file, func(t *testing.T) {
-			got, err := parseTableVersions(sample(t, tc.file))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !reflect.DeepEqual(got, tc.want) {
-				t.Errorf("versions = %v, want %v", got, tc.want)
-			}
-		})
+	two, one, v6 := fp("v4.json"), fp("v4-single.json"), fp("v6.json")
+	for name, m := range map[string]map[netip.Prefix]string{"v4.json": two, "v4-single.json": one} {
+		if len(m) != 1 || m[pfx("203.0.113.5/32")] == "" {
+			t.Errorf("%s: %v, want 203.0.113.5/32 alone", name, m)
+		}
 	}
-	if _, err := parseTableVersions([]byte(`{"routes": {"not-a-prefix": []}}`)); err == nil {
+	if len(v6) != 1 || v6[pfx("2001:db8::5/128")] == "" {
+		t.Errorf("v6.json: %v, want 2001:db8::5/128 alone", v6)
+	}
+	// Two paths and one differ.
+	if two[pfx("203.0.113.5/32")] == one[pfx("203.0.113.5/32")] {
+		t.Error("the fingerprints of two paths and of one are equal")
+	}
+	if _, err := parseTableFingerprints([]byte(`{"routes": {"not-a-prefix": []}}`)); err == nil {
 		t.Error("a bad prefix key parsed")
 	}
-	if _, err := parseTableVersions([]byte(`% Unknown command`)); err == nil {
+	if _, err := parseTableFingerprints([]byte(`% Unknown command`)); err == nil {
 		t.Error("an error text parsed")
 	}
 }

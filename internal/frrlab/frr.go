@@ -223,6 +223,23 @@ func KillLeftovers(name string) {
 	_ = os.RemoveAll("/etc/frr/" + name)
 }
 
+// PIDs returns the daemons of a pathspace by their pid files (name to pid);
+// empty when the pathspace has none.
+func PIDs(pathspace string) map[string]int {
+	out := map[string]int{}
+	files, _ := filepath.Glob(filepath.Join(RunDir(pathspace), "*.pid"))
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 1 {
+			out[strings.TrimSuffix(filepath.Base(f), ".pid")] = pid
+		}
+	}
+	return out
+}
+
 // IsDaemonOf reports whether a NUL-separated command line (/proc/PID/cmdline)
 // is an FRR daemon from FRRDir started with pathspace name (-N name).
 func IsDaemonOf(cmdline []byte, name string) bool {
