@@ -42,3 +42,14 @@ func BFDEverywhere(hold time.Duration) Topology {
 	}
 	return t
 }
+
+// ReferenceFRR is Reference with tor1, the BFD ToR with the examples' 90 s
+// hold time, run by FRR (zebra, bgpd and bfdd from Debian) instead of the
+// fabric's GoBGP router: the same roles and the same control API, so every
+// spec runs unchanged and proves the design against a real router next to
+// the GoBGP tor2.
+func ReferenceFRR(hold time.Duration) Topology {
+	t := Reference(hold)
+	t.ToRs[0].Flavour = topology.FlavourFRR
+	return t
+}
