@@ -153,3 +153,36 @@ func (g gathered) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 }
+
+// A scrape costs the same however many prefixes are announced: the wanted
+// counts are kept as routes change, not recounted.
+func BenchmarkMetalLBScrape(b *testing.B) {
+	for _, n := range []int{100, 20000} {
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			fs := &fakeServers{}
+			reg := prometheus.NewRegistry()
+			sp := New(Options{Logger: slog.New(slog.DiscardHandler), newServer: fs.new, newRelay: fs.newRelay, Registerer: reg})
+			defer sp.Close()
+			if err := sp.SetSessions([]announce.Session{spec("tor1")}); err != nil {
+				b.Fatal(err)
+			}
+			base := netip.MustParseAddr("10.128.0.0")
+			for i := range n {
+				p := netip.PrefixFrom(base, 32)
+				base = base.Next()
+				if err := sp.Apply("ns/s"+strconv.Itoa(i), []announce.Route{{Peer: "tor1", Prefix: p}}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			c := metallbCollector{sp}
+			ch := make(chan prometheus.Metric, 64)
+			b.ResetTimer()
+			for range b.N {
+				go func() { c.Collect(ch); close(ch) }()
+				for range ch {
+				}
+				ch = make(chan prometheus.Metric, 64)
+			}
+		})
+	}
+}
