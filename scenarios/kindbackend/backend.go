@@ -46,6 +46,8 @@ type Backend struct {
 	// Down so the next scenario file finds the cluster whole.
 	frozen map[string]bool
 	cut    map[string]bool
+	// routes are a cut node's routes (ip route show), restored by linkUp.
+	routes map[string]string
 	// restarts are the speakers' container restart counts at Up (CheckAlive).
 	restarts map[string]int32
 }
@@ -65,7 +67,7 @@ func Up(ctx context.Context, c *Cluster, topo topology.Topology, binDir string) 
 	}
 	k := c.Kind()
 	b := &Backend{cluster: c, kind: k, kube: k.Client(), log: c.Log, kindName: map[string]string{}, topoName: map[string]string{},
-		frozen: map[string]bool{}, cut: map[string]bool{}, restarts: map[string]int32{}}
+		frozen: map[string]bool{}, cut: map[string]bool{}, routes: map[string]string{}, restarts: map[string]int32{}}
 	defer func() {
 		if err != nil {
 			if derr := b.Down(); derr != nil {

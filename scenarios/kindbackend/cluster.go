@@ -190,16 +190,3 @@ func containerPID(ctx context.Context, container string) (int, error) {
 	}
 	return pid, nil
 }
-
-// nodeNet is a node's pod-network facts.
-func nodeNet(ctx context.Context, name, podCIDR, network string) (kindconfig.NodeNet, error) {
-	cidr, err := netip.ParsePrefix(podCIDR)
-	if err != nil {
-		return kindconfig.NodeNet{}, fmt.Errorf("node %s: pod CIDR %q: %w", name, podCIDR, err)
-	}
-	ip, err := containerAddr(ctx, name, network)
-	if err != nil {
-		return kindconfig.NodeNet{}, err
-	}
-	return kindconfig.NodeNet{Name: name, IP: ip, PodCIDR: cidr}, nil
-}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -12,7 +13,6 @@ import (
 
 	"github.com/ecmplb/ecmplb/fabric/fabric"
 	"github.com/ecmplb/ecmplb/internal/proc"
-	"github.com/ecmplb/ecmplb/kindconfig"
 	"github.com/ecmplb/ecmplb/scenarios/backend"
 )
 
@@ -151,21 +151,35 @@ func (b *Backend) thaw(ctx context.Context, node string) (time.Time, error) {
 // nodeNetExec runs a command in a node container's network namespace from
 // the host (nsenter), which works while the node is cut off.
 func nodeNetExec(ctx context.Context, node string, args ...string) error {
-	pid, err := containerPID(ctx, node)
-	if err != nil {
-		return err
-	}
-	_, err = command(ctx, nil, "nsenter", append([]string{"-t", strconv.Itoa(pid), "-n"}, args...)...)
+	_, err := nodeNetOutput(ctx, node, args...)
 	return err
 }
 
+// nodeNetOutput is nodeNetExec returning the command's output.
+func nodeNetOutput(ctx context.Context, node string, args ...string) (string, error) {
+	pid, err := containerPID(ctx, node)
+	if err != nil {
+		return "", err
+	}
+	return command(ctx, nil, "nsenter", append([]string{"-t", strconv.Itoa(pid), "-n"}, args...)...)
+}
+
+// linkDown takes a node's link down. The kernel drops every route through
+// a link that goes down (the default route too, which the node's processes
+// need to reach ClusterIPs such as the apiserver's); they are saved first
+// and restored by linkUp.
 func (b *Backend) linkDown(ctx context.Context, node string) (time.Time, error) {
 	k, err := b.kindNode(node)
 	if err != nil {
 		return time.Time{}, err
 	}
+	routes, err := nodeNetOutput(ctx, k, "ip", "-4", "route", "show", "table", "main")
+	if err != nil {
+		return time.Time{}, fmt.Errorf("kind: cut %s: %w", node, err)
+	}
 	b.mu.Lock()
 	b.cut[node] = true
+	b.routes[node] = routes
 	b.mu.Unlock()
 	at := time.Now()
 	if err := nodeNetExec(ctx, k, "ip", "link", "set", nodeInterface, "down"); err != nil {
@@ -174,8 +188,7 @@ func (b *Backend) linkDown(ctx context.Context, node string) (time.Time, error) 
 	return at, nil
 }
 
-// linkUp brings a cut node's link up and restores the routes the kernel
-// dropped with it: to the other nodes' pod CIDRs and to the clients.
+// linkUp brings a cut node's link up and restores the routes it had.
 func (b *Backend) linkUp(ctx context.Context, node string) (time.Time, error) {
 	k, err := b.kindNode(node)
 	if err != nil {
@@ -186,38 +199,19 @@ func (b *Backend) linkUp(ctx context.Context, node string) (time.Time, error) {
 		return at, fmt.Errorf("kind: repair %s: %w", node, err)
 	}
 	b.mu.Lock()
+	routes := b.routes[node]
 	delete(b.cut, node)
+	delete(b.routes, node)
 	b.mu.Unlock()
 	var errs []error
-	routes, err := b.podRoutes(ctx)
-	if err != nil {
-		return at, err
-	}
-	for _, r := range routes[k] {
-		errs = append(errs, nodeNetExec(ctx, k, "ip", "route", "replace", r.Dst.String(), "via", r.Via.String()))
-	}
-	for _, r := range b.fabric.ClientRoutes() {
-		errs = append(errs, nodeNetExec(ctx, k, "ip", "route", "replace", r.Dst.String(), "via", r.Via.String()))
+	for _, r := range strings.Split(routes, "\n") {
+		if f := strings.Fields(r); len(f) > 0 {
+			if err := nodeNetExec(ctx, k, append([]string{"ip", "route", "replace"}, f...)...); err != nil {
+				errs = append(errs, fmt.Errorf("kind: repair %s: %w", node, err))
+			}
+		}
 	}
 	return at, errors.Join(errs...)
-}
-
-// podRoutes are the pod-network routes of every node (as kindconfig set
-// them up at Create).
-func (b *Backend) podRoutes(ctx context.Context) (map[string][]kindconfig.Route, error) {
-	nodes, err := b.kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return nil, err
-	}
-	var nets []kindconfig.NodeNet
-	for _, n := range nodes.Items {
-		nn, err := nodeNet(ctx, n.Name, n.Spec.PodCIDR, b.kind.Network())
-		if err != nil {
-			return nil, err
-		}
-		nets = append(nets, nn)
-	}
-	return kindconfig.PodRoutes(nets)
 }
 
 func (b *Backend) restartSpeaker(ctx context.Context, node string) (time.Time, error) {
