@@ -402,10 +402,14 @@ func TestStaleInstanceIsDetectedAndDestroyed(t *testing.T) {
 	}
 }
 
-func TestNodesAddedAtRuntime(t *testing.T) {
+func TestNodesAddedAtRuntime(t *testing.T) { testNodesAddedAtRuntime(t, topology.FlavourGoBGP) }
+
+// testNodesAddedAtRuntime runs with a ToR of the given flavour (see also
+// TestFRRNodesAddedAtRuntime).
+func testNodesAddedAtRuntime(t *testing.T, flavour string) {
 	topo := topology.Topology{
 		Segment:          netip.MustParsePrefix("10.9.0.0/24"),
-		ToRs:             []topology.ToR{{Name: "r1", Address: netip.MustParseAddr("10.9.0.1"), ASN: 65000}},
+		ToRs:             []topology.ToR{{Name: "r1", Address: netip.MustParseAddr("10.9.0.1"), ASN: 65000, Flavour: flavour}},
 		Nodes:            []topology.Node{{Name: "n1", Address: netip.MustParseAddr("10.9.0.11"), ASN: 65100}},
 		DynamicNeighbors: true,
 		BFDProfiles:      map[string]topology.BFDProfile{"p": {ReceiveInterval: 100, TransmitInterval: 100}},
@@ -444,6 +448,16 @@ func TestNodesAddedAtRuntime(t *testing.T) {
 	defer wcancel()
 	if _, err := f.WaitForRoute(wctx, "r1", p, addrs("10.9.0.11", "10.9.0.12", "10.9.0.13")); err != nil {
 		t.Fatal(err)
+	}
+	if flavour == topology.FlavourFRR {
+		// FRR 8.4 restarts a BFD session once after its BGP session came up
+		// (fabric/README.md, ToR flavours).
+		if err := f.WaitForBFD(ctx, "r1", "n3", "Up"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.WaitForRoute(ctx, "r1", p, addrs("10.9.0.11", "10.9.0.12", "10.9.0.13")); err != nil {
+			t.Fatal(err)
+		}
 	}
 	ns, err := f.Neighbors(ctx, "r1")
 	if err != nil {

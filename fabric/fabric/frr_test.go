@@ -45,6 +45,16 @@ func TestFRRToR(t *testing.T) {
 	}
 }
 
+// TestFRRNodesAddedAtRuntime adds a dynamic and a static neighbor with BFD to
+// an FRR ToR at run time and removes them.
+func TestFRRNodesAddedAtRuntime(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs an FRR ToR")
+	}
+	frrlab.Require(t)
+	testNodesAddedAtRuntime(t, topology.FlavourFRR)
+}
+
 func testFRRToR(t *testing.T, topo topology.Topology, frrToRs []string) {
 	// The daemons of every FRR ToR, for the check that Down leaves none. This
 	// cleanup is registered before up's, so it runs after Down.

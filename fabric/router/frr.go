@@ -521,10 +521,18 @@ func (r *FRR) DeleteNeighbor(ctx context.Context, addr netip.Addr) error {
 	n, ok := r.neighbors[addr]
 	delete(r.neighbors, addr)
 	r.mu.Unlock()
+	if !ok {
+		// Not configured: a dynamic neighbor, which bgpd forgets once its
+		// session is cleared.
+		if _, err := r.bgpd.Run(ctx, "clear bgp "+addr.String()); err != nil {
+			return fmt.Errorf("router %s: delete neighbor %s: %w", r.cfg.Name, addr, err)
+		}
+		return nil
+	}
 	if err := r.bgpd.Configure(ctx, fmt.Sprintf("router bgp %d", r.cfg.ASN), "no neighbor "+addr.String()); err != nil {
 		return fmt.Errorf("router %s: delete neighbor %s: %w", r.cfg.Name, addr, err)
 	}
-	if ok && n.BFD != nil {
+	if n.BFD != nil {
 		if err := r.bfdd.Configure(ctx, "bfd", fmt.Sprintf("no peer %s local-address %s", addr, r.cfg.Address)); err != nil {
 			r.log.Warn("remove bfd peer", "peer", addr, "err", err)
 		}
