@@ -377,38 +377,41 @@ func (r *FRR) syncRIB(ctx context.Context) error {
 			bgpChanged[p] = true
 		}
 	}
-	apply := func(at time.Time, p netip.Prefix, hops []netip.Addr) {
-		changes := r.rib.Apply(at, []rib.Update{{Prefix: p, Paths: mergePaths(hops, r.bgpPaths[p])}})
-		r.met.observe(r.rib, changes)
-		for _, c := range changes {
-			r.log.Debug("ecmp change", "prefix", c.Prefix, "kind", c.Kind, "old", c.Old, "new", c.New)
-		}
-	}
-	for _, c := range kchanges {
-		apply(c.At, c.Prefix, c.NextHops)
-		delete(bgpChanged, c.Prefix)
-	}
-	if len(bgpChanged) == 0 {
-		return nil
-	}
-	// The kernel's set of these prefixes is the one last applied (later kernel
-	// changes are queued with their own time): only attributes change here.
-	now := r.now()
-	prefixes := make([]netip.Prefix, 0, len(bgpChanged))
-	for p := range bgpChanged {
-		prefixes = append(prefixes, p)
-	}
-	slices.SortFunc(prefixes, rib.ComparePrefix)
-	hops := make([][]netip.Addr, len(prefixes))
-	for i, p := range prefixes {
-		if s, ok := r.rib.Get(p); ok {
-			hops[i] = s.NextHops()
-		}
-	}
-	for i, p := range prefixes {
-		apply(now, p, hops[i])
+	changes := applyFRR(r.rib, kchanges, bgpChanged, r.bgpPaths, r.now())
+	r.met.observe(r.rib, changes)
+	for _, c := range changes {
+		r.log.Debug("ecmp change", "prefix", c.Prefix, "kind", c.Kind, "old", c.Old, "new", c.New)
 	}
 	return nil
+}
+
+// applyFRR brings an FRR ToR's RIB up to date. Every kernel change is applied
+// at its own time, so History dates each next-hop change when the kernel made
+// it; the prefixes whose bgpd paths alone changed are applied at now with the
+// next-hops last applied (later kernel changes are queued with their own
+// time), which updates their attributes and records no change. Pure.
+func applyFRR(rb *rib.RIB, kchanges []kernelChange, bgpChanged map[netip.Prefix]bool, bgpPaths map[netip.Prefix][]rib.Path, now time.Time) []rib.Change {
+	var out []rib.Change
+	done := map[netip.Prefix]bool{}
+	for _, c := range kchanges {
+		out = append(out, rb.Apply(c.At, []rib.Update{{Prefix: c.Prefix, Paths: mergePaths(c.NextHops, bgpPaths[c.Prefix])}})...)
+		done[c.Prefix] = true
+	}
+	prefixes := make([]netip.Prefix, 0, len(bgpChanged))
+	for p := range bgpChanged {
+		if !done[p] {
+			prefixes = append(prefixes, p)
+		}
+	}
+	slices.SortFunc(prefixes, rib.ComparePrefix)
+	for _, p := range prefixes {
+		var hops []netip.Addr
+		if s, ok := rb.Get(p); ok {
+			hops = s.NextHops()
+		}
+		out = append(out, rb.Apply(now, []rib.Update{{Prefix: p, Paths: mergePaths(hops, bgpPaths[p])}})...)
+	}
+	return out
 }
 
 func (r *FRR) asnOf(a netip.Addr) uint32 {

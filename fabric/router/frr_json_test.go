@@ -287,3 +287,90 @@ func TestStateChanges(t *testing.T) {
 		})
 	}
 }
+
+func TestApplyFRR(t *testing.T) {
+	t0 := time.Date(2026, 11, 30, 20, 0, 0, 0, time.UTC)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	p := pfx("203.0.113.5/32")
+	a, b := addr("10.0.0.21"), addr("10.0.0.22")
+	pa := rib.Path{NextHop: a, Peer: a, PeerASN: 65100, Communities: []string{"1:1"}}
+	pb := rib.Path{NextHop: b, Peer: b, PeerASN: 65100, Communities: []string{"1:1"}}
+	pa2 := pa
+	pa2.Communities = []string{"2:2"}
+	type step struct {
+		kernel  []kernelChange
+		bgp     map[netip.Prefix][]rib.Path // bgpd's paths after this sync
+		changed []netip.Prefix              // prefixes whose bgpd detail was read
+		now     time.Time
+		want    []rib.Change // recorded (Seq left out)
+		paths   []rib.Path   // the prefix's set afterwards
+	}
+	tests := []struct {
+		name  string
+		steps []step
+	}{
+		{
+			name: "each kernel change at its own time, with bgpd's attributes",
+			steps: []step{{
+				kernel: []kernelChange{{At: at(10), Prefix: p, NextHops: []netip.Addr{a}}, {At: at(20), Prefix: p, NextHops: []netip.Addr{a, b}}},
+				bgp:    map[netip.Prefix][]rib.Path{p: {pa, pb}}, changed: []netip.Prefix{p}, now: at(30),
+				want: []rib.Change{
+					{At: at(10), Prefix: p, Kind: rib.KindAdd, Old: []netip.Addr{}, New: []netip.Addr{a}},
+					{At: at(20), Prefix: p, Kind: rib.KindUpdate, Old: []netip.Addr{a}, New: []netip.Addr{a, b}},
+				},
+				paths: []rib.Path{pa, pb},
+			}},
+		},
+		{
+			name: "bgpd ahead of the kernel: nothing until the kernel installs",
+			steps: []step{
+				{bgp: map[netip.Prefix][]rib.Path{p: {pa}}, changed: []netip.Prefix{p}, now: at(5)},
+				{kernel: []kernelChange{{At: at(7), Prefix: p, NextHops: []netip.Addr{a}}}, bgp: map[netip.Prefix][]rib.Path{p: {pa}}, now: at(9),
+					want:  []rib.Change{{At: at(7), Prefix: p, Kind: rib.KindAdd, Old: []netip.Addr{}, New: []netip.Addr{a}}},
+					paths: []rib.Path{pa}},
+			},
+		},
+		{
+			name: "an attribute change is stored and records nothing; a bare next-hop gets its attributes later",
+			steps: []step{
+				{kernel: []kernelChange{{At: at(10), Prefix: p, NextHops: []netip.Addr{a, b}}}, bgp: map[netip.Prefix][]rib.Path{p: {pa}}, now: at(11),
+					want:  []rib.Change{{At: at(10), Prefix: p, Kind: rib.KindAdd, Old: []netip.Addr{}, New: []netip.Addr{a, b}}},
+					paths: []rib.Path{pa, {NextHop: b}}},
+				{bgp: map[netip.Prefix][]rib.Path{p: {pa2, pb}}, changed: []netip.Prefix{p}, now: at(500),
+					paths: []rib.Path{pa2, pb}},
+			},
+		},
+		{
+			name: "withdraw at the kernel's time",
+			steps: []step{
+				{kernel: []kernelChange{{At: at(10), Prefix: p, NextHops: []netip.Addr{a}}}, bgp: map[netip.Prefix][]rib.Path{p: {pa}}, now: at(11),
+					want:  []rib.Change{{At: at(10), Prefix: p, Kind: rib.KindAdd, Old: []netip.Addr{}, New: []netip.Addr{a}}},
+					paths: []rib.Path{pa}},
+				{kernel: []kernelChange{{At: at(900), Prefix: p}}, changed: []netip.Prefix{p}, now: at(950),
+					want: []rib.Change{{At: at(900), Prefix: p, Kind: rib.KindWithdraw, Old: []netip.Addr{a}, New: []netip.Addr{}}}},
+			},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rb := rib.New(0)
+			for i, st := range tc.steps {
+				changed := map[netip.Prefix]bool{}
+				for _, x := range st.changed {
+					changed[x] = true
+				}
+				got := applyFRR(rb, st.kernel, changed, st.bgp, st.now)
+				for j := range got {
+					got[j].Seq = 0
+				}
+				if len(got) != len(st.want) || len(got) > 0 && !reflect.DeepEqual(got, st.want) {
+					t.Errorf("step %d: changes %+v\nwant %+v", i, got, st.want)
+				}
+				s, _ := rb.Get(p)
+				if !reflect.DeepEqual(s.Paths, st.paths) && !(len(s.Paths) == 0 && len(st.paths) == 0) {
+					t.Errorf("step %d: paths %+v\nwant %+v", i, s.Paths, st.paths)
+				}
+			}
+		})
+	}
+}
