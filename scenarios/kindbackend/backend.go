@@ -298,7 +298,28 @@ func (b *Backend) Delete(ctx context.Context, files ...string) error {
 			return fmt.Errorf("kubectl delete -f %s: %w\n%s", f, err, out)
 		}
 	}
-	return nil
+	return b.dropOrphanedEchoPods(ctx)
+}
+
+// dropOrphanedEchoPods deletes the echo pods of Services that are gone (or
+// going): they stood for those Services' endpoints, and would otherwise stay
+// endpoints of any other Service with the same selector.
+func (b *Backend) dropOrphanedEchoPods(ctx context.Context) error {
+	pods, err := b.kube.CoreV1().Pods("").List(ctx, metav1.ListOptions{LabelSelector: echoLabel})
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, p := range pods.Items {
+		svc, err := b.kube.CoreV1().Services(p.Namespace).Get(ctx, p.Labels[echoLabel], metav1.GetOptions{})
+		switch {
+		case apierrors.IsNotFound(err) || err == nil && svc.DeletionTimestamp != nil:
+			errs = append(errs, b.forceDelete(ctx, p.Namespace, p.Name))
+		case err != nil:
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // CreateService implements backend.Backend.

@@ -250,8 +250,14 @@ func (b *Backend) waitPod(ctx context.Context, namespace, name string, ready boo
 }
 
 // waitSlices waits until the Service's EndpointSlices hold exactly the
-// wanted endpoints (by kind node) with their conditions.
+// wanted endpoints (by kind node) with their conditions. Only the Service's
+// own echo pods count: pods of another Service with the same selector are
+// endpoints of both, as in any cluster.
 func (b *Backend) waitSlices(ctx context.Context, namespace, service string, want map[string]backend.Endpoint) error {
+	own := map[string]bool{}
+	for topoNode := range b.kindName {
+		own[service+"-"+topoNode] = true
+	}
 	return poll(ctx, 100*time.Millisecond, 2*time.Minute, func() error {
 		slices, err := b.kube.DiscoveryV1().EndpointSlices(namespace).List(ctx, metav1.ListOptions{
 			LabelSelector: discoveryv1.LabelServiceName + "=" + service})
@@ -261,6 +267,9 @@ func (b *Backend) waitSlices(ctx context.Context, namespace, service string, wan
 		got := map[string]backend.Endpoint{}
 		for _, s := range slices.Items {
 			for _, e := range s.Endpoints {
+				if e.TargetRef == nil || e.TargetRef.Kind != "Pod" || !own[e.TargetRef.Name] {
+					continue
+				}
 				n := ptr.Deref(e.NodeName, "")
 				got[n] = backend.Endpoint{Node: n, Ready: ptr.Deref(e.Conditions.Ready, false),
 					Serving: ptr.Deref(e.Conditions.Serving, false), Terminating: ptr.Deref(e.Conditions.Terminating, false)}
