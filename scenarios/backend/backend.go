@@ -248,3 +248,11 @@ func RuntimeOff(node string, baseline, now Runtime) error {
 	}
 	return errors.Join(errs...)
 }
+
+// EndpointsTimer is implemented by backends whose SetEndpointStates does
+// more than write the endpoints (kind starts and stops pods):
+// SetEndpointStatesAt also returns when the Service's EndpointSlices
+// changed, where a timed expectation after an endpoints step starts.
+type EndpointsTimer interface {
+	SetEndpointStatesAt(ctx context.Context, namespace, service string, eps ...Endpoint) (time.Time, error)
+}

@@ -54,6 +54,7 @@ type Backend struct {
 
 var _ backend.Backend = (*Backend)(nil)
 var _ backend.EventReader = (*Backend)(nil)
+var _ backend.EndpointsTimer = (*Backend)(nil)
 
 // Up brings topo up on the suite's cluster (creating the cluster at the
 // first call): the topology's nodes become the first workers at their
@@ -342,7 +343,7 @@ func (b *Backend) CreateService(ctx context.Context, namespace, name string) err
 
 // DeleteService implements backend.Backend: the Service and its echo pods.
 func (b *Backend) DeleteService(ctx context.Context, namespace, name string) error {
-	if err := b.setEndpoints(ctx, namespace, name, nil); err != nil {
+	if _, err := b.setEndpoints(ctx, namespace, name, nil); err != nil {
 		return err
 	}
 	err := b.kube.CoreV1().Services(namespace).Delete(ctx, name, metav1.DeleteOptions{})

@@ -95,25 +95,37 @@ func (b *Backend) SetEndpoints(ctx context.Context, namespace, service string, n
 	for i, n := range nodes {
 		eps[i] = backend.Endpoint{Node: n, Ready: true, Serving: true}
 	}
-	return b.setEndpoints(ctx, namespace, service, eps)
+	_, err := b.setEndpoints(ctx, namespace, service, eps)
+	return err
 }
 
 // SetEndpointStates implements backend.Backend.
 func (b *Backend) SetEndpointStates(ctx context.Context, namespace, service string, eps ...backend.Endpoint) error {
+	_, err := b.setEndpoints(ctx, namespace, service, eps)
+	return err
+}
+
+// SetEndpointStatesAt implements backend.EndpointsTimer: on kind, setting
+// endpoints includes starting and stopping pods, so a timed expectation
+// starts when the EndpointSlices changed — the last time they were seen
+// not yet as wanted (polled every 100 ms), so the figure errs long, never
+// short.
+func (b *Backend) SetEndpointStatesAt(ctx context.Context, namespace, service string, eps ...backend.Endpoint) (time.Time, error) {
 	return b.setEndpoints(ctx, namespace, service, eps)
 }
 
-func (b *Backend) setEndpoints(ctx context.Context, namespace, service string, eps []backend.Endpoint) error {
+func (b *Backend) setEndpoints(ctx context.Context, namespace, service string, eps []backend.Endpoint) (time.Time, error) {
+	start := time.Now()
 	want := map[string]podState{} // by kind node
 	wantEP := map[string]backend.Endpoint{}
 	for _, e := range eps {
 		k, err := b.kindNode(e.Node)
 		if err != nil {
-			return err
+			return start, err
 		}
 		s, err := wanted(e)
 		if err != nil {
-			return fmt.Errorf("kind: %w", err)
+			return start, fmt.Errorf("kind: %w", err)
 		}
 		want[k] = s
 		wantEP[k] = backend.Endpoint{Node: k, Ready: e.Ready, Serving: e.Ready || e.Serving, Terminating: e.Terminating}
@@ -121,7 +133,7 @@ func (b *Backend) setEndpoints(ctx context.Context, namespace, service string, e
 	pods := b.kube.CoreV1().Pods(namespace)
 	list, err := pods.List(ctx, metav1.ListOptions{LabelSelector: echoLabel + "=" + service})
 	if err != nil {
-		return err
+		return start, err
 	}
 	have := map[string]*corev1.Pod{}
 	for i := range list.Items {
@@ -133,19 +145,19 @@ func (b *Backend) setEndpoints(ctx context.Context, namespace, service string, e
 		case ok && s.terminating && !stateOf(p).terminating && stateOf(p).probeOK == s.probeOK:
 			// The real thing: the running pod is deleted and drains.
 			if err := pods.Delete(ctx, p.Name, metav1.DeleteOptions{}); err != nil {
-				return fmt.Errorf("delete pod %s: %w", p.Name, err)
+				return start, fmt.Errorf("delete pod %s: %w", p.Name, err)
 			}
 			have[p.Spec.NodeName] = p
 		default:
 			if err := b.forceDelete(ctx, namespace, p.Name); err != nil {
-				return err
+				return start, err
 			}
 		}
 	}
 	if len(want) > len(have) {
 		svc, err := b.kube.CoreV1().Services(namespace).Get(ctx, service, metav1.GetOptions{})
 		if err != nil {
-			return fmt.Errorf("endpoints of %s/%s: %w", namespace, service, err)
+			return start, fmt.Errorf("endpoints of %s/%s: %w", namespace, service, err)
 		}
 		for node, s := range want {
 			if have[node] != nil {
@@ -153,23 +165,23 @@ func (b *Backend) setEndpoints(ctx context.Context, namespace, service string, e
 			}
 			p, err := echoPod(svc, b.topoName[node], node, s.probeOK)
 			if err != nil {
-				return err
+				return start, err
 			}
 			if _, err := pods.Create(ctx, p, metav1.CreateOptions{}); err != nil {
-				return fmt.Errorf("create pod %s: %w", p.Name, err)
+				return start, fmt.Errorf("create pod %s: %w", p.Name, err)
 			}
 			if s.terminating {
 				// Started first, so it has something to drain.
 				if err := b.waitPod(ctx, namespace, p.Name, s.probeOK); err != nil {
-					return err
+					return start, err
 				}
 				if err := pods.Delete(ctx, p.Name, metav1.DeleteOptions{}); err != nil {
-					return fmt.Errorf("delete pod %s: %w", p.Name, err)
+					return start, fmt.Errorf("delete pod %s: %w", p.Name, err)
 				}
 			}
 		}
 	}
-	return b.waitSlices(ctx, namespace, service, wantEP)
+	return b.waitSlices(ctx, namespace, service, wantEP, start)
 }
 
 // echoPod is the echo pod of svc on a node: HTTP (answering with the pod
@@ -253,12 +265,16 @@ func (b *Backend) waitPod(ctx context.Context, namespace, name string, ready boo
 // wanted endpoints (by kind node) with their conditions. Only the Service's
 // own echo pods count: pods of another Service with the same selector are
 // endpoints of both, as in any cluster.
-func (b *Backend) waitSlices(ctx context.Context, namespace, service string, want map[string]backend.Endpoint) error {
+// It returns the last time they were seen otherwise (start when they
+// already were).
+func (b *Backend) waitSlices(ctx context.Context, namespace, service string, want map[string]backend.Endpoint, start time.Time) (time.Time, error) {
+	changed := start
 	own := map[string]bool{}
 	for topoNode := range b.kindName {
 		own[service+"-"+topoNode] = true
 	}
-	return poll(ctx, 100*time.Millisecond, 2*time.Minute, func() error {
+	err := poll(ctx, 100*time.Millisecond, 2*time.Minute, func() error {
+		at := time.Now()
 		slices, err := b.kube.DiscoveryV1().EndpointSlices(namespace).List(ctx, metav1.ListOptions{
 			LabelSelector: discoveryv1.LabelServiceName + "=" + service})
 		if err != nil {
@@ -276,10 +292,12 @@ func (b *Backend) waitSlices(ctx context.Context, namespace, service string, wan
 			}
 		}
 		if !maps.Equal(got, want) {
+			changed = at
 			return fmt.Errorf("EndpointSlices of %s/%s: %s, want %s", namespace, service, describe(got), describe(want))
 		}
 		return nil
 	})
+	return changed, err
 }
 
 func describe(m map[string]backend.Endpoint) string {
