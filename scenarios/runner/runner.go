@@ -95,9 +95,11 @@ type run struct {
 	// start is when the scenario began; faults its fault and repair steps
 	// as they took effect; routes every prefix it expected, with what it
 	// is (for the timelines' titles).
-	start  time.Time
-	faults []reports.Event
-	routes map[netip.Prefix]string
+	start time.Time
+	// lastStep is the last action step, named in timing failures.
+	lastStep scenariofile.Step
+	faults   []reports.Event
+	routes   map[netip.Prefix]string
 }
 
 // maxTimelineFaults bounds the faults one timeline shows: a repeat's later
@@ -259,6 +261,11 @@ func (r *run) apply(ms []scenariofile.Manifest) {
 func (r *run) step(st scenariofile.Step) {
 	where := r.where(st)
 	switch st.Kind {
+	case scenariofile.StepApply, scenariofile.StepDelete, scenariofile.StepEndpoints, scenariofile.StepFault,
+		scenariofile.StepRepair, scenariofile.StepLabel:
+		r.lastStep = st // the step timed expectations count from
+	}
+	switch st.Kind {
 	case scenariofile.StepApply:
 		r.apply(st.Manifests)
 	case scenariofile.StepDelete:
@@ -373,7 +380,11 @@ func (r *run) expect(st scenariofile.Step) {
 			}
 			m = m.WithinDuration(within, r.last)
 		}
-		gomega.Eventually(check.ToR(r.b, tor)).WithTimeout(e.Timeout).Should(m, where)
+		msg := where
+		if timed && r.lastStep.Kind != "" {
+			msg = fmt.Sprintf("%s; timed from line %d: %s", where, r.lastStep.Line, r.lastStep)
+		}
+		gomega.Eventually(check.ToR(r.b, tor)).WithTimeout(e.Timeout).Should(m, msg)
 		if timed {
 			var goal *reports.Goal
 			if e.Within > 0 {
