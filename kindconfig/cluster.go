@@ -118,8 +118,10 @@ func (c *Cluster) Create(ctx context.Context) error {
 	if err := c.writeKubeconfig(ctx, dir); err != nil {
 		return err
 	}
-	if err := c.setupPodNetwork(ctx); err != nil {
-		return err
+	if !StockImage(c.opts.NodeImage) { // a stock image runs kindnetd
+		if err := c.setupPodNetwork(ctx); err != nil {
+			return err
+		}
 	}
 	return c.dropDNSUpstream(ctx)
 }

@@ -4,13 +4,29 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"os"
 	"regexp"
+	"strings"
 
 	"sigs.k8s.io/kind/pkg/apis/config/v1alpha4"
 )
 
 // DefaultNodeImage is the node image hack/build-node-image.sh builds.
 const DefaultNodeImage = "ecmplb/kind-node:v1.34.4"
+
+// NodeImageEnv names the environment variable that picks another node
+// image for every cluster (make e2e NODE_IMAGE=... sets it).
+const NodeImageEnv = "ECMPLB_NODE_IMAGE"
+
+// StockImage reports whether image is one of kind's published node images
+// (kindest/node), which bring their own CNI (kindnetd) and etcd, instead of
+// the offline image hack/build-node-image.sh builds.
+func StockImage(image string) bool {
+	name, _, _ := strings.Cut(image, "@")
+	name, _, _ = strings.Cut(name, ":")
+	name = strings.TrimPrefix(strings.TrimPrefix(name, "docker.io/"), "registry-1.docker.io/")
+	return name == "kindest/node"
+}
 
 // EtcdImageTag is the tag of the etcd image preloaded in the node image:
 // hack/versions.env's ETCD_VERSION (what the lab runs too). kubeadm 1.34.4
@@ -29,7 +45,9 @@ type Options struct {
 	// Name is the kind cluster name; empty picks "elb-" and a random suffix.
 	// Node containers are named <Name>-control-plane, <Name>-worker, ...
 	Name string
-	// NodeImage is the node image (DefaultNodeImage when empty).
+	// NodeImage is the node image: when empty, $ECMPLB_NODE_IMAGE, else
+	// DefaultNodeImage. A stock kind image (StockImage: kindest/node:...,
+	// where a registry is reachable) runs kind's own CNI and etcd.
 	NodeImage string
 	// Workers is the number of worker nodes besides the one control-plane
 	// node. Zero means DefaultWorkers; use NoWorkers for none.
@@ -68,6 +86,9 @@ func (o Options) withDefaults() (Options, error) {
 		return o, fmt.Errorf("cluster name %q: want lower-case letters, digits and '-', at most 32", o.Name)
 	}
 	if o.NodeImage == "" {
+		o.NodeImage = os.Getenv(NodeImageEnv)
+	}
+	if o.NodeImage == "" {
 		o.NodeImage = DefaultNodeImage
 	}
 	if o.NoWorkers {
@@ -99,7 +120,8 @@ func (o Options) withDefaults() (Options, error) {
 // applied): one control-plane node and o.Workers workers on o.NodeImage,
 // IPv4, kube-proxy in iptables mode, and no default CNI: kindnetd is not
 // available without a registry, so Create wires pod networking itself
-// (see CNIConfig and PodRoutes). etcd runs the preloaded EtcdImageTag.
+// (see CNIConfig and PodRoutes). etcd runs the preloaded EtcdImageTag. A
+// stock kindest/node image keeps kind's defaults for both (StockImage).
 func KindConfig(o Options) *v1alpha4.Cluster {
 	nodes := []v1alpha4.Node{{Role: v1alpha4.ControlPlaneRole, Image: o.NodeImage}}
 	for range o.Workers {
@@ -111,14 +133,16 @@ func KindConfig(o Options) *v1alpha4.Cluster {
 		Nodes:    nodes,
 		Networking: v1alpha4.Networking{
 			IPFamily:          v1alpha4.IPv4Family,
-			DisableDefaultCNI: true,
+			DisableDefaultCNI: !StockImage(o.NodeImage),
 			PodSubnet:         o.PodSubnet,
 			ServiceSubnet:     o.ServiceSubnet,
 			KubeProxyMode:     v1alpha4.IPTablesProxyMode,
 		},
 	}
 	// No apiVersion: kind applies it to whichever kubeadm API it writes.
-	c.KubeadmConfigPatches = []string{"kind: ClusterConfiguration\netcd:\n  local:\n    imageTag: \"" + EtcdImageTag + "\"\n"}
+	if !StockImage(o.NodeImage) {
+		c.KubeadmConfigPatches = []string{"kind: ClusterConfiguration\netcd:\n  local:\n    imageTag: \"" + EtcdImageTag + "\"\n"}
+	}
 	v1alpha4.SetDefaultsCluster(c)
 	return c
 }

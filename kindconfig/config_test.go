@@ -82,3 +82,40 @@ func TestEtcdImageTagMatchesVersions(t *testing.T) {
 		t.Errorf("EtcdImageTag %q, hack/versions.env says %q", EtcdImageTag, want)
 	}
 }
+
+// A stock kindest/node image is one flag away: kind's own CNI and etcd,
+// no offline pod network; the offline image keeps both off.
+func TestStockNodeImage(t *testing.T) {
+	for _, img := range []string{"kindest/node:v1.34.0", "docker.io/kindest/node:v1.34.0@sha256:abcd", "kindest/node"} {
+		if !StockImage(img) {
+			t.Errorf("%s: not taken for a stock image", img)
+		}
+	}
+	for _, img := range []string{DefaultNodeImage, "example.com/kindest/node:v1", "kindest/node-custom:v1"} {
+		if StockImage(img) {
+			t.Errorf("%s: taken for a stock image", img)
+		}
+	}
+	t.Setenv(NodeImageEnv, "kindest/node:v1.34.0")
+	o, err := Options{Name: "elb-stock"}.withDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.NodeImage != "kindest/node:v1.34.0" {
+		t.Fatalf("%s not honoured: node image %q", NodeImageEnv, o.NodeImage)
+	}
+	c := KindConfig(o)
+	if c.Networking.DisableDefaultCNI || len(c.KubeadmConfigPatches) != 0 {
+		t.Errorf("stock image: DisableDefaultCNI %v, patches %q; want kind's CNI and etcd", c.Networking.DisableDefaultCNI, c.KubeadmConfigPatches)
+	}
+	for _, n := range c.Nodes {
+		if n.Image != "kindest/node:v1.34.0" {
+			t.Errorf("node image %q", n.Image)
+		}
+	}
+	t.Setenv(NodeImageEnv, "")
+	off, _ := Options{Name: "elb-offline"}.withDefaults()
+	if c := KindConfig(off); !c.Networking.DisableDefaultCNI || len(c.KubeadmConfigPatches) != 1 || off.NodeImage != DefaultNodeImage {
+		t.Errorf("offline image: %+v, patches %q", c.Networking, c.KubeadmConfigPatches)
+	}
+}
