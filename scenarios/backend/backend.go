@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ecmplb/ecmplb/fabric/control"
+	"github.com/ecmplb/ecmplb/fabric/fabric"
 	"github.com/ecmplb/ecmplb/fabric/rib"
 )
 
@@ -255,4 +256,22 @@ func RuntimeOff(node string, baseline, now Runtime) error {
 // changed, where a timed expectation after an endpoints step starts.
 type EndpointsTimer interface {
 	SetEndpointStatesAt(ctx context.Context, namespace, service string, eps ...Endpoint) (time.Time, error)
+}
+
+// FabricFault is the fault of the fabric's ToRs that f is, for a backend
+// whose ToRs are the fabric's (both are): ToR down and restart, the BFD
+// flap and administrative down. ok is false for the other kinds, which a
+// backend injects itself.
+func FabricFault(f Fault) (_ fabric.Fault, ok bool) {
+	kinds := map[FaultKind]fabric.FaultKind{
+		FaultToRDown:      fabric.FaultToRDown,
+		FaultToRRestart:   fabric.FaultToRRestart,
+		FaultBFDFlap:      fabric.FaultBFDFlap,
+		FaultBFDAdminDown: fabric.FaultBFDAdminDown,
+	}
+	k, ok := kinds[f.Kind]
+	if !ok {
+		return fabric.Fault{}, false
+	}
+	return fabric.Fault{Kind: k, Target: f.Target, ToR: f.ToR, Duration: f.Duration}, true
 }

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/ecmplb/ecmplb/fabric/fabric"
 	"time"
 )
 
@@ -143,5 +145,22 @@ func TestRuntimeOff(t *testing.T) {
 				t.Errorf("got %v, want an error containing %q", err, tt.want)
 			}
 		})
+	}
+}
+
+func TestFabricFault(t *testing.T) {
+	f, ok := FabricFault(Fault{Kind: FaultBFDFlap, Target: "node2", ToR: "tor1", Duration: time.Second})
+	if !ok || f.Kind != fabric.FaultBFDFlap || f.Target != "node2" || f.ToR != "tor1" || f.Duration != time.Second {
+		t.Errorf("bfd-flap: %+v %v", f, ok)
+	}
+	for _, k := range []FaultKind{FaultToRDown, FaultToRRestart, FaultBFDAdminDown} {
+		if _, ok := FabricFault(Fault{Kind: k, Target: "tor1"}); !ok {
+			t.Errorf("%s: not a fabric fault", k)
+		}
+	}
+	for _, k := range []FaultKind{FaultLinkCut, FaultSpeakerFreeze, FaultSpeakerRestart, FaultControllerRestart, FaultAPIServerDown} {
+		if _, ok := FabricFault(Fault{Kind: k, Target: "node1"}); ok {
+			t.Errorf("%s: taken for a fabric fault; the backend injects it", k)
+		}
 	}
 }

@@ -98,17 +98,10 @@ func (b *Backend) Repair(ctx context.Context, f backend.Fault) (time.Time, error
 }
 
 func fabricFault(f backend.Fault) (fabric.Fault, error) {
-	kinds := map[backend.FaultKind]fabric.FaultKind{
-		backend.FaultToRDown:      fabric.FaultToRDown,
-		backend.FaultToRRestart:   fabric.FaultToRRestart,
-		backend.FaultBFDFlap:      fabric.FaultBFDFlap,
-		backend.FaultBFDAdminDown: fabric.FaultBFDAdminDown,
+	if flt, ok := backend.FabricFault(f); ok {
+		return flt, nil
 	}
-	k, ok := kinds[f.Kind]
-	if !ok {
-		return fabric.Fault{}, fmt.Errorf("kind: unknown fault kind %q", f.Kind)
-	}
-	return fabric.Fault{Kind: k, Target: f.Target, ToR: f.ToR, Duration: f.Duration}, nil
+	return fabric.Fault{}, fmt.Errorf("kind: unknown fault kind %q", f.Kind)
 }
 
 func (b *Backend) signalSpeaker(ctx context.Context, node string, sig syscall.Signal) (time.Time, error) {

@@ -208,18 +208,13 @@ func (b Backend) Repair(ctx context.Context, f backend.Fault) (time.Time, error)
 }
 
 func fabricFault(f backend.Fault) (fabric.Fault, error) {
-	kinds := map[backend.FaultKind]fabric.FaultKind{
-		backend.FaultLinkCut:      fabric.FaultNodeDown,
-		backend.FaultToRDown:      fabric.FaultToRDown,
-		backend.FaultToRRestart:   fabric.FaultToRRestart,
-		backend.FaultBFDFlap:      fabric.FaultBFDFlap,
-		backend.FaultBFDAdminDown: fabric.FaultBFDAdminDown,
+	if f.Kind == backend.FaultLinkCut {
+		return fabric.Fault{Kind: fabric.FaultNodeDown, Target: f.Target}, nil
 	}
-	k, ok := kinds[f.Kind]
-	if !ok {
-		return fabric.Fault{}, fmt.Errorf("lab: unknown fault kind %q", f.Kind)
+	if flt, ok := backend.FabricFault(f); ok {
+		return flt, nil
 	}
-	return fabric.Fault{Kind: k, Target: f.Target, ToR: f.ToR, Duration: f.Duration}, nil
+	return fabric.Fault{}, fmt.Errorf("lab: unknown fault kind %q", f.Kind)
 }
 
 // RestartController stops the controller gracefully and starts it again; it
