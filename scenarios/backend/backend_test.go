@@ -5,9 +5,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ecmplb/ecmplb/fabric/fabric"
-	"time"
 )
 
 func TestRoles(t *testing.T) {
