@@ -178,8 +178,14 @@ func TestGoBGPRouter(t *testing.T) {
 	waitUp(t, ebgp, true)
 	waitRoute(t, ebgp, web, &testrouter.Route{NextHop: speakerAddr})
 
+	// The speaker learns of the session from GoBGP's peer events, just
+	// after the router sees it up: wait for its gauge, then read the rest.
+	deadline := time.Now().Add(10 * time.Second)
+	for metricValue(t, reg, "ecmplb_speaker_bgp_session_up", "tor1") != 1 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
 	if v := metricValue(t, reg, "ecmplb_speaker_bgp_session_up", "tor1"); v != 1 {
-		t.Errorf("session_up{tor1} = %v", v)
+		t.Errorf("session_up{tor1} = %v 10 s after the router saw the session up", v)
 	}
 	if v := metricValue(t, reg, "ecmplb_speaker_announced_prefixes", "ibgp"); v != 1 {
 		t.Errorf("announced_prefixes{ibgp} = %v", v)
