@@ -132,6 +132,12 @@ func InNetNS(name string) ([]int, error) {
 	if err != nil {
 		return nil, fmt.Errorf("netns %s: %w", name, err)
 	}
+	return inNSInode(want, "")
+}
+
+// inNSInode lists the processes named comm (any when empty) whose network
+// namespace has inode want, the calling process excluded.
+func inNSInode(want uint64, comm string) ([]int, error) {
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
 		return nil, err
@@ -142,6 +148,11 @@ func InNetNS(name string) ([]int, error) {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil || pid == self {
 			continue
+		}
+		if comm != "" {
+			if c, err := ReadComm(pid); err != nil || c != comm {
+				continue
+			}
 		}
 		if ino, err := netNSInode(pid); err == nil && ino == want {
 			pids = append(pids, pid)

@@ -3,7 +3,6 @@ package proc
 import (
 	"fmt"
 	"os"
-	"strconv"
 	"strings"
 )
 
@@ -22,25 +21,5 @@ func InNetNSOf(pid int, comm string) ([]int, error) {
 	if err != nil {
 		return nil, fmt.Errorf("network namespace of pid %d: %w", pid, err)
 	}
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil, err
-	}
-	self := os.Getpid()
-	var pids []int
-	for _, e := range ents {
-		p, err := strconv.Atoi(e.Name())
-		if err != nil || p == self {
-			continue
-		}
-		if comm != "" {
-			if c, err := ReadComm(p); err != nil || c != comm {
-				continue
-			}
-		}
-		if ino, err := netNSInode(p); err == nil && ino == want {
-			pids = append(pids, p)
-		}
-	}
-	return pids, nil
+	return inNSInode(want, comm)
 }
