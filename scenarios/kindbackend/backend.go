@@ -399,21 +399,7 @@ func (b *Backend) ExternalIP(ctx context.Context, namespace, service string, tim
 
 // ServiceEvents implements backend.EventReader.
 func (b *Backend) ServiceEvents(ctx context.Context, namespace, name string) ([]backend.ServiceEvent, error) {
-	list, err := b.kube.CoreV1().Events(namespace).List(ctx, metav1.ListOptions{
-		FieldSelector: "involvedObject.kind=Service,involvedObject.name=" + name,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("events of Service %s/%s: %w", namespace, name, err)
-	}
-	out := make([]backend.ServiceEvent, 0, len(list.Items))
-	for _, e := range list.Items {
-		last := e.LastTimestamp.Time
-		if last.IsZero() {
-			last = e.EventTime.Time
-		}
-		out = append(out, backend.ServiceEvent{Type: e.Type, Reason: e.Reason, Message: e.Message, Count: e.Count, Last: last})
-	}
-	return out, nil
+	return backend.KubeServiceEvents(ctx, b.kube, namespace, name)
 }
 
 // Route implements backend.Backend.

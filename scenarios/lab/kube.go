@@ -11,7 +11,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/client-go/kubernetes"
 
 	"github.com/ecmplb/ecmplb/fabric/topology"
 	"github.com/ecmplb/ecmplb/internal/testenv"
@@ -105,23 +104,5 @@ func (l *Lab) WaitExternalIP(ctx context.Context, namespace, service string, tim
 
 // ServiceEvents lists the Events whose involved object is the Service.
 func (l *Lab) ServiceEvents(ctx context.Context, namespace, name string) ([]backend.ServiceEvent, error) {
-	return kubeServiceEvents(ctx, l.Kube, namespace, name)
-}
-
-func kubeServiceEvents(ctx context.Context, kube kubernetes.Interface, namespace, name string) ([]backend.ServiceEvent, error) {
-	list, err := kube.CoreV1().Events(namespace).List(ctx, metav1.ListOptions{
-		FieldSelector: "involvedObject.kind=Service,involvedObject.name=" + name,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("events of Service %s/%s: %w", namespace, name, err)
-	}
-	out := make([]backend.ServiceEvent, 0, len(list.Items))
-	for _, e := range list.Items {
-		last := e.LastTimestamp.Time
-		if last.IsZero() {
-			last = e.EventTime.Time
-		}
-		out = append(out, backend.ServiceEvent{Type: e.Type, Reason: e.Reason, Message: e.Message, Count: e.Count, Last: last})
-	}
-	return out, nil
+	return backend.KubeServiceEvents(ctx, l.Kube, namespace, name)
 }
