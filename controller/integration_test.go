@@ -375,13 +375,11 @@ func TestIntegration(t *testing.T) {
 		}
 		// Deleting the pool it overlapped lets the rejected pool in later;
 		// here fix the bad pool instead and see it accepted.
-		p := &v1beta1.IPAddressPool{}
-		_ = h.c.Get(ctx, client.ObjectKey{Namespace: poolNS, Name: "bad-pool"}, p)
-		p.Spec.Addresses = []string{"10.1.0.0/24"}
-		p.Spec.AutoAssign = ptr(false)
-		if err := h.c.Update(ctx, p); err != nil {
-			t.Fatal(err)
-		}
+		p := &v1beta1.IPAddressPool{ObjectMeta: metav1.ObjectMeta{Namespace: poolNS, Name: "bad-pool"}}
+		h.update(p, func() {
+			p.Spec.Addresses = []string{"10.1.0.0/24"}
+			p.Spec.AutoAssign = ptr(false)
+		})
 		h.waitPoolCondition("bad-pool", reconciler.ConditionValid, metav1.ConditionTrue, "")
 		// Only the overlapping pool is left in the controller's ConfigurationState.
 		h.waitConfigState(v1beta1.ConfigurationInvalid, `IPAddressPool metallb-system/overlap: `, "bad-pool")
@@ -395,13 +393,11 @@ func TestIntegration(t *testing.T) {
 		h.service("default", "foreign", func(s *corev1.Service) { s.Spec.LoadBalancerClass = ptr("other.example/lb") })
 		h.service("default", "tmp", nil)
 		h.waitIPs("default", "tmp", "203.0.113.3")
-		s := &corev1.Service{}
-		_ = h.c.Get(ctx, client.ObjectKey{Namespace: "default", Name: "tmp"}, s)
-		s.Spec.Type = corev1.ServiceTypeClusterIP
-		s.Spec.AllocateLoadBalancerNodePorts = nil
-		if err := h.c.Update(ctx, s); err != nil {
-			t.Fatal(err)
-		}
+		s := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "tmp"}}
+		h.update(s, func() {
+			s.Spec.Type = corev1.ServiceTypeClusterIP
+			s.Spec.AllocateLoadBalancerNodePorts = nil
+		})
 		h.waitIPs("default", "tmp")
 		h.waitEvent("default", "Service", "tmp", reconciler.ReasonIPReleased, "203.0.113.3")
 		h.service("default", "tmp2", nil)
@@ -430,12 +426,8 @@ func TestIntegration(t *testing.T) {
 		h.t = t
 		h.service("default", "shrunk", func(s *corev1.Service) { s.Annotations[v1beta1.AnnotationAddressPool] = "nope" })
 		h.waitIPs("default", "shrunk", "10.2.0.1")
-		p := &v1beta1.IPAddressPool{}
-		_ = h.c.Get(ctx, client.ObjectKey{Namespace: poolNS, Name: "nope"}, p)
-		p.Spec.Addresses = []string{"10.2.0.0/32"}
-		if err := h.c.Update(ctx, p); err != nil {
-			t.Fatal(err)
-		}
+		p := &v1beta1.IPAddressPool{ObjectMeta: metav1.ObjectMeta{Namespace: poolNS, Name: "nope"}}
+		h.update(p, func() { p.Spec.Addresses = []string{"10.2.0.0/32"} })
 		h.waitPoolCondition("nope", reconciler.ConditionOutsidePool, metav1.ConditionTrue, "1 allocated IP")
 		h.waitEvent("default", "Service", "shrunk", reconciler.ReasonIPNotInPool, "10.2.0.1")
 		h.waitEvent(poolNS, "IPAddressPool", "nope", reconciler.ReasonOutsidePool, "not reassigned")
