@@ -418,17 +418,23 @@ func (r *Router) onPeer(p *api.Peer) {
 	r.met.peerChanges.WithLabelValues(state).Inc()
 	r.events.add(control.Event{At: r.now(), Kind: control.EventBGP, Peer: addr, Old: old, New: state})
 	r.log.Info("bgp neighbor state", "peer", addr, "old", old, "new", state)
-	if old == "established" && state == "idle" && p.GetState().GetAdminState() == api.PeerState_UP {
+	if state == "idle" && dropsToIdleHold[old] && p.GetState().GetAdminState() == api.PeerState_UP {
 		go r.renewPeer(addr)
 	}
 }
 
-// renewPeer replaces a static neighbor whose session just dropped with a fresh
-// one, so the router accepts the node's next connection at once, as a real
-// router does. GoBGP would otherwise hold the neighbor in Idle, closing every
-// incoming connection, for 5 s after any drop (its idle hold time after the
-// first one, whatever IdleHoldTimeAfterReset says): a delay of the harness,
-// not of the node under test.
+// dropsToIdleHold are the states from which a drop to idle puts a GoBGP
+// neighbor into its idle hold: an established session that ended, and a
+// connection closed in the middle of the OPEN exchange (a node that cut its
+// dial short).
+var dropsToIdleHold = map[string]bool{"established": true, "opensent": true, "openconfirm": true}
+
+// renewPeer replaces a static neighbor whose session or connection just
+// dropped with a fresh one, so the router accepts the node's next connection
+// at once, as a real router does. GoBGP would otherwise hold the neighbor in
+// Idle, closing every incoming connection, for 5 s after any drop (its idle
+// hold time after the first one, whatever IdleHoldTimeAfterReset says): a
+// delay of the harness, not of the node under test.
 func (r *Router) renewPeer(addr netip.Addr) {
 	r.peerMu.Lock()
 	n, ok := r.neighbors[addr]
