@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"os"
 	"os/exec"
 	"slices"
 	"sort"
@@ -21,6 +22,11 @@ import (
 // MinWorkers is the number of workers a cluster gets at least: the
 // reference topology's three nodes.
 const MinWorkers = 3
+
+// LogLevelEnv names the variable that sets the installed controller's and
+// speakers' log level (the chart's logLevel: debug, info, warn, error);
+// unset: the chart's default.
+const LogLevelEnv = "ECMPLB_KIND_LOG_LEVEL"
 
 // Cluster is the kind cluster a suite shares between its scenario files:
 // created at the first Ensure, with ecmplb installed, and deleted by
@@ -89,7 +95,8 @@ func (c *Cluster) Ensure(ctx context.Context, nodes int) error {
 	c.workers = Workers(k.Name(), names)
 	c.Log.Info("kind cluster ready", "workers", c.workers, "took", time.Since(start).Round(time.Second))
 	start = time.Now()
-	if err := Install(ctx, k, InstallOptions{Root: c.Root, SpeakerNodes: c.workers[:nodes], Kubectl: c.Kubectl}); err != nil {
+	if err := Install(ctx, k, InstallOptions{Root: c.Root, SpeakerNodes: c.workers[:nodes], Kubectl: c.Kubectl,
+		LogLevel: os.Getenv(LogLevelEnv)}); err != nil {
 		return err
 	}
 	c.Log.Info("ecmplb installed", "took", time.Since(start).Round(time.Second))

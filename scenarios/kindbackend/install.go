@@ -49,16 +49,22 @@ type InstallOptions struct {
 	Kubectl string
 	// Timeout bounds the wait for the pods (default 3 minutes).
 	Timeout time.Duration
+	// LogLevel is the chart's logLevel; "": the chart's default (info).
+	LogLevel string
 }
 
 // Values are the chart values Install renders with: the images from the
 // nodes' containerd (pull policy Never, nothing is pulled), the speaker on
 // the labelled nodes only.
 func (o InstallOptions) Values() map[string]any {
-	return map[string]any{
+	v := map[string]any{
 		"image":   map[string]any{"tag": o.Tag, "pullPolicy": "Never"},
 		"speaker": map[string]any{"nodeSelector": map[string]any{SpeakerNodeLabel: "true"}},
 	}
+	if o.LogLevel != "" {
+		v["logLevel"] = o.LogLevel
+	}
+	return v
 }
 
 func (o InstallOptions) withDefaults() InstallOptions {

@@ -109,7 +109,17 @@ func (b *Backend) CheckAlive() error {
 }
 
 func (b *Backend) podLog(ctx context.Context, pod string, lines int, previous bool) string {
-	raw, err := b.kube.CoreV1().Pods(Namespace).GetLogs(pod, &corev1.PodLogOptions{TailLines: ptr.To(int64(lines)), Previous: previous}).DoRaw(ctx)
+	return b.podLogSince(ctx, pod, lines, previous, time.Time{})
+}
+
+// podLogSince is podLog from since on (zero: the whole log), at most lines
+// lines (the last ones).
+func (b *Backend) podLogSince(ctx context.Context, pod string, lines int, previous bool, since time.Time) string {
+	o := &corev1.PodLogOptions{TailLines: ptr.To(int64(lines)), Previous: previous}
+	if !since.IsZero() {
+		o.SinceTime = &metav1.Time{Time: since}
+	}
+	raw, err := b.kube.CoreV1().Pods(Namespace).GetLogs(pod, o).DoRaw(ctx)
 	if err != nil {
 		return fmt.Sprintf("(log of %s: %v)", pod, err)
 	}
@@ -225,9 +235,22 @@ func metricValues(page []byte, names ...string) (map[string]float64, error) {
 	return out, nil
 }
 
+// speakerLogSince is a node's speaker log from since on: the last
+// diagnoseLogLines lines of it.
+func (b *Backend) speakerLogSince(ctx context.Context, node string, since time.Time) string {
+	p, err := b.speakerPod(ctx, b.kindName[node])
+	if err != nil || p == nil {
+		return fmt.Sprintf("(no speaker pod on %s: %v)", node, err)
+	}
+	return b.podLogSince(ctx, p.Name, diagnoseLogLines, false, since)
+}
+
+// diagnoseLogLines bounds each speaker's log in a diagnosis.
+const diagnoseLogLines = 300
+
 // Diagnose implements backend.Backend: each ToR's RIB history of the
 // prefixes, BGP neighbors, BFD sessions and events since `since`, and the
-// named nodes' speaker log tails.
+// named nodes' speaker logs since then.
 func (b *Backend) Diagnose(ctx context.Context, since time.Time, prefixes []netip.Prefix, nodes ...string) string {
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
@@ -273,7 +296,7 @@ func (b *Backend) Diagnose(ctx context.Context, since time.Time, prefixes []neti
 		}
 	}
 	for _, n := range nodes {
-		fmt.Fprintf(&s, "--- speaker on %s (%s): log tail\n%s\n", n, b.kindName[n], b.Logs("speaker-"+n, 40))
+		fmt.Fprintf(&s, "--- speaker on %s (%s): log since %s\n%s\n", n, b.kindName[n], since.Format("15:04:05.000"), b.speakerLogSince(ctx, n, since))
 	}
 	if err := b.CheckAlive(); err != nil {
 		fmt.Fprintf(&s, "--- pods\n%v\n", err)

@@ -384,7 +384,7 @@ func (r *run) expect(st scenariofile.Step) {
 		if timed && r.lastStep.Kind != "" {
 			msg = fmt.Sprintf("%s; timed from line %d: %s", where, r.lastStep.Line, r.lastStep)
 		}
-		gomega.Eventually(check.ToR(r.b, tor)).WithTimeout(e.Timeout).Should(m, msg)
+		gomega.Eventually(check.ToR(r.b, tor)).WithTimeout(e.Timeout).Should(m, r.diagnosis(msg, route))
 		if timed {
 			var goal *reports.Goal
 			if e.Within > 0 {
@@ -409,6 +409,19 @@ func (r *run) expect(st scenariofile.Step) {
 		if e.LocalPref != 0 {
 			gomega.Expect(check.ToR(r.b, tor)).To(check.HaveLocalPref(route, e.LocalPref), where)
 		}
+	}
+}
+
+// diagnosis is a failure message made on failure only: msg, then the
+// backend's account of the ToRs (route changes, BGP and BFD events since a
+// second before the clock started) and of every speaker (its log tail), so
+// a report shows why a route came late, not only that it did.
+func (r *run) diagnosis(msg string, route netip.Prefix) func() string {
+	since := r.last.Add(-time.Second)
+	return func() string {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		return msg + "\n" + r.b.Diagnose(ctx, since, []netip.Prefix{route}, r.b.Topology().NodeNames()...)
 	}
 }
 
