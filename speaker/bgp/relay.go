@@ -47,6 +47,11 @@ type relay struct {
 	cancel  context.CancelFunc
 	done    chan struct{}
 
+	// kickedAt: when BFD last reported the peer reachable (unix ns; 0:
+	// never); for eagerWindow after it the retry backoff stays under
+	// eagerRetry.
+	kickedAt atomic.Int64
+
 	mu         sync.Mutex
 	peer       net.Conn           // the connection to the peer while piping
 	dialCancel context.CancelFunc // the dial to the peer in flight
@@ -108,6 +113,13 @@ const (
 	refusedEvery = 250 * time.Millisecond
 	// staleDial: a dial in flight this long has likely lost its SYN.
 	staleDial = 500 * time.Millisecond
+	// eagerWindow, eagerRetry: for eagerWindow after BFD reports the peer
+	// reachable, failed attempts are retried at least every eagerRetry. The
+	// path is known good then; what turns the relay away is the peer's idle
+	// hold after the last session (GoBGP: 5 s, others a few seconds), and a
+	// backoff grown to seconds would miss its end by as much.
+	eagerWindow = 15 * time.Second
+	eagerRetry  = time.Second
 )
 
 // hopLoopback is the address of both ends of the loopback hop.
@@ -155,6 +167,7 @@ func (r *relay) kick() {
 	if r.peer != nil {
 		return
 	}
+	r.kickedAt.Store(time.Now().UnixNano())
 	select {
 	case r.kickCh <- struct{}{}:
 	default:
@@ -226,6 +239,9 @@ func (r *relay) run() {
 			delay = relayMinRetry
 		default:
 			delay = min(2*delay, r.cfg.retryMax)
+		}
+		if k := r.kickedAt.Load(); k != 0 && time.Since(time.Unix(0, k)) < eagerWindow {
+			delay = min(delay, eagerRetry)
 		}
 		select {
 		case <-r.kickCh: // kicked during the attempt (a dial in flight is cut short): again at once

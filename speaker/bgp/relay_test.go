@@ -44,6 +44,9 @@ func (e *relayEnds) start(t *testing.T, source string) transport {
 func (e *relayEnds) startWith(t *testing.T, source string, p relayParams) transport {
 	t.Helper()
 	cfg := relayConfig{peer: netip.MustParseAddrPort(e.peer.Addr().String()), retryMax: time.Second}
+	if p.cfg.retryMax != 0 {
+		cfg.retryMax = p.cfg.retryMax
+	}
 	if source != "" {
 		cfg.source = netip.MustParseAddr(source)
 	}
@@ -250,5 +253,31 @@ func TestBFDDetectTime(t *testing.T) {
 		if got := bfdDetectTime(tc.p); got != tc.want {
 			t.Errorf("bfdDetectTime(%+v) = %v, want %v", tc.p, got, tc.want)
 		}
+	}
+}
+
+// After BFD reports the peer reachable (a kick), attempts the peer turns
+// away are retried at least every second, not after a backoff grown to
+// seconds: the peer is leaving an idle hold (on kind a thaw came back 6.4 s
+// late, the relay waiting 3.2 s after a ToR's 5 s hold had ended).
+func TestRelayRetriesEagerlyAfterBFDUp(t *testing.T) {
+	e := newRelayEnds(t)
+	r := e.startWith(t, "", relayParams{cfg: relayConfig{retryMax: 8 * time.Second}})
+	r.kick()
+	var last time.Time
+	for i := range 6 {
+		peer, g := e.establish(t)
+		if i == 5 {
+			if gap := time.Since(last); gap > time.Second+300*time.Millisecond {
+				t.Errorf("attempt %d came %v after the one before, want at most %v after BFD Up", i+1, gap.Round(time.Millisecond), time.Second)
+			}
+			return
+		}
+		// The peer hangs up on GoBGP's OPEN (its neighbor in an idle hold).
+		peer.Close()
+		if _, err := readMessage(g, nil); err == nil {
+			t.Fatal("GoBGP's side still open")
+		}
+		last = time.Now()
 	}
 }
