@@ -249,7 +249,7 @@ func (r *relay) run() {
 		default:
 		}
 		if err != nil {
-			r.log.Debug("bgp connection", "err", err, "retryIn", delay)
+			r.log.Debug("bgp connection", "err", err, "lasted", lasted, "retryIn", delay)
 		}
 	}
 }
@@ -261,6 +261,7 @@ func (r *relay) session() (time.Duration, error) {
 	if err != nil {
 		return 0, fmt.Errorf("connect to %s: %w", r.cfg.peer, err)
 	}
+	r.log.Debug("bgp connection to the peer", "local", peer.LocalAddr().String())
 	stop := context.AfterFunc(r.ctx, func() { peer.Close() })
 	defer stop()
 	defer peer.Close()
@@ -378,7 +379,7 @@ func (r *relay) fromPeer(peer, g net.Conn) error {
 	for {
 		m, err := readMessage(peer, buf)
 		if err != nil {
-			return err
+			return fmt.Errorf("reading the peer: %w", err)
 		}
 		buf = m
 		if msgType(m) == msgUpdate {
@@ -388,7 +389,7 @@ func (r *relay) fromPeer(peer, g net.Conn) error {
 			m = keepalive
 		}
 		if _, err := g.Write(m); err != nil {
-			return err
+			return fmt.Errorf("writing the local bgp instance: %w", err)
 		}
 	}
 }
@@ -400,7 +401,7 @@ func (r *relay) toPeer(g, peer net.Conn, local netip.Addr) error {
 	for {
 		m, err := readMessage(g, buf)
 		if err != nil {
-			return err
+			return fmt.Errorf("reading the local bgp instance: %w", err)
 		}
 		buf = m
 		if msgType(m) == msgUpdate {
@@ -409,7 +410,7 @@ func (r *relay) toPeer(g, peer net.Conn, local netip.Addr) error {
 			}
 		}
 		if _, err := peer.Write(m); err != nil {
-			return err
+			return fmt.Errorf("writing the peer: %w", err)
 		}
 	}
 }
