@@ -90,6 +90,7 @@ func (c *Cluster) Client() kubernetes.Interface {
 }
 
 // Create creates the network (unless Options.Network named an existing one),
+// having first removed what runs that have ended left (RemoveStale), then
 // the kind cluster, a host kubeconfig, and the pod network, and takes
 // CoreDNS's upstream away (WithoutUpstream). When ctx ends
 // during kind's work, the nodes are deleted at once so that it fails fast.
@@ -107,7 +108,16 @@ func (c *Cluster) Create(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if err := createNetwork(ctx, c.opts.Network, plan); err != nil {
+		// A run killed before its Delete left its cluster and network, on
+		// the same default subnet: clear them before checking the subnet.
+		if _, err := RemoveStale(ctx, c.log); err != nil {
+			c.log.Warn("removing the leftovers of runs that ended", "err", err)
+		}
+		owner, err := thisProcess(c.opts.Name)
+		if err != nil {
+			return err
+		}
+		if err := createNetwork(ctx, c.opts.Network, plan, owner); err != nil {
 			return err
 		}
 		c.log.Info("created internal docker network", "network", c.opts.Network, "bridge", BridgeName(c.opts.Network))

@@ -45,15 +45,15 @@ func forwardRule(bridge string) []string {
 }
 
 // createNetwork creates the internal Docker network, addressed as plan says
-// (after checking the host has no route into its subnet), and its
-// forwarding rule.
-func createNetwork(ctx context.Context, name string, plan NetworkPlan) error {
+// (after checking the host has no route into its subnet) and labelled with
+// its creator (for RemoveStale), and its forwarding rule.
+func createNetwork(ctx context.Context, name string, plan NetworkPlan, owner creator) error {
 	if err := checkSubnetFree(plan.Subnet); err != nil {
 		return fmt.Errorf("network %s: %w", name, err)
 	}
 	bridge := BridgeName(name)
-	args := append([]string{"network", "create", "--internal", "--label", "io.ecmplb.owner=kindconfig",
-		"-o", "com.docker.network.bridge.name=" + bridge}, plan.dockerArgs()...)
+	args := append([]string{"network", "create", "--internal", "-o", "com.docker.network.bridge.name=" + bridge}, owner.labelArgs()...)
+	args = append(args, plan.dockerArgs()...)
 	if _, err := run(ctx, nil, "docker", append(args, name)...); err != nil {
 		return fmt.Errorf("network %s: %w", name, err)
 	}

@@ -23,6 +23,10 @@ type Stat struct {
 	State string
 	// CPU is the user plus system time used so far.
 	CPU time.Duration
+	// StartTime is when the process started, in clock ticks since boot
+	// (field 22); 0 when the line is too short to hold it. With the pid it
+	// names one process even after the pid is reused.
+	StartTime uint64
 }
 
 // ReadStat reads /proc/PID/stat.
@@ -52,7 +56,16 @@ func parseStat(b []byte) (Stat, error) {
 	}
 	utime, _ := strconv.ParseUint(fs[11], 10, 64)
 	stime, _ := strconv.ParseUint(fs[12], 10, 64)
-	return Stat{State: fs[0], CPU: time.Duration(utime+stime) * time.Second / 100}, nil // USER_HZ
+	st := Stat{State: fs[0], CPU: time.Duration(utime+stime) * time.Second / 100} // USER_HZ
+	// fs[0] is field 3 (state), so field 22 (starttime) is fs[19].
+	if len(fs) > 19 {
+		start, err := strconv.ParseUint(fs[19], 10, 64)
+		if err != nil {
+			return Stat{}, fmt.Errorf("malformed stat start time %q", fs[19])
+		}
+		st.StartTime = start
+	}
+	return st, nil
 }
 
 // ReadStatus reads /proc/PID/status: field name ("VmHWM", "CapEff", "Uid") to
@@ -117,6 +130,12 @@ func WaitStopped(ctx context.Context, pids ...int) error {
 		}
 	}
 	return nil
+}
+
+// PIDNSInode returns the inode of a process's pid namespace: pids of
+// processes in different pid namespaces cannot be compared.
+func PIDNSInode(pid int) (uint64, error) {
+	return inode(filepath.Join("/proc", strconv.Itoa(pid), "ns", "pid"))
 }
 
 // netNSInode returns the inode of a process's network namespace; compare it with

@@ -19,7 +19,9 @@ func TestParseStat(t *testing.T) {
 		want     Stat
 		bad      bool
 	}{
-		{"plain", "42 (sleep) S 1 42 42 0 -1 4194304 100 0 0 0 250 50 0 0 20 0 1 0 1 1 1", Stat{State: "S", CPU: 3 * time.Second}, false},
+		{"plain", "42 (sleep) S 1 42 42 0 -1 4194304 100 0 0 0 250 50 0 0 20 0 1 0 1 1 1", Stat{State: "S", CPU: 3 * time.Second, StartTime: 1}, false},
+		{"start time", "9 (x) S 1 9 9 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 123456789 8192 100", Stat{State: "S", StartTime: 123456789}, false},
+		{"bad start time", "9 (x) S 1 9 9 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 soon 8192 100", Stat{}, true},
 		{"comm with spaces and parens", "7 (a) b (c) T 1 7 7 0 -1 0 0 0 0 0 1 2 0 0", Stat{State: "T", CPU: 30 * time.Millisecond}, false},
 		{"no comm", "7 S 1", Stat{}, true},
 		{"truncated", "7 (x) R 1 2", Stat{}, true},
@@ -30,6 +32,28 @@ func TestParseStat(t *testing.T) {
 				t.Errorf("parseStat = %+v, %v; want %+v, error %v", got, err, tc.want, tc.bad)
 			}
 		})
+	}
+}
+
+// The start time of this process is non-zero and stable, and a process
+// started later has none earlier.
+func TestReadStatStartTime(t *testing.T) {
+	a, err := ReadStat(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := ReadStat(os.Getpid())
+	if err != nil || a.StartTime == 0 || b.StartTime != a.StartTime {
+		t.Fatalf("start times %d, %d (%v); want one non-zero value", a.StartTime, b.StartTime, err)
+	}
+	p, err := Start("sleeper", Options{LogPath: filepath.Join(t.TempDir(), "log")}, "sleep", "30")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Stop(time.Second) })
+	c, err := ReadStat(p.PID())
+	if err != nil || c.StartTime < a.StartTime { // ticks are 10 ms: often the same
+		t.Errorf("child start time %d (%v), want no earlier than this process's %d", c.StartTime, err, a.StartTime)
 	}
 }
 
