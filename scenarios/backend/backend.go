@@ -157,11 +157,21 @@ const (
 	// FaultAPIServerDown stops kube-apiserver (etcd keeps running); Repair
 	// starts it again.
 	FaultAPIServerDown FaultKind = "apiserver-down"
+	// FaultNodeFreeze freezes the whole node: every process of it stops
+	// (kind: `docker pause` of the node container; lab: SIGSTOP of every
+	// process in the node's network namespace) while its kernel still
+	// answers. Repair thaws it.
+	FaultNodeFreeze FaultKind = "freeze-node"
+	// FaultNodeDrain drains the node as `kubectl drain` does: it is cordoned
+	// and its pods (DaemonSets' aside) are evicted, so the endpoints on it
+	// leave. Repair uncordons it; evicted pods do not come back by
+	// themselves.
+	FaultNodeDrain FaultKind = "drain-node"
 )
 
 // FaultKinds lists every fault kind.
 var FaultKinds = []FaultKind{FaultSpeakerFreeze, FaultLinkCut, FaultToRDown, FaultToRRestart, FaultBFDFlap,
-	FaultBFDAdminDown, FaultSpeakerRestart, FaultControllerRestart, FaultAPIServerDown}
+	FaultBFDAdminDown, FaultSpeakerRestart, FaultControllerRestart, FaultAPIServerDown, FaultNodeFreeze, FaultNodeDrain}
 
 // TargetsToR reports whether the fault's target is a ToR.
 func (k FaultKind) TargetsToR() bool { return k == FaultToRDown || k == FaultToRRestart }
@@ -169,7 +179,7 @@ func (k FaultKind) TargetsToR() bool { return k == FaultToRDown || k == FaultToR
 // TargetsNode reports whether the fault's target is a node.
 func (k FaultKind) TargetsNode() bool {
 	switch k {
-	case FaultSpeakerFreeze, FaultLinkCut, FaultBFDFlap, FaultBFDAdminDown, FaultSpeakerRestart:
+	case FaultSpeakerFreeze, FaultLinkCut, FaultBFDFlap, FaultBFDAdminDown, FaultSpeakerRestart, FaultNodeFreeze, FaultNodeDrain:
 		return true
 	}
 	return false

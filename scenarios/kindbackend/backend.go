@@ -46,6 +46,9 @@ type Backend struct {
 	// Down so the next scenario file finds the cluster whole.
 	frozen map[string]bool
 	cut    map[string]bool
+	// paused and cordoned are the nodes a freeze-node left paused and a
+	// drain-node left cordoned, undone by Down too.
+	paused, cordoned map[string]bool
 	// routes are a cut node's routes (ip route show), restored by linkUp.
 	routes map[string]string
 	// restarts are the speakers' container restart counts at Up (CheckAlive).
@@ -68,7 +71,7 @@ func Up(ctx context.Context, c *Cluster, topo topology.Topology, binDir string) 
 	}
 	k := c.Kind()
 	b := &Backend{cluster: c, kind: k, kube: k.Client(), log: c.Log, kindName: map[string]string{}, topoName: map[string]string{},
-		frozen: map[string]bool{}, cut: map[string]bool{}, routes: map[string]string{}, restarts: map[string]int32{}}
+		frozen: map[string]bool{}, cut: map[string]bool{}, paused: map[string]bool{}, cordoned: map[string]bool{}, routes: map[string]string{}, restarts: map[string]int32{}}
 	defer func() {
 		if err != nil {
 			if derr := b.Down(); derr != nil {
@@ -185,7 +188,8 @@ func (b *Backend) nodeRoutes(ctx context.Context, node string, add bool) error {
 func (b *Backend) Down() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	var errs []error
+	// A paused node first: nothing else can be undone on it.
+	errs := []error{b.undoNodeFaults(ctx)}
 	b.mu.Lock()
 	frozen, cut := b.frozen, b.cut
 	b.frozen, b.cut = map[string]bool{}, map[string]bool{}

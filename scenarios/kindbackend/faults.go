@@ -47,7 +47,8 @@ func speakerPID(ctx context.Context, node string) (int, error) {
 // apiserver alike, as a pulled cable would); restart-speaker deletes the
 // node's speaker pod and returns when the DaemonSet's new pod runs;
 // restart-controller deletes the controller pods and returns when a new one
-// runs. apiserver-down is not offered on kind. The ToR and BFD faults are
+// runs; freeze-node pauses the node container (nodefaults.go); drain-node
+// drains the node with kubectl. apiserver-down is not offered on kind. The ToR and BFD faults are
 // the fabric's, as in the lab.
 func (b *Backend) Inject(ctx context.Context, f backend.Fault) (time.Time, error) {
 	switch f.Kind {
@@ -59,6 +60,10 @@ func (b *Backend) Inject(ctx context.Context, f backend.Fault) (time.Time, error
 		return b.restartSpeaker(ctx, f.Target)
 	case backend.FaultControllerRestart:
 		return b.restartController(ctx)
+	case backend.FaultNodeFreeze:
+		return b.pauseNode(ctx, f.Target)
+	case backend.FaultNodeDrain:
+		return b.drain(ctx, f.Target)
 	case backend.FaultAPIServerDown:
 		return time.Time{}, fmt.Errorf("kind: %s: %w (the apiserver is a static pod the kubelet restarts)", f.Kind, ErrNotOnKind)
 	}
@@ -84,6 +89,10 @@ func (b *Backend) Repair(ctx context.Context, f backend.Fault) (time.Time, error
 		return b.thaw(ctx, f.Target)
 	case backend.FaultLinkCut:
 		return b.linkUp(ctx, f.Target)
+	case backend.FaultNodeFreeze:
+		return b.unpauseNode(ctx, f.Target)
+	case backend.FaultNodeDrain:
+		return b.uncordon(ctx, f.Target)
 	case backend.FaultSpeakerRestart, backend.FaultControllerRestart:
 		return time.Now(), nil
 	case backend.FaultAPIServerDown:

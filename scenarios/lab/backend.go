@@ -161,6 +161,10 @@ func (b Backend) Inject(ctx context.Context, f backend.Fault) (time.Time, error)
 		return b.RestartSpeaker(f.Target)
 	case backend.FaultControllerRestart:
 		return b.RestartController()
+	case backend.FaultNodeFreeze:
+		return b.FreezeNode(ctx, f.Target)
+	case backend.FaultNodeDrain:
+		return b.DrainNode(ctx, f.Target)
 	case backend.FaultAPIServerDown:
 		at := time.Now()
 		b.Env.StopAPIServer()
@@ -188,6 +192,10 @@ func (b Backend) Repair(ctx context.Context, f backend.Fault) (time.Time, error)
 	switch f.Kind {
 	case backend.FaultSpeakerFreeze:
 		return b.ThawSpeaker(f.Target)
+	case backend.FaultNodeFreeze:
+		return b.ThawNode(ctx, f.Target)
+	case backend.FaultNodeDrain:
+		return b.UncordonNode(ctx, f.Target)
 	case backend.FaultSpeakerRestart, backend.FaultControllerRestart:
 		return time.Now(), nil
 	case backend.FaultAPIServerDown:

@@ -38,6 +38,7 @@ func (l *Lab) FreezeSpeaker(ctx context.Context, node string) (time.Time, error)
 	if pid == 0 {
 		return time.Time{}, fmt.Errorf("speaker on %s is not running", node)
 	}
+	l.mark(&l.frozenSpeakers, node, true)
 	at := time.Now()
 	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
 		return at, fmt.Errorf("SIGSTOP speaker on %s: %w", node, err)
@@ -54,7 +55,11 @@ func (l *Lab) ThawSpeaker(node string) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("speaker on %s is not running", node)
 	}
 	at := time.Now()
-	return at, syscall.Kill(pid, syscall.SIGCONT)
+	if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
+		return at, err
+	}
+	l.mark(&l.frozenSpeakers, node, false)
+	return at, nil
 }
 
 // RestartSpeaker stops a node's speaker gracefully (SIGTERM) and starts it

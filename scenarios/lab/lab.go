@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"sync"
 	"time"
 
 	"k8s.io/client-go/kubernetes"
@@ -64,6 +65,11 @@ type Lab struct {
 	// speakerPprof: the speaker binary takes --pprof-addr, so a GC can be
 	// forced before reading its heap.
 	speakerPprof bool
+
+	// faultMu guards the faults left in place that Down undoes: frozen
+	// speakers, frozen nodes and cordoned nodes (nodefaults.go).
+	faultMu                               sync.Mutex
+	frozenSpeakers, frozenNodes, cordoned map[string]bool
 }
 
 // ReferenceTopology is the fabric of the example manifests
@@ -233,6 +239,7 @@ func (l *Lab) CheckAlive() error {
 // directory unless asked to keep it. It is safe to call more than once.
 func (l *Lab) Down() error {
 	var errs []error
+	l.thawAll()
 	for n, p := range l.speakers {
 		p.Stop(3 * time.Second)
 		delete(l.speakers, n)

@@ -131,6 +131,16 @@ func TestParseErrors(t *testing.T) {
 			`cat/drain.yaml:24: steps[6].repeat.steps[0].sleep: unknown step kind "sleep"`},
 		{"pending with an ECMP set", "expect: {service: default/web, ecmp", "expect: {service: default/web, pending: true, ecmp",
 			`cat/drain.yaml:19: steps[1].expect.ecmp: a pending Service has no address and no route: ecmp does not apply`},
+		{"freeze-node on a ToR", "fault: {kind: cut-link, node: node2}", "fault: {kind: freeze-node, tor: tor1}",
+			`cat/drain.yaml:20: steps[2].fault.node: fault freeze-node needs a node`},
+		{"drain-node without a target", "fault: {kind: cut-link, node: node2}", "fault: {kind: drain-node}",
+			`cat/drain.yaml:20: steps[2].fault.node: fault drain-node needs a node`},
+		{"drain-node of a node the topology lacks", "fault: {kind: cut-link, node: node2}", "fault: {kind: drain-node, node: node7}",
+			`cat/drain.yaml:20: steps[2].fault.node: "node7" is not a node of the topology (nodes: node1, node2)`},
+		{"drain-node with a ToR", "fault: {kind: cut-link, node: node2}", "fault: {kind: drain-node, node: node2, tor: tor1}",
+			`cat/drain.yaml:20: steps[2].fault.tor: only the BFD faults take a ToR`},
+		{"freeze-node with a duration", "fault: {kind: cut-link, node: node2}", "fault: {kind: freeze-node, node: node2, for: 2s}",
+			`cat/drain.yaml:20: steps[2].fault.for: only bfd-flap takes a duration`},
 		{"pending false", "expect: {service: default/web, ecmp: [node1, node2], communities: [\"65000:100\"]}", "expect: {service: web, pending: false}",
 			`cat/drain.yaml:19: steps[1].expect.pending: pending: false expects nothing`},
 	}
@@ -145,6 +155,25 @@ func TestParseErrors(t *testing.T) {
 				t.Errorf("error:\n%v\nwant it to contain\n%s", err, tt.want)
 			}
 		})
+	}
+}
+
+// The node faults take a node.
+func TestParseNodeFaults(t *testing.T) {
+	for _, k := range []backend.FaultKind{backend.FaultNodeFreeze, backend.FaultNodeDrain} {
+		text := strings.Replace(good, "fault: {kind: cut-link, node: node2}", "fault: {kind: "+string(k)+", node: node2}", 1)
+		text = strings.Replace(text, "repair: {kind: cut-link, node: node2}", "repair: {kind: "+string(k)+", node: node2}", 1)
+		s, err := parse(t, text)
+		if err != nil {
+			t.Fatalf("%s: %v", k, err)
+		}
+		want := backend.Fault{Kind: k, Target: "node2"}
+		if f := s.Steps[2].Fault; f != want {
+			t.Errorf("fault %+v, want %+v", f, want)
+		}
+		if f := s.Steps[5].Fault; s.Steps[5].Kind != StepRepair || f != want {
+			t.Errorf("repair %+v, want %+v", f, want)
+		}
 	}
 }
 
