@@ -149,13 +149,7 @@ func TestBFDAdminDownIsNoPathFailure(t *testing.T) {
 // at once, as a real router does, not hold the neighbor in Idle for GoBGP's 5 s
 // and delay every failover measured against it.
 func TestRouterTakesAReconnectAtOnce(t *testing.T) {
-	topo := topology.Topology{
-		Segment: netip.MustParsePrefix("10.9.0.0/24"),
-		ToRs:    []topology.ToR{{Name: "r1", Address: netip.MustParseAddr("10.9.0.1"), ASN: 65000}},
-		Nodes:   []topology.Node{{Name: "n1", Address: netip.MustParseAddr("10.9.0.11"), ASN: 65100}},
-		BGP:     topology.BGPTimers{HoldTime: topology.Duration(9 * time.Second), KeepaliveInterval: topology.Duration(3 * time.Second)},
-	}
-	f := up(t, topo)
+	f := up(t, oneNode("10.9.0"))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	p := netip.MustParsePrefix("192.0.2.10/32")
@@ -196,13 +190,7 @@ func TestRouterTakesAReconnectAtOnce(t *testing.T) {
 // neighbor into GoBGP's 5 s idle hold either: the node's next connection is
 // taken at once. On kind, one thaw in a hundred came back 6.4 s late this way.
 func TestRouterTakesAConnectionAtOnceAfterAnAbortedOpen(t *testing.T) {
-	topo := topology.Topology{
-		Segment: netip.MustParsePrefix("10.9.1.0/24"),
-		ToRs:    []topology.ToR{{Name: "r1", Address: netip.MustParseAddr("10.9.1.1"), ASN: 65000}},
-		Nodes:   []topology.Node{{Name: "n1", Address: netip.MustParseAddr("10.9.1.11"), ASN: 65100}},
-		BGP:     topology.BGPTimers{HoldTime: topology.Duration(9 * time.Second), KeepaliveInterval: topology.Duration(3 * time.Second)},
-	}
-	f := up(t, topo)
+	f := up(t, oneNode("10.9.1"))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	p := netip.MustParsePrefix("192.0.2.11/32")
@@ -252,6 +240,17 @@ func TestRouterTakesAConnectionAtOnceAfterAnAbortedOpen(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// oneNode is a fabric of one ToR r1 (net.1, AS 65000) and one node n1
+// (net.11, AS 65100) on net.0/24, without BFD, hold time 9 s.
+func oneNode(net string) topology.Topology {
+	return topology.Topology{
+		Segment: netip.MustParsePrefix(net + ".0/24"),
+		ToRs:    []topology.ToR{{Name: "r1", Address: netip.MustParseAddr(net + ".1"), ASN: 65000}},
+		Nodes:   []topology.Node{{Name: "n1", Address: netip.MustParseAddr(net + ".11"), ASN: 65100}},
+		BGP:     topology.BGPTimers{HoldTime: topology.Duration(9 * time.Second), KeepaliveInterval: topology.Duration(3 * time.Second)},
 	}
 }
 
