@@ -243,13 +243,13 @@ func TestRouterTakesAConnectionAtOnceAfterAnAbortedOpen(t *testing.T) {
 	}
 }
 
-// oneNode is a fabric of one ToR r1 (net.1, AS 65000) and one node n1
-// (net.11, AS 65100) on net.0/24, without BFD, hold time 9 s.
-func oneNode(net string) topology.Topology {
+// oneNode is a fabric of one ToR r1 (pre.1, AS 65000) and one node n1
+// (pre.11, AS 65100) on pre.0/24, without BFD, hold time 9 s.
+func oneNode(pre string) topology.Topology {
 	return topology.Topology{
-		Segment: netip.MustParsePrefix(net + ".0/24"),
-		ToRs:    []topology.ToR{{Name: "r1", Address: netip.MustParseAddr(net + ".1"), ASN: 65000}},
-		Nodes:   []topology.Node{{Name: "n1", Address: netip.MustParseAddr(net + ".11"), ASN: 65100}},
+		Segment: netip.MustParsePrefix(pre + ".0/24"),
+		ToRs:    []topology.ToR{{Name: "r1", Address: netip.MustParseAddr(pre + ".1"), ASN: 65000}},
+		Nodes:   []topology.Node{{Name: "n1", Address: netip.MustParseAddr(pre + ".11"), ASN: 65100}},
 		BGP:     topology.BGPTimers{HoldTime: topology.Duration(9 * time.Second), KeepaliveInterval: topology.Duration(3 * time.Second)},
 	}
 }
