@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -26,13 +25,13 @@ func (b *Backend) pauseNode(ctx context.Context, node string) (time.Time, error)
 	if err != nil {
 		return time.Time{}, err
 	}
-	b.mu.Lock()
-	b.paused[node] = true
-	b.mu.Unlock()
 	at := time.Now()
 	if _, err := command(ctx, nil, "docker", "pause", k); err != nil {
 		return at, fmt.Errorf("kind: freeze %s: %w", node, err)
 	}
+	b.mu.Lock()
+	b.paused[node] = true
+	b.mu.Unlock()
 	return at, nil
 }
 
@@ -102,12 +101,6 @@ func (b *Backend) undoNodeFaults(ctx context.Context) error {
 	b.mu.Unlock()
 	var errs []error
 	for n := range paused {
-		// Marked before `docker pause` ran: it may have failed.
-		if k := b.kindName[n]; k != "" {
-			if s, err := command(ctx, nil, "docker", "inspect", "--format", "{{.State.Paused}}", k); err == nil && strings.TrimSpace(s) == "false" {
-				continue
-			}
-		}
 		if _, err := b.unpauseNode(ctx, n); err != nil {
 			errs = append(errs, err)
 		}

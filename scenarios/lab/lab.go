@@ -67,9 +67,10 @@ type Lab struct {
 	speakerPprof bool
 
 	// faultMu guards the faults left in place that Down undoes: frozen
-	// speakers, frozen nodes and cordoned nodes (nodefaults.go).
-	faultMu                               sync.Mutex
-	frozenSpeakers, frozenNodes, cordoned map[string]bool
+	// speakers and frozen nodes (nodefaults.go). A cordoned Node goes with
+	// the apiserver.
+	faultMu                     sync.Mutex
+	frozenSpeakers, frozenNodes map[string]bool
 }
 
 // ReferenceTopology is the fabric of the example manifests

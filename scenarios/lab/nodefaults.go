@@ -51,7 +51,6 @@ func (l *Lab) ThawNode(ctx context.Context, node string) (time.Time, error) {
 // wrote, as evicting the pods would (the speakers are the lab's processes,
 // not pods, and stay). It returns when the drain started.
 func (l *Lab) DrainNode(ctx context.Context, node string) (time.Time, error) {
-	l.mark(&l.cordoned, node, true)
 	at := time.Now()
 	if err := l.setUnschedulable(ctx, node, true); err != nil {
 		return at, err
@@ -80,11 +79,7 @@ func (l *Lab) DrainNode(ctx context.Context, node string) (time.Time, error) {
 // drain removed do not come back by themselves.
 func (l *Lab) UncordonNode(ctx context.Context, node string) (time.Time, error) {
 	at := time.Now()
-	if err := l.setUnschedulable(ctx, node, false); err != nil {
-		return at, err
-	}
-	l.mark(&l.cordoned, node, false)
-	return at, nil
+	return at, l.setUnschedulable(ctx, node, false)
 }
 
 func (l *Lab) setUnschedulable(ctx context.Context, node string, on bool) error {
@@ -120,7 +115,7 @@ func (l *Lab) mark(set *map[string]bool, node string, on bool) {
 func (l *Lab) thawAll() {
 	l.faultMu.Lock()
 	speakers, nodes := l.frozenSpeakers, l.frozenNodes
-	l.frozenSpeakers, l.frozenNodes, l.cordoned = nil, nil, nil
+	l.frozenSpeakers, l.frozenNodes = nil, nil
 	l.faultMu.Unlock()
 	for n := range speakers {
 		if pid := l.SpeakerPID(n); pid != 0 {
