@@ -46,7 +46,8 @@ kube:
 test: deps kube verify-generate
 	go vet ./...
 	go test -count=1 -timeout 40m $(GO_TEST_FLAGS) $$(go list ./... | grep -vx 'github.com/ecmplb/ecmplb/scenarios')
-	go test -count=1 -p 1 -timeout 40m $(GO_TEST_FLAGS) ./scenarios/
+	@stamp=$$(mktemp); go test -count=1 -p 1 -timeout 40m $(GO_TEST_FLAGS) ./scenarios/ || \
+	  { status=$$?; hack/report-failures.sh $$stamp; rm -f $$stamp; exit $$status; }; rm -f $$stamp
 
 ## lab: the main job — fabric + real speakers + controller, example manifests, drills, report
 lab: deps kube
@@ -101,11 +102,12 @@ $(E2E_IMAGES) &: $(E2E_SOURCES)
 # building the offline one (needs a reachable registry).
 NODE_IMAGE ?=
 e2e: $(if $(NODE_IMAGE),,node-image) $(E2E_IMAGES)
-	@export ECMPLB_NODE_IMAGE='$(NODE_IMAGE)'; status=0; \
+	@export ECMPLB_NODE_IMAGE='$(NODE_IMAGE)'; status=0; stamp=$$(mktemp); \
 	go test -tags kind -count=1 -v -timeout 20m ./scenarios/kind/ || status=1; \
 	ECMPLB_BACKEND=kind go test -count=1 -p 1 -timeout 60m ./scenarios/ -run TestScenarios \
 	  -ginkgo.label-filter='scenario-file$(if $(LABELS), && ($(LABELS)))' || status=1; \
 	hack/e2e-leftovers.sh || status=1; \
+	hack/report-failures.sh $$stamp; rm -f $$stamp; \
 	exit $$status
 
 ## kind-smoke: create a kind cluster, print its nodes and pods, delete it

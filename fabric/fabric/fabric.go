@@ -480,7 +480,6 @@ func deletePrefixed(prefix string) error {
 // and its state directory.
 func (f *Fabric) Down(ctx context.Context) error {
 	f.refresh()
-	var errs []error
 	var procs []Proc
 	for _, p := range f.state.Announcers {
 		procs = append(procs, p)
@@ -490,6 +489,37 @@ func (f *Fabric) Down(ctx context.Context) error {
 	}
 	stopProcs(ctx, procs)
 	f.cleanFRR()
+	// Level-triggered: a pass removes what is still there; the kernel tears
+	// a namespace (and its veths) down after its last process exited, so a
+	// pass can race that and the next one finds it gone.
+	backoff := downRetry
+	for pass := 1; ; pass++ {
+		err := f.removeOnce()
+		if err == nil {
+			break
+		}
+		if pass == downPasses {
+			return fmt.Errorf("fabric %s down (%d passes): %w", f.state.Instance, pass, err)
+		}
+		f.log.Warn("fabric down: retrying", "pass", pass, "err", err)
+		time.Sleep(backoff)
+		backoff *= 2
+	}
+	f.log.Info("fabric down")
+	return nil
+}
+
+// downPasses and downRetry bound Down's removal passes: 5 passes 0.2, 0.4,
+// 0.8, 1.6 s apart.
+const (
+	downPasses = 5
+	downRetry  = 200 * time.Millisecond
+)
+
+// removeOnce kills what runs in the instance's namespaces and deletes them,
+// its host links and its state directory; what is already gone is no error.
+func (f *Fabric) removeOnce() error {
+	var errs []error
 	for _, ns := range f.state.Namespaces() {
 		if !netns.Exists(ns) {
 			continue
@@ -505,13 +535,9 @@ func (f *Fabric) Down(ctx context.Context) error {
 	errs = append(errs, deletePrefixed("elb-"+f.state.Instance))
 	errs = append(errs, f.deleteHostLinks())
 	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("fabric %s down: %w", f.state.Instance, err)
+		return err
 	}
-	if err := os.RemoveAll(f.dir); err != nil {
-		return fmt.Errorf("fabric %s down: %w", f.state.Instance, err)
-	}
-	f.log.Info("fabric down")
-	return nil
+	return os.RemoveAll(f.dir)
 }
 
 // stopProcs sends SIGTERM (and SIGCONT, in case a fault froze them) and escalates to

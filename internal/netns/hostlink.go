@@ -61,6 +61,12 @@ func DeleteHostLink(name string) error {
 		return fmt.Errorf("host link %s: %w", name, err)
 	}
 	if err := netlink.LinkDel(l); err != nil {
+		// Read back: a veth whose other end's namespace is being torn down
+		// goes away by itself, possibly between the lookup and the delete.
+		var nf netlink.LinkNotFoundError
+		if _, gone := netlink.LinkByIndex(l.Attrs().Index); errors.As(gone, &nf) {
+			return nil
+		}
 		return fmt.Errorf("delete host link %s: %w", name, err)
 	}
 	return nil

@@ -151,3 +151,25 @@ func TestRunCompare(t *testing.T) {
 		t.Error("missing baseline accepted")
 	}
 }
+
+// brief names only failed scenarios and keeps each short.
+func TestBrief(t *testing.T) {
+	long := strings.Repeat("x", 1000)
+	r := reports.Run{Scenarios: []reports.Scenario{
+		{Name: "ok", Status: reports.StatusPassed},
+		{Name: "down", Status: reports.StatusFailed, Location: "suite.go:72",
+			Failure: "fabric k1 down: netns busy\n" + long + "\nc\nd\ne\nf"},
+		{Name: "skip", Status: reports.StatusSkipped, Failure: "not selected"},
+	}}
+	got := brief(r)
+	lines := strings.Split(strings.TrimSuffix(got, "\n"), "\n")
+	if lines[0] != "FAILED down (suite.go:72)" || lines[1] != "  fabric k1 down: netns busy" {
+		t.Fatalf("brief = %q", got)
+	}
+	if len(lines) != 1+briefLines+1 || !strings.Contains(lines[len(lines)-1], "2 more lines") {
+		t.Errorf("brief kept %d lines: %q", len(lines), got)
+	}
+	if len(lines[2]) > briefWidth+8 || strings.Contains(got, "ok") || strings.Contains(got, "skip") {
+		t.Errorf("brief = %q", got)
+	}
+}
