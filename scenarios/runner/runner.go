@@ -258,6 +258,27 @@ func (r *run) apply(ms []scenariofile.Manifest) {
 	gomega.Expect(r.b.Apply(r.ctx, r.files(ms)...)).To(gomega.Succeed())
 }
 
+// reject applies each manifest alone and requires the apiserver to refuse
+// it with a message naming the step's field. One that is accepted is deleted
+// again, so it cannot disturb the steps after it, and fails the step.
+func (r *run) reject(st scenariofile.Step, where string) {
+	for i, f := range r.files(st.Reject.Manifests) {
+		m := st.Reject.Manifests[i]
+		name := m.Path
+		if name == "" {
+			name = fmt.Sprintf("inline object (line %d)", m.Line)
+		}
+		out, accepted, err := r.b.TryApply(r.ctx, f)
+		gomega.Expect(err).NotTo(gomega.HaveOccurred(), where)
+		if accepted {
+			_ = r.b.Delete(r.ctx, f)
+		}
+		gomega.Expect(accepted).To(gomega.BeFalse(), "%s: %s was accepted: %s", where, name, out)
+		gomega.Expect(out).To(gomega.ContainSubstring(st.Reject.Field), "%s: %s refused without naming %s", where, name, st.Reject.Field)
+		ginkgoreport.AddStep(time.Now(), fmt.Sprintf("refused %s: %s", filepath.Base(name), out))
+	}
+}
+
 func (r *run) step(st scenariofile.Step) {
 	where := r.where(st)
 	switch st.Kind {
@@ -307,6 +328,8 @@ func (r *run) step(st scenariofile.Step) {
 		r.expect(st)
 	case scenariofile.StepRepeat:
 		r.repeat(st)
+	case scenariofile.StepReject:
+		r.reject(st, where)
 	case scenariofile.StepFlows:
 		ip := r.address(st)
 		counts, err := r.b.Flows(r.ctx, st.Flows.Proto, netip.AddrPortFrom(ip, st.Flows.Port), st.Flows.Count)

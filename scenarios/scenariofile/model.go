@@ -44,10 +44,11 @@ const (
 	StepFlows     StepKind = "flows"
 	StepLabel     StepKind = "label"
 	StepRepeat    StepKind = "repeat"
+	StepReject    StepKind = "reject"
 )
 
 // StepKinds lists every step kind.
-var StepKinds = []StepKind{StepApply, StepDelete, StepEndpoints, StepFault, StepRepair, StepWait, StepExpect, StepFlows, StepLabel, StepRepeat}
+var StepKinds = []StepKind{StepApply, StepDelete, StepEndpoints, StepFault, StepRepair, StepWait, StepExpect, StepFlows, StepLabel, StepRepeat, StepReject}
 
 // Step is one step; which fields are set depends on Kind.
 type Step struct {
@@ -72,6 +73,17 @@ type Step struct {
 	Label Label
 	// Repeat of a repeat step.
 	Repeat Repeat
+	// Reject of a reject step.
+	Reject Reject
+}
+
+// Reject applies manifests that the apiserver must refuse (CEL rules or the
+// admission webhook), each with a message containing Field: bad input
+// stopped at kubectl apply, naming what is wrong.
+type Reject struct {
+	Manifests []Manifest
+	// Field is the field path the refusal must name, e.g. "spec.addresses[0]".
+	Field string
 }
 
 // Repeat plays its steps Times times, each round after a random pause of

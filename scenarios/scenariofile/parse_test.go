@@ -90,7 +90,7 @@ func TestParseErrors(t *testing.T) {
 		{"unknown field in a step", "fault: {kind: cut-link, node: node2}", "fault: {kind: cut-link, node: node2, color: red}",
 			`cat/drain.yaml:20: steps[2].fault.color: unknown field (want one of kind, node, tor, for)`},
 		{"unknown step kind", "  - wait: 1s", "  - sleep: 1s",
-			`cat/drain.yaml:24: steps[6].sleep: unknown step kind "sleep" (want one of apply, delete, endpoints, fault, repair, wait, expect, flows, label, repeat)`},
+			`cat/drain.yaml:24: steps[6].sleep: unknown step kind "sleep" (want one of apply, delete, endpoints, fault, repair, wait, expect, flows, label, repeat, reject)`},
 		{"unknown fault kind", "kind: cut-link, node", "kind: cut-lnk, node",
 			`cat/drain.yaml:20: steps[2].fault.kind: unknown fault kind "cut-lnk"`},
 		{"node the topology lacks", "fault: {kind: cut-link, node: node2}", "fault: {kind: cut-link, node: node7}",
@@ -143,6 +143,12 @@ func TestParseErrors(t *testing.T) {
 			`cat/drain.yaml:20: steps[2].fault.for: only bfd-flap takes a duration`},
 		{"pending false", "expect: {service: default/web, ecmp: [node1, node2], communities: [\"65000:100\"]}", "expect: {service: web, pending: false}",
 			`cat/drain.yaml:19: steps[1].expect.pending: pending: false expects nothing`},
+		{"reject without a field", "  - wait: 1s", "  - reject: {manifests: [pool.yaml]}",
+			`cat/drain.yaml:24: steps[6].reject.field: missing: the field the refusal must name`},
+		{"reject without manifests", "  - wait: 1s", "  - reject: {field: spec.addresses}",
+			`cat/drain.yaml:24: steps[6].reject.manifests: missing: the manifests the apiserver must refuse`},
+		{"reject of a missing file", "  - wait: 1s", "  - reject: {manifests: [bad.yaml], field: spec.addresses}",
+			`cat/drain.yaml:24: steps[6].reject.manifests[0]: no manifest file bad.yaml`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -262,5 +268,26 @@ func TestCatalogue(t *testing.T) {
 		if _, err := Load(f); err != nil {
 			t.Error(err)
 		}
+	}
+}
+
+// A reject step holds its manifests (files or inline) and the field.
+func TestParseReject(t *testing.T) {
+	text := strings.Replace(good, "  - wait: 1s", `  - reject:
+      field: spec.addresses[0]
+      manifests:
+        - pool.yaml
+        - {apiVersion: metallb.io/v1beta1, kind: IPAddressPool, metadata: {name: bad}, spec: {addresses: [10.0.0.0/33]}}`, 1)
+	s, err := parse(t, text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := s.Steps[6]
+	if st.Kind != StepReject || st.Reject.Field != "spec.addresses[0]" || len(st.Reject.Manifests) != 2 ||
+		filepath.Base(st.Reject.Manifests[0].Path) != "pool.yaml" || !strings.Contains(string(st.Reject.Manifests[1].Inline), "10.0.0.0/33") {
+		t.Fatalf("step = %+v", st)
+	}
+	if got := st.String(); !strings.Contains(got, "refused naming spec.addresses[0]") {
+		t.Errorf("String() = %q", got)
 	}
 }

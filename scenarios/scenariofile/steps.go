@@ -46,10 +46,32 @@ func (p *parser) step(n *yaml.Node, field string) Step {
 		st.Label = p.label(v, field)
 	case StepRepeat:
 		st.Repeat = p.repeat(v, field)
+	case StepReject:
+		st.Reject = p.reject(v, field)
 	default:
 		p.errf(k, field, "unknown step kind %q (want one of %s)", k.Value, kindNames())
 	}
 	return st
+}
+
+func (p *parser) reject(n *yaml.Node, field string) Reject {
+	f := p.fields(n, field, "manifests", "field")
+	var r Reject
+	if v := f["manifests"]; v != nil {
+		r.Manifests = p.manifests(v, field+".manifests")
+		if len(r.Manifests) == 0 {
+			p.errf(v, field+".manifests", "a reject step needs at least one manifest")
+		}
+	} else {
+		p.errf(n, field+".manifests", "missing: the manifests the apiserver must refuse")
+	}
+	if v := f["field"]; v != nil {
+		r.Field = p.str(v, field+".field")
+	}
+	if r.Field == "" {
+		p.errf(n, field+".field", "missing: the field the refusal must name, e.g. spec.addresses[0]")
+	}
+	return r
 }
 
 func (p *parser) repeat(n *yaml.Node, field string) Repeat {
@@ -368,6 +390,8 @@ func (s Step) String() string {
 		return "fault: " + s.Fault.String()
 	case StepRepair:
 		return "repair: " + s.Fault.String()
+	case StepReject:
+		return fmt.Sprintf("%s refused naming %s", Step{Kind: StepApply, Manifests: s.Reject.Manifests}, s.Reject.Field)
 	case StepWait:
 		return "wait " + s.Wait.String()
 	case StepExpect:
