@@ -25,13 +25,48 @@ const (
 	ExternalASNMode DynamicASNMode = "external"
 )
 
+// NodeSelector is MetalLB's v1beta1 node selector. Its JSON form is that of
+// a label selector (v1beta2 uses metav1.LabelSelector).
+// +structType=atomic
+type NodeSelector struct {
+	// MatchLabels selects nodes that carry all these labels.
+	// +optional
+	MatchLabels map[string]string `json:"matchLabels,omitempty"`
+
+	// MatchExpressions selects nodes that match all these requirements.
+	// +optional
+	// +listType=atomic
+	MatchExpressions []MatchExpression `json:"matchExpressions,omitempty"`
+}
+
+// MatchExpression is one requirement of a NodeSelector, as in a label
+// selector.
+type MatchExpression struct {
+	// Key is the label key.
+	Key string `json:"key"`
+
+	// Operator is In, NotIn, Exists or DoesNotExist.
+	Operator string `json:"operator"`
+
+	// Values are the label values for In and NotIn. MetalLB's v1beta1 schema
+	// requires at least one; ecmplb accepts none too, as v1beta2 does, so
+	// Exists and DoesNotExist round-trip between the versions.
+	// +optional
+	// +listType=atomic
+	Values []string `json:"values,omitempty"`
+}
+
 // BGPPeerSpec describes one BGP session the speakers on matching nodes open.
 //
 // The first group of fields is MetalLB's v1beta1 API. The fields marked
-// "(v1beta2)" are accepted in v1beta1 by ecmplb too, so the same schema can
-// serve a future v1beta2 version.
+// "(v1beta2)" are accepted in v1beta1 by ecmplb too, so every field
+// round-trips through either version (api/v1beta2 is the storage version).
+// The rules below are the same in v1beta2 (keep them in step).
 // +kubebuilder:validation:XValidation:rule="has(self.peerASN) || has(self.dynamicASN)",message="one of peerASN or dynamicASN must be set"
 // +kubebuilder:validation:XValidation:rule="!(has(self.peerASN) && has(self.dynamicASN))",message="peerASN and dynamicASN are mutually exclusive"
+// +kubebuilder:validation:XValidation:rule="!has(self.dynamicASN)",message="spec.dynamicASN (learning the router's AS number) is not supported by ecmplb yet; set spec.peerASN"
+// +kubebuilder:validation:XValidation:rule="!has(self.interface)",message="spec.interface (unnumbered BGP) is not supported by ecmplb yet; set spec.peerAddress"
+// +kubebuilder:validation:XValidation:rule="!has(self.dualStackAddressFamily) || !self.dualStackAddressFamily",message="spec.dualStackAddressFamily is not supported by ecmplb yet"
 type BGPPeerSpec struct {
 	// MyASN is the AS number of the node's end of the session.
 	// +kubebuilder:validation:Minimum=0
@@ -47,13 +82,19 @@ type BGPPeerSpec struct {
 	ASN uint32 `json:"peerASN,omitempty"`
 
 	// DynamicASN accepts the router's ASN as announced, limited to iBGP
-	// (internal) or eBGP (external). (v1beta2)
+	// (internal) or eBGP (external). Not supported by ecmplb yet: refused.
+	// (v1beta2)
 	// +optional
 	DynamicASN DynamicASNMode `json:"dynamicASN,omitempty"`
 
 	// Address is the router's address to dial.
 	// +kubebuilder:validation:MinLength=1
 	Address string `json:"peerAddress"`
+
+	// Interface is the node interface for unnumbered BGP peering, instead of
+	// peerAddress. Not supported by ecmplb yet: refused. (v1beta2)
+	// +optional
+	Interface string `json:"interface,omitempty"`
 
 	// SrcAddress is the local address to dial from.
 	// +optional
@@ -86,10 +127,9 @@ type BGPPeerSpec struct {
 	RouterID string `json:"routerID,omitempty"`
 
 	// NodeSelectors limit the session to nodes matching one of them; empty
-	// means every node. MetalLB's v1beta1 NodeSelector (matchLabels,
-	// matchExpressions) has the same JSON form as a label selector.
+	// means every node.
 	// +optional
-	NodeSelectors []metav1.LabelSelector `json:"nodeSelectors,omitempty"`
+	NodeSelectors []NodeSelector `json:"nodeSelectors,omitempty"`
 
 	// Password enables TCP MD5 authentication with this shared secret.
 	// +optional
@@ -124,6 +164,12 @@ type BGPPeerSpec struct {
 	// DisableMP keeps IPv4 and IPv6 routes on separate sessions. (v1beta2)
 	// +optional
 	DisableMP bool `json:"disableMP,omitempty"`
+
+	// DualStackAddressFamily enables both address families on the session,
+	// whatever the family of peerAddress. Not supported by ecmplb yet: true
+	// is refused. (v1beta2)
+	// +optional
+	DualStackAddressFamily bool `json:"dualStackAddressFamily,omitempty"`
 }
 
 // BGPPeerStatus is empty: session state is reported by ServiceBGPStatus,
@@ -132,13 +178,13 @@ type BGPPeerStatus struct{}
 
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
-// +kubebuilder:storageversion
 // +kubebuilder:printcolumn:name="Address",type=string,JSONPath=`.spec.peerAddress`
 // +kubebuilder:printcolumn:name="ASN",type=string,JSONPath=`.spec.peerASN`
 // +kubebuilder:printcolumn:name="BFD Profile",type=string,JSONPath=`.spec.bfdProfile`
 // +kubebuilder:printcolumn:name="Multi Hops",type=string,JSONPath=`.spec.ebgpMultiHop`
 
-// BGPPeer is a router the speakers open a BGP session to.
+// BGPPeer is a router the speakers open a BGP session to, in MetalLB's
+// deprecated but served v1beta1; ecmplb stores and reads v1beta2.
 type BGPPeer struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`

@@ -9,10 +9,11 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 
 	"github.com/ecmplb/ecmplb/api/v1beta1"
+	"github.com/ecmplb/ecmplb/api/v1beta2"
 )
 
-// Scheme holds the core Kubernetes types and the metallb.io types. It is shared:
-// do not add to it.
+// Scheme holds the core Kubernetes types and the metallb.io types (BGPPeer in
+// both v1beta1 and v1beta2). It is shared: do not add to it.
 var Scheme = runtime.NewScheme()
 
 func init() { utilruntime.Must(AddToScheme(Scheme)) }
@@ -22,5 +23,8 @@ func AddToScheme(s *runtime.Scheme) error {
 	if err := clientgoscheme.AddToScheme(s); err != nil {
 		return err
 	}
-	return v1beta1.AddToScheme(s)
+	if err := v1beta1.AddToScheme(s); err != nil {
+		return err
+	}
+	return v1beta2.AddToScheme(s)
 }

@@ -8,7 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/ecmplb/ecmplb/api/v1beta1"
+	"github.com/ecmplb/ecmplb/api/v1beta2"
 )
 
 // BGP timer bounds and defaults (MetalLB's: hold time 90 s, keepalive a third
@@ -70,10 +70,11 @@ func ConnectTime(d *time.Duration) (time.Duration, error) {
 
 // BGPPeer checks everything about a BGPPeer that does not depend on other
 // objects or on the node: ASNs, addresses, timers, and the fields this
-// speaker does not implement (vrf, disableMP, dynamicASN), which are
-// rejected rather than ignored. Node-dependent checks (router ID) and
+// speaker does not implement (vrf, disableMP, dynamicASN, interface,
+// dualStackAddressFamily), which are rejected rather than ignored (the CRD
+// refuses the last three at admission too; this catches objects stored before). Node-dependent checks (router ID) and
 // references (bfdProfile, passwordSecret) are the speaker's.
-func BGPPeer(p *v1beta1.BGPPeer) error {
+func BGPPeer(p *v1beta2.BGPPeer) error {
 	s := &p.Spec
 	var errs []error
 	add := func(e error) { errs = append(errs, e) }
@@ -84,7 +85,7 @@ func BGPPeer(p *v1beta1.BGPPeer) error {
 	case s.DynamicASN != "" && s.ASN != 0:
 		add(fieldErr("spec.dynamicASN", "must not be set together with spec.peerASN"))
 	case s.DynamicASN != "":
-		add(fieldErr("spec.dynamicASN", "%q is not supported by this speaker; set spec.peerASN", s.DynamicASN))
+		add(fieldErr("spec.dynamicASN", "%q: learning the router's AS number is not supported by ecmplb yet; set spec.peerASN", s.DynamicASN))
 	case s.ASN == 0:
 		add(fieldErr("spec.peerASN", "must be set"))
 	}
@@ -112,6 +113,12 @@ func BGPPeer(p *v1beta1.BGPPeer) error {
 	}
 	if err := UnsupportedPeerFields(s.VRFName, s.DisableMP); err != nil {
 		add(err)
+	}
+	if s.Interface != "" {
+		add(fieldErr("spec.interface", "%q: unnumbered BGP is not supported by ecmplb yet; set spec.peerAddress", s.Interface))
+	}
+	if s.DualStackAddressFamily {
+		add(fieldErr("spec.dualStackAddressFamily", "true is not supported by ecmplb yet"))
 	}
 	if err := Selectors("spec.nodeSelectors", s.NodeSelectors); err != nil {
 		add(err)

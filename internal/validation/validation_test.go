@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/ecmplb/ecmplb/api/v1beta1"
+	"github.com/ecmplb/ecmplb/api/v1beta2"
 )
 
 func ptr[T any](v T) *T { return &v }
@@ -154,33 +155,35 @@ func TestTimers(t *testing.T) {
 }
 
 func TestBGPPeer(t *testing.T) {
-	valid := func() *v1beta1.BGPPeer {
-		return &v1beta1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: "tor1"},
-			Spec: v1beta1.BGPPeerSpec{MyASN: 65100, ASN: 65000, Address: "10.0.0.1"}}
+	valid := func() *v1beta2.BGPPeer {
+		return &v1beta2.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: "tor1"},
+			Spec: v1beta2.BGPPeerSpec{MyASN: 65100, ASN: 65000, Address: "10.0.0.1"}}
 	}
 	tests := []struct {
 		name string
-		mut  func(*v1beta1.BGPPeerSpec)
+		mut  func(*v1beta2.BGPPeerSpec)
 		err  string
 	}{
-		{name: "valid", mut: func(*v1beta1.BGPPeerSpec) {}},
-		{name: "vrf", mut: func(s *v1beta1.BGPPeerSpec) { s.VRFName = "red" }, err: `spec.vrf: "red": VRFs are not supported`},
-		{name: "disableMP", mut: func(s *v1beta1.BGPPeerSpec) { s.DisableMP = true }, err: "spec.disableMP: true is not supported"},
-		{name: "holdTime 0", mut: func(s *v1beta1.BGPPeerSpec) { s.HoldTime = &metav1.Duration{} }, err: "spec.holdTime: 0s"},
-		{name: "keepalive equals hold", mut: func(s *v1beta1.BGPPeerSpec) {
+		{name: "valid", mut: func(*v1beta2.BGPPeerSpec) {}},
+		{name: "vrf", mut: func(s *v1beta2.BGPPeerSpec) { s.VRFName = "red" }, err: `spec.vrf: "red": VRFs are not supported`},
+		{name: "disableMP", mut: func(s *v1beta2.BGPPeerSpec) { s.DisableMP = true }, err: "spec.disableMP: true is not supported"},
+		{name: "holdTime 0", mut: func(s *v1beta2.BGPPeerSpec) { s.HoldTime = &metav1.Duration{} }, err: "spec.holdTime: 0s"},
+		{name: "keepalive equals hold", mut: func(s *v1beta2.BGPPeerSpec) {
 			s.HoldTime, s.KeepaliveTime = &metav1.Duration{Duration: 9 * time.Second}, &metav1.Duration{Duration: 9 * time.Second}
 		}, err: "spec.keepaliveTime: 9s must be lower than holdTime 9s"},
-		{name: "connectTime", mut: func(s *v1beta1.BGPPeerSpec) { s.ConnectTime = &metav1.Duration{Duration: time.Millisecond} }, err: "spec.connectTime"},
-		{name: "no myASN", mut: func(s *v1beta1.BGPPeerSpec) { s.MyASN = 0 }, err: "spec.myASN: must be set"},
-		{name: "no peerASN", mut: func(s *v1beta1.BGPPeerSpec) { s.ASN = 0 }, err: "spec.peerASN: must be set"},
-		{name: "dynamicASN", mut: func(s *v1beta1.BGPPeerSpec) { s.ASN, s.DynamicASN = 0, v1beta1.ExternalASNMode }, err: "spec.dynamicASN"},
-		{name: "bad address", mut: func(s *v1beta1.BGPPeerSpec) { s.Address = "nope" }, err: `spec.peerAddress: "nope"`},
-		{name: "bad source", mut: func(s *v1beta1.BGPPeerSpec) { s.SrcAddress = "x" }, err: "spec.sourceAddress"},
-		{name: "IPv6 router ID", mut: func(s *v1beta1.BGPPeerSpec) { s.RouterID = "::1" }, err: "spec.routerID"},
-		{name: "password twice", mut: func(s *v1beta1.BGPPeerSpec) {
+		{name: "connectTime", mut: func(s *v1beta2.BGPPeerSpec) { s.ConnectTime = &metav1.Duration{Duration: time.Millisecond} }, err: "spec.connectTime"},
+		{name: "no myASN", mut: func(s *v1beta2.BGPPeerSpec) { s.MyASN = 0 }, err: "spec.myASN: must be set"},
+		{name: "no peerASN", mut: func(s *v1beta2.BGPPeerSpec) { s.ASN = 0 }, err: "spec.peerASN: must be set"},
+		{name: "dynamicASN", mut: func(s *v1beta2.BGPPeerSpec) { s.ASN, s.DynamicASN = 0, v1beta2.ExternalASNMode }, err: `spec.dynamicASN: "external": learning the router's AS number is not supported by ecmplb yet`},
+		{name: "bad address", mut: func(s *v1beta2.BGPPeerSpec) { s.Address = "nope" }, err: `spec.peerAddress: "nope"`},
+		{name: "bad source", mut: func(s *v1beta2.BGPPeerSpec) { s.SrcAddress = "x" }, err: "spec.sourceAddress"},
+		{name: "IPv6 router ID", mut: func(s *v1beta2.BGPPeerSpec) { s.RouterID = "::1" }, err: "spec.routerID"},
+		{name: "password twice", mut: func(s *v1beta2.BGPPeerSpec) {
 			s.Password, s.PasswordSecret = "a", corev1.SecretReference{Name: "b"}
 		}, err: "spec.passwordSecret: must not be set together with spec.password"},
-		{name: "bad node selector", mut: func(s *v1beta1.BGPPeerSpec) {
+		{name: "interface", mut: func(s *v1beta2.BGPPeerSpec) { s.Interface = "eth0" }, err: `spec.interface: "eth0": unnumbered BGP is not supported by ecmplb yet`},
+		{name: "dualStackAddressFamily", mut: func(s *v1beta2.BGPPeerSpec) { s.DualStackAddressFamily = true }, err: "spec.dualStackAddressFamily: true is not supported by ecmplb yet"},
+		{name: "bad node selector", mut: func(s *v1beta2.BGPPeerSpec) {
 			s.NodeSelectors = []metav1.LabelSelector{{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "k", Operator: "Bogus"}}}}
 		}, err: "spec.nodeSelectors[0]"},
 	}

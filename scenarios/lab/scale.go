@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/ecmplb/ecmplb/api/v1beta1"
+	"github.com/ecmplb/ecmplb/api/v1beta2"
 	"github.com/ecmplb/ecmplb/fabric/topology"
 	"github.com/ecmplb/ecmplb/internal/scheme"
 	"github.com/ecmplb/ecmplb/scenarios/backend"
@@ -173,8 +174,8 @@ func createScaleConfig(ctx context.Context, c client.Client, topo topology.Topol
 			Spec: v1beta1.BGPAdvertisementSpec{IPAddressPools: []string{"scale"}, Communities: []string{"65000:100"}}},
 	}
 	for _, r := range topo.ToRs {
-		objs = append(objs, &v1beta1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: r.Name, Namespace: ns},
-			Spec: v1beta1.BGPPeerSpec{MyASN: topo.Nodes[0].ASN, ASN: r.ASN, Address: r.Address.String()}})
+		objs = append(objs, &v1beta2.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: r.Name, Namespace: ns},
+			Spec: v1beta2.BGPPeerSpec{MyASN: topo.Nodes[0].ASN, ASN: r.ASN, Address: r.Address.String()}})
 	}
 	for _, o := range objs {
 		if err := c.Create(ctx, o); err != nil {

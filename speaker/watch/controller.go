@@ -30,6 +30,7 @@ import (
 	"k8s.io/client-go/tools/record"
 
 	"github.com/ecmplb/ecmplb/api/v1beta1"
+	"github.com/ecmplb/ecmplb/api/v1beta2"
 	"github.com/ecmplb/ecmplb/internal/validation"
 	"github.com/ecmplb/ecmplb/speaker/announce"
 	"github.com/ecmplb/ecmplb/speaker/status"
@@ -47,7 +48,7 @@ type Options struct {
 	NodeName  string
 	Namespace string // where the metallb.io objects live
 	Client    kubernetes.Interface
-	MetalLB   rest.Interface // metallb.io/v1beta1 (NewMetalLBClient)
+	MetalLB   rest.Interface // metallb.io (NewMetalLBClient): v1beta1, BGPPeers v1beta2
 	Announcer Announcer
 	// Status, if set, is told which Services' status changed.
 	Status status.Writer
@@ -136,7 +137,7 @@ func New(o Options) *Controller {
 		if o.ListWatch != nil {
 			lw = o.ListWatch(resource)
 		} else {
-			lw = cache.NewListWatchFromClient(o.MetalLB, resource, o.Namespace, fields.Everything())
+			lw = cache.NewListWatchFromClient(metalLBVersion(o.MetalLB, resource), resource, o.Namespace, fields.Everything())
 		}
 		inf := cache.NewSharedIndexInformer(lw, obj, 0, cache.Indexers{})
 		_ = inf.SetTransform(strip)
@@ -144,7 +145,7 @@ func New(o Options) *Controller {
 	}
 	c.pools = crd("ipaddresspools", &v1beta1.IPAddressPool{})
 	c.ads = crd("bgpadvertisements", &v1beta1.BGPAdvertisement{})
-	c.peers = crd("bgppeers", &v1beta1.BGPPeer{})
+	c.peers = crd("bgppeers", &v1beta2.BGPPeer{})
 	c.communities = crd("communities", &v1beta1.Community{})
 	c.bfdProfiles = crd("bfdprofiles", &v1beta1.BFDProfile{})
 
@@ -285,7 +286,7 @@ func (c *Controller) objects() Objects {
 		objs.Advertisements = append(objs.Advertisements, o.(*v1beta1.BGPAdvertisement))
 	}
 	for _, o := range c.peers.GetStore().List() {
-		objs.Peers = append(objs.Peers, o.(*v1beta1.BGPPeer))
+		objs.Peers = append(objs.Peers, o.(*v1beta2.BGPPeer))
 	}
 	for _, o := range c.communities.GetStore().List() {
 		objs.Communities = append(objs.Communities, o.(*v1beta1.Community))

@@ -22,6 +22,7 @@ import (
 	fcache "k8s.io/client-go/tools/cache/testing"
 
 	"github.com/ecmplb/ecmplb/api/v1beta1"
+	"github.com/ecmplb/ecmplb/api/v1beta2"
 	"github.com/ecmplb/ecmplb/internal/validation"
 	"github.com/ecmplb/ecmplb/speaker/announce"
 )
@@ -141,7 +142,7 @@ func newCluster(objs ...runtime.Object) *cluster {
 	var core []runtime.Object
 	for _, o := range objs {
 		switch o.(type) {
-		case *v1beta1.IPAddressPool, *v1beta1.BGPPeer, *v1beta1.BGPAdvertisement, *v1beta1.Community, *v1beta1.BFDProfile:
+		case *v1beta1.IPAddressPool, *v1beta2.BGPPeer, *v1beta1.BGPAdvertisement, *v1beta1.Community, *v1beta1.BFDProfile:
 			c.source(o).Add(o)
 		default:
 			core = append(core, o)
@@ -161,7 +162,7 @@ func resourceOf(o runtime.Object) string {
 	switch o.(type) {
 	case *v1beta1.IPAddressPool:
 		return "ipaddresspools"
-	case *v1beta1.BGPPeer:
+	case *v1beta2.BGPPeer:
 		return "bgppeers"
 	case *v1beta1.BGPAdvertisement:
 		return "bgpadvertisements"
@@ -293,9 +294,9 @@ func pool(name string, created metav1.Time, addrs ...string) *v1beta1.IPAddressP
 		Spec: v1beta1.IPAddressPoolSpec{Addresses: addrs}}
 }
 
-func peer(name, addr string, mut func(*v1beta1.BGPPeerSpec)) *v1beta1.BGPPeer {
-	p := &v1beta1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-		Spec: v1beta1.BGPPeerSpec{MyASN: 65100, ASN: 65000, Address: addr}}
+func peer(name, addr string, mut func(*v1beta2.BGPPeerSpec)) *v1beta2.BGPPeer {
+	p := &v1beta2.BGPPeer{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: v1beta2.BGPPeerSpec{MyASN: 65100, ASN: 65000, Address: addr}}
 	if mut != nil {
 		mut(&p.Spec)
 	}
@@ -392,14 +393,14 @@ func TestControllerFirstSync(t *testing.T) {
 func badObjects() []runtime.Object {
 	return []runtime.Object{
 		// Meant for another rack: never checked on n1.
-		peer("rack2", "10.2.0.1", func(s *v1beta1.BGPPeerSpec) {
+		peer("rack2", "10.2.0.1", func(s *v1beta2.BGPPeerSpec) {
 			s.HoldTime = &metav1.Duration{Duration: time.Second}
 			s.PasswordSecret = corev1.SecretReference{Name: "missing"}
 			s.NodeSelectors = []metav1.LabelSelector{{MatchLabels: map[string]string{"rack": "2"}}}
 		}),
-		peer("bad-hold", "10.0.0.3", func(s *v1beta1.BGPPeerSpec) { s.HoldTime = &metav1.Duration{Duration: time.Second} }),
-		peer("no-secret", "10.0.0.4", func(s *v1beta1.BGPPeerSpec) { s.PasswordSecret = corev1.SecretReference{Name: "missing"} }),
-		peer("no-bfd", "10.0.0.5", func(s *v1beta1.BGPPeerSpec) { s.BFDProfile = "fast" }),
+		peer("bad-hold", "10.0.0.3", func(s *v1beta2.BGPPeerSpec) { s.HoldTime = &metav1.Duration{Duration: time.Second} }),
+		peer("no-secret", "10.0.0.4", func(s *v1beta2.BGPPeerSpec) { s.PasswordSecret = corev1.SecretReference{Name: "missing"} }),
+		peer("no-bfd", "10.0.0.5", func(s *v1beta2.BGPPeerSpec) { s.BFDProfile = "fast" }),
 		pool("bad-pool", created, "10.0.0.0/33"),
 		// Overlaps prod, is newer and sorts first (issue #8, 7).
 		pool("a-new-pool", metav1.Unix(2000, 0), "203.0.113.0/25"),
@@ -446,7 +447,7 @@ func TestControllerRejectsBadObjectsOneByOne(t *testing.T) {
 	}
 
 	// Fixing an object clears its gauge and lets it apply.
-	fixed := peer("bad-hold", "10.0.0.3", func(s *v1beta1.BGPPeerSpec) { s.HoldTime = &metav1.Duration{Duration: 9 * time.Second} })
+	fixed := peer("bad-hold", "10.0.0.3", func(s *v1beta2.BGPPeerSpec) { s.HoldTime = &metav1.Duration{Duration: 9 * time.Second} })
 	c.source(fixed).Modify(fixed)
 	eventually(t, "the fixed peer to apply", func() (bool, any) {
 		got := sp.ann.sessionNames()
@@ -460,7 +461,7 @@ func TestControllerRejectsBadObjectsOneByOne(t *testing.T) {
 
 func TestControllerKeepsLastGoodVersionWhileRunning(t *testing.T) {
 	objs := []runtime.Object{node1(), pool("prod", created, "203.0.113.0/24"),
-		peer("tor1", "10.0.0.1", func(s *v1beta1.BGPPeerSpec) { s.HoldTime = &metav1.Duration{Duration: 9 * time.Second} }),
+		peer("tor1", "10.0.0.1", func(s *v1beta2.BGPPeerSpec) { s.HoldTime = &metav1.Duration{Duration: 9 * time.Second} }),
 		peer("tor2", "10.0.0.2", nil), advert("all", nil), lbService("web", "203.0.113.5", nil), readySlice("web")}
 	c := newCluster(objs...)
 	sp := startSpeaker(t, c, "")
@@ -468,7 +469,7 @@ func TestControllerKeepsLastGoodVersionWhileRunning(t *testing.T) {
 		got := sp.ann.sessionNames()
 		return reflect.DeepEqual(got, []string{"tor1", "tor2"}), got
 	})
-	bad := peer("tor1", "10.0.0.1", func(s *v1beta1.BGPPeerSpec) {
+	bad := peer("tor1", "10.0.0.1", func(s *v1beta2.BGPPeerSpec) {
 		s.HoldTime = &metav1.Duration{Duration: 9 * time.Second}
 		s.KeepaliveTime = &metav1.Duration{Duration: 9 * time.Second}
 	})

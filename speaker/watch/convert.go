@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/ecmplb/ecmplb/api/v1beta1"
+	"github.com/ecmplb/ecmplb/api/v1beta2"
 	"github.com/ecmplb/ecmplb/internal/validation"
 	"github.com/ecmplb/ecmplb/speaker/announce"
 )
@@ -21,7 +22,7 @@ import (
 type Objects struct {
 	Pools          []*v1beta1.IPAddressPool
 	Advertisements []*v1beta1.BGPAdvertisement
-	Peers          []*v1beta1.BGPPeer
+	Peers          []*v1beta2.BGPPeer // read in the storage version
 	Communities    []*v1beta1.Community
 	BFDProfiles    []*v1beta1.BFDProfile
 	// Secret returns a Secret by namespace and name (nil if it does not exist).
@@ -69,7 +70,7 @@ func ConfigFrom(o Objects) (announce.Config, []announce.Problem) {
 		var errs []error
 		for i, a := range c.Spec.Communities {
 			field := fmt.Sprintf("spec.communities[%d]", i)
-			if _, err := announce.ParseCommunity(a.Value); err != nil {
+			if _, err := validation.ParseCommunity(a.Value); err != nil {
 				errs = append(errs, fmt.Errorf("%s: alias %q: %w", field, a.Name, err))
 			} else if prev, ok := cfg.Communities[a.Name]; ok && prev != a.Value {
 				errs = append(errs, fmt.Errorf("%s: alias %q = %q conflicts with %q in Community %q", field, a.Name, a.Value, prev, owner[a.Name]))
@@ -98,7 +99,7 @@ func ConfigFrom(o Objects) (announce.Config, []announce.Problem) {
 
 // peerFrom converts one BGPPeer, resolving its password Secret; problems go
 // into Err.
-func peerFrom(p *v1beta1.BGPPeer, o Objects) announce.Peer {
+func peerFrom(p *v1beta2.BGPPeer, o Objects) announce.Peer {
 	s := p.Spec
 	ap := announce.Peer{
 		Name: p.Name, MyASN: s.MyASN, ASN: s.ASN, Address: s.Address, Port: s.Port,

@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/ecmplb/ecmplb/api/v1beta1"
+	"github.com/ecmplb/ecmplb/api/v1beta2"
 	"github.com/ecmplb/ecmplb/internal/validation"
 )
 
@@ -108,8 +109,8 @@ func TestConfigFrom(t *testing.T) {
 			Spec: v1beta1.IPAddressPoolSpec{Addresses: []string{"203.0.113.0/24"}}}},
 		Advertisements: []*v1beta1.BGPAdvertisement{{ObjectMeta: metav1.ObjectMeta{Name: "a"},
 			Spec: v1beta1.BGPAdvertisementSpec{LocalPref: 50, Communities: []string{"vip"}, Peers: []string{"tor1"}}}},
-		Peers: []*v1beta1.BGPPeer{{ObjectMeta: metav1.ObjectMeta{Name: "tor1"},
-			Spec: v1beta1.BGPPeerSpec{MyASN: 1, ASN: 2, Address: "10.0.0.1", HoldTime: &hold,
+		Peers: []*v1beta2.BGPPeer{{ObjectMeta: metav1.ObjectMeta{Name: "tor1"},
+			Spec: v1beta2.BGPPeerSpec{MyASN: 1, ASN: 2, Address: "10.0.0.1", HoldTime: &hold,
 				PasswordSecret: corev1.SecretReference{Name: "pw"}, BFDProfile: "f"}}},
 		Communities: []*v1beta1.Community{{ObjectMeta: metav1.ObjectMeta{Name: "c"},
 			Spec: v1beta1.CommunitySpec{Communities: []v1beta1.CommunityAlias{{Name: "vip", Value: "65000:300"}}}}},
@@ -144,7 +145,7 @@ func TestConfigFrom(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := objs
-			o.Peers = []*v1beta1.BGPPeer{objs.Peers[0].DeepCopy()}
+			o.Peers = []*v1beta2.BGPPeer{objs.Peers[0].DeepCopy()}
 			secret.Type = validation.PasswordSecretType
 			tc.mut(&o)
 			cfg, problems := ConfigFrom(o)

@@ -20,8 +20,10 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/ecmplb/ecmplb/api/v1beta1"
+	"github.com/ecmplb/ecmplb/api/v1beta2"
 	"github.com/ecmplb/ecmplb/internal/netns"
 	"github.com/ecmplb/ecmplb/internal/nsforward"
+	"github.com/ecmplb/ecmplb/internal/scheme"
 	"github.com/ecmplb/ecmplb/internal/testenv"
 	"github.com/ecmplb/ecmplb/speaker/internal/testrouter"
 	"github.com/ecmplb/ecmplb/speaker/watch"
@@ -185,19 +187,29 @@ func (l *Lab) CreateNode(ctx context.Context, labels map[string]string) error {
 }
 
 // Create creates a metallb.io object in the lab namespace; resource is the plural
-// ("bgppeers").
+// ("bgppeers"). The object's Go type picks the version (v1beta2.BGPPeer: v1beta2).
 func (l *Lab) Create(ctx context.Context, resource string, obj runtime.Object) error {
-	return l.MetalLB.Post().Namespace(Namespace).Resource(resource).Body(obj).Do(ctx).Error()
+	return inVersionOf(l.MetalLB.Post(), obj).Namespace(Namespace).Resource(resource).Body(obj).Do(ctx).Error()
 }
 
 // Update replaces a metallb.io object (obj must carry its resourceVersion).
 func (l *Lab) Update(ctx context.Context, resource, name string, obj runtime.Object) error {
-	return l.MetalLB.Put().Namespace(Namespace).Resource(resource).Name(name).Body(obj).Do(ctx).Error()
+	return inVersionOf(l.MetalLB.Put(), obj).Namespace(Namespace).Resource(resource).Name(name).Body(obj).Do(ctx).Error()
 }
 
-// Get reads a metallb.io object.
+// Get reads a metallb.io object in the version of into.
 func (l *Lab) Get(ctx context.Context, resource, name string, into runtime.Object) error {
-	return l.MetalLB.Get().Namespace(Namespace).Resource(resource).Name(name).Do(ctx).Into(into)
+	return inVersionOf(l.MetalLB.Get(), into).Namespace(Namespace).Resource(resource).Name(name).Do(ctx).Into(into)
+}
+
+// inVersionOf aims r (of the v1beta1 client) at the metallb.io version of
+// obj's Go type.
+func inVersionOf(r *rest.Request, obj runtime.Object) *rest.Request {
+	gvks, _, err := scheme.Scheme.ObjectKinds(obj)
+	if err != nil || len(gvks) == 0 || gvks[0].GroupVersion() == v1beta1.GroupVersion {
+		return r
+	}
+	return r.AbsPath("/apis", gvks[0].Group, gvks[0].Version)
 }
 
 // BasicConfig creates a pool (203.0.113.0/24 and 198.18.0.0/15), one BGPPeer per
@@ -212,9 +224,10 @@ func (l *Lab) BasicConfig(ctx context.Context) error {
 		return fmt.Errorf("pool: %w", err)
 	}
 	for i := range l.Routers {
-		if err := l.Create(ctx, "bgppeers", &v1beta1.BGPPeer{TypeMeta: tm("BGPPeer"),
+		if err := l.Create(ctx, "bgppeers", &v1beta2.BGPPeer{
+			TypeMeta:   metav1.TypeMeta{APIVersion: v1beta2.GroupVersion.String(), Kind: "BGPPeer"},
 			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("tor%d", i+1)},
-			Spec: v1beta1.BGPPeerSpec{MyASN: SpeakerASN, ASN: RouterASN, Address: RouterAddr(i), Password: l.password,
+			Spec: v1beta2.BGPPeerSpec{MyASN: SpeakerASN, ASN: RouterASN, Address: RouterAddr(i), Password: l.password,
 				ConnectTime: &metav1.Duration{Duration: time.Second}}}); err != nil {
 			return fmt.Errorf("peer: %w", err)
 		}

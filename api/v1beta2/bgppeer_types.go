@@ -1,0 +1,172 @@
+package v1beta2
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// DynamicASNMode says how the peer's AS number is learned when peerASN is
+// not given.
+// +kubebuilder:validation:Enum=internal;external
+type DynamicASNMode string
+
+// Dynamic ASN modes.
+const (
+	// InternalASNMode accepts only a peer whose ASN equals myASN (iBGP).
+	InternalASNMode DynamicASNMode = "internal"
+	// ExternalASNMode accepts only a peer whose ASN differs from myASN (eBGP).
+	ExternalASNMode DynamicASNMode = "external"
+)
+
+// BGPPeerSpec describes one BGP session the speakers on matching nodes open.
+//
+// It has every field of MetalLB's v1beta2 BGPPeer. The fields ecmplb does not
+// run yet (dynamicASN, interface, dualStackAddressFamily) are refused at
+// admission and again by the speaker, never stored and ignored. The rules
+// below are the same in v1beta1 (keep them in step).
+// +kubebuilder:validation:XValidation:rule="has(self.peerASN) || has(self.dynamicASN)",message="one of peerASN or dynamicASN must be set"
+// +kubebuilder:validation:XValidation:rule="!(has(self.peerASN) && has(self.dynamicASN))",message="peerASN and dynamicASN are mutually exclusive"
+// +kubebuilder:validation:XValidation:rule="!has(self.dynamicASN)",message="spec.dynamicASN (learning the router's AS number) is not supported by ecmplb yet; set spec.peerASN"
+// +kubebuilder:validation:XValidation:rule="!has(self.interface)",message="spec.interface (unnumbered BGP) is not supported by ecmplb yet; set spec.peerAddress"
+// +kubebuilder:validation:XValidation:rule="!has(self.dualStackAddressFamily) || !self.dualStackAddressFamily",message="spec.dualStackAddressFamily is not supported by ecmplb yet"
+type BGPPeerSpec struct {
+	// MyASN is the AS number of the node's end of the session.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=4294967295
+	// +kubebuilder:validation:Format=int64
+	MyASN uint32 `json:"myASN"`
+
+	// ASN is the AS number expected from the router. Exactly one of peerASN
+	// and dynamicASN is set.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=4294967295
+	// +kubebuilder:validation:Format=int64
+	ASN uint32 `json:"peerASN,omitempty"`
+
+	// DynamicASN accepts the router's ASN as announced, limited to iBGP
+	// (internal) or eBGP (external). Not supported by ecmplb yet: refused.
+	// +optional
+	DynamicASN DynamicASNMode `json:"dynamicASN,omitempty"`
+
+	// Address is the router's address to dial.
+	// +kubebuilder:validation:MinLength=1
+	Address string `json:"peerAddress"`
+
+	// Interface is the node interface for unnumbered BGP peering, instead of
+	// peerAddress. Not supported by ecmplb yet: refused.
+	// +optional
+	Interface string `json:"interface,omitempty"`
+
+	// SrcAddress is the local address to dial from.
+	// +optional
+	SrcAddress string `json:"sourceAddress,omitempty"`
+
+	// Port is the router's BGP port. Defaults to 179.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=16384
+	Port uint16 `json:"peerPort,omitempty"`
+
+	// HoldTime is the requested BGP hold time (RFC 4271). Defaults to 90s;
+	// it must be at least 3s.
+	// +optional
+	HoldTime *metav1.Duration `json:"holdTime,omitempty"`
+
+	// KeepaliveTime is the requested BGP keepalive interval. Defaults to a
+	// third of the hold time; it must be lower than the hold time.
+	// +optional
+	KeepaliveTime *metav1.Duration `json:"keepaliveTime,omitempty"`
+
+	// ConnectTime is how long to wait between connection attempts.
+	// Defaults to 5s.
+	// +optional
+	// +kubebuilder:validation:XValidation:message="connect time should be between 1 seconds to 65535",rule="duration(self).getSeconds() >= 1 && duration(self).getSeconds() <= 65535"
+	ConnectTime *metav1.Duration `json:"connectTime,omitempty"`
+
+	// RouterID is the BGP router ID the node presents. Defaults to the node's
+	// address.
+	// +optional
+	RouterID string `json:"routerID,omitempty"`
+
+	// NodeSelectors limit the session to nodes matching one of them; empty
+	// means every node.
+	// +optional
+	NodeSelectors []metav1.LabelSelector `json:"nodeSelectors,omitempty"`
+
+	// Password enables TCP MD5 authentication with this shared secret.
+	// +optional
+	Password string `json:"password,omitempty"`
+
+	// PasswordSecret names a Secret of type kubernetes.io/basic-auth, in the
+	// speaker's namespace, whose "password" key holds the TCP MD5 secret.
+	// Mutually exclusive with password.
+	// +optional
+	PasswordSecret corev1.SecretReference `json:"passwordSecret,omitempty"`
+
+	// BFDProfile names the BFDProfile of a BFD session run beside this BGP
+	// session; when BFD goes down the BGP session is reset at once. Unlike
+	// MetalLB's native mode, ecmplb's speaker runs BFD itself.
+	// +optional
+	BFDProfile string `json:"bfdProfile,omitempty"`
+
+	// EnableGracefulRestart advertises the graceful restart capability
+	// (RFC 4724), so routers keep forwarding while a speaker restarts.
+	// +optional
+	EnableGracefulRestart bool `json:"enableGracefulRestart,omitempty"`
+
+	// EBGPMultiHop marks an eBGP peer that is more than one hop away.
+	// +optional
+	EBGPMultiHop bool `json:"ebgpMultiHop,omitempty"`
+
+	// VRFName is the host VRF to peer from. The speaker peers from the
+	// default VRF only and refuses a peer that sets it.
+	// +optional
+	VRFName string `json:"vrf,omitempty"`
+
+	// DisableMP keeps IPv4 and IPv6 routes on separate sessions (deprecated
+	// by MetalLB in favour of dualStackAddressFamily). The speaker refuses a
+	// peer that sets it.
+	// +optional
+	DisableMP bool `json:"disableMP,omitempty"`
+
+	// DualStackAddressFamily enables both address families on the session,
+	// whatever the family of peerAddress. Not supported by ecmplb yet: true
+	// is refused.
+	// +optional
+	DualStackAddressFamily bool `json:"dualStackAddressFamily,omitempty"`
+}
+
+// BGPPeerStatus is empty: session state is reported by ServiceBGPStatus,
+// metrics and the speaker's logs.
+type BGPPeerStatus struct{}
+
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:storageversion
+// +kubebuilder:printcolumn:name="Address",type=string,JSONPath=`.spec.peerAddress`
+// +kubebuilder:printcolumn:name="ASN",type=string,JSONPath=`.spec.peerASN`
+// +kubebuilder:printcolumn:name="BFD Profile",type=string,JSONPath=`.spec.bfdProfile`
+// +kubebuilder:printcolumn:name="Multi Hops",type=string,JSONPath=`.spec.ebgpMultiHop`
+
+// BGPPeer is a router the speakers open a BGP session to.
+type BGPPeer struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   BGPPeerSpec   `json:"spec,omitempty"`
+	Status BGPPeerStatus `json:"status,omitempty"`
+}
+
+// +kubebuilder:object:root=true
+
+// BGPPeerList is a list of BGPPeer.
+type BGPPeerList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []BGPPeer `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&BGPPeer{}, &BGPPeerList{})
+}
