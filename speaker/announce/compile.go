@@ -246,7 +246,7 @@ func (p *Plan) compileAd(ad Advertisement, pools []Pool, aliases map[string]stri
 	}
 	seen := map[Community]bool{}
 	for _, s := range ad.Communities {
-		c, err := resolveCommunity(s, aliases)
+		c, err := validation.ResolveCommunity(s, aliases)
 		if err != nil {
 			return ca, false, fmt.Errorf("spec.communities: %w", err)
 		}
@@ -386,7 +386,7 @@ func matchSelectors(sels []labels.Selector, l map[string]string) bool {
 }
 
 func sortCommunities(cs []Community) {
-	sort.Slice(cs, func(i, j int) bool { return cs[i].less(cs[j]) })
+	sort.Slice(cs, func(i, j int) bool { return cs[i].Less(cs[j]) })
 }
 
 // Sessions returns the BGP sessions this node runs, sorted by BGPPeer name.
