@@ -12,7 +12,8 @@ const (
 
 // BGPAdvertisementSpec says which pools' IPs are announced over BGP, from
 // which nodes, to which peers and with which attributes.
-// +kubebuilder:validation:XValidation:rule="!has(self.serviceSelectors) || self.serviceSelectors.size() == 0 || ((!has(self.aggregationLength) || self.aggregationLength == 32) && (!has(self.aggregationLengthV6) || self.aggregationLengthV6 == 128))",message="serviceSelectors can only be used with the default aggregationLength (32) and aggregationLengthV6 (128)"
+// +kubebuilder:validation:XValidation:rule="!has(self.serviceSelectors) || self.serviceSelectors.size() == 0 || !has(self.aggregationLength) || self.aggregationLength == 32",message="spec.aggregationLength: only the default 32 can be used with spec.serviceSelectors",fieldPath=".aggregationLength"
+// +kubebuilder:validation:XValidation:rule="!has(self.serviceSelectors) || self.serviceSelectors.size() == 0 || !has(self.aggregationLengthV6) || self.aggregationLengthV6 == 128",message="spec.aggregationLengthV6: only the default 128 can be used with spec.serviceSelectors",fieldPath=".aggregationLengthV6"
 type BGPAdvertisementSpec struct {
 	// AggregationLength masks each IPv4 Service IP to this length before it
 	// is announced, rolling several /32s into one prefix. Defaults to 32.
@@ -37,6 +38,9 @@ type BGPAdvertisementSpec struct {
 	// Communities attached to the routes: standard "65000:100", large
 	// "large:65000:1:2", or the name of an alias in a Community resource.
 	// +optional
+	// +kubebuilder:validation:MaxItems=256
+	// +kubebuilder:validation:items:MaxLength=253
+	// +kubebuilder:validation:items:XValidation:rule="!self.contains(':') || (self.matches('^[0-9]{1,5}:[0-9]{1,5}$') && int(self.split(':')[0]) <= 65535 && int(self.split(':')[1]) <= 65535) || (self.matches('^large:[0-9]{1,10}:[0-9]{1,10}:[0-9]{1,10}$') && int(self.split(':')[1]) <= 4294967295 && int(self.split(':')[2]) <= 4294967295 && int(self.split(':')[3]) <= 4294967295)",message="spec.communities entries must be a community A:B (16-bit numbers), large:A:B:C (32-bit numbers) or the name of a Community alias"
 	Communities []string `json:"communities,omitempty"`
 
 	// IPAddressPools names the pools whose IPs this advertisement covers.

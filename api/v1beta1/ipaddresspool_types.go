@@ -10,6 +10,9 @@ type IPAddressPoolSpec struct {
 	// ("203.0.113.0/24", "2001:db8::/120") or an inclusive range
 	// ("203.0.113.10-203.0.113.20"); all share the pool's settings.
 	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=1024
+	// +kubebuilder:validation:items:MaxLength=100
+	// +kubebuilder:validation:items:XValidation:rule="self.contains('-') ? (self.split('-').size() == 2 && isIP(self.split('-')[0].trim()) && isIP(self.split('-')[1].trim()) && ip(self.split('-')[0].trim()).family() == ip(self.split('-')[1].trim()).family()) : isCIDR(self.trim())",message="spec.addresses entries must be a CIDR (203.0.113.0/24) or a range of two addresses of one family (203.0.113.10-203.0.113.20)"
 	Addresses []string `json:"addresses"`
 
 	// AutoAssign lets the controller pick addresses from this pool for

@@ -287,9 +287,11 @@ func TestBadManifests(t *testing.T) {
 	}
 }
 
-// namesField tells whether err is or joins a *FieldError for field.
+// namesField tells whether err is or joins a *FieldError for field or
+// one of its parts (spec.communities[1].name names spec.communities).
 func namesField(err error, field string) bool {
-	if fe := (*FieldError)(nil); errors.As(err, &fe) && fe.Field == field {
+	if fe := (*FieldError)(nil); errors.As(err, &fe) && (fe.Field == field ||
+		strings.HasPrefix(fe.Field, field+".") || strings.HasPrefix(fe.Field, field+"[")) {
 		return true
 	}
 	if j, ok := err.(interface{ Unwrap() []error }); ok {
