@@ -3,6 +3,7 @@ package main
 import (
 	"flag"
 	"io"
+	"strings"
 	"testing"
 )
 
@@ -26,6 +27,35 @@ func TestPoolAnnotationDefault(t *testing.T) {
 		}
 		if c.app.PoolAnnotation != tt.want {
 			t.Errorf("args %q: PoolAnnotation = %v, want %v", tt.args, c.app.PoolAnnotation, tt.want)
+		}
+	}
+}
+
+// Webhooks are on by default on :9443; "0" turns them off (the lab and the
+// tests that do not need them).
+func TestWebhookFlags(t *testing.T) {
+	for _, tt := range []struct {
+		args     []string
+		addr     string
+		dnsNames []string
+	}{
+		{nil, ":9443", nil},
+		{[]string{"--webhook-addr=0"}, "0", nil},
+		{[]string{"--webhook-addr=127.0.0.1:1", "--webhook-extra-dns-names=localhost, a.example"}, "127.0.0.1:1", []string{"localhost", "a.example"}},
+	} {
+		fs := flag.NewFlagSet("ecmplb-controller", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		var c config
+		registerFlags(fs, &c)
+		if err := fs.Parse(tt.args); err != nil {
+			t.Fatal(err)
+		}
+		wh := c.app.Webhook
+		if wh.Addr != tt.addr || strings.Join(wh.ExtraDNSNames, ",") != strings.Join(tt.dnsNames, ",") {
+			t.Errorf("args %q: addr %q names %q, want %q %q", tt.args, wh.Addr, wh.ExtraDNSNames, tt.addr, tt.dnsNames)
+		}
+		if wh.SecretName != "ecmplb-webhook-cert" || wh.ConversionCRD != "bgppeers.metallb.io" || wh.ValidatingWebhookConfiguration != "ecmplb-webhook" {
+			t.Errorf("args %q: names %+v", tt.args, wh)
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 
 	ctrl "sigs.k8s.io/controller-runtime"
 
@@ -51,6 +52,22 @@ func registerFlags(fs *flag.FlagSet, c *config) {
 	fs.DurationVar(&cfg.StatusInterval, "pool-status-interval", 0, "minimum interval between IPAddressPool status writes (0: 1s)")
 	fs.BoolVar(&cfg.PoolAnnotation, "pool-annotation", true, "annotate Services with metallb.io/ip-allocated-from-pool, as MetalLB does (false saves one API write per allocation; needs patch on services)")
 	fs.BoolVar(&cfg.ConfigurationState, "configuration-state", true, "write the ConfigurationState \"controller\" (whether the IPAddressPools loaded, and which were rejected)")
+	wh := &cfg.Webhook
+	fs.StringVar(&wh.Addr, "webhook-addr", ":9443", "host:port of the HTTPS admission and conversion webhooks, served by every replica (0 disables)")
+	fs.StringVar(&wh.CertDir, "webhook-cert-dir", "/tmp/k8s-webhook-server/serving-certs", "directory the serving certificate is copied to (the certificate itself lives in --webhook-secret)")
+	fs.StringVar(&wh.SecretName, "webhook-secret", "ecmplb-webhook-cert", "Secret (in --namespace) holding the webhook CA and serving certificate, created and renewed by the controller")
+	fs.StringVar(&wh.ServiceName, "webhook-service", "ecmplb-webhook", "Service (in --namespace) in front of the webhooks: the certificate is for <service>.<namespace>.svc")
+	fs.StringVar(&wh.ValidatingWebhookConfiguration, "webhook-configuration", "ecmplb-webhook", "ValidatingWebhookConfiguration whose caBundle the controller keeps current (empty: none)")
+	fs.StringVar(&wh.ConversionCRD, "webhook-conversion-crd", "bgppeers.metallb.io", "CRD whose conversion webhook caBundle the controller keeps current (empty: none)")
+	fs.Func("webhook-extra-dns-names", "comma-separated further names the serving certificate covers (e.g. localhost)", func(v string) error {
+		wh.ExtraDNSNames = nil
+		for _, n := range strings.Split(v, ",") {
+			if n = strings.TrimSpace(n); n != "" {
+				wh.ExtraDNSNames = append(wh.ExtraDNSNames, n)
+			}
+		}
+		return nil
+	})
 	fs.TextVar(&c.logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn, error")
 }
 

@@ -25,6 +25,7 @@ import (
 	"github.com/ecmplb/ecmplb/api/v1beta1"
 	"github.com/ecmplb/ecmplb/controller/metrics"
 	"github.com/ecmplb/ecmplb/controller/reconciler"
+	"github.com/ecmplb/ecmplb/controller/webhook"
 	"github.com/ecmplb/ecmplb/internal/endpoint"
 	"github.com/ecmplb/ecmplb/internal/scheme"
 )
@@ -68,6 +69,10 @@ type Config struct {
 	SkipNameValidation bool
 	// Started, if set, is called with the reconciler once it is set up.
 	Started func(*reconciler.Controller)
+	// Webhook configures the admission and conversion webhooks, served by
+	// every replica; Webhook.Addr "" or "0" turns them off. Namespace and
+	// Logger default to the controller's.
+	Webhook webhook.Options
 }
 
 // trim drops what the controller never reads from cached objects: managed
@@ -149,6 +154,7 @@ func Run(ctx context.Context, restCfg *rest.Config, cfg Config) error {
 			},
 		},
 	}
+	webhooks := cfg.Webhook.Addr != "" && cfg.Webhook.Addr != "0"
 	if cfg.LeaseDuration > 0 {
 		opts.LeaseDuration = &cfg.LeaseDuration
 	}
@@ -170,6 +176,18 @@ func Run(ctx context.Context, restCfg *rest.Config, cfg Config) error {
 			return err
 		}
 	}
+	if webhooks {
+		wo := cfg.Webhook
+		if wo.Namespace == "" {
+			wo.Namespace = cfg.Namespace
+		}
+		if wo.Logger == nil {
+			wo.Logger = log.With("component", "webhook")
+		}
+		if err := webhook.Setup(mgr, wo); err != nil {
+			return err
+		}
+	}
 	c, err := reconciler.Setup(mgr, reconciler.Options{
 		PoolNamespace:      cfg.Namespace,
 		LoadBalancerClass:  cfg.LoadBalancerClass,
@@ -188,7 +206,7 @@ func Run(ctx context.Context, restCfg *rest.Config, cfg Config) error {
 		cfg.Started(c)
 	}
 	log.Info("controller starting", "namespace", cfg.Namespace, "loadBalancerClass", cfg.LoadBalancerClass,
-		"leaderElection", cfg.LeaderElect, "qps", rc.QPS, "burst", rc.Burst, "workers", cfg.Workers)
+		"leaderElection", cfg.LeaderElect, "webhooks", webhooks, "qps", rc.QPS, "burst", rc.Burst, "workers", cfg.Workers)
 	return mgr.Start(ctx)
 }
 

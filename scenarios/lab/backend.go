@@ -237,7 +237,7 @@ func (l *Lab) RestartController() (time.Time, error) {
 
 func (l *Lab) startController() error {
 	p, err := proc.Start("controller", proc.Options{LogPath: filepath.Join(l.Dir, "controller.log")}, filepath.Join(l.binDir, "ecmplb-controller"),
-		"--kubeconfig", l.Env.Kubeconfig, "--metrics-addr", "0", "--health-addr", "0",
+		"--kubeconfig", l.Env.Kubeconfig, "--metrics-addr", "0", "--health-addr", "0", "--webhook-addr", "0",
 		"--leader-elect=false", "--log-level", "info")
 	if err != nil {
 		return err

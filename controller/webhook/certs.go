@@ -1,0 +1,226 @@
+package webhook
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+
+	"github.com/open-policy-agent/cert-controller/pkg/rotator"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
+	toolscache "k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+)
+
+// Keys of the certificate Secret, as cert-controller writes them.
+const (
+	certKey = "tls.crt"
+	keyKey  = "tls.key"
+)
+
+// nameScoped is a manager whose rest config adds a metadata.name field
+// selector to every list and watch of the three objects cert-controller
+// caches. cert-controller builds its own cache from GetConfig() without
+// selectors, which would list every Secret of the namespace and every
+// ValidatingWebhookConfiguration and CRD of the cluster, needing list and
+// watch on all of them; with the selector, RBAC rules with resourceNames
+// (list and watch included) suffice.
+type nameScoped struct {
+	manager.Manager
+	cfg *rest.Config
+}
+
+func (m nameScoped) GetConfig() *rest.Config { return m.cfg }
+
+// namedLists maps a collection path to the one name listed in it.
+type namedLists map[string]string
+
+func (n namedLists) wrap(rt http.RoundTripper) http.RoundTripper {
+	return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		name, ok := n[req.URL.Path]
+		if !ok || req.Method != http.MethodGet {
+			return rt.RoundTrip(req)
+		}
+		req = req.Clone(req.Context())
+		q := req.URL.Query()
+		q.Set("fieldSelector", fields.OneTermEqualSelector("metadata.name", name).String())
+		req.URL.RawQuery = q.Encode()
+		return rt.RoundTrip(req)
+	})
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// scopedConfig returns a copy of cfg whose lists and watches of the
+// certificate Secret, the ValidatingWebhookConfiguration and the CRD select
+// those objects by name.
+func scopedConfig(cfg *rest.Config, o Options) *rest.Config {
+	n := namedLists{"/api/v1/namespaces/" + o.Namespace + "/secrets": o.SecretName}
+	if o.ValidatingWebhookConfiguration != "" {
+		n["/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations"] = o.ValidatingWebhookConfiguration
+	}
+	if o.ConversionCRD != "" {
+		n["/apis/apiextensions.k8s.io/v1/customresourcedefinitions"] = o.ConversionCRD
+	}
+	rc := rest.CopyConfig(cfg)
+	prev := rc.WrapTransport
+	rc.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
+		if prev != nil {
+			rt = prev(rt)
+		}
+		return n.wrap(rt)
+	}
+	return rc
+}
+
+// addRotator registers cert-controller's rotator on every replica (not only
+// the leader: every replica serves admission). It keeps a self-signed CA
+// and a serving certificate in the Secret, renews them LookaheadInterval
+// before they expire, and writes the CA into the webhook configuration and
+// the CRD's conversion config.
+func addRotator(mgr manager.Manager, o Options, ready chan struct{}) error {
+	var hooks []rotator.WebhookInfo
+	if o.ValidatingWebhookConfiguration != "" {
+		hooks = append(hooks, rotator.WebhookInfo{Name: o.ValidatingWebhookConfiguration, Type: rotator.Validating})
+	}
+	if o.ConversionCRD != "" {
+		hooks = append(hooks, rotator.WebhookInfo{Name: o.ConversionCRD, Type: rotator.CRDConversion})
+	}
+	cr := &rotator.CertRotator{
+		SecretKey:              types.NamespacedName{Namespace: o.Namespace, Name: o.SecretName},
+		CertDir:                o.CertDir,
+		CAName:                 "ecmplb-webhook-ca",
+		CAOrganization:         "ecmplb",
+		DNSName:                o.ServiceName + "." + o.Namespace + ".svc",
+		ExtraDNSNames:          o.ExtraDNSNames,
+		IsReady:                ready,
+		Webhooks:               hooks,
+		FieldOwner:             "ecmplb-controller",
+		RequireLeaderElection:  false,
+		CaCertDuration:         o.CAValidity,
+		ServerCertDuration:     o.CertValidity,
+		LookaheadInterval:      o.Lookahead,
+		RotationCheckFrequency: o.CheckInterval,
+		CertName:               certKey,
+		KeyName:                keyKey,
+		ControllerName:         "ecmplb-webhook-cert",
+	}
+	return rotator.AddRotator(nameScoped{Manager: mgr, cfg: scopedConfig(mgr.GetConfig(), o)}, cr)
+}
+
+// certSource serves the certificate in the Secret: it watches that one
+// Secret (by name), keeps its key pair in memory for the TLS server, so a
+// rotated certificate is served at once without a volume's kubelet sync
+// delay, and writes it to CertDir, where cert-controller checks that the
+// certificate is in place before it reports ready.
+type certSource struct {
+	dir  string
+	log  *slog.Logger
+	cert atomic.Pointer[tls.Certificate]
+}
+
+// getCertificate is the TLS server's tls.Config.GetCertificate.
+func (s *certSource) getCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	c := s.cert.Load()
+	if c == nil {
+		return nil, fmt.Errorf("no serving certificate yet")
+	}
+	return c, nil
+}
+
+// loaded reports whether a certificate is being served.
+func (s *certSource) loaded() bool { return s.cert.Load() != nil }
+
+func (s *certSource) update(obj any) {
+	sec, ok := obj.(*corev1.Secret)
+	if !ok {
+		return
+	}
+	crt, key := sec.Data[certKey], sec.Data[keyKey]
+	if len(crt) == 0 || len(key) == 0 {
+		return // not filled yet: cert-controller will
+	}
+	pair, err := tls.X509KeyPair(crt, key)
+	if err != nil {
+		s.log.Warn("webhook certificate Secret holds no valid key pair", "secret", sec.Namespace+"/"+sec.Name, "error", err.Error())
+		return
+	}
+	if err := writeFiles(s.dir, map[string][]byte{certKey: crt, keyKey: key}); err != nil {
+		s.log.Error("writing the webhook certificate", "dir", s.dir, "error", err.Error())
+		return
+	}
+	s.cert.Store(&pair)
+	s.log.Info("webhook serving certificate loaded", "secret", sec.Namespace+"/"+sec.Name, "notAfter", pair.Leaf.NotAfter)
+}
+
+// writeFiles replaces each file atomically (temporary file, rename).
+func writeFiles(dir string, files map[string][]byte) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	for name, data := range files {
+		tmp, err := os.CreateTemp(dir, "."+name)
+		if err != nil {
+			return err
+		}
+		_, werr := tmp.Write(data)
+		cerr := tmp.Close()
+		if werr != nil || cerr != nil {
+			_ = os.Remove(tmp.Name())
+			return fmt.Errorf("%s: %v %v", name, werr, cerr)
+		}
+		if err := os.Rename(tmp.Name(), filepath.Join(dir, name)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// addCertSource starts a cache of the one certificate Secret on every
+// replica and feeds it to a certSource.
+func addCertSource(mgr manager.Manager, o Options, log *slog.Logger) (*certSource, error) {
+	src := &certSource{dir: o.CertDir, log: log}
+	c, err := cache.New(mgr.GetConfig(), cache.Options{
+		Scheme: mgr.GetScheme(),
+		Mapper: mgr.GetRESTMapper(),
+		ByObject: map[client.Object]cache.ByObject{
+			&corev1.Secret{}: {
+				Namespaces: map[string]cache.Config{o.Namespace: {}},
+				Field:      fields.OneTermEqualSelector("metadata.name", o.SecretName),
+			},
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	inf, err := c.GetInformer(context.Background(), &corev1.Secret{}, cache.BlockUntilSynced(false))
+	if err != nil {
+		return nil, err
+	}
+	if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+		AddFunc:    src.update,
+		UpdateFunc: func(_, obj any) { src.update(obj) },
+	}); err != nil {
+		return nil, err
+	}
+	if err := mgr.Add(everyReplica{c}); err != nil {
+		return nil, err
+	}
+	return src, nil
+}
+
+// everyReplica runs a runnable whether or not this replica leads.
+type everyReplica struct{ manager.Runnable }
+
+func (everyReplica) NeedLeaderElection() bool { return false }

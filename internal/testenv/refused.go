@@ -1,0 +1,138 @@
+package testenv
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+)
+
+// RefusedManifest is one manifest the apiserver (its CRD schemas and
+// ecmplb's admission webhooks) must refuse, read from its header comment:
+//
+//	# field: spec.addresses[0]          the field the refusal must name
+//	# needs: a.yaml b.yaml              applied first (found in NeedsDirs)
+//	# operation: DELETE                 refuse the deletion (default: apply)
+//	# reason: …                         why (for people)
+type RefusedManifest struct {
+	Path, Field, Operation, Reason string
+	Needs                          []string
+}
+
+// ReadRefusedManifests reads every *.yaml of dir, sorted by name.
+func ReadRefusedManifests(dir string) ([]RefusedManifest, error) {
+	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(files)
+	var out []RefusedManifest
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		m := RefusedManifest{Path: f}
+		sc := bufio.NewScanner(strings.NewReader(string(data)))
+		for sc.Scan() {
+			line := sc.Text()
+			if !strings.HasPrefix(line, "#") {
+				break
+			}
+			k, v, _ := strings.Cut(strings.TrimPrefix(line, "#"), ":")
+			v = strings.TrimSpace(v)
+			switch strings.TrimSpace(k) {
+			case "field":
+				m.Field = v
+			case "needs":
+				m.Needs = strings.Fields(v)
+			case "operation":
+				m.Operation = v
+			case "reason":
+				m.Reason = v
+			}
+		}
+		if m.Field == "" {
+			return nil, fmt.Errorf("%s: no '# field:' header", f)
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// Kubectl runs the pinned kubectl against this control plane as admin.
+func (e *Env) Kubectl(stdin string, args ...string) (string, error) {
+	root, err := RepoRoot()
+	if err != nil {
+		return "", err
+	}
+	bins, err := FindBinaries(root)
+	if err != nil {
+		return "", err
+	}
+	cmd := exec.Command(bins.Kubectl, append([]string{"--kubeconfig", e.Kubeconfig}, args...)...)
+	cmd.Stdin = strings.NewReader(stdin)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// CheckRefused runs each manifest as a subtest, as a user would with
+// kubectl: its needs are applied (they must be accepted), then the manifest
+// is applied (or, with operation DELETE, deleted), which must fail with a
+// message naming the field. Afterwards the subtest deletes what it created,
+// in reverse order, so the next starts from the same state. needsDirs are
+// searched in order for each needed file.
+func (e *Env) CheckRefused(t *testing.T, manifests []RefusedManifest, needsDirs ...string) {
+	t.Helper()
+	for _, m := range manifests {
+		t.Run(filepath.Base(m.Path), func(t *testing.T) {
+			var created []string
+			t.Cleanup(func() {
+				for _, f := range slices.Backward(created) {
+					if out, err := e.Kubectl("", "delete", "--ignore-not-found", "--wait=true", "-f", f); err != nil {
+						t.Errorf("cleanup: kubectl delete -f %s: %v\n%s", f, err, out)
+					}
+				}
+			})
+			for _, n := range m.Needs {
+				p := findIn(n, needsDirs)
+				if p == "" {
+					t.Fatalf("needs %s: not in %v", n, needsDirs)
+				}
+				created = append(created, p)
+				if out, err := e.Kubectl("", "apply", "-f", p); err != nil {
+					t.Fatalf("needs %s refused: %v\n%s", n, err, out)
+				}
+			}
+			verb := "apply"
+			if strings.EqualFold(m.Operation, "DELETE") {
+				verb = "delete"
+			} else {
+				created = append(created, m.Path)
+			}
+			out, err := e.Kubectl("", verb, "-f", m.Path)
+			if err == nil {
+				t.Fatalf("kubectl %s succeeded, want a refusal naming %s (%s):\n%s", verb, m.Field, m.Reason, out)
+			}
+			if !strings.Contains(out, m.Field) {
+				t.Fatalf("kubectl %s refused without naming %s:\n%s", verb, m.Field, out)
+			}
+			t.Logf("refused: %s", strings.TrimSpace(out))
+		})
+	}
+}
+
+func findIn(name string, dirs []string) string {
+	for _, d := range dirs {
+		p := filepath.Join(d, name)
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	return ""
+}
