@@ -81,7 +81,7 @@ func peerToV1beta2(in *v1beta1.BGPPeer) *v1beta2.BGPPeer {
 		HoldTime: s.HoldTime, KeepaliveTime: s.KeepaliveTime, ConnectTime: s.ConnectTime,
 		RouterID: s.RouterID, Password: s.Password,
 		PasswordSecret: corev1.SecretReference{Name: s.PasswordSecret.Name, Namespace: s.PasswordSecret.Namespace},
-		BFDProfile: s.BFDProfile, EnableGracefulRestart: s.EnableGracefulRestart,
+		BFDProfile:     s.BFDProfile, EnableGracefulRestart: s.EnableGracefulRestart,
 		EBGPMultiHop: s.EBGPMultiHop, VRFName: s.VRFName, DisableMP: s.DisableMP,
 		DualStackAddressFamily: s.DualStackAddressFamily,
 	}}

@@ -89,7 +89,7 @@ func TestAdmit(t *testing.T) {
 		{name: "pool: an invalid stored pool overlaps nothing", obj: p(pool24), s: Snapshot{Namespace: ns, Pools: []v1beta1.IPAddressPool{invalid}}},
 		{name: "pool: invalid entry", obj: p(invalid), err: `spec.addresses[0]: "203.0.113.0/33" is not a valid CIDR or range`},
 		{name: "pool: narrower than an advertisement's aggregation", obj: p(tpool("p24", "203.0.113.0/25")),
-			s: Snapshot{Namespace: ns, Advertisements: []v1beta1.BGPAdvertisement{tadv("agg", func(s *v1beta1.BGPAdvertisementSpec) { s.AggregationLength = ptr(int32(24)) })}},
+			s:   Snapshot{Namespace: ns, Advertisements: []v1beta1.BGPAdvertisement{tadv("agg", func(s *v1beta1.BGPAdvertisementSpec) { s.AggregationLength = ptr(int32(24)) })}},
 			err: `spec.addresses[0]: BGPAdvertisement "agg": spec.aggregationLength: 24 is shorter than prefix 203.0.113.0/25`},
 		{name: "pool: advertisement selecting other pools does not matter", obj: p(tpool("p24", "203.0.113.0/25")),
 			s: Snapshot{Namespace: ns, Advertisements: []v1beta1.BGPAdvertisement{tadv("agg", func(s *v1beta1.BGPAdvertisementSpec) {
@@ -126,7 +126,7 @@ func TestAdmit(t *testing.T) {
 
 		// Advertisements: local preference.
 		{name: "localPref: same pool, peers and nodes", obj: a(tadv("b", func(s *v1beta1.BGPAdvertisementSpec) { s.IPAddressPools, s.LocalPref = []string{"p24"}, 200 })),
-			s: Snapshot{Pools: []v1beta1.IPAddressPool{pool24}, Advertisements: []v1beta1.BGPAdvertisement{local100}},
+			s:   Snapshot{Pools: []v1beta1.IPAddressPool{pool24}, Advertisements: []v1beta1.BGPAdvertisement{local100}},
 			err: `spec.localPref: 200 conflicts with localPref 100 of BGPAdvertisement "local"`},
 		{name: "localPref: unset against 100 conflicts too (MetalLB)", obj: a(tadv("b", nil)),
 			s: Snapshot{Pools: []v1beta1.IPAddressPool{pool24}, Advertisements: []v1beta1.BGPAdvertisement{local100}}, err: "spec.localPref: 0 conflicts with localPref 100"},
@@ -139,7 +139,7 @@ func TestAdmit(t *testing.T) {
 		{name: "localPref: disjoint peers", obj: a(tadv("b", func(s *v1beta1.BGPAdvertisementSpec) { s.Peers, s.LocalPref = []string{"tor2"}, 5 })),
 			s: Snapshot{Pools: []v1beta1.IPAddressPool{pool24}, Advertisements: []v1beta1.BGPAdvertisement{tadv("a", func(s *v1beta1.BGPAdvertisementSpec) { s.Peers = []string{"tor1"} })}}},
 		{name: "localPref: a shared peer", obj: a(tadv("b", func(s *v1beta1.BGPAdvertisementSpec) { s.Peers, s.LocalPref = []string{"tor2", "tor1"}, 5 })),
-			s: Snapshot{Pools: []v1beta1.IPAddressPool{pool24}, Advertisements: []v1beta1.BGPAdvertisement{tadv("a", func(s *v1beta1.BGPAdvertisementSpec) { s.Peers = []string{"tor1"} })}},
+			s:   Snapshot{Pools: []v1beta1.IPAddressPool{pool24}, Advertisements: []v1beta1.BGPAdvertisement{tadv("a", func(s *v1beta1.BGPAdvertisementSpec) { s.Peers = []string{"tor1"} })}},
 			err: "spec.localPref: 5 conflicts with localPref 0"},
 		{name: "localPref: different node selectors", obj: a(tadv("b", func(s *v1beta1.BGPAdvertisementSpec) { s.NodeSelectors, s.LocalPref = sel("rack", "b"), 5 })),
 			s: Snapshot{Pools: []v1beta1.IPAddressPool{pool24}, Advertisements: []v1beta1.BGPAdvertisement{tadv("a", func(s *v1beta1.BGPAdvertisementSpec) { s.NodeSelectors = sel("rack", "a") })}}},
@@ -161,7 +161,7 @@ func TestAdmit(t *testing.T) {
 			err: `spec.communities[1].name: alias "a" is already defined in Community "c1"`},
 		{name: "community: update keeps its own aliases", op: Update, obj: c(tcomm("c1", "a", "2:2")), s: Snapshot{Communities: []v1beta1.Community{tcomm("c1", "a", "1:1")}}},
 		{name: "community: update drops an alias in use", op: Update, obj: c(tcomm("c1", "b", "2:2")),
-			s: Snapshot{Advertisements: []v1beta1.BGPAdvertisement{tadv("ad", func(s *v1beta1.BGPAdvertisementSpec) { s.Communities = []string{"a"} })}},
+			s:   Snapshot{Advertisements: []v1beta1.BGPAdvertisement{tadv("ad", func(s *v1beta1.BGPAdvertisementSpec) { s.Communities = []string{"a"} })}},
 			err: `spec.communities: BGPAdvertisement "ad" uses "a" in spec.communities[0], which this change leaves undefined`},
 
 		// BFD profiles.
