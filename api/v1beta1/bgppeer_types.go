@@ -138,8 +138,9 @@ type BGPPeerSpec struct {
 	// PasswordSecret names a Secret of type kubernetes.io/basic-auth, in the
 	// speaker's namespace, whose "password" key holds the TCP MD5 secret.
 	// Mutually exclusive with password. (v1beta2)
+	// (omitzero: an unset reference is left out, not written as {}.)
 	// +optional
-	PasswordSecret corev1.SecretReference `json:"passwordSecret,omitempty"`
+	PasswordSecret corev1.SecretReference `json:"passwordSecret,omitzero"`
 
 	// BFDProfile names the BFDProfile of a BFD session run beside this BGP
 	// session; when BFD goes down the BGP session is reset at once. Unlike
