@@ -1,7 +1,6 @@
 package announce
 
 import (
-	"math/big"
 	"net/netip"
 
 	"github.com/ecmplb/ecmplb/internal/validation"
@@ -25,32 +24,8 @@ func parseAddresses(s string) (addrRange, []netip.Prefix, error) {
 	return addrRange{r.First, r.Last}, rangeToPrefixes(r.First, r.Last), nil
 }
 
-// rangeToPrefixes splits [first, last] into the fewest CIDRs that cover it exactly.
+// rangeToPrefixes splits [first, last] into the fewest CIDRs that cover it
+// exactly (validation.Range.Prefixes).
 func rangeToPrefixes(first, last netip.Addr) []netip.Prefix {
-	bits := first.BitLen()
-	lo := new(big.Int).SetBytes(first.AsSlice())
-	hi := new(big.Int).SetBytes(last.AsSlice())
-	one := big.NewInt(1)
-	var out []netip.Prefix
-	for lo.Cmp(hi) <= 0 {
-		// Largest block aligned at lo that does not pass hi.
-		size := 0
-		for size < bits {
-			next := size + 1
-			if lo.Bit(size) != 0 { // lo not aligned to 2^next
-				break
-			}
-			end := new(big.Int).Add(lo, new(big.Int).Lsh(one, uint(next)))
-			end.Sub(end, one)
-			if end.Cmp(hi) > 0 {
-				break
-			}
-			size = next
-		}
-		buf := lo.FillBytes(make([]byte, bits/8))
-		a, _ := netip.AddrFromSlice(buf)
-		out = append(out, netip.PrefixFrom(a, bits-size))
-		lo.Add(lo, new(big.Int).Lsh(one, uint(size)))
-	}
-	return out
+	return validation.Range{First: first, Last: last}.Prefixes()
 }

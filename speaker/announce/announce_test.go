@@ -116,6 +116,22 @@ func TestRoutes(t *testing.T) {
 			wantErr: `BGPAdvertisement "a": spec.aggregationLength: 16 is shorter than prefix 203.0.113.0/24`,
 		},
 		{
+			// MetalLB's rule (validation.AggregationFits): a range entry needs its
+			// widest CIDR (10.0.0.240/29 of .240-.250) within the aggregation.
+			name: "aggregation of a range pool follows its widest CIDR",
+			cfg: Config{Pools: []Pool{{Name: "r", Addresses: []string{"10.0.0.240-10.0.0.250"}}}, Peers: []Peer{tor1},
+				Advertisements: []Advertisement{{Name: "a", AggregationLength: ptr(int32(29))}}},
+			svc:  Service{Key: "x/y", IPs: []netip.Addr{ip("10.0.0.250")}, AnyEndpoint: true},
+			want: []Route{{Peer: "tor1", Prefix: pfx("10.0.0.248/29")}},
+		},
+		{
+			name: "aggregation wider than a range pool's widest CIDR",
+			cfg: Config{Pools: []Pool{{Name: "r", Addresses: []string{"10.0.0.240-10.0.0.250"}}}, Peers: []Peer{tor1},
+				Advertisements: []Advertisement{{Name: "a", AggregationLength: ptr(int32(28))}}},
+			svc:     Service{Key: "x/y", IPs: []netip.Addr{ip("10.0.0.250")}, AnyEndpoint: true},
+			wantErr: `BGPAdvertisement "a": spec.aggregationLength: 28 is shorter than prefix 10.0.0.240/29 of IPAddressPool "r"`,
+		},
+		{
 			name:    "aggregation out of range",
 			cfg:     Config{Pools: []Pool{prodPool}, Peers: []Peer{tor1}, Advertisements: []Advertisement{{Name: "a", AggregationLength: ptr(int32(33))}}},
 			svc:     webSvc,

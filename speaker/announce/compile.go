@@ -30,6 +30,7 @@ type compiledPool struct {
 	name     string
 	ranges   []addrRange
 	prefixes []netip.Prefix
+	parsed   []validation.Range // spec.addresses, for validation.AggregationFits
 }
 
 type compiledAd struct {
@@ -75,7 +76,7 @@ func Compile(cfg Config, node Node) (*Plan, []Problem) {
 			reject(KindPool, pl.Name, err)
 			continue
 		}
-		cp := compiledPool{name: pl.Name}
+		cp := compiledPool{name: pl.Name, parsed: rs}
 		for _, r := range rs {
 			cp.ranges = append(cp.ranges, addrRange{r.First, r.Last})
 			cp.prefixes = append(cp.prefixes, rangeToPrefixes(r.First, r.Last)...)
@@ -231,18 +232,10 @@ func compileSession(pr Peer, profiles map[string]BFDProfile, node Node) (Session
 }
 
 func (p *Plan) compileAd(ad Advertisement, pools []Pool, aliases map[string]string) (compiledAd, bool, error) {
-	ca := compiledAd{name: ad.Name, aggV4: 32, aggV6: 128, localPref: ad.LocalPref, pools: map[int]bool{}}
-	if ad.AggregationLength != nil {
-		ca.aggV4 = int(*ad.AggregationLength)
-		if ca.aggV4 < 0 || ca.aggV4 > 32 {
-			return ca, false, fmt.Errorf("spec.aggregationLength: %d is outside 0-32", ca.aggV4)
-		}
-	}
-	if ad.AggregationLengthV6 != nil {
-		ca.aggV6 = int(*ad.AggregationLengthV6)
-		if ca.aggV6 < 0 || ca.aggV6 > 128 {
-			return ca, false, fmt.Errorf("spec.aggregationLengthV6: %d is outside 0-128", ca.aggV6)
-		}
+	ca := compiledAd{name: ad.Name, localPref: ad.LocalPref, pools: map[int]bool{}}
+	var err error
+	if ca.aggV4, ca.aggV6, err = validation.AggregationLengths(ad.AggregationLength, ad.AggregationLengthV6); err != nil {
+		return ca, false, err
 	}
 	seen := map[Community]bool{}
 	for _, s := range ad.Communities {
@@ -273,15 +266,8 @@ func (p *Plan) compileAd(ad Advertisement, pools []Pool, aliases map[string]stri
 			continue
 		}
 		ca.pools[i] = true
-		for _, pfx := range p.pools[i].prefixes {
-			agg := ca.aggV4
-			field := "aggregationLength"
-			if pfx.Addr().Is6() {
-				agg, field = ca.aggV6, "aggregationLengthV6"
-			}
-			if pfx.Bits() > agg {
-				return ca, false, fmt.Errorf("spec.%s: %d is shorter than prefix %s of IPAddressPool %q", field, agg, pfx, pl.Name)
-			}
+		if err := validation.AggregationFits(pl.Name, p.pools[i].parsed, ca.aggV4, ca.aggV6); err != nil {
+			return ca, false, err
 		}
 	}
 	if ca.services, err = selectors(ad.ServiceSelectors); err != nil {
