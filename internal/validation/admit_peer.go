@@ -22,7 +22,11 @@ func admitPeer(p *v1beta2.BGPPeer, s Snapshot) error {
 	// A missing Secret is allowed (it may be applied next; the speaker waits
 	// for it, as MetalLB does); one of the wrong type or without a password
 	// is not.
-	if ref := p.Spec.PasswordSecret; ref.Name != "" && (ref.Namespace == "" || ref.Namespace == s.Namespace) {
+	ref := p.Spec.PasswordSecret
+	if ref.Namespace != "" && s.Namespace != "" && ref.Namespace != s.Namespace {
+		// The speaker reads Secrets of its own namespace only (as MetalLB).
+		errs = append(errs, fieldErr("spec.passwordSecret.namespace", "%q: the Secret must be in namespace %q, with the BGPPeer", ref.Namespace, s.Namespace))
+	} else if ref.Name != "" {
 		if sec := s.Secrets[ref.Name]; sec != nil {
 			if sec.Type != PasswordSecretType {
 				errs = append(errs, fieldErr("spec.passwordSecret", "Secret %q has type %q; a BGP password Secret must have type %s", ref.Name, sec.Type, PasswordSecretType))

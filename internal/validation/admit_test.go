@@ -187,6 +187,12 @@ func TestAdmit(t *testing.T) {
 			s: Snapshot{Namespace: ns, Secrets: map[string]*corev1.Secret{"pw": basicAuth}}},
 		{name: "peer: password Secret of the wrong type", obj: pr(tpeer("a", "10.0.0.2", func(s *v1beta2.BGPPeerSpec) { s.PasswordSecret.Name = "opaque" })),
 			s: Snapshot{Namespace: ns, Secrets: map[string]*corev1.Secret{"opaque": opaque}}, err: `spec.passwordSecret: Secret "opaque" has type "Opaque"`},
+		{name: "peer: password Secret in another namespace", obj: pr(tpeer("a", "10.0.0.2", func(s *v1beta2.BGPPeerSpec) {
+			s.PasswordSecret = corev1.SecretReference{Namespace: "default", Name: "pw"}
+		})),
+			s: Snapshot{Namespace: ns}, err: `spec.passwordSecret.namespace: "default": the Secret must be in namespace "metallb-system"`},
+		{name: "peer: password Secret in the configured namespace, named", obj: pr(tpeer("a", "10.0.0.2", func(s *v1beta2.BGPPeerSpec) { s.PasswordSecret = corev1.SecretReference{Namespace: ns, Name: "opaque"} })),
+			s: Snapshot{Namespace: ns, Secrets: map[string]*corev1.Secret{"opaque": opaque}}, err: "spec.passwordSecret: Secret \"opaque\" has type"},
 		{name: "peer: password and passwordSecret", obj: pr(tpeer("a", "10.0.0.2", func(s *v1beta2.BGPPeerSpec) { s.Password, s.PasswordSecret.Name = "x", "pw" })),
 			err: "spec.passwordSecret: must not be set together with spec.password"},
 		{name: "peer: v1beta1 judged the same (duplicate through its node selectors)", obj: &v1beta1.BGPPeer{ObjectMeta: meta("old"), Spec: v1beta1.BGPPeerSpec{
