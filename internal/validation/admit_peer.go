@@ -4,11 +4,9 @@ import (
 	"errors"
 	"net/netip"
 
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
 	"github.com/ecmplb/ecmplb/api/v1beta1"
 	"github.com/ecmplb/ecmplb/api/v1beta2"
+	"github.com/ecmplb/ecmplb/internal/conversion"
 )
 
 func admitPeer(p *v1beta2.BGPPeer, s Snapshot) error {
@@ -75,28 +73,8 @@ func peerPort(p uint16) uint16 {
 	return p
 }
 
-// peerToV1beta2 converts a v1beta1 BGPPeer to v1beta2 field by field, so
-// Admit judges both versions by the same rules.
+// peerToV1beta2 converts a v1beta1 BGPPeer to v1beta2 (the conversion
+// webhook's own function), so Admit judges both versions by the same rules.
 func peerToV1beta2(in *v1beta1.BGPPeer) *v1beta2.BGPPeer {
-	s := &in.Spec
-	out := &v1beta2.BGPPeer{ObjectMeta: in.ObjectMeta, Spec: v1beta2.BGPPeerSpec{
-		MyASN: s.MyASN, ASN: s.ASN, DynamicASN: v1beta2.DynamicASNMode(s.DynamicASN),
-		Address: s.Address, Interface: s.Interface, SrcAddress: s.SrcAddress, Port: s.Port,
-		HoldTime: s.HoldTime, KeepaliveTime: s.KeepaliveTime, ConnectTime: s.ConnectTime,
-		RouterID: s.RouterID, Password: s.Password,
-		PasswordSecret: corev1.SecretReference{Name: s.PasswordSecret.Name, Namespace: s.PasswordSecret.Namespace},
-		BFDProfile:     s.BFDProfile, EnableGracefulRestart: s.EnableGracefulRestart,
-		EBGPMultiHop: s.EBGPMultiHop, VRFName: s.VRFName, DisableMP: s.DisableMP,
-		DualStackAddressFamily: s.DualStackAddressFamily,
-	}}
-	out.TypeMeta = metav1.TypeMeta{APIVersion: v1beta2.GroupVersion.String(), Kind: "BGPPeer"}
-	for _, ns := range s.NodeSelectors {
-		ls := metav1.LabelSelector{MatchLabels: ns.MatchLabels}
-		for _, e := range ns.MatchExpressions {
-			ls.MatchExpressions = append(ls.MatchExpressions, metav1.LabelSelectorRequirement{
-				Key: e.Key, Operator: metav1.LabelSelectorOperator(e.Operator), Values: e.Values})
-		}
-		out.Spec.NodeSelectors = append(out.Spec.NodeSelectors, ls)
-	}
-	return out
+	return conversion.BGPPeerToV1beta2(in)
 }
