@@ -87,6 +87,12 @@ func ConfigFrom(o Objects) (announce.Config, []announce.Problem) {
 	}
 	cfg.BFDProfiles = map[string]announce.BFDProfile{}
 	for _, b := range o.BFDProfiles {
+		// Out-of-range values (stored before the CRD's bounds, or with the
+		// webhook down) reject the profile; peers naming it are rejected in turn.
+		if err := validation.BFDProfile(b); err != nil {
+			problems = append(problems, announce.Problem{Kind: announce.KindBFDProfile, Name: b.Name, Err: err})
+			continue
+		}
 		s := b.Spec
 		cfg.BFDProfiles[b.Name] = announce.BFDProfile{
 			Name: b.Name, ReceiveInterval: s.ReceiveInterval, TransmitInterval: s.TransmitInterval,
