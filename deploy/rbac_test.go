@@ -114,8 +114,38 @@ func TestRBACIsLeast(t *testing.T) {
 		"--audit-policy-file=" + policy, "--audit-log-path=" + auditLog, "--audit-log-format=json", "--audit-log-mode=blocking"}})
 	ctx := context.Background()
 	cs := kubernetes.NewForConfigOrDie(env.Config)
+	// A fresh install is one apply of the whole file, webhooks included
+	// (failurePolicy Fail blocks none of its objects).
 	if out, err := kubectl(t, env, "", "apply", "-f", "ecmplb.yaml"); err != nil {
 		t.Fatalf("kubectl apply -f ecmplb.yaml: %v\n%s", err, out)
+	}
+	// The webhooks fail closed while no controller serves them...
+	whArgs := serveWebhooks(t, env)
+	if out, err := kubectl(t, env, probePool, "apply", "--dry-run=server", "-f", "-"); err == nil {
+		t.Fatalf("a metallb.io object was admitted while no controller ran:\n%s", out)
+	}
+	// ...and admit the configuration once one does (leader or not: the
+	// webhooks run on every replica).
+	ctrl := startBinary(t, "./controller", append([]string{"--kubeconfig", saKubeconfig(t, env, cs, "ecmplb-controller"),
+		"--namespace", "metallb-system", "--metrics-addr", "0", "--health-addr", "0", "--leader-elect=true"}, whArgs...)...)
+	waitWebhooks(t, env, func() string { return ctrl.Tail(50) })
+	// A peer naming a password Secret is checked against it (server-side
+	// dry run: the speaker never sees this peer).
+	const authPeer = `apiVersion: v1
+kind: Secret
+metadata: {name: bgp-auth, namespace: metallb-system}
+type: kubernetes.io/basic-auth
+stringData: {password: s3cret}
+`
+	if out, err := kubectl(t, env, authPeer, "apply", "-f", "-"); err != nil {
+		t.Fatalf("apply Secret: %v\n%s", err, out)
+	}
+	if out, err := kubectl(t, env, `apiVersion: metallb.io/v1beta2
+kind: BGPPeer
+metadata: {name: auth, namespace: metallb-system}
+spec: {myASN: 65100, peerASN: 65000, peerAddress: 127.0.0.1, peerPort: 2, passwordSecret: {name: bgp-auth}}
+`, "apply", "--dry-run=server", "-f", "-"); err != nil {
+		t.Fatalf("dry-run peer with a password Secret: %v\n%s", err, out)
 	}
 	// A node for the speaker, and the configuration. The peer is a closed
 	// port on loopback: nothing leaves the machine, and the speaker still
@@ -153,9 +183,8 @@ spec: {myASN: 65100, peerASN: 65000, peerAddress: 127.0.0.1, peerPort: 1}
 		t.Fatal(err)
 	}
 
-	// The arguments of the manifests, but for addresses and kubeconfigs.
-	ctrl := startBinary(t, "./controller", "--kubeconfig", saKubeconfig(t, env, cs, "ecmplb-controller"),
-		"--namespace", "metallb-system", "--metrics-addr", "0", "--health-addr", "0", "--leader-elect=true")
+	// The arguments of the manifests, but for addresses and kubeconfigs
+	// (the controller's started above).
 	spk := startBinary(t, "./speaker", "--kubeconfig", saKubeconfig(t, env, cs, "ecmplb-speaker"),
 		"--node-name", "node1", "--namespace", "metallb-system", "--metrics-addr", "")
 	// fatalf ends the test with what RBAC refused so far, the likely cause.

@@ -15,8 +15,11 @@ import (
 	"strconv"
 	"time"
 
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	ctrlwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
+
+	"github.com/ecmplb/ecmplb/internal/conversion"
 )
 
 // Options configure the webhook server.
@@ -45,8 +48,6 @@ type Options struct {
 	// renewed; CheckInterval how often that is checked. Zero: 10 years,
 	// 1 year, 90 days, 1 hour.
 	CAValidity, CertValidity, Lookahead, CheckInterval time.Duration
-	// Conversion, if set, is served at /convert.
-	Conversion http.Handler
 	// Logger receives logs.
 	Logger *slog.Logger
 }
@@ -105,18 +106,24 @@ func Setup(mgr manager.Manager, o Options) error {
 	for path, h := range a.handlers(mgr.GetScheme()) {
 		srv.Register(path, h)
 	}
-	if o.Conversion != nil {
-		srv.Register("/convert", o.Conversion)
-	}
+	// BGPPeer v1beta1 <-> v1beta2, for the bgppeers CRD's conversion webhook.
+	srv.Register("/convert", conversion.Handler(o.Logger))
 	// A webhook.Server never needs leader election: the manager starts it
 	// on every replica.
 	if err := mgr.Add(srv); err != nil {
 		return err
 	}
-	started := srv.StartedChecker()
-	return mgr.AddReadyzCheck("webhook", func(req *http.Request) error {
-		if !src.loaded() {
-			return fmt.Errorf("no serving certificate yet (Secret %s/%s)", o.Namespace, o.SecretName)
+	return mgr.AddReadyzCheck("webhook", readyCheck(src.loaded, injected, srv.StartedChecker(), o.Namespace+"/"+o.SecretName))
+}
+
+// readyCheck reports ready only once a certificate is served, its CA is in
+// the webhook configurations (so the apiserver trusts it) and the server
+// listens: a rollout must not send admission to a replica that would fail
+// the TLS handshake.
+func readyCheck(loaded func() bool, injected <-chan struct{}, started healthz.Checker, secret string) healthz.Checker {
+	return func(req *http.Request) error {
+		if !loaded() {
+			return fmt.Errorf("no serving certificate yet (Secret %s)", secret)
 		}
 		select {
 		case <-injected:
@@ -124,7 +131,7 @@ func Setup(mgr manager.Manager, o Options) error {
 			return fmt.Errorf("CA not yet written into the webhook configurations")
 		}
 		return started(req)
-	})
+	}
 }
 
 func orDuration(d, def time.Duration) time.Duration {

@@ -144,6 +144,17 @@ func TestDefaults(t *testing.T) {
 			delete(anns, "helm.sh/resource-policy")
 			g = g.DeepCopy()
 			g.SetAnnotations(anns)
+			if k == "CustomResourceDefinition/bgppeers.metallb.io" {
+				// The one addition: conversion by the controller's webhook.
+				conv, _, _ := unstructured.NestedMap(g.Object, "spec", "conversion")
+				strategy, _, _ := unstructured.NestedString(conv, "strategy")
+				svc, _, _ := unstructured.NestedMap(conv, "webhook", "clientConfig", "service")
+				versions, _, _ := unstructured.NestedStringSlice(conv, "webhook", "conversionReviewVersions")
+				if strategy != "Webhook" || svc["name"] != "ecmplb-webhook" || svc["path"] != "/convert" || !slices.Equal(versions, []string{"v1"}) {
+					t.Errorf("%s: conversion %v", k, conv)
+				}
+				unstructured.RemoveNestedField(g.Object, "spec", "conversion")
+			}
 			if !reflect.DeepEqual(g.Object, w.Object) {
 				t.Errorf("%s differs from %s", k, f)
 			}
@@ -226,5 +237,63 @@ func TestValues(t *testing.T) {
 	}
 	if len(s.Ports) != 0 || s.LivenessProbe != nil || !slices.Contains(s.Args, "--metrics-addr=") {
 		t.Errorf("speaker with metrics off: ports %v probe %v args %v", s.Ports, s.LivenessProbe, s.Args)
+	}
+}
+
+// webhooks.enabled=false renders no webhook objects, no conversion webhook,
+// no webhook RBAC, and turns the server off; with installCRDs=false the
+// controller leaves the (MetalLB's) bgppeers CRD alone.
+func TestWebhookValues(t *testing.T) {
+	dir := filepath.Join(repoRoot(t), Dir)
+	for _, tc := range []struct {
+		name                    string
+		values                  map[string]any
+		webhooks, crdConversion bool
+	}{
+		{"defaults", nil, true, true},
+		{"disabled", map[string]any{"webhooks": map[string]any{"enabled": false}}, false, false},
+		{"MetalLB's CRDs", map[string]any{"installCRDs": false}, true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := Render(dir, tc.values)
+			if err != nil {
+				t.Fatal(err)
+			}
+			objs := objects(t, out)
+			for _, k := range []string{"ValidatingWebhookConfiguration/ecmplb-webhook", "Secret/ecmplb-webhook-cert", "Service/ecmplb-webhook"} {
+				if (objs[k] != nil) != tc.webhooks {
+					t.Errorf("%s rendered: %v, want %v", k, objs[k] != nil, tc.webhooks)
+				}
+			}
+			if crd := objs["CustomResourceDefinition/bgppeers.metallb.io"]; crd != nil {
+				_, has, _ := unstructured.NestedMap(crd.Object, "spec", "conversion")
+				if has != tc.crdConversion {
+					t.Errorf("bgppeers conversion rendered: %v, want %v", has, tc.crdConversion)
+				}
+			}
+			d := convert[appsv1.Deployment](t, objs["Deployment/ecmplb-controller"])
+			args := d.Spec.Template.Spec.Containers[0].Args
+			wantAddr := "--webhook-addr=0"
+			if tc.webhooks {
+				wantAddr = "--webhook-addr=:9443"
+			}
+			if !slices.Contains(args, wantAddr) {
+				t.Errorf("args %v lack %s", args, wantAddr)
+			}
+			if tc.webhooks && slices.Contains(args, "--webhook-conversion-crd=bgppeers.metallb.io") != tc.crdConversion {
+				t.Errorf("args %v: conversion CRD flag, want %v", args, tc.crdConversion)
+			}
+			rbac := objs["ClusterRole/ecmplb-controller"]
+			rules, _, _ := unstructured.NestedSlice(rbac.Object, "rules")
+			var crdRule, vwcRule bool
+			for _, r := range rules {
+				res, _, _ := unstructured.NestedStringSlice(r.(map[string]any), "resources")
+				crdRule = crdRule || slices.Contains(res, "customresourcedefinitions")
+				vwcRule = vwcRule || slices.Contains(res, "validatingwebhookconfigurations")
+			}
+			if vwcRule != tc.webhooks || crdRule != tc.crdConversion {
+				t.Errorf("ClusterRole: webhook configuration rule %v, CRD rule %v", vwcRule, crdRule)
+			}
+		})
 	}
 }

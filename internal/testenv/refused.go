@@ -119,7 +119,7 @@ func (e *Env) CheckRefused(t *testing.T, manifests []RefusedManifest, needsDirs 
 			if err == nil {
 				t.Fatalf("kubectl %s succeeded, want a refusal naming %s (%s):\n%s", verb, m.Field, m.Reason, out)
 			}
-			if !strings.Contains(out, m.Field) {
+			if !namesField(out, m.Field) {
 				t.Fatalf("kubectl %s refused without naming %s:\n%s", verb, m.Field, out)
 			}
 			t.Logf("refused: %s", strings.TrimSpace(out))
@@ -135,4 +135,21 @@ func findIn(name string, dirs []string) string {
 		}
 	}
 	return ""
+}
+
+// namesField reports whether a refusal names field: in full
+// ("spec.addresses[0]: …"), or as a CEL rule on the parent object reports
+// it, the parent path followed by a message naming the last segment
+// ("spec: Invalid value: \"object\": one of peerASN or … must be set").
+func namesField(out, field string) bool {
+	if strings.Contains(out, field) {
+		return true
+	}
+	i := strings.LastIndex(field, ".")
+	if i < 0 {
+		return false
+	}
+	parent, leaf := field[:i], field[i+1:]
+	j := strings.Index(out, parent+": ")
+	return j >= 0 && strings.Contains(out[j:], leaf)
 }
