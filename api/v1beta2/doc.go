@@ -8,10 +8,12 @@
 // label selector, and ecmplb's v1beta1 schema also accepts every v1beta2
 // field. Converting between the two therefore only changes apiVersion, so the
 // CRD in deploy/crds (and the one the tests install) keeps the default
-// conversion strategy, None, and stays lossless. The Helm chart sets the
-// Webhook strategy (internal/conversion, served by the controller at
-// /convert) so that the typed conversion, which refuses any field it does not
-// know, guards the boundary in production.
+// conversion strategy, None, and stays lossless. The Helm chart's CRD uses
+// the Webhook strategy instead (internal/conversion, served by the
+// controller at /convert), so that in production the typed conversion, which
+// refuses any field it does not know, guards the boundary; the controller and
+// the speaker read the storage version, which needs no conversion, so an
+// outage of that webhook never breaks their watches.
 //
 // +kubebuilder:object:generate=true
 // +groupName=metallb.io

@@ -3,6 +3,7 @@ package watch
 import (
 	"fmt"
 
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
@@ -31,6 +32,13 @@ func NewMetalLBClient(cfg *rest.Config) (rest.Interface, error) {
 		return nil, fmt.Errorf("metallb.io client: %w", err)
 	}
 	return rc, nil
+}
+
+// NewListWatch lists and watches a metallb.io resource (plural name) of
+// namespace through c (NewMetalLBClient), as the speaker does: BGPPeers in
+// v1beta2, everything else in v1beta1.
+func NewListWatch(c rest.Interface, resource, namespace string) cache.ListerWatcher {
+	return cache.NewListWatchFromClient(metalLBVersion(c, resource), resource, namespace, fields.Everything())
 }
 
 // metalLBVersion returns the requests of c for resource in the version the

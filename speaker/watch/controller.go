@@ -137,7 +137,7 @@ func New(o Options) *Controller {
 		if o.ListWatch != nil {
 			lw = o.ListWatch(resource)
 		} else {
-			lw = cache.NewListWatchFromClient(metalLBVersion(o.MetalLB, resource), resource, o.Namespace, fields.Everything())
+			lw = NewListWatch(o.MetalLB, resource, o.Namespace)
 		}
 		inf := cache.NewSharedIndexInformer(lw, obj, 0, cache.Indexers{})
 		_ = inf.SetTransform(strip)

@@ -6,6 +6,7 @@ package speakerlab
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"os"
@@ -189,12 +190,20 @@ func (l *Lab) CreateNode(ctx context.Context, labels map[string]string) error {
 // Create creates a metallb.io object in the lab namespace; resource is the plural
 // ("bgppeers"). The object's Go type picks the version (v1beta2.BGPPeer: v1beta2).
 func (l *Lab) Create(ctx context.Context, resource string, obj runtime.Object) error {
-	return inVersionOf(l.MetalLB.Post(), obj).Namespace(Namespace).Resource(resource).Body(obj).Do(ctx).Error()
+	r, err := withBody(inVersionOf(l.MetalLB.Post(), obj), obj)
+	if err != nil {
+		return err
+	}
+	return r.Namespace(Namespace).Resource(resource).Do(ctx).Error()
 }
 
 // Update replaces a metallb.io object (obj must carry its resourceVersion).
 func (l *Lab) Update(ctx context.Context, resource, name string, obj runtime.Object) error {
-	return inVersionOf(l.MetalLB.Put(), obj).Namespace(Namespace).Resource(resource).Name(name).Body(obj).Do(ctx).Error()
+	r, err := withBody(inVersionOf(l.MetalLB.Put(), obj), obj)
+	if err != nil {
+		return err
+	}
+	return r.Namespace(Namespace).Resource(resource).Name(name).Do(ctx).Error()
 }
 
 // Get reads a metallb.io object in the version of into.
@@ -210,6 +219,22 @@ func inVersionOf(r *rest.Request, obj runtime.Object) *rest.Request {
 		return r
 	}
 	return r.AbsPath("/apis", gvks[0].Group, gvks[0].Version)
+}
+
+// withBody sets obj as r's body in obj's own version: the client's encoder
+// would relabel any metallb.io object as v1beta1.
+func withBody(r *rest.Request, obj runtime.Object) (*rest.Request, error) {
+	gvks, _, err := scheme.Scheme.ObjectKinds(obj)
+	if err != nil || len(gvks) == 0 || gvks[0].GroupVersion() == v1beta1.GroupVersion {
+		return r.Body(obj), nil
+	}
+	obj = obj.DeepCopyObject()
+	obj.GetObjectKind().SetGroupVersionKind(gvks[0])
+	b, err := json.Marshal(obj)
+	if err != nil {
+		return nil, err
+	}
+	return r.Body(b), nil
 }
 
 // BasicConfig creates a pool (203.0.113.0/24 and 198.18.0.0/15), one BGPPeer per
