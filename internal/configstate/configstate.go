@@ -18,6 +18,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/ecmplb/ecmplb/api/v1beta1"
 )
@@ -39,6 +40,32 @@ type Object struct {
 	Name      string
 	Labels    map[string]string
 	Condition string
+	// Owner, if set, is the object's ownerReference, so the garbage
+	// collector deletes it with what it describes (see NodeOwner and
+	// DeploymentOwner). It is set when the object is created; one created
+	// without it keeps none (the components may only create and write the
+	// status of their object, not edit its metadata).
+	Owner *metav1.OwnerReference
+}
+
+// NodeOwner makes a speaker's object owned by its Node: it describes the
+// speaker on that node, so it goes when the Node leaves the cluster, and
+// survives the restarts of the speaker's pod (a pod owner would delete and
+// re-create it on every restart; the DaemonSet would keep objects of nodes
+// long gone). A namespaced object may have a cluster-scoped owner. No
+// blockOwnerDeletion: that would need update on nodes/finalizers, and
+// nothing waits on this object's deletion.
+func NodeOwner(name string, uid types.UID) *metav1.OwnerReference {
+	return &metav1.OwnerReference{APIVersion: "v1", Kind: "Node", Name: name, UID: uid}
+}
+
+// DeploymentOwner makes the controller's object owned by the controller's
+// Deployment: uninstalling ecmplb deletes it, while replicas coming and
+// going (pods, ReplicaSets of a rollout) leave it in place. Reading the
+// Deployment's UID takes get on that one Deployment (resourceNames); no
+// blockOwnerDeletion, for the same reason as NodeOwner.
+func DeploymentOwner(name string, uid types.UID) *metav1.OwnerReference {
+	return &metav1.OwnerReference{APIVersion: "apps/v1", Kind: "Deployment", Name: name, UID: uid}
 }
 
 // Controller is the controller's object.
@@ -183,8 +210,11 @@ func (w *Writer) converge(ctx context.Context) error {
 	}
 	cur, err := w.api.Get(ctx, w.obj.Name)
 	if apierrors.IsNotFound(err) {
-		cur, err = w.api.Create(ctx, &v1beta1.ConfigurationState{
-			ObjectMeta: metav1.ObjectMeta{Name: w.obj.Name, Labels: w.obj.Labels}})
+		obj := &v1beta1.ConfigurationState{ObjectMeta: metav1.ObjectMeta{Name: w.obj.Name, Labels: w.obj.Labels}}
+		if w.obj.Owner != nil {
+			obj.OwnerReferences = []metav1.OwnerReference{*w.obj.Owner}
+		}
+		cur, err = w.api.Create(ctx, obj)
 	}
 	if err != nil {
 		return fmt.Errorf("ConfigurationState %s: %w", w.obj.Name, err)

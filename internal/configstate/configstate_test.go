@@ -188,3 +188,38 @@ func TestNames(t *testing.T) {
 		t.Fatalf("speaker: %+v", s)
 	}
 }
+
+// The object is created with its owner, when there is one.
+func TestWriterSetsOwner(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		owner *metav1.OwnerReference
+	}{
+		{"no owner", nil},
+		{"node", NodeOwner("node1", "uid-1")},
+		{"deployment", DeploymentOwner("ecmplb-controller", "uid-2")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			api := newFakeAPI()
+			obj := Speaker("node1")
+			obj.Owner = tc.owner
+			w := NewWriter(api, obj, WithBackoff(time.Millisecond, 5*time.Millisecond))
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() { w.Run(ctx); close(done) }()
+			defer func() { cancel(); <-done }()
+			w.Set(nil)
+			waitFor(t, "the object", func() bool { return api.get("speaker-node1") != nil })
+			refs := api.get("speaker-node1").OwnerReferences
+			switch {
+			case tc.owner == nil && len(refs) != 0:
+				t.Fatalf("owners %v, want none", refs)
+			case tc.owner != nil && (len(refs) != 1 || refs[0] != *tc.owner):
+				t.Fatalf("owners %v, want %v", refs, *tc.owner)
+			}
+			if tc.owner != nil && refs[0].BlockOwnerDeletion != nil {
+				t.Fatal("blockOwnerDeletion set: it needs update on the owner's finalizers")
+			}
+		})
+	}
+}
