@@ -7,8 +7,10 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"strings"
 	"testing"
@@ -34,7 +36,7 @@ import (
 // clientConfig (this apiserver cannot reach Services). The Lease is held
 // by someone else for the whole test: the replica never leads, so what
 // follows also shows that webhooks do not wait for leadership.
-func webhookReplica(t *testing.T, h *harness, wo webhook.Options) (port int, setup testenv.WebhookSetup) {
+func webhookReplica(t *testing.T, h *harness, wo webhook.Options) (port int, health string, setup testenv.WebhookSetup) {
 	t.Helper()
 	ctx := context.Background()
 	now := metav1.NewMicroTime(time.Now())
@@ -53,6 +55,11 @@ func webhookReplica(t *testing.T, h *harness, wo webhook.Options) (port int, set
 	if err != nil {
 		t.Fatal(err)
 	}
+	hp, err := testenv.FreeLoopbackPort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	health = fmt.Sprintf("127.0.0.1:%d", hp)
 	wo.Addr = fmt.Sprintf("127.0.0.1:%d", port)
 	wo.CertDir = t.TempDir()
 	wo.SecretName, wo.ServiceName = setup.SecretName, "ecmplb-webhook"
@@ -62,7 +69,7 @@ func webhookReplica(t *testing.T, h *harness, wo webhook.Options) (port int, set
 	done := make(chan error, 1)
 	go func() {
 		done <- app.Run(cctx, h.env.Config, app.Config{
-			Namespace: poolNS, MetricsAddr: "0", HealthAddr: "0", LeaderElect: true,
+			Namespace: poolNS, MetricsAddr: "0", HealthAddr: health, LeaderElect: true,
 			LeaseDuration: 3 * time.Second, RenewDeadline: 2 * time.Second, RetryPeriod: 200 * time.Millisecond,
 			Workers: 2, ConfigurationState: true, SkipNameValidation: true, Registry: prometheus.NewRegistry(),
 			Logger:  slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
@@ -80,7 +87,7 @@ func webhookReplica(t *testing.T, h *harness, wo webhook.Options) (port int, set
 			t.Error("controller did not stop")
 		}
 	})
-	return port, setup
+	return port, health, setup
 }
 
 // servedCert is the leaf certificate the webhook server presents.
@@ -121,8 +128,27 @@ func TestWebhooks(t *testing.T) {
 	// A serving certificate of 30 s renewed 20 s before expiry: one renewal
 	// every ~10 s.
 	const validity, lookahead = 30 * time.Second, 20 * time.Second
-	port, setup := webhookReplica(t, h, webhook.Options{CertValidity: validity, Lookahead: lookahead, CheckInterval: 200 * time.Millisecond})
+	port, health, setup := webhookReplica(t, h, webhook.Options{CertValidity: validity, Lookahead: lookahead, CheckInterval: 200 * time.Millisecond})
 
+	t.Run("ready only once the certificate is served and trusted", func(t *testing.T) {
+		waitFor(t, 30*time.Second, "/readyz", func() (bool, string) {
+			resp, err := http.Get("http://" + health + "/readyz?verbose")
+			if err != nil {
+				return false, err.Error()
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			return resp.StatusCode == http.StatusOK, string(body)
+		})
+		// Ready: the certificate is served and the configuration trusts its CA.
+		if _, err := servedCert(port); err != nil {
+			t.Fatalf("ready, but no certificate served: %v", err)
+		}
+		vwc, err := h.cs.AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(ctx, setup.Configuration, metav1.GetOptions{})
+		if err != nil || len(vwc.Webhooks[0].ClientConfig.CABundle) == 0 {
+			t.Fatalf("ready, but no caBundle: %v", err)
+		}
+	})
 	var ca []byte
 	t.Run("secret holds a CA and a certificate", func(t *testing.T) {
 		waitFor(t, 30*time.Second, "the certificate Secret", func() (bool, string) {
