@@ -72,8 +72,9 @@ func ConnectTime(d *time.Duration) (time.Duration, error) {
 // objects or on the node: ASNs, addresses, timers, and the fields this
 // speaker does not implement (vrf, disableMP, dynamicASN, interface,
 // dualStackAddressFamily), which are rejected rather than ignored (the CRD
-// refuses the last three at admission too; this catches objects stored before). Node-dependent checks (router ID) and
-// references (bfdProfile, passwordSecret) are the speaker's.
+// refuses the last three at admission too; this catches objects stored
+// before). Node-dependent checks (router ID) and references (bfdProfile,
+// passwordSecret) are the speaker's.
 func BGPPeer(p *v1beta2.BGPPeer) error {
 	s := &p.Spec
 	var errs []error
