@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/tools/cache"
 	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 
@@ -90,7 +91,7 @@ func TestUpgradeFromMetalLB(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	obj, err := NewListWatch(c, "bgppeers", ns).List(metav1.ListOptions{})
+	obj, err := cache.ToListerWithContext(NewListWatch(c, "bgppeers", ns)).ListWithContext(ctx, metav1.ListOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
