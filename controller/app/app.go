@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -184,6 +185,9 @@ func Run(ctx context.Context, restCfg *rest.Config, cfg Config) error {
 		if wo.Logger == nil {
 			wo.Logger = log.With("component", "webhook")
 		}
+		if cfg.SkipNameValidation && wo.ControllerName == "" {
+			wo.ControllerName = fmt.Sprintf("ecmplb-webhook-cert-%d", instances.Add(1))
+		}
 		if err := webhook.Setup(mgr, wo); err != nil {
 			return err
 		}
@@ -209,6 +213,9 @@ func Run(ctx context.Context, restCfg *rest.Config, cfg Config) error {
 		"leaderElection", cfg.LeaderElect, "webhooks", webhooks, "qps", rc.QPS, "burst", rc.Burst, "workers", cfg.Workers)
 	return mgr.Start(ctx)
 }
+
+// instances numbers the controllers of a process (tests run several).
+var instances atomic.Int64
 
 func or(s, def string) string {
 	if s == "" {

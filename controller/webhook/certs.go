@@ -97,6 +97,9 @@ func addRotator(mgr manager.Manager, o Options, ready chan struct{}) error {
 	if o.ConversionCRD != "" {
 		hooks = append(hooks, rotator.WebhookInfo{Name: o.ConversionCRD, Type: rotator.CRDConversion})
 	}
+	if o.ControllerName == "" {
+		o.ControllerName = "ecmplb-webhook-cert"
+	}
 	cr := &rotator.CertRotator{
 		SecretKey:              types.NamespacedName{Namespace: o.Namespace, Name: o.SecretName},
 		CertDir:                o.CertDir,
@@ -114,7 +117,7 @@ func addRotator(mgr manager.Manager, o Options, ready chan struct{}) error {
 		RotationCheckFrequency: o.CheckInterval,
 		CertName:               certKey,
 		KeyName:                keyKey,
-		ControllerName:         "ecmplb-webhook-cert",
+		ControllerName:         o.ControllerName,
 	}
 	return rotator.AddRotator(nameScoped{Manager: mgr, cfg: scopedConfig(mgr.GetConfig(), o)}, cr)
 }

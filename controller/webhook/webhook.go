@@ -50,6 +50,10 @@ type Options struct {
 	CAValidity, CertValidity, Lookahead, CheckInterval time.Duration
 	// Logger receives logs.
 	Logger *slog.Logger
+	// ControllerName names the certificate controller (default
+	// "ecmplb-webhook-cert"); controller names must be unique in a process,
+	// so tests running several instances give each its own.
+	ControllerName string
 }
 
 // Defaults of Options' durations.
