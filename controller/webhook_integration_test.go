@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	apiextensionsclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -44,7 +45,7 @@ func webhookReplica(t *testing.T, h *harness, wo webhook.Options) (port int, hea
 		ObjectMeta: metav1.ObjectMeta{Namespace: poolNS, Name: "ecmplb-controller"},
 		Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr("elsewhere"), LeaseDurationSeconds: ptr[int32](3600),
 			AcquireTime: &now, RenewTime: &now},
-	}, metav1.CreateOptions{}); err != nil {
+	}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		t.Fatal(err)
 	}
 	port, err := testenv.FreeLoopbackPort()
@@ -300,5 +301,42 @@ func TestWebhooks(t *testing.T) {
 			t.Fatalf("only %d bad manifests", len(ms))
 		}
 		h.env.CheckRefused(t, ms, "../deploy/examples/metallb-docs", "../internal/validation/testdata/needs")
+	})
+}
+
+// Two replicas starting together on an empty Secret agree on one CA: both
+// serve a certificate that the CA in the Secret (the one written into the
+// webhook configuration) verifies for the configured name.
+func TestWebhooksTwoReplicasOneCA(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs the pinned kube-apiserver")
+	}
+	h := newHarness(t)
+	ctx := context.Background()
+	portA, _, setup := webhookReplica(t, h, webhook.Options{})
+	portB, _, _ := webhookReplica(t, h, webhook.Options{})
+	waitFor(t, 60*time.Second, "both replicas serving certificates of the Secret's CA", func() (bool, string) {
+		sec, err := h.cs.CoreV1().Secrets(setup.SecretNamespace).Get(ctx, setup.SecretName, metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		roots := x509.NewCertPool()
+		if !roots.AppendCertsFromPEM(sec.Data["ca.crt"]) {
+			return false, "no CA in the Secret yet"
+		}
+		for _, port := range []int{portA, portB} {
+			crt, err := servedCert(port)
+			if err != nil {
+				return false, fmt.Sprintf("port %d: %v", port, err)
+			}
+			if _, err := crt.Verify(x509.VerifyOptions{Roots: roots, DNSName: "localhost"}); err != nil {
+				return false, fmt.Sprintf("port %d: %v", port, err)
+			}
+		}
+		vwc, err := h.cs.AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(ctx, setup.Configuration, metav1.GetOptions{})
+		if err != nil || !bytes.Equal(vwc.Webhooks[0].ClientConfig.CABundle, sec.Data["ca.crt"]) {
+			return false, fmt.Sprintf("caBundle is not the Secret's CA (%v)", err)
+		}
+		return true, ""
 	})
 }
