@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/netip"
 	"path/filepath"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"github.com/ecmplb/ecmplb/fabric/fabric"
 	"github.com/ecmplb/ecmplb/fabric/rib"
 	"github.com/ecmplb/ecmplb/internal/proc"
+	"github.com/ecmplb/ecmplb/internal/testenv"
 	"github.com/ecmplb/ecmplb/scenarios/backend"
 )
 
@@ -226,24 +228,82 @@ func fabricFault(f backend.Fault) (fabric.Fault, error) {
 }
 
 // RestartController stops the controller gracefully and starts it again; it
-// returns when the new process was started.
+// returns when the new process was started (and waits, before returning, for
+// its webhooks to serve: the lab has one replica, so admission is down until
+// then, as in a cluster whose every replica restarts).
 func (l *Lab) RestartController() (time.Time, error) {
 	if l.controller != nil {
 		l.controller.Stop(5 * time.Second)
 	}
 	at := time.Now()
-	return at, l.startController()
+	if err := l.startController(); err != nil {
+		return at, err
+	}
+	return at, l.waitControllerReady(context.Background())
+}
+
+// installWebhooks gives the lab's apiserver the chart's admission and
+// conversion webhooks (deploy/ecmplb.yaml: rules, failure policy Fail, the
+// empty certificate Secret), pointed at the controller on loopback, which
+// manages their certificate as it does in a cluster.
+func (l *Lab) installWebhooks(ctx context.Context) error {
+	var err error
+	if l.webhookPort, err = testenv.FreeLoopbackPort(); err != nil {
+		return err
+	}
+	if l.healthPort, err = testenv.FreeLoopbackPort(); err != nil {
+		return err
+	}
+	_, err = testenv.InstallWebhooksFromFile(ctx, l.Env.Config, filepath.Join(l.Root, "deploy", "ecmplb.yaml"),
+		fmt.Sprintf("https://localhost:%d", l.webhookPort))
+	return err
 }
 
 func (l *Lab) startController() error {
 	p, err := proc.Start("controller", proc.Options{LogPath: filepath.Join(l.Dir, "controller.log")}, filepath.Join(l.binDir, "ecmplb-controller"),
-		"--kubeconfig", l.Env.Kubeconfig, "--metrics-addr", "0", "--health-addr", "0", "--webhook-addr", "0",
+		"--kubeconfig", l.Env.Kubeconfig, "--metrics-addr", "0",
+		"--health-addr", fmt.Sprintf("127.0.0.1:%d", l.healthPort),
+		"--webhook-addr", fmt.Sprintf("127.0.0.1:%d", l.webhookPort),
+		"--webhook-extra-dns-names", "localhost",
+		"--webhook-cert-dir", filepath.Join(l.Dir, "webhook-certs"),
 		"--leader-elect=false", "--log-level", "info")
 	if err != nil {
 		return err
 	}
 	l.controller = p
 	return nil
+}
+
+// controllerReadyTimeout bounds the wait for a started controller's
+// /readyz: its webhook certificate served and its CA in the webhook
+// configuration and the CRD.
+const controllerReadyTimeout = time.Minute
+
+// waitControllerReady polls the controller's /readyz until it answers 200.
+func (l *Lab) waitControllerReady(ctx context.Context) error {
+	url := fmt.Sprintf("http://127.0.0.1:%d/readyz", l.healthPort)
+	ctx, cancel := context.WithTimeout(ctx, controllerReadyTimeout)
+	defer cancel()
+	var last error
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			err = fmt.Errorf("%s: %s", url, resp.Status)
+		}
+		last = err
+		select {
+		case <-l.controller.Done():
+			return fmt.Errorf("controller exited before it was ready: %s", l.controller.Tail(20))
+		case <-ctx.Done():
+			return fmt.Errorf("controller not ready within %v: %w", controllerReadyTimeout, last)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // writeSlice writes the Service's lab EndpointSlice with the given endpoints.

@@ -59,6 +59,8 @@ type Lab struct {
 	log        *slog.Logger
 	binDir     string
 	controller *proc.Process
+	// webhookPort and healthPort are the controller's loopback ports.
+	webhookPort, healthPort int
 	speakers   map[string]*proc.Process
 	bridges    map[string]*nsforward.Forwarder
 	ownDir     bool
@@ -138,7 +140,13 @@ func Up(ctx context.Context, cfg Config) (_ *Lab, err error) {
 		return nil, err
 	}
 	l.log.Info("starting ecmplb-controller")
+	if err := l.installWebhooks(ctx); err != nil {
+		return nil, fmt.Errorf("webhooks: %w", err)
+	}
 	if err := l.startController(); err != nil {
+		return nil, err
+	}
+	if err := l.waitControllerReady(ctx); err != nil {
 		return nil, err
 	}
 	u, err := url.Parse(l.Env.URL)
