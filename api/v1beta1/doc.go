@@ -7,8 +7,8 @@
 // API so that existing manifests apply unchanged. Where ecmplb differs it says
 // so on the field: BGPPeer in v1beta1 also accepts the fields MetalLB only
 // introduced in v1beta2 (connectTime, passwordSecret, enableGracefulRestart,
-// vrf, ...), so a v1beta2 version can later be served from the same schema
-// with no conversion loss.
+// vrf, ...), so an object round-trips through v1beta1 and v1beta2 (package
+// api/v1beta2, the storage version) with no conversion loss.
 //
 // +kubebuilder:object:generate=true
 // +groupName=metallb.io
