@@ -62,11 +62,15 @@ type MatchExpression struct {
 // "(v1beta2)" are accepted in v1beta1 by ecmplb too, so every field
 // round-trips through either version (api/v1beta2 is the storage version).
 // The rules below are the same in v1beta2 (keep them in step).
-// +kubebuilder:validation:XValidation:rule="has(self.peerASN) || has(self.dynamicASN)",message="one of peerASN or dynamicASN must be set"
+// +kubebuilder:validation:XValidation:rule="has(self.peerASN) || has(self.dynamicASN)",message="one of peerASN or dynamicASN must be set",fieldPath=".peerASN"
 // +kubebuilder:validation:XValidation:rule="!(has(self.peerASN) && has(self.dynamicASN))",message="peerASN and dynamicASN are mutually exclusive"
 // +kubebuilder:validation:XValidation:rule="!has(self.dynamicASN)",message="spec.dynamicASN (learning the router's AS number) is not supported by ecmplb yet; set spec.peerASN"
 // +kubebuilder:validation:XValidation:rule="!has(self.interface)",message="spec.interface (unnumbered BGP) is not supported by ecmplb yet; set spec.peerAddress"
 // +kubebuilder:validation:XValidation:rule="!has(self.dualStackAddressFamily) || !self.dualStackAddressFamily",message="spec.dualStackAddressFamily is not supported by ecmplb yet"
+// +kubebuilder:validation:XValidation:rule="!has(self.vrf) || self.vrf.size() == 0",message="spec.vrf (peering from a host VRF) is not supported by ecmplb yet; the speaker peers from the default VRF only",fieldPath=".vrf"
+// +kubebuilder:validation:XValidation:rule="!has(self.keepaliveTime) || duration(self.keepaliveTime) < (has(self.holdTime) ? duration(self.holdTime) : duration('90s'))",message="spec.keepaliveTime must be lower than spec.holdTime (90s when unset)",fieldPath=".keepaliveTime"
+// +kubebuilder:validation:XValidation:rule="!(has(self.password) && self.password.size() > 0 && has(self.passwordSecret) && has(self.passwordSecret.name) && self.passwordSecret.name.size() > 0)",message="spec.passwordSecret must not be set together with spec.password",fieldPath=".passwordSecret"
+// +kubebuilder:validation:XValidation:rule="!(has(self.ebgpMultiHop) && self.ebgpMultiHop && has(self.peerASN) && self.peerASN == self.myASN)",message="spec.ebgpMultiHop must not be set for an iBGP peer (peerASN equal to myASN)",fieldPath=".ebgpMultiHop"
 type BGPPeerSpec struct {
 	// MyASN is the AS number of the node's end of the session.
 	// +kubebuilder:validation:Minimum=0
@@ -107,13 +111,15 @@ type BGPPeerSpec struct {
 	Port uint16 `json:"peerPort,omitempty"`
 
 	// HoldTime is the requested BGP hold time (RFC 4271). Defaults to 90s;
-	// it must be 0 or at least 3s.
+	// it must be at least 3s (0s is refused).
 	// +optional
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('3s') && duration(self) <= duration('65535s')",message="must be between 3s and 65535s (0s, no keepalives, is not supported: the embedded GoBGP would run 90s instead)"
 	HoldTime *metav1.Duration `json:"holdTime,omitempty"`
 
 	// KeepaliveTime is the requested BGP keepalive interval. Defaults to a
-	// third of the hold time; it must not exceed the hold time.
+	// third of the hold time; it must be lower than the hold time.
 	// +optional
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="must be positive"
 	KeepaliveTime *metav1.Duration `json:"keepaliveTime,omitempty"`
 
 	// ConnectTime is how long to wait between connection attempts. (v1beta2)
@@ -124,6 +130,7 @@ type BGPPeerSpec struct {
 	// RouterID is the BGP router ID the node presents. Defaults to the node's
 	// address.
 	// +optional
+	// +kubebuilder:validation:XValidation:rule="self.size() == 0 || (isIP(self) && ip(self).family() == 4)",message="must be an IPv4 address"
 	RouterID string `json:"routerID,omitempty"`
 
 	// NodeSelectors limit the session to nodes matching one of them; empty
@@ -157,8 +164,8 @@ type BGPPeerSpec struct {
 	// +optional
 	EBGPMultiHop bool `json:"ebgpMultiHop,omitempty"`
 
-	// VRFName is the host VRF to peer from. Accepted for compatibility;
-	// ecmplb peers from the default VRF only. (v1beta2)
+	// VRFName is the host VRF to peer from. Not supported by ecmplb yet: it
+	// peers from the default VRF only and refuses a peer that sets it. (v1beta2)
 	// +optional
 	VRFName string `json:"vrf,omitempty"`
 

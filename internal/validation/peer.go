@@ -109,6 +109,11 @@ func BGPPeer(p *v1beta2.BGPPeer) error {
 	if _, err := ConnectTime(duration(s.ConnectTime)); err != nil {
 		add(err)
 	}
+	if s.EBGPMultiHop && s.ASN == s.MyASN {
+		// MetalLB's rule: multi-hop is an eBGP setting; an iBGP peer (same
+		// AS) is multi-hop already.
+		add(fieldErr("spec.ebgpMultiHop", "must not be set for an iBGP peer (peerASN %d equals myASN)", s.ASN))
+	}
 	if s.Password != "" && s.PasswordSecret.Name != "" {
 		add(fieldErr("spec.passwordSecret", "must not be set together with spec.password"))
 	}

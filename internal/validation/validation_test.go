@@ -181,6 +181,9 @@ func TestBGPPeer(t *testing.T) {
 		{name: "password twice", mut: func(s *v1beta2.BGPPeerSpec) {
 			s.Password, s.PasswordSecret = "a", corev1.SecretReference{Name: "b"}
 		}, err: "spec.passwordSecret: must not be set together with spec.password"},
+		{name: "iBGP multi-hop", mut: func(s *v1beta2.BGPPeerSpec) { s.ASN, s.EBGPMultiHop = s.MyASN, true }, err: "spec.ebgpMultiHop: must not be set for an iBGP peer"},
+		{name: "eBGP multi-hop", mut: func(s *v1beta2.BGPPeerSpec) { s.EBGPMultiHop = true }},
+		{name: "iBGP single-hop", mut: func(s *v1beta2.BGPPeerSpec) { s.ASN = s.MyASN }},
 		{name: "interface", mut: func(s *v1beta2.BGPPeerSpec) { s.Interface = "eth0" }, err: `spec.interface: "eth0": unnumbered BGP is not supported by ecmplb yet`},
 		{name: "dualStackAddressFamily", mut: func(s *v1beta2.BGPPeerSpec) { s.DualStackAddressFamily = true }, err: "spec.dualStackAddressFamily: true is not supported by ecmplb yet"},
 		{name: "bad node selector", mut: func(s *v1beta2.BGPPeerSpec) {

@@ -2,6 +2,7 @@ package crdtest
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,10 +11,13 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
+	"github.com/ecmplb/ecmplb/api/v1beta2"
 	"github.com/ecmplb/ecmplb/internal/testenv"
+	"github.com/ecmplb/ecmplb/internal/validation"
 )
 
 const (
@@ -30,7 +34,14 @@ var celRefused = []string{
 	"05-pool-range-mixes-families.yaml",
 	"06-pool-empty.yaml",
 	"13-peer-missing-my-asn.yaml",
+	"14-peer-missing-peer-asn.yaml",
+	"16-peer-hold-time-under-3s.yaml",
+	"17-peer-keepalive-not-below-hold.yaml",
+	"18-peer-password-and-password-secret.yaml",
 	"24-peer-connect-time-below-1s.yaml",
+	"25-peer-vrf-not-supported.yaml",
+	"26-peer-v1beta1-hold-time-under-3s.yaml",
+	"27-peer-router-id-not-ipv4.yaml",
 	"28-advertisement-community-out-of-range.yaml",
 	"29-advertisement-large-community-syntax.yaml",
 	"33-advertisement-aggregation-above-32.yaml",
@@ -43,6 +54,70 @@ var celRefused = []string{
 	"44-bfd-detect-multiplier-below-2.yaml",
 	"45-bfd-echo-interval-below-10.yaml",
 	"46-bfd-minimum-ttl-above-254.yaml",
+	"50-peer-ibgp-multihop.yaml",
+}
+
+// peerCases are BGPPeer specs at the edges of the CRD's single-object
+// rules. For each, the CRD must give the speaker's verdict
+// (validation.BGPPeer): refuse what it refuses, naming the same field, and
+// accept what it accepts. Every case has a valid peerAddress (the CRD does
+// not check it: the speaker accepts zoned and IPv4-mapped addresses, which
+// CEL's isIP refuses).
+var peerCases = []struct {
+	name  string
+	spec  map[string]any
+	field string // "" when the speaker accepts
+}{
+	{"plain", map[string]any{}, ""},
+	{"holdTime 0s", map[string]any{"holdTime": "0s"}, "spec.holdTime"},
+	{"holdTime 2.999s", map[string]any{"holdTime": "2999ms"}, "spec.holdTime"},
+	{"holdTime 3s", map[string]any{"holdTime": "3s"}, ""},
+	{"holdTime 65535s", map[string]any{"holdTime": "65535s"}, ""},
+	{"holdTime 65536s", map[string]any{"holdTime": "65536s"}, "spec.holdTime"},
+	{"holdTime negative", map[string]any{"holdTime": "-5s"}, "spec.holdTime"},
+	{"keepalive 0s", map[string]any{"keepaliveTime": "0s"}, "spec.keepaliveTime"},
+	{"keepalive below default hold", map[string]any{"keepaliveTime": "89s"}, ""},
+	{"keepalive at default hold", map[string]any{"keepaliveTime": "90s"}, "spec.keepaliveTime"},
+	{"keepalive below hold", map[string]any{"holdTime": "9s", "keepaliveTime": "8s"}, ""},
+	{"keepalive equals hold", map[string]any{"holdTime": "9s", "keepaliveTime": "9s"}, "spec.keepaliveTime"},
+	{"keepalive above hold", map[string]any{"holdTime": "9s", "keepaliveTime": "1m"}, "spec.keepaliveTime"},
+	{"password", map[string]any{"password": "a"}, ""},
+	{"passwordSecret", map[string]any{"passwordSecret": map[string]any{"name": "b"}}, ""},
+	{"empty password with passwordSecret", map[string]any{"password": "", "passwordSecret": map[string]any{"name": "b"}}, ""},
+	{"password and passwordSecret", map[string]any{"password": "a", "passwordSecret": map[string]any{"name": "b"}}, "spec.passwordSecret"},
+	{"eBGP multi-hop", map[string]any{"ebgpMultiHop": true}, ""},
+	{"iBGP single-hop", map[string]any{"peerASN": int64(64500)}, ""},
+	{"iBGP multi-hop false", map[string]any{"peerASN": int64(64500), "ebgpMultiHop": false}, ""},
+	{"iBGP multi-hop", map[string]any{"peerASN": int64(64500), "ebgpMultiHop": true}, "spec.ebgpMultiHop"},
+	{"empty vrf", map[string]any{"vrf": ""}, ""},
+	{"vrf", map[string]any{"vrf": "red"}, "spec.vrf"},
+	{"no peerASN", map[string]any{"peerASN": nil}, "spec.peerASN"},
+	{"routerID IPv4", map[string]any{"routerID": "10.1.2.3"}, ""},
+	{"empty routerID", map[string]any{"routerID": ""}, ""},
+	{"routerID IPv6", map[string]any{"routerID": "2001:db8::1"}, "spec.routerID"},
+	{"routerID IPv4-mapped", map[string]any{"routerID": "::ffff:10.1.2.3"}, "spec.routerID"},
+	{"routerID leading zero", map[string]any{"routerID": "010.1.2.3"}, "spec.routerID"},
+	{"routerID name", map[string]any{"routerID": "router1"}, "spec.routerID"},
+}
+
+// peerObject is a BGPPeer of apiVersion version with myASN 64500, peerASN
+// 64501, peerAddress 10.0.0.9, changed by mut (a nil value removes a field).
+func peerObject(version, name string, mut map[string]any) *unstructured.Unstructured {
+	spec := map[string]any{"myASN": int64(64500), "peerASN": int64(64501), "peerAddress": "10.0.0.9"}
+	for k, v := range mut {
+		if v == nil {
+			delete(spec, k)
+		} else {
+			spec[k] = v
+		}
+	}
+	u := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "metallb.io/" + version,
+		"kind":       "BGPPeer",
+		"metadata":   map[string]any{"name": name, "namespace": "default"},
+		"spec":       spec,
+	}}
+	return u
 }
 
 func load(t *testing.T, path string) (*unstructured.Unstructured, map[string]string) {
@@ -139,6 +214,34 @@ func TestCRDs(t *testing.T) {
 			t.Fatalf("error %v, want %s", err, hdr["expect"])
 		}
 	})
+
+	for i, tc := range peerCases {
+		for _, version := range []string{"v1beta1", "v1beta2"} {
+			t.Run("BGPPeer "+version+" as the speaker: "+tc.name, func(t *testing.T) {
+				u := peerObject(version, fmt.Sprintf("case-%s-%d", version, i), tc.spec)
+				var p v1beta2.BGPPeer
+				if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &p); err != nil {
+					t.Fatal(err)
+				}
+				speakerErr := validation.BGPPeer(&p)
+				if (speakerErr == nil) != (tc.field == "") || (speakerErr != nil && !strings.Contains(speakerErr.Error(), tc.field)) {
+					t.Fatalf("case is stale: speaker says %v, case expects refusal naming %q", speakerErr, tc.field)
+				}
+				err := c.Create(ctx, u, client.FieldValidation("Strict"))
+				switch {
+				case tc.field == "" && err != nil:
+					t.Fatalf("refused, but the speaker accepts it: %v", err)
+				case tc.field != "" && err == nil:
+					t.Fatalf("created, but the speaker refuses it: %v", speakerErr)
+				case tc.field != "" && (!apierrors.IsInvalid(err) || !strings.Contains(err.Error(), tc.field+":")):
+					t.Fatalf("refusal %v does not name %s", err, tc.field)
+				}
+				if err != nil {
+					t.Log(err)
+				}
+			})
+		}
+	}
 
 	for _, name := range celRefused {
 		t.Run("refused by the CRD: "+name, func(t *testing.T) {
