@@ -150,7 +150,6 @@ spec:
   bfdProfile: fast
   enableGracefulRestart: true
   ebgpMultiHop: true
-  vrf: red
   disableMP: true
   dualStackAddressFamily: false
   nodeSelectors:
@@ -188,6 +187,8 @@ spec:
 			message: "spec.dynamicASN (learning the router's AS number) is not supported by ecmplb yet"},
 		{name: "interface", spec: "{myASN: 64512, peerASN: 64513, peerAddress: 10.0.0.9, interface: eth0}",
 			message: "spec.interface (unnumbered BGP) is not supported by ecmplb yet"},
+		{name: "vrf", spec: "{myASN: 64512, peerASN: 64513, peerAddress: 10.0.0.9, vrf: red}",
+			message: "spec.vrf (peering from a host VRF) is not supported by ecmplb yet"},
 		{name: "dualStackAddressFamily", spec: "{myASN: 64512, peerASN: 64513, peerAddress: 10.0.0.9, dualStackAddressFamily: true}",
 			message: "spec.dualStackAddressFamily is not supported by ecmplb yet"},
 	}
