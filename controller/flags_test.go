@@ -59,3 +59,26 @@ func TestWebhookFlags(t *testing.T) {
 		}
 	}
 }
+
+// No owner for the ConfigurationState unless the Deployment is named (the
+// chart names it; a controller run outside one has none to name).
+func TestDeploymentNameFlag(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{nil, ""},
+		{[]string{"--deployment-name=ecmplb-controller"}, "ecmplb-controller"},
+	} {
+		fs := flag.NewFlagSet("ecmplb-controller", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		var c config
+		registerFlags(fs, &c)
+		if err := fs.Parse(tt.args); err != nil {
+			t.Fatal(err)
+		}
+		if c.app.DeploymentName != tt.want {
+			t.Errorf("args %q: DeploymentName %q, want %q", tt.args, c.app.DeploymentName, tt.want)
+		}
+	}
+}

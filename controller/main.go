@@ -52,6 +52,7 @@ func registerFlags(fs *flag.FlagSet, c *config) {
 	fs.DurationVar(&cfg.StatusInterval, "pool-status-interval", 0, "minimum interval between IPAddressPool status writes (0: 1s)")
 	fs.BoolVar(&cfg.PoolAnnotation, "pool-annotation", true, "annotate Services with metallb.io/ip-allocated-from-pool, as MetalLB does (false saves one API write per allocation; needs patch on services)")
 	fs.BoolVar(&cfg.ConfigurationState, "configuration-state", true, "write the ConfigurationState \"controller\" (whether the IPAddressPools loaded, and which were rejected)")
+	fs.StringVar(&cfg.DeploymentName, "deployment-name", "", "the controller's Deployment (in --namespace), made the owner of the ConfigurationState \"controller\" so uninstalling deletes it (empty: no owner; needs get on that Deployment)")
 	wh := &cfg.Webhook
 	fs.StringVar(&wh.Addr, "webhook-addr", ":9443", "host:port of the HTTPS admission and conversion webhooks, served by every replica (0 disables)")
 	fs.StringVar(&wh.CertDir, "webhook-cert-dir", "/tmp/k8s-webhook-server/serving-certs", "directory the serving certificate is copied to (the certificate itself lives in --webhook-secret)")

@@ -127,7 +127,8 @@ func TestRBACIsLeast(t *testing.T) {
 	// ...and admit the configuration once one does (leader or not: the
 	// webhooks run on every replica).
 	ctrl := startBinary(t, "./controller", append([]string{"--kubeconfig", saKubeconfig(t, env, cs, "ecmplb-controller"),
-		"--namespace", "metallb-system", "--metrics-addr", "0", "--health-addr", "0", "--leader-elect=true"}, whArgs...)...)
+		"--namespace", "metallb-system", "--metrics-addr", "0", "--health-addr", "0", "--leader-elect=true",
+		"--deployment-name", "ecmplb-controller"}, whArgs...)...)
 	waitWebhooks(t, env, func() string { return ctrl.Tail(50) })
 	// A peer naming a password Secret is checked against it (server-side
 	// dry run: the speaker never sees this peer).
@@ -267,6 +268,33 @@ spec: {myASN: 65100, peerASN: 65000, peerAddress: 127.0.0.1, peerPort: 1}
 	})
 	if err != nil {
 		fatalf("speaker did not delete its ServiceBGPStatus: %v\n%s", err, spk.Tail(50))
+	}
+	// Both ConfigurationStates were created with their owners: the
+	// controller's Deployment, the speaker's Node.
+	deploy, err := cs.AppsV1().Deployments("metallb-system").Get(ctx, "ecmplb-controller", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	states := schema.GroupVersionResource{Group: "metallb.io", Version: "v1beta1", Resource: "configurationstates"}
+	for name, want := range map[string]metav1.OwnerReference{
+		"controller":    {APIVersion: "apps/v1", Kind: "Deployment", Name: "ecmplb-controller", UID: deploy.UID},
+		"speaker-node1": {APIVersion: "v1", Kind: "Node", Name: "node1", UID: node.UID},
+	} {
+		var got []metav1.OwnerReference
+		err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+			o, err := dyn.Resource(states).Namespace("metallb-system").Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return false, nil
+			}
+			got = o.GetOwnerReferences()
+			return true, nil
+		})
+		if err != nil {
+			fatalf("no ConfigurationState %s: %v\n%s\n%s", name, err, ctrl.Tail(30), spk.Tail(30))
+		}
+		if len(got) != 1 || got[0] != want {
+			t.Errorf("ConfigurationState %s owners %+v, want %+v", name, got, want)
+		}
 	}
 	// Let both run a little longer (the lease is renewed every 2 s), then
 	// stop them: the

@@ -13,8 +13,10 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -27,6 +29,7 @@ import (
 	"github.com/ecmplb/ecmplb/controller/metrics"
 	"github.com/ecmplb/ecmplb/controller/reconciler"
 	"github.com/ecmplb/ecmplb/controller/webhook"
+	"github.com/ecmplb/ecmplb/internal/configstate"
 	"github.com/ecmplb/ecmplb/internal/endpoint"
 	"github.com/ecmplb/ecmplb/internal/scheme"
 )
@@ -61,6 +64,10 @@ type Config struct {
 	PoolAnnotation bool
 	// ConfigurationState writes the ConfigurationState "controller".
 	ConfigurationState bool
+	// DeploymentName is the controller's Deployment (in Namespace), made the
+	// owner of its ConfigurationState so uninstalling deletes it ("": no
+	// owner). Its UID is read when the object is created.
+	DeploymentName string
 	// Logger receives logs (default slog.Default()).
 	Logger *slog.Logger
 	// Registry receives the controller's metrics (default: the registry
@@ -192,16 +199,21 @@ func Run(ctx context.Context, restCfg *rest.Config, cfg Config) error {
 			return err
 		}
 	}
+	var owner func(context.Context) (*metav1.OwnerReference, error)
+	if cfg.DeploymentName != "" {
+		owner = deploymentOwner(mgr.GetAPIReader(), cfg.Namespace, cfg.DeploymentName)
+	}
 	c, err := reconciler.Setup(mgr, reconciler.Options{
-		PoolNamespace:      cfg.Namespace,
-		LoadBalancerClass:  cfg.LoadBalancerClass,
-		Workers:            cfg.Workers,
-		StatusInterval:     cfg.StatusInterval,
-		PoolAnnotation:     cfg.PoolAnnotation,
-		ConfigurationState: cfg.ConfigurationState,
-		Logger:             log,
-		Metrics:            m,
-		SkipNameValidation: cfg.SkipNameValidation,
+		PoolNamespace:           cfg.Namespace,
+		LoadBalancerClass:       cfg.LoadBalancerClass,
+		Workers:                 cfg.Workers,
+		StatusInterval:          cfg.StatusInterval,
+		PoolAnnotation:          cfg.PoolAnnotation,
+		ConfigurationState:      cfg.ConfigurationState,
+		ConfigurationStateOwner: owner,
+		Logger:                  log,
+		Metrics:                 m,
+		SkipNameValidation:      cfg.SkipNameValidation,
 	})
 	if err != nil {
 		return err
@@ -212,6 +224,18 @@ func Run(ctx context.Context, restCfg *rest.Config, cfg Config) error {
 	log.Info("controller starting", "namespace", cfg.Namespace, "loadBalancerClass", cfg.LoadBalancerClass,
 		"leaderElection", cfg.LeaderElect, "webhooks", webhooks, "qps", rc.QPS, "burst", rc.Burst, "workers", cfg.Workers)
 	return mgr.Start(ctx)
+}
+
+// deploymentOwner reads the named Deployment's UID, uncached (the cache
+// holds no Deployments, and one read per created object needs no watch).
+func deploymentOwner(r client.Reader, namespace, name string) func(context.Context) (*metav1.OwnerReference, error) {
+	return func(ctx context.Context) (*metav1.OwnerReference, error) {
+		d := &appsv1.Deployment{}
+		if err := r.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, d); err != nil {
+			return nil, fmt.Errorf("deployment %s/%s (--deployment-name): %w", namespace, name, err)
+		}
+		return configstate.DeploymentOwner(name, d.UID), nil
+	}
 }
 
 // instances numbers the controllers of a process (tests run several).

@@ -73,6 +73,9 @@ type Options struct {
 	// PoolNamespace: whether the IPAddressPools loaded, and which were
 	// rejected and why.
 	ConfigurationState bool
+	// ConfigurationStateOwner, if set, gives the ownerReference of the
+	// ConfigurationState when it is created (see configstate.DeploymentOwner).
+	ConfigurationStateOwner func(context.Context) (*metav1.OwnerReference, error)
 	// Logger receives structured logs.
 	Logger *slog.Logger
 	// Metrics receives counters and gauges.
@@ -176,8 +179,10 @@ func Setup(mgr manager.Manager, opts Options) (*Controller, error) {
 		return nil, fmt.Errorf("pool controller: %w", err)
 	}
 	if opts.ConfigurationState {
+		obj := configstate.Controller()
+		obj.ResolveOwner = opts.ConfigurationStateOwner
 		c.cfgState = configstate.NewWriter(stateAPI{reader: c.reader, client: c.client, namespace: opts.PoolNamespace},
-			configstate.Controller(), configstate.WithLogger(opts.Logger.With("component", "configurationstate")))
+			obj, configstate.WithLogger(opts.Logger.With("component", "configurationstate")))
 		// Leader only, like every other write.
 		if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error { c.cfgState.Run(ctx); return nil })); err != nil {
 			return nil, err

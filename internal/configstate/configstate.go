@@ -46,6 +46,12 @@ type Object struct {
 	// without it keeps none (the components may only create and write the
 	// status of their object, not edit its metadata).
 	Owner *metav1.OwnerReference
+	// ResolveOwner, if set, gives Owner when the object is to be created,
+	// and only then: the owner (a Node, a Deployment) is read once per
+	// object's lifetime and not at all while the object exists. An error
+	// fails the pass, retried with backoff, so the object is never created
+	// without the owner it should have.
+	ResolveOwner func(ctx context.Context) (*metav1.OwnerReference, error)
 }
 
 // NodeOwner makes a speaker's object owned by its Node: it describes the
@@ -211,8 +217,14 @@ func (w *Writer) converge(ctx context.Context) error {
 	cur, err := w.api.Get(ctx, w.obj.Name)
 	if apierrors.IsNotFound(err) {
 		obj := &v1beta1.ConfigurationState{ObjectMeta: metav1.ObjectMeta{Name: w.obj.Name, Labels: w.obj.Labels}}
-		if w.obj.Owner != nil {
-			obj.OwnerReferences = []metav1.OwnerReference{*w.obj.Owner}
+		owner := w.obj.Owner
+		if w.obj.ResolveOwner != nil {
+			if owner, err = w.obj.ResolveOwner(ctx); err != nil {
+				return fmt.Errorf("ConfigurationState %s owner: %w", w.obj.Name, err)
+			}
+		}
+		if owner != nil {
+			obj.OwnerReferences = []metav1.OwnerReference{*owner}
 		}
 		cur, err = w.api.Create(ctx, obj)
 	}

@@ -223,3 +223,41 @@ func TestWriterSetsOwner(t *testing.T) {
 		})
 	}
 }
+
+// ResolveOwner is asked only when the object is to be created; while it
+// fails, the object is not created (without its owner) but retried.
+func TestWriterResolvesOwner(t *testing.T) {
+	api := newFakeAPI()
+	var mu sync.Mutex
+	calls, failures := 0, 2
+	obj := Controller()
+	obj.ResolveOwner = func(context.Context) (*metav1.OwnerReference, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		calls++
+		if failures > 0 {
+			failures--
+			if api.get("controller") != nil {
+				t.Error("object created before its owner was known")
+			}
+			return nil, errDown
+		}
+		return DeploymentOwner("ecmplb-controller", "uid-3"), nil
+	}
+	w := NewWriter(api, obj, WithBackoff(time.Millisecond, 5*time.Millisecond), WithResync(time.Millisecond))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { w.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	w.Set(nil)
+	waitFor(t, "the object", func() bool { return api.get("controller") != nil })
+	if refs := api.get("controller").OwnerReferences; len(refs) != 1 || refs[0] != *DeploymentOwner("ecmplb-controller", "uid-3") {
+		t.Fatalf("owners %v", refs)
+	}
+	time.Sleep(50 * time.Millisecond) // resyncs read the object, not the owner
+	mu.Lock()
+	defer mu.Unlock()
+	if calls != 3 {
+		t.Fatalf("owner resolved %d times, want 3 (two failures, one creation)", calls)
+	}
+}

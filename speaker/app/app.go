@@ -15,6 +15,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/client-go/kubernetes"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
@@ -149,7 +151,9 @@ func Run(ctx context.Context, c Config) error {
 		},
 	}
 	if c.ConfigurationState {
-		w := configstate.NewWriter(configstate.REST{Client: mlb, Namespace: c.Namespace}, configstate.Speaker(c.NodeName),
+		obj := configstate.Speaker(c.NodeName)
+		obj.ResolveOwner = nodeOwner(client, c.NodeName)
+		w := configstate.NewWriter(configstate.REST{Client: mlb, Namespace: c.Namespace}, obj,
 			configstate.WithLogger(log.With("component", "configurationstate")))
 		opts.OnConfigState = w.Set
 		go w.Run(ctx)
@@ -186,4 +190,21 @@ func Run(ctx context.Context, c Config) error {
 	}
 	log.Info("speaker starting", "node", c.NodeName, "namespace", c.Namespace)
 	return ctrl.Run(ctx)
+}
+
+// nodeOwner reads the UID of the speaker's Node for the ownerReference of its
+// ConfigurationState. It lists by name, as the speaker's Node informer does:
+// the speaker may list and watch Nodes, and needs no get for this one read.
+func nodeOwner(client kubernetes.Interface, node string) func(context.Context) (*metav1.OwnerReference, error) {
+	return func(ctx context.Context) (*metav1.OwnerReference, error) {
+		l, err := client.CoreV1().Nodes().List(ctx, metav1.ListOptions{
+			FieldSelector: fields.OneTermEqualSelector("metadata.name", node).String()})
+		if err != nil {
+			return nil, fmt.Errorf("node %s: %w", node, err)
+		}
+		if len(l.Items) != 1 {
+			return nil, fmt.Errorf("node %s not found", node)
+		}
+		return configstate.NodeOwner(node, l.Items[0].UID), nil
+	}
 }
