@@ -223,7 +223,7 @@ const metallbKinds = "ipaddresspools.metallb.io,bgppeers.metallb.io,bgpadvertise
 
 func (b *Backend) deleteObjects(ctx context.Context) error {
 	var errs []error
-	if out, err := kubectl(ctx, b.cluster.Kubectl, b.kind.Kubeconfig(), "delete", metallbKinds, "--all", "-A", "--wait=false"); err != nil {
+	if out, err := b.kubectlWrite(ctx, "delete", metallbKinds, "--all", "-A", "--wait=false"); err != nil {
 		errs = append(errs, fmt.Errorf("%w: %s", err, out))
 	}
 	svcs, err := b.kube.CoreV1().Services("").List(ctx, metav1.ListOptions{})
@@ -271,15 +271,41 @@ func (b *Backend) kindNode(node string) (string, error) {
 	return "", fmt.Errorf("kind: no node %q in the topology", node)
 }
 
-// Apply implements backend.Backend (kubectl apply, in order).
+// webhookRetry bounds how long a kubectl write is retried while the
+// apiserver cannot reach the admission or conversion webhooks (failure
+// policy Fail): after a controller restart until a replica is Ready and the
+// webhook Service's endpoints are programmed.
+const webhookRetry = time.Minute
+
+// webhookDown says whether kubectl's output is a refusal because a webhook
+// could not be called, not a verdict on the objects.
+func webhookDown(out string) bool {
+	return strings.Contains(out, "failed calling webhook") || strings.Contains(out, "conversion webhook for")
+}
+
+// kubectlWrite runs a kubectl write, retrying for up to webhookRetry while
+// the webhooks cannot be called; any other failure returns at once.
+func (b *Backend) kubectlWrite(ctx context.Context, args ...string) (string, error) {
+	deadline := time.Now().Add(webhookRetry)
+	for {
+		out, err := kubectl(ctx, b.cluster.Kubectl, b.kind.Kubeconfig(), args...)
+		if err == nil || !webhookDown(out) || time.Now().After(deadline) {
+			return out, err
+		}
+		select {
+		case <-ctx.Done():
+			return out, err
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// Apply implements backend.Backend (kubectl apply, in order), retrying
+// while the webhooks cannot be called (kubectlWrite).
 func (b *Backend) Apply(ctx context.Context, files ...string) error {
 	for _, f := range files {
-		out, accepted, err := b.TryApply(ctx, f)
-		if err != nil {
-			return err
-		}
-		if !accepted {
-			return fmt.Errorf("kubectl apply -f %s: %s", f, out)
+		if out, err := b.kubectlWrite(ctx, "apply", "-f", f); err != nil {
+			return fmt.Errorf("kubectl apply -f %s: %w: %s", f, err, out)
 		}
 	}
 	return nil
@@ -299,7 +325,7 @@ func (b *Backend) TryApply(ctx context.Context, file string) (string, bool, erro
 // Delete implements backend.Backend.
 func (b *Backend) Delete(ctx context.Context, files ...string) error {
 	for _, f := range files {
-		if out, err := kubectl(ctx, b.cluster.Kubectl, b.kind.Kubeconfig(), "delete", "--ignore-not-found", "--wait=false", "-f", f); err != nil {
+		if out, err := b.kubectlWrite(ctx, "delete", "--ignore-not-found", "--wait=false", "-f", f); err != nil {
 			return fmt.Errorf("kubectl delete -f %s: %w\n%s", f, err, out)
 		}
 	}

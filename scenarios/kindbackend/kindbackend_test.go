@@ -91,3 +91,20 @@ func TestMetricValues(t *testing.T) {
 		t.Fatal("a missing metric was no error")
 	}
 }
+
+// Only an unreachable webhook is retried; a verdict on the object is not.
+func TestWebhookDown(t *testing.T) {
+	for _, tt := range []struct {
+		out  string
+		down bool
+	}{
+		{`Error from server (InternalError): Internal error occurred: failed calling webhook "v1beta1.bfdprofiles.validate.ecmplb.io": failed to call webhook: Post "https://ecmplb-webhook.metallb-system.svc:443/validate": dial tcp 10.96.128.184:443: connect: connection refused`, true},
+		{`Error from server: conversion webhook for metallb.io/v1beta2, Kind=BGPPeer failed: Post "https://ecmplb-webhook.metallb-system.svc:443/convert": no endpoints available`, true},
+		{`Error from server (Forbidden): admission webhook "v1beta1.ipaddresspools.validate.ecmplb.io" denied the request: IPAddressPool metallb-system/x: spec.addresses[0]: overlaps`, false},
+		{`The IPAddressPool "typo" is invalid: spec.addresses[0]: Invalid value`, false},
+	} {
+		if got := webhookDown(tt.out); got != tt.down {
+			t.Errorf("webhookDown(%.60q) = %v, want %v", tt.out, got, tt.down)
+		}
+	}
+}
