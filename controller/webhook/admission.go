@@ -149,36 +149,12 @@ func (a *admitter) snapshot(ctx context.Context, obj client.Object) (validation.
 	self := func(kind client.Object, name string) bool {
 		return sameKind(kind, obj) && name == obj.GetName()
 	}
-	for _, o := range pools.Items {
-		if !self(&o, o.Name) {
-			s.Pools = append(s.Pools, o)
-		}
-	}
-	for _, o := range peers.Items {
-		if !self(&o, o.Name) {
-			s.Peers = append(s.Peers, o)
-		}
-	}
-	for _, o := range ads.Items {
-		if !self(&o, o.Name) {
-			s.Advertisements = append(s.Advertisements, o)
-		}
-	}
-	for _, o := range comms.Items {
-		if !self(&o, o.Name) {
-			s.Communities = append(s.Communities, o)
-		}
-	}
-	for _, o := range bfds.Items {
-		if !self(&o, o.Name) {
-			s.BFDProfiles = append(s.BFDProfiles, o)
-		}
-	}
-	for _, o := range l2s.Items {
-		if !self(&o, o.Name) {
-			s.L2Advertisements = append(s.L2Advertisements, o)
-		}
-	}
+	s.Pools = others(pools.Items, self)
+	s.Peers = others(peers.Items, self)
+	s.Advertisements = others(ads.Items, self)
+	s.Communities = others(comms.Items, self)
+	s.BFDProfiles = others(bfds.Items, self)
+	s.L2Advertisements = others(l2s.Items, self)
 	// Only the peer under review can be refused for its Secret: read that
 	// one Secret (get, no Secret informer: the controller has no reason to
 	// cache every Secret of the namespace).
@@ -221,4 +197,19 @@ func passwordSecret(obj client.Object, namespace string) string {
 		return "" // Admit checks only Secrets of the configured namespace
 	}
 	return name
+}
+
+// others returns the items that are not the object under review.
+func others[T any, P interface {
+	*T
+	client.Object
+}](items []T, self func(client.Object, string) bool) []T {
+	var out []T
+	for i := range items {
+		o := P(&items[i])
+		if !self(o, o.GetName()) {
+			out = append(out, items[i])
+		}
+	}
+	return out
 }

@@ -73,18 +73,7 @@ func BGPAdvertisement(ad *v1beta1.BGPAdvertisement, aliases map[string]string) e
 			errs = append(errs, fieldErr(fmt.Sprintf("spec.communities[%d]", i), "%s", err.Error()))
 		}
 	}
-	for _, sel := range []struct {
-		field string
-		in    []metav1.LabelSelector
-	}{
-		{"spec.ipAddressPoolSelectors", s.IPAddressPoolSelectors},
-		{"spec.nodeSelectors", s.NodeSelectors},
-		{"spec.serviceSelectors", s.ServiceSelectors},
-	} {
-		if err := Selectors(sel.field, sel.in); err != nil {
-			errs = append(errs, err)
-		}
-	}
+	errs = append(errs, advertisementSelectors(s.IPAddressPoolSelectors, s.NodeSelectors, s.ServiceSelectors)...)
 	return errors.Join(errs...)
 }
 
@@ -93,18 +82,7 @@ func BGPAdvertisement(ad *v1beta1.BGPAdvertisement, aliases map[string]string) e
 func L2Advertisement(ad *v1beta1.L2Advertisement) error {
 	s := &ad.Spec
 	var errs []error
-	for _, sel := range []struct {
-		field string
-		in    []metav1.LabelSelector
-	}{
-		{"spec.ipAddressPoolSelectors", s.IPAddressPoolSelectors},
-		{"spec.nodeSelectors", s.NodeSelectors},
-		{"spec.serviceSelectors", s.ServiceSelectors},
-	} {
-		if err := Selectors(sel.field, sel.in); err != nil {
-			errs = append(errs, err)
-		}
-	}
+	errs = append(errs, advertisementSelectors(s.IPAddressPoolSelectors, s.NodeSelectors, s.ServiceSelectors)...)
 	for i := range s.PreferredNodeSelectors {
 		p := &s.PreferredNodeSelectors[i]
 		field := fmt.Sprintf("spec.preferredNodeSelectors[%d]", i)
@@ -134,4 +112,23 @@ func AdvertisesPool(names []string, sels []metav1.LabelSelector, pool string, po
 		}
 	}
 	return false
+}
+
+// advertisementSelectors checks the three selector lists both kinds of
+// advertisement have.
+func advertisementSelectors(pools, nodes, services []metav1.LabelSelector) []error {
+	var errs []error
+	for _, sel := range []struct {
+		field string
+		in    []metav1.LabelSelector
+	}{
+		{"spec.ipAddressPoolSelectors", pools},
+		{"spec.nodeSelectors", nodes},
+		{"spec.serviceSelectors", services},
+	} {
+		if err := Selectors(sel.field, sel.in); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errs
 }
