@@ -61,9 +61,9 @@ type Lab struct {
 	controller *proc.Process
 	// webhookPort and healthPort are the controller's loopback ports.
 	webhookPort, healthPort int
-	speakers   map[string]*proc.Process
-	bridges    map[string]*nsforward.Forwarder
-	ownDir     bool
+	speakers                map[string]*proc.Process
+	bridges                 map[string]*nsforward.Forwarder
+	ownDir                  bool
 	// speakerPprof: the speaker binary takes --pprof-addr, so a GC can be
 	// forced before reading its heap.
 	speakerPprof bool
