@@ -102,12 +102,13 @@ $(E2E_IMAGES) &: $(E2E_SOURCES)
 # building the offline one (needs a reachable registry).
 NODE_IMAGE ?=
 e2e: $(if $(NODE_IMAGE),,node-image) $(E2E_IMAGES)
-	@export ECMPLB_NODE_IMAGE='$(NODE_IMAGE)'; status=0; stamp=$$(mktemp); \
+	@export ECMPLB_NODE_IMAGE='$(NODE_IMAGE)'; status=0; stamp=$$(mktemp); before=$$(mktemp); \
+	hack/e2e-leftovers.sh --list > $$before; \
 	go test -tags kind -count=1 -v -timeout 20m ./scenarios/kind/ || status=1; \
 	ECMPLB_BACKEND=kind go test -count=1 -p 1 -timeout 60m ./scenarios/ -run TestScenarios \
 	  -ginkgo.label-filter='scenario-file$(if $(LABELS), && ($(LABELS)))' || status=1; \
-	hack/e2e-leftovers.sh || status=1; \
-	hack/report-failures.sh $$stamp; rm -f $$stamp; \
+	hack/e2e-leftovers.sh --before $$before || status=1; \
+	hack/report-failures.sh $$stamp; rm -f $$stamp $$before; \
 	exit $$status
 
 ## kind-smoke: create a kind cluster, print its nodes and pods, delete it
