@@ -302,6 +302,54 @@ func TestWebhooks(t *testing.T) {
 		}
 		h.env.CheckRefused(t, ms, "../deploy/examples/metallb-docs", "../internal/validation/testdata/needs")
 	})
+	t.Run("MetalLB's documented examples apply unchanged", func(t *testing.T) {
+		applyDocsExamples(t, h.env, "../deploy/examples/metallb-docs")
+	})
+}
+
+// applyDocsExamples plays dir's apply-order.txt with kubectl, as a user
+// would, the webhooks running: every example must be accepted. What it
+// created is deleted afterwards.
+func applyDocsExamples(t *testing.T, env *testenv.Env, dir string) {
+	t.Helper()
+	order, err := os.ReadFile(dir + "/apply-order.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var applied []string
+	t.Cleanup(func() {
+		for i := len(applied) - 1; i >= 0; i-- {
+			if out, err := env.Kubectl("", "delete", "--ignore-not-found", "-f", applied[i]); err != nil {
+				t.Errorf("cleanup: %v\n%s", err, out)
+			}
+		}
+	})
+	n := 0
+	for _, line := range strings.Split(string(order), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || strings.HasPrefix(f[0], "#") {
+			continue
+		}
+		switch {
+		case f[0] == "apply" && len(f) == 2:
+			p := dir + "/" + f[1]
+			if out, err := env.Kubectl("", "apply", "-f", p); err != nil {
+				t.Errorf("kubectl apply -f %s refused: %v\n%s", f[1], err, out)
+				continue
+			}
+			applied = append(applied, p)
+			n++
+		case f[0] == "delete" && len(f) == 3:
+			if out, err := env.Kubectl("", "-n", "metallb-system", "delete", strings.ToLower(f[1])+".metallb.io", f[2]); err != nil {
+				t.Errorf("kubectl delete %s %s: %v\n%s", f[1], f[2], err, out)
+			}
+		default:
+			t.Fatalf("apply-order.txt: cannot read %q", line)
+		}
+	}
+	if n < 30 {
+		t.Errorf("applied %d examples, want every one of at least 30", n)
+	}
 }
 
 // Two replicas starting together on an empty Secret agree on one CA: both
