@@ -312,7 +312,7 @@ func TestWebhooks(t *testing.T) {
 // created is deleted afterwards.
 func applyDocsExamples(t *testing.T, env *testenv.Env, dir string) {
 	t.Helper()
-	order, err := os.ReadFile(dir + "/apply-order.txt")
+	order, err := testenv.ReadApplyOrder(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -325,27 +325,20 @@ func applyDocsExamples(t *testing.T, env *testenv.Env, dir string) {
 		}
 	})
 	n := 0
-	for _, line := range strings.Split(string(order), "\n") {
-		f := strings.Fields(line)
-		if len(f) == 0 || strings.HasPrefix(f[0], "#") {
+	for _, step := range order {
+		if step.File == "" {
+			if out, err := env.Kubectl("", "-n", "metallb-system", "delete", strings.ToLower(step.Kind)+".metallb.io", step.Name); err != nil {
+				t.Errorf("kubectl delete %s %s: %v\n%s", step.Kind, step.Name, err, out)
+			}
 			continue
 		}
-		switch {
-		case f[0] == "apply" && len(f) == 2:
-			p := dir + "/" + f[1]
-			if out, err := env.Kubectl("", "apply", "-f", p); err != nil {
-				t.Errorf("kubectl apply -f %s refused: %v\n%s", f[1], err, out)
-				continue
-			}
-			applied = append(applied, p)
-			n++
-		case f[0] == "delete" && len(f) == 3:
-			if out, err := env.Kubectl("", "-n", "metallb-system", "delete", strings.ToLower(f[1])+".metallb.io", f[2]); err != nil {
-				t.Errorf("kubectl delete %s %s: %v\n%s", f[1], f[2], err, out)
-			}
-		default:
-			t.Fatalf("apply-order.txt: cannot read %q", line)
+		p := dir + "/" + step.File
+		if out, err := env.Kubectl("", "apply", "-f", p); err != nil {
+			t.Errorf("kubectl apply -f %s refused: %v\n%s", step.File, err, out)
+			continue
 		}
+		applied = append(applied, p)
+		n++
 	}
 	if n < 30 {
 		t.Errorf("applied %d examples, want every one of at least 30", n)

@@ -3,8 +3,8 @@ package netns_test
 import (
 	"fmt"
 	"os/exec"
-	"runtime"
 	"testing"
+	"time"
 
 	"github.com/vishvananda/netlink"
 
@@ -41,8 +41,11 @@ func TestDeleteHostLinkRacingNamespaceTeardown(t *testing.T) {
 		if err := sleeper.Start(); err != nil {
 			t.Fatal(err)
 		}
-		for !netnsHasPID(ns, sleeper.Process.Pid) {
-			runtime.Gosched()
+		for deadline := time.Now().Add(5 * time.Second); !netnsHasPID(ns, sleeper.Process.Pid); time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				_ = sleeper.Process.Kill()
+				t.Fatalf("round %d: sleeper never ran in %s", r, ns)
+			}
 		}
 		_ = sleeper.Process.Kill()
 		if err := netns.Delete(ns); err != nil {

@@ -1,7 +1,6 @@
 package testenv
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 	"os/exec"
@@ -37,30 +36,58 @@ func ReadRefusedManifests(dir string) ([]RefusedManifest, error) {
 		if err != nil {
 			return nil, err
 		}
-		m := RefusedManifest{Path: f}
-		sc := bufio.NewScanner(strings.NewReader(string(data)))
-		for sc.Scan() {
-			line := sc.Text()
-			if !strings.HasPrefix(line, "#") {
-				break
-			}
-			k, v, _ := strings.Cut(strings.TrimPrefix(line, "#"), ":")
-			v = strings.TrimSpace(v)
-			switch strings.TrimSpace(k) {
-			case "field":
-				m.Field = v
-			case "needs":
-				m.Needs = strings.Fields(v)
-			case "operation":
-				m.Operation = v
-			case "reason":
-				m.Reason = v
-			}
-		}
+		h := ManifestHeader(data)
+		m := RefusedManifest{Path: f, Field: h["field"], Operation: h["operation"], Reason: h["reason"], Needs: strings.Fields(h["needs"])}
 		if m.Field == "" {
 			return nil, fmt.Errorf("%s: no '# field:' header", f)
 		}
 		out = append(out, m)
+	}
+	return out, nil
+}
+
+// ManifestHeader returns a manifest's leading "# key: value" comment lines
+// by key (the format of RefusedManifest's header and of the examples'
+// "# expect:" lines).
+func ManifestHeader(data []byte) map[string]string {
+	h := map[string]string{}
+	for _, line := range strings.Split(string(data), "\n") {
+		if !strings.HasPrefix(line, "#") {
+			break
+		}
+		if k, v, ok := strings.Cut(strings.TrimPrefix(line, "#"), ":"); ok {
+			h[strings.TrimSpace(k)] = strings.TrimSpace(v)
+		}
+	}
+	return h
+}
+
+// ApplyStep is one line of an apply-order.txt: "apply FILE" (File set) or
+// "delete KIND NAME" (Kind and Name set).
+type ApplyStep struct {
+	File, Kind, Name string
+}
+
+// ReadApplyOrder reads dir/apply-order.txt: the order in which a folder of
+// examples applies as one configuration. Blank lines and # comments are
+// skipped; any other line is an error.
+func ReadApplyOrder(dir string) ([]ApplyStep, error) {
+	data, err := os.ReadFile(filepath.Join(dir, "apply-order.txt"))
+	if err != nil {
+		return nil, err
+	}
+	var out []ApplyStep
+	for i, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) == 0 || strings.HasPrefix(f[0], "#"):
+		case f[0] == "apply" && len(f) == 2:
+			out = append(out, ApplyStep{File: f[1]})
+		case f[0] == "delete" && len(f) == 3:
+			out = append(out, ApplyStep{Kind: f[1], Name: f[2]})
+		default:
+			return nil, fmt.Errorf("%s/apply-order.txt:%d: want \"apply FILE\" or \"delete KIND NAME\", got %q", dir, i+1, line)
+		}
 	}
 	return out, nil
 }

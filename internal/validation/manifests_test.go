@@ -1,7 +1,6 @@
 package validation
 
 import (
-	"bufio"
 	"errors"
 	"os"
 	"path/filepath"
@@ -15,17 +14,19 @@ import (
 
 	"github.com/ecmplb/ecmplb/api/v1beta1"
 	"github.com/ecmplb/ecmplb/api/v1beta2"
+	"github.com/ecmplb/ecmplb/internal/testenv"
 )
 
 const (
-	docsDir     = "../../deploy/examples/metallb-docs"
-	badDir      = "testdata/bad"
-	needsDir    = "testdata/needs"
-	docsNS      = "metallb-system"
-	headerField = "# field: "
-	headerNeeds = "# needs: "
-	headerOp    = "# operation: "
-	headerExp   = "# expect: "
+	docsDir  = "../../deploy/examples/metallb-docs"
+	badDir   = "testdata/bad"
+	needsDir = "testdata/needs"
+	docsNS   = "metallb-system"
+	// Header keys (testenv.ManifestHeader).
+	headerField = "field"
+	headerNeeds = "needs"
+	headerOp    = "operation"
+	headerExp   = "expect"
 )
 
 var manifestScheme = func() *runtime.Scheme {
@@ -47,19 +48,7 @@ func decodeManifest(t *testing.T, path string) (client.Object, map[string]string
 	if err != nil {
 		t.Fatal(err)
 	}
-	hdr := map[string]string{}
-	sc := bufio.NewScanner(strings.NewReader(string(data)))
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, "#") {
-			break
-		}
-		for _, k := range []string{headerField, headerNeeds, headerOp, headerExp, "# reason: "} {
-			if v, ok := strings.CutPrefix(line, k); ok {
-				hdr[k] = strings.TrimSpace(v)
-			}
-		}
-	}
+	hdr := testenv.ManifestHeader(data)
 	ser := json.NewSerializerWithOptions(json.DefaultMetaFactory, manifestScheme, manifestScheme, json.SerializerOptions{Yaml: true, Strict: true})
 	obj, _, err := ser.Decode(data, nil, nil)
 	if err != nil {
@@ -163,29 +152,25 @@ func (st store) apply(t *testing.T, name string, o client.Object) error {
 // deploy/examples/metallb-docs in apply-order.txt's order, as one
 // configuration, each admitted against all that came before.
 func TestMetalLBDocsExamplesAreAdmitted(t *testing.T) {
-	order, err := os.ReadFile(filepath.Join(docsDir, "apply-order.txt"))
+	order, err := testenv.ReadApplyOrder(docsDir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	st := store{}
 	applied := map[string]bool{}
-	for _, line := range strings.Split(string(order), "\n") {
-		f := strings.Fields(line)
-		if len(f) == 0 || strings.HasPrefix(f[0], "#") {
-			continue
-		}
+	for _, step := range order {
 		switch {
-		case f[0] == "apply" && len(f) == 2:
-			o, _, err := decodeManifest(t, filepath.Join(docsDir, f[1]))
+		case step.File != "":
+			o, _, err := decodeManifest(t, filepath.Join(docsDir, step.File))
 			if err != nil {
-				t.Fatalf("%s: %v", f[1], err)
+				t.Fatalf("%s: %v", step.File, err)
 			}
-			if err := st.apply(t, f[1], o); err != nil {
-				t.Errorf("%s refused: %v", f[1], err)
+			if err := st.apply(t, step.File, o); err != nil {
+				t.Errorf("%s refused: %v", step.File, err)
 			}
-			applied[f[1]] = true
-		case f[0] == "delete" && len(f) == 3:
-			key := f[1] + "/" + f[2]
+			applied[step.File] = true
+		default:
+			key := step.Kind + "/" + step.Name
 			o, ok := st[key]
 			if !ok {
 				t.Fatalf("apply-order.txt: delete %s: not applied", key)
@@ -194,8 +179,6 @@ func TestMetalLBDocsExamplesAreAdmitted(t *testing.T) {
 				t.Errorf("delete %s refused: %v", key, err)
 			}
 			delete(st, key)
-		default:
-			t.Fatalf("apply-order.txt: bad line %q", line)
 		}
 	}
 	files, _ := filepath.Glob(filepath.Join(docsDir, "*.yaml"))
@@ -244,15 +227,15 @@ func TestBadManifests(t *testing.T) {
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			data, _ := os.ReadFile(f)
-			if !strings.HasPrefix(string(data), headerField) {
-				t.Fatalf("first line must be %q", headerField+"<path>")
+			if !strings.HasPrefix(string(data), "# field: ") {
+				t.Fatalf("first line must be %q", "# field: <path>")
 			}
 			o, hdr, err := decodeManifest(t, f)
 			if err != nil {
 				t.Fatal(err)
 			}
 			field := hdr[headerField]
-			if hdr["# reason: "] == "" {
+			if hdr["reason"] == "" {
 				t.Error("no '# reason:' header")
 			}
 			st := store{}

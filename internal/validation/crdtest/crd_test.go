@@ -126,15 +126,7 @@ func load(t *testing.T, path string) (*unstructured.Unstructured, map[string]str
 	if err != nil {
 		t.Fatal(err)
 	}
-	hdr := map[string]string{}
-	for _, line := range strings.Split(string(data), "\n") {
-		if !strings.HasPrefix(line, "# ") {
-			break
-		}
-		if k, v, ok := strings.Cut(strings.TrimPrefix(line, "# "), ": "); ok {
-			hdr[k] = v
-		}
-	}
+	hdr := testenv.ManifestHeader(data)
 	u := &unstructured.Unstructured{}
 	if err := yaml.Unmarshal(data, &u.Object); err != nil {
 		t.Fatalf("%s: %v", path, err)
@@ -175,33 +167,28 @@ func TestCRDs(t *testing.T) {
 	defer cancel()
 
 	t.Run("MetalLB docs examples apply", func(t *testing.T) {
-		order, err := os.ReadFile(filepath.Join(docsDir, "apply-order.txt"))
+		order, err := testenv.ReadApplyOrder(docsDir)
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, line := range strings.Split(string(order), "\n") {
-			f := strings.Fields(line)
-			if len(f) == 0 || strings.HasPrefix(f[0], "#") {
+		for _, step := range order {
+			if step.File != "" {
+				u, _ := load(t, filepath.Join(docsDir, step.File))
+				if err := apply(ctx, c, u); err != nil {
+					t.Errorf("%s: %v", step.File, err)
+				}
 				continue
 			}
-			switch f[0] {
-			case "apply":
-				u, _ := load(t, filepath.Join(docsDir, f[1]))
-				if err := apply(ctx, c, u); err != nil {
-					t.Errorf("%s: %v", f[1], err)
-				}
-			case "delete":
-				u := &unstructured.Unstructured{}
-				u.SetAPIVersion("metallb.io/v1beta1")
-				if f[1] == "BGPPeer" {
-					u.SetAPIVersion("metallb.io/v1beta2")
-				}
-				u.SetKind(f[1])
-				u.SetNamespace("metallb-system")
-				u.SetName(f[2])
-				if err := c.Delete(ctx, u); err != nil {
-					t.Errorf("delete %s %s: %v", f[1], f[2], err)
-				}
+			u := &unstructured.Unstructured{}
+			u.SetAPIVersion("metallb.io/v1beta1")
+			if step.Kind == "BGPPeer" {
+				u.SetAPIVersion("metallb.io/v1beta2")
+			}
+			u.SetKind(step.Kind)
+			u.SetNamespace("metallb-system")
+			u.SetName(step.Name)
+			if err := c.Delete(ctx, u); err != nil {
+				t.Errorf("delete %s %s: %v", step.Kind, step.Name, err)
 			}
 		}
 	})
