@@ -53,9 +53,9 @@ test: deps kube verify-generate
 lab: deps kube
 	go run ./scenarios/cmd/lab
 
-## bench-lab: the lab at scale (50 nodes, 1,000 Services): convergence time and memory
+## bench-lab: the lab at scale (100 nodes, 5,000 Services): convergence time and memory of every process
 bench-lab: deps kube
-	go run ./scenarios/cmd/lab -nodes 50 -services 1000
+	go run ./scenarios/cmd/lab -nodes 100 -services 5000
 
 ## bench-controller: allocation backlog, 10,000-Service burst, restart, memory against the real apiserver
 bench-controller: kube
