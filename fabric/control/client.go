@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"net/url"
 	"strconv"
+	"time"
 
 	"github.com/ecmplb/ecmplb/fabric/rib"
 )
@@ -110,6 +111,14 @@ func (c *Client) Summary(ctx context.Context) (rib.Summary, error) {
 func (c *Client) History(ctx context.Context, after uint64) ([]rib.Change, error) {
 	var out []rib.Change
 	return out, c.do(ctx, http.MethodGet, "/history?after="+strconv.FormatUint(after, 10), nil, &out)
+}
+
+// WaitHistory returns RIB changes with Seq > after; when there is none yet, the
+// router holds the request until one is recorded or wait has passed (then the
+// result is empty). At most a minute.
+func (c *Client) WaitHistory(ctx context.Context, after uint64, wait time.Duration) ([]rib.Change, error) {
+	var out []rib.Change
+	return out, c.do(ctx, http.MethodGet, "/history?after="+strconv.FormatUint(after, 10)+"&wait="+url.QueryEscape(wait.String()), nil, &out)
 }
 
 // Neighbors returns the BGP neighbors.

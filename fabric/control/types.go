@@ -9,6 +9,7 @@
 //	GET  /rib?prefix=P            one set (404 if absent); P may be an address (longest match)
 //	GET  /summary                 prefix counts by ECMP width (rib.Summary)
 //	GET  /history?after=SEQ       RIB changes with Seq > SEQ ([]rib.Change)
+//	GET  /history?after=SEQ&wait=D  the same, waiting up to D (a Go duration, at most 1m) for one
 //	GET  /neighbors               BGP neighbors ([]Neighbor)
 //	GET  /bfd                     BFD sessions ([]BFDSession)
 //	GET  /events?after=SEQ        neighbor events: BGP and BFD state changes ([]Event)

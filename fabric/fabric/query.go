@@ -81,6 +81,15 @@ func (f *Fabric) History(ctx context.Context, tor string, after uint64) ([]rib.C
 	return h, err
 }
 
+// WaitHistory returns the ToR's RIB changes with Seq > after, waiting up to wait
+// (at most a minute) for one when there is none yet: a reader follows the RIB
+// as it changes without polling.
+func (f *Fabric) WaitHistory(ctx context.Context, tor string, after uint64, wait time.Duration) ([]rib.Change, error) {
+	var h []rib.Change
+	err := f.withRouter(tor, func(c *control.Client) (err error) { h, err = c.WaitHistory(ctx, after, wait); return })
+	return h, err
+}
+
 // Neighbors returns the ToR's BGP neighbors.
 func (f *Fabric) Neighbors(ctx context.Context, tor string) ([]control.Neighbor, error) {
 	var n []control.Neighbor

@@ -4,6 +4,7 @@
 package rib
 
 import (
+	"context"
 	"net/netip"
 	"slices"
 	"sync"
@@ -77,6 +78,9 @@ type RIB struct {
 	history    []Change
 	seq        uint64
 	maxHistory int
+	// changed is closed and replaced when a change is recorded, waking
+	// WaitHistory.
+	changed chan struct{}
 }
 
 // New returns an empty RIB that keeps at most maxHistory changes (0 means 100000); the
@@ -85,7 +89,7 @@ func New(maxHistory int) *RIB {
 	if maxHistory <= 0 {
 		maxHistory = 100000
 	}
-	return &RIB{sets: map[netip.Prefix]ECMPSet{}, maxHistory: maxHistory}
+	return &RIB{sets: map[netip.Prefix]ECMPSet{}, maxHistory: maxHistory, changed: make(chan struct{})}
 }
 
 // Apply replaces the sets of the updated prefixes, all at time at, and returns the
@@ -130,6 +134,10 @@ func (r *RIB) Apply(at time.Time, updates []Update) []Change {
 	}
 	if over := len(r.history) - r.maxHistory; over > 0 {
 		r.history = slices.Delete(r.history, 0, over)
+	}
+	if len(changes) > 0 {
+		close(r.changed)
+		r.changed = make(chan struct{})
 	}
 	return changes
 }
@@ -215,6 +223,25 @@ func (r *RIB) History(afterSeq uint64) []Change {
 		return 0
 	})
 	return slices.Clone(r.history[i:])
+}
+
+// WaitHistory is History that, when there is no change with Seq > afterSeq yet,
+// waits for one until ctx ends (then it returns what there is: nothing). It
+// lets a reader follow the RIB's changes as they happen instead of polling.
+func (r *RIB) WaitHistory(ctx context.Context, afterSeq uint64) []Change {
+	for {
+		r.mu.Lock()
+		seq, changed := r.seq, r.changed
+		r.mu.Unlock()
+		if seq > afterSeq {
+			return r.History(afterSeq)
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return r.History(afterSeq)
+		}
+	}
 }
 
 // ComparePrefix orders prefixes by address, then by length.

@@ -1,6 +1,7 @@
 package rib
 
 import (
+	"context"
 	"net/netip"
 	"slices"
 	"testing"
@@ -209,4 +210,34 @@ func equalChanges(a, b []Change) bool {
 		return x.Seq == y.Seq && x.At.Equal(y.At) && x.Prefix == y.Prefix && x.Kind == y.Kind &&
 			slices.Equal(x.Old, y.Old) && slices.Equal(x.New, y.New)
 	})
+}
+
+func TestWaitHistory(t *testing.T) {
+	r := New(0)
+	r.Apply(t0, []Update{{p5, via(n21)}})
+	if h := r.WaitHistory(context.Background(), 0); len(h) != 1 || h[0].Seq != 1 {
+		t.Fatalf("a change already there is returned at once: %+v", h)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if h := r.WaitHistory(ctx, 1); len(h) != 0 {
+		t.Fatalf("no change after 1: got %+v", h)
+	}
+	if ctx.Err() == nil {
+		t.Fatal("returned before its context ended without a change")
+	}
+	got := make(chan []Change)
+	go func() { got <- r.WaitHistory(context.Background(), 1) }()
+	// An update that leaves the set as it was records no change and wakes
+	// nobody; the next real change does.
+	r.Apply(t0.Add(time.Second), []Update{{p5, via(n21)}})
+	r.Apply(t0.Add(2*time.Second), []Update{{p5, via(n21, n22)}})
+	select {
+	case h := <-got:
+		if len(h) != 1 || h[0].Seq != 2 || h[0].Kind != KindUpdate {
+			t.Fatalf("woken with %+v, want the update with seq 2", h)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("WaitHistory not woken by a change")
+	}
 }

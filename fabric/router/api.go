@@ -3,9 +3,11 @@ package router
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/netip"
 	"strconv"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -88,7 +90,18 @@ func handler(r backend) http.Handler {
 	mux.HandleFunc("GET /summary", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, r.ribView().Summary()) })
 	mux.HandleFunc("GET /history", func(w http.ResponseWriter, req *http.Request) {
 		after, _ := strconv.ParseUint(req.URL.Query().Get("after"), 10, 64)
-		writeJSON(w, r.ribView().History(after))
+		wait, err := historyWait(req.URL.Query().Get("wait"))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		if wait == 0 {
+			writeJSON(w, r.ribView().History(after))
+			return
+		}
+		ctx, cancel := context.WithTimeout(req.Context(), wait)
+		defer cancel()
+		writeJSON(w, r.ribView().WaitHistory(ctx, after))
 	})
 	mux.HandleFunc("GET /events", func(w http.ResponseWriter, req *http.Request) {
 		after, _ := strconv.ParseUint(req.URL.Query().Get("after"), 10, 64)
@@ -178,6 +191,23 @@ func handler(r backend) http.Handler {
 	mux.HandleFunc("POST /neighbors/{addr}/enable", admin(true))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(r.registry(), promhttp.HandlerOpts{}))
 	return mux
+}
+
+// maxHistoryWait bounds a long poll of /history, so a reader that went away
+// holds nothing for long.
+const maxHistoryWait = time.Minute
+
+// historyWait parses the wait parameter of /history: a Go duration, at most
+// maxHistoryWait; empty means no wait.
+func historyWait(v string) (time.Duration, error) {
+	if v == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 || d > maxHistoryWait {
+		return 0, fmt.Errorf("wait: %q is not a duration between 0 and %s", v, maxHistoryWait)
+	}
+	return d, nil
 }
 
 func writeJSON(w http.ResponseWriter, v any) {

@@ -106,6 +106,12 @@ func ReadUsage(pid int) (Usage, error) {
 	return u, err
 }
 
+// OpenFDs counts the open file descriptors of a process (/proc/PID/fd).
+func OpenFDs(pid int) (int, error) {
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	return len(ents), err
+}
+
 // kB converts a status value such as "1234 kB" to bytes.
 func kB(v string) uint64 {
 	n, _ := strconv.ParseUint(strings.TrimSuffix(v, " kB"), 10, 64)

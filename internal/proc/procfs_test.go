@@ -119,3 +119,22 @@ func TestSignalInNetNS(t *testing.T) {
 		t.Fatal("still running after SIGKILL")
 	}
 }
+
+func TestOpenFDs(t *testing.T) {
+	before, err := OpenFDs(os.Getpid())
+	if err != nil || before < 3 {
+		t.Fatalf("OpenFDs(self) = %d, %v; want stdin, stdout and stderr at least", before, err)
+	}
+	f, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	// ReadDir holds one descriptor of its own while it reads, in both calls.
+	if n, err := OpenFDs(os.Getpid()); err != nil || n != before+1 {
+		t.Fatalf("OpenFDs after one open = %d, %v; want %d", n, err, before+1)
+	}
+	if _, err := OpenFDs(1 << 30); err == nil {
+		t.Fatal("OpenFDs of a pid that does not exist succeeded")
+	}
+}
