@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"os"
+	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -19,36 +22,57 @@ import (
 	"github.com/ecmplb/ecmplb/api/v1beta1"
 	"github.com/ecmplb/ecmplb/api/v1beta2"
 	"github.com/ecmplb/ecmplb/fabric/topology"
+	"github.com/ecmplb/ecmplb/internal/proc"
 	"github.com/ecmplb/ecmplb/internal/scheme"
-	"github.com/ecmplb/ecmplb/scenarios/backend"
 )
 
 // ScaleOptions tune RunScale.
 type ScaleOptions struct {
 	Nodes, Services     int
 	EndpointsPerService int
-	Out                 io.Writer
+	// NoServiceStatus runs the speakers with --service-status=false: no
+	// ServiceBGPStatus objects. The output says so.
+	NoServiceStatus bool
+	Out             io.Writer
 	// Timeout bounds the wait for convergence (default 5 minutes).
 	Timeout time.Duration
+	// StatusTimeout bounds the wait for the ServiceBGPStatus objects after
+	// convergence (default 3 minutes).
+	StatusTimeout time.Duration
 }
+
+// ScaleGoal is the goal of the time from the last write until every ToR
+// holds every expected ECMP set.
+const ScaleGoal = time.Second
 
 // ScaleResult holds the figures RunScale prints.
 type ScaleResult struct {
-	FirstWrite  time.Time
-	LastWrite   time.Time
-	Converged   time.Time // the last RIB change that completed the expected sets
-	Convergence time.Duration
-	Memory      map[string]Memory
+	FirstWrite time.Time
+	// LastWrite is when the apiserver answered the last Service or
+	// EndpointSlice write of the bench (the last EndpointSlice create).
+	LastWrite time.Time
+	// Converged is the routers' timestamp of the RIB change that completed
+	// the last expected ECMP set, on LastToR for LastService.
+	Converged            time.Time
+	Convergence          time.Duration
+	LastToR, LastService string
+	// ServiceLatency are quantiles (50, 90, 99, 100 %) of, per Service, its
+	// EndpointSlice write's answer → its set complete on every ToR.
+	ServiceLatency []time.Duration
+	// Statuses is the number of ServiceBGPStatus objects after the wait,
+	// StatusesWant the number expected (one per Service and announcing node,
+	// 0 without status writes), StatusesDone when the count was reached.
+	Statuses, StatusesWant int
+	StatusesDone           time.Time
+	Memory                 map[string]Memory
+	// Unread lists the processes whose memory could not be read.
+	Unread []string
 }
-
-// scalePool is a benchmarking range (RFC 2544), never routed outside the
-// fabric's namespaces.
-const scalePool = "198.18.0.0/20"
 
 // ScaleTopology has two ToRs and n nodes (at most 200) on 10.0.0.0/24, no BFD.
 func ScaleTopology(n int) (topology.Topology, error) {
-	if n < 1 || n > 200 {
-		return topology.Topology{}, fmt.Errorf("nodes: %d is outside 1-200", n)
+	if n < 1 || n > maxScaleNodes {
+		return topology.Topology{}, fmt.Errorf("nodes: %d is outside 1-%d", n, maxScaleNodes)
 	}
 	t := topology.Default()
 	t.Name = fmt.Sprintf("scale-%d", n)
@@ -71,13 +95,34 @@ func ScaleTopology(n int) (topology.Topology, error) {
 // LoadBalancer Services (externalTrafficPolicy Local) with ready endpoints on
 // EndpointsPerService nodes each, and prints the time from the last write
 // until every ToR holds every expected ECMP set, and the memory and CPU of
-// every process the lab started.
+// every process the lab started, each figure with its goal and PASS or FAIL.
+// It fails when a goal is missed.
 func RunScale(ctx context.Context, cfg Config, opts ScaleOptions) error {
-	_, err := Scale(ctx, cfg, opts)
-	return err
+	res, err := Scale(ctx, cfg, opts)
+	if err != nil {
+		return err
+	}
+	var failed []string
+	if res.Convergence > ScaleGoal {
+		failed = append(failed, "convergence")
+	}
+	if len(res.Unread) > 0 {
+		failed = append(failed, "memory")
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("goals missed: %s", strings.Join(failed, ", "))
+	}
+	return nil
 }
 
-// Scale is RunScale returning the figures.
+func passFail(ok bool) string {
+	if ok {
+		return "PASS"
+	}
+	return "FAIL"
+}
+
+// Scale is RunScale returning the figures; a missed goal is not an error.
 func Scale(ctx context.Context, cfg Config, opts ScaleOptions) (res ScaleResult, err error) {
 	if opts.Out == nil {
 		opts.Out = io.Discard
@@ -85,19 +130,22 @@ func Scale(ctx context.Context, cfg Config, opts ScaleOptions) (res ScaleResult,
 	if opts.Timeout == 0 {
 		opts.Timeout = 5 * time.Minute
 	}
-	if opts.Services < 1 || opts.Services > 4000 {
-		return res, fmt.Errorf("services: %d is outside 1-4000 (the pool %s)", opts.Services, scalePool)
+	if opts.StatusTimeout == 0 {
+		opts.StatusTimeout = 3 * time.Minute
 	}
-	if opts.EndpointsPerService < 1 || opts.EndpointsPerService > opts.Nodes {
-		return res, fmt.Errorf("endpoints: %d is outside 1-%d", opts.EndpointsPerService, opts.Nodes)
+	if err := checkScaleSize(opts.Nodes, opts.Services, opts.EndpointsPerService); err != nil {
+		return res, err
 	}
 	topo, err := ScaleTopology(opts.Nodes)
 	if err != nil {
 		return res, err
 	}
 	cfg.Topology = &topo
+	if opts.NoServiceStatus {
+		cfg.SpeakerArgs = append(slices.Clone(cfg.SpeakerArgs), "--service-status=false")
+	}
 	print := func(format string, args ...any) { fmt.Fprintf(opts.Out, format, args...) }
-	print("== starting a lab of %d nodes and 2 ToRs\n", opts.Nodes)
+	print("== starting a lab of %d nodes (one speaker each) and %d ToRs\n", opts.Nodes, len(topo.ToRs))
 	t := time.Now()
 	l, err := Up(ctx, cfg)
 	if err != nil {
@@ -109,6 +157,11 @@ func Scale(ctx context.Context, cfg Config, opts ScaleOptions) (res ScaleResult,
 		}
 	}()
 	print("   up in %s\n", time.Since(t).Round(time.Millisecond))
+	if opts.NoServiceStatus {
+		print("   speakers run with --service-status=false: they write NO ServiceBGPStatus objects (production writes them)\n")
+	} else {
+		print("   speakers run as in production: each writes a ServiceBGPStatus per Service it announces\n")
+	}
 
 	c, err := l.crClient()
 	if err != nil {
@@ -117,46 +170,143 @@ func Scale(ctx context.Context, cfg Config, opts ScaleOptions) (res ScaleResult,
 	if err := createScaleConfig(ctx, c, topo); err != nil {
 		return res, err
 	}
-	nodes := l.NodeNames()
-	want := make(map[string][]string, opts.Services) // Service name -> nodes
-	for i := 0; i < opts.Services; i++ {
-		var on []string
-		for k := 0; k < opts.EndpointsPerService; k++ {
-			on = append(on, nodes[(i+k)%len(nodes)])
+	print("== waiting for every BGP session (%d nodes x %d ToRs)\n", opts.Nodes, len(topo.ToRs))
+	for _, tor := range topo.ToRs {
+		wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		err := l.Fabric.WaitEstablished(wctx, tor.Name)
+		cancel()
+		if err != nil {
+			return res, err
 		}
-		want[fmt.Sprintf("svc-%04d", i)] = on
 	}
-	print("== writing %d Services and their EndpointSlices (%d ready endpoints each)\n", opts.Services, opts.EndpointsPerService)
-	res.FirstWrite = time.Now()
-	if err := l.writeScaleServices(ctx, want); err != nil {
+	pool := netip.MustParsePrefix(scalePool)
+	w, err := l.startScaleWatch(ctx, pool)
+	if err != nil {
 		return res, err
 	}
-	res.LastWrite = time.Now()
-	print("   written in %s\n", res.LastWrite.Sub(res.FirstWrite).Round(time.Millisecond))
+	defer w.Close()
+	want := scaleEndpoints(opts.Services, opts.EndpointsPerService, l.NodeNames())
+	reqBefore, err := l.apiRequests(ctx)
+	if err != nil {
+		return res, err
+	}
+	usageBefore := l.usage()
 
-	print("== waiting until every ToR holds every expected ECMP set\n")
-	if res.Converged, err = l.waitScale(ctx, want, opts.Timeout); err != nil {
+	print("== writing %d Services and their EndpointSlices (%d ready endpoints each, 16 writers)\n", opts.Services, opts.EndpointsPerService)
+	res.FirstWrite = time.Now()
+	written, err := l.writeScaleServices(ctx, want)
+	if err != nil {
 		return res, err
 	}
-	res.Convergence = res.Converged.Sub(res.LastWrite)
-	if res.Convergence < 0 {
-		res.Convergence = 0
+	for _, at := range written {
+		if at.After(res.LastWrite) {
+			res.LastWrite = at
+		}
 	}
-	print("   converged: %d prefixes x %d ToRs, %d next-hops each\n", opts.Services, len(topo.ToRs), opts.EndpointsPerService)
-	print("\nlast write → every ToR holds every expected ECMP set: %.2f s (goal ≤ 60 s)\n", res.Convergence.Seconds())
-	print("first write → every ToR holds every expected ECMP set: %.2f s\n", res.Converged.Sub(res.FirstWrite).Seconds())
+	print("   written in %s (the last write: the apiserver's answer to the last EndpointSlice create)\n", res.LastWrite.Sub(res.FirstWrite).Round(time.Millisecond))
+
+	print("== waiting until every ToR holds every expected ECMP set (following the routers' RIB changes)\n")
+	ips, v, err := w.wait(ctx, want, opts.Timeout)
+	if err != nil {
+		return res, err
+	}
+	usageConverged := l.usage()
+	convergedSeen := time.Now()
+	byPrefix := make(map[netip.Prefix]string, len(ips))
+	for name, ip := range ips {
+		byPrefix[hostRoute(ip)] = name
+	}
+	res.Converged, res.LastToR, res.LastService = v.Last, v.LastToR, byPrefix[v.LastPrefix]
+	res.Convergence = max(res.Converged.Sub(res.LastWrite), 0)
+	lat := make([]time.Duration, 0, len(ips))
+	done := make([]time.Duration, 0, len(ips))
+	for p, at := range v.Complete {
+		lat = append(lat, at.Sub(written[byPrefix[p]]))
+		done = append(done, at.Sub(res.FirstWrite))
+	}
+	res.ServiceLatency = quantiles(lat, 0.5, 0.9, 0.99, 1)
+	doneQ := quantiles(done, 0.5, 0.9, 0.99, 1)
+	writes := make([]time.Duration, 0, len(written))
+	for _, at := range written {
+		writes = append(writes, at.Sub(res.FirstWrite))
+	}
+	writeQ := quantiles(writes, 0.5, 0.9, 0.99, 1)
+	print("   converged: %d prefixes x %d ToRs, %d next-hops each (seen by the check %s after the routers' timestamp)\n",
+		opts.Services, len(topo.ToRs), opts.EndpointsPerService, convergedSeen.Sub(res.Converged).Round(time.Millisecond))
+	print("   timeline from the first write (50 / 90 / 99 / 100 %%):\n")
+	print("     Services written:          %s\n", joinDurations(writeQ))
+	print("     sets complete on all ToRs: %s\n", joinDurations(doneQ))
+	print("   per Service, its EndpointSlice written → its set complete on every ToR: %s\n", joinDurations(res.ServiceLatency))
+	print("   the last set completed: %s on %s (Service %s, %s after the last write)\n",
+		v.LastPrefix, res.LastToR, res.LastService, res.Convergence.Round(time.Millisecond))
+
+	res.StatusesWant = opts.Services * opts.EndpointsPerService
+	if opts.NoServiceStatus {
+		res.StatusesWant = 0
+	}
+	print("== ServiceBGPStatus objects: waiting for %d (%d Services x %d announcing nodes, externalTrafficPolicy Local)\n",
+		res.StatusesWant, opts.Services, opts.EndpointsPerService)
+	res.StatusesDone, res.Statuses, err = waitStatuses(ctx, c, res.StatusesWant, opts.StatusTimeout)
+	if err != nil {
+		return res, err
+	}
+	usageEnd := l.usage()
+	reqAfter, err := l.apiRequests(ctx)
+	if err != nil {
+		return res, err
+	}
+	if res.StatusesDone.IsZero() {
+		print("   only %d of %d after %s\n", res.Statuses, res.StatusesWant, opts.StatusTimeout)
+	} else {
+		print("   %d present %.0f s after the last write (counted every second)\n", res.Statuses, res.StatusesDone.Sub(res.LastWrite).Seconds())
+	}
+	print("   apiserver requests from the first write until then, by verb and resource:\n")
+	for i, r := range requestDelta(reqBefore, reqAfter) {
+		if i == 12 {
+			break
+		}
+		print("     %8.0f %-7s %s\n", r.N, r.Verb, r.Resource)
+	}
 
 	res.Memory = map[string]Memory{}
-	for name, pid := range l.Processes() {
-		if m, err := ReadMemory(pid); err == nil {
-			res.Memory[name] = m
+	for name, u := range usageEnd {
+		if u.err != nil {
+			res.Unread = append(res.Unread, name)
+			continue
 		}
+		res.Memory[name] = u.Usage
 	}
-	printMemory(opts.Out, res.Memory)
+	sort.Strings(res.Unread)
+	printUsage(opts.Out, usageBefore, usageConverged, usageEnd, res.Converged.Sub(res.FirstWrite))
+
+	print("\ngoals:\n")
+	print("  %s last write → every ToR holds every expected ECMP set: %.3f s (goal ≤ %.0f s; %d nodes, %d Services, ServiceBGPStatus writes %s)\n",
+		passFail(res.Convergence <= ScaleGoal), res.Convergence.Seconds(), ScaleGoal.Seconds(), opts.Nodes, opts.Services, onOff(!opts.NoServiceStatus))
+	print("  %s peak RSS and CPU of every process printed: %d of %d (goal: all)",
+		passFail(len(res.Unread) == 0), len(res.Memory), len(usageEnd))
+	if len(res.Unread) > 0 {
+		print("; unread: %s", strings.Join(res.Unread, ", "))
+	}
+	print("\n")
 	if err := l.CheckAlive(); err != nil {
 		return res, err
 	}
 	return res, nil
+}
+
+func onOff(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off (--service-status=false)"
+}
+
+func joinDurations(ds []time.Duration) string {
+	s := make([]string, len(ds))
+	for i, d := range ds {
+		s[i] = fmt.Sprintf("%.3f s", d.Seconds())
+	}
+	return strings.Join(s, " / ")
 }
 
 func (l *Lab) crClient() (client.Client, error) {
@@ -186,13 +336,16 @@ func createScaleConfig(ctx context.Context, c client.Client, topo topology.Topol
 }
 
 // writeScaleServices creates the Services and their EndpointSlices with 16
-// writers in parallel.
-func (l *Lab) writeScaleServices(ctx context.Context, want map[string][]string) error {
+// writers in parallel, and returns when the apiserver answered each Service's
+// EndpointSlice create (its last write).
+func (l *Lab) writeScaleServices(ctx context.Context, want map[string][]string) (map[string]time.Time, error) {
 	names := make([]string, 0, len(want))
 	for n := range want {
 		names = append(names, n)
 	}
 	sort.Strings(names)
+	var mu sync.Mutex
+	written := make(map[string]time.Time, len(want))
 	work := make(chan string)
 	errs := make(chan error, 16)
 	var wg sync.WaitGroup
@@ -219,6 +372,10 @@ func (l *Lab) writeScaleServices(ctx context.Context, want map[string][]string) 
 					errs <- err
 					return
 				}
+				at := time.Now()
+				mu.Lock()
+				written[name] = at
+				mu.Unlock()
 			}
 		}()
 	}
@@ -239,117 +396,76 @@ loop:
 		default:
 		}
 	}
-	return err
+	return written, err
 }
 
-// waitScale polls until every ToR's RIB holds, for every Service IP, exactly
-// the next-hops of the nodes with its endpoints, and returns the time of the
-// last RIB change among those sets (from the routers' own timestamps).
-func (l *Lab) waitScale(ctx context.Context, want map[string][]string, timeout time.Duration) (time.Time, error) {
-	deadline := time.Now().Add(timeout)
-	var lastMissing string
-	for {
-		if err := l.CheckAlive(); err != nil {
-			return time.Time{}, err
-		}
-		done, last, missing, err := l.scaleConverged(ctx, want)
-		if err != nil {
-			return time.Time{}, err
-		}
-		if done {
-			return last, nil
-		}
-		lastMissing = missing
-		if time.Now().After(deadline) {
-			return time.Time{}, fmt.Errorf("not converged after %s: %s", timeout, lastMissing)
-		}
-		select {
-		case <-ctx.Done():
-			return time.Time{}, ctx.Err()
-		case <-time.After(500 * time.Millisecond):
-		}
-	}
+// procUsage is one process's memory, CPU and open files, or why they could
+// not be read.
+type procUsage struct {
+	proc.Usage
+	FDs int
+	err error
 }
 
-func (l *Lab) scaleConverged(ctx context.Context, want map[string][]string) (bool, time.Time, string, error) {
-	svcs, err := l.Kube.CoreV1().Services("default").List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return false, time.Time{}, "", err
+// labProcess names the process running the lab (the fabric's client, the
+// Services' writer and the speakers' API relays) in usage reports.
+const labProcess = "lab (this process)"
+
+// usage reads every process of the lab, this one included.
+func (l *Lab) usage() map[string]procUsage {
+	pids := l.Processes()
+	pids[labProcess] = os.Getpid()
+	out := make(map[string]procUsage, len(pids))
+	for name, pid := range pids {
+		var u procUsage
+		u.Usage, u.err = proc.ReadUsage(pid)
+		if u.err == nil {
+			u.FDs, u.err = proc.OpenFDs(pid)
+		}
+		out[name] = u
 	}
-	expect := map[netip.Prefix]string{}
-	pending := 0
-	for _, s := range svcs.Items {
-		nodes, ok := want[s.Name]
-		if !ok {
-			continue
-		}
-		if len(s.Status.LoadBalancer.Ingress) == 0 {
-			pending++
-			continue
-		}
-		ip, err := netip.ParseAddr(s.Status.LoadBalancer.Ingress[0].IP)
-		if err != nil {
-			return false, time.Time{}, "", fmt.Errorf("Service %s: bad ingress IP: %w", s.Name, err)
-		}
-		expect[hostRoute(ip)] = backend.JoinAddrs(backend.Sorted(l.Fabric.NodeAddrs(nodes...)))
-	}
-	if pending > 0 {
-		return false, time.Time{}, fmt.Sprintf("%d Services without an EXTERNAL-IP", pending), nil
-	}
-	var last time.Time
-	for _, tor := range l.Fabric.Topology().ToRs {
-		sets, err := l.Fabric.RIB(ctx, tor.Name)
-		if err != nil {
-			return false, time.Time{}, "", err
-		}
-		have := map[netip.Prefix]string{}
-		for _, s := range sets {
-			have[s.Prefix] = backend.JoinAddrs(s.NextHops())
-			if _, ok := expect[s.Prefix]; ok && s.Since.After(last) {
-				last = s.Since
-			}
-		}
-		wrong := 0
-		var example string
-		for p, w := range expect {
-			if have[p] != w {
-				wrong++
-				if example == "" {
-					example = fmt.Sprintf("%s has {%s}, want {%s}", p, have[p], w)
-				}
-			}
-		}
-		if wrong > 0 {
-			return false, time.Time{}, fmt.Sprintf("%s: %d of %d sets differ, e.g. %s", tor.Name, wrong, len(expect), example), nil
-		}
-	}
-	return true, last, "", nil
+	return out
 }
 
-func printMemory(w io.Writer, mem map[string]Memory) {
-	names := make([]string, 0, len(mem))
-	for n := range mem {
+// printUsage prints every process's memory, its CPU in total and from the
+// first write until convergence (before → converged, over window), and its
+// open files.
+func printUsage(w io.Writer, before, converged, end map[string]procUsage, window time.Duration) {
+	names := make([]string, 0, len(end))
+	for n := range end {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	fmt.Fprintf(w, "\n%-22s %10s %10s %8s\n", "process", "RSS MiB", "peak MiB", "CPU s")
-	var total, speakers []float64
+	fmt.Fprintf(w, "\n%-24s %9s %9s %8s %10s %5s\n", "process", "RSS MiB", "peak MiB", "CPU s", "bench CPU", "fds")
+	var rss, benchCPU, allCPU float64
+	var fds int
+	var speakers, speakerCPU []float64
 	for _, n := range names {
-		m := mem[n]
-		fmt.Fprintf(w, "%-22s %10.1f %10.1f %8.1f\n", n, mib(m.RSS), mib(m.PeakRSS), m.CPU.Seconds())
-		total = append(total, mib(m.RSS))
+		u := end[n]
+		if u.err != nil {
+			fmt.Fprintf(w, "%-24s unread: %v\n", n, u.err)
+			continue
+		}
+		bench := converged[n].CPU - before[n].CPU
+		fmt.Fprintf(w, "%-24s %9.1f %9.1f %8.1f %10.1f %5d\n", n, mib(u.RSS), mib(u.PeakRSS), u.CPU.Seconds(), bench.Seconds(), u.FDs)
+		rss += mib(u.RSS)
+		benchCPU += bench.Seconds()
+		allCPU += u.CPU.Seconds()
+		fds += u.FDs
 		if strings.HasPrefix(n, "speaker-") {
-			speakers = append(speakers, mib(m.PeakRSS))
+			speakers = append(speakers, mib(u.PeakRSS))
+			speakerCPU = append(speakerCPU, u.CPU.Seconds())
 		}
 	}
-	sum := 0.0
-	for _, v := range total {
-		sum += v
-	}
-	fmt.Fprintf(w, "%-22s %10.1f\n", "total", sum)
+	fmt.Fprintf(w, "%-24s %9.1f %9s %8.1f %10.1f %5d\n", "total", rss, "", allCPU, benchCPU, fds)
+	fmt.Fprintf(w, "(bench CPU: from the first write until convergence, %.1f s of wall time: %.2f of the machine's %d cores busy)\n",
+		window.Seconds(), benchCPU/window.Seconds(), runtime.NumCPU())
 	if len(speakers) > 0 {
 		sort.Float64s(speakers)
-		fmt.Fprintf(w, "speakers: %d, peak RSS min/median/max %.1f / %.1f / %.1f MiB\n", len(speakers), speakers[0], speakers[len(speakers)/2], speakers[len(speakers)-1])
+		sort.Float64s(speakerCPU)
+		fmt.Fprintf(w, "speakers: %d, peak RSS min / median / max %.1f / %.1f / %.1f MiB, CPU s %.1f / %.1f / %.1f\n", len(speakers),
+			speakers[0], speakers[len(speakers)/2], speakers[len(speakers)-1],
+			speakerCPU[0], speakerCPU[len(speakerCPU)/2], speakerCPU[len(speakerCPU)-1])
 	}
 }
 
