@@ -1,0 +1,170 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/ecmplb/ecmplb/api/v1beta1"
+)
+
+// The floors: what the apiserver itself needs for the requests the
+// controller cannot avoid, made by a bare client (protobuf, the controller's
+// QPS) with nothing else running. The controller's figures are read as
+// ratios of them.
+
+// listFloor is the fastest of three Lists of every Service (one request, as
+// few as any client can make). Reads change nothing, so it runs on exactly
+// the state the controller is about to start on.
+func listFloor(ctx context.Context, cs kubernetes.Interface) (time.Duration, int, error) {
+	best, n := time.Duration(0), 0
+	for range 3 {
+		t := time.Now()
+		l, err := cs.CoreV1().Services("").List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return 0, 0, fmt.Errorf("list floor: %w", err)
+		}
+		d := time.Since(t)
+		if best == 0 || d < best {
+			best = d
+		}
+		n = len(l.Items)
+	}
+	return best, n, nil
+}
+
+// statusBody is the controller's status patch (reconciler.writeStatus): a
+// JSON merge patch of status.loadBalancer.ingress.
+func statusBody(ip string) []byte {
+	b, _ := json.Marshal(map[string]any{"status": map[string]any{"loadBalancer": map[string]any{
+		"ingress": []map[string]string{{"ip": ip}}}}})
+	return b
+}
+
+// annotationBody is the controller's pool annotation patch
+// (reconciler.syncService).
+func annotationBody(pool string) []byte {
+	b, _ := json.Marshal(map[string]any{"metadata": map[string]any{
+		"annotations": map[string]string{v1beta1.AnnotationIPAllocatedFrom: pool}}})
+	return b
+}
+
+// patchFloor sends one patch per Service with the given number of workers
+// and returns how long all of them took. subresource "status" or "".
+func patchFloor(ctx context.Context, cs kubernetes.Interface, ns string, names []string, workers int,
+	subresource string, body func(i int) []byte) (time.Duration, error) {
+	idx := make(chan int)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var firstErr error
+	t := time.Now()
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range idx {
+				var sub []string
+				if subresource != "" {
+					sub = []string{subresource}
+				}
+				_, err := cs.CoreV1().Services(ns).Patch(ctx, names[i], types.MergePatchType, body(i), metav1.PatchOptions{}, sub...)
+				if err != nil {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = fmt.Errorf("patch floor: %s: %w", names[i], err)
+					}
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	for i := range names {
+		idx <- i
+	}
+	close(idx)
+	wg.Wait()
+	return time.Since(t), firstErr
+}
+
+// floorIP is an address outside the bench pool, distinct per i, so every
+// floor patch really changes the Service (as the controller's first write
+// does).
+func floorIP(i int) string { return fmt.Sprintf("10.201.%d.%d", i/250, i%250+1) }
+
+// apiCounts reads the apiserver's apiserver_request_total and sums it by
+// verb, resource and subresource (e.g. "PATCH services/status").
+func apiCounts(ctx context.Context, cs kubernetes.Interface) (map[string]float64, error) {
+	raw, err := cs.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("apiserver metrics: %w", err)
+	}
+	out := map[string]float64{}
+	sc := bufio.NewScanner(bytes.NewReader(raw))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, "apiserver_request_total{") {
+			continue
+		}
+		end := strings.LastIndexByte(line, '}')
+		v, err := strconv.ParseFloat(strings.TrimSpace(line[end+1:]), 64)
+		if err != nil {
+			continue
+		}
+		labels := map[string]string{}
+		for _, kv := range strings.Split(line[len("apiserver_request_total{"):end], ",") {
+			k, val, _ := strings.Cut(kv, "=")
+			labels[k] = strings.Trim(val, `"`)
+		}
+		key := labels["verb"] + " " + labels["resource"]
+		if labels["subresource"] != "" {
+			key += "/" + labels["subresource"]
+		}
+		out[key] += v
+	}
+	return out, nil
+}
+
+// perService formats the requests made between two apiCounts readings,
+// per Service, largest first (requests under 0.01 per Service left out).
+func perService(before, after map[string]float64, services int) string {
+	type kv struct {
+		k string
+		v float64
+	}
+	var l []kv
+	for k, v := range after {
+		if d := (v - before[k]) / float64(services); d >= 0.01 {
+			l = append(l, kv{k, d})
+		}
+	}
+	sort.Slice(l, func(i, j int) bool { return l[i].v > l[j].v || l[i].v == l[j].v && l[i].k < l[j].k })
+	var parts []string
+	for _, e := range l {
+		parts = append(parts, fmt.Sprintf("%s %.2f", e.k, e.v))
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
+}
+
+// serviceNames lists the names of the Services in ns with a prefix.
+func serviceNames(prefix string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("%s-%05d", prefix, i)
+	}
+	return out
+}
