@@ -39,8 +39,11 @@ func main() {
 	memLimit := flag.String("memory-limit", "100Mi", "soft limit for the Go runtime's memory (the GC works harder near it; 0: off; env GOMEMLIMIT wins)")
 	qps := flag.Float64("kube-qps", 200, "API client queries per second")
 	flag.IntVar(&c.Burst, "kube-burst", 400, "API client burst")
+	statusQPS := flag.Float64("status-qps", 500, "queries per second of the ServiceBGPStatus writer's own API client (apart from --kube-qps)")
+	flag.IntVar(&c.StatusBurst, "status-burst", 1000, "burst of the ServiceBGPStatus writer's API client")
+	flag.IntVar(&c.StatusWorkers, "status-workers", 8, "ServiceBGPStatus objects written at once")
 	flag.Parse()
-	c.QPS = float32(*qps)
+	c.QPS, c.StatusQPS = float32(*qps), float32(*statusQPS)
 	if c.PprofAddr != "" {
 		if err := endpoint.CheckLoopback("--pprof-addr", c.PprofAddr); err != nil {
 			fmt.Fprintln(os.Stderr, "ecmplb-speaker:", err)

@@ -89,7 +89,10 @@ func ReadStatus(pid int) (map[string]string, error) {
 // Usage is what the kernel reports of a process's memory and CPU.
 type Usage struct {
 	RSS, PeakRSS uint64 // bytes (VmRSS, VmHWM)
-	CPU          time.Duration
+	// RSS by kind, bytes: anonymous memory (the heap, stacks) and pages of
+	// mapped files (the binary's code and read-only data).
+	RSSAnon, RSSFile uint64
+	CPU              time.Duration
 }
 
 // ReadUsage reads /proc/PID/status and /proc/PID/stat. A process that has
@@ -101,6 +104,7 @@ func ReadUsage(pid int) (Usage, error) {
 		return u, err
 	}
 	u.RSS, u.PeakRSS = kB(st["VmRSS"]), kB(st["VmHWM"])
+	u.RSSAnon, u.RSSFile = kB(st["RssAnon"]), kB(st["RssFile"])
 	s, err := ReadStat(pid)
 	u.CPU = s.CPU
 	return u, err

@@ -138,3 +138,15 @@ func TestOpenFDs(t *testing.T) {
 		t.Fatal("OpenFDs of a pid that does not exist succeeded")
 	}
 }
+
+// ReadUsage splits the RSS into anonymous and file-backed pages, which add up
+// to it (VmRSS = RssAnon + RssFile + RssShmem).
+func TestReadUsageSplitsRSS(t *testing.T) {
+	u, err := ReadUsage(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.RSSAnon == 0 || u.RSSFile == 0 || u.RSSAnon+u.RSSFile > u.RSS {
+		t.Errorf("RSS %d, anonymous %d, file-backed %d: want both > 0 and their sum <= RSS", u.RSS, u.RSSAnon, u.RSSFile)
+	}
+}

@@ -56,6 +56,14 @@ type Config struct {
 	// LoadBalancerClass: announce only Services of this spec.loadBalancerClass
 	// ("" = only Services without a class), as the controller's --lb-class.
 	LoadBalancerClass string
+	// StatusQPS, StatusBurst and StatusWorkers are the ServiceBGPStatus
+	// writer's own client budget and concurrency (defaults 500 / 1000 /
+	// status.DefaultWorkers). Its client has its own rate limiter and its own
+	// connection, so a burst of status writes never delays the watches that
+	// drive the routes, nor the Events and the ConfigurationState.
+	StatusQPS     float32
+	StatusBurst   int
+	StatusWorkers int
 	// QPS and Burst limit the API client (defaults 200 / 400).
 	QPS   float32
 	Burst int
@@ -77,6 +85,12 @@ func Run(ctx context.Context, c Config) error {
 	}
 	if c.QPS == 0 {
 		c.QPS, c.Burst = 200, 400
+	}
+	if c.StatusQPS == 0 {
+		c.StatusQPS, c.StatusBurst = 500, 1000
+	}
+	if c.StatusWorkers == 0 {
+		c.StatusWorkers = status.DefaultWorkers
 	}
 	log := c.Logger
 	if log == nil {
@@ -163,9 +177,20 @@ func Run(ctx context.Context, c Config) error {
 		// the writer waits, or its start-up cleanup would delete true objects.
 		computed := make(chan struct{})
 		opts.OnFirstSync = func() { close(computed) }
-		statusW = status.NewK8s(mlb, c.Namespace, c.NodeName, func(k string) (status.Status, bool) {
+		sc := rest.CopyConfig(rc)
+		sc.QPS, sc.Burst = c.StatusQPS, c.StatusBurst
+		// A dialer of its own gives the writer its own transport, hence its
+		// own TCP connection: its requests do not share the HTTP/2 stream
+		// scheduling of the watch connection.
+		sc.Dial = (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+		smlb, err := watch.NewMetalLBClient(sc)
+		if err != nil {
+			return err
+		}
+		statusW = status.NewK8s(smlb, c.Namespace, c.NodeName, func(k string) (status.Status, bool) {
 			return ctrl.ServiceStatus(k)
-		}, log.With("component", "status"), status.WithRegisterer(reg), status.WithStartAfter(computed))
+		}, log.With("component", "status"), status.WithRegisterer(reg), status.WithStartAfter(computed),
+			status.WithWorkers(c.StatusWorkers))
 		opts.Status = statusW
 	}
 	ctrl = watch.New(opts)

@@ -1,11 +1,18 @@
 // Command bench measures the speaker against a real API server and GoBGP routers in a
-// network namespace, with the speaker as a separate process:
+// network namespace, with the speaker as a separate process, and prints every figure
+// with its goal and PASS or FAIL:
 //
-//	(a) latency from an EndpointSlice write to the route change on the router,
-//	    p50/p99, with 1 Service and with N Services announced;
-//	(b) time for N new announcements to reach the routers after their
-//	    EndpointSlices are written;
-//	(c) the speaker's peak memory (VmHWM) and CPU seconds with N Services, 2 peers.
+//	(a) latency from an EndpointSlice write to the route change on router 1, p50/p99
+//	    over at least 500 changes per phase, with 1 Service and with N Services
+//	    announced, each while ServiceBGPStatus writes are in flight and after they
+//	    settled;
+//	(b) the floor in the same run: the watch delivery of the same writes to a bare
+//	    client, plus a bare GoBGP AddPath-to-router hop; ecmplb's p50/p99 as a ratio
+//	    of the floor's;
+//	(c) time for N new announcements to reach the routers after their EndpointSlices
+//	    are written, and for their ServiceBGPStatus objects after the routes;
+//	(d) the speaker's peak memory (VmHWM) with N Services and 2 peers, where the Go
+//	    heap goes (a heap profile), and CPU seconds.
 //
 // Run as root (network namespaces); needs the binaries internal/testenv uses.
 package main
@@ -15,26 +22,81 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/tools/cache"
 
 	"github.com/ecmplb/ecmplb/api/v1beta1"
 	"github.com/ecmplb/ecmplb/internal/proc"
 	"github.com/ecmplb/ecmplb/internal/testenv"
 	"github.com/ecmplb/ecmplb/speaker/internal/speakerlab"
 	"github.com/ecmplb/ecmplb/speaker/internal/testrouter"
+	"github.com/ecmplb/ecmplb/speaker/status"
+	spwatch "github.com/ecmplb/ecmplb/speaker/watch"
 )
 
 const benchNS = "bench"
 
-// speakerExtra are extra speaker flags from the command line.
-var speakerExtra []string
+// Goals of issue 12.
+const (
+	goalP99        = 10 * time.Millisecond
+	goalFloorRatio = 1.5
+	goalStatusLag  = 10 * time.Second
+	goalPeakMiB    = 80
+	minSamples     = 500
+)
 
+// The bare speaker of the floor measurement.
+const (
+	bareAddr   = "10.0.0.22"
+	bareASN    = 65101
+	barePrefix = "198.19.255.1/32"
+)
+
+type options struct {
+	services, samples, workers int
+	speakerBin                 string
+	keep                       bool
+	speakerExtra               []string
+}
+
+func main() {
+	testrouter.MaybeRun()
+	maybeRunChild()
+	var o options
+	flag.IntVar(&o.services, "services", 10000, "Services announced for the large measurements")
+	flag.IntVar(&o.samples, "samples", minSamples, "EndpointSlice changes per latency phase")
+	flag.IntVar(&o.workers, "workers", 32, "concurrent API writers")
+	flag.StringVar(&o.speakerBin, "speaker-bin", "", "ecmplb-speaker binary (default: go build ./speaker)")
+	flag.BoolVar(&o.keep, "keep-logs", false, "print the speaker log path and keep it")
+	memLimit := flag.String("speaker-memory-limit", "", "pass --memory-limit to the speaker (empty: its default)")
+	extra := flag.String("speaker-args", "", "more speaker flags, space-separated")
+	flag.Parse()
+	if *memLimit != "" {
+		o.speakerExtra = append(o.speakerExtra, "--memory-limit", *memLimit)
+	}
+	o.speakerExtra = append(o.speakerExtra, strings.Fields(*extra)...)
+	log.SetFlags(log.Ltime | log.Lmicroseconds)
+	if err := run(o); err != nil {
+		log.Fatal(err)
+	}
+}
+
+func ipOf(i int) string { return fmt.Sprintf("198.18.%d.%d", i/256, i%256) }
+
+// routerWatch counts the prefixes router i holds, apart from the probes.
 type routerWatch struct {
 	mu        sync.Mutex
 	announced map[string]bool
@@ -42,48 +104,41 @@ type routerWatch struct {
 	full      chan time.Time
 }
 
-func main() {
-	testrouter.MaybeRun()
-	n := flag.Int("services", 10000, "Services announced for the large measurements")
-	changes := flag.Int("changes", 100, "EndpointSlice changes per latency measurement (>= 50)")
-	workers := flag.Int("workers", 32, "concurrent API writers")
-	speakerBin := flag.String("speaker-bin", "", "ecmplb-speaker binary (default: go build ./speaker)")
-	keep := flag.Bool("keep-logs", false, "print the speaker log path and keep it")
-	memLimit := flag.String("speaker-memory-limit", "", "pass --memory-limit to the speaker (empty: its default)")
-	flag.Parse()
-	if *memLimit != "" {
-		speakerExtra = append(speakerExtra, "--memory-limit", *memLimit)
-	}
-	log.SetFlags(log.Ltime | log.Lmicroseconds)
-	if err := run(*n, *changes, *workers, *speakerBin, *keep); err != nil {
-		log.Fatal(err)
-	}
+// sample is one route change.
+type sample struct {
+	ecmplb, watch time.Duration // write -> router event; write -> bare watch event
+	inFlight      bool          // status writes were in flight when it was written
 }
 
-func ipOf(i int) string { return fmt.Sprintf("198.18.%d.%d", i/256, i%256) }
+// phase is the samples of one latency measurement.
+type phase struct {
+	name    string
+	samples []sample
+}
 
-func run(n, changes, workers int, speakerBin string, keep bool) error {
+func run(o options) error {
 	ctx := context.Background()
 	tmp, err := os.MkdirTemp("", "ecmplb-bench-")
 	if err != nil {
 		return err
 	}
-	if !keep {
+	if !o.keep {
 		defer os.RemoveAll(tmp)
 	}
-	if speakerBin == "" {
+	if o.speakerBin == "" {
 		root, err := testenv.RepoRoot()
 		if err != nil {
 			return err
 		}
-		speakerBin = filepath.Join(tmp, "ecmplb-speaker")
-		log.Printf("building %s", speakerBin)
-		cmd := exec.Command("go", "build", "-o", speakerBin, "./speaker")
+		o.speakerBin = filepath.Join(tmp, "ecmplb-speaker")
+		log.Printf("building %s", o.speakerBin)
+		cmd := exec.Command("go", "build", "-o", o.speakerBin, "./speaker")
 		cmd.Dir, cmd.Stdout, cmd.Stderr = root, os.Stderr, os.Stderr
 		if err := cmd.Run(); err != nil {
 			return fmt.Errorf("building the speaker: %w", err)
 		}
 	}
+	n := o.services
 	sctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	env, err := testenv.StartProcess(sctx, testenv.Options{Namespaces: []string{"metallb-system", benchNS}})
 	cancel()
@@ -92,17 +147,23 @@ func run(n, changes, workers int, speakerBin string, keep bool) error {
 	}
 	defer env.Stop()
 
-	// Router events: latency probes go to latCh; the rest are counted per router.
+	// Router events: the probes' go to channels; the rest are counted per router.
 	latPrefix := ipOf(n+1) + "/32"
 	latCh := make(chan testrouter.Event, 1024)
+	bareCh := make(chan testrouter.Event, 1024)
 	watches := []*routerWatch{{announced: map[string]bool{}, full: make(chan time.Time, 1)}, {announced: map[string]bool{}, full: make(chan time.Time, 1)}}
 	onEvent := func(i int, e testrouter.Event) {
-		if e.Prefix == "" {
+		switch {
+		case e.Prefix == "":
 			return
-		}
-		if e.Prefix == latPrefix {
+		case e.Prefix == latPrefix:
 			if i == 0 {
 				latCh <- e
+			}
+			return
+		case e.Prefix == barePrefix:
+			if i == 0 {
+				bareCh <- e
 			}
 			return
 		}
@@ -119,7 +180,8 @@ func run(n, changes, workers int, speakerBin string, keep bool) error {
 		}
 		w.mu.Unlock()
 	}
-	lab, err := speakerlab.Start(env, speakerlab.Options{Routers: 2, OnEvent: onEvent})
+	lab, err := speakerlab.Start(env, speakerlab.Options{Routers: 2, OnEvent: onEvent,
+		ExtraPeers: []testrouter.Neighbor{{Address: bareAddr, ASN: bareASN}}})
 	if err != nil {
 		return err
 	}
@@ -131,36 +193,75 @@ func run(n, changes, workers int, speakerBin string, keep bool) error {
 		return err
 	}
 	logPath := filepath.Join(tmp, "speaker.log")
-	if err := lab.StartSpeaker(append([]string{speakerBin, "--kubeconfig", env.Kubeconfig, "--node-name", speakerlab.NodeName,
-		"--metrics-addr", "127.0.0.1:7472", "--log-level", "warn", "--kube-qps", "1000", "--kube-burst", "1000"}, speakerExtra...), nil, logPath); err != nil {
+	const pprofAddr, metricsAddr = "127.0.0.1:6060", "127.0.0.1:7472"
+	argv := append([]string{o.speakerBin, "--kubeconfig", env.Kubeconfig, "--node-name", speakerlab.NodeName,
+		"--metrics-addr", metricsAddr, "--pprof-addr", pprofAddr, "--log-level", "warn"}, o.speakerExtra...)
+	if err := lab.StartSpeaker(argv, nil, logPath); err != nil {
 		return err
 	}
-	if keep {
+	if o.keep {
 		log.Printf("speaker log: %s", logPath)
 	}
 	if err := lab.WaitSessions(60 * time.Second); err != nil {
 		return err
 	}
 	pid := lab.SpeakerPID()
-	log.Printf("speaker pid %d up with 2 BGP sessions", pid)
+	log.Printf("speaker pid %d up with 2 BGP sessions: %s", pid, strings.Join(argv[1:], " "))
+	bare, err := startBare(lab.SpeakerNS, bareConfig{Local: bareAddr, ASN: bareASN, Router: speakerlab.RouterAddr(0),
+		RouterASN: speakerlab.RouterASN, Prefix: barePrefix})
+	if err != nil {
+		return err
+	}
+	defer bare.stop()
 
-	// (a) with 1 Service.
+	// The bench's own watches: the probe's EndpointSlice (the floor) and the
+	// status objects.
+	wctx, wcancel := context.WithCancel(ctx)
+	defer wcancel()
+	sliceEvents, err := watchProbeSlice(wctx, lab)
+	if err != nil {
+		return err
+	}
+	st := newStatusWatch(status.ObjectName(speakerlab.NodeName, benchNS+"/lat"))
+	inf := cache.NewSharedIndexInformer(spwatch.NewListWatch(lab.MetalLB, "servicebgpstatuses", speakerlab.Namespace),
+		&v1beta1.ServiceBGPStatus{}, 0, cache.Indexers{})
+	_, _ = inf.AddEventHandler(st.handler())
+	go inf.RunWithContext(wctx)
+	if !cache.WaitForCacheSync(wctx.Done(), inf.HasSynced) {
+		return fmt.Errorf("status watch did not sync")
+	}
+
+	p := prober{lab: lab, router: latCh, slices: sliceEvents, status: st}
+	var phases []phase
+	// 1 Service.
 	if err := lab.CreateService(ctx, benchNS, "lat", ipOf(n+1), true); err != nil {
 		return err
 	}
 	if err := lab.CreateEndpoints(ctx, benchNS, "lat", false); err != nil {
 		return err
 	}
-	time.Sleep(time.Second)
-	lat1, err := latency(ctx, lab, latCh, changes)
+	if err := p.warmup(ctx); err != nil {
+		return err
+	}
+	log.Printf("latency with 1 Service")
+	s, err := p.measure(ctx, o.samples, false, false)
 	if err != nil {
-		return fmt.Errorf("latency with 1 service: %w", err)
+		return fmt.Errorf("latency with 1 Service, status writes in flight: %w", err)
+	}
+	phases = append(phases, phase{"1 Service, status writes in flight", s})
+	if s, err = p.measure(ctx, o.samples, true, false); err != nil {
+		return fmt.Errorf("latency with 1 Service, status settled: %w", err)
+	}
+	phases = append(phases, phase{"1 Service, status settled", s})
+	hop1, err := hopLatency(bare, bareCh, o.samples)
+	if err != nil {
+		return err
 	}
 
-	// (b): N Services with IPs and no ready endpoint, then their EndpointSlices.
+	// N Services with IPs and no ready endpoint, then their EndpointSlices.
 	log.Printf("creating %d Services", n)
 	cpu0, _ := cpuSeconds(pid)
-	if err := parallel(n, workers, func(i int) error {
+	if err := parallel(n, o.workers, func(i int) error {
 		// Cluster policy: Local would need a health-check NodePort each (2,768 exist).
 		return lab.CreateService(ctx, benchNS, fmt.Sprintf("svc-%d", i), ipOf(i), false)
 	}); err != nil {
@@ -172,108 +273,361 @@ func run(n, changes, workers int, speakerBin string, keep bool) error {
 		w.target = len(w.announced) + n
 		w.mu.Unlock()
 	}
+	st.expect(n)
 	log.Printf("writing %d EndpointSlices", n)
 	start := time.Now()
-	if err := parallel(n, workers, func(i int) error {
+	if err := parallel(n, o.workers, func(i int) error {
 		return lab.CreateEndpoints(ctx, benchNS, fmt.Sprintf("svc-%d", i), true)
 	}); err != nil {
 		return err
 	}
 	writes := time.Since(start)
-	var reach [2]time.Duration
+	var reach [2]time.Time
 	for i, w := range watches {
 		select {
-		case t := <-w.full:
-			reach[i] = t.Sub(start)
+		case reach[i] = <-w.full:
 		case <-time.After(5 * time.Minute):
 			return fmt.Errorf("router %d: not all %d prefixes after 5 minutes", i, n)
 		}
 	}
+	routesDone := reach[0]
+	if reach[1].After(routesDone) {
+		routesDone = reach[1]
+	}
 	cpuB, _ := cpuSeconds(pid)
-
-	// Let status writes and Events settle before measuring latency at size N.
-	log.Printf("waiting for %d ServiceBGPStatus objects", n)
-	settle := time.Now()
-	for {
-		var l v1beta1.ServiceBGPStatusList
-		err := lab.MetalLB.Get().Namespace(speakerlab.Namespace).Resource("servicebgpstatuses").
-			Param("limit", "1").Do(ctx).Into(&l)
-		if err == nil && l.RemainingItemCount != nil && *l.RemainingItemCount+1 >= int64(n) {
-			break
-		}
-		if time.Since(settle) > 10*time.Minute {
-			return fmt.Errorf("status objects did not settle")
-		}
-		time.Sleep(2 * time.Second)
-	}
-	statusTime := time.Since(settle)
-	time.Sleep(2 * time.Second)
-	latN, err := latency(ctx, lab, latCh, changes)
+	log.Printf("latency with %d Services while their status objects are written", n)
+	s, err = p.measure(ctx, o.samples, false, true)
 	if err != nil {
-		return fmt.Errorf("latency with %d services: %w", n, err)
+		return fmt.Errorf("latency with %d Services, status writes in flight: %w", n, err)
 	}
-	hwm, rss := memory(pid)
+	phases = append(phases, phase{fmt.Sprintf("%d Services, status writes in flight", n), s})
+	var statusDone time.Time
+	select {
+	case statusDone = <-st.doneCh:
+	case <-time.After(10 * time.Minute):
+		return fmt.Errorf("the %d ServiceBGPStatus objects were not all written after 10 minutes (%d are)", n, st.count())
+	}
+	log.Printf("latency with %d Services, status settled", n)
+	if s, err = p.measure(ctx, o.samples, true, false); err != nil {
+		return fmt.Errorf("latency with %d Services, status settled: %w", n, err)
+	}
+	phases = append(phases, phase{fmt.Sprintf("%d Services, status settled", n), s})
+	hopN, err := hopLatency(bare, bareCh, o.samples)
+	if err != nil {
+		return err
+	}
+	mem, _ := proc.ReadUsage(pid)
+	hwm, rss := mib(mem.PeakRSS), mib(mem.RSS)
 	cpu1, _ := cpuSeconds(pid)
+	heap, heapErr := heapBreakdown(lab.SpeakerNS, "http://"+pprofAddr+"/debug/pprof/heap", "http://"+metricsAddr+"/metrics")
 
+	// The report.
+	var fails []string
+	verdict := func(ok bool, what string) string {
+		if ok {
+			return "PASS"
+		}
+		fails = append(fails, what)
+		return "FAIL"
+	}
 	fmt.Println()
 	fmt.Printf("ecmplb speaker benchmark (real kube-apiserver, 2 GoBGP routers in a netns, speaker pid %d as a separate process)\n", pid)
-	fmt.Printf("(a) EndpointSlice write -> route change on router, %d changes each:\n", changes)
-	fmt.Printf("    1 Service:       p50 %7.2f ms  p99 %7.2f ms  max %7.2f ms\n", pct(lat1, 50), pct(lat1, 99), pct(lat1, 100))
-	fmt.Printf("    %d Services: p50 %7.2f ms  p99 %7.2f ms  max %7.2f ms\n", n, pct(latN, 50), pct(latN, 99), pct(latN, 100))
-	fmt.Printf("(b) %d EndpointSlices written in %.2f s; all %d prefixes on router 1 after %.2f s, router 2 after %.2f s\n",
-		n, writes.Seconds(), n, reach[0].Seconds(), reach[1].Seconds())
-	fmt.Printf("    (ServiceBGPStatus objects all written %.1f s later)\n", statusTime.Seconds())
-	fmt.Printf("(c) speaker with %d Services, 2 peers: peak RSS (VmHWM) %.1f MiB, current RSS %.1f MiB\n", n+1, hwm, rss)
-	fmt.Printf("    CPU seconds: %.2f total, %.2f while announcing %d Services (phase b)\n", cpu1, cpuB-cpu0, n)
+	fmt.Printf("speaker flags: %s\n", strings.Join(argv[1:], " "))
+	fmt.Printf("(a) EndpointSlice write -> route change on router 1 (goal: p99 <= %v, >= %d samples per phase)\n", goalP99, minSamples)
+	fmt.Printf("(b) the floor: the same write's watch delivery to a bare client + a bare GoBGP AddPath -> router hop (goal: ecmplb <= %.1fx the floor)\n", goalFloorRatio)
+	fmt.Printf("    bare AddPath hop: with 1 Service p50 %.2f ms p99 %.2f ms; with %d Services p50 %.2f ms p99 %.2f ms (%d samples each)\n",
+		ms(pct(hop1, 50)), ms(pct(hop1, 99)), n, ms(pct(hopN, 50)), ms(pct(hopN, 99)), len(hop1))
+	for i, ph := range phases {
+		hop := hop1
+		if i >= 2 {
+			hop = hopN
+		}
+		var e, wd []time.Duration
+		inFlight := 0
+		for _, s := range ph.samples {
+			e, wd = append(e, s.ecmplb), append(wd, s.watch)
+			if s.inFlight {
+				inFlight++
+			}
+		}
+		p99 := pct(e, 99)
+		fmt.Printf("    %-40s ecmplb p50 %6.2f ms p99 %6.2f ms max %6.2f ms | watch p50 %5.2f p99 %5.2f ms | %d samples, %d with status writes in flight\n",
+			ph.name+":", ms(pct(e, 50)), ms(p99), ms(pct(e, 100)), ms(pct(wd, 50)), ms(pct(wd, 99)), len(e), inFlight)
+		fmt.Printf("    %-40s p99 %.2f ms <= %v: %s", "", ms(p99), goalP99, verdict(p99 <= goalP99, ph.name+" p99"))
+		wantInFlight := strings.Contains(ph.name, "in flight")
+		if wantInFlight {
+			fmt.Printf("; samples with status writes in flight %d >= %d: %s", inFlight, minSamples,
+				verdict(inFlight >= minSamples, ph.name+" samples in flight"))
+		} else {
+			fmt.Printf("; samples %d >= %d: %s", len(e), minSamples, verdict(len(e) >= minSamples, ph.name+" samples"))
+		}
+		r50 := float64(pct(e, 50)) / float64(pct(wd, 50)+pct(hop, 50))
+		r99 := float64(p99) / float64(pct(wd, 99)+pct(hop, 99))
+		fmt.Printf("; vs floor p50 %.2fx p99 %.2fx: %s\n", r50, r99, verdict(r50 <= goalFloorRatio && r99 <= goalFloorRatio, ph.name+" floor ratio"))
+	}
+	lag := statusDone.Sub(routesDone)
+	fmt.Printf("(c) %d EndpointSlices written in %.2f s; all %d prefixes on router 1 after %.2f s, router 2 after %.2f s\n",
+		n, writes.Seconds(), n, reach[0].Sub(start).Seconds(), reach[1].Sub(start).Seconds())
+	fmt.Printf("    all %d ServiceBGPStatus objects written %.2f s after the routes (goal <= %v): %s\n",
+		n, lag.Seconds(), goalStatusLag, verdict(lag <= goalStatusLag, "status lag"))
+	fmt.Printf("(d) speaker with %d Services, 2 peers: peak RSS (VmHWM) %.1f MiB (goal <= %d MiB): %s; current RSS %.1f MiB (anonymous %.1f, the binary's mapped pages %.1f)\n",
+		n+1, hwm, goalPeakMiB, verdict(hwm <= goalPeakMiB, "peak RSS"), rss, mib(mem.RSSAnon), mib(mem.RSSFile))
+	fmt.Printf("    CPU seconds: %.2f total, %.2f while announcing %d Services\n", cpu1, cpuB-cpu0, n)
+	if heapErr != nil {
+		fmt.Printf("    heap profile: %v\n", heapErr)
+	} else {
+		fmt.Print(heap)
+	}
+	if len(fails) > 0 {
+		fmt.Printf("FAIL: %s\n", strings.Join(fails, "; "))
+	} else {
+		fmt.Println("PASS: every goal met")
+	}
 	return nil
 }
 
-// probeReady is the probe Service's endpoint readiness as last written.
-var probeReady bool
+// prober toggles the probe Service's endpoint readiness and times each change.
+type prober struct {
+	lab     *speakerlab.Lab
+	router  chan testrouter.Event
+	slices  chan sliceEvent
+	status  *statusWatch
+	ready   bool
+}
 
-// latency toggles the probe Service's endpoint readiness and times each change from
-// just before the write to the router's receipt.
-func latency(ctx context.Context, lab *speakerlab.Lab, ch chan testrouter.Event, changes int) ([]time.Duration, error) {
-	var out []time.Duration
-	ready := probeReady
-	defer func() { probeReady = ready }()
-	for len(ch) > 0 {
-		<-ch
+// warmup makes a few changes that are not counted: the first writes after a
+// pause warm connections and caches.
+func (p *prober) warmup(ctx context.Context) error {
+	_, err := p.measure(ctx, 6, true, false)
+	return err
+}
+
+// measure makes count changes. settled: before each, wait until the status
+// object shows the previous one (no status write in flight); otherwise write the
+// next change at once, while the previous change's status write is still in
+// flight. burst: stop early once the expected burst of status objects is
+// complete (the samples after would not have status writes in flight).
+func (p *prober) measure(ctx context.Context, count int, settled, burst bool) ([]sample, error) {
+	var out []sample
+	for len(p.router) > 0 {
+		<-p.router
 	}
-	const warmup = 5 // not counted: the first writes after a pause warm connections and caches
-	for i := 0; i < changes+warmup; i++ {
-		ready = !ready
+	for len(p.slices) > 0 {
+		<-p.slices
+	}
+	for i := 0; len(out) < count; i++ {
+		if settled {
+			if err := p.status.waitProbe(p.ready, 30*time.Second); err != nil {
+				return nil, fmt.Errorf("change %d: %w", i, err)
+			}
+		}
+		// Random phase: 0-2 ms after the previous change was seen.
+		time.Sleep(time.Duration(rand.Int64N(int64(2 * time.Millisecond))))
+		p.ready = !p.ready
+		inFlight := p.status.probeHas() != !p.ready || p.status.busy()
 		t0 := time.Now()
-		if err := lab.SetReady(ctx, benchNS, "lat", ready); err != nil {
+		if err := p.lab.SetReady(ctx, benchNS, "lat", p.ready); err != nil {
 			return nil, err
 		}
-		select {
-		case e := <-ch:
-			if e.Withdraw == ready {
-				return nil, fmt.Errorf("change %d: router saw withdraw=%v, want %v", i, e.Withdraw, !ready)
+		var s sample
+		s.inFlight = inFlight
+		timeout := time.After(30 * time.Second)
+		for got := 0; got < 2; {
+			select {
+			case e := <-p.router:
+				if e.Withdraw == p.ready {
+					return nil, fmt.Errorf("change %d: router saw withdraw=%v, want %v", i, e.Withdraw, !p.ready)
+				}
+				s.ecmplb = time.Unix(0, e.T).Sub(t0)
+				got++
+			case e := <-p.slices:
+				if e.ready != p.ready {
+					continue // an older write's event
+				}
+				s.watch = e.at.Sub(t0)
+				got++
+			case <-timeout:
+				return nil, fmt.Errorf("change %d: no route change or watch event within 30s", i)
 			}
-			if i >= warmup {
-				out = append(out, time.Unix(0, e.T).Sub(t0))
-			}
-		case <-time.After(30 * time.Second):
-			return nil, fmt.Errorf("change %d: no route change within 30s", i)
 		}
-		time.Sleep(20 * time.Millisecond)
+		out = append(out, s)
+		if burst && !p.status.busy() {
+			break
+		}
 	}
 	return out, nil
 }
 
-func pct(d []time.Duration, p int) float64 {
+type sliceEvent struct {
+	at    time.Time
+	ready bool
+}
+
+// watchProbeSlice watches the probe's EndpointSlice as a bare client would.
+func watchProbeSlice(ctx context.Context, lab *speakerlab.Lab) (chan sliceEvent, error) {
+	w, err := lab.Client.DiscoveryV1().EndpointSlices(benchNS).Watch(ctx, metav1.ListOptions{
+		FieldSelector: fields.OneTermEqualSelector("metadata.name", "lat-eps").String()})
+	if err != nil {
+		return nil, err
+	}
+	ch := make(chan sliceEvent, 1024)
+	go func() {
+		defer w.Stop()
+		for ev := range w.ResultChan() {
+			at := time.Now()
+			if ev.Type != watch.Modified && ev.Type != watch.Added {
+				continue
+			}
+			s, ok := ev.Object.(*discoveryv1.EndpointSlice)
+			if !ok || len(s.Endpoints) == 0 || s.Endpoints[0].Conditions.Ready == nil {
+				continue
+			}
+			select {
+			case ch <- sliceEvent{at: at, ready: *s.Endpoints[0].Conditions.Ready}:
+			default:
+			}
+		}
+	}()
+	return ch, nil
+}
+
+// statusWatch follows the ServiceBGPStatus objects: how many hold a written
+// status (the probe's apart), when the expected number is reached, and the
+// probe's own.
+type statusWatch struct {
+	probe string
+
+	mu       sync.Mutex
+	changed  *sync.Cond
+	complete map[string]bool
+	want     int
+	probeOK  bool
+	doneCh   chan time.Time
+	lastSeen time.Time
+}
+
+func newStatusWatch(probe string) *statusWatch {
+	s := &statusWatch{probe: probe, complete: map[string]bool{}, doneCh: make(chan time.Time, 1)}
+	s.changed = sync.NewCond(&s.mu)
+	return s
+}
+
+func (s *statusWatch) handler() cache.ResourceEventHandlerFuncs {
+	set := func(obj any, present bool) {
+		if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+			obj = d.Obj
+		}
+		o, ok := obj.(*v1beta1.ServiceBGPStatus)
+		if !ok {
+			return
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.lastSeen = time.Now()
+		done := present && o.Status.Node != ""
+		if o.Name == s.probe {
+			s.probeOK = done
+			s.changed.Broadcast()
+			return
+		}
+		if done {
+			s.complete[o.Name] = true
+		} else {
+			delete(s.complete, o.Name)
+		}
+		if s.want > 0 && len(s.complete) >= s.want {
+			s.want = 0
+			s.doneCh <- s.lastSeen
+		}
+	}
+	return cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(o any) { set(o, true) },
+		UpdateFunc: func(_, o any) { set(o, true) },
+		DeleteFunc: func(o any) { set(o, false) },
+	}
+}
+
+// expect arms doneCh for n objects.
+func (s *statusWatch) expect(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.want = n
+}
+
+func (s *statusWatch) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.complete)
+}
+
+// busy: a burst of status objects is expected and not yet complete.
+func (s *statusWatch) busy() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.want > 0
+}
+
+func (s *statusWatch) probeHas() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.probeOK
+}
+
+// waitProbe waits until the probe's status object exists (with its status) iff
+// announced.
+func (s *statusWatch) waitProbe(announced bool, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	t := time.AfterFunc(timeout, func() { s.mu.Lock(); s.changed.Broadcast(); s.mu.Unlock() })
+	defer t.Stop()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for s.probeOK != announced {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the probe's ServiceBGPStatus did not follow (announced=%v) within %v", announced, timeout)
+		}
+		s.changed.Wait()
+	}
+	return nil
+}
+
+// hopLatency adds and deletes the bare speaker's prefix count times, timing
+// each from just before the call to router 1's event.
+func hopLatency(b *bareSpeaker, ch chan testrouter.Event, count int) ([]time.Duration, error) {
+	var out []time.Duration
+	for i := 0; i < count+6; i++ {
+		add := i%2 == 0
+		time.Sleep(time.Duration(rand.Int64N(int64(2 * time.Millisecond))))
+		t0, err := b.change(add)
+		if err != nil {
+			return nil, err
+		}
+		select {
+		case e := <-ch:
+			if e.Withdraw == add {
+				return nil, fmt.Errorf("bare hop %d: router saw withdraw=%v", i, e.Withdraw)
+			}
+			if i >= 6 {
+				out = append(out, time.Unix(0, e.T).Sub(t0))
+			}
+		case <-time.After(30 * time.Second):
+			return nil, fmt.Errorf("bare hop %d: no route change within 30s", i)
+		}
+	}
+	return out, nil
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// pct is the nearest-rank percentile.
+func pct(d []time.Duration, p int) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
 	s := append([]time.Duration(nil), d...)
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
 	idx := (len(s)*p + 99) / 100
-	if idx < 1 {
-		idx = 1
-	}
-	if idx > len(s) {
-		idx = len(s)
-	}
-	return float64(s[idx-1].Microseconds()) / 1000
+	idx = max(1, min(idx, len(s)))
+	return s[idx-1]
 }
 
 func parallel(n, workers int, f func(i int) error) error {
@@ -309,8 +663,4 @@ func cpuSeconds(pid int) (float64, error) {
 	return st.CPU.Seconds(), err
 }
 
-// memory returns VmHWM and VmRSS of pid in MiB.
-func memory(pid int) (hwm, rss float64) {
-	u, _ := proc.ReadUsage(pid)
-	return float64(u.PeakRSS) / (1 << 20), float64(u.RSS) / (1 << 20)
-}
+func mib(b uint64) float64 { return float64(b) / (1 << 20) }

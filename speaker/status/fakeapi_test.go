@@ -11,6 +11,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	jsonpatch "gopkg.in/evanphx/json-patch.v4"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -24,7 +27,8 @@ import (
 
 // fakeAPI is an in-memory API server for ServiceBGPStatus objects in one
 // namespace, with the status subresource's semantics (create ignores status,
-// PUT .../status changes only status and checks resourceVersion). It fails
+// PUT .../status changes only status and checks resourceVersion, PATCH
+// .../status applies a JSON merge patch to the status only). It fails
 // requests on demand, to test retries.
 type fakeAPI struct {
 	t  *testing.T
@@ -36,6 +40,11 @@ type fakeAPI struct {
 	calls   map[string]int // by "VERB what", e.g. "PUT status"
 	failFor map[string]int // the next n calls of "VERB what" fail with 500
 	failAll int            // the next n calls of any kind fail with 500
+
+	delay       time.Duration // each call takes at least this long (outside mu)
+	inFlight    int
+	maxInFlight int            // the most calls served at once
+	busy        map[string]int // calls in flight by object name
 }
 
 func newFakeAPI(t *testing.T, ns string) (*fakeAPI, rest.Interface) {
@@ -55,7 +64,7 @@ func newFakeAPI(t *testing.T, ns string) (*fakeAPI, rest.Interface) {
 }
 
 // fail makes the next n calls of op ("GET list", "GET one", "POST", "PUT
-// status", "DELETE") fail.
+// status", "PATCH status", "DELETE") fail.
 func (f *fakeAPI) fail(op string, n int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -67,6 +76,19 @@ func (f *fakeAPI) failAny(n int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.failAll = n
+}
+
+// counts returns the calls so far by operation, leaving out Lists.
+func (f *fakeAPI) counts() map[string]int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := map[string]int{}
+	for op, n := range f.calls {
+		if op != "GET list" && n > 0 {
+			out[op] = n
+		}
+	}
+	return out
 }
 
 func (f *fakeAPI) count(op string) int {
@@ -130,6 +152,33 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		sub = parts[1]
 	}
 	op := r.Method
+	f.mu.Lock()
+	f.inFlight++
+	f.maxInFlight = max(f.maxInFlight, f.inFlight)
+	delay := f.delay
+	f.mu.Unlock()
+	defer func() {
+		f.mu.Lock()
+		f.inFlight--
+		f.mu.Unlock()
+	}()
+	if name != "" {
+		f.mu.Lock()
+		if f.busy == nil {
+			f.busy = map[string]int{}
+		}
+		f.busy[name]++
+		if f.busy[name] > 1 {
+			f.t.Errorf("fake API: two calls on %s at once", name)
+		}
+		f.mu.Unlock()
+		defer func() {
+			f.mu.Lock()
+			f.busy[name]--
+			f.mu.Unlock()
+		}()
+	}
+	time.Sleep(delay)
 	switch {
 	case r.Method == http.MethodGet && name == "":
 		op = "GET list"
@@ -201,6 +250,35 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		f.rv++
 		cur.Status, cur.ResourceVersion = o.Status, strconv.Itoa(f.rv)
+		writeJSON(w, http.StatusOK, cur)
+	case "PATCH status":
+		if ct := r.Header.Get("Content-Type"); ct != "application/merge-patch+json" {
+			writeStatus(w, http.StatusUnsupportedMediaType, metav1.StatusReasonUnsupportedMediaType, ct)
+			return
+		}
+		cur, ok := f.objs[name]
+		if !ok {
+			writeStatus(w, http.StatusNotFound, metav1.StatusReasonNotFound, name+" not found")
+			return
+		}
+		patch, err := io.ReadAll(r.Body)
+		if err != nil {
+			writeStatus(w, http.StatusBadRequest, metav1.StatusReasonBadRequest, err.Error())
+			return
+		}
+		doc, _ := json.Marshal(cur)
+		merged, err := jsonpatch.MergePatch(doc, patch)
+		var next v1beta1.ServiceBGPStatus
+		if err == nil {
+			err = json.Unmarshal(merged, &next)
+		}
+		if err != nil {
+			writeStatus(w, http.StatusBadRequest, metav1.StatusReasonBadRequest, err.Error())
+			return
+		}
+		f.rv++
+		// The status subresource changes only the status.
+		cur.Status, cur.ResourceVersion = next.Status, strconv.Itoa(f.rv)
 		writeJSON(w, http.StatusOK, cur)
 	case "DELETE":
 		if _, ok := f.objs[name]; !ok {

@@ -1,7 +1,8 @@
 // Package status writes one ServiceBGPStatus object per announced Service and node,
 // saying which peers carry the Service's routes. Writes are asynchronous, coalesced
-// per Service and rate-limited by the client, so a burst of announcements never waits
-// for the API server.
+// per Service, done by a few workers at once (never two for one Service) and
+// rate-limited by their own client, so a burst of announcements never waits for the
+// API server and the routes never wait for the writes.
 //
 // The writer is level-triggered: Changed only wakes it, and for each Service it
 // converges what the API server holds to what the Source says. A failed call is
@@ -15,6 +16,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -26,6 +28,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/workqueue"
 
@@ -61,6 +64,10 @@ const (
 	DefaultBackoffBase = 250 * time.Millisecond
 	DefaultBackoffMax  = 2 * time.Minute
 	DefaultResync      = 10 * time.Minute
+	// DefaultWorkers is how many objects are written at once: enough to keep
+	// up with a burst of 10,000 announcements (the API server's latency, not
+	// the client, bounds one worker to a few hundred calls a second).
+	DefaultWorkers = 8
 )
 
 const resource = "servicebgpstatuses"
@@ -77,6 +84,7 @@ type options struct {
 	backoffBase, backoff time.Duration
 	resync               time.Duration
 	ready                <-chan struct{}
+	workers              int
 }
 
 // WithRegisterer registers the writer's metrics (ecmplb_speaker_status_write_errors_total).
@@ -87,6 +95,12 @@ func WithRegisterer(r prometheus.Registerer) Option { return func(o *options) { 
 // failure of the same Service.
 func WithBackoff(base, max time.Duration) Option {
 	return func(o *options) { o.backoffBase, o.backoff = base, max }
+}
+
+// WithWorkers sets how many Services' objects are written concurrently
+// (default DefaultWorkers; at least 1).
+func WithWorkers(n int) Option {
+	return func(o *options) { o.workers = max(n, 1) }
 }
 
 // WithResync sets how often this node's objects are listed again and compared with
@@ -116,9 +130,15 @@ type K8s struct {
 	log       *slog.Logger
 	resync    time.Duration
 	ready     <-chan struct{}
+	workers   int
 	errs      *prometheus.CounterVec
 
-	q workqueue.TypedRateLimitingInterface[string]
+	q  workqueue.TypedRateLimitingInterface[string]
+	rl workqueue.TypedRateLimiter[string] // q's, also for the start-up List
+	// listMu keeps a List from running beside status writes: the List
+	// replaces what the writer knows (written), which must not lose what a
+	// concurrent write records.
+	listMu sync.RWMutex
 
 	mu      sync.Mutex
 	written map[string]held // what the API server holds, by Service key
@@ -126,20 +146,20 @@ type K8s struct {
 
 // NewK8s returns a writer; call Run to start it.
 func NewK8s(client rest.Interface, namespace, node string, source Source, log *slog.Logger, opts ...Option) *K8s {
-	o := options{backoffBase: DefaultBackoffBase, backoff: DefaultBackoffMax, resync: DefaultResync}
+	o := options{backoffBase: DefaultBackoffBase, backoff: DefaultBackoffMax, resync: DefaultResync, workers: DefaultWorkers}
 	for _, f := range opts {
 		f(&o)
 	}
-	w := &K8s{client: client, namespace: namespace, node: node, source: source, log: log, resync: o.resync, ready: o.ready,
-		written: map[string]held{},
-		q: workqueue.NewTypedRateLimitingQueue(
-			workqueue.NewTypedItemExponentialFailureRateLimiter[string](o.backoffBase, o.backoff)),
+	rl := workqueue.NewTypedItemExponentialFailureRateLimiter[string](o.backoffBase, o.backoff)
+	w := &K8s{client: client, namespace: namespace, node: node, source: source, log: log, resync: o.resync, ready: o.ready, workers: o.workers,
+		written: map[string]held{}, rl: rl,
+		q: workqueue.NewTypedRateLimitingQueue(rl),
 		errs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ecmplb_speaker_status_write_errors_total",
-			Help: "Failed API calls of the ServiceBGPStatus writer, by operation (list, get, create, update, delete); each is retried.",
+			Help: "Failed API calls of the ServiceBGPStatus writer, by operation (list, create, update, delete); each is retried.",
 		}, []string{"operation"}),
 	}
-	for _, op := range []string{"list", "get", "create", "update", "delete"} {
+	for _, op := range []string{"list", "create", "update", "delete"} {
 		w.errs.WithLabelValues(op)
 	}
 	if o.reg != nil {
@@ -235,7 +255,26 @@ func (w *K8s) Run(ctx context.Context) {
 			return
 		}
 	}
-	w.q.Add(listKey)
+	// The first List comes before any write, so that the writers know which
+	// objects exist.
+	for {
+		w.listMu.Lock()
+		err := w.list(ctx)
+		w.listMu.Unlock()
+		if err == nil {
+			w.rl.Forget(listKey)
+			break
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		w.log.Warn("listing this node's ServiceBGPStatus objects; will retry", "node", w.node, "attempt", w.rl.NumRequeues(listKey)+1, "err", err)
+		select {
+		case <-time.After(w.rl.When(listKey)):
+		case <-ctx.Done():
+			return
+		}
+	}
 	if w.resync > 0 {
 		go func() {
 			t := time.NewTicker(w.resync)
@@ -250,35 +289,52 @@ func (w *K8s) Run(ctx context.Context) {
 			}
 		}()
 	}
-	for {
-		key, shutdown := w.q.Get()
-		if shutdown {
-			return
-		}
-		if ctx.Err() != nil {
-			w.q.Done(key)
-			return
-		}
-		var err error
-		if key == listKey {
-			err = w.list(ctx)
-		} else {
-			err = w.sync(ctx, key)
-		}
-		switch {
-		case err == nil:
-			w.q.Forget(key)
-		case ctx.Err() == nil:
-			attempt := w.q.NumRequeues(key) + 1
-			if key == listKey {
-				w.log.Warn("listing this node's ServiceBGPStatus objects; will retry", "node", w.node, "attempt", attempt, "err", err)
-			} else {
-				w.log.Warn("writing ServiceBGPStatus; will retry", "service", key, "attempt", attempt, "err", err)
+	var wg sync.WaitGroup
+	for i := 0; i < w.workers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for w.next(ctx) {
 			}
-			w.q.AddRateLimited(key)
-		}
-		w.q.Done(key)
+		}()
 	}
+	wg.Wait()
+}
+
+// next processes one queue item; false once the queue is shut down. The queue
+// never hands the same Service to two workers at once.
+func (w *K8s) next(ctx context.Context) bool {
+	key, shutdown := w.q.Get()
+	if shutdown {
+		return false
+	}
+	defer w.q.Done(key)
+	if ctx.Err() != nil {
+		return false
+	}
+	var err error
+	if key == listKey {
+		w.listMu.Lock()
+		err = w.list(ctx)
+		w.listMu.Unlock()
+	} else {
+		w.listMu.RLock()
+		err = w.sync(ctx, key)
+		w.listMu.RUnlock()
+	}
+	switch {
+	case err == nil:
+		w.q.Forget(key)
+	case ctx.Err() == nil:
+		attempt := w.q.NumRequeues(key) + 1
+		if key == listKey {
+			w.log.Warn("listing this node's ServiceBGPStatus objects; will retry", "node", w.node, "attempt", attempt, "err", err)
+		} else {
+			w.log.Warn("writing ServiceBGPStatus; will retry", "service", key, "attempt", attempt, "err", err)
+		}
+		w.q.AddRateLimited(key)
+	}
+	return true
 }
 
 // failed counts a failed call and returns err.
@@ -351,7 +407,12 @@ func (w *K8s) record(key string, h held, ok bool) {
 	}
 }
 
-// sync converges the object of one Service to the Source.
+// sync converges the object of one Service to the Source. An object the
+// writer knows to exist costs one call (a merge patch of its status); a new one
+// two (create, then the status patch: the status subresource drops a status sent
+// with the create). Nothing is read first: a create that finds the object
+// (created behind the writer's back) patches it, and a patch that finds none
+// creates it.
 func (w *K8s) sync(ctx context.Context, key string) error {
 	st, announced := w.source(key)
 	w.mu.Lock()
@@ -373,41 +434,64 @@ func (w *K8s) sync(ctx context.Context, key string) error {
 	st = Status{Peers: slices.Clone(st.Peers), Prefixes: slices.Clone(st.Prefixes),
 		EstablishedPeers: slices.Clone(st.EstablishedPeers)}
 	ns, svc, _ := strings.Cut(key, "/")
-	want := v1beta1.ServiceBGPStatusStatus{Node: w.node, ServiceName: svc, ServiceNamespace: ns,
-		Peers: st.Peers, Prefixes: st.Prefixes, EstablishedPeers: st.EstablishedPeers}
-
-	var cur v1beta1.ServiceBGPStatus
-	err := w.client.Get().Namespace(w.namespace).Resource(resource).Name(name).Do(ctx).Into(&cur)
-	if apierrors.IsNotFound(err) {
-		obj := &v1beta1.ServiceBGPStatus{
-			TypeMeta: metav1.TypeMeta{APIVersion: v1beta1.GroupVersion.String(), Kind: "ServiceBGPStatus"},
-			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: w.namespace, Labels: map[string]string{
-				v1beta1.LabelNode: w.node, v1beta1.LabelServiceName: svc, v1beta1.LabelServiceNamespace: ns,
-			}},
+	if had {
+		err := w.patchStatus(ctx, name, key, ns, svc, st)
+		if err == nil || !apierrors.IsNotFound(err) {
+			return err
 		}
-		cur = v1beta1.ServiceBGPStatus{}
-		if err := w.client.Post().Namespace(w.namespace).Resource(resource).Body(obj).Do(ctx).Into(&cur); err != nil {
-			return w.failed("create", fmt.Errorf("create ServiceBGPStatus %s/%s for service %s: %w", w.namespace, name, key, err))
-		}
-	} else if err != nil {
-		return w.failed("get", fmt.Errorf("get ServiceBGPStatus %s/%s for service %s: %w", w.namespace, name, key, err))
+		// Deleted behind the writer's back: create it again.
+		w.record(key, held{}, false)
+	}
+	obj := &v1beta1.ServiceBGPStatus{
+		TypeMeta: metav1.TypeMeta{APIVersion: v1beta1.GroupVersion.String(), Kind: "ServiceBGPStatus"},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: w.namespace, Labels: map[string]string{
+			v1beta1.LabelNode: w.node, v1beta1.LabelServiceName: svc, v1beta1.LabelServiceNamespace: ns,
+		}},
+	}
+	err := w.client.Post().Namespace(w.namespace).Resource(resource).Body(obj).Do(ctx).Error()
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		return w.failed("create", fmt.Errorf("create ServiceBGPStatus %s/%s for service %s: %w", w.namespace, name, key, err))
 	}
 	// The object exists: should the status write fail and the Service go away,
 	// it must still be deleted.
-	if !had {
-		w.record(key, held{}, true)
+	w.record(key, held{}, true)
+	return w.patchStatus(ctx, name, key, ns, svc, st)
+}
+
+// statusPatch is the JSON merge patch of an object's whole status. Empty lists
+// are sent as null, which removes them.
+type statusPatch struct {
+	Status struct {
+		Node             string   `json:"node"`
+		ServiceName      string   `json:"serviceName"`
+		ServiceNamespace string   `json:"serviceNamespace"`
+		Peers            []string `json:"peers"`
+		Prefixes         []string `json:"prefixes"`
+		EstablishedPeers []string `json:"establishedPeers"`
+	} `json:"status"`
+}
+
+// patchStatus writes the whole status of an existing object and records it.
+func (w *K8s) patchStatus(ctx context.Context, name, key, ns, svc string, st Status) error {
+	var p statusPatch
+	p.Status.Node, p.Status.ServiceName, p.Status.ServiceNamespace = w.node, svc, ns
+	p.Status.Peers, p.Status.Prefixes, p.Status.EstablishedPeers = nilIfEmpty(st.Peers), nilIfEmpty(st.Prefixes), nilIfEmpty(st.EstablishedPeers)
+	body, err := json.Marshal(&p)
+	if err != nil {
+		return err
 	}
-	if cur.Status.Node == want.Node && cur.Status.ServiceName == want.ServiceName &&
-		cur.Status.ServiceNamespace == want.ServiceNamespace &&
-		st.equal(Status{Peers: cur.Status.Peers, Prefixes: cur.Status.Prefixes, EstablishedPeers: cur.Status.EstablishedPeers}) {
-		w.record(key, held{st: st, complete: true}, true)
-		return nil
-	}
-	cur.Status = want
-	if err := w.client.Put().Namespace(w.namespace).Resource(resource).Name(name).SubResource("status").
-		Body(&cur).Do(ctx).Error(); err != nil {
+	err = w.client.Patch(types.MergePatchType).Namespace(w.namespace).Resource(resource).Name(name).SubResource("status").
+		Body(body).Do(ctx).Error()
+	if err != nil {
 		return w.failed("update", fmt.Errorf("update status of ServiceBGPStatus %s/%s for service %s: %w", w.namespace, name, key, err))
 	}
 	w.record(key, held{st: st, complete: true}, true)
 	return nil
+}
+
+func nilIfEmpty(l []string) []string {
+	if len(l) == 0 {
+		return nil
+	}
+	return l
 }

@@ -2,6 +2,7 @@ package status
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"maps"
@@ -117,9 +118,9 @@ func TestFailedWritesAreRetried(t *testing.T) {
 		name string
 		fail func(f *fakeAPI)
 	}{
-		{"get fails", func(f *fakeAPI) { f.fail("GET one", 3) }},
+		{"status patch fails after a create", func(f *fakeAPI) { f.fail("PATCH status", 3) }},
 		{"create fails", func(f *fakeAPI) { f.fail("POST", 3) }},
-		{"status update fails", func(f *fakeAPI) { f.fail("PUT status", 3) }},
+		{"create and patch fail", func(f *fakeAPI) { f.fail("POST", 2); f.fail("PATCH status", 2) }},
 		{"every call fails", func(f *fakeAPI) { f.failAny(6) }},
 	}
 	for _, tc := range cases {
@@ -147,7 +148,7 @@ func TestRetryWritesTheLatestStatus(t *testing.T) {
 	w.Changed("default/web")
 	eventually(t, "the first status is written", func() bool { return holds(f, "node1", "default/web", webStatus) })
 
-	f.fail("PUT status", 4)
+	f.fail("PATCH status", 4)
 	next := Status{Peers: []string{"tor1", "tor2"}, Prefixes: []string{"203.0.113.5/32"}, EstablishedPeers: []string{"tor1", "tor2"}}
 	src.set("default/web", next)
 	w.ChangedAll()
@@ -242,13 +243,13 @@ func TestFailuresAreCounted(t *testing.T) {
 	src.set("default/web", webStatus)
 	f.fail("GET list", 2)
 	f.fail("POST", 3)
-	f.fail("PUT status", 1)
+	f.fail("PATCH status", 1)
 	w := newTestWriter(c, "node1", &src, WithRegisterer(reg))
 	startWriter(t, w)
 	w.Changed("default/web")
 	eventually(t, "the status is written", func() bool { return holds(f, "node1", "default/web", webStatus) })
 	eventually(t, "the Lists are retried", func() bool { return f.count("GET list") >= 3 })
-	want := map[string]float64{"list": 2, "create": 3, "update": 1, "get": 0, "delete": 0}
+	want := map[string]float64{"list": 2, "create": 3, "update": 1, "delete": 0}
 	got := map[string]float64{}
 	mfs, err := reg.Gather()
 	if err != nil {
@@ -320,7 +321,7 @@ func TestObjectCreatedThenUnannouncedIsDeleted(t *testing.T) {
 	f, c := newFakeAPI(t, "metallb-system")
 	var src source
 	src.set("default/web", webStatus)
-	f.fail("PUT status", 1000)
+	f.fail("PATCH status", 1000)
 	w := newTestWriter(c, "node1", &src)
 	startWriter(t, w)
 	w.Changed("default/web")
@@ -353,7 +354,102 @@ func TestStartAfterReady(t *testing.T) {
 	close(ready)
 	eventually(t, "the start-up List", func() bool { return f.count("GET list") == 1 })
 	time.Sleep(100 * time.Millisecond)
-	if !holds(f, "node1", "default/web", webStatus) || f.count("DELETE")+f.count("POST")+f.count("PUT status") != 0 {
-		t.Errorf("the object was rewritten (deletes %d, creates %d, updates %d)", f.count("DELETE"), f.count("POST"), f.count("PUT status"))
+	if !holds(f, "node1", "default/web", webStatus) || f.count("DELETE")+f.count("POST")+f.count("PATCH status") != 0 {
+		t.Errorf("the object was rewritten (deletes %d, creates %d, updates %d)", f.count("DELETE"), f.count("POST"), f.count("PATCH status"))
+	}
+}
+
+// Each write costs as few calls as the status subresource allows, and nothing
+// is read first: a new Service's object a create and a status patch, a change
+// one patch. An object created behind the writer's back costs a refused create
+// and a patch; one deleted behind its back a refused patch, a create and a patch.
+func TestCallsPerWrite(t *testing.T) {
+	f, c := newFakeAPI(t, "metallb-system")
+	var src source
+	w := newTestWriter(c, "node1", &src)
+	startWriter(t, w)
+	eventually(t, "the start-up List", func() bool { return f.count("GET list") == 1 })
+	step := func(what string, do func(), key string, st Status, want map[string]int) {
+		t.Helper()
+		do()
+		w.Changed(key)
+		eventually(t, what, func() bool { return holds(f, "node1", key, st) && maps.Equal(f.counts(), want) })
+	}
+	next := Status{Peers: []string{"tor1", "tor2"}, Prefixes: []string{"203.0.113.5/32"}, EstablishedPeers: []string{"tor1", "tor2"}}
+	step("a new Service is written", func() { src.set("default/web", webStatus) }, "default/web", webStatus,
+		map[string]int{"POST": 1, "PATCH status": 1})
+	step("a change is written", func() { src.set("default/web", next) }, "default/web", next,
+		map[string]int{"POST": 1, "PATCH status": 2})
+	step("emptied lists are removed", func() { src.set("default/web", Status{Peers: []string{"tor1"}}) }, "default/web", Status{Peers: []string{"tor1"}},
+		map[string]int{"POST": 1, "PATCH status": 3})
+	step("an object created behind the writer's back is patched", func() {
+		f.put(&v1beta1.ServiceBGPStatus{ObjectMeta: metav1.ObjectMeta{Name: ObjectName("node1", "default/api"), Labels: map[string]string{
+			v1beta1.LabelNode: "node1", v1beta1.LabelServiceNamespace: "default", v1beta1.LabelServiceName: "api"}}})
+		src.set("default/api", webStatus)
+	}, "default/api", webStatus, map[string]int{"POST": 2, "PATCH status": 4})
+	step("an object deleted behind the writer's back is created again", func() {
+		f.remove(ObjectName("node1", "default/web"))
+		src.set("default/web", webStatus)
+	}, "default/web", webStatus, map[string]int{"POST": 3, "PATCH status": 6})
+	// An unchanged Service costs nothing; one no longer announced a delete.
+	w.Changed("default/api")
+	src.drop("default/web")
+	w.Changed("default/web")
+	want := map[string]int{"POST": 3, "PATCH status": 6, "DELETE": 1}
+	eventually(t, "the withdrawn Service's object is deleted", func() bool {
+		_, ok := f.get(ObjectName("node1", "default/web"))
+		return !ok && maps.Equal(f.counts(), want)
+	})
+	w.Changed("default/api")
+	w.Changed("default/web")
+	time.Sleep(50 * time.Millisecond) // nothing to wait for: no call may follow
+	if got := f.counts(); !maps.Equal(got, want) {
+		t.Errorf("calls %v, want %v", got, want)
+	}
+}
+
+// Different Services' objects are written concurrently by WithWorkers workers,
+// never two calls on one object at once (the fake API fails the test if so),
+// so a burst is bounded by the API server's throughput rather than by one
+// call's latency.
+func TestWritesRunConcurrently(t *testing.T) {
+	f, c := newFakeAPI(t, "metallb-system")
+	f.mu.Lock()
+	f.delay = 20 * time.Millisecond
+	f.mu.Unlock()
+	var src source
+	var keys []string
+	for i := range 40 {
+		k := fmt.Sprintf("default/svc-%d", i)
+		keys = append(keys, k)
+		src.set(k, Status{Peers: webStatus.Peers, Prefixes: webStatus.Prefixes, EstablishedPeers: []string{"tor0"}})
+	}
+	w := newTestWriter(c, "node1", &src, WithWorkers(6))
+	startWriter(t, w)
+	for round := range 3 {
+		for _, k := range keys {
+			w.Changed(k)
+			w.Changed(k) // coalesced
+		}
+		st := Status{Peers: webStatus.Peers, Prefixes: webStatus.Prefixes, EstablishedPeers: []string{fmt.Sprintf("tor%d", round)}}
+		eventually(t, "every object holds the status", func() bool {
+			for _, k := range keys {
+				if !holds(f, "node1", k, st) {
+					return false
+				}
+			}
+			return true
+		})
+		if round < 2 {
+			for _, k := range keys {
+				src.set(k, Status{Peers: webStatus.Peers, Prefixes: webStatus.Prefixes, EstablishedPeers: []string{fmt.Sprintf("tor%d", round+1)}})
+			}
+		}
+	}
+	f.mu.Lock()
+	got := f.maxInFlight
+	f.mu.Unlock()
+	if got != 6 {
+		t.Errorf("at most %d calls at once, want 6 (the workers)", got)
 	}
 }

@@ -105,7 +105,7 @@ func New(o Options) *Controller {
 	}
 	c := &Controller{o: o, log: o.Logger, q: newQueue(), state: map[string][]announce.Route{}, ips: map[string][]netip.Addr{},
 		good: newLastGood(), reported: map[objectKey]string{}}
-	c.m = newControllerMetrics(o.Registerer)
+	c.m = newControllerMetrics(o.Registerer, c)
 	strip := transform
 	all := informers.NewSharedInformerFactoryWithOptions(o.Client, 0, informers.WithTransform(strip))
 	c.services = all.Core().V1().Services().Informer()
@@ -448,14 +448,12 @@ func (c *Controller) sync(key string) {
 	} else {
 		c.state[key] = routes
 	}
-	oldIPs := c.ips[key]
 	if len(ips) == 0 {
 		delete(c.ips, key)
 	} else {
 		c.ips[key] = ips
 	}
 	c.mu.Unlock()
-	c.m.setAnnounced(key, c.o.NodeName, oldIPs, ips)
 	c.m.syncSeconds.Observe(time.Since(start).Seconds())
 	if reflect.DeepEqual(old, routes) {
 		return
@@ -542,10 +540,9 @@ type controllerMetrics struct {
 	// speaker/main.go), so its dashboards and alerts see the speaker.
 	updates, updateErrors           prometheus.Counter
 	mlbConfigLoaded, mlbConfigStale prometheus.Gauge
-	announcedIP                     *prometheus.GaugeVec
 }
 
-func newControllerMetrics(reg prometheus.Registerer) *controllerMetrics {
+func newControllerMetrics(reg prometheus.Registerer, c *Controller) *controllerMetrics {
 	m := &controllerMetrics{
 		invalid: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "ecmplb", Subsystem: "speaker",
 			Name: "invalid_object", Help: "1 for each metallb.io object this speaker rejects (the series disappears once it is fixed)."},
@@ -570,25 +567,39 @@ func newControllerMetrics(reg prometheus.Registerer) *controllerMetrics {
 		Help: "1 once the configuration loaded with no object rejected."})
 	m.mlbConfigStale = prometheus.NewGauge(prometheus.GaugeOpts{Name: "metallb_k8s_client_config_stale_bool",
 		Help: "1 while some object of the newest configuration is rejected (ignored, or its previous version kept)."})
-	m.announcedIP = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "metallb_speaker_announced",
-		Help: "Services being announced from this node (1 per Service IP). This is desired state: the routers may not have converged yet."},
-		[]string{"service", "protocol", "node", "ip"})
 	if reg != nil {
 		reg.MustRegister(m.invalid, m.configErrors, m.configStale, m.announceErrors, m.announced, m.syncSeconds,
-			m.updates, m.updateErrors, m.mlbConfigLoaded, m.mlbConfigStale, m.announcedIP)
+			m.updates, m.updateErrors, m.mlbConfigLoaded, m.mlbConfigStale, announcedCollector{c})
 	}
 	return m
 }
 
-// setAnnounced moves a Service's metallb_speaker_announced series from the
-// addresses it had to those it has.
-func (m *controllerMetrics) setAnnounced(key, node string, old, cur []netip.Addr) {
-	for _, ip := range old {
-		if !slices.Contains(cur, ip) {
-			m.announcedIP.DeleteLabelValues(key, "bgp", node, ip.String())
-		}
+// announcedDesc is MetalLB's metallb_speaker_announced.
+var announcedDesc = prometheus.NewDesc("metallb_speaker_announced",
+	"Services being announced from this node (1 per Service IP). This is desired state: the routers may not have converged yet.",
+	[]string{"service", "protocol", "node", "ip"}, nil)
+
+// announcedCollector serves metallb_speaker_announced from the addresses the
+// controller announces, at each scrape: it holds no series of its own (a
+// GaugeVec would keep one per Service IP, about 0.5 KB each).
+type announcedCollector struct{ c *Controller }
+
+func (a announcedCollector) Describe(ch chan<- *prometheus.Desc) { ch <- announcedDesc }
+
+func (a announcedCollector) Collect(ch chan<- prometheus.Metric) {
+	type svcIPs struct {
+		key string
+		ips []netip.Addr
 	}
-	for _, ip := range cur {
-		m.announcedIP.WithLabelValues(key, "bgp", node, ip.String()).Set(1)
+	a.c.mu.Lock()
+	all := make([]svcIPs, 0, len(a.c.ips))
+	for k, ips := range a.c.ips {
+		all = append(all, svcIPs{k, ips})
+	}
+	a.c.mu.Unlock()
+	for _, s := range all {
+		for _, ip := range s.ips {
+			ch <- prometheus.MustNewConstMetric(announcedDesc, prometheus.GaugeValue, 1, s.key, "bgp", a.c.o.NodeName, ip.String())
+		}
 	}
 }

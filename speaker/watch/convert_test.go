@@ -1,6 +1,7 @@
 package watch
 
 import (
+	"math/rand/v2"
 	"net/netip"
 	"reflect"
 	"strings"
@@ -214,5 +215,54 @@ func TestTransformKeepsWhatIsRead(t *testing.T) {
 	}
 	if l := tsl.(*discoveryv1.EndpointSlice).Labels[discoveryv1.LabelServiceName]; l != "web" {
 		t.Error("service-name label lost")
+	}
+}
+
+// The slim EndpointSlice answers EndpointHealth as the full one does, for every
+// node, on random slices (many endpoints per node, endpoints without a node,
+// every combination of conditions), and keeps at most one endpoint per node.
+func TestSlimSliceKeepsEndpointHealth(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	conds := []*bool{nil, b(false), b(true)}
+	nodes := []string{"n0", "n1", "n2", "n3", "n4", "n5", "n6", "n7", "n8", "n9", "n10", "n11", "n12", "n13", "n14", "n15", "n16", "n17", "n18", "n19"}
+	for round := range 2000 {
+		var slices, slim []*discoveryv1.EndpointSlice
+		for range rng.IntN(3) + 1 {
+			sl := &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "web-x",
+				Labels: map[string]string{discoveryv1.LabelServiceName: "web", "endpointslice.kubernetes.io/managed-by": "x"}}}
+			for range rng.IntN(60) {
+				e := ep(nodes[rng.IntN(len(nodes))], conds[rng.IntN(3)], conds[rng.IntN(3)], conds[rng.IntN(3)])
+				if rng.IntN(10) == 0 {
+					e.NodeName = nil
+				}
+				sl.Endpoints = append(sl.Endpoints, e)
+			}
+			slices = append(slices, sl)
+			s, _ := transform(sl.DeepCopy())
+			slim = append(slim, s.(*discoveryv1.EndpointSlice))
+		}
+		for _, n := range append(nodes, "elsewhere") {
+			l1, a1 := EndpointHealth(slices, n)
+			l2, a2 := EndpointHealth(slim, n)
+			if l1 != l2 || a1 != a2 {
+				t.Fatalf("round %d node %s: full slices say local=%v any=%v, slim ones local=%v any=%v", round, n, l1, a1, l2, a2)
+			}
+		}
+		for _, s := range slim {
+			seen := map[string]bool{}
+			for _, e := range s.Endpoints {
+				k := "<none>"
+				if e.NodeName != nil {
+					k = *e.NodeName
+				}
+				if seen[k] {
+					t.Fatalf("round %d: slim slice keeps node %s twice", round, k)
+				}
+				seen[k] = true
+			}
+			if len(s.Labels) != 1 {
+				t.Fatalf("round %d: slim slice labels %v, want only the Service's name", round, s.Labels)
+			}
+		}
 	}
 }

@@ -67,6 +67,10 @@ type Options struct {
 	// plain TCP: run them with GODEBUG=multipathtcp=0 (Go listens with
 	// MPTCP by default, and MPTCP sockets take no TCP MD5 key).
 	Password string
+	// ExtraPeers are more BGP speakers in the speaker namespace (benchmarks):
+	// their addresses go on the speaker side of the link and every router
+	// accepts them as neighbors.
+	ExtraPeers []testrouter.Neighbor
 }
 
 // Start builds the lab around env. Close undoes everything.
@@ -90,7 +94,11 @@ func Start(env *testenv.Env, o Options) (_ *Lab, err error) {
 	for i := 0; i < o.Routers; i++ {
 		raddrs = append(raddrs, RouterAddr(i)+"/24")
 	}
-	if err = l.Net.Link(l.RouterNS, "elbr"+l.Net.ID(), raddrs, l.SpeakerNS, "elbs"+l.Net.ID(), []string{SpeakerAddr + "/24"}); err != nil {
+	saddrs := []string{SpeakerAddr + "/24"}
+	for _, p := range o.ExtraPeers {
+		saddrs = append(saddrs, p.Address+"/24")
+	}
+	if err = l.Net.Link(l.RouterNS, "elbr"+l.Net.ID(), raddrs, l.SpeakerNS, "elbs"+l.Net.ID(), saddrs); err != nil {
 		return nil, err
 	}
 	u, err := url.Parse(env.URL)
@@ -107,7 +115,8 @@ func Start(env *testenv.Env, o Options) (_ *Lab, err error) {
 			cb = func(e testrouter.Event) { o.OnEvent(i, e) }
 		}
 		r, err := testrouter.Start(testrouter.Config{ASN: RouterASN, RouterID: RouterAddr(i), Listen: []string{RouterAddr(i)}, Port: 179,
-			Neighbors: []testrouter.Neighbor{{Address: SpeakerAddr, ASN: SpeakerASN, Password: o.Password}}}, testrouter.Options{NetNS: l.RouterNS, OnEvent: cb})
+			Neighbors: append([]testrouter.Neighbor{{Address: SpeakerAddr, ASN: SpeakerASN, Password: o.Password}}, o.ExtraPeers...)},
+			testrouter.Options{NetNS: l.RouterNS, OnEvent: cb})
 		if err != nil {
 			return nil, err
 		}
