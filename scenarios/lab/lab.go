@@ -45,6 +45,8 @@ type Config struct {
 	Logger *slog.Logger
 	// SpeakerArgs are extra flags for every speaker.
 	SpeakerArgs []string
+	// APIServerArgs are extra flags for the kube-apiserver.
+	APIServerArgs []string
 }
 
 // Lab is a running lab.
@@ -117,7 +119,7 @@ func Up(ctx context.Context, cfg Config) (_ *Lab, err error) {
 	l.speakerPprof = speakerHasPprof(filepath.Join(l.binDir, "ecmplb-speaker"))
 
 	l.log.Info("starting etcd and kube-apiserver")
-	l.Env, err = testenv.StartProcess(ctx, testenv.Options{Dir: filepath.Join(l.Dir, "control-plane")})
+	l.Env, err = testenv.StartProcess(ctx, testenv.Options{Dir: filepath.Join(l.Dir, "control-plane"), ExtraAPIServerArgs: cfg.APIServerArgs})
 	if err != nil {
 		return nil, err
 	}

@@ -141,6 +141,7 @@ func Scale(ctx context.Context, cfg Config, opts ScaleOptions) (res ScaleResult,
 		return res, err
 	}
 	cfg.Topology = &topo
+	cfg.APIServerArgs = append(slices.Clone(cfg.APIServerArgs), "--service-node-port-range="+scaleNodePorts)
 	if opts.NoServiceStatus {
 		cfg.SpeakerArgs = append(slices.Clone(cfg.SpeakerArgs), "--service-status=false")
 	}

@@ -66,7 +66,8 @@ func TestCheckScaleSize(t *testing.T) {
 	}{
 		{100, 5000, 3, ""},
 		{50, 1000, 3, ""},
-		{200, 131072, 200, ""},
+		{200, 45000, 200, ""},
+		{200, 45001, 200, "services: 45001 is more than the 45000 health-check NodePorts of 20000-64999"},
 		{100, 131073, 3, "services: 131073 is outside 1-131072 (the pool 198.18.0.0/15)"},
 		{100, 0, 3, "services"},
 		{0, 10, 1, "nodes"},
@@ -77,6 +78,21 @@ func TestCheckScaleSize(t *testing.T) {
 		err := checkScaleSize(tc.nodes, tc.services, tc.endpoints)
 		if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
 			t.Errorf("checkScaleSize(%d, %d, %d) = %v, want %q", tc.nodes, tc.services, tc.endpoints, err, tc.wantErr)
+		}
+	}
+}
+
+func TestPortRangeSize(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want int
+	}{
+		{"30000-32767", 2768}, {"20000-64999", 45000}, {"1-65535", 65535}, {"80-80", 1},
+		{"32767-30000", 0}, {"0-10", 0}, {"1-65536", 0}, {"30000", 0}, {"a-b", 0},
+	} {
+		got, err := portRangeSize(tc.in)
+		if got != tc.want || (err == nil) != (tc.want > 0) {
+			t.Errorf("portRangeSize(%q) = %d, %v; want %d", tc.in, got, err, tc.want)
 		}
 	}
 }

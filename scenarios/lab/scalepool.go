@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -11,6 +13,13 @@ import (
 // benchmarking range of RFC 2544, never routed outside the fabric's
 // namespaces.
 const scalePool = "198.18.0.0/15"
+
+// scaleNodePorts is the apiserver's NodePort range in the scale check. A
+// Service of type LoadBalancer with externalTrafficPolicy Local always gets a
+// healthCheckNodePort (allocateLoadBalancerNodePorts: false does not spare
+// it), and the default range (30000-32767) holds only 2,768. Nothing listens
+// on these ports in the lab: there is no kube-proxy.
+const scaleNodePorts = "20000-64999"
 
 // maxScaleNodes is what ScaleTopology's node segment (10.0.0.21 upwards in a
 // /24) holds.
@@ -30,6 +39,17 @@ func poolSize(cidr string) (int, error) {
 	return 1 << host, nil
 }
 
+// portRangeSize is the number of ports of a range "FIRST-LAST".
+func portRangeSize(r string) (int, error) {
+	a, b, ok := strings.Cut(r, "-")
+	first, err1 := strconv.Atoi(a)
+	last, err2 := strconv.Atoi(b)
+	if !ok || err1 != nil || err2 != nil || first < 1 || last > 65535 || last < first {
+		return 0, fmt.Errorf("port range %q is not FIRST-LAST within 1-65535", r)
+	}
+	return last - first + 1, nil
+}
+
 // checkScaleSize checks the sizes asked of the scale check against what the
 // topology and the pool hold.
 func checkScaleSize(nodes, services, endpoints int) error {
@@ -42,6 +62,13 @@ func checkScaleSize(nodes, services, endpoints int) error {
 	}
 	if services < 1 || services > size {
 		return fmt.Errorf("services: %d is outside 1-%d (the pool %s)", services, size, scalePool)
+	}
+	ports, err := portRangeSize(scaleNodePorts)
+	if err != nil {
+		return err
+	}
+	if services > ports {
+		return fmt.Errorf("services: %d is more than the %d health-check NodePorts of %s", services, ports, scaleNodePorts)
 	}
 	if endpoints < 1 || endpoints > nodes {
 		return fmt.Errorf("endpoints: %d is outside 1-%d", endpoints, nodes)
