@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unique"
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/record"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -84,37 +86,61 @@ type Config struct {
 }
 
 // trim drops what the controller never reads from cached objects: managed
-// fields everywhere; on Services, annotations other than metallb.io ones
+// fields everywhere (on Services all but the time of the last change, which
+// a rebuild reads); on Services, annotations other than metallb.io ones
 // (kubectl's last-applied copy can be large) and spec fields that play no
-// part in allocation. The controller only patches Services, never writes
-// cached objects back, so nothing trimmed is lost.
+// part in allocation: ports and pod selector matter only for IP sharing, so
+// they are kept only on Services with a sharing key, and of a Service that is
+// not a LoadBalancer only what tells that (and the status it may still
+// carry) is kept. The controller only patches Services, never writes cached
+// objects back, so nothing trimmed is lost; a Service edited into needing
+// more arrives whole with the update.
 func trim(obj any) (any, error) {
-	if m, err := meta.Accessor(obj); err == nil {
-		m.SetManagedFields(nil)
-	}
 	svc, ok := obj.(*corev1.Service)
 	if !ok {
+		if m, err := meta.Accessor(obj); err == nil {
+			m.SetManagedFields(nil)
+		}
 		return obj, nil
 	}
-	for k := range svc.Annotations {
-		if !strings.HasPrefix(k, "metallb.io/") && !strings.HasPrefix(k, "metallb.universe.tf/") {
-			delete(svc.Annotations, k)
+	reconciler.CompactManagedFields(svc)
+	svc.Namespace = intern(svc.Namespace)
+	svc.OwnerReferences, svc.Finalizers = nil, nil
+	sp := &svc.Spec
+	if sp.Type != corev1.ServiceTypeLoadBalancer {
+		svc.Labels, svc.Annotations = nil, nil
+		*sp = corev1.ServiceSpec{Type: sp.Type, LoadBalancerClass: sp.LoadBalancerClass}
+		svc.Status.Conditions = nil
+		return svc, nil
+	}
+	var keep map[string]string
+	for k, v := range svc.Annotations {
+		if strings.HasPrefix(k, "metallb.io/") || strings.HasPrefix(k, "metallb.universe.tf/") {
+			if keep == nil {
+				keep = make(map[string]string, 1)
+			}
+			keep[intern(k)] = intern(v)
 		}
 	}
-	if len(svc.Annotations) == 0 {
-		svc.Annotations = nil
-	}
-	sp := &svc.Spec
+	svc.Annotations = keep
 	sp.ClusterIP, sp.ClusterIPs, sp.ExternalIPs, sp.ExternalName = "", nil, nil, ""
 	sp.SessionAffinity, sp.SessionAffinityConfig, sp.LoadBalancerSourceRanges = "", nil, nil
 	sp.HealthCheckNodePort, sp.InternalTrafficPolicy, sp.TrafficDistribution = 0, nil, nil
 	sp.AllocateLoadBalancerNodePorts = nil
+	if reconciler.SharingKey(svc) == "" {
+		sp.Ports, sp.Selector = nil, nil
+	}
 	for i := range sp.Ports {
 		sp.Ports[i] = corev1.ServicePort{Port: sp.Ports[i].Port, Protocol: sp.Ports[i].Protocol}
 	}
+	sp.Type, sp.ExternalTrafficPolicy = corev1.ServiceType(intern(string(sp.Type))), corev1.ServiceExternalTrafficPolicy(intern(string(sp.ExternalTrafficPolicy)))
 	svc.Status.Conditions = nil
 	return svc, nil
 }
+
+// intern returns one shared copy of a string that many cached objects hold
+// (namespace, annotation names and pool names, enum values).
+func intern(s string) string { return unique.Make(s).Value() }
 
 // Run runs the controller until ctx ends (or leadership is lost).
 func Run(ctx context.Context, restCfg *rest.Config, cfg Config) error {
@@ -144,7 +170,15 @@ func Run(ctx context.Context, restCfg *rest.Config, cfg Config) error {
 		return fmt.Errorf("metrics: %w", err)
 	}
 	unsafe := true
+	// Event correlation keeps a few LRU caches of recent Events; by default
+	// 4,096 entries each, megabytes when every Service gets an Event. A
+	// Service's Events are a handful, seconds apart: a small cache
+	// aggregates them just as well.
+	events := record.NewBroadcaster(record.WithCorrelatorOptions(record.CorrelatorOptions{LRUCacheSize: eventCacheSize}))
+	defer events.Shutdown()
 	opts := ctrl.Options{
+		//lint:ignore SA1019 the broadcaster is shut down when Run returns, so it does not leak
+		EventBroadcaster:              events,
 		Scheme:                        scheme.Scheme,
 		Metrics:                       metricsserver.Options{BindAddress: or(cfg.MetricsAddr, "0")},
 		HealthProbeBindAddress:        or(cfg.HealthAddr, "0"),
@@ -203,7 +237,12 @@ func Run(ctx context.Context, restCfg *rest.Config, cfg Config) error {
 	if cfg.DeploymentName != "" {
 		owner = deploymentOwner(mgr.GetAPIReader(), cfg.Namespace, cfg.DeploymentName)
 	}
+	lease := ""
+	if cfg.LeaderElect {
+		lease = opts.LeaderElectionID
+	}
 	c, err := reconciler.Setup(mgr, reconciler.Options{
+		LeaseName:               lease,
 		PoolNamespace:           cfg.Namespace,
 		LoadBalancerClass:       cfg.LoadBalancerClass,
 		Workers:                 cfg.Workers,
@@ -237,6 +276,9 @@ func deploymentOwner(r client.Reader, namespace, name string) func(context.Conte
 		return configstate.DeploymentOwner(name, d.UID), nil
 	}
 }
+
+// eventCacheSize bounds the Event correlator's LRU caches.
+const eventCacheSize = 256
 
 // instances numbers the controllers of a process (tests run several).
 var instances atomic.Int64

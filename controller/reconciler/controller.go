@@ -20,6 +20,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/record"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
@@ -82,6 +83,10 @@ type Options struct {
 	Metrics *metrics.Metrics
 	// SkipNameValidation allows several controllers in one process (tests).
 	SkipNameValidation bool
+	// LeaseName is the leader-election Lease (in PoolNamespace), "" without
+	// leader election. With it, a rebuild may read the Services from the
+	// informer cache instead of listing them again.
+	LeaseName string
 }
 
 // Controller allocates Service IPs.
@@ -89,7 +94,7 @@ type Controller struct {
 	opts     Options
 	client   client.Client // cached reads, writes
 	reader   client.Reader // live reads
-	cache    interface{ WaitForCacheSync(context.Context) bool }
+	cache    cache.Cache
 	recorder record.EventRecorder
 	alloc    *allocator.Allocator
 	log      *slog.Logger
@@ -107,6 +112,7 @@ type Controller struct {
 	reported map[string]string   // Service key -> last out-of-pool report
 	dirty    map[string]struct{} // pools whose status needs writing
 	poolErr  map[string]string   // pool -> config error ("" when valid)
+	written  map[string]Written  // Service key -> own writes the cache has not shown yet
 
 	cfgState *configstate.Writer // nil: not written
 }
@@ -155,16 +161,20 @@ func Setup(mgr manager.Manager, opts Options) (*Controller, error) {
 		reported:    map[string]string{},
 		dirty:       map[string]struct{}{},
 		poolErr:     map[string]string{},
+		written:     map[string]Written{},
 	}
 	// The allocator is the source of truth for the pool gauges, read at scrape.
 	opts.Metrics.SetPools(c.alloc)
+	// Services that wait for an IP go before settled ones (ServicePriority).
+	usePriorityQueue := true
 	err := builder.ControllerManagedBy(mgr).
 		Named("service").
-		For(&corev1.Service{}).
+		Watches(&corev1.Service{}, c.serviceEvents()).
 		WatchesMetadata(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(c.pendingInNamespace),
 			builder.WithPredicates(predicate.LabelChangedPredicate{})).
 		WatchesRawSource(source.Channel(c.svcEvents, &handler.EnqueueRequestForObject{})).
-		WithOptions(controller.Options{MaxConcurrentReconciles: opts.Workers, SkipNameValidation: &opts.SkipNameValidation}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: opts.Workers, SkipNameValidation: &opts.SkipNameValidation,
+			UsePriorityQueue: &usePriorityQueue}).
 		Complete(c.counted(c.reconcileService))
 	if err != nil {
 		return nil, fmt.Errorf("service controller: %w", err)

@@ -282,3 +282,35 @@ func TestDecidePools(t *testing.T) {
 		}
 	}
 }
+
+func TestCompactManagedFieldsKeepsLastChange(t *testing.T) {
+	at := func(s int64) *metav1.Time { return ptr(metav1.Unix(s, 0)) }
+	for _, mf := range [][]metav1.ManagedFieldsEntry{
+		nil,
+		{{Manager: "kubectl", Time: at(20)}, {Manager: FieldManager, Time: at(50)}},
+		{{Manager: "x", Subresource: "status", Time: at(60)}},
+		{{Manager: "a", Time: at(30)}, {Manager: "b", Time: at(40)}, {Manager: "helm"}},
+	} {
+		svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{CreationTimestamp: metav1.Unix(10, 0), ManagedFields: mf}}
+		want := LastChange(svc)
+		CompactManagedFields(svc)
+		if got := LastChange(svc); !got.Equal(want) || len(svc.ManagedFields) > 1 {
+			t.Errorf("%v: LastChange %v after compaction (%d entries), want %v", mf, got, len(svc.ManagedFields), want)
+		}
+	}
+}
+
+func TestResourceVersionAtLeast(t *testing.T) {
+	for _, tt := range []struct {
+		a, b string
+		want bool
+	}{
+		{"100", "99", true}, {"100", "100", true}, {"99", "100", false},
+		{"1000", "999", true}, // numeric, not lexical
+		{"", "1", false}, {"1", "", false}, {"abc", "1", false}, {"1", "x1", false},
+	} {
+		if got := ResourceVersionAtLeast(tt.a, tt.b); got != tt.want {
+			t.Errorf("ResourceVersionAtLeast(%q, %q) = %v, want %v", tt.a, tt.b, got, tt.want)
+		}
+	}
+}

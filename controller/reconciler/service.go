@@ -41,6 +41,13 @@ func annotation(svc *corev1.Service, name, legacy string) string {
 	return strings.TrimSpace(svc.Annotations[legacy])
 }
 
+// SharingKey is the Service's metallb.io/allow-shared-ip (or its legacy
+// spelling), "" when it may not share an IP: only then do its ports and pod
+// selector matter to the allocator.
+func SharingKey(svc *corev1.Service) string {
+	return annotation(svc, v1beta1.AnnotationAllowSharedIP, legacyAllowSharedIP)
+}
+
 // RequestFor turns a Service into an allocation request. A malformed
 // requested IP yields an error naming the field.
 func RequestFor(svc *corev1.Service, nsLabels map[string]string) (allocator.Request, error) {
@@ -50,7 +57,7 @@ func RequestFor(svc *corev1.Service, nsLabels map[string]string) (allocator.Requ
 		Labels:          svc.Labels,
 		NamespaceLabels: nsLabels,
 		Pool:            annotation(svc, v1beta1.AnnotationAddressPool, legacyAddressPool),
-		SharingKey:      annotation(svc, v1beta1.AnnotationAllowSharedIP, legacyAllowSharedIP),
+		SharingKey:      SharingKey(svc),
 		Local:           svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal,
 		Selector:        svc.Spec.Selector,
 	}

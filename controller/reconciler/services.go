@@ -37,7 +37,8 @@ func (c *Controller) reconcileService(ctx context.Context, req reconcile.Request
 		released := c.release(key, svc)
 		// A Service that stopped being a LoadBalancer loses the IP we gave it.
 		if released && svc.Spec.Type != corev1.ServiceTypeLoadBalancer && len(svc.Status.LoadBalancer.Ingress) > 0 {
-			return reconcile.Result{}, c.writeStatus(ctx, svc, nil)
+			_, err := c.writeStatus(ctx, svc, nil)
+			return reconcile.Result{}, err
 		}
 		return reconcile.Result{}, nil
 	}
@@ -89,6 +90,7 @@ func (c *Controller) reconcileService(ctx context.Context, req reconcile.Request
 // an Event.
 func (c *Controller) release(key string, svc *corev1.Service) bool {
 	c.setPending(key, "", "")
+	c.forgetWrites(key)
 	c.mu.Lock()
 	delete(c.reported, key)
 	c.mu.Unlock()
@@ -128,31 +130,110 @@ func (c *Controller) reportOutOfPool(svc *corev1.Service, key string, as allocat
 }
 
 // syncService writes status (and the pool annotation) when they differ
-// from the allocation; a Service already in shape costs no API call.
+// from the allocation; a Service already in shape costs no API call, and
+// neither does one whose cached copy is older than our own last writes to
+// it (see Written).
 func (c *Controller) syncService(ctx context.Context, svc *corev1.Service, as allocator.Assignment) error {
-	if !slices.Equal(StatusIPs(svc), as.IPs) {
-		if err := c.writeStatus(ctx, svc, as.IPs); err != nil {
+	key := ServiceKey(svc)
+	c.mu.Lock()
+	w := c.written[key]
+	c.mu.Unlock()
+	cur, fresh := w.View(svc)
+	if fresh {
+		c.forgetWrites(key)
+		w = Written{}
+	}
+	rv := svc.ResourceVersion
+	if !slices.Equal(cur.IPs, as.IPs) {
+		newRV, err := c.writeStatus(ctx, svc, as.IPs)
+		if err != nil {
 			return err
 		}
+		w = w.Wrote(rv, newRV, Shape{IPs: slices.Clone(as.IPs), Pool: cur.Pool})
+		rv, cur = newRV, Shape{IPs: as.IPs, Pool: cur.Pool}
 	}
-	if c.opts.PoolAnnotation && as.Pool != "" && svc.Annotations[v1beta1.AnnotationIPAllocatedFrom] != as.Pool {
+	if c.opts.PoolAnnotation && as.Pool != "" && cur.Pool != as.Pool {
 		body, _ := json.Marshal(map[string]any{"metadata": map[string]any{
 			"annotations": map[string]string{v1beta1.AnnotationIPAllocatedFrom: as.Pool}}})
 		target := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: svc.Namespace, Name: svc.Name}}
-		if err := c.client.Patch(ctx, target, client.RawPatch(types.MergePatchType, body), client.FieldOwner(FieldManager)); err != nil && !apierrors.IsNotFound(err) {
-			return fmt.Errorf("annotate Service %s/%s: %w", svc.Namespace, svc.Name, err)
+		if err := c.client.Patch(ctx, target, client.RawPatch(types.MergePatchType, body), client.FieldOwner(FieldManager)); err != nil {
+			if !apierrors.IsNotFound(err) {
+				return fmt.Errorf("annotate Service %s/%s: %w", svc.Namespace, svc.Name, err)
+			}
+		} else {
+			w = w.Wrote(rv, target.ResourceVersion, Shape{IPs: slices.Clone(cur.IPs), Pool: as.Pool})
 		}
 	}
+	if w.Latest != "" {
+		c.mu.Lock()
+		c.written[key] = w
+		c.mu.Unlock()
+	}
 	return nil
+}
+
+func (c *Controller) forgetWrites(key string) {
+	c.mu.Lock()
+	delete(c.written, key)
+	c.mu.Unlock()
+}
+
+// Shape is what the controller writes on a Service: its status IPs and the
+// pool annotation.
+type Shape struct {
+	IPs  []netip.Addr
+	Pool string
+}
+
+// Written remembers the controller's own writes to one Service until the
+// cache shows their result: the resourceVersions the object had before and
+// between them, the one the last produced, and what they left. A cached
+// copy at one of the earlier versions is known to predate our writes, so it
+// is read as our writes left it rather than written again (the update event
+// of the status write often arrives before the annotation write's).
+// resourceVersions are only compared for equality.
+type Written struct {
+	Stale  []string
+	Latest string
+	Shape  Shape
+}
+
+// View returns the Service's shape as far as the controller knows, and
+// whether the cached copy is at or past our last write (the record can go).
+func (w Written) View(svc *corev1.Service) (Shape, bool) {
+	seen := Shape{IPs: StatusIPs(svc), Pool: svc.Annotations[v1beta1.AnnotationIPAllocatedFrom]}
+	if w.Latest == "" {
+		return seen, false
+	}
+	if slices.Contains(w.Stale, svc.ResourceVersion) {
+		return w.Shape, false
+	}
+	// Our last write's result, or a later change by anyone: the cache is
+	// the truth again.
+	return seen, true
+}
+
+// Wrote records a write that turned version before into after, leaving s.
+func (w Written) Wrote(before, after string, s Shape) Written {
+	if after == "" {
+		// Gone, or no version came back: nothing to recognise the result by.
+		return Written{}
+	}
+	stale := append(slices.Clone(w.Stale), before)
+	if w.Latest != "" && w.Latest != before {
+		stale = append(stale, w.Latest)
+	}
+	return Written{Stale: stale, Latest: after, Shape: s}
 }
 
 type ingressIP struct {
 	IP string `json:"ip"`
 }
 
-// writeStatus sets status.loadBalancer.ingress to ips (nil clears it). It
+// writeStatus sets status.loadBalancer.ingress to ips (nil clears it) and
+// returns the Service's new resourceVersion ("" when it is gone). It
 // patches a fresh object, never the cached one.
-func (c *Controller) writeStatus(ctx context.Context, svc *corev1.Service, ips []netip.Addr) error {
+func (c *Controller) writeStatus(ctx context.Context, svc *corev1.Service, ips []netip.Addr) (string, error) {
 	var ing []ingressIP
 	for _, ip := range ips {
 		ing = append(ing, ingressIP{IP: ip.String()})
@@ -161,11 +242,11 @@ func (c *Controller) writeStatus(ctx context.Context, svc *corev1.Service, ips [
 	target := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: svc.Namespace, Name: svc.Name}}
 	if err := c.client.Status().Patch(ctx, target, client.RawPatch(types.MergePatchType, body)); err != nil {
 		if apierrors.IsNotFound(err) {
-			return nil
+			return "", nil
 		}
-		return fmt.Errorf("write status of Service %s/%s: %w", svc.Namespace, svc.Name, err)
+		return "", fmt.Errorf("write status of Service %s/%s: %w", svc.Namespace, svc.Name, err)
 	}
-	return nil
+	return target.ResourceVersion, nil
 }
 
 // namespaceLabels reads a namespace's labels from the metadata cache.
