@@ -17,8 +17,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/client-go/kubernetes"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	typeddiscoveryv1 "k8s.io/client-go/kubernetes/typed/discovery/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/tools/record"
@@ -26,7 +26,7 @@ import (
 	"github.com/ecmplb/ecmplb/bfd"
 	"github.com/ecmplb/ecmplb/internal/configstate"
 	"github.com/ecmplb/ecmplb/internal/endpoint"
-	"github.com/ecmplb/ecmplb/internal/scheme"
+	"github.com/ecmplb/ecmplb/internal/scheme/lean"
 	"github.com/ecmplb/ecmplb/speaker/announce"
 	"github.com/ecmplb/ecmplb/speaker/bfdlink"
 	"github.com/ecmplb/ecmplb/speaker/bgp"
@@ -119,10 +119,15 @@ func Run(ctx context.Context, c Config) error {
 	proto := rest.CopyConfig(rc)
 	proto.ContentType = "application/vnd.kubernetes.protobuf"
 	proto.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
-	client, err := kubernetes.NewForConfig(proto)
+	core, err := typedcorev1.NewForConfig(proto)
 	if err != nil {
 		return fmt.Errorf("kubernetes client: %w", err)
 	}
+	disc, err := typeddiscoveryv1.NewForConfig(proto)
+	if err != nil {
+		return fmt.Errorf("kubernetes client: %w", err)
+	}
+	client := kubeClient{core, disc}
 	mlb, err := watch.NewMetalLBClient(rc)
 	if err != nil {
 		return err
@@ -148,9 +153,9 @@ func Run(ctx context.Context, c Config) error {
 	var recorder record.EventRecorder
 	if c.Events {
 		b := record.NewBroadcaster(record.WithContext(ctx))
-		b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
+		b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: core.Events("")})
 		defer b.Shutdown()
-		recorder = b.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "ecmplb-speaker", Host: c.NodeName})
+		recorder = b.NewRecorder(lean.Scheme, corev1.EventSource{Component: "ecmplb-speaker", Host: c.NodeName})
 	}
 
 	var ctrl *watch.Controller
@@ -220,7 +225,7 @@ func Run(ctx context.Context, c Config) error {
 // nodeOwner reads the UID of the speaker's Node for the ownerReference of its
 // ConfigurationState. It lists by name, as the speaker's Node informer does:
 // the speaker may list and watch Nodes, and needs no get for this one read.
-func nodeOwner(client kubernetes.Interface, node string) func(context.Context) (*metav1.OwnerReference, error) {
+func nodeOwner(client watch.KubeClient, node string) func(context.Context) (*metav1.OwnerReference, error) {
 	return func(ctx context.Context) (*metav1.OwnerReference, error) {
 		l, err := client.CoreV1().Nodes().List(ctx, metav1.ListOptions{
 			FieldSelector: fields.OneTermEqualSelector("metadata.name", node).String()})
@@ -233,3 +238,13 @@ func nodeOwner(client kubernetes.Interface, node string) func(context.Context) (
 		return configstate.NodeOwner(node, l.Items[0].UID), nil
 	}
 }
+
+// kubeClient is the speaker's watch.KubeClient: the two typed clients it
+// needs, not the full clientset.
+type kubeClient struct {
+	core typedcorev1.CoreV1Interface
+	disc typeddiscoveryv1.DiscoveryV1Interface
+}
+
+func (k kubeClient) CoreV1() typedcorev1.CoreV1Interface                { return k.core }
+func (k kubeClient) DiscoveryV1() typeddiscoveryv1.DiscoveryV1Interface { return k.disc }

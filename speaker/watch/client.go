@@ -12,7 +12,7 @@ import (
 
 	"github.com/ecmplb/ecmplb/api/v1beta1"
 	"github.com/ecmplb/ecmplb/api/v1beta2"
-	"github.com/ecmplb/ecmplb/internal/scheme"
+	"github.com/ecmplb/ecmplb/internal/scheme/lean"
 )
 
 // NewMetalLBClient returns a REST client for metallb.io/v1beta1; the
@@ -23,7 +23,7 @@ func NewMetalLBClient(cfg *rest.Config) (rest.Interface, error) {
 	c.GroupVersion = &gv
 	c.APIPath = "/apis"
 	c.ContentType = runtime.ContentTypeJSON
-	c.NegotiatedSerializer = serializer.NewCodecFactory(scheme.Scheme).WithoutConversion()
+	c.NegotiatedSerializer = serializer.NewCodecFactory(lean.Scheme).WithoutConversion()
 	if c.UserAgent == "" {
 		c.UserAgent = rest.DefaultKubernetesUserAgent()
 	}

@@ -23,8 +23,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/client-go/informers"
-	"k8s.io/client-go/kubernetes"
+	kwatch "k8s.io/apimachinery/pkg/watch"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
+	discoveryv1client "k8s.io/client-go/kubernetes/typed/discovery/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
@@ -47,7 +48,7 @@ type Announcer interface {
 type Options struct {
 	NodeName  string
 	Namespace string // where the metallb.io objects live
-	Client    kubernetes.Interface
+	Client    KubeClient
 	MetalLB   rest.Interface // metallb.io (NewMetalLBClient): v1beta1, BGPPeers v1beta2
 	Announcer Announcer
 	// Status, if set, is told which Services' status changed.
@@ -74,6 +75,36 @@ type Options struct {
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 }
+
+// KubeClient is the part of the Kubernetes API the speaker reads (a
+// kubernetes.Interface is one). The speaker builds it from the two typed
+// clients alone: the full clientset and informer factory would bring every API
+// group into the binary, about 20 MiB of resident memory.
+type KubeClient interface {
+	CoreV1() corev1client.CoreV1Interface
+	DiscoveryV1() discoveryv1client.DiscoveryV1Interface
+}
+
+// informer builds a shared informer of one resource from its typed List and
+// Watch, with tweak applied to their options.
+func informer[L runtime.Object](obj runtime.Object, list func(context.Context, metav1.ListOptions) (L, error),
+	watchFn func(context.Context, metav1.ListOptions) (kwatch.Interface, error), tweak func(*metav1.ListOptions)) cache.SharedIndexInformer {
+	lw := &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, lo metav1.ListOptions) (runtime.Object, error) {
+			tweak(&lo)
+			return list(ctx, lo)
+		},
+		WatchFuncWithContext: func(ctx context.Context, lo metav1.ListOptions) (kwatch.Interface, error) {
+			tweak(&lo)
+			return watchFn(ctx, lo)
+		},
+	}
+	inf := cache.NewSharedIndexInformer(lw, obj, 0, cache.Indexers{})
+	_ = inf.SetTransform(transform)
+	return inf
+}
+
+func noTweak(*metav1.ListOptions) {}
 
 // Controller is the speaker's imperative shell around announce.
 type Controller struct {
@@ -107,9 +138,9 @@ func New(o Options) *Controller {
 		good: newLastGood(), reported: map[objectKey]string{}}
 	c.m = newControllerMetrics(o.Registerer, c)
 	strip := transform
-	all := informers.NewSharedInformerFactoryWithOptions(o.Client, 0, informers.WithTransform(strip))
-	c.services = all.Core().V1().Services().Informer()
-	c.slices = all.Discovery().V1().EndpointSlices().Informer()
+	core, disc := o.Client.CoreV1(), o.Client.DiscoveryV1()
+	c.services = informer(&corev1.Service{}, core.Services("").List, core.Services("").Watch, noTweak)
+	c.slices = informer(&discoveryv1.EndpointSlice{}, disc.EndpointSlices("").List, disc.EndpointSlices("").Watch, noTweak)
 	_ = c.slices.AddIndexers(cache.Indexers{sliceByService: func(obj any) ([]string, error) {
 		s, ok := obj.(*discoveryv1.EndpointSlice)
 		if !ok {
@@ -120,18 +151,14 @@ func New(o Options) *Controller {
 		}
 		return nil, nil
 	}})
-	nodeF := informers.NewSharedInformerFactoryWithOptions(o.Client, 0, informers.WithTransform(strip),
-		informers.WithTweakListOptions(func(lo *metav1.ListOptions) {
-			lo.FieldSelector = fields.OneTermEqualSelector("metadata.name", o.NodeName).String()
-		}))
-	c.nodes = nodeF.Core().V1().Nodes().Informer()
+	c.nodes = informer(&corev1.Node{}, core.Nodes().List, core.Nodes().Watch, func(lo *metav1.ListOptions) {
+		lo.FieldSelector = fields.OneTermEqualSelector("metadata.name", o.NodeName).String()
+	})
 	// BGPPeer password Secrets are of type basic-auth (as in MetalLB); watching
 	// only those keeps every other Secret of the namespace out of memory.
-	nsF := informers.NewSharedInformerFactoryWithOptions(o.Client, 0, informers.WithTransform(strip), informers.WithNamespace(o.Namespace),
-		informers.WithTweakListOptions(func(lo *metav1.ListOptions) {
-			lo.FieldSelector = fields.OneTermEqualSelector("type", validation.PasswordSecretType).String()
-		}))
-	c.secrets = nsF.Core().V1().Secrets().Informer()
+	c.secrets = informer(&corev1.Secret{}, core.Secrets(o.Namespace).List, core.Secrets(o.Namespace).Watch, func(lo *metav1.ListOptions) {
+		lo.FieldSelector = fields.OneTermEqualSelector("type", validation.PasswordSecretType).String()
+	})
 	crd := func(resource string, obj runtime.Object) cache.SharedIndexInformer {
 		var lw cache.ListerWatcher
 		if o.ListWatch != nil {
