@@ -388,11 +388,11 @@ func run(o options) error {
 
 // prober toggles the probe Service's endpoint readiness and times each change.
 type prober struct {
-	lab     *speakerlab.Lab
-	router  chan testrouter.Event
-	slices  chan sliceEvent
-	status  *statusWatch
-	ready   bool
+	lab    *speakerlab.Lab
+	router chan testrouter.Event
+	slices chan sliceEvent
+	status *statusWatch
+	ready  bool
 }
 
 // warmup makes a few changes that are not counted: the first writes after a
