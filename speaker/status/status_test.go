@@ -453,3 +453,35 @@ func TestWritesRunConcurrently(t *testing.T) {
 		t.Errorf("at most %d calls at once, want 6 (the workers)", got)
 	}
 }
+
+// The digest that stands for a written status tells apart statuses whose
+// elements only move between lists or split differently, and ignores nothing.
+func TestDigestSeparatesStatuses(t *testing.T) {
+	all := []Status{
+		{},
+		{Peers: []string{"a"}},
+		{Prefixes: []string{"a"}},
+		{EstablishedPeers: []string{"a"}},
+		{Peers: []string{"a", "b"}},
+		{Peers: []string{"ab"}},
+		{Peers: []string{"a"}, Prefixes: []string{"b"}},
+		{Peers: []string{"b", "a"}},
+		{Peers: []string{"a"}, EstablishedPeers: []string{"a"}},
+		{Peers: []string{"a", ""}},
+		webStatus,
+	}
+	seen := map[digest]int{}
+	for i, s := range all {
+		d := s.digest()
+		if j, ok := seen[d]; ok {
+			t.Errorf("statuses %+v and %+v share a digest", all[j], s)
+		}
+		seen[d] = i
+		if s.digest() != d {
+			t.Errorf("digest of %+v is not stable", s)
+		}
+	}
+	if (Status{Peers: []string{}}).digest() != (Status{}).digest() {
+		t.Error("an empty list and no list are the same status (both are written as no list)")
+	}
+}
