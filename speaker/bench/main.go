@@ -35,7 +35,9 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/ecmplb/ecmplb/api/v1beta1"
@@ -319,6 +321,14 @@ func run(o options) error {
 	mem, _ := proc.ReadUsage(pid)
 	hwm, rss := mib(mem.PeakRSS), mib(mem.RSS)
 	cpu1, _ := cpuSeconds(pid)
+	// The apiserver's floor for the status work: a bare client writes the same
+	// number of objects (create + status patch, as the speaker's writer) at the
+	// speaker's default status concurrency and QPS, on a quiet apiserver.
+	log.Printf("status floor: a bare client writes %d ServiceBGPStatus objects", n)
+	floor, err := statusFloor(ctx, lab, n, status.DefaultWorkers, 500, 1000)
+	if err != nil {
+		return fmt.Errorf("status floor: %w", err)
+	}
 	heap, heapErr := heapBreakdown(lab.SpeakerNS, "http://"+pprofAddr+"/debug/pprof/heap", "http://"+metricsAddr+"/metrics")
 
 	// The report.
@@ -370,6 +380,10 @@ func run(o options) error {
 		n, writes.Seconds(), n, reach[0].Sub(start).Seconds(), reach[1].Sub(start).Seconds())
 	fmt.Printf("    all %d ServiceBGPStatus objects written %.2f s after the routes (goal <= %v): %s\n",
 		n, lag.Seconds(), goalStatusLag, verdict(lag <= goalStatusLag, "status lag"))
+	fmt.Printf("    the apiserver's floor: a bare client writes %d such objects (create + status patch, %d workers, 500 QPS) in %.2f s on a quiet apiserver;\n",
+		n, status.DefaultWorkers, floor.Seconds())
+	fmt.Printf("    the speaker's took %.2f s from the first EndpointSlice write, beside those writes and the probes: %.2fx the floor\n",
+		statusDone.Sub(start).Seconds(), statusDone.Sub(start).Seconds()/floor.Seconds())
 	fmt.Printf("(d) speaker with %d Services, 2 peers: peak RSS (VmHWM) %.1f MiB (goal <= %d MiB): %s; current RSS %.1f MiB (anonymous %.1f, the binary's mapped pages %.1f)\n",
 		n+1, hwm, goalPeakMiB, verdict(hwm <= goalPeakMiB, "peak RSS"), rss, mib(mem.RSSAnon), mib(mem.RSSFile))
 	fmt.Printf("    CPU seconds: %.2f total, %.2f while announcing %d Services\n", cpu1, cpuB-cpu0, n)
@@ -664,3 +678,34 @@ func cpuSeconds(pid int) (float64, error) {
 }
 
 func mib(b uint64) float64 { return float64(b) / (1 << 20) }
+
+// statusFloor writes n ServiceBGPStatus objects of a node that does not exist
+// as the speaker's writer does (create, then a merge patch of the status), with
+// workers at once through a client limited to qps/burst, and returns the time.
+func statusFloor(ctx context.Context, lab *speakerlab.Lab, n, workers int, qps float32, burst int) (time.Duration, error) {
+	cfg := rest.CopyConfig(lab.Env.Config)
+	cfg.QPS, cfg.Burst = qps, burst
+	c, err := spwatch.NewMetalLBClient(cfg)
+	if err != nil {
+		return 0, err
+	}
+	const node = "floor-node"
+	start := time.Now()
+	err = parallel(n, workers, func(i int) error {
+		key := fmt.Sprintf("%s/floor-%d", benchNS, i)
+		name := status.ObjectName(node, key)
+		obj := &v1beta1.ServiceBGPStatus{
+			TypeMeta: metav1.TypeMeta{APIVersion: v1beta1.GroupVersion.String(), Kind: "ServiceBGPStatus"},
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: speakerlab.Namespace, Labels: map[string]string{
+				v1beta1.LabelNode: node, v1beta1.LabelServiceName: fmt.Sprintf("floor-%d", i), v1beta1.LabelServiceNamespace: benchNS}},
+		}
+		if err := c.Post().Namespace(speakerlab.Namespace).Resource("servicebgpstatuses").Body(obj).Do(ctx).Error(); err != nil {
+			return err
+		}
+		patch := fmt.Sprintf(`{"status":{"node":%q,"serviceName":"floor-%d","serviceNamespace":%q,"peers":["peer1","peer2"],"prefixes":[%q],"establishedPeers":["peer1","peer2"]}}`,
+			node, i, benchNS, ipOf(i)+"/32")
+		return c.Patch(types.MergePatchType).Namespace(speakerlab.Namespace).Resource("servicebgpstatuses").Name(name).
+			SubResource("status").Body([]byte(patch)).Do(ctx).Error()
+	})
+	return time.Since(start), err
+}
