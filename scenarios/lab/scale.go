@@ -30,6 +30,10 @@ import (
 type ScaleOptions struct {
 	Nodes, Services     int
 	EndpointsPerService int
+	// ClusterPolicy gives the Services externalTrafficPolicy Cluster instead
+	// of Local: every node announces every Service (and writes its
+	// ServiceBGPStatus), so each ECMP set has every node.
+	ClusterPolicy bool
 	// NoServiceStatus runs the speakers with --service-status=false: no
 	// ServiceBGPStatus objects. The output says so.
 	NoServiceStatus bool
@@ -187,15 +191,23 @@ func Scale(ctx context.Context, cfg Config, opts ScaleOptions) (res ScaleResult,
 	}
 	defer w.Close()
 	want := scaleEndpoints(opts.Services, opts.EndpointsPerService, l.NodeNames())
+	announce, policy := want, corev1.ServiceExternalTrafficPolicyLocal
+	if opts.ClusterPolicy {
+		policy = corev1.ServiceExternalTrafficPolicyCluster
+		announce = make(map[string][]string, len(want))
+		for name := range want {
+			announce[name] = l.NodeNames()
+		}
+	}
 	reqBefore, err := l.apiRequests(ctx)
 	if err != nil {
 		return res, err
 	}
 	usageBefore := l.usage()
 
-	print("== writing %d Services and their EndpointSlices (%d ready endpoints each, 16 writers)\n", opts.Services, opts.EndpointsPerService)
+	print("== writing %d Services (externalTrafficPolicy %s) and their EndpointSlices (%d ready endpoints each, 16 writers)\n", opts.Services, policy, opts.EndpointsPerService)
 	res.FirstWrite = time.Now()
-	written, err := l.writeScaleServices(ctx, want)
+	written, err := l.writeScaleServices(ctx, want, policy)
 	if err != nil {
 		return res, err
 	}
@@ -207,7 +219,7 @@ func Scale(ctx context.Context, cfg Config, opts ScaleOptions) (res ScaleResult,
 	print("   written in %s (the last write: the apiserver's answer to the last EndpointSlice create)\n", res.LastWrite.Sub(res.FirstWrite).Round(time.Millisecond))
 
 	print("== waiting until every ToR holds every expected ECMP set (following the routers' RIB changes)\n")
-	ips, v, err := w.wait(ctx, want, opts.Timeout)
+	ips, v, err := w.wait(ctx, announce, opts.Timeout)
 	if err != nil {
 		return res, err
 	}
@@ -233,7 +245,7 @@ func Scale(ctx context.Context, cfg Config, opts ScaleOptions) (res ScaleResult,
 	}
 	writeQ := quantiles(writes, 0.5, 0.9, 0.99, 1)
 	print("   converged: %d prefixes x %d ToRs, %d next-hops each (seen by the check %s after the routers' timestamp)\n",
-		opts.Services, len(topo.ToRs), opts.EndpointsPerService, convergedSeen.Sub(res.Converged).Round(time.Millisecond))
+		opts.Services, len(topo.ToRs), len(announce[scaleServiceName(0)]), convergedSeen.Sub(res.Converged).Round(time.Millisecond))
 	print("   timeline from the first write (50 / 90 / 99 / 100 %%):\n")
 	print("     Services written:          %s\n", joinDurations(writeQ))
 	print("     sets complete on all ToRs: %s\n", joinDurations(doneQ))
@@ -241,12 +253,13 @@ func Scale(ctx context.Context, cfg Config, opts ScaleOptions) (res ScaleResult,
 	print("   the last set completed: %s on %s (Service %s, %s after the last write)\n",
 		v.LastPrefix, res.LastToR, res.LastService, res.Convergence.Round(time.Millisecond))
 
-	res.StatusesWant = opts.Services * opts.EndpointsPerService
+	announcing := len(announce[scaleServiceName(0)])
+	res.StatusesWant = opts.Services * announcing
 	if opts.NoServiceStatus {
 		res.StatusesWant = 0
 	}
-	print("== ServiceBGPStatus objects: waiting for %d (%d Services x %d announcing nodes, externalTrafficPolicy Local)\n",
-		res.StatusesWant, opts.Services, opts.EndpointsPerService)
+	print("== ServiceBGPStatus objects: waiting for %d (%d Services x %d announcing nodes, externalTrafficPolicy %s)\n",
+		res.StatusesWant, opts.Services, announcing, policy)
 	res.StatusesDone, res.Statuses, err = waitStatuses(ctx, c, res.StatusesWant, opts.StatusTimeout)
 	if err != nil {
 		return res, err
@@ -281,8 +294,8 @@ func Scale(ctx context.Context, cfg Config, opts ScaleOptions) (res ScaleResult,
 	printUsage(opts.Out, usageBefore, usageConverged, usageEnd, res.Converged.Sub(res.FirstWrite))
 
 	print("\ngoals:\n")
-	print("  %s last write → every ToR holds every expected ECMP set: %.3f s (goal ≤ %.0f s; %d nodes, %d Services, ServiceBGPStatus writes %s)\n",
-		passFail(res.Convergence <= ScaleGoal), res.Convergence.Seconds(), ScaleGoal.Seconds(), opts.Nodes, opts.Services, onOff(!opts.NoServiceStatus))
+	print("  %s last write → every ToR holds every expected ECMP set: %.3f s (goal ≤ %.0f s; %d nodes, %d Services, externalTrafficPolicy %s, ServiceBGPStatus writes %s)\n",
+		passFail(res.Convergence <= ScaleGoal), res.Convergence.Seconds(), ScaleGoal.Seconds(), opts.Nodes, opts.Services, policy, onOff(!opts.NoServiceStatus))
 	print("  %s peak RSS and CPU of every process printed: %d of %d (goal: all)",
 		passFail(len(res.Unread) == 0), len(res.Memory), len(usageEnd))
 	if len(res.Unread) > 0 {
@@ -339,7 +352,7 @@ func createScaleConfig(ctx context.Context, c client.Client, topo topology.Topol
 // writeScaleServices creates the Services and their EndpointSlices with 16
 // writers in parallel, and returns when the apiserver answered each Service's
 // EndpointSlice create (its last write).
-func (l *Lab) writeScaleServices(ctx context.Context, want map[string][]string) (map[string]time.Time, error) {
+func (l *Lab) writeScaleServices(ctx context.Context, want map[string][]string, policy corev1.ServiceExternalTrafficPolicy) (map[string]time.Time, error) {
 	names := make([]string, 0, len(want))
 	for n := range want {
 		names = append(names, n)
@@ -359,7 +372,7 @@ func (l *Lab) writeScaleServices(ctx context.Context, want map[string][]string) 
 					ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
 					Spec: corev1.ServiceSpec{
 						Type:                          corev1.ServiceTypeLoadBalancer,
-						ExternalTrafficPolicy:         corev1.ServiceExternalTrafficPolicyLocal,
+						ExternalTrafficPolicy:         policy,
 						AllocateLoadBalancerNodePorts: ptr.To(false),
 						Selector:                      map[string]string{"app": name},
 						Ports:                         []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(8080), Protocol: corev1.ProtocolTCP}},

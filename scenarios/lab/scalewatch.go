@@ -28,6 +28,7 @@ type scaleWatch struct {
 	errs    map[string]error // the last error of each ToR's follower
 	reloads int              // full RIB reads after a history gap
 	svcs    cache.Store
+	hops    map[string]string // Service → its expected next-hops, joined (under mu)
 	stop    context.CancelFunc
 	wg      sync.WaitGroup
 }
@@ -131,7 +132,8 @@ func (w *scaleWatch) Close() {
 }
 
 // state returns the Services' addresses (name → IP; those without an
-// EXTERNAL-IP are counted) and the ToRs' verdict against want.
+// EXTERNAL-IP are counted) and the ToRs' verdict against want (Service → the
+// nodes that announce it; it must not change between calls).
 func (w *scaleWatch) state(want map[string][]string) (ips map[string]netip.Addr, pending int, v scaleVerdict, err error) {
 	ips = make(map[string]netip.Addr, len(want))
 	for _, o := range w.svcs.List() {
@@ -157,9 +159,17 @@ func (w *scaleWatch) state(want map[string][]string) (ips map[string]netip.Addr,
 	if pending > 0 {
 		return ips, pending, scaleVerdict{}, err
 	}
+	if w.hops == nil {
+		w.hops = map[string]string{}
+	}
 	expect := make(map[netip.Prefix]string, len(ips))
 	for name, ip := range ips {
-		expect[hostRoute(ip)] = backend.JoinAddrs(backend.Sorted(w.l.Fabric.NodeAddrs(want[name]...)))
+		h, ok := w.hops[name]
+		if !ok {
+			h = backend.JoinAddrs(backend.Sorted(w.l.Fabric.NodeAddrs(want[name]...)))
+			w.hops[name] = h
+		}
+		expect[hostRoute(ip)] = h
 	}
 	return ips, 0, judge(expect, w.tors, w.pool), err
 }

@@ -30,6 +30,7 @@ func main() {
 		nodes    = flag.Int("nodes", 0, "scale check: number of nodes (with -services)")
 		services = flag.Int("services", 0, "scale check: number of LoadBalancer Services (with -nodes)")
 		perSvc   = flag.Int("endpoints", 3, "scale check: nodes with a ready endpoint per Service")
+		cluster  = flag.Bool("cluster-policy", false, "scale check: Services with externalTrafficPolicy Cluster (every node announces every Service) instead of Local")
 		noStatus = flag.Bool("no-service-status", false, "scale check: run the speakers with --service-status=false (no ServiceBGPStatus objects; printed in the output)")
 		verbose  = flag.Bool("v", false, "log progress of the lab's machinery")
 		hold     = flag.Bool("hold", false, "keep the lab up after the drills until Ctrl-C, to inspect it")
@@ -46,7 +47,7 @@ func main() {
 	cfg := lab.Config{BinDir: *binDir, KeepDir: *keep, Logger: log}
 	var err error
 	if *nodes > 0 || *services > 0 {
-		err = lab.RunScale(ctx, cfg, lab.ScaleOptions{Nodes: *nodes, Services: *services, EndpointsPerService: *perSvc, NoServiceStatus: *noStatus, Out: os.Stdout})
+		err = lab.RunScale(ctx, cfg, lab.ScaleOptions{Nodes: *nodes, Services: *services, EndpointsPerService: *perSvc, NoServiceStatus: *noStatus, ClusterPolicy: *cluster, Out: os.Stdout})
 	} else {
 		err = runReference(ctx, cfg, *out, *hold)
 	}
