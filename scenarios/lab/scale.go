@@ -275,10 +275,7 @@ func Scale(ctx context.Context, cfg Config, opts ScaleOptions) (res ScaleResult,
 		print("   %d present %.0f s after the last write (counted every second)\n", res.Statuses, res.StatusesDone.Sub(res.LastWrite).Seconds())
 	}
 	print("   apiserver requests from the first write until then, by verb and resource:\n")
-	for i, r := range requestDelta(reqBefore, reqAfter) {
-		if i == 12 {
-			break
-		}
+	for _, r := range requestDelta(reqBefore, reqAfter) {
 		print("     %8.0f %-7s %s\n", r.N, r.Verb, r.Resource)
 	}
 
