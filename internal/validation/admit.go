@@ -5,7 +5,8 @@ import (
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/ecmplb/ecmplb/api/v1beta1"
 	"github.com/ecmplb/ecmplb/api/v1beta2"
@@ -20,6 +21,14 @@ const (
 	Update Operation = "UPDATE"
 	Delete Operation = "DELETE"
 )
+
+// Object is a Kubernetes object (controller-runtime's client.Object is one).
+// The package does not import controller-runtime: the speaker links it, and
+// controller-runtime's client brings every built-in API group with it.
+type Object interface {
+	metav1.Object
+	runtime.Object
+}
 
 // Snapshot is every other metallb.io object of the configured namespace
 // (not including the object under review) and the Secrets peers reference.
@@ -43,7 +52,7 @@ type Snapshot struct {
 //
 // Rules that need only obj are also CEL rules in the CRDs, so they hold
 // while the webhook is down; Admit repeats them so its verdict is complete.
-func Admit(op Operation, obj client.Object, s Snapshot) error {
+func Admit(op Operation, obj Object, s Snapshot) error {
 	if op == Delete {
 		if p, ok := obj.(*v1beta1.BFDProfile); ok {
 			return bfdProfileInUse(p.Name, s.Peers)

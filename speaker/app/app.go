@@ -17,8 +17,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
-	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
-	typeddiscoveryv1 "k8s.io/client-go/kubernetes/typed/discovery/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/tools/record"
@@ -116,18 +115,10 @@ func Run(ctx context.Context, c Config) error {
 	rc = rest.CopyConfig(rc)
 	rc.QPS, rc.Burst = c.QPS, c.Burst
 	rc.UserAgent = "ecmplb-speaker/" + c.NodeName
-	proto := rest.CopyConfig(rc)
-	proto.ContentType = "application/vnd.kubernetes.protobuf"
-	proto.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
-	core, err := typedcorev1.NewForConfig(proto)
+	core, disc, err := watch.NewKubeClients(rc)
 	if err != nil {
-		return fmt.Errorf("kubernetes client: %w", err)
+		return err
 	}
-	disc, err := typeddiscoveryv1.NewForConfig(proto)
-	if err != nil {
-		return fmt.Errorf("kubernetes client: %w", err)
-	}
-	client := kubeClient{core, disc}
 	mlb, err := watch.NewMetalLBClient(rc)
 	if err != nil {
 		return err
@@ -153,14 +144,14 @@ func Run(ctx context.Context, c Config) error {
 	var recorder record.EventRecorder
 	if c.Events {
 		b := record.NewBroadcaster(record.WithContext(ctx))
-		b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: core.Events("")})
+		b.StartRecordingToSink(eventSink{core})
 		defer b.Shutdown()
 		recorder = b.NewRecorder(lean.Scheme, corev1.EventSource{Component: "ecmplb-speaker", Host: c.NodeName})
 	}
 
 	var ctrl *watch.Controller
 	opts := watch.Options{
-		NodeName: c.NodeName, Namespace: c.Namespace, Client: client, MetalLB: mlb,
+		NodeName: c.NodeName, Namespace: c.Namespace, Kube: watch.NewKubeListWatch(core, disc), MetalLB: mlb,
 		Announcer: sp, Recorder: recorder, Logger: log.With("component", "watch"), Registerer: reg,
 		LoadBalancerClass: c.LoadBalancerClass,
 		OnSessions: func(s []announce.Session) {
@@ -171,7 +162,7 @@ func Run(ctx context.Context, c Config) error {
 	}
 	if c.ConfigurationState {
 		obj := configstate.Speaker(c.NodeName)
-		obj.ResolveOwner = nodeOwner(client, c.NodeName)
+		obj.ResolveOwner = nodeOwner(core, c.NodeName)
 		w := configstate.NewWriter(configstate.REST{Client: mlb, Namespace: c.Namespace}, obj,
 			configstate.WithLogger(log.With("component", "configurationstate")))
 		opts.OnConfigState = w.Set
@@ -225,10 +216,12 @@ func Run(ctx context.Context, c Config) error {
 // nodeOwner reads the UID of the speaker's Node for the ownerReference of its
 // ConfigurationState. It lists by name, as the speaker's Node informer does:
 // the speaker may list and watch Nodes, and needs no get for this one read.
-func nodeOwner(client watch.KubeClient, node string) func(context.Context) (*metav1.OwnerReference, error) {
+func nodeOwner(core rest.Interface, node string) func(context.Context) (*metav1.OwnerReference, error) {
 	return func(ctx context.Context) (*metav1.OwnerReference, error) {
-		l, err := client.CoreV1().Nodes().List(ctx, metav1.ListOptions{
-			FieldSelector: fields.OneTermEqualSelector("metadata.name", node).String()})
+		var l corev1.NodeList
+		err := core.Get().Resource("nodes").VersionedParams(&metav1.ListOptions{
+			FieldSelector: fields.OneTermEqualSelector("metadata.name", node).String()}, metav1.ParameterCodec).
+			Do(ctx).Into(&l)
 		if err != nil {
 			return nil, fmt.Errorf("node %s: %w", node, err)
 		}
@@ -239,12 +232,24 @@ func nodeOwner(client watch.KubeClient, node string) func(context.Context) (*met
 	}
 }
 
-// kubeClient is the speaker's watch.KubeClient: the two typed clients it
-// needs, not the full clientset.
-type kubeClient struct {
-	core typedcorev1.CoreV1Interface
-	disc typeddiscoveryv1.DiscoveryV1Interface
+// eventSink records Events through the core/v1 REST client (record.EventSink).
+type eventSink struct{ core rest.Interface }
+
+func (s eventSink) Create(e *corev1.Event) (*corev1.Event, error) {
+	out := &corev1.Event{}
+	err := s.core.Post().Namespace(e.Namespace).Resource("events").Body(e).Do(context.Background()).Into(out)
+	return out, err
 }
 
-func (k kubeClient) CoreV1() typedcorev1.CoreV1Interface                { return k.core }
-func (k kubeClient) DiscoveryV1() typeddiscoveryv1.DiscoveryV1Interface { return k.disc }
+func (s eventSink) Update(e *corev1.Event) (*corev1.Event, error) {
+	out := &corev1.Event{}
+	err := s.core.Put().Namespace(e.Namespace).Resource("events").Name(e.Name).Body(e).Do(context.Background()).Into(out)
+	return out, err
+}
+
+func (s eventSink) Patch(e *corev1.Event, data []byte) (*corev1.Event, error) {
+	out := &corev1.Event{}
+	err := s.core.Patch(types.StrategicMergePatchType).Namespace(e.Namespace).Resource("events").Name(e.Name).
+		Body(data).Do(context.Background()).Into(out)
+	return out, err
+}

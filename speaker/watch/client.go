@@ -3,6 +3,8 @@ package watch
 import (
 	"fmt"
 
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -32,6 +34,29 @@ func NewMetalLBClient(cfg *rest.Config) (rest.Interface, error) {
 		return nil, fmt.Errorf("metallb.io client: %w", err)
 	}
 	return rc, nil
+}
+
+// NewKubeClients returns REST clients of core/v1 and discovery/v1 that speak
+// protobuf, with the lean scheme's codecs (see KubeListWatch).
+func NewKubeClients(cfg *rest.Config) (core, discovery rest.Interface, err error) {
+	mk := func(gv schema.GroupVersion, apiPath string) (rest.Interface, error) {
+		c := rest.CopyConfig(cfg)
+		c.GroupVersion, c.APIPath = &gv, apiPath
+		c.ContentType = runtime.ContentTypeProtobuf
+		c.AcceptContentTypes = runtime.ContentTypeProtobuf + "," + runtime.ContentTypeJSON
+		c.NegotiatedSerializer = lean.Codecs.WithoutConversion()
+		if c.UserAgent == "" {
+			c.UserAgent = rest.DefaultKubernetesUserAgent()
+		}
+		return rest.RESTClientFor(c)
+	}
+	if core, err = mk(corev1.SchemeGroupVersion, "/api"); err != nil {
+		return nil, nil, fmt.Errorf("core/v1 client: %w", err)
+	}
+	if discovery, err = mk(discoveryv1.SchemeGroupVersion, "/apis"); err != nil {
+		return nil, nil, fmt.Errorf("discovery/v1 client: %w", err)
+	}
+	return core, discovery, nil
 }
 
 // NewListWatch lists and watches a metallb.io resource (plural name) of

@@ -23,9 +23,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
-	kwatch "k8s.io/apimachinery/pkg/watch"
-	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
-	discoveryv1client "k8s.io/client-go/kubernetes/typed/discovery/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
@@ -48,7 +45,9 @@ type Announcer interface {
 type Options struct {
 	NodeName  string
 	Namespace string // where the metallb.io objects live
-	Client    KubeClient
+	// Kube lists and watches the built-in resources (KubeListWatch;
+	// NewKubeListWatch builds it from REST clients).
+	Kube      KubeListWatch
 	MetalLB   rest.Interface // metallb.io (NewMetalLBClient): v1beta1, BGPPeers v1beta2
 	Announcer Announcer
 	// Status, if set, is told which Services' status changed.
@@ -76,30 +75,29 @@ type Options struct {
 	Registerer prometheus.Registerer
 }
 
-// KubeClient is the part of the Kubernetes API the speaker reads (a
-// kubernetes.Interface is one). The speaker builds it from the two typed
-// clients alone: the full clientset and informer factory would bring every API
-// group into the binary, about 20 MiB of resident memory.
-type KubeClient interface {
-	CoreV1() corev1client.CoreV1Interface
-	DiscoveryV1() discoveryv1client.DiscoveryV1Interface
+// KubeListWatch lists and watches one built-in resource the speaker reads:
+// "services", "nodes" (cluster-wide) and "secrets" (in namespace) of core/v1,
+// "endpointslices" of discovery/v1; tweak narrows the List and the Watch.
+// The speaker reaches them through plain REST clients of the lean scheme: the
+// typed clients, clientset and informer factory bring every API group into the
+// binary, about 10 MiB of resident memory on every node.
+type KubeListWatch func(resource, namespace string, tweak func(*metav1.ListOptions)) cache.ListerWatcher
+
+// NewKubeListWatch serves KubeListWatch from REST clients of core/v1 and
+// discovery/v1 (NewKubeClients).
+func NewKubeListWatch(core, discovery rest.Interface) KubeListWatch {
+	return func(resource, namespace string, tweak func(*metav1.ListOptions)) cache.ListerWatcher {
+		c := core
+		if resource == "endpointslices" {
+			c = discovery
+		}
+		return cache.NewFilteredListWatchFromClient(c, resource, namespace, tweak)
+	}
 }
 
-// informer builds a shared informer of one resource from its typed List and
-// Watch, with tweak applied to their options.
-func informer[L runtime.Object](obj runtime.Object, list func(context.Context, metav1.ListOptions) (L, error),
-	watchFn func(context.Context, metav1.ListOptions) (kwatch.Interface, error), tweak func(*metav1.ListOptions)) cache.SharedIndexInformer {
-	lw := &cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, lo metav1.ListOptions) (runtime.Object, error) {
-			tweak(&lo)
-			return list(ctx, lo)
-		},
-		WatchFuncWithContext: func(ctx context.Context, lo metav1.ListOptions) (kwatch.Interface, error) {
-			tweak(&lo)
-			return watchFn(ctx, lo)
-		},
-	}
-	inf := cache.NewSharedIndexInformer(lw, obj, 0, cache.Indexers{})
+// informer builds a shared informer of one built-in resource.
+func informer(lw KubeListWatch, resource, namespace string, obj runtime.Object, tweak func(*metav1.ListOptions)) cache.SharedIndexInformer {
+	inf := cache.NewSharedIndexInformer(lw(resource, namespace, tweak), obj, 0, cache.Indexers{})
 	_ = inf.SetTransform(transform)
 	return inf
 }
@@ -138,9 +136,8 @@ func New(o Options) *Controller {
 		good: newLastGood(), reported: map[objectKey]string{}}
 	c.m = newControllerMetrics(o.Registerer, c)
 	strip := transform
-	core, disc := o.Client.CoreV1(), o.Client.DiscoveryV1()
-	c.services = informer(&corev1.Service{}, core.Services("").List, core.Services("").Watch, noTweak)
-	c.slices = informer(&discoveryv1.EndpointSlice{}, disc.EndpointSlices("").List, disc.EndpointSlices("").Watch, noTweak)
+	c.services = informer(o.Kube, "services", metav1.NamespaceAll, &corev1.Service{}, noTweak)
+	c.slices = informer(o.Kube, "endpointslices", metav1.NamespaceAll, &discoveryv1.EndpointSlice{}, noTweak)
 	_ = c.slices.AddIndexers(cache.Indexers{sliceByService: func(obj any) ([]string, error) {
 		s, ok := obj.(*discoveryv1.EndpointSlice)
 		if !ok {
@@ -151,12 +148,12 @@ func New(o Options) *Controller {
 		}
 		return nil, nil
 	}})
-	c.nodes = informer(&corev1.Node{}, core.Nodes().List, core.Nodes().Watch, func(lo *metav1.ListOptions) {
+	c.nodes = informer(o.Kube, "nodes", metav1.NamespaceAll, &corev1.Node{}, func(lo *metav1.ListOptions) {
 		lo.FieldSelector = fields.OneTermEqualSelector("metadata.name", o.NodeName).String()
 	})
 	// BGPPeer password Secrets are of type basic-auth (as in MetalLB); watching
 	// only those keeps every other Secret of the namespace out of memory.
-	c.secrets = informer(&corev1.Secret{}, core.Secrets(o.Namespace).List, core.Secrets(o.Namespace).Watch, func(lo *metav1.ListOptions) {
+	c.secrets = informer(o.Kube, "secrets", o.Namespace, &corev1.Secret{}, func(lo *metav1.ListOptions) {
 		lo.FieldSelector = fields.OneTermEqualSelector("type", validation.PasswordSecretType).String()
 	})
 	crd := func(resource string, obj runtime.Object) cache.SharedIndexInformer {

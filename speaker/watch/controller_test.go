@@ -16,6 +16,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/cache"
@@ -158,6 +159,47 @@ func newCluster(objs ...runtime.Object) *cluster {
 	return c
 }
 
+// kube serves Options.Kube from the fake clientset.
+func (c *cluster) kube(resource, namespace string, tweak func(*metav1.ListOptions)) cache.ListerWatcher {
+	var list func(context.Context, metav1.ListOptions) (runtime.Object, error)
+	var watchFn func(context.Context, metav1.ListOptions) (watch.Interface, error)
+	core, disc := c.client.CoreV1(), c.client.DiscoveryV1()
+	switch resource {
+	case "services":
+		list = func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			return core.Services(namespace).List(ctx, o)
+		}
+		watchFn = core.Services(namespace).Watch
+	case "nodes":
+		list = func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			return core.Nodes().List(ctx, o)
+		}
+		watchFn = core.Nodes().Watch
+	case "secrets":
+		list = func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			return core.Secrets(namespace).List(ctx, o)
+		}
+		watchFn = core.Secrets(namespace).Watch
+	case "endpointslices":
+		list = func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			return disc.EndpointSlices(namespace).List(ctx, o)
+		}
+		watchFn = disc.EndpointSlices(namespace).Watch
+	default:
+		panic("kube: unexpected resource " + resource)
+	}
+	return &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			tweak(&o)
+			return list(ctx, o)
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			tweak(&o)
+			return watchFn(ctx, o)
+		},
+	}
+}
+
 func resourceOf(o runtime.Object) string {
 	switch o.(type) {
 	case *v1beta1.IPAddressPool:
@@ -215,7 +257,7 @@ func startSpeakerOpts(t *testing.T, c *cluster, mut func(*Options, *speaker)) *s
 	t.Helper()
 	sp := &speaker{ann: &fakeAnnouncer{routes: map[string][]announce.Route{}}, rec: &fakeRecorder{}, reg: prometheus.NewRegistry()}
 	o := Options{
-		NodeName: "n1", Namespace: ns, Client: c.client, Announcer: sp.ann, Recorder: sp.rec, Registerer: sp.reg,
+		NodeName: "n1", Namespace: ns, Kube: c.kube, Announcer: sp.ann, Recorder: sp.rec, Registerer: sp.reg,
 		ListWatch: func(resource string) cache.ListerWatcher { return c.sourceFor(resource) },
 		Logger:    slog.New(slog.NewTextHandler(&testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo})),
 	}
