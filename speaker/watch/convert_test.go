@@ -266,3 +266,29 @@ func TestSlimSliceKeepsEndpointHealth(t *testing.T) {
 		}
 	}
 }
+
+// The slice index follows adds, updates that move a slice to another Service
+// and deletes, in any order, and what get returned stays as it was.
+func TestSliceIndex(t *testing.T) {
+	var x sliceIndex
+	x.set("ns/a", "ns/a-1", true)
+	x.set("ns/a", "ns/a-2", true)
+	x.set("ns/a", "ns/a-1", true) // again: once
+	got := x.get("ns/a")
+	if !reflect.DeepEqual(got, []string{"ns/a-1", "ns/a-2"}) {
+		t.Fatalf("a: %v", got)
+	}
+	x.set("ns/a", "ns/a-1", false)
+	x.set("ns/b", "ns/a-1", true) // the slice moved to Service b
+	if !reflect.DeepEqual(got, []string{"ns/a-1", "ns/a-2"}) {
+		t.Errorf("a list handed out changed: %v", got)
+	}
+	if a, b := x.get("ns/a"), x.get("ns/b"); !reflect.DeepEqual(a, []string{"ns/a-2"}) || !reflect.DeepEqual(b, []string{"ns/a-1"}) {
+		t.Errorf("a %v, b %v", a, b)
+	}
+	x.set("ns/a", "ns/a-2", false)
+	x.set("ns/a", "ns/gone", false) // never there
+	if l := x.get("ns/a"); l != nil || len(x.m) != 1 {
+		t.Errorf("a %v after its last slice left; index %v", l, x.m)
+	}
+}
