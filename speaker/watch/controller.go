@@ -162,7 +162,6 @@ type Controller struct {
 	ips   map[string][]netip.Addr     // the addresses of those Services (metallb_speaker_announced)
 }
 
-
 // New builds the informers; Run starts them.
 func New(o Options) *Controller {
 	if o.Logger == nil {
