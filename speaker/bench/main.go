@@ -321,6 +321,13 @@ func run(o options) error {
 	mem, _ := proc.ReadUsage(pid)
 	hwm, rss := mib(mem.PeakRSS), mib(mem.RSS)
 	cpu1, _ := cpuSeconds(pid)
+	// The size of one status object as the apiserver serves it (JSON, with its
+	// managed fields), for the cost at scale.
+	objBytes := 0
+	if raw, err := lab.MetalLB.Get().Namespace(speakerlab.Namespace).Resource("servicebgpstatuses").
+		Name(status.ObjectName(speakerlab.NodeName, benchNS+"/svc-0")).Param("showManagedFields", "true").DoRaw(ctx); err == nil {
+		objBytes = len(raw)
+	}
 	// The apiserver's floor for the status work: a bare client writes the same
 	// number of objects (create + status patch, as the speaker's writer) at the
 	// speaker's default status concurrency and QPS, on a quiet apiserver.
@@ -384,6 +391,8 @@ func run(o options) error {
 		n, writes.Seconds(), n, reach[0].Sub(start).Seconds(), reach[1].Sub(start).Seconds())
 	fmt.Printf("    all %d ServiceBGPStatus objects written %.2f s after the routes (goal <= %v): %s\n",
 		n, lag.Seconds(), goalStatusLag, verdict(lag <= goalStatusLag, "status lag"))
+	fmt.Printf("    one object is %d bytes of JSON with its managed fields; %d nodes x %d Services would be %d objects, %.1f GiB\n",
+		objBytes, 100, n, 100*n, float64(100*n*objBytes)/(1<<30))
 	fmt.Printf("    the apiserver's floor: a bare client writes %d such objects (create + status patch, %d workers, 500 QPS) in %.2f s on a quiet apiserver;\n",
 		n, status.DefaultWorkers, floor.Seconds())
 	fmt.Printf("    the speaker's took %.2f s from the first EndpointSlice write, beside those writes and the probes: %.2fx the floor\n",
