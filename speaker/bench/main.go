@@ -325,7 +325,7 @@ func run(o options) error {
 	// managed fields), for the cost at scale.
 	objBytes := 0
 	if raw, err := lab.MetalLB.Get().Namespace(speakerlab.Namespace).Resource("servicebgpstatuses").
-		Name(status.ObjectName(speakerlab.NodeName, benchNS+"/svc-0")).Param("showManagedFields", "true").DoRaw(ctx); err == nil {
+		Name(status.ObjectName(speakerlab.NodeName, benchNS+"/svc-0")).DoRaw(ctx); err == nil {
 		objBytes = len(raw)
 	}
 	// The apiserver's floor for the status work: a bare client writes the same
