@@ -77,7 +77,7 @@ var nonDefault = map[string]any{
 	},
 	"speaker": map[string]any{
 		"metricsAddr": "", "bfdEcho": true, "priorityClassName": "system-node-critical",
-		"nodeSelector": map[string]any{"bgp": "yes"}, "tolerations": []any{},
+		"nodeSelector": map[string]any{"bgp": "yes"}, "tolerations": []any{}, "serviceStatus": false,
 	},
 }
 
@@ -190,6 +190,9 @@ func TestDefaults(t *testing.T) {
 	if p := ps.Containers[0].LivenessProbe; p == nil || p.HTTPGet.Path != "/metrics" || p.HTTPGet.Port.StrVal != "metrics" {
 		t.Errorf("speaker liveness probe %+v", p)
 	}
+	if slices.Contains(ps.Containers[0].Args, "--service-status=false") {
+		t.Error("speaker writes no ServiceBGPStatus by default")
+	}
 }
 
 func TestValues(t *testing.T) {
@@ -237,6 +240,9 @@ func TestValues(t *testing.T) {
 	}
 	if len(s.Ports) != 0 || s.LivenessProbe != nil || !slices.Contains(s.Args, "--metrics-addr=") {
 		t.Errorf("speaker with metrics off: ports %v probe %v args %v", s.Ports, s.LivenessProbe, s.Args)
+	}
+	if !slices.Contains(s.Args, "--service-status=false") {
+		t.Errorf("speaker with serviceStatus false: args %v", s.Args)
 	}
 }
 
