@@ -82,3 +82,26 @@ func TestDeploymentNameFlag(t *testing.T) {
 		}
 	}
 }
+
+// The controller collects garbage at 1.5x its live heap unless told
+// otherwise (issue 12: peak memory).
+func TestGCPercentFlag(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want int
+	}{
+		{nil, 50},
+		{[]string{"--gc-percent=100"}, 100},
+	} {
+		fs := flag.NewFlagSet("ecmplb-controller", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		var c config
+		registerFlags(fs, &c)
+		if err := fs.Parse(tt.args); err != nil {
+			t.Fatal(err)
+		}
+		if c.gcPercent != tt.want {
+			t.Errorf("args %q: gcPercent = %d, want %d", tt.args, c.gcPercent, tt.want)
+		}
+	}
+}

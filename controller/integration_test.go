@@ -253,6 +253,13 @@ func TestIntegration(t *testing.T) {
 		})
 		h.waitIPs("default", "web", "203.0.113.0")
 		h.waitEvent("default", "Service", "web", reconciler.ReasonIPAllocated, "203.0.113.0")
+		// One allocation, one Event, sent once (issue 12: a broadcaster shared
+		// by two recorder providers sent each Event twice).
+		time.Sleep(500 * time.Millisecond)
+		if evs, err := h.cs.CoreV1().Events("default").List(ctx, metav1.ListOptions{
+			FieldSelector: "involvedObject.name=web,reason=" + reconciler.ReasonIPAllocated}); err != nil || len(evs.Items) != 1 || evs.Items[0].Count != 1 {
+			t.Fatalf("IPAllocated Events for web: %v, %v; want one, count 1", evs, err)
+		}
 		waitFor(t, 10*time.Second, "pool annotation", func() (bool, string) {
 			s := &corev1.Service{}
 			_ = h.c.Get(ctx, client.ObjectKey{Namespace: "default", Name: "web"}, s)

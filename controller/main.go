@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"strings"
 
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -28,9 +29,25 @@ func streamingLists() {
 
 // config holds what the command line sets.
 type config struct {
-	app      app.Config
-	logLevel slog.Level
-	qps      float64
+	app       app.Config
+	logLevel  slog.Level
+	qps       float64
+	gcPercent int
+}
+
+// defaultGCPercent is the controller's GOGC. The live heap is mostly the
+// Service cache, which only grows with the cluster; collecting at 1.5x it
+// instead of Go's 2x keeps the peak resident size a quarter lower for a
+// little more GC work, which the controller, waiting on the apiserver most
+// of the time, can spare.
+const defaultGCPercent = 50
+
+// setGC applies --gc-percent unless the GOGC environment variable, which
+// the Go runtime has already applied, says otherwise.
+func setGC(percent int) {
+	if _, set := os.LookupEnv("GOGC"); !set {
+		debug.SetGCPercent(percent)
+	}
 }
 
 // registerFlags binds the controller's flags to c, with their defaults.
@@ -70,6 +87,7 @@ func registerFlags(fs *flag.FlagSet, c *config) {
 		return nil
 	})
 	fs.TextVar(&c.logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn, error")
+	fs.IntVar(&c.gcPercent, "gc-percent", defaultGCPercent, "Go GC target percentage (as GOGC, which wins when set): the heap grows this much over live data between collections; lower trades CPU for memory")
 }
 
 func main() {
@@ -77,6 +95,7 @@ func main() {
 	var c config
 	registerFlags(flag.CommandLine, &c)
 	flag.Parse() // also --kubeconfig, registered by controller-runtime
+	setGC(c.gcPercent)
 	cfg := c.app
 	cfg.QPS = float32(c.qps)
 	if cfg.PprofAddr != "" {

@@ -18,6 +18,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/record"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -170,15 +172,12 @@ func Run(ctx context.Context, restCfg *rest.Config, cfg Config) error {
 		return fmt.Errorf("metrics: %w", err)
 	}
 	unsafe := true
-	// Event correlation keeps a few LRU caches of recent Events; by default
-	// 4,096 entries each, megabytes when every Service gets an Event. A
-	// Service's Events are a handful, seconds apart: a small cache
-	// aggregates them just as well.
-	events := record.NewBroadcaster(record.WithCorrelatorOptions(record.CorrelatorOptions{LRUCacheSize: eventCacheSize}))
-	defer events.Shutdown()
+	recorder, stopEvents, err := newRecorder(rc)
+	if err != nil {
+		return err
+	}
+	defer stopEvents()
 	opts := ctrl.Options{
-		//lint:ignore SA1019 the broadcaster is shut down when Run returns, so it does not leak
-		EventBroadcaster:              events,
 		Scheme:                        scheme.Scheme,
 		Metrics:                       metricsserver.Options{BindAddress: or(cfg.MetricsAddr, "0")},
 		HealthProbeBindAddress:        or(cfg.HealthAddr, "0"),
@@ -251,6 +250,7 @@ func Run(ctx context.Context, restCfg *rest.Config, cfg Config) error {
 		ConfigurationState:      cfg.ConfigurationState,
 		ConfigurationStateOwner: owner,
 		Logger:                  log,
+		Recorder:                recorder,
 		Metrics:                 m,
 		SkipNameValidation:      cfg.SkipNameValidation,
 	})
@@ -279,6 +279,22 @@ func deploymentOwner(r client.Reader, namespace, name string) func(context.Conte
 
 // eventCacheSize bounds the Event correlator's LRU caches.
 const eventCacheSize = 256
+
+// newRecorder returns the recorder of the reconciler's Events. Event
+// correlation keeps LRU caches of recent Events, by default 4,096 entries
+// each: megabytes when every Service gets an Event. A Service's Events are
+// a handful, seconds apart, so a small cache aggregates them just as well.
+// It is the controller's own broadcaster (the manager's, shared by its
+// several recorder providers, would send each Event once per provider).
+func newRecorder(rc *rest.Config) (record.EventRecorder, func(), error) {
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return nil, nil, fmt.Errorf("events client: %w", err)
+	}
+	b := record.NewBroadcaster(record.WithCorrelatorOptions(record.CorrelatorOptions{LRUCacheSize: eventCacheSize}))
+	b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: cs.CoreV1().Events("")})
+	return b.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "ecmplb-controller"}), b.Shutdown, nil
+}
 
 // instances numbers the controllers of a process (tests run several).
 var instances atomic.Int64

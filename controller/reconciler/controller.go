@@ -81,6 +81,8 @@ type Options struct {
 	Logger *slog.Logger
 	// Metrics receives counters and gauges.
 	Metrics *metrics.Metrics
+	// Recorder receives Events (default: the manager's recorder).
+	Recorder record.EventRecorder
 	// SkipNameValidation allows several controllers in one process (tests).
 	SkipNameValidation bool
 	// LeaseName is the leader-election Lease (in PoolNamespace), "" without
@@ -142,12 +144,15 @@ func Setup(mgr manager.Manager, opts Options) (*Controller, error) {
 	if opts.Metrics == nil {
 		return nil, fmt.Errorf("reconciler: Options.Metrics is required")
 	}
+	if opts.Recorder == nil {
+		opts.Recorder = mgr.GetEventRecorderFor("ecmplb-controller")
+	}
 	c := &Controller{
 		opts:        opts,
 		client:      mgr.GetClient(),
 		reader:      mgr.GetAPIReader(),
 		cache:       mgr.GetCache(),
-		recorder:    mgr.GetEventRecorderFor("ecmplb-controller"),
+		recorder:    opts.Recorder,
 		alloc:       allocator.New(),
 		log:         opts.Logger,
 		m:           opts.Metrics,

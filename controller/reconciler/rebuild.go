@@ -115,9 +115,6 @@ func (c *Controller) rebuild(ctx context.Context) error {
 	// our acquisition, unless it was renewed since (then the cache check
 	// below fails safe).
 	leaseRV := c.leaseVersion(ctx)
-	if !c.cache.WaitForCacheSync(ctx) {
-		return fmt.Errorf("rebuild: cache did not sync")
-	}
 	var pools v1beta1.IPAddressPoolList
 	if err := c.reader.List(ctx, &pools, client.InNamespace(c.opts.PoolNamespace)); err != nil {
 		return fmt.Errorf("rebuild: list IPAddressPools: %w", err)
@@ -125,6 +122,9 @@ func (c *Controller) rebuild(ctx context.Context) error {
 	// The same verdict the running controller reaches (DecidePools).
 	if err := c.applyPools(ctx, pools.Items); err != nil {
 		return fmt.Errorf("rebuild: %w", err)
+	}
+	if !c.cache.WaitForCacheSync(ctx) {
+		return fmt.Errorf("rebuild: cache did not sync")
 	}
 
 	var items []restoreItem
