@@ -216,10 +216,8 @@ func New(o Options) *Controller {
 		if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 			obj = d.Obj
 		}
-		if s, ok := obj.(*discoveryv1.EndpointSlice); ok {
-			if name := s.Labels[discoveryv1.LabelServiceName]; name != "" {
-				return s.Namespace + "/" + s.Name, s.Namespace + "/" + name
-			}
+		if s, ok := obj.(*Slice); ok && s.Service != "" {
+			return s.Namespace + "/" + s.Name, s.Namespace + "/" + s.Service
 		}
 		return "", ""
 	}
@@ -481,10 +479,10 @@ func (c *Controller) sync(key string) {
 		foreign = !validation.HandlesService(svc, c.o.LoadBalancerClass)
 	}
 	if exists && !foreign {
-		var eps []*discoveryv1.EndpointSlice
+		var eps []*Slice
 		for _, k := range c.bySvc.get(key) {
 			if o, ok, _ := c.slices.GetStore().GetByKey(k); ok {
-				eps = append(eps, o.(*discoveryv1.EndpointSlice))
+				eps = append(eps, o.(*Slice))
 			}
 		}
 		var err error

@@ -168,7 +168,7 @@ func NodeFrom(n *corev1.Node) announce.Node {
 
 // ServiceFrom converts a Service and its EndpointSlices. Only LoadBalancer Services
 // get IPs; others convert to a Service that announces nothing.
-func ServiceFrom(svc *corev1.Service, slices []*discoveryv1.EndpointSlice, node string) announce.Service {
+func ServiceFrom(svc *corev1.Service, slices []*Slice, node string) announce.Service {
 	out := announce.Service{Key: svc.Namespace + "/" + svc.Name, Labels: svc.Labels,
 		Local: svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal}
 	if svc.Spec.Type != corev1.ServiceTypeLoadBalancer {
@@ -179,29 +179,13 @@ func ServiceFrom(svc *corev1.Service, slices []*discoveryv1.EndpointSlice, node 
 			out.IPs = append(out.IPs, ip.Unmap())
 		}
 	}
-	out.LocalEndpoint, out.AnyEndpoint = EndpointHealth(slices, node)
+	out.LocalEndpoint, out.AnyEndpoint = health(slices, node)
 	return out
 }
 
-// EndpointHealth tells whether some endpoint on node, and some endpoint anywhere, can
-// take traffic: it is ready, or it is serving while terminating (as MetalLB does, so
-// connections drain while pods shut down). Unset conditions count as ready.
-func EndpointHealth(slices []*discoveryv1.EndpointSlice, node string) (local, any bool) {
-	for _, s := range slices {
-		for i := range s.Endpoints {
-			ep := &s.Endpoints[i]
-			if !canServe(ep.Conditions) {
-				continue
-			}
-			any = true
-			if ep.NodeName != nil && *ep.NodeName == node {
-				return true, true
-			}
-		}
-	}
-	return false, any
-}
-
+// canServe: an endpoint can take traffic when it is ready, or serving while
+// terminating (as MetalLB does, so connections drain while pods shut down).
+// Unset conditions count as ready.
 func canServe(c discoveryv1.EndpointConditions) bool {
 	ready := c.Ready == nil || *c.Ready
 	if ready {

@@ -55,6 +55,10 @@ func TestEndpointHealth(t *testing.T) {
 			if l != tt.local || an != tt.any {
 				t.Errorf("got local=%v any=%v, want %v %v", l, an, tt.local, tt.any)
 			}
+			l, an = health([]*Slice{sliceFrom(&a), sliceFrom(&c)}, "n1")
+			if l != tt.local || an != tt.any {
+				t.Errorf("cached Slices: got local=%v any=%v, want %v %v", l, an, tt.local, tt.any)
+			}
 		})
 	}
 }
@@ -64,8 +68,8 @@ func TestServiceFrom(t *testing.T) {
 		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, ExternalTrafficPolicy: corev1.ServiceExternalTrafficPolicyLocal},
 		Status: corev1.ServiceStatus{LoadBalancer: corev1.LoadBalancerStatus{Ingress: []corev1.LoadBalancerIngress{
 			{IP: "203.0.113.5"}, {IP: "2001:db8::5"}, {Hostname: "x.example"}}}}}
-	sl := &discoveryv1.EndpointSlice{Endpoints: []discoveryv1.Endpoint{ep("n1", b(true), nil, nil)}}
-	got := ServiceFrom(svc, []*discoveryv1.EndpointSlice{sl}, "n1")
+	sl := sliceFrom(&discoveryv1.EndpointSlice{Endpoints: []discoveryv1.Endpoint{ep("n1", b(true), nil, nil)}})
+	got := ServiceFrom(svc, []*Slice{sl}, "n1")
 	if got.Key != "ns/web" || !got.Local || !got.LocalEndpoint || !got.AnyEndpoint || len(got.IPs) != 2 ||
 		got.IPs[1] != netip.MustParseAddr("2001:db8::5") || got.Labels["a"] != "b" {
 		t.Errorf("got %+v", got)
@@ -197,11 +201,11 @@ func TestTransformKeepsWhatIsRead(t *testing.T) {
 		Status: corev1.ServiceStatus{LoadBalancer: corev1.LoadBalancerStatus{Ingress: []corev1.LoadBalancerIngress{{IP: "203.0.113.5"}}}}}
 	sl := &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "web-x", Labels: map[string]string{discoveryv1.LabelServiceName: "web"}},
 		Endpoints: []discoveryv1.Endpoint{ep("n1", b(false), b(true), b(true)), ep("n2", b(true), nil, nil)}}
-	want := ServiceFrom(svc, []*discoveryv1.EndpointSlice{sl}, "n1")
 	ts, _ := transform(svc)
 	tsl, _ := transform(sl)
-	got := ServiceFrom(ts.(*corev1.Service), []*discoveryv1.EndpointSlice{tsl.(*discoveryv1.EndpointSlice)}, "n1")
-	if !reflect.DeepEqual(got, want) {
+	got := ServiceFrom(ts.(*corev1.Service), []*Slice{tsl.(*Slice)}, "n1")
+	want := ServiceFrom(svc, []*Slice{sliceFrom(sl)}, "n1")
+	if !reflect.DeepEqual(got, want) || !want.LocalEndpoint || !want.AnyEndpoint || want.Labels["a"] != "b" {
 		t.Errorf("after transform %+v, before %+v", got, want)
 	}
 	class := "other.io/lb"
@@ -213,20 +217,22 @@ func TestTransformKeepsWhatIsRead(t *testing.T) {
 	if s := ts.(*corev1.Service); len(s.Annotations) != 0 || len(s.Spec.Ports) != 0 {
 		t.Error("transform kept fields the speaker does not read")
 	}
-	if l := tsl.(*discoveryv1.EndpointSlice).Labels[discoveryv1.LabelServiceName]; l != "web" {
+	if l := tsl.(*Slice).Service; l != "web" {
 		t.Error("service-name label lost")
 	}
 }
 
-// The slim EndpointSlice answers EndpointHealth as the full one does, for every
-// node, on random slices (many endpoints per node, endpoints without a node,
-// every combination of conditions), and keeps at most one endpoint per node.
-func TestSlimSliceKeepsEndpointHealth(t *testing.T) {
+// The cached Slice answers EndpointHealth as the full EndpointSlice does, for
+// every node, on random slices (many endpoints per node, endpoints without a
+// node, every combination of conditions), keeps each node once, survives
+// DeepCopyObject, and keeps the Service's name.
+func TestSliceKeepsEndpointHealth(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	conds := []*bool{nil, b(false), b(true)}
 	nodes := []string{"n0", "n1", "n2", "n3", "n4", "n5", "n6", "n7", "n8", "n9", "n10", "n11", "n12", "n13", "n14", "n15", "n16", "n17", "n18", "n19"}
 	for round := range 2000 {
-		var slices, slim []*discoveryv1.EndpointSlice
+		var slices []*discoveryv1.EndpointSlice
+		var slim []*Slice
 		for range rng.IntN(3) + 1 {
 			sl := &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "web-x",
 				Labels: map[string]string{discoveryv1.LabelServiceName: "web", "endpointslice.kubernetes.io/managed-by": "x"}}}
@@ -239,29 +245,25 @@ func TestSlimSliceKeepsEndpointHealth(t *testing.T) {
 			}
 			slices = append(slices, sl)
 			s, _ := transform(sl.DeepCopy())
-			slim = append(slim, s.(*discoveryv1.EndpointSlice))
+			slim = append(slim, s.(*Slice).DeepCopyObject().(*Slice))
 		}
 		for _, n := range append(nodes, "elsewhere") {
 			l1, a1 := EndpointHealth(slices, n)
-			l2, a2 := EndpointHealth(slim, n)
+			l2, a2 := health(slim, n)
 			if l1 != l2 || a1 != a2 {
 				t.Fatalf("round %d node %s: full slices say local=%v any=%v, slim ones local=%v any=%v", round, n, l1, a1, l2, a2)
 			}
 		}
 		for _, s := range slim {
 			seen := map[string]bool{}
-			for _, e := range s.Endpoints {
-				k := "<none>"
-				if e.NodeName != nil {
-					k = *e.NodeName
-				}
+			for _, k := range s.Nodes {
 				if seen[k] {
-					t.Fatalf("round %d: slim slice keeps node %s twice", round, k)
+					t.Fatalf("round %d: the Slice holds node %s twice", round, k)
 				}
 				seen[k] = true
 			}
-			if len(s.Labels) != 1 {
-				t.Fatalf("round %d: slim slice labels %v, want only the Service's name", round, s.Labels)
+			if s.Service != "web" || s.Name != "web-x" || s.Namespace != "ns" || len(s.Labels) != 0 {
+				t.Fatalf("round %d: Slice %+v", round, s)
 			}
 		}
 	}
@@ -291,4 +293,24 @@ func TestSliceIndex(t *testing.T) {
 	if l := x.get("ns/a"); l != nil || len(x.m) != 1 {
 		t.Errorf("a %v after its last slice left; index %v", l, x.m)
 	}
+}
+
+// EndpointHealth, on whole EndpointSlices, is what the cached Slices must answer:
+// whether some endpoint on node, and some endpoint anywhere, can
+// take traffic: it is ready, or it is serving while terminating (as MetalLB does, so
+// connections drain while pods shut down). Unset conditions count as ready.
+func EndpointHealth(slices []*discoveryv1.EndpointSlice, node string) (local, any bool) {
+	for _, s := range slices {
+		for i := range s.Endpoints {
+			ep := &s.Endpoints[i]
+			if !canServe(ep.Conditions) {
+				continue
+			}
+			any = true
+			if ep.NodeName != nil && *ep.NodeName == node {
+				return true, true
+			}
+		}
+	}
+	return false, any
 }

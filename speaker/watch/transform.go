@@ -1,9 +1,13 @@
 package watch
 
 import (
+	"slices"
+
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
 // The informer caches hold every Service and EndpointSlice in the cluster, so they
@@ -30,62 +34,76 @@ func slimService(s *corev1.Service) *corev1.Service {
 	return out
 }
 
-// canServeTrue is the conditions of every endpoint a slim slice keeps.
-var canServeTrue = true
+// Slice is what the speaker keeps of an EndpointSlice (the informers'
+// transform makes it): its identity, its Service and the answer to
+// EndpointHealth's question, which nodes have an endpoint that can take
+// traffic. About 300 bytes at any size, where a slimmed EndpointSlice with one
+// endpoint took 900 (at 10,000 Services: 9 MiB less to hold and to scan).
+type Slice struct {
+	metav1.ObjectMeta        // name, namespace, resourceVersion, deletion
+	Service           string // the kubernetes.io/service-name label; "" if none
+	Nodes             []string
+	NoNode            bool // an endpoint that can take traffic names no node
+}
 
-// slimSlice keeps what EndpointHealth asks of a slice, which nodes have an
-// endpoint that can take traffic: one endpoint per such node (and one without a
-// node, if any), with Ready set, and of the labels only the Service's name.
-// A Service with 100 endpoints on 10 nodes keeps 10.
-func slimSlice(s *discoveryv1.EndpointSlice) *discoveryv1.EndpointSlice {
+// GetObjectKind implements runtime.Object; a Slice has no kind of its own.
+func (s *Slice) GetObjectKind() schema.ObjectKind { return schema.EmptyObjectKind }
+
+// DeepCopyObject implements runtime.Object.
+func (s *Slice) DeepCopyObject() runtime.Object {
+	c := *s
+	s.ObjectMeta.DeepCopyInto(&c.ObjectMeta)
+	c.Nodes = slices.Clone(s.Nodes)
+	return &c
+}
+
+// sliceFrom makes the Slice of an EndpointSlice: each node once.
+func sliceFrom(s *discoveryv1.EndpointSlice) *Slice {
 	meta := slimMeta(s.ObjectMeta)
-	meta.Labels = nil
-	if name, ok := s.Labels[discoveryv1.LabelServiceName]; ok {
-		meta.Labels = map[string]string{discoveryv1.LabelServiceName: name}
-	}
-	out := &discoveryv1.EndpointSlice{TypeMeta: s.TypeMeta, ObjectMeta: meta, AddressType: s.AddressType}
-	var seen map[string]bool // nodes kept, once there are many
-	noNode := false
+	meta.Labels, meta.UID = nil, ""
+	out := &Slice{ObjectMeta: meta, Service: s.Labels[discoveryv1.LabelServiceName]}
+	var seen map[string]bool // once there are many nodes
 	for i := range s.Endpoints {
 		ep := &s.Endpoints[i]
 		if !canServe(ep.Conditions) {
 			continue
 		}
 		if ep.NodeName == nil {
-			if noNode {
+			out.NoNode = true
+			continue
+		}
+		n := *ep.NodeName
+		if seen != nil {
+			if seen[n] {
 				continue
 			}
-			noNode = true
-		} else if seen != nil {
-			if seen[*ep.NodeName] {
-				continue
-			}
-			seen[*ep.NodeName] = true
-		} else {
-			dup := false
-			for _, k := range out.Endpoints {
-				if k.NodeName != nil && *k.NodeName == *ep.NodeName {
-					dup = true
-					break
-				}
-			}
-			if dup {
-				continue
-			}
-			if len(out.Endpoints) == 16 {
-				seen = map[string]bool{}
-				for _, k := range out.Endpoints {
-					if k.NodeName != nil {
-						seen[*k.NodeName] = true
-					}
-				}
-				seen[*ep.NodeName] = true
+			seen[n] = true
+		} else if slices.Contains(out.Nodes, n) {
+			continue
+		} else if len(out.Nodes) == 16 {
+			seen = map[string]bool{n: true}
+			for _, k := range out.Nodes {
+				seen[k] = true
 			}
 		}
-		out.Endpoints = append(out.Endpoints, discoveryv1.Endpoint{NodeName: ep.NodeName,
-			Conditions: discoveryv1.EndpointConditions{Ready: &canServeTrue}})
+		out.Nodes = append(out.Nodes, n)
 	}
+	out.Nodes = slices.Clip(out.Nodes)
 	return out
+}
+
+// health tells whether some endpoint on node, and some endpoint anywhere, can
+// take traffic (EndpointHealth on the Slices).
+func health(sl []*Slice, node string) (local, any bool) {
+	for _, s := range sl {
+		if s.NoNode || len(s.Nodes) > 0 {
+			any = true
+		}
+		if slices.Contains(s.Nodes, node) {
+			return true, true
+		}
+	}
+	return false, any
 }
 
 // transform is the informers' transform: slim Services and EndpointSlices, drop
@@ -95,7 +113,7 @@ func transform(obj any) (any, error) {
 	case *corev1.Service:
 		return slimService(o), nil
 	case *discoveryv1.EndpointSlice:
-		return slimSlice(o), nil
+		return sliceFrom(o), nil
 	case metav1.Object:
 		o.SetManagedFields(nil)
 	}
