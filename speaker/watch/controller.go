@@ -206,7 +206,7 @@ func New(o Options) *Controller {
 	_, _ = c.services.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: svcKey, DeleteFunc: svcKey,
 		UpdateFunc: func(old, cur any) {
-			if o, n := old.(*corev1.Service), cur.(*corev1.Service); o.ResourceVersion != n.ResourceVersion {
+			if o, n := old.(*Svc), cur.(*Svc); o.ResourceVersion != n.ResourceVersion {
 				svcKey(cur)
 			}
 		},
@@ -475,7 +475,7 @@ func (c *Controller) sync(key string) {
 	var as announce.Service
 	foreign := false
 	if exists {
-		svc = obj.(*corev1.Service)
+		svc = obj.(*Svc).Service()
 		foreign = !validation.HandlesService(svc, c.o.LoadBalancerClass)
 	}
 	if exists && !foreign {

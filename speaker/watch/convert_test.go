@@ -203,7 +203,7 @@ func TestTransformKeepsWhatIsRead(t *testing.T) {
 		Endpoints: []discoveryv1.Endpoint{ep("n1", b(false), b(true), b(true)), ep("n2", b(true), nil, nil)}}
 	ts, _ := transform(svc)
 	tsl, _ := transform(sl)
-	got := ServiceFrom(ts.(*corev1.Service), []*Slice{tsl.(*Slice)}, "n1")
+	got := ServiceFrom(ts.(*Svc).Service(), []*Slice{tsl.(*Slice)}, "n1")
 	want := ServiceFrom(svc, []*Slice{sliceFrom(sl)}, "n1")
 	if !reflect.DeepEqual(got, want) || !want.LocalEndpoint || !want.AnyEndpoint || want.Labels["a"] != "b" {
 		t.Errorf("after transform %+v, before %+v", got, want)
@@ -211,11 +211,19 @@ func TestTransformKeepsWhatIsRead(t *testing.T) {
 	class := "other.io/lb"
 	svc.Spec.LoadBalancerClass = &class
 	ts2, _ := transform(svc.DeepCopy())
-	if validation.HandlesService(ts2.(*corev1.Service), "") || !validation.HandlesService(ts2.(*corev1.Service), class) {
+	if validation.HandlesService(ts2.(*Svc).Service(), "") || !validation.HandlesService(ts2.(*Svc).Service(), class) {
 		t.Error("transform lost spec.loadBalancerClass")
 	}
-	if s := ts.(*corev1.Service); len(s.Annotations) != 0 || len(s.Spec.Ports) != 0 {
+	if s := ts.(*Svc).Service(); len(s.Annotations) != 0 || len(s.Spec.Ports) != 0 {
 		t.Error("transform kept fields the speaker does not read")
+	}
+	// Events name the Service by kind, UID and resourceVersion.
+	svc.UID, svc.ResourceVersion = "u1", "7"
+	ts3, _ := transform(svc.DeepCopy())
+	cp := ts3.(*Svc).DeepCopyObject().(*Svc)
+	if s := cp.Service(); s.UID != "u1" || s.ResourceVersion != "7" || s.Kind != "Service" || s.Labels["a"] != "b" ||
+		*s.Spec.LoadBalancerClass != class || !reflect.DeepEqual(cp, ts3) {
+		t.Errorf("cached Service %+v rebuilt as %+v", ts3, s)
 	}
 	if l := tsl.(*Slice).Service; l != "web" {
 		t.Error("service-name label lost")

@@ -19,17 +19,48 @@ func slimMeta(m metav1.ObjectMeta) metav1.ObjectMeta {
 		ResourceVersion: m.ResourceVersion, Labels: m.Labels, DeletionTimestamp: m.DeletionTimestamp}
 }
 
-// slimService keeps what ServiceFrom, the class check and Events need.
-func slimService(s *corev1.Service) *corev1.Service {
-	out := &corev1.Service{TypeMeta: s.TypeMeta, ObjectMeta: slimMeta(s.ObjectMeta)}
-	out.Spec.Type = s.Spec.Type
-	out.Spec.ExternalTrafficPolicy = s.Spec.ExternalTrafficPolicy
-	out.Spec.LoadBalancerClass = s.Spec.LoadBalancerClass
-	if len(s.Status.LoadBalancer.Ingress) > 0 {
-		out.Status.LoadBalancer.Ingress = make([]corev1.LoadBalancerIngress, len(s.Status.LoadBalancer.Ingress))
-		for i, in := range s.Status.LoadBalancer.Ingress {
-			out.Status.LoadBalancer.Ingress[i] = corev1.LoadBalancerIngress{IP: in.IP}
-		}
+// Svc is what the speaker keeps of a Service (the informers' transform makes
+// it): what ServiceFrom, the class check and Events read. About 300 bytes where
+// a slimmed corev1.Service took 650.
+type Svc struct {
+	metav1.ObjectMeta // name, namespace, UID, resourceVersion, labels, deletion
+	Type              corev1.ServiceType
+	Policy            corev1.ServiceExternalTrafficPolicy
+	Class             *string  // spec.loadBalancerClass
+	IPs               []string // status.loadBalancer.ingress[].ip
+}
+
+// GetObjectKind implements runtime.Object; an Svc has no kind of its own.
+func (s *Svc) GetObjectKind() schema.ObjectKind { return schema.EmptyObjectKind }
+
+// DeepCopyObject implements runtime.Object.
+func (s *Svc) DeepCopyObject() runtime.Object {
+	c := *s
+	s.ObjectMeta.DeepCopyInto(&c.ObjectMeta)
+	if s.Class != nil {
+		cl := *s.Class
+		c.Class = &cl
+	}
+	c.IPs = slices.Clone(s.IPs)
+	return &c
+}
+
+func svcFrom(s *corev1.Service) *Svc {
+	out := &Svc{ObjectMeta: slimMeta(s.ObjectMeta), Type: s.Spec.Type, Policy: s.Spec.ExternalTrafficPolicy,
+		Class: s.Spec.LoadBalancerClass}
+	for _, in := range s.Status.LoadBalancer.Ingress {
+		out.IPs = append(out.IPs, in.IP)
+	}
+	return out
+}
+
+// Service rebuilds the part of the Service the speaker reads (for the class
+// check, ServiceFrom and Events); it is a new object each time.
+func (s *Svc) Service() *corev1.Service {
+	out := &corev1.Service{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Service"}, ObjectMeta: s.ObjectMeta}
+	out.Spec.Type, out.Spec.ExternalTrafficPolicy, out.Spec.LoadBalancerClass = s.Type, s.Policy, s.Class
+	for _, ip := range s.IPs {
+		out.Status.LoadBalancer.Ingress = append(out.Status.LoadBalancer.Ingress, corev1.LoadBalancerIngress{IP: ip})
 	}
 	return out
 }
@@ -111,7 +142,7 @@ func health(sl []*Slice, node string) (local, any bool) {
 func transform(obj any) (any, error) {
 	switch o := obj.(type) {
 	case *corev1.Service:
-		return slimService(o), nil
+		return svcFrom(o), nil
 	case *discoveryv1.EndpointSlice:
 		return sliceFrom(o), nil
 	case metav1.Object:
