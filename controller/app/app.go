@@ -18,7 +18,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/record"
@@ -287,12 +286,14 @@ const eventCacheSize = 256
 // It is the controller's own broadcaster (the manager's, shared by its
 // several recorder providers, would send each Event once per provider).
 func newRecorder(rc *rest.Config) (record.EventRecorder, func(), error) {
-	cs, err := kubernetes.NewForConfig(rc)
+	// The core/v1 client only: the whole clientset would link (and page
+	// in) a client for every API group.
+	cs, err := typedcorev1.NewForConfig(rc)
 	if err != nil {
 		return nil, nil, fmt.Errorf("events client: %w", err)
 	}
 	b := record.NewBroadcaster(record.WithCorrelatorOptions(record.CorrelatorOptions{LRUCacheSize: eventCacheSize}))
-	b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: cs.CoreV1().Events("")})
+	b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: cs.Events("")})
 	return b.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "ecmplb-controller"}), b.Shutdown, nil
 }
 

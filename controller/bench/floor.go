@@ -12,8 +12,10 @@ import (
 	"sync"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/ecmplb/ecmplb/api/v1beta1"
@@ -167,4 +169,35 @@ func serviceNames(prefix string, n int) []string {
 		out[i] = fmt.Sprintf("%s-%05d", prefix, i)
 	}
 	return out
+}
+
+// watchListTime is how long a bare client takes to receive every Service as
+// a watch stream (sendInitialEvents, as an informer with WatchListClient
+// syncs), up to the bookmark that ends the initial events. Diagnostics: the
+// controller's informer syncs this way.
+func watchListTime(ctx context.Context, cs kubernetes.Interface) (time.Duration, int, error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	send := true
+	t := time.Now()
+	w, err := cs.CoreV1().Services("").Watch(ctx, metav1.ListOptions{SendInitialEvents: &send,
+		ResourceVersionMatch: metav1.ResourceVersionMatchNotOlderThan, AllowWatchBookmarks: true})
+	if err != nil {
+		return 0, 0, fmt.Errorf("watch-list: %w", err)
+	}
+	defer w.Stop()
+	n := 0
+	for ev := range w.ResultChan() {
+		switch ev.Type {
+		case watch.Added:
+			n++
+		case watch.Bookmark:
+			if m, err := meta.Accessor(ev.Object); err == nil && m.GetAnnotations()[metav1.InitialEventsAnnotationKey] == "true" {
+				return time.Since(t), n, nil
+			}
+		case watch.Error:
+			return 0, n, fmt.Errorf("watch-list: %v", ev.Object)
+		}
+	}
+	return 0, n, fmt.Errorf("watch-list: stream ended after %d Services", n)
 }

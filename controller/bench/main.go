@@ -127,6 +127,7 @@ type bench struct {
 
 // proc is a running controller process.
 type proc struct {
+	rss     string // resident set at stop, by kind
 	cmd     *exec.Cmd
 	started time.Time
 	done    chan error
@@ -177,6 +178,11 @@ func (p *proc) stop(sig syscall.Signal) (int, error) {
 	hwm, err := vmHWM(p.cmd.Process.Pid)
 	if err != nil {
 		return 0, err
+	}
+	if st, err := procfs.ReadStatus(p.cmd.Process.Pid); err == nil {
+		// What is resident now: the heap and stacks (anonymous) and the
+		// executable's pages (file-backed), which count in VmHWM too.
+		p.rss = fmt.Sprintf("RSS now %s: anonymous %s, file-backed (binary) %s", st["VmRSS"], st["RssAnon"], st["RssFile"])
 	}
 	_ = p.cmd.Process.Signal(sig)
 	select {
@@ -435,6 +441,11 @@ func (b *bench) run(ctx context.Context, backlog, burst, workers int) error {
 		return err
 	}
 	fmt.Printf("floor: List of the %d Services %.3fs (bare client, protobuf, fastest of 3)\n", listedAll, listAll.Seconds())
+	if d, n, err := watchListTime(ctx, b.cs); err == nil {
+		fmt.Printf("diagnostics: the same %d Services as a watch stream up to the initial-events bookmark (how an informer with WatchListClient syncs): %.3fs\n", n, d.Seconds())
+	} else {
+		fmt.Printf("diagnostics: watch-list: %v\n", err)
+	}
 	addr2, err := freeLoopbackAddr()
 	if err != nil {
 		return err
@@ -484,8 +495,10 @@ func (b *bench) run(ctx context.Context, backlog, burst, workers int) error {
 	maxHWM := max(peak[0], peak[1])
 	fmt.Printf("memory: controller peak RSS (VmHWM) %.1f MiB (first run with %d Services), %.1f MiB (restart with %d)\n",
 		float64(peak[0])/1024, backlog+burst, float64(peak[1])/1024, backlog+burst+1)
+	fmt.Printf("first run at stop: %s\n", p1.rss)
 	fmt.Print("first run: ")
 	heap1.report(os.Stdout, 12)
+	fmt.Printf("restart at stop: %s\n", p2.rss)
 	fmt.Print("restart: ")
 	heap2.report(os.Stdout, 8)
 	if len(dups) > 0 {
