@@ -61,7 +61,7 @@ bench-lab: deps kube
 bench-controller: kube
 	go run ./controller/bench
 
-## bench-speaker: EndpointSlice→route latency at 1 and 10,000 Services, 10,000-announcement convergence, speaker memory
+## bench-speaker: EndpointSlice→route latency at 1 and 10,000 Services (status writes in flight and settled) against the floor, status lag, speaker memory; PASS/FAIL per goal
 bench-speaker: kube
 	go build -o $(BIN)/ecmplb-speaker ./speaker
 	go run ./speaker/bench --speaker-bin $(BIN)/ecmplb-speaker
