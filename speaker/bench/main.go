@@ -336,7 +336,7 @@ func run(o options) error {
 	if err != nil {
 		return fmt.Errorf("status floor: %w", err)
 	}
-	heap, heapErr := heapBreakdown(lab.SpeakerNS, "http://"+pprofAddr+"/debug/pprof/heap", "http://"+metricsAddr+"/metrics")
+	heap, heapErr := heapBreakdown(lab.SpeakerNS, "http://"+pprofAddr+"/debug/pprof/heap")
 
 	// The report.
 	var fails []string
