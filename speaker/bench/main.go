@@ -72,6 +72,7 @@ type options struct {
 	speakerBin                 string
 	keep                       bool
 	speakerExtra               []string
+	speakerEnv                 []string
 }
 
 func main() {
@@ -85,11 +86,13 @@ func main() {
 	flag.BoolVar(&o.keep, "keep-logs", false, "print the speaker log path and keep it")
 	memLimit := flag.String("speaker-memory-limit", "", "pass --memory-limit to the speaker (empty: its default)")
 	extra := flag.String("speaker-args", "", "more speaker flags, space-separated")
+	env := flag.String("speaker-env", "", "environment of the speaker, space-separated NAME=VALUE (e.g. GOGC=50)")
 	flag.Parse()
 	if *memLimit != "" {
 		o.speakerExtra = append(o.speakerExtra, "--memory-limit", *memLimit)
 	}
 	o.speakerExtra = append(o.speakerExtra, strings.Fields(*extra)...)
+	o.speakerEnv = strings.Fields(*env)
 	log.SetFlags(log.Ltime | log.Lmicroseconds)
 	if err := run(o); err != nil {
 		log.Fatal(err)
@@ -198,7 +201,7 @@ func run(o options) error {
 	const pprofAddr, metricsAddr = "127.0.0.1:6060", "127.0.0.1:7472"
 	argv := append([]string{o.speakerBin, "--kubeconfig", env.Kubeconfig, "--node-name", speakerlab.NodeName,
 		"--metrics-addr", metricsAddr, "--pprof-addr", pprofAddr, "--log-level", "warn"}, o.speakerExtra...)
-	if err := lab.StartSpeaker(argv, nil, logPath); err != nil {
+	if err := lab.StartSpeaker(argv, o.speakerEnv, logPath); err != nil {
 		return err
 	}
 	if o.keep {
@@ -349,7 +352,7 @@ func run(o options) error {
 	}
 	fmt.Println()
 	fmt.Printf("ecmplb speaker benchmark (real kube-apiserver, 2 GoBGP routers in a netns, speaker pid %d as a separate process)\n", pid)
-	fmt.Printf("speaker flags: %s\n", strings.Join(argv[1:], " "))
+	fmt.Printf("speaker flags: %s; environment: %v\n", strings.Join(argv[1:], " "), o.speakerEnv)
 	fmt.Printf("(a) EndpointSlice write -> route change on router 1 (goal: p99 <= %v, >= %d samples per phase)\n", goalP99, minSamples)
 	fmt.Printf("(b) the floor: the same write's watch delivery to a bare client + a bare GoBGP AddPath -> router hop (goal: ecmplb <= %.1fx the floor)\n", goalFloorRatio)
 	fmt.Printf("    bare AddPath hop: with 1 Service p50 %.2f ms p99 %.2f ms; with %d Services p50 %.2f ms p99 %.2f ms (%d samples each)\n",
