@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"reflect"
 	"slices"
@@ -103,6 +104,27 @@ func informer(lw KubeListWatch, resource, namespace string, obj runtime.Object, 
 }
 
 func noTweak(*metav1.ListOptions) {}
+
+// configUpdate reports whether an update of a configuration object can change
+// the configuration. A metallb.io object whose generation, labels and deletion
+// are unchanged had only its status or bookkeeping written (the controller
+// patches IPAddressPool status while it allocates, about once a second): on
+// every node that would recompile the configuration and rewrite the
+// ConfigurationState for nothing. Nodes and Secrets have no generation; every
+// update of theirs counts.
+func configUpdate(old, cur any) bool {
+	o, ok1 := old.(metav1.Object)
+	n, ok2 := cur.(metav1.Object)
+	if !ok1 || !ok2 {
+		return true
+	}
+	switch cur.(type) {
+	case *corev1.Node, *corev1.Secret:
+		return true
+	}
+	return o.GetGeneration() != n.GetGeneration() || n.GetGeneration() == 0 ||
+		!maps.Equal(o.GetLabels(), n.GetLabels()) || !o.GetDeletionTimestamp().Equal(n.GetDeletionTimestamp())
+}
 
 // sliceIndex files EndpointSlice keys under their Service's key. The slice
 // event handlers keep it; a Service is queued after its entry changed, so its
@@ -244,8 +266,12 @@ func New(o Options) *Controller {
 		},
 	})
 	cfgChanged := cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(any) { c.q.configChanged() },
-		UpdateFunc: func(any, any) { c.q.configChanged() },
+		AddFunc: func(any) { c.q.configChanged() },
+		UpdateFunc: func(old, cur any) {
+			if configUpdate(old, cur) {
+				c.q.configChanged()
+			}
+		},
 		DeleteFunc: func(any) { c.q.configChanged() },
 	}
 	for _, inf := range []cache.SharedIndexInformer{c.nodes, c.secrets, c.pools, c.ads, c.peers, c.communities, c.bfdProfiles} {

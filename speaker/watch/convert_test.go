@@ -322,3 +322,42 @@ func EndpointHealth(slices []*discoveryv1.EndpointSlice, node string) (local, an
 	}
 	return false, any
 }
+
+// A metallb.io object's status-only update (same generation, labels and
+// deletion) does not recompile the configuration; a spec change, a label
+// change, a deletion, an object without a generation (tests, old servers) and
+// every Node or Secret update do.
+func TestConfigUpdate(t *testing.T) {
+	pool := &v1beta1.IPAddressPool{ObjectMeta: metav1.ObjectMeta{Name: "p", Generation: 3, Labels: map[string]string{"a": "b"}}}
+	statusOnly := pool.DeepCopy()
+	statusOnly.ResourceVersion = "9"
+	statusOnly.Status.AssignedIPv4 = 7
+	spec := pool.DeepCopy()
+	spec.Generation = 4
+	labels := pool.DeepCopy()
+	labels.Labels = map[string]string{"a": "c"}
+	deleting := pool.DeepCopy()
+	now := metav1.Now()
+	deleting.DeletionTimestamp = &now
+	noGen := pool.DeepCopy()
+	noGen.Generation = 0
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1", Generation: 1}}
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "s", Generation: 1}}
+	for _, tc := range []struct {
+		name     string
+		old, cur any
+		want     bool
+	}{
+		{"status only", pool, statusOnly, false},
+		{"spec", pool, spec, true},
+		{"labels", pool, labels, true},
+		{"deletion", pool, deleting, true},
+		{"no generation", noGen, noGen.DeepCopy(), true},
+		{"node", node, node.DeepCopy(), true},
+		{"secret", secret, secret.DeepCopy(), true},
+	} {
+		if got := configUpdate(tc.old, tc.cur); got != tc.want {
+			t.Errorf("%s: configUpdate = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
