@@ -36,6 +36,7 @@ func main() {
 	flag.BoolVar(&c.Events, "events", true, "record Events on Services and the Node")
 	flag.BoolVar(&c.ConfigurationState, "configuration-state", true, "write the ConfigurationState speaker-<node> (whether the configuration loaded, and which objects were rejected)")
 	flag.StringVar(&c.LoadBalancerClass, "lb-class", "", "announce only Services with this spec.loadBalancerClass (default: only Services without a class); must match the controller's --lb-class")
+	gcPercent := flag.Int("gc-percent", 50, "Go GC target percentage (as GOGC, which wins when set): the heap grows this much over live data between collections; 50 holds the peak at 10,000 Services about 20 MiB lower for about 5% more CPU (make bench-speaker)")
 	memLimit := flag.String("memory-limit", "100Mi", "soft limit for the Go runtime's memory (the GC works harder near it; 0: off; env GOMEMLIMIT wins)")
 	qps := flag.Float64("kube-qps", 200, "API client queries per second")
 	flag.IntVar(&c.Burst, "kube-burst", 400, "API client burst")
@@ -49,6 +50,9 @@ func main() {
 			fmt.Fprintln(os.Stderr, "ecmplb-speaker:", err)
 			os.Exit(2)
 		}
+	}
+	if p, ok := gcPercentFor(os.LookupEnv, *gcPercent); ok {
+		debug.SetGCPercent(p)
 	}
 	if os.Getenv("GOMEMLIMIT") == "" && *memLimit != "0" {
 		q, err := resource.ParseQuantity(*memLimit)
@@ -73,4 +77,13 @@ func main() {
 		c.Logger.Error("speaker failed", "err", err)
 		os.Exit(1)
 	}
+}
+
+// gcPercentFor returns the GC percentage to set from --gc-percent, unless the
+// GOGC environment variable, which the Go runtime has already applied, is set.
+func gcPercentFor(lookupEnv func(string) (string, bool), flagValue int) (int, bool) {
+	if _, set := lookupEnv("GOGC"); set {
+		return 0, false
+	}
+	return flagValue, true
 }
