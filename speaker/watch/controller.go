@@ -122,7 +122,10 @@ func configUpdate(old, cur any) bool {
 	case *corev1.Node, *corev1.Secret:
 		return true
 	}
-	return o.GetGeneration() != n.GetGeneration() || n.GetGeneration() == 0 ||
+	// Another UID is another object under the same name (deleted and created
+	// again while a watch was down: the relist reports an update), whatever
+	// its generation.
+	return o.GetUID() != n.GetUID() || o.GetGeneration() != n.GetGeneration() || n.GetGeneration() == 0 ||
 		!maps.Equal(o.GetLabels(), n.GetLabels()) || !o.GetDeletionTimestamp().Equal(n.GetDeletionTimestamp())
 }
 

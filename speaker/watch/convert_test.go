@@ -323,12 +323,12 @@ func EndpointHealth(slices []*discoveryv1.EndpointSlice, node string) (local, an
 	return false, any
 }
 
-// A metallb.io object's status-only update (same generation, labels and
+// A metallb.io object's status-only update (same UID, generation, labels and
 // deletion) does not recompile the configuration; a spec change, a label
-// change, a deletion, an object without a generation (tests, old servers) and
-// every Node or Secret update do.
+// change, a deletion, another object under the same name, an object without a
+// generation (tests, old servers) and every Node or Secret update do.
 func TestConfigUpdate(t *testing.T) {
-	pool := &v1beta1.IPAddressPool{ObjectMeta: metav1.ObjectMeta{Name: "p", Generation: 3, Labels: map[string]string{"a": "b"}}}
+	pool := &v1beta1.IPAddressPool{ObjectMeta: metav1.ObjectMeta{Name: "p", UID: "u1", Generation: 3, Labels: map[string]string{"a": "b"}}}
 	statusOnly := pool.DeepCopy()
 	statusOnly.ResourceVersion = "9"
 	statusOnly.Status.AssignedIPv4 = 7
@@ -341,6 +341,8 @@ func TestConfigUpdate(t *testing.T) {
 	deleting.DeletionTimestamp = &now
 	noGen := pool.DeepCopy()
 	noGen.Generation = 0
+	recreated := pool.DeepCopy() // same name and generation, another object
+	recreated.UID = "other"
 	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1", Generation: 1}}
 	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "s", Generation: 1}}
 	for _, tc := range []struct {
@@ -353,6 +355,7 @@ func TestConfigUpdate(t *testing.T) {
 		{"labels", pool, labels, true},
 		{"deletion", pool, deleting, true},
 		{"no generation", noGen, noGen.DeepCopy(), true},
+		{"deleted and created again", pool, recreated, true},
 		{"node", node, node.DeepCopy(), true},
 		{"secret", secret, secret.DeepCopy(), true},
 	} {
