@@ -93,31 +93,15 @@ func sliceFrom(s *discoveryv1.EndpointSlice) *Slice {
 	meta := slimMeta(s.ObjectMeta)
 	meta.Labels, meta.UID = nil, ""
 	out := &Slice{ObjectMeta: meta, Service: s.Labels[discoveryv1.LabelServiceName]}
-	var seen map[string]bool // once there are many nodes
 	for i := range s.Endpoints {
 		ep := &s.Endpoints[i]
-		if !canServe(ep.Conditions) {
-			continue
-		}
-		if ep.NodeName == nil {
+		switch {
+		case !canServe(ep.Conditions):
+		case ep.NodeName == nil:
 			out.NoNode = true
-			continue
+		case !slices.Contains(out.Nodes, *ep.NodeName):
+			out.Nodes = append(out.Nodes, *ep.NodeName)
 		}
-		n := *ep.NodeName
-		if seen != nil {
-			if seen[n] {
-				continue
-			}
-			seen[n] = true
-		} else if slices.Contains(out.Nodes, n) {
-			continue
-		} else if len(out.Nodes) == 16 {
-			seen = map[string]bool{n: true}
-			for _, k := range out.Nodes {
-				seen[k] = true
-			}
-		}
-		out.Nodes = append(out.Nodes, n)
 	}
 	out.Nodes = slices.Clip(out.Nodes)
 	return out
