@@ -51,12 +51,27 @@ type core struct {
 	echoNext     time.Time
 	echoDetectAt time.Time
 
-	lastRx   time.Time     // zero: nothing received within a Detection Time
-	detectAt time.Time     // zero: detection timer not armed
-	nextTx   time.Time     // zero: no periodic transmission scheduled
-	txSched  time.Duration // the un-jittered interval nextTx was derived from
-	rng      uint64
+	lastRx   time.Time // zero: nothing received within a Detection Time
+	detectAt time.Time // zero: detection timer not armed
+	// catchUpUntil: no detection verdict before then (see lateTimer).
+	catchUpUntil time.Time
+	nextTx       time.Time     // zero: no periodic transmission scheduled
+	txSched      time.Duration // the un-jittered interval nextTx was derived from
+	rng          uint64
 }
+
+// A detection timer that runs more than lateTimer after it fell due, or a
+// packet handed over more than lateTimer after the kernel received it, means
+// this process was not running for a while (stopped, descheduled, starved):
+// packets that arrived in time may still wait unread in the socket. The
+// verdict then waits until catchUp after the last such sign, so the receive
+// path can hand them over with their kernel arrival times, and is taken on
+// those times. A timer that runs on time, with no backlog, is judged at once:
+// a peer that really fell silent is detected as before.
+const (
+	lateTimer = 10 * time.Millisecond
+	catchUp   = 50 * time.Millisecond
+)
 
 // output is what one core step asks of the shell.
 type output struct {
@@ -89,6 +104,13 @@ func newCore(localDiscr uint32, cfg sessionParams, passive bool, seed uint64, no
 	c.reconcile(&out)
 	c.reschedule(now)
 	return c
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // wanted returns the values to advertise for cfg in state s: Desired Min TX
@@ -260,10 +282,19 @@ func (c *core) reschedule(now time.Time) {
 	}
 }
 
+// detectionDue is when the detection timer is judged: the Detection Time
+// after the last packet, but not before a catch-up ends; zero: not armed.
+func (c *core) detectionDue() time.Time {
+	if c.detectAt.IsZero() || !c.detectAt.Before(c.catchUpUntil) {
+		return c.detectAt
+	}
+	return c.catchUpUntil
+}
+
 // deadline is when the shell must call tick next; zero means never.
 func (c *core) deadline() time.Time {
 	var d time.Time
-	for _, t := range [...]time.Time{c.nextTx, c.detectAt, c.echoNext, c.echoDetectAt} {
+	for _, t := range [...]time.Time{c.nextTx, c.detectionDue(), c.echoNext, c.echoDetectAt} {
 		if !t.IsZero() && (d.IsZero() || t.Before(d)) {
 			d = t
 		}
@@ -273,8 +304,12 @@ func (c *core) deadline() time.Time {
 
 // receive processes a packet that passed ParseControlPacket and was
 // demultiplexed to this session (RFC 5880 section 6.8.6, from "If the Your
-// Discriminator field is nonzero" on).
-func (c *core) receive(p ControlPacket, now time.Time) output {
+// Discriminator field is nonzero" on), received now.
+func (c *core) receive(p ControlPacket, now time.Time) output { return c.receiveAt(p, now, now) }
+
+// receiveAt is receive for a packet that arrived at rxAt (its kernel arrival
+// time; now or earlier): the Detection Time counts from there.
+func (c *core) receiveAt(p ControlPacket, now, rxAt time.Time) output {
 	var out output
 	if p.YourDiscriminator != 0 && p.YourDiscriminator != c.localDiscr {
 		out.discard = true
@@ -304,7 +339,17 @@ func (c *core) receive(p ControlPacket, now time.Time) output {
 			out.packets = append(out.packets, c.packet(false))
 		}
 	}
-	c.lastRx = now
+	if rxAt.After(now) {
+		rxAt = now
+	}
+	if now.Sub(rxAt) > lateTimer {
+		// Packets wait in the socket (the process was not running): more
+		// may follow, newer. No verdict before they are read.
+		c.catchUpUntil = later(c.catchUpUntil, now.Add(catchUp))
+	}
+	if rxAt.After(c.lastRx) {
+		c.lastRx = rxAt
+	}
 	if p.Poll {
 		// Answer a Poll at once, regardless of the transmit timer (6.8.7).
 		// A Final also carries any parameter change we just made.
@@ -317,8 +362,15 @@ func (c *core) receive(p ControlPacket, now time.Time) output {
 // tick runs the timers that are due at now.
 func (c *core) tick(now time.Time) output {
 	var out output
-	if !c.detectAt.IsZero() && !now.Before(c.detectAt) {
-		c.expire(&out)
+	if due := c.detectionDue(); !due.IsZero() && !now.Before(due) {
+		switch {
+		case now.Sub(due) > lateTimer:
+			// The timer ran late: read what waits in the socket first.
+			c.catchUpUntil = now.Add(catchUp)
+		default:
+			c.catchUpUntil = time.Time{}
+			c.expire(&out)
+		}
 	}
 	if !c.echoDetectAt.IsZero() && !now.Before(c.echoDetectAt) && c.echoActive() {
 		c.echoFailed(&out)

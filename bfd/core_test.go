@@ -402,3 +402,92 @@ func TestCoreEcho(t *testing.T) {
 		t.Fatal("echo state not reset after failure")
 	}
 }
+
+// TestCoreLateTimerReadsBacklogFirst: a detection timer that runs late (the
+// process was stopped) does not judge at once; packets that arrived in time,
+// handed over during the catch-up with their kernel arrival times, keep the
+// session Up. Without them the session goes Down when the catch-up ends.
+func TestCoreLateTimerReadsBacklogFirst(t *testing.T) {
+	for _, backlog := range []bool{true, false} {
+		c := upCore(t, params(300, 300, 3))
+		last := t0.Add(time.Second)
+		c.receive(remote(StateUp, localID, 300, 300), last)
+		det := c.detectionTime() // 900 ms
+		thaw := last.Add(det + 400*time.Millisecond)
+		if out := c.tick(thaw); out.changed {
+			t.Fatalf("late timer judged at once: %+v", out)
+		}
+		if got, want := c.deadline(), thaw.Add(catchUp); got.After(want) {
+			t.Fatalf("next deadline %v after the thaw, want at most %v", got.Sub(thaw), catchUp)
+		}
+		if backlog {
+			// The peer went on sending while we were stopped.
+			for at := last.Add(250 * time.Millisecond); at.Before(thaw); at = at.Add(250 * time.Millisecond) {
+				if out := c.receiveAt(remote(StateUp, localID, 300, 300), thaw.Add(time.Millisecond), at); out.changed {
+					t.Fatalf("backlog packet changed state: %+v", out)
+				}
+			}
+		}
+		out := c.tick(thaw.Add(catchUp))
+		if backlog && out.changed {
+			t.Fatalf("backlog read, yet Down: %+v", out)
+		}
+		if !backlog && (!out.changed || out.to != StateDown || out.diag != DiagControlDetectionTimeExpired) {
+			t.Fatalf("no backlog: want Down on detection time after the catch-up, got %+v", out)
+		}
+	}
+}
+
+// TestCoreBacklogDefersVerdict: while packets come out of the socket long
+// after the kernel received them, a timer that runs on time against one of
+// them does not judge: newer ones may wait behind it. Packets whose arrival
+// times are all too old still end in Down.
+func TestCoreBacklogDefersVerdict(t *testing.T) {
+	c := upCore(t, params(300, 300, 3))
+	start := t0.Add(time.Second)
+	c.receive(remote(StateUp, localID, 300, 300), start)
+	thaw := start.Add(2 * time.Second)
+	// The first waiting packet arrived 1.1 s before the thaw: its detection
+	// deadline is 200 ms past, and the timer runs right on that deadline.
+	old := thaw.Add(-1100 * time.Millisecond)
+	c.receiveAt(remote(StateUp, localID, 300, 300), thaw, old)
+	due := old.Add(c.detectionTime())
+	if out := c.tick(later(due, thaw)); out.changed {
+		t.Fatalf("judged with a backlog being read: %+v", out)
+	}
+	c.receiveAt(remote(StateUp, localID, 300, 300), thaw.Add(time.Millisecond), thaw.Add(-10*time.Millisecond))
+	if out := c.tick(thaw.Add(catchUp + time.Millisecond)); out.changed {
+		t.Fatalf("fresh packet read, yet Down: %+v", out)
+	}
+	if c.state != StateUp {
+		t.Fatalf("state %s", c.state)
+	}
+	// A peer silent for longer than the Detection Time before the thaw: the
+	// waiting packets are all old, so the session goes Down when the
+	// catch-up ends, not a Detection Time later.
+	c = upCore(t, params(300, 300, 3))
+	c.receive(remote(StateUp, localID, 300, 300), start)
+	c.receiveAt(remote(StateUp, localID, 300, 300), thaw, start.Add(300*time.Millisecond))
+	if out := c.tick(thaw); out.changed {
+		t.Fatalf("judged before the catch-up ended: %+v", out)
+	}
+	if got := c.deadline(); !got.Equal(thaw.Add(catchUp)) {
+		t.Fatalf("verdict due %v after the thaw, want %v", got.Sub(thaw), catchUp)
+	}
+	out := c.tick(thaw.Add(catchUp))
+	if !out.changed || out.to != StateDown {
+		t.Fatalf("old backlog only: want Down, got %+v", out)
+	}
+}
+
+// TestCoreOnTimeTimerJudgesAtOnce: without a backlog or a late timer the
+// verdict is not delayed.
+func TestCoreOnTimeTimerJudgesAtOnce(t *testing.T) {
+	c := upCore(t, params(300, 300, 3))
+	last := t0.Add(time.Second)
+	c.receive(remote(StateUp, localID, 300, 300), last)
+	due := last.Add(c.detectionTime())
+	if out := c.tick(due.Add(lateTimer)); !out.changed || out.to != StateDown {
+		t.Fatalf("timer %v late: want Down at once, got %+v", lateTimer, out)
+	}
+}

@@ -76,7 +76,7 @@ func (s memSender) send(b []byte) error {
 	ttl := n.TTL
 	n.mu.Unlock()
 	if deliver != nil && !drop {
-		deliver(b, s.local, ttl)
+		deliver(b, s.local, ttl, 0)
 	}
 	return nil
 }

@@ -220,7 +220,7 @@ func (m *Manager) addSession(key PeerKey, p Profile) (*session, error) {
 	lr := m.listeners[key.Local]
 	if lr == nil {
 		local := key.Local
-		c, err := m.tr.listen(local, func(b []byte, src netip.Addr, ttl int) { m.deliver(local, b, src, ttl) })
+		c, err := m.tr.listen(local, func(b []byte, src netip.Addr, ttl int, age time.Duration) { m.deliver(local, b, src, ttl, age) })
 		if err != nil {
 			return nil, err
 		}
@@ -262,6 +262,7 @@ func (m *Manager) addSession(key PeerKey, p Profile) (*session, error) {
 		lastChange: now,
 		metrics:    m.metrics.forSession(key),
 	}
+	s.idle = sync.NewCond(&s.mu)
 	s.core.echoIv = p.echoInterval(key)
 	s.metrics.up.Set(0)
 	s.timer = m.clock.AfterFunc(time.Hour, s.onTimer)
@@ -422,7 +423,7 @@ func (m *Manager) Close() error {
 }
 
 // deliver is the hot receive path of one local address.
-func (m *Manager) deliver(local netip.Addr, b []byte, src netip.Addr, ttl int) {
+func (m *Manager) deliver(local netip.Addr, b []byte, src netip.Addr, ttl int, age time.Duration) {
 	if ttl != SingleHopTTL {
 		m.metrics.dropped.WithLabelValues(local.String(), "ttl").Inc()
 		return
@@ -452,7 +453,7 @@ func (m *Manager) deliver(local netip.Addr, b []byte, src netip.Addr, ttl int) {
 		m.metrics.dropped.WithLabelValues(local.String(), "no-session").Inc()
 		return
 	}
-	s.receive(p)
+	s.receive(p, age)
 }
 
 // deliverEcho handles one of our echo packets coming back.

@@ -25,6 +25,14 @@ type session struct {
 	lastChange time.Time
 	in, out    uint64
 	buf        []byte
+	// Packets leave in the order the core produced them: steps append to
+	// outq under mu, and one goroutine at a time (sending) sends what is
+	// queued, outside mu. Sent in parallel, a packet computed before a state
+	// change could follow one computed after it, and the peer would act on
+	// the stale state (a Down after our Init takes it down again).
+	outq    [][]byte
+	sending bool
+	idle    *sync.Cond // signalled when sending ends
 
 	echoTx        sender // nil until the echo path is resolved
 	echoResolving bool
@@ -37,7 +45,7 @@ type session struct {
 
 // step runs f on the core under the lock, reports its effects, re-arms the
 // timer and then sends the packets outside the lock (so an in-memory
-// transport may deliver synchronously).
+// transport may deliver synchronously), in order (see outq).
 func (s *session) step(f func(now time.Time) output) {
 	s.mu.Lock()
 	if s.closed {
@@ -63,8 +71,9 @@ func (s *session) step(f func(now time.Time) output) {
 	if resolve {
 		s.echoResolving = true
 	}
+	s.outq = append(s.outq, pkts...)
 	s.mu.Unlock()
-	s.send(pkts)
+	s.flush()
 	if echo != nil {
 		if err := echoTx.send(echo); err != nil {
 			s.m.log.Debug("bfd echo send", "local", s.key.Local, "peer", s.key.Peer, "err", err)
@@ -165,6 +174,27 @@ func (s *session) encode(out output) [][]byte {
 	return pkts
 }
 
+// flush sends the queued packets unless another goroutine is sending them
+// (it sends what was queued meanwhile before it stops).
+func (s *session) flush() {
+	s.mu.Lock()
+	if s.sending {
+		s.mu.Unlock()
+		return
+	}
+	s.sending = true
+	for len(s.outq) > 0 {
+		q := s.outq
+		s.outq = nil
+		s.mu.Unlock()
+		s.send(q)
+		s.mu.Lock()
+	}
+	s.sending = false
+	s.idle.Broadcast()
+	s.mu.Unlock()
+}
+
 func (s *session) send(pkts [][]byte) {
 	for _, b := range pkts {
 		if err := s.tx.send(b); err != nil {
@@ -179,9 +209,10 @@ func (s *session) onTimer() {
 	s.step(func(now time.Time) output { return s.core.tick(now) })
 }
 
-func (s *session) receive(p ControlPacket) {
+// receive handles a packet that arrived age ago (it waited in the socket).
+func (s *session) receive(p ControlPacket, age time.Duration) {
 	s.step(func(now time.Time) output {
-		out := s.core.receive(p, now)
+		out := s.core.receiveAt(p, now, now.Add(-age))
 		if !out.discard {
 			s.in++
 			s.metrics.rx.Inc()
@@ -201,10 +232,13 @@ func (s *session) stop() {
 	out := s.core.adminDown(now)
 	s.report(out, now)
 	s.timer.Stop()
-	pkts := s.encode(out)
+	s.outq = append(s.outq, s.encode(out)...)
 	s.closed = true
+	for s.sending { // the AdminDown goes after what is being sent, not lost to the Close
+		s.idle.Wait()
+	}
 	s.mu.Unlock()
-	s.send(pkts)
+	s.flush()
 	if err := s.tx.Close(); err != nil {
 		s.m.log.Debug("close bfd socket", "local", s.key.Local, "peer", s.key.Peer, "err", err)
 	}

@@ -1,16 +1,20 @@
 package bfd
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/netip"
 	"runtime"
+	"time"
+	"unsafe"
 
 	"github.com/vishvananda/netns"
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
+	"golang.org/x/sys/unix"
 )
 
 // RFC 5881 constants.
@@ -27,8 +31,9 @@ const (
 )
 
 // deliverFunc receives one datagram; b is only valid during the call.
-// ttl is -1 when the kernel did not report it.
-type deliverFunc func(b []byte, src netip.Addr, ttl int)
+// ttl is -1 when the kernel did not report it; age is how long the datagram
+// waited in the socket (0 when unknown).
+type deliverFunc func(b []byte, src netip.Addr, ttl int, age time.Duration)
 
 // transport abstracts sockets so the Manager can run over an in-memory
 // network in tests.
@@ -139,60 +144,76 @@ func (t udpTransport) listen(local netip.Addr, deliver deliverFunc) (io.Closer, 
 	if err != nil {
 		return nil, fmt.Errorf("listen %s: %w", netip.AddrPortFrom(local, uint16(port)), err)
 	}
-	l := &udpListener{conn: conn, done: make(chan struct{})}
-	var read func(b []byte) (int, int, net.Addr, error)
-	if local.Is4() {
-		pc := ipv4.NewPacketConn(conn)
-		if err := pc.SetControlMessage(ipv4.FlagTTL, true); err != nil {
-			conn.Close()
-			return nil, fmt.Errorf("listen %s: enable IP_RECVTTL: %w", local, err)
-		}
-		read = func(b []byte) (int, int, net.Addr, error) {
-			n, cm, src, err := pc.ReadFrom(b)
-			ttl := -1
-			if cm != nil {
-				ttl = cm.TTL
-			}
-			return n, ttl, src, err
-		}
-	} else {
-		pc := ipv6.NewPacketConn(conn)
-		if err := pc.SetControlMessage(ipv6.FlagHopLimit, true); err != nil {
-			conn.Close()
-			return nil, fmt.Errorf("listen %s: enable IPV6_RECVHOPLIMIT: %w", local, err)
-		}
-		read = func(b []byte) (int, int, net.Addr, error) {
-			n, cm, src, err := pc.ReadFrom(b)
-			ttl := -1
-			if cm != nil {
-				ttl = cm.HopLimit
-			}
-			return n, ttl, src, err
-		}
+	if err := rxOptions(conn, local.Is4()); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("listen %s: %w", local, err)
 	}
+	l := &udpListener{conn: conn, done: make(chan struct{})}
 	go func() {
 		defer close(l.done)
 		buf := make([]byte, maxControlPacketLen+1)
+		oob := make([]byte, 128)
 		for {
-			n, ttl, src, err := read(buf)
+			n, oobn, _, src, err := conn.ReadMsgUDPAddrPort(buf, oob)
 			if err != nil {
 				if errors.Is(err, net.ErrClosed) {
 					return
 				}
 				continue // e.g. ICMP-induced errors; the socket stays usable
 			}
-			ua, ok := src.(*net.UDPAddr)
-			if !ok {
-				continue
-			}
-			addr, ok := netip.AddrFromSlice(ua.IP)
-			if !ok {
-				continue
-			}
-			deliver(buf[:n], addr.Unmap(), ttl)
+			ttl, age := parseRxControl(oob[:oobn], time.Now())
+			deliver(buf[:n], src.Addr().Unmap(), ttl, age)
 		}
 	}()
 	return l, nil
+}
+
+// rxOptions asks the kernel to report each datagram's TTL (hop limit) and
+// arrival time.
+func rxOptions(conn *net.UDPConn, v4 bool) error {
+	rc, err := conn.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	err = rc.Control(func(fd uintptr) {
+		if v4 {
+			serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_RECVTTL, 1)
+		} else {
+			serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_RECVHOPLIMIT, 1)
+		}
+		if serr != nil {
+			serr = fmt.Errorf("enable TTL reporting: %w", serr)
+			return
+		}
+		if err := unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1); err != nil {
+			serr = fmt.Errorf("enable SO_TIMESTAMPNS: %w", err)
+		}
+	})
+	return errors.Join(err, serr)
+}
+
+// parseRxControl reads the TTL (or hop limit; -1 when absent) and how long
+// the datagram waited since the kernel received it (0 when unknown) from a
+// datagram's control messages.
+func parseRxControl(oob []byte, now time.Time) (ttl int, age time.Duration) {
+	ttl = -1
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return ttl, 0
+	}
+	for _, m := range msgs {
+		switch {
+		case m.Header.Level == unix.IPPROTO_IP && m.Header.Type == unix.IP_TTL && len(m.Data) >= 4,
+			m.Header.Level == unix.IPPROTO_IPV6 && m.Header.Type == unix.IPV6_HOPLIMIT && len(m.Data) >= 4:
+			ttl = int(int32(binary.NativeEndian.Uint32(m.Data)))
+		case m.Header.Level == unix.SOL_SOCKET && m.Header.Type == unix.SCM_TIMESTAMPNS &&
+			len(m.Data) >= int(unsafe.Sizeof(unix.Timespec{})):
+			ts := (*unix.Timespec)(unsafe.Pointer(&m.Data[0]))
+			age = max(now.Sub(time.Unix(ts.Unix())), 0)
+		}
+	}
+	return ttl, age
 }
 
 type udpSender struct {

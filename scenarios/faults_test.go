@@ -150,6 +150,18 @@ var _ = Describe("faults of production", Ordered, Serial, ContinueOnFailure, Lab
 		}
 		return ts[rnd.Intn(len(ts))]
 	}
+	// bfdUp waits until every ToR that runs BFD with node has the session Up.
+	bfdUp := func(node string) error {
+		for _, tor := range topo.BFDToRs(node) {
+			wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+			err := b.WaitBFD(wctx, tor, node, "Up")
+			cancel()
+			if err != nil {
+				return fmt.Errorf("%s: BFD with %s not Up within 20 s: %w", tor, node, err)
+			}
+		}
+		return nil
+	}
 	// withdrawBound is how soon tor must drop a silent node: within the BFD
 	// detection time where they run BFD, else at its hold time (+ 1 s).
 	withdrawBound := func(tor, node string) time.Duration {
@@ -490,6 +502,12 @@ var _ = Describe("faults of production", Ordered, Serial, ContinueOnFailure, Lab
 				}
 				if err := backend.WaitSets(ctx, b, wantWeb(), 20*time.Second); err != nil {
 					return []string{node}, fmt.Errorf("%s frozen %v: not back within 20 s: %w", node, dur.Round(time.Millisecond), err)
+				}
+				// The route can be back before BFD is (a ToR that was about
+				// to drop the node at the thaw): the cycle ends, and the
+				// history is read, once BFD is Up on every ToR.
+				if err := bfdUp(node); err != nil {
+					return []string{node}, fmt.Errorf("%s frozen %v: %w", node, dur.Round(time.Millisecond), err)
 				}
 				at, err := recovered(web, all, t0)
 				if err != nil {

@@ -185,6 +185,16 @@ func (k FaultKind) TargetsNode() bool {
 	return false
 }
 
+// Lasts reports whether the fault stays until it is repaired; the others
+// (restarts, a timed BFD flap) end by themselves.
+func (k FaultKind) Lasts() bool {
+	switch k {
+	case FaultSpeakerFreeze, FaultLinkCut, FaultToRDown, FaultBFDAdminDown, FaultAPIServerDown, FaultNodeFreeze, FaultNodeDrain:
+		return true
+	}
+	return false
+}
+
 // Fault is one fault to inject or repair.
 type Fault struct {
 	Kind FaultKind

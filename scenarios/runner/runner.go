@@ -64,7 +64,7 @@ func Spec(s *scenariofile.Scenario, up Up) {
 		}
 		b := up(s.Topology)
 		r := &run{s: s, b: b, ctx: context.Background(), ips: map[scenariofile.Service]netip.Addr{}, repairs: map[backend.Fault]bool{},
-			start: time.Now(), routes: map[netip.Prefix]string{}}
+			active: map[backend.Fault]bool{}, start: time.Now(), routes: map[netip.Prefix]string{}}
 		// Before the backend goes down, also when a step failed.
 		ginkgo.DeferCleanup(r.timelines)
 		r.apply(s.Manifests)
@@ -88,6 +88,8 @@ type run struct {
 	// repairs are the faults already given a repair at cleanup (a fault
 	// in a repeat is injected many times and repaired once at the end).
 	repairs map[backend.Fault]bool
+	// active are the lasting faults injected and not yet repaired.
+	active map[backend.Fault]bool
 	// round is the repeat's round (1-based; 0: not in a repeat) and
 	// samples collect its timed expectations' figures by name.
 	round, rounds int
@@ -302,8 +304,12 @@ func (r *run) step(st scenariofile.Step) {
 		r.last = time.Now()
 		gomega.Expect(r.b.SetEndpointStates(r.ctx, st.Service.Namespace, st.Service.Name, st.Endpoints...)).To(gomega.Succeed(), where)
 	case scenariofile.StepFault:
+		r.bfdUpBefore(st.Fault, where)
 		at, err := r.b.Inject(r.ctx, st.Fault)
 		gomega.Expect(err).NotTo(gomega.HaveOccurred(), where)
+		if st.Fault.Kind.Lasts() {
+			r.active[st.Fault] = true
+		}
 		r.last = at
 		r.fault(at, "fault: "+st.Fault.String(), reports.KindFault)
 		if flt := st.Fault; !r.repairs[flt] {
@@ -313,6 +319,7 @@ func (r *run) step(st scenariofile.Step) {
 	case scenariofile.StepRepair:
 		at, err := r.b.Repair(r.ctx, st.Fault)
 		gomega.Expect(err).NotTo(gomega.HaveOccurred(), where)
+		delete(r.active, st.Fault)
 		r.last = at
 		r.fault(at, "repair: "+st.Fault.String(), reports.KindInfo)
 	case scenariofile.StepLabel:
@@ -341,6 +348,28 @@ func (r *run) step(st scenariofile.Step) {
 		gomega.Expect(counts).To(check.SpreadOver(st.Flows.Spread...).AllowingLost(st.Flows.Lost), where)
 	default:
 		ginkgo.Fail(fmt.Sprintf("%s: unknown step kind %q", where, st.Kind))
+	}
+}
+
+// bfdUpWait bounds how long a fault on a node waits for the node's BFD
+// sessions to be Up.
+const bfdUpWait = 30 * time.Second
+
+// bfdUpBefore waits, before a fault on a node while no other fault lasts,
+// until every ToR that runs BFD with the node has the session Up: the
+// expectations after the fault time a BFD detection, which needs a session
+// that is Up. A route can be back on a ToR before its BFD session is (BGP
+// came back first), so an expectation that the route is there does not
+// tell.
+func (r *run) bfdUpBefore(f backend.Fault, where string) {
+	if !f.Kind.TargetsNode() || len(r.active) > 0 {
+		return
+	}
+	for _, tor := range r.b.Topology().BFDToRs(f.Target) {
+		ctx, cancel := context.WithTimeout(r.ctx, bfdUpWait)
+		err := r.b.WaitBFD(ctx, tor, f.Target, "Up")
+		cancel()
+		gomega.Expect(err).NotTo(gomega.HaveOccurred(), "%s: before the fault, %s's BFD session with %s was not Up within %v", where, tor, f.Target, bfdUpWait)
 	}
 }
 
