@@ -12,15 +12,16 @@ import (
 // so with a fake clock every run is deterministic.
 type MemNet struct {
 	mu        sync.Mutex
-	listeners map[netip.Addr]deliverFunc
+	listeners map[listenKey]deliverFunc
 	echoes    map[netip.Addr]func([]byte, netip.Addr)
 	// EchoBlocked makes the peer stop returning echo packets sent through it
 	// (its forwarding plane failed while its BFD keeps running).
 	EchoBlocked map[netip.Addr]bool
 	// EchoSent counts echo packets by sender.
 	EchoSent map[netip.Addr]int
-	// TTL is reported to receivers (255 unless a test changes it).
-	TTL int
+	// TTL is reported to receivers (255 unless a test changes it);
+	// MultiHopTTL, when set, to receivers of multi-hop packets.
+	TTL, MultiHopTTL int
 	// Drop, when set, discards packets it returns true for.
 	Drop func(src, dst netip.Addr, p ControlPacket) bool
 	// Sent counts packets by source address; Last records when the clock
@@ -32,7 +33,7 @@ type MemNet struct {
 
 // NewMemNet returns an empty network.
 func NewMemNet(clock Clock) *MemNet {
-	return &MemNet{listeners: map[netip.Addr]deliverFunc{}, TTL: 255,
+	return &MemNet{listeners: map[listenKey]deliverFunc{}, TTL: 255,
 		echoes: map[netip.Addr]func([]byte, netip.Addr){}, EchoBlocked: map[netip.Addr]bool{}, EchoSent: map[netip.Addr]int{},
 		Sent: map[netip.Addr]int{}, Last: map[netip.Addr]time.Time{}, Clock: clock}
 }
@@ -44,16 +45,17 @@ type memCloser func()
 
 func (c memCloser) Close() error { c(); return nil }
 
-func (n *MemNet) listen(local netip.Addr, deliver deliverFunc) (io.Closer, error) {
+func (n *MemNet) listen(local netip.Addr, multiHop bool, deliver deliverFunc) (io.Closer, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if _, ok := n.listeners[local]; ok {
+	lk := listenKey{addr: local, multiHop: multiHop}
+	if _, ok := n.listeners[lk]; ok {
 		return nil, errors.New("address in use")
 	}
-	n.listeners[local] = deliver
+	n.listeners[lk] = deliver
 	return memCloser(func() {
 		n.mu.Lock()
-		delete(n.listeners, local)
+		delete(n.listeners, lk)
 		n.mu.Unlock()
 	}), nil
 }
@@ -61,6 +63,7 @@ func (n *MemNet) listen(local netip.Addr, deliver deliverFunc) (io.Closer, error
 type memSender struct {
 	n           *MemNet
 	local, peer netip.Addr
+	multiHop    bool
 }
 
 func (s memSender) send(b []byte) error {
@@ -71,9 +74,12 @@ func (s memSender) send(b []byte) error {
 	if n.Clock != nil {
 		n.Last[s.local] = n.Clock.Now()
 	}
-	deliver := n.listeners[s.peer]
+	deliver := n.listeners[listenKey{addr: s.peer, multiHop: s.multiHop}]
 	drop := n.Drop != nil && n.Drop(s.local, s.peer, p)
 	ttl := n.TTL
+	if s.multiHop && n.MultiHopTTL != 0 {
+		ttl = n.MultiHopTTL
+	}
 	n.mu.Unlock()
 	if deliver != nil && !drop {
 		deliver(b, s.local, ttl, 0)
@@ -83,8 +89,8 @@ func (s memSender) send(b []byte) error {
 
 func (s memSender) Close() error { return nil }
 
-func (n *MemNet) dial(local netip.Addr, _ uint16, peer netip.Addr) (sender, error) {
-	return memSender{n: n, local: local, peer: peer}, nil
+func (n *MemNet) dial(local netip.Addr, _ uint16, peer netip.Addr, multiHop bool) (sender, error) {
+	return memSender{n: n, local: local, peer: peer, multiHop: multiHop}, nil
 }
 
 // LastFrom returns when src last sent a packet.
@@ -116,7 +122,7 @@ func (e memEcho) send(b []byte) error {
 	n := e.n
 	n.mu.Lock()
 	n.EchoSent[e.local]++
-	_, peerAlive := n.listeners[e.peer]
+	_, peerAlive := n.listeners[listenKey{addr: e.peer}]
 	deliver := n.echoes[e.local]
 	blocked := n.EchoBlocked[e.peer]
 	n.mu.Unlock()

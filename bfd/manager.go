@@ -14,11 +14,31 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// PeerKey identifies a session: single-hop, one per (local, peer) address pair.
-type PeerKey struct{ Local, Peer netip.Addr }
+// PeerKey identifies a session: one per (local, peer) address pair and kind.
+// A single-hop session (RFC 5881) runs on UDP 3784, accepts only packets with
+// TTL 255 and may run echo; a multi-hop one (MultiHop, RFC 5883) runs on UDP
+// 4784, accepts packets whose TTL is at least the profile's MinimumTTL and
+// runs no echo.
+type PeerKey struct {
+	Local, Peer netip.Addr
+	MultiHop    bool
+}
 
-// String returns "local->peer".
-func (k PeerKey) String() string { return k.Local.String() + "->" + k.Peer.String() }
+// String returns "local->peer", with " multihop" for a multi-hop session.
+func (k PeerKey) String() string {
+	s := k.Local.String() + "->" + k.Peer.String()
+	if k.MultiHop {
+		s += " multihop"
+	}
+	return s
+}
+
+// listenKey names a control listener: the local address and the kind of
+// sessions it serves (their port).
+type listenKey struct {
+	addr     netip.Addr
+	multiHop bool
+}
 
 // StateChange is delivered to subscribers on every state transition.
 type StateChange struct {
@@ -107,10 +127,12 @@ func WithRegisterer(r prometheus.Registerer) Option { return func(o *managerOpti
 func WithNetNSPath(path string) Option { return func(o *managerOptions) { o.nsPath = path } }
 
 // WithControlPort overrides UDP port 3784, for tests that cannot use a
-// network namespace. Both ends must use the same port.
+// network namespace. Both ends must use the same port. Echo then uses
+// port+1 and multi-hop sessions port+2.
 func WithControlPort(port int) Option { return func(o *managerOptions) { o.port = port } }
 
-// Manager runs many single-hop sessions (RFC 5881, UDP 3784) in one process.
+// Manager runs many single-hop (RFC 5881, UDP 3784) and multi-hop (RFC 5883,
+// UDP 4784) sessions in one process.
 type Manager struct {
 	clock   Clock
 	log     *slog.Logger
@@ -121,7 +143,7 @@ type Manager struct {
 	closed    bool
 	sessions  map[PeerKey]*session
 	byDiscr   map[uint32]*session
-	listeners map[netip.Addr]*listenerRef
+	listeners map[listenKey]*listenerRef
 	ports     map[uint16]bool
 	rnd       *rand.Rand
 
@@ -160,7 +182,7 @@ func NewManager(opts ...Option) *Manager {
 		metrics:   newMetrics(o.reg),
 		sessions:  map[PeerKey]*session{},
 		byDiscr:   map[uint32]*session{},
-		listeners: map[netip.Addr]*listenerRef{},
+		listeners: map[listenKey]*listenerRef{},
 		ports:     map[uint16]bool{},
 		rnd:       rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
 		subs:      map[*subscriber]struct{}{},
@@ -185,7 +207,9 @@ func validKey(k PeerKey) error {
 	return nil
 }
 
-func normKey(k PeerKey) PeerKey { return PeerKey{Local: k.Local.Unmap(), Peer: k.Peer.Unmap()} }
+func normKey(k PeerKey) PeerKey {
+	return PeerKey{Local: k.Local.Unmap(), Peer: k.Peer.Unmap(), MultiHop: k.MultiHop}
+}
 
 // AddPeer starts a session from local to peer. The UDP listener on local:3784 is shared
 // by all sessions on that local address; each session sends from its own source port in
@@ -217,15 +241,15 @@ func (m *Manager) addSession(key PeerKey, p Profile) (*session, error) {
 	if _, ok := m.sessions[key]; ok {
 		return nil, errors.New("session already exists")
 	}
-	lr := m.listeners[key.Local]
+	lk := listenKey{addr: key.Local, multiHop: key.MultiHop}
+	lr := m.listeners[lk]
 	if lr == nil {
-		local := key.Local
-		c, err := m.tr.listen(local, func(b []byte, src netip.Addr, ttl int, age time.Duration) { m.deliver(local, b, src, ttl, age) })
+		c, err := m.tr.listen(lk.addr, lk.multiHop, func(b []byte, src netip.Addr, ttl int, age time.Duration) { m.deliver(lk, b, src, ttl, age) })
 		if err != nil {
 			return nil, err
 		}
 		lr = &listenerRef{c: c}
-		m.listeners[key.Local] = lr
+		m.listeners[lk] = lr
 	}
 	var tx sender
 	var port uint16
@@ -235,12 +259,12 @@ func (m *Manager) addSession(key PeerKey, p Profile) (*session, error) {
 		if m.ports[port] {
 			continue
 		}
-		if tx, dialErr = m.tr.dial(key.Local, port, key.Peer); dialErr == nil {
+		if tx, dialErr = m.tr.dial(key.Local, port, key.Peer, key.MultiHop); dialErr == nil {
 			break
 		}
 	}
 	if tx == nil {
-		if c := m.releaseListener(key.Local, lr); c != nil {
+		if c := m.releaseListener(lk, lr); c != nil {
 			// Close off the lock: the receive loop may be waiting for m.mu.
 			go m.closeListener(key.Local, c)
 		}
@@ -275,11 +299,11 @@ func (m *Manager) addSession(key PeerKey, p Profile) (*session, error) {
 
 // releaseListener unregisters an unused listener; the caller closes it after
 // releasing m.mu (closing waits for the receive goroutine, which takes m.mu).
-func (m *Manager) releaseListener(local netip.Addr, lr *listenerRef) io.Closer {
+func (m *Manager) releaseListener(lk listenKey, lr *listenerRef) io.Closer {
 	if lr.users > 0 {
 		return nil
 	}
-	delete(m.listeners, local)
+	delete(m.listeners, lk)
 	return lr
 }
 
@@ -321,9 +345,10 @@ func (m *Manager) RemovePeer(key PeerKey) error {
 		delete(m.sessions, key)
 		delete(m.byDiscr, s.core.localDiscr)
 		delete(m.ports, s.port)
-		lr := m.listeners[key.Local]
+		lk := listenKey{addr: key.Local, multiHop: key.MultiHop}
+		lr := m.listeners[lk]
 		lr.users--
-		unused = m.releaseListener(key.Local, lr)
+		unused = m.releaseListener(lk, lr)
 	}
 	m.mu.Unlock()
 	if !ok {
@@ -379,7 +404,10 @@ func (m *Manager) Sessions() []SessionInfo {
 		if c := infos[i].Key.Local.Compare(infos[j].Key.Local); c != 0 {
 			return c < 0
 		}
-		return infos[i].Key.Peer.Compare(infos[j].Key.Peer) < 0
+		if c := infos[i].Key.Peer.Compare(infos[j].Key.Peer); c != 0 {
+			return c < 0
+		}
+		return !infos[i].Key.MultiHop && infos[j].Key.MultiHop
 	})
 	return infos
 }
@@ -423,8 +451,13 @@ func (m *Manager) Close() error {
 }
 
 // deliver is the hot receive path of one local address.
-func (m *Manager) deliver(local netip.Addr, b []byte, src netip.Addr, ttl int, age time.Duration) {
-	if ttl != SingleHopTTL {
+func (m *Manager) deliver(lk listenKey, b []byte, src netip.Addr, ttl int, age time.Duration) {
+	local := lk.addr
+	// Single-hop: only a packet sent with TTL 255 from a directly connected
+	// system arrives with 255 (RFC 5881 section 5). Multi-hop: at least the
+	// session's minimum TTL, checked below once the session is known (RFC
+	// 5883 section 5).
+	if !lk.multiHop && ttl != SingleHopTTL {
 		m.metrics.dropped.WithLabelValues(local.String(), "ttl").Inc()
 		return
 	}
@@ -442,15 +475,19 @@ func (m *Manager) deliver(local netip.Addr, b []byte, src netip.Addr, ttl int, a
 	var s *session
 	if p.YourDiscriminator != 0 {
 		s = m.byDiscr[p.YourDiscriminator]
-		if s != nil && (s.key.Local != local || s.key.Peer != src) {
+		if s != nil && (s.key.Local != local || s.key.Peer != src || s.key.MultiHop != lk.multiHop) {
 			s = nil
 		}
 	} else {
-		s = m.sessions[PeerKey{Local: local, Peer: src}]
+		s = m.sessions[PeerKey{Local: local, Peer: src, MultiHop: lk.multiHop}]
 	}
 	m.mu.RUnlock()
 	if s == nil {
 		m.metrics.dropped.WithLabelValues(local.String(), "no-session").Inc()
+		return
+	}
+	if lk.multiHop && (ttl < 0 || ttl < int(s.minTTL())) {
+		m.metrics.dropped.WithLabelValues(local.String(), "ttl").Inc()
 		return
 	}
 	s.receive(p, age)
@@ -474,7 +511,7 @@ func (m *Manager) deliverEcho(local netip.Addr, b []byte, src netip.Addr) {
 func (m *Manager) echoListener(local netip.Addr) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	lr := m.listeners[local]
+	lr := m.listeners[listenKey{addr: local}]
 	if lr == nil {
 		return ErrClosed
 	}

@@ -12,9 +12,9 @@ type Profile struct {
 	TransmitInterval uint32 // ms, 10-60000, default 300: our Desired Min TX Interval
 	DetectMultiplier uint32 // 2-255, default 3
 	EchoInterval     uint32 // ms, 10-60000, default 50: echo transmit interval and our Required Min Echo RX
-	EchoMode         bool   // run the RFC 5881 echo function (IPv4 sessions; see the package doc)
+	EchoMode         bool   // run the RFC 5881 echo function (single-hop IPv4 sessions; see the package doc)
 	PassiveMode      bool   // do not transmit until a packet from the peer arrives
-	MinimumTTL       uint32 // 1-254, default 254 (only meaningful multi-hop; single-hop checks TTL==255)
+	MinimumTTL       uint32 // 1-254, default 254: the lowest TTL a multi-hop session accepts (single-hop accepts only 255)
 }
 
 // Profile defaults, as in MetalLB's BFDProfile.
@@ -78,7 +78,7 @@ func (p Profile) Validate() error {
 
 // echoInterval is the echo interval in microseconds, 0 when echo is off.
 func (p Profile) echoInterval(k PeerKey) uint32 {
-	if !p.EchoMode || !k.Local.Is4() {
+	if !p.EchoMode || !k.Local.Is4() || k.MultiHop {
 		return 0
 	}
 	return p.EchoInterval * uint32(time.Millisecond/time.Microsecond)

@@ -18,14 +18,16 @@ type holdNet struct {
 	held    chan struct{}   // closed once a send is waiting
 }
 
-func (n *holdNet) listen(_ netip.Addr, d deliverFunc) (io.Closer, error) {
+func (n *holdNet) listen(_ netip.Addr, _ bool, d deliverFunc) (io.Closer, error) {
 	n.mu.Lock()
 	n.deliver = d
 	n.mu.Unlock()
 	return memCloser(func() {}), nil
 }
 
-func (n *holdNet) dial(netip.Addr, uint16, netip.Addr) (sender, error) { return holdSender{n}, nil }
+func (n *holdNet) dial(netip.Addr, uint16, netip.Addr, bool) (sender, error) {
+	return holdSender{n}, nil
+}
 
 func (n *holdNet) listenEcho(netip.Addr, func([]byte, netip.Addr)) (io.Closer, error) {
 	return memCloser(func() {}), nil

@@ -205,6 +205,13 @@ func (s *session) send(pkts [][]byte) {
 	}
 }
 
+// minTTL is the lowest TTL a multi-hop session accepts.
+func (s *session) minTTL() uint32 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.profile.MinimumTTL
+}
+
 func (s *session) onTimer() {
 	s.step(func(now time.Time) output { return s.core.tick(now) })
 }

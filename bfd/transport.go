@@ -17,16 +17,20 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// RFC 5881 constants.
+// RFC 5881 and RFC 5883 constants.
 const (
 	// ControlPort is the UDP destination port of single-hop control packets.
 	ControlPort = 3784
-	// EchoPort is the UDP port of single-hop echo packets (echo is not yet implemented).
+	// MultiHopControlPort is the UDP destination port of multi-hop control
+	// packets (RFC 5883 section 5).
+	MultiHopControlPort = 4784
+	// EchoPort is the UDP port of single-hop echo packets.
 	EchoPort = 3785
 	// SourcePortMin and SourcePortMax bound the per-session source port.
 	SourcePortMin = 49152
 	SourcePortMax = 65535
-	// SingleHopTTL is the TTL sent, and the only TTL accepted, on single-hop sessions.
+	// SingleHopTTL is the TTL sent (on every session), and the only TTL
+	// accepted on single-hop sessions.
 	SingleHopTTL = 255
 )
 
@@ -38,11 +42,12 @@ type deliverFunc func(b []byte, src netip.Addr, ttl int, age time.Duration)
 // transport abstracts sockets so the Manager can run over an in-memory
 // network in tests.
 type transport interface {
-	// listen receives control packets addressed to local; the returned
-	// closer stops the receive loop and waits for it.
-	listen(local netip.Addr, deliver deliverFunc) (io.Closer, error)
+	// listen receives control packets addressed to local, of single-hop or
+	// multi-hop sessions; the returned closer stops the receive loop and
+	// waits for it.
+	listen(local netip.Addr, multiHop bool, deliver deliverFunc) (io.Closer, error)
 	// dial opens a session's send socket from local:srcPort to peer.
-	dial(local netip.Addr, srcPort uint16, peer netip.Addr) (sender, error)
+	dial(local netip.Addr, srcPort uint16, peer netip.Addr, multiHop bool) (sender, error)
 	// listenEcho receives our own echo packets coming back to local.
 	listenEcho(local netip.Addr, deliver func(b []byte, src netip.Addr)) (io.Closer, error)
 	// dialEcho opens a session's echo sender (packets to local via peer).
@@ -135,11 +140,22 @@ func (l *udpListener) Close() error {
 	return err
 }
 
-func (t udpTransport) listen(local netip.Addr, deliver deliverFunc) (io.Closer, error) {
-	port := t.port
-	if port == 0 {
-		port = ControlPort
+// controlPort is the destination port of single-hop or multi-hop control
+// packets.
+func (t udpTransport) controlPort(multiHop bool) int {
+	switch {
+	case t.port != 0 && multiHop:
+		return t.port + 2
+	case t.port != 0:
+		return t.port
+	case multiHop:
+		return MultiHopControlPort
 	}
+	return ControlPort
+}
+
+func (t udpTransport) listen(local netip.Addr, multiHop bool, deliver deliverFunc) (io.Closer, error) {
+	port := t.controlPort(multiHop)
 	conn, err := t.listenUDP(local, port)
 	if err != nil {
 		return nil, fmt.Errorf("listen %s: %w", netip.AddrPortFrom(local, uint16(port)), err)
@@ -228,7 +244,7 @@ func (s *udpSender) send(b []byte) error {
 
 func (s *udpSender) Close() error { return s.conn.Close() }
 
-func (t udpTransport) dial(local netip.Addr, srcPort uint16, peer netip.Addr) (sender, error) {
+func (t udpTransport) dial(local netip.Addr, srcPort uint16, peer netip.Addr, multiHop bool) (sender, error) {
 	conn, err := t.listenUDP(local, int(srcPort))
 	if err != nil {
 		return nil, err
@@ -244,9 +260,5 @@ func (t udpTransport) dial(local netip.Addr, srcPort uint16, peer netip.Addr) (s
 		conn.Close()
 		return nil, fmt.Errorf("socket options: %w", err)
 	}
-	port := t.port
-	if port == 0 {
-		port = ControlPort
-	}
-	return &udpSender{conn: conn, dst: netip.AddrPortFrom(peer, uint16(port))}, nil
+	return &udpSender{conn: conn, dst: netip.AddrPortFrom(peer, uint16(t.controlPort(multiHop)))}, nil
 }

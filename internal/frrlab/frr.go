@@ -327,9 +327,25 @@ func (f *FRR) BFDPeers() ([]BFDPeer, error) {
 
 // BFDConfig renders a bfdd configuration with one single-hop peer.
 func BFDConfig(peer, local string, rxMs, txMs, mult uint32, passive bool) string {
+	return bfdConfig(peer, local, rxMs, txMs, mult, passive, 0)
+}
+
+// BFDMultiHopConfig is BFDConfig for a multi-hop peer (RFC 5883) that
+// accepts packets with a TTL of at least minTTL.
+func BFDMultiHopConfig(peer, local string, rxMs, txMs, mult, minTTL uint32) string {
+	return bfdConfig(peer, local, rxMs, txMs, mult, false, minTTL)
+}
+
+// bfdConfig writes one bfdd peer; minTTL > 0 makes it multi-hop.
+func bfdConfig(peer, local string, rxMs, txMs, mult uint32, passive bool, minTTL uint32) string {
 	var b strings.Builder
 	b.WriteString("log timestamp precision 6\ndebug bfd peer\nbfd\n")
-	fmt.Fprintf(&b, " peer %s local-address %s\n", peer, local)
+	if minTTL > 0 {
+		fmt.Fprintf(&b, " peer %s multihop local-address %s\n", peer, local)
+		fmt.Fprintf(&b, "  minimum-ttl %d\n", minTTL)
+	} else {
+		fmt.Fprintf(&b, " peer %s local-address %s\n", peer, local)
+	}
 	fmt.Fprintf(&b, "  receive-interval %d\n  transmit-interval %d\n  detect-multiplier %d\n", rxMs, txMs, mult)
 	if passive {
 		b.WriteString("  passive-mode\n")

@@ -1,5 +1,6 @@
 // Package bfdlink ties BFD sessions to BGP sessions: a BGPPeer with a bfdProfile
-// gets a BFD session to the same address, and when BFD reports a path failure the
+// gets a BFD session to the same address (multi-hop when the BGPPeer sets
+// ebgpMultiHop), and when BFD reports a path failure the
 // BGP session is shut at once (routes leave the peer without waiting for the hold
 // timer); it is let up again when BFD is Up.
 //
@@ -282,7 +283,9 @@ func (l *Link) keyFor(s announce.Session) (bfd.PeerKey, error) {
 		}
 		local = a
 	}
-	return bfd.PeerKey{Local: local, Peer: s.PeerAddress}, nil
+	// A peer more than one hop away (ebgpMultiHop) gets a multi-hop session
+	// (RFC 5883); a directly connected one a single-hop session (RFC 5881).
+	return bfd.PeerKey{Local: local, Peer: s.PeerAddress, MultiHop: s.EBGPMultiHop}, nil
 }
 
 func (l *Link) poke() {

@@ -224,3 +224,38 @@ func TestFailedBFDSetupIsRetried(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestMultiHopPeerGetsMultiHopBFD: a BGPPeer with ebgpMultiHop and a
+// bfdProfile gets a multi-hop BFD session (it used to get a single-hop one,
+// which a router more than one hop away never answers); turning
+// ebgpMultiHop off or on replaces the session by one of the other kind, and
+// a path failure of the multi-hop session shuts that BGP session.
+func TestMultiHopPeerGetsMultiHopBFD(t *testing.T) {
+	l, mgr, bg, sessions := testLink()
+	far := sessions[0]
+	far.Name = "far"
+	far.PeerAddress = netip.MustParseAddr("192.0.2.1")
+	far.EBGPMultiHop = true
+	if err := l.SetSessions([]announce.Session{far}); err != nil {
+		t.Fatal(err)
+	}
+	mh := bfd.PeerKey{Local: netip.MustParseAddr("10.0.0.21"), Peer: far.PeerAddress, MultiHop: true}
+	if !mgr.has(mh) || len(mgr.profile) != 1 {
+		t.Fatalf("want one multi-hop session %s, have %v", mh, mgr.ops)
+	}
+	l.handle(bfd.StateChange{Key: mh, Old: bfd.StateInit, New: bfd.StateUp})
+	l.handle(bfd.StateChange{Key: mh, Old: bfd.StateUp, New: bfd.StateDown, Diag: bfd.DiagControlDetectionTimeExpired})
+	if got := bg.takeOps(); !reflect.DeepEqual(got, []string{"disable far"}) {
+		t.Errorf("multi-hop path failure: bgp ops %v, want [disable far]", got)
+	}
+	far.EBGPMultiHop = false
+	mgr.ops = nil
+	if err := l.SetSessions([]announce.Session{far}); err != nil {
+		t.Fatal(err)
+	}
+	sh := mh
+	sh.MultiHop = false
+	if want := []string{"remove " + mh.String(), "add " + sh.String()}; !reflect.DeepEqual(mgr.ops, want) {
+		t.Errorf("ebgpMultiHop turned off: bfd ops %v, want %v", mgr.ops, want)
+	}
+}
