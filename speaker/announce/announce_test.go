@@ -300,6 +300,13 @@ func TestRoutes(t *testing.T) {
 			wantErr: `BGPPeer "x": spec.bfdProfile: BFDProfile "fast" does not exist`,
 		},
 		{
+			name: "echo on a multi-hop peer is a config error",
+			cfg: Config{Peers: []Peer{{Name: "x", MyASN: 1, ASN: 2, Address: "10.0.0.1", EBGPMultiHop: true, BFDProfile: "echo"}},
+				BFDProfiles: map[string]BFDProfile{"echo": {Name: "echo", EchoMode: ptr(true)}}},
+			svc:     webSvc,
+			wantErr: `BGPPeer "x": spec.bfdProfile: BFDProfile "echo" has echoMode: true, which the multi-hop BFD session`,
+		},
+		{
 			name:    "bad pool is a config error",
 			cfg:     Config{Pools: []Pool{{Name: "p", Addresses: []string{"10.0.0.9-10.0.0.1"}}}},
 			svc:     webSvc,

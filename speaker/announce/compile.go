@@ -226,6 +226,9 @@ func compileSession(pr Peer, profiles map[string]BFDProfile, node Node) (Session
 		if !ok {
 			return s, fmt.Errorf("spec.bfdProfile: BFDProfile %q does not exist", pr.BFDProfile)
 		}
+		if s.EBGPMultiHop && bp.EchoMode != nil && *bp.EchoMode {
+			return s, fmt.Errorf("spec.bfdProfile: BFDProfile %q has echoMode: true, which the multi-hop BFD session of a peer with spec.ebgpMultiHop cannot run (RFC 5883 has no echo)", pr.BFDProfile)
+		}
 		s.BFD = &bp
 	}
 	return s, nil
