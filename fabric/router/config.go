@@ -47,6 +47,9 @@ type Config struct {
 	// NetNS is the name of the router's network namespace; an FRR router names
 	// its daemons' pathspace after it, so instances never share one.
 	NetNS string `json:"netns,omitempty"`
+	// GracefulRestart: graceful-restart helper towards the nodes (see
+	// topology.ToR).
+	GracefulRestart bool `json:"gracefulRestart,omitempty"`
 }
 
 // Neighbor is one configured BGP neighbor. With BFD set, the router runs a BFD
@@ -60,15 +63,16 @@ func ConfigFor(t topology.Topology, tor, controlSocket string) (Config, error) {
 		return Config{}, fmt.Errorf("router %q is not in the topology", tor)
 	}
 	c := Config{
-		Name:          r.Name,
-		Address:       r.Address,
-		ASN:           r.ASN,
-		GRPCAddress:   fmt.Sprintf("127.0.0.1:%d", r.GRPCPort),
-		ControlSocket: controlSocket,
-		Timers:        t.Timers(tor),
-		FIB:           true,
-		ExportToNodes: t.ExportToNodes,
-		Flavour:       r.RouterFlavour(),
+		Name:            r.Name,
+		Address:         r.Address,
+		ASN:             r.ASN,
+		GRPCAddress:     fmt.Sprintf("127.0.0.1:%d", r.GRPCPort),
+		ControlSocket:   controlSocket,
+		Timers:          t.Timers(tor),
+		FIB:             true,
+		ExportToNodes:   t.ExportToNodes,
+		Flavour:         r.RouterFlavour(),
+		GracefulRestart: r.GracefulRestart,
 	}
 	for _, n := range t.Nodes {
 		nb := Neighbor{Name: n.Name, Address: n.Address, ASN: n.ASN}

@@ -231,7 +231,7 @@ func unicastFamilies() []*api.AfiSafi {
 // peer builds the GoBGP neighbor. The router is passive: the nodes dial it, so there
 // is never a connection collision (GoBGP has no collision handling).
 func (r *Router) peer(n Neighbor) *api.Peer {
-	return &api.Peer{
+	p := &api.Peer{
 		Conf:   &api.PeerConf{NeighborAddress: n.Address.String(), PeerAsn: n.ASN, Description: n.Name},
 		Timers: r.timers(),
 		Transport: &api.Transport{
@@ -240,7 +240,18 @@ func (r *Router) peer(n Neighbor) *api.Peer {
 		},
 		AfiSafis: unicastFamilies(),
 	}
+	if r.cfg.GracefulRestart {
+		p.GracefulRestart = &api.GracefulRestart{Enabled: true, HelperOnly: true, RestartTime: gracefulRestartTime}
+		for _, af := range p.AfiSafis {
+			af.MpGracefulRestart = &api.MpGracefulRestart{Config: &api.MpGracefulRestartConfig{Enabled: true}}
+		}
+	}
+	return p
 }
+
+// gracefulRestartTime is how long, in seconds, a helper keeps a restarting
+// node's routes.
+const gracefulRestartTime = 120
 
 const dynamicGroup = "dynamic-nodes"
 
@@ -446,7 +457,10 @@ func (r *Router) renewPeer(addr netip.Addr) {
 	defer cancel()
 	renew := false
 	err := r.bgp.ListPeer(ctx, &api.ListPeerRequest{Address: addr.String()}, func(p *api.Peer) {
-		renew = p.GetState().GetSessionState() == api.PeerState_IDLE && p.GetState().GetAdminState() == api.PeerState_UP
+		renew = p.GetState().GetSessionState() == api.PeerState_IDLE && p.GetState().GetAdminState() == api.PeerState_UP &&
+			// A node restarting gracefully: its routes stay, stale, with the
+			// neighbor; a fresh neighbor would drop them.
+			!p.GetGracefulRestart().GetPeerRestarting()
 	})
 	if err != nil || !renew {
 		return

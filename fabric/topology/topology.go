@@ -70,6 +70,11 @@ type ToR struct {
 	// ToR's namespace, configured from this topology). Both serve the same control
 	// API, so a scenario runs unchanged against either.
 	Flavour string `json:"flavour,omitempty"`
+	// GracefulRestart makes the router a graceful-restart helper (RFC 4724,
+	// restart time 120 s) towards the nodes: a node's session that ends
+	// without a NOTIFICATION (a speaker restarting) leaves its routes in the
+	// RIB and FIB, stale, until the node is back and sends End-of-RIB.
+	GracefulRestart bool `json:"gracefulRestart,omitempty"`
 }
 
 // ToR flavours (ToR.Flavour).

@@ -98,10 +98,14 @@ type run struct {
 	// as they took effect; routes every prefix it expected, with what it
 	// is (for the timelines' titles).
 	start time.Time
-	// lastStep is the last action step, named in timing failures.
-	lastStep scenariofile.Step
-	faults   []reports.Event
-	routes   map[netip.Prefix]string
+	// lastStep is the last action step, named in timing failures;
+	// lastBegan when it began (before it took effect: a restart takes
+	// effect when the new process starts, after the old one stopped), the
+	// start of `unchanged` and `reestablished`.
+	lastStep  scenariofile.Step
+	lastBegan time.Time
+	faults    []reports.Event
+	routes    map[netip.Prefix]string
 }
 
 // maxTimelineFaults bounds the faults one timeline shows: a repeat's later
@@ -287,6 +291,7 @@ func (r *run) step(st scenariofile.Step) {
 	case scenariofile.StepApply, scenariofile.StepDelete, scenariofile.StepEndpoints, scenariofile.StepFault,
 		scenariofile.StepRepair, scenariofile.StepLabel:
 		r.lastStep = st // the step timed expectations count from
+		r.lastBegan = time.Now()
 	}
 	switch st.Kind {
 	case scenariofile.StepApply:
@@ -436,6 +441,9 @@ func (r *run) expect(st scenariofile.Step) {
 		if timed && r.lastStep.Kind != "" {
 			msg = fmt.Sprintf("%s; timed from line %d: %s", where, r.lastStep.Line, r.lastStep)
 		}
+		for _, node := range e.Reestablished {
+			r.reestablished(where, tor, node, e.Timeout)
+		}
 		gomega.Eventually(check.ToR(r.b, tor)).WithTimeout(e.Timeout).Should(m, r.diagnosis(msg, route))
 		if timed {
 			var goal *reports.Goal
@@ -448,9 +456,9 @@ func (r *run) expect(st scenariofile.Step) {
 			}
 		}
 		if e.Unchanged {
-			cs, err := backend.ChangesSince(r.ctx, r.b, tor, route, r.last)
+			cs, err := backend.ChangesSince(r.ctx, r.b, tor, route, r.lastBegan)
 			gomega.Expect(err).NotTo(gomega.HaveOccurred(), where)
-			gomega.Expect(cs).To(gomega.BeEmpty(), "%s: %s changed %s since %s, want no change", where, tor, route, r.last.Format("15:04:05.000"))
+			gomega.Expect(cs).To(gomega.BeEmpty(), "%s: %s changed %s since %s, want no change", where, tor, route, r.lastBegan.Format("15:04:05.000"))
 		}
 		for _, c := range e.Communities {
 			gomega.Expect(check.ToR(r.b, tor)).To(check.HaveCommunity(route, c), where)
@@ -462,6 +470,26 @@ func (r *run) expect(st scenariofile.Step) {
 			gomega.Expect(check.ToR(r.b, tor)).To(check.HaveLocalPref(route, e.LocalPref), where)
 		}
 	}
+}
+
+// reestablished waits until tor's BGP session with node has come to
+// Established since the last action step.
+func (r *run) reestablished(where, tor, node string, timeout time.Duration) {
+	n, _ := r.b.Topology().Node(node)
+	since := r.lastBegan
+	gomega.Eventually(func() (bool, error) {
+		evs, err := r.b.Events(r.ctx, tor)
+		if err != nil {
+			return false, err
+		}
+		for _, e := range evs {
+			if e.Kind == "bgp" && e.Peer == n.Address && e.New == "established" && !e.At.Before(since) {
+				return true, nil
+			}
+		}
+		return false, nil
+	}).WithTimeout(timeout).WithPolling(50*time.Millisecond).Should(gomega.BeTrue(),
+		"%s: %s's BGP session with %s not established again since %s within %v", where, tor, node, since.Format("15:04:05.000"), timeout)
 }
 
 // diagnosis is a failure message made on failure only: msg, then the

@@ -133,8 +133,12 @@ type Expect struct {
 	// 60 s).
 	Timeout time.Duration
 	// Unchanged requires that the ToR's set did not change at all since the
-	// last action step (not even away and back).
+	// last action step began (not even away and back).
 	Unchanged bool
+	// Reestablished are nodes whose BGP session with each listed ToR must
+	// have come to Established again since the last action step began (a
+	// speaker restart): waited for before the set is checked.
+	Reestablished []string
 	// Communities, when not nil, are exactly the communities every path
 	// carries ([]: none).
 	Communities []string

@@ -210,7 +210,7 @@ func (p *parser) topology(n, parent *yaml.Node) backend.Topology {
 		}
 		for i, r := range v.Content {
 			field := fmt.Sprintf("topology.tors[%d]", i)
-			rf := p.fields(r, field, "name", "address", "asn", "bfd", "holdTime", "flavour")
+			rf := p.fields(r, field, "name", "address", "asn", "bfd", "holdTime", "flavour", "gracefulRestart")
 			tor := topology.ToR{ASN: 65000}
 			if x := rf["name"]; x != nil {
 				tor.Name = p.str(x, field+".name")
@@ -226,6 +226,9 @@ func (p *parser) topology(n, parent *yaml.Node) backend.Topology {
 				if tor.Flavour != topology.FlavourGoBGP && tor.Flavour != topology.FlavourFRR {
 					p.errf(x, field+".flavour", "%q is neither %s (the fabric's GoBGP router) nor %s (Debian's FRR)", tor.Flavour, topology.FlavourGoBGP, topology.FlavourFRR)
 				}
+			}
+			if x := rf["gracefulRestart"]; x != nil {
+				tor.GracefulRestart = p.boolean(x, field+".gracefulRestart")
 			}
 			if x := rf["holdTime"]; x != nil {
 				d := p.holdTime(x, field+".holdTime")

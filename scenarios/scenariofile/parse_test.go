@@ -291,3 +291,33 @@ func TestParseReject(t *testing.T) {
 		t.Errorf("String() = %q", got)
 	}
 }
+
+// A ToR's gracefulRestart and an expect's reestablished nodes are read; a
+// node the topology lacks is refused.
+func TestParseGracefulRestart(t *testing.T) {
+	s, err := Load(filepath.Join("..", "catalogue", "graceful-restart.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tor := range s.Topology.ToRs {
+		if !tor.GracefulRestart {
+			t.Errorf("%s: gracefulRestart not read", tor.Name)
+		}
+	}
+	var found bool
+	for _, st := range s.Steps {
+		if st.Kind == StepExpect && len(st.Expect.Reestablished) == 1 && st.Expect.Reestablished[0] == "node2" && st.Expect.Unchanged {
+			found = true
+			if got := st.String(); !strings.Contains(got, "reestablished node2") {
+				t.Errorf("step renders as %q", got)
+			}
+		}
+	}
+	if !found {
+		t.Fatal("no expect with reestablished: [node2]")
+	}
+	text := strings.Replace(good, "  - wait: 1s", "  - expect: {service: web, ecmp: [node1], reestablished: [node9]}", 1)
+	if _, err := parse(t, text); err == nil || !strings.Contains(err.Error(), "reestablished") {
+		t.Fatalf("unknown node accepted: %v", err)
+	}
+}

@@ -195,7 +195,7 @@ func (p *parser) fault(n *yaml.Node, field string) backend.Fault {
 }
 
 func (p *parser) expect(n *yaml.Node, field string) (Service, Expect) {
-	f := p.fields(n, field, "service", "address", "prefixLength", "ecmp", "within", "notBefore", "timeout", "unchanged", "communities", "localPref", "pool", "pending")
+	f := p.fields(n, field, "service", "address", "prefixLength", "ecmp", "within", "notBefore", "timeout", "unchanged", "reestablished", "communities", "localPref", "pool", "pending")
 	var svc Service
 	var e Expect
 	switch {
@@ -216,7 +216,7 @@ func (p *parser) expect(n *yaml.Node, field string) (Service, Expect) {
 		if f["service"] == nil {
 			p.errf(v, field+".pending", "only a Service can be pending: give its name in service")
 		}
-		for _, k := range []string{"address", "prefixLength", "ecmp", "within", "notBefore", "unchanged", "communities", "localPref", "pool"} {
+		for _, k := range []string{"address", "prefixLength", "ecmp", "within", "notBefore", "unchanged", "reestablished", "communities", "localPref", "pool"} {
 			if f[k] != nil {
 				p.errf(f[k], field+"."+k, "a pending Service has no address and no route: %s does not apply", k)
 			}
@@ -268,6 +268,9 @@ func (p *parser) expect(n *yaml.Node, field string) (Service, Expect) {
 	}
 	if v := f["unchanged"]; v != nil {
 		e.Unchanged = p.boolean(v, field+".unchanged")
+	}
+	if v := f["reestablished"]; v != nil {
+		e.Reestablished = p.nodes(v, field+".reestablished")
 	}
 	if v := f["communities"]; v != nil {
 		e.Communities = p.strs(v, field+".communities")
@@ -435,6 +438,9 @@ func (e Expect) describe(svc Service) string {
 	}
 	if e.NotBefore > 0 {
 		s += " not before " + e.NotBefore.String()
+	}
+	if len(e.Reestablished) > 0 {
+		s += ", reestablished " + strings.Join(e.Reestablished, ",")
 	}
 	if e.Unchanged {
 		s += ", unchanged"

@@ -346,7 +346,13 @@ func (s *Speaker) Servers() int {
 	return n
 }
 
-// Close stops every session and the retry loop.
+// Close stops every session and the retry loop: the speaker is stopping. A
+// session with graceful restart (enableGracefulRestart) ends with its TCP
+// connection closed and no NOTIFICATION: the peer, a graceful-restart helper
+// (RFC 4724), keeps the routes, stale, until the next speaker is back and
+// sends End-of-RIB. A Cease would make a peer without RFC 8538 drop them at
+// once, and a rolling upgrade would withdraw every node in turn. Other
+// sessions end with GoBGP's Cease, as before.
 func (s *Speaker) Close() {
 	select {
 	case <-s.stop:
@@ -358,6 +364,9 @@ func (s *Speaker) Close() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for name, sess := range s.sessions {
+		if sess.spec.GracefulRestart {
+			sess.stopRelay(0) // the connection to the peer closes now, before GoBGP's Cease
+		}
 		s.release(sess)
 		delete(s.sessions, name)
 	}

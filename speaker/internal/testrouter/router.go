@@ -33,6 +33,11 @@ type Neighbor struct {
 	Address  string `json:"address"`
 	ASN      uint32 `json:"asn"`
 	Password string `json:"password,omitempty"` // TCP MD5
+	// GracefulRestart makes the router a graceful-restart helper for this
+	// neighbor (RFC 4724, restart time 120 s): a session that ends without a
+	// NOTIFICATION leaves its routes in place, stale, until the neighbor is
+	// back and sends End-of-RIB, or the restart time runs out.
+	GracefulRestart bool `json:"gracefulRestart,omitempty"`
 }
 
 // Config configures a router process.
@@ -81,10 +86,13 @@ func (c Config) prefixes() ([]netip.Prefix, error) {
 
 // Event is one line of router output.
 type Event struct {
-	T           int64    `json:"t"` // unix nanoseconds when the router saw it
-	Peer        string   `json:"peer"`
-	Ready       bool     `json:"ready,omitempty"`
-	State       string   `json:"state,omitempty"` // "up" or "down" for session changes
+	T     int64  `json:"t"` // unix nanoseconds when the router saw it
+	Peer  string `json:"peer"`
+	Ready bool   `json:"ready,omitempty"`
+	State string `json:"state,omitempty"` // "up" or "down" for session changes
+	// KeepsRoutes: a session going down does not by itself remove the
+	// neighbor's routes (the router reports best paths, withdrawals included).
+	KeepsRoutes bool     `json:"keepsRoutes,omitempty"`
 	Prefix      string   `json:"prefix,omitempty"`
 	Withdraw    bool     `json:"withdraw,omitempty"`
 	NextHop     string   `json:"nexthop,omitempty"`
@@ -132,9 +140,19 @@ func run(cfg Config, out io.Writer) error {
 	}
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// Received routes as they arrive (adj-RIB-in); with a graceful-restart
+	// neighbor the best paths instead, which is what keeps stale routes
+	// through a restart and shows their flush (the adj-RIB-in reports
+	// received UPDATEs only).
+	view, graceful := api.WatchEventRequest_Table_Filter_ADJIN, false
+	for _, n := range cfg.Neighbors {
+		if n.GracefulRestart {
+			view, graceful = api.WatchEventRequest_Table_Filter_BEST, true
+		}
+	}
 	err := s.WatchEvent(wctx, &api.WatchEventRequest{
 		Peer:  &api.WatchEventRequest_Peer{},
-		Table: &api.WatchEventRequest_Table{Filters: []*api.WatchEventRequest_Table_Filter{{Type: api.WatchEventRequest_Table_Filter_ADJIN}}},
+		Table: &api.WatchEventRequest_Table{Filters: []*api.WatchEventRequest_Table_Filter{{Type: view}}},
 	}, func(r *api.WatchEventResponse) {
 		now := time.Now().UnixNano()
 		if p := r.GetPeer(); p != nil && p.Peer != nil && p.Peer.State != nil && p.Type == api.WatchEventResponse_PeerEvent_STATE {
@@ -142,7 +160,7 @@ func run(cfg Config, out io.Writer) error {
 			if p.Peer.State.SessionState == api.PeerState_ESTABLISHED {
 				st = "up"
 			}
-			emit(Event{T: now, Peer: p.Peer.State.NeighborAddress, State: st})
+			emit(Event{T: now, Peer: p.Peer.State.NeighborAddress, State: st, KeepsRoutes: graceful})
 		}
 		if t := r.GetTable(); t != nil {
 			for _, p := range t.Paths {
@@ -154,7 +172,7 @@ func run(cfg Config, out io.Writer) error {
 		return err
 	}
 	for _, n := range cfg.Neighbors {
-		if err := s.AddPeer(ctx, &api.AddPeerRequest{Peer: &api.Peer{
+		p := &api.Peer{
 			Conf:      &api.PeerConf{NeighborAddress: n.Address, PeerAsn: n.ASN, AuthPassword: n.Password},
 			Transport: &api.Transport{PassiveMode: true},
 			Timers:    &api.Timers{Config: &api.TimersConfig{HoldTime: 90, KeepaliveInterval: 30, IdleHoldTimeAfterReset: 1}},
@@ -162,7 +180,14 @@ func run(cfg Config, out io.Writer) error {
 				{Config: &api.AfiSafiConfig{Family: &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST}, Enabled: true}},
 				{Config: &api.AfiSafiConfig{Family: &api.Family{Afi: api.Family_AFI_IP6, Safi: api.Family_SAFI_UNICAST}, Enabled: true}},
 			},
-		}}); err != nil {
+		}
+		if n.GracefulRestart {
+			p.GracefulRestart = &api.GracefulRestart{Enabled: true, HelperOnly: true, RestartTime: 120}
+			for _, af := range p.AfiSafis {
+				af.MpGracefulRestart = &api.MpGracefulRestart{Config: &api.MpGracefulRestartConfig{Enabled: true}}
+			}
+		}
+		if err := s.AddPeer(ctx, &api.AddPeerRequest{Peer: p}); err != nil {
 			return err
 		}
 	}
@@ -309,7 +334,9 @@ func (r *Router) read(stdout io.Reader, ready chan struct{}) {
 			r.up[e.Peer] = true
 		case e.State == "down":
 			r.up[e.Peer] = false
-			delete(r.routes, e.Peer)
+			if !e.KeepsRoutes {
+				delete(r.routes, e.Peer)
+			}
 		case e.Withdraw:
 			delete(r.routes[e.Peer], e.Prefix)
 		case e.Prefix != "":
