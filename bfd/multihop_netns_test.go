@@ -1,7 +1,6 @@
 package bfd_test
 
 import (
-	"net"
 	"syscall"
 	"testing"
 	"time"
@@ -10,7 +9,6 @@ import (
 
 	"github.com/ecmplb/ecmplb/bfd"
 	"github.com/ecmplb/ecmplb/internal/frrlab"
-	"github.com/ecmplb/ecmplb/internal/netns"
 )
 
 var (
@@ -42,28 +40,7 @@ func TestUDPMultiHopInNamespaces(t *testing.T) {
 	}
 
 	// A packet with TTL 64 (under minimumTtl 254) is dropped.
-	info := sessionInfo(t, a)
-	forged := bfd.ControlPacket{Version: 1, State: bfd.StateAdminDown, DetectMult: 3,
-		MyDiscriminator: info.RemoteDiscr, YourDiscriminator: info.LocalDiscr, RequiredMinRxInterval: 1}
-	err = netns.Do(p.B.Name, func() error {
-		c, err := net.DialUDP("udp4", nil, &net.UDPAddr{IP: nsAddrA.AsSlice(), Port: bfd.MultiHopControlPort})
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		_, err = c.Write(forged.Marshal())
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for metricValue(t, reg, "ecmplb_bfd_control_packets_dropped_total", "reason", "ttl") < 1 {
-		if time.Now().After(deadline) {
-			t.Fatal("TTL 64 multi-hop packet not counted as dropped")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	forgedAdminDown(t, p, sessionInfo(t, a), bfd.MultiHopControlPort, reg)
 	if s := sessionInfo(t, a); s.State != bfd.StateUp {
 		t.Fatalf("forged AdminDown with TTL 64 took the session down: %+v", s)
 	}

@@ -55,6 +55,35 @@ func waitEvent(t *testing.T, ch <-chan bfd.StateChange, key bfd.PeerKey, to bfd.
 	}
 }
 
+// forgedAdminDown sends, from B to A's port, an AdminDown that would match
+// session s but carries the default TTL (64) from an ephemeral port, and
+// waits until A counts it dropped for its TTL.
+func forgedAdminDown(t *testing.T, p *netns.Pair, s bfd.SessionInfo, port int, reg *prometheus.Registry) {
+	t.Helper()
+	forged := bfd.ControlPacket{Version: 1, State: bfd.StateAdminDown, DetectMult: 3,
+		MyDiscriminator: s.RemoteDiscr, YourDiscriminator: s.LocalDiscr, RequiredMinRxInterval: 1}
+	before := metricValue(t, reg, "ecmplb_bfd_control_packets_dropped_total", "reason", "ttl")
+	err := netns.Do(p.B.Name, func() error {
+		c, err := net.DialUDP("udp4", nil, &net.UDPAddr{IP: nsAddrA.AsSlice(), Port: port})
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		_, err = c.Write(forged.Marshal())
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for metricValue(t, reg, "ecmplb_bfd_control_packets_dropped_total", "reason", "ttl") < before+1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("TTL 64 packet to port %d not counted as dropped", port)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // TestUDPSessionsInNamespaces runs two Managers of this process over real
 // sockets in two namespaces joined by a veth.
 func TestUDPSessionsInNamespaces(t *testing.T) {
@@ -106,29 +135,7 @@ func TestUDPSessionsInNamespaces(t *testing.T) {
 	}
 
 	// A packet that does not arrive with TTL 255 is dropped.
-	info := a.Sessions()[0]
-	forged := bfd.ControlPacket{Version: 1, State: bfd.StateAdminDown, DetectMult: 3,
-		MyDiscriminator: info.RemoteDiscr, YourDiscriminator: info.LocalDiscr, RequiredMinRxInterval: 1}
-	err = netns.Do(p.B.Name, func() error {
-		c, err := net.DialUDP("udp4", nil, &net.UDPAddr{IP: nsAddrA.AsSlice(), Port: bfd.ControlPort})
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		// Default TTL (64) from an ephemeral port.
-		_, err = c.Write(forged.Marshal())
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for metricValue(t, reg, "ecmplb_bfd_control_packets_dropped_total", "reason", "ttl") < 1 {
-		if time.Now().After(deadline) {
-			t.Fatal("TTL 64 packet not counted as dropped")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	forgedAdminDown(t, p, a.Sessions()[0], bfd.ControlPort, reg)
 	if s := a.Sessions()[0]; s.State != bfd.StateUp {
 		t.Fatalf("forged AdminDown with TTL 64 took the session down: %+v", s)
 	}
