@@ -194,6 +194,14 @@ func TestGoBGPRouter(t *testing.T) {
 		t.Errorf("updates_sent{ibgp} = %v, want >= 2", v)
 	}
 	// MetalLB's names, peer as address:port, from GoBGP's counters and the relay's.
+	// A session that came up a moment ago may not have counted its first
+	// KEEPALIVE yet: wait for it on both.
+	for _, peer := range []string{"10.0.0.1:179", "10.0.0.3:179"} {
+		deadline := time.Now().Add(10 * time.Second)
+		for metricValue(t, reg, "metallb_bgp_keepalives_received", peer) < 1 && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
 	// One scrape, so the counters are read together (keepalives keep coming).
 	snap := prometheus.NewRegistry()
 	mfs, err := reg.Gather()
