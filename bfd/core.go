@@ -364,8 +364,10 @@ func (c *core) tick(now time.Time) output {
 	var out output
 	if due := c.detectionDue(); !due.IsZero() && !now.Before(due) {
 		switch {
-		case now.Sub(due) > lateTimer:
+		case now.Sub(due) > lateTimer && !c.catchUpUntil.After(c.detectAt):
 			// The timer ran late: read what waits in the socket first.
+			// Once per deadline: a process whose every timer runs late
+			// (starved for good) must still detect a silent peer.
 			c.catchUpUntil = now.Add(catchUp)
 		default:
 			c.catchUpUntil = time.Time{}

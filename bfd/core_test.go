@@ -491,3 +491,25 @@ func TestCoreOnTimeTimerJudgesAtOnce(t *testing.T) {
 		t.Fatalf("timer %v late: want Down at once, got %+v", lateTimer, out)
 	}
 }
+
+// TestCoreStarvedTimerStillDetects: a process whose every timer runs late
+// gets one catch-up per deadline, not one per late tick: a silent peer is
+// still detected.
+func TestCoreStarvedTimerStillDetects(t *testing.T) {
+	c := upCore(t, params(300, 300, 3))
+	last := t0.Add(time.Second)
+	c.receive(remote(StateUp, localID, 300, 300), last)
+	// At most: the deadline, one catch-up, and each of the two ticks late.
+	bound := last.Add(c.detectionTime() + catchUp + 2*30*time.Millisecond)
+	now := last
+	for now.Before(bound.Add(time.Second)) {
+		now = later(now, c.deadline()).Add(30 * time.Millisecond) // every tick 30 ms late
+		if out := c.tick(now); out.changed {
+			if out.to != StateDown || now.After(bound) {
+				t.Fatalf("at %v after the last packet: %+v (bound %v)", now.Sub(last), out, bound.Sub(last))
+			}
+			return
+		}
+	}
+	t.Fatal("a starved session never detected its silent peer")
+}
