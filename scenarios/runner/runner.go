@@ -344,17 +344,34 @@ func (r *run) step(st scenariofile.Step) {
 		r.reject(st, where)
 	case scenariofile.StepFlows:
 		ip := r.address(st)
-		counts, err := r.b.Flows(r.ctx, st.Flows.Proto, netip.AddrPortFrom(ip, st.Flows.Port), st.Flows.Count)
-		gomega.Expect(err).NotTo(gomega.HaveOccurred(), where)
+		// The routes are checked before; the nodes' own data plane may lag
+		// them (kind: kube-proxy programs a newly ready endpoint up to its
+		// minimum sync period, 1 s, after the EndpointSlice), so a batch
+		// that fails is sent again, for at most flowsSettle.
+		want := check.SpreadOver(st.Flows.Spread...).AllowingLost(st.Flows.Lost)
+		var counts map[string]int
+		deadline := time.Now().Add(flowsSettle)
+		for {
+			var err error
+			counts, err = r.b.Flows(r.ctx, st.Flows.Proto, netip.AddrPortFrom(ip, st.Flows.Port), st.Flows.Count)
+			gomega.Expect(err).NotTo(gomega.HaveOccurred(), where)
+			if ok, _ := want.Match(counts); ok || time.Now().After(deadline) {
+				break
+			}
+		}
 		for _, n := range r.b.Topology().NodeNames() {
 			ginkgoreport.AddMeasurement(fmt.Sprintf("line %d: %s flows answered by %s", st.Line, st.Flows.Proto, n), "flows", float64(counts[n]), nil)
 		}
 		ginkgoreport.AddMeasurement(fmt.Sprintf("line %d: %s flows lost (of %d)", st.Line, st.Flows.Proto, st.Flows.Count), "flows", float64(counts[""]), reports.AtMost(float64(st.Flows.Lost)))
-		gomega.Expect(counts).To(check.SpreadOver(st.Flows.Spread...).AllowingLost(st.Flows.Lost), where)
+		gomega.Expect(counts).To(want, where)
 	default:
 		ginkgo.Fail(fmt.Sprintf("%s: unknown step kind %q", where, st.Kind))
 	}
 }
+
+// flowsSettle bounds how long a flows step sends batches until one is as
+// expected.
+const flowsSettle = 5 * time.Second
 
 // bfdUpWait bounds how long a fault on a node waits for the node's BFD
 // sessions to be Up.
