@@ -455,8 +455,7 @@ func (m *Manager) deliver(lk listenKey, b []byte, src netip.Addr, ttl int, age t
 	local := lk.addr
 	// Single-hop: only a packet sent with TTL 255 from a directly connected
 	// system arrives with 255 (RFC 5881 section 5). Multi-hop: at least the
-	// session's minimum TTL, checked below once the session is known (RFC
-	// 5883 section 5).
+	// session's minimum TTL, checked by the session (RFC 5883 section 5).
 	if !lk.multiHop && ttl != SingleHopTTL {
 		m.metrics.dropped.WithLabelValues(local.String(), "ttl").Inc()
 		return
@@ -486,11 +485,7 @@ func (m *Manager) deliver(lk listenKey, b []byte, src netip.Addr, ttl int, age t
 		m.metrics.dropped.WithLabelValues(local.String(), "no-session").Inc()
 		return
 	}
-	if lk.multiHop && (ttl < 0 || ttl < int(s.minTTL())) {
-		m.metrics.dropped.WithLabelValues(local.String(), "ttl").Inc()
-		return
-	}
-	s.receive(p, age)
+	s.receive(p, ttl, age)
 }
 
 // deliverEcho handles one of our echo packets coming back.

@@ -45,7 +45,7 @@ func TestManagerMultiHopMinimumTTL(t *testing.T) {
 	if a := info(t, p.a, mhKeyAB); a.State != bfd.StateUp {
 		t.Fatalf("minimumTtl 252 with TTL 252: not Up: %+v", a)
 	}
-	ev := expectEventWithin(t, p.evA, mhKeyAB, bfd.StateUp)
+	ev := waitEvent(t, p.evA, mhKeyAB, bfd.StateUp, 5*time.Second)
 	if !ev.Key.MultiHop {
 		t.Fatalf("event key %s lost the multi-hop flag", ev.Key)
 	}
@@ -97,22 +97,5 @@ func TestManagerMultiHopNoEcho(t *testing.T) {
 	a := info(t, p.a, mhKeyAB)
 	if a.State != bfd.StateUp || a.EchoActive || a.EchoPacketsOut != 0 || p.net.EchoCount(addrA) != 0 {
 		t.Fatalf("multi-hop session with EchoMode: %+v, %d echo packets", a, p.net.EchoCount(addrA))
-	}
-}
-
-// expectEventWithin returns the first event of key to state among those
-// already queued.
-func expectEventWithin(t *testing.T, ch <-chan bfd.StateChange, key bfd.PeerKey, to bfd.State) bfd.StateChange {
-	t.Helper()
-	for {
-		select {
-		case ev := <-ch:
-			if ev.Key == key && ev.New == to {
-				return ev
-			}
-		default:
-			t.Fatalf("no event %s -> %s queued", key, to)
-			return bfd.StateChange{}
-		}
 	}
 }

@@ -205,20 +205,18 @@ func (s *session) send(pkts [][]byte) {
 	}
 }
 
-// minTTL is the lowest TTL a multi-hop session accepts.
-func (s *session) minTTL() uint32 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.profile.MinimumTTL
-}
-
 func (s *session) onTimer() {
 	s.step(func(now time.Time) output { return s.core.tick(now) })
 }
 
-// receive handles a packet that arrived age ago (it waited in the socket).
-func (s *session) receive(p ControlPacket, age time.Duration) {
+// receive handles a packet that arrived age ago (it waited in the socket)
+// with TTL ttl; a multi-hop session drops one below its minimum TTL.
+func (s *session) receive(p ControlPacket, ttl int, age time.Duration) {
 	s.step(func(now time.Time) output {
+		if s.key.MultiHop && ttl < int(s.profile.MinimumTTL) {
+			s.m.metrics.dropped.WithLabelValues(s.key.Local.String(), "ttl").Inc()
+			return output{}
+		}
 		out := s.core.receiveAt(p, now, now.Add(-age))
 		if !out.discard {
 			s.in++
