@@ -150,18 +150,6 @@ var _ = Describe("faults of production", Ordered, Serial, ContinueOnFailure, Lab
 		}
 		return ts[rnd.Intn(len(ts))]
 	}
-	// bfdUp waits until every ToR that runs BFD with node has the session Up.
-	bfdUp := func(node string) error {
-		for _, tor := range topo.BFDToRs(node) {
-			wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-			err := b.WaitBFD(wctx, tor, node, "Up")
-			cancel()
-			if err != nil {
-				return fmt.Errorf("%s: BFD with %s not Up within 20 s: %w", tor, node, err)
-			}
-		}
-		return nil
-	}
 	// withdrawBound is how soon tor must drop a silent node: within the BFD
 	// detection time where they run BFD, else at its hold time (+ 1 s).
 	withdrawBound := func(tor, node string) time.Duration {
@@ -436,13 +424,8 @@ var _ = Describe("faults of production", Ordered, Serial, ContinueOnFailure, Lab
 		web = netip.PrefixFrom(ip, 32)
 		all = topo.Addrs()
 		Expect(backend.WaitSets(ctx, b, wantWeb(), 60*time.Second)).To(Succeed())
-		for _, tor := range topo.ToRNames() {
-			for _, n := range topo.NodeNames() {
-				wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-				err := b.WaitBFD(wctx, tor, n, "Up")
-				cancel()
-				Expect(err).NotTo(HaveOccurred(), "BFD on both ToRs")
-			}
+		for _, n := range topo.NodeNames() {
+			Expect(backend.WaitBFDUp(ctx, b, n, 20*time.Second)).To(Succeed(), "BFD on both ToRs")
 		}
 		suiteBaseline = takeBaseline("suite start")
 	})
@@ -506,7 +489,7 @@ var _ = Describe("faults of production", Ordered, Serial, ContinueOnFailure, Lab
 				// The route can be back before BFD is (a ToR that was about
 				// to drop the node at the thaw): the cycle ends, and the
 				// history is read, once BFD is Up on every ToR.
-				if err := bfdUp(node); err != nil {
+				if err := backend.WaitBFDUp(ctx, b, node, 20*time.Second); err != nil {
 					return []string{node}, fmt.Errorf("%s frozen %v: %w", node, dur.Round(time.Millisecond), err)
 				}
 				at, err := recovered(web, all, t0)

@@ -95,6 +95,20 @@ func WaitSets(ctx context.Context, b Backend, want map[netip.Prefix][]netip.Addr
 	return nil
 }
 
+// WaitBFDUp waits until every ToR that runs BFD with node has the session
+// Up, for at most timeout per ToR; the error names the ToR.
+func WaitBFDUp(ctx context.Context, b Backend, node string, timeout time.Duration) error {
+	for _, tor := range b.Topology().BFDToRs(node) {
+		wctx, cancel := context.WithTimeout(ctx, timeout)
+		err := b.WaitBFD(wctx, tor, node, "Up")
+		cancel()
+		if err != nil {
+			return fmt.Errorf("%s: BFD with %s not Up within %v: %w", tor, node, timeout, err)
+		}
+	}
+	return nil
+}
+
 // ChangesSince reads a ToR's history of prefix at or after from.
 func ChangesSince(ctx context.Context, b Backend, tor string, prefix netip.Prefix, from time.Time) ([]Change, error) {
 	hist, err := b.History(ctx, tor)

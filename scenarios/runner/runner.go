@@ -387,12 +387,7 @@ func (r *run) bfdUpBefore(f backend.Fault, where string) {
 	if !f.Kind.TargetsNode() || len(r.active) > 0 {
 		return
 	}
-	for _, tor := range r.b.Topology().BFDToRs(f.Target) {
-		ctx, cancel := context.WithTimeout(r.ctx, bfdUpWait)
-		err := r.b.WaitBFD(ctx, tor, f.Target, "Up")
-		cancel()
-		gomega.Expect(err).NotTo(gomega.HaveOccurred(), "%s: before the fault, %s's BFD session with %s was not Up within %v", where, tor, f.Target, bfdUpWait)
-	}
+	gomega.Expect(backend.WaitBFDUp(r.ctx, r.b, f.Target, bfdUpWait)).To(gomega.Succeed(), "%s: before the fault", where)
 }
 
 // address is the route the step is about: its literal address, or its
