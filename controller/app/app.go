@@ -7,10 +7,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync/atomic"
 	"time"
-	"unique"
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
@@ -86,62 +84,22 @@ type Config struct {
 	Webhook webhook.Options
 }
 
-// trim drops what the controller never reads from cached objects: managed
-// fields everywhere (on Services all but the time of the last change, which
-// a rebuild reads); on Services, annotations other than metallb.io ones
-// (kubectl's last-applied copy can be large) and spec fields that play no
-// part in allocation: ports and pod selector matter only for IP sharing, so
-// they are kept only on Services with a sharing key, and of a Service that is
-// not a LoadBalancer only what tells that (and the status it may still
-// carry) is kept. The controller only patches Services, never writes cached
-// objects back, so nothing trimmed is lost; a Service edited into needing
-// more arrives whole with the update.
-func trim(obj any) (any, error) {
-	svc, ok := obj.(*corev1.Service)
-	if !ok {
-		if m, err := meta.Accessor(obj); err == nil {
-			m.SetManagedFields(nil)
-		}
-		return obj, nil
+// transform is the cache's transform. A Service is cached as a
+// reconciler.Svc (reconciler.Compact): what allocation, sharing checks,
+// status writes and Events read, a third of a trimmed corev1.Service. The
+// reconciler reads Services from the informer's store, never through the
+// client, and never writes cached objects back, so nothing dropped is lost;
+// a Service edited into needing more arrives whole with the update. Of
+// everything else the managed fields are dropped.
+func transform(obj any) (any, error) {
+	if svc, ok := obj.(*corev1.Service); ok {
+		return reconciler.Compact(svc), nil
 	}
-	reconciler.CompactManagedFields(svc)
-	svc.Namespace = intern(svc.Namespace)
-	svc.OwnerReferences, svc.Finalizers = nil, nil
-	sp := &svc.Spec
-	if sp.Type != corev1.ServiceTypeLoadBalancer {
-		svc.Labels, svc.Annotations = nil, nil
-		*sp = corev1.ServiceSpec{Type: sp.Type, LoadBalancerClass: sp.LoadBalancerClass}
-		svc.Status.Conditions = nil
-		return svc, nil
+	if m, err := meta.Accessor(obj); err == nil {
+		m.SetManagedFields(nil)
 	}
-	var keep map[string]string
-	for k, v := range svc.Annotations {
-		if strings.HasPrefix(k, "metallb.io/") || strings.HasPrefix(k, "metallb.universe.tf/") {
-			if keep == nil {
-				keep = make(map[string]string, 1)
-			}
-			keep[intern(k)] = intern(v)
-		}
-	}
-	svc.Annotations = keep
-	sp.ClusterIP, sp.ClusterIPs, sp.ExternalIPs, sp.ExternalName = "", nil, nil, ""
-	sp.SessionAffinity, sp.SessionAffinityConfig, sp.LoadBalancerSourceRanges = "", nil, nil
-	sp.HealthCheckNodePort, sp.InternalTrafficPolicy, sp.TrafficDistribution = 0, nil, nil
-	sp.AllocateLoadBalancerNodePorts = nil
-	if reconciler.SharingKey(svc) == "" {
-		sp.Ports, sp.Selector = nil, nil
-	}
-	for i := range sp.Ports {
-		sp.Ports[i] = corev1.ServicePort{Port: sp.Ports[i].Port, Protocol: sp.Ports[i].Protocol}
-	}
-	sp.Type, sp.ExternalTrafficPolicy = corev1.ServiceType(intern(string(sp.Type))), corev1.ServiceExternalTrafficPolicy(intern(string(sp.ExternalTrafficPolicy)))
-	svc.Status.Conditions = nil
-	return svc, nil
+	return obj, nil
 }
-
-// intern returns one shared copy of a string that many cached objects hold
-// (namespace, annotation names and pool names, enum values).
-func intern(s string) string { return unique.Make(s).Value() }
 
 // Run runs the controller until ctx ends (or leadership is lost).
 func Run(ctx context.Context, restCfg *rest.Config, cfg Config) error {
@@ -170,7 +128,6 @@ func Run(ctx context.Context, restCfg *rest.Config, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
-	unsafe := true
 	recorder, stopEvents, err := newRecorder(rc)
 	if err != nil {
 		return err
@@ -186,10 +143,8 @@ func Run(ctx context.Context, restCfg *rest.Config, cfg Config) error {
 		LeaderElectionNamespace:       cfg.Namespace,
 		LeaderElectionReleaseOnCancel: true,
 		Cache: cache.Options{
-			DefaultTransform: trim,
+			DefaultTransform: transform,
 			ByObject: map[client.Object]cache.ByObject{
-				// The controller never mutates cached Services.
-				&corev1.Service{}:        {UnsafeDisableDeepCopy: &unsafe},
 				&v1beta1.IPAddressPool{}: {Namespaces: map[string]cache.Config{cfg.Namespace: {}}},
 			},
 		},

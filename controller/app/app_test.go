@@ -14,13 +14,19 @@ import (
 	"github.com/ecmplb/ecmplb/controller/reconciler"
 )
 
+// trimmed is what the reconciler reads of a cached Service: the Service
+// made from the Svc the cache's transform keeps.
 func trimmed(t *testing.T, svc *corev1.Service) *corev1.Service {
 	t.Helper()
-	out, err := trim(svc.DeepCopy())
+	out, err := transform(svc.DeepCopy())
 	if err != nil {
 		t.Fatal(err)
 	}
-	return out.(*corev1.Service)
+	s, ok := out.(*reconciler.Svc)
+	if !ok {
+		t.Fatalf("the transform made a %T of a Service, want *reconciler.Svc", out)
+	}
+	return s.Service()
 }
 
 func TestTrimKeepsWhatAllocationReads(t *testing.T) {

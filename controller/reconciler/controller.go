@@ -18,6 +18,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -117,6 +118,9 @@ type Controller struct {
 	written  map[string]Written  // Service key -> own writes the cache has not shown yet
 
 	cfgState *configstate.Writer // nil: not written
+
+	storeMu sync.Mutex
+	store   toolscache.Store // the Service informer's, once looked up
 }
 
 // Allocator exposes the allocator (for tests and diagnostics).

@@ -3,8 +3,9 @@ package reconciler
 import (
 	"context"
 	"maps"
+	"net/netip"
+	"slices"
 
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
 	"sigs.k8s.io/controller-runtime/pkg/controller/priorityqueue"
@@ -30,27 +31,28 @@ const (
 // handled and holding status IPs (and the pool annotation, when written),
 // or not handled and holding none. Whether those IPs are its allocation
 // the reconcile decides; this only orders the work.
-func Settled(svc *corev1.Service, class string, annotate bool) bool {
-	if !Handles(svc, class) {
-		return len(svc.Status.LoadBalancer.Ingress) == 0
+func Settled(svc *Svc, class string, annotate bool) bool {
+	if !svc.handles(class) {
+		return len(svc.Ingress) == 0
 	}
-	if len(StatusIPs(svc)) == 0 {
+	if !slices.ContainsFunc(svc.Ingress, func(ip string) bool { _, err := netip.ParseAddr(ip); return err == nil }) {
 		return false
 	}
-	return !annotate || svc.Annotations[v1beta1.AnnotationIPAllocatedFrom] != ""
+	pool, _ := svc.Annotation(v1beta1.AnnotationIPAllocatedFrom)
+	return !annotate || pool != ""
 }
 
 // requestUnchanged reports whether an update left what a Service asks for
 // as it was: same spec generation, labels and annotations (status writes,
 // our own included, change none of them).
-func requestUnchanged(old, cur *corev1.Service) bool {
-	return old.Generation == cur.Generation && maps.Equal(old.Labels, cur.Labels) && maps.Equal(old.Annotations, cur.Annotations)
+func requestUnchanged(old, cur *Svc) bool {
+	return old.Generation == cur.Generation && maps.Equal(old.Labels, cur.Labels) && slices.Equal(old.Annotations, cur.Annotations)
 }
 
 // ServicePriority is the queue priority of a Service event: old is nil for
 // a create (initial says whether it came from the informer's first List),
 // cur nil for a delete.
-func ServicePriority(old, cur *corev1.Service, initial bool, class string, annotate bool) int {
+func ServicePriority(old, cur *Svc, initial bool, class string, annotate bool) int {
 	switch {
 	case cur == nil:
 		return PriorityWork
@@ -65,8 +67,8 @@ func ServicePriority(old, cur *corev1.Service, initial bool, class string, annot
 // serviceEvents enqueues Service events with ServicePriority (on a
 // priority queue; on a plain queue priorities are ignored).
 func (c *Controller) serviceEvents() handler.EventHandler {
-	add := func(q workqueue.TypedRateLimitingInterface[reconcile.Request], svc *corev1.Service, prio int) {
-		req := reconcile.Request{NamespacedName: keyOf(svc)}
+	add := func(q workqueue.TypedRateLimitingInterface[reconcile.Request], svc *Svc, prio int) {
+		req := reconcile.Request{NamespacedName: keyOfObject(svc.Namespace, svc.Name)}
 		if pq, ok := q.(priorityqueue.PriorityQueue[reconcile.Request]); ok {
 			pq.AddWithOpts(priorityqueue.AddOpts{Priority: &prio}, req)
 			return
@@ -76,13 +78,13 @@ func (c *Controller) serviceEvents() handler.EventHandler {
 	class, annotate := c.opts.LoadBalancerClass, c.opts.PoolAnnotation
 	return handler.Funcs{
 		CreateFunc: func(_ context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-			if svc, ok := e.Object.(*corev1.Service); ok {
+			if svc, ok := e.Object.(*Svc); ok {
 				add(q, svc, ServicePriority(nil, svc, e.IsInInitialList, class, annotate))
 			}
 		},
 		UpdateFunc: func(_ context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-			old, ok1 := e.ObjectOld.(*corev1.Service)
-			cur, ok2 := e.ObjectNew.(*corev1.Service)
+			old, ok1 := e.ObjectOld.(*Svc)
+			cur, ok2 := e.ObjectNew.(*Svc)
 			if ok1 && ok2 {
 				add(q, cur, ServicePriority(old, cur, false, class, annotate))
 			}
@@ -94,8 +96,6 @@ func (c *Controller) serviceEvents() handler.EventHandler {
 		},
 	}
 }
-
-func keyOf(svc *corev1.Service) types.NamespacedName { return keyOfObject(svc.Namespace, svc.Name) }
 
 func keyOfObject(ns, name string) types.NamespacedName {
 	return types.NamespacedName{Namespace: ns, Name: name}

@@ -55,7 +55,13 @@ func TestServicePriority(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := ServicePriority(tt.old, tt.cur, tt.initial, "", tt.annotate); got != tt.want {
+			compact := func(s *corev1.Service) *Svc {
+				if s == nil {
+					return nil
+				}
+				return Compact(s)
+			}
+			if got := ServicePriority(compact(tt.old), compact(tt.cur), tt.initial, "", tt.annotate); got != tt.want {
 				t.Errorf("priority %d, want %d", got, tt.want)
 			}
 		})

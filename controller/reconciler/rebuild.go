@@ -3,7 +3,6 @@ package reconciler
 import (
 	"context"
 	"fmt"
-	"maps"
 	"net/netip"
 	"sort"
 	"strconv"
@@ -11,7 +10,6 @@ import (
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -19,54 +17,74 @@ import (
 	"github.com/ecmplb/ecmplb/controller/allocator"
 )
 
-// restoreItem is one Service's allocation found in its status.
-type restoreItem struct {
-	created time.Time // metadata.creationTimestamp
-	changed time.Time // LastChange
-	req     allocator.Request
-	ips     []netip.Addr
-}
-
-// restoreItemFor reads the allocation a Service holds in its status (ok false:
-// none). A malformed request annotation does not matter here: the status is
-// what the Service holds. It keeps only what sharing checks need, so the
-// listed pages can be freed.
-func restoreItemFor(svc *corev1.Service) (restoreItem, bool) {
-	ips := StatusIPs(svc)
-	if len(ips) == 0 {
-		return restoreItem{}, false
-	}
-	r, _ := RequestFor(svc, nil)
-	r.Labels, r.IPs, r.Pool = nil, nil, ""
-	r.Selector = maps.Clone(r.Selector)
-	return restoreItem{created: svc.CreationTimestamp.Time, changed: LastChange(svc), req: r, ips: ips}, true
-}
-
-// restore registers the allocations found in Services' status, least recently
-// changed Service first, and returns how many could not be (each reported to
-// failed). When Services claim one IP but may no longer share it, the one whose
-// spec changed last is the one that introduced the conflict: it loses the IP
-// and its reconcile gives it a new one, as the running controller would have
-// done when the change arrived. Ties go to the older Service, then the name.
-func restore(alloc *allocator.Allocator, items []restoreItem, failed func(restoreItem, error)) int {
-	sort.Slice(items, func(i, j int) bool {
-		a, b := &items[i], &items[j]
-		if !a.changed.Equal(b.changed) {
-			return a.changed.Before(b.changed)
+// restore registers the allocations found in the status of the given
+// Services (those without status IPs are skipped), least recently changed
+// Service first, and returns how many it registered and how many it could
+// not (each reported to failed). When Services claim one IP but may no
+// longer share it, the one whose spec changed last is the one that
+// introduced the conflict: it loses the IP and its reconcile gives it a new
+// one, as the running controller would have done when the change arrived.
+// Ties go to the older Service, then the name. Only the sorted pointers are
+// held: each Service's request is made when its turn comes and dropped
+// after, so a rebuild at 10,000 Services holds no second copy of them.
+func restore(alloc *allocator.Allocator, svcs []*Svc, failed func(key string, ips []netip.Addr, err error)) (restored, conflicts int) {
+	sort.Slice(svcs, func(i, j int) bool {
+		a, b := svcs[i], svcs[j]
+		if ta, tb := a.lastChange(), b.lastChange(); !ta.Equal(tb) {
+			return ta.Before(tb)
 		}
-		if !a.created.Equal(b.created) {
-			return a.created.Before(b.created)
+		if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
+			return a.CreationTimestamp.Before(&b.CreationTimestamp)
 		}
-		return a.req.Key < b.req.Key
+		return keyCompare(a, b) < 0
 	})
-	conflicts := 0
-	for _, it := range items {
-		if _, err := alloc.Restore(it.req, it.ips); err != nil {
+	for _, s := range svcs {
+		svc := s.Service()
+		ips := StatusIPs(svc)
+		if len(ips) == 0 {
+			continue
+		}
+		// A malformed request annotation does not matter here: the status
+		// is what the Service holds.
+		r, _ := RequestFor(svc, nil)
+		if _, err := alloc.Restore(r, ips); err != nil {
 			conflicts++
-			failed(it, err)
+			failed(r.Key, ips, err)
+			continue
+		}
+		restored++
+	}
+	return restored, conflicts
+}
+
+// keyCompare orders Services by their key "namespace/name" (ServiceKey)
+// without building the keys.
+func keyCompare(a, b *Svc) int {
+	at := func(s *Svc, i int) (byte, bool) {
+		switch {
+		case i < len(s.Namespace):
+			return s.Namespace[i], true
+		case i == len(s.Namespace):
+			return '/', true
+		case i-len(s.Namespace)-1 < len(s.Name):
+			return s.Name[i-len(s.Namespace)-1], true
+		}
+		return 0, false
+	}
+	for i := 0; ; i++ {
+		x, okx := at(a, i)
+		y, oky := at(b, i)
+		switch {
+		case !okx && !oky:
+			return 0
+		case !okx:
+			return -1
+		case !oky:
+			return 1
+		case x != y:
+			return int(x) - int(y)
 		}
 	}
-	return conflicts
 }
 
 // FieldManager is the field manager of the controller's own writes to
@@ -88,19 +106,6 @@ func LastChange(svc *corev1.Service) time.Time {
 		}
 	}
 	return t
-}
-
-// CompactManagedFields replaces a Service's managedFields by the one entry
-// LastChange needs (none when it is the creation time), so cached Services
-// keep what a rebuild reads from them without the field sets.
-// LastChange(svc) is the same before and after.
-func CompactManagedFields(svc *corev1.Service) {
-	t := LastChange(svc)
-	if t.Equal(svc.CreationTimestamp.Time) {
-		svc.ManagedFields = nil
-		return
-	}
-	svc.ManagedFields = []metav1.ManagedFieldsEntry{{Operation: metav1.ManagedFieldsOperationUpdate, Time: &metav1.Time{Time: t}}}
 }
 
 // rebuild runs once leadership is held: it loads the pools and re-registers
@@ -127,40 +132,34 @@ func (c *Controller) rebuild(ctx context.Context) error {
 		return fmt.Errorf("rebuild: cache did not sync")
 	}
 
-	var items []restoreItem
+	var svcs []*Svc
 	listed, source := 0, "live List"
 	if store, cacheRV, ok := c.cacheCoversLease(ctx, leaseRV); ok {
 		// The cached objects themselves, read only (no copies).
 		source = "cache at resourceVersion " + cacheRV
 		for _, o := range store.List() {
-			svc, ok := o.(*corev1.Service)
+			s, ok := o.(*Svc)
 			if !ok {
 				continue
 			}
 			listed++
-			if !Handles(svc, c.opts.LoadBalancerClass) {
-				continue
-			}
-			if it, ok := restoreItemFor(svc); ok {
-				items = append(items, it)
+			if s.handles(c.opts.LoadBalancerClass) && len(s.Ingress) > 0 {
+				svcs = append(svcs, s)
 			}
 		}
 	} else if err := c.listLive(ctx, func(svc *corev1.Service) {
 		listed++
-		if !Handles(svc, c.opts.LoadBalancerClass) {
-			return
-		}
-		if it, ok := restoreItemFor(svc); ok {
-			items = append(items, it)
+		if Handles(svc, c.opts.LoadBalancerClass) && len(svc.Status.LoadBalancer.Ingress) > 0 {
+			svcs = append(svcs, Compact(svc))
 		}
 	}); err != nil {
 		return err
 	}
-	conflicts := restore(c.alloc, items, func(it restoreItem, err error) {
-		c.log.Warn("status IP not restored; the Service will get a new one", "service", it.req.Key,
-			"ips", ipStrings(it.ips), "error", err.Error())
+	restored, conflicts := restore(c.alloc, svcs, func(key string, ips []netip.Addr, err error) {
+		c.log.Warn("status IP not restored; the Service will get a new one", "service", key,
+			"ips", ipStrings(ips), "error", err.Error())
 	})
-	c.log.Info("allocations rebuilt", "services", listed, "from", source, "restored", len(items)-conflicts,
+	c.log.Info("allocations rebuilt", "services", listed, "from", source, "restored", restored,
 		"conflicts", conflicts, "pools", len(pools.Items), "took", time.Since(start).String())
 	close(c.ready)
 	c.kickFlush()
@@ -232,4 +231,42 @@ func ResourceVersionAtLeast(a, b string) bool {
 	x, err1 := strconv.ParseUint(a, 10, 64)
 	y, err2 := strconv.ParseUint(b, 10, 64)
 	return err1 == nil && err2 == nil && x >= y
+}
+
+// serviceStore returns the Service informer's store (the cache's, holding
+// Svcs; the informer is created on first use, on the leader).
+func (c *Controller) serviceStore(ctx context.Context) (toolscache.Store, error) {
+	c.storeMu.Lock()
+	defer c.storeMu.Unlock()
+	if c.store != nil {
+		return c.store, nil
+	}
+	inf, err := c.cache.GetInformer(ctx, &corev1.Service{})
+	if err != nil {
+		return nil, fmt.Errorf("service informer: %w", err)
+	}
+	v, ok := inf.(interface{ GetStore() toolscache.Store })
+	if !ok {
+		return nil, fmt.Errorf("service informer %T has no store", inf)
+	}
+	c.store = v.GetStore()
+	return c.store, nil
+}
+
+// cachedService reads a Service from the cache, as a new corev1.Service
+// made from its Svc (nil: not in the cache, deleted).
+func (c *Controller) cachedService(ctx context.Context, key string) (*corev1.Service, error) {
+	store, err := c.serviceStore(ctx)
+	if err != nil {
+		return nil, err
+	}
+	o, ok, err := store.GetByKey(key)
+	if err != nil || !ok {
+		return nil, err
+	}
+	s, ok := o.(*Svc)
+	if !ok {
+		return nil, fmt.Errorf("the Service cache holds a %T, not an Svc (is the cache's transform Compact?)", o)
+	}
+	return s.Service(), nil
 }

@@ -2,6 +2,7 @@ package reconciler
 
 import (
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
@@ -109,13 +110,12 @@ func (c *core) reconcile(t *testing.T, w *world, name string) {
 func rebuilt(t *testing.T, w *world, order []string) *core {
 	c := &core{alloc: allocator.New()}
 	c.syncPools(t, w)
-	var items []restoreItem
+	// As the cache holds them.
+	var svcs []*Svc
 	for _, s := range w.services {
-		if it, ok := restoreItemFor(s); ok {
-			items = append(items, it)
-		}
+		svcs = append(svcs, Compact(s))
 	}
-	restore(c.alloc, items, func(restoreItem, error) {})
+	restore(c.alloc, svcs, func(string, []netip.Addr, error) {})
 	for _, name := range order {
 		c.reconcile(t, w, name)
 	}
@@ -283,7 +283,7 @@ func TestDecidePools(t *testing.T) {
 	}
 }
 
-func TestCompactManagedFieldsKeepsLastChange(t *testing.T) {
+func TestCompactKeepsLastChange(t *testing.T) {
 	at := func(s int64) *metav1.Time { return ptr(metav1.Unix(s, 0)) }
 	for _, mf := range [][]metav1.ManagedFieldsEntry{
 		nil,
@@ -293,9 +293,9 @@ func TestCompactManagedFieldsKeepsLastChange(t *testing.T) {
 	} {
 		svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{CreationTimestamp: metav1.Unix(10, 0), ManagedFields: mf}}
 		want := LastChange(svc)
-		CompactManagedFields(svc)
-		if got := LastChange(svc); !got.Equal(want) || len(svc.ManagedFields) > 1 {
-			t.Errorf("%v: LastChange %v after compaction (%d entries), want %v", mf, got, len(svc.ManagedFields), want)
+		got := Compact(svc).Service()
+		if !LastChange(got).Equal(want) || len(got.ManagedFields) > 1 {
+			t.Errorf("%v: LastChange %v after compaction (%d entries), want %v", mf, LastChange(got), len(got.ManagedFields), want)
 		}
 	}
 }

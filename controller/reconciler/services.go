@@ -25,11 +25,11 @@ func (c *Controller) reconcileService(ctx context.Context, req reconcile.Request
 		return reconcile.Result{}, err
 	}
 	key := req.Namespace + "/" + req.Name
-	svc := &corev1.Service{}
-	if err := c.client.Get(ctx, req.NamespacedName, svc); err != nil {
-		if !apierrors.IsNotFound(err) {
-			return reconcile.Result{}, fmt.Errorf("get Service %s: %w", key, err)
-		}
+	svc, err := c.cachedService(ctx, key)
+	if err != nil {
+		return reconcile.Result{}, fmt.Errorf("get Service %s: %w", key, err)
+	}
+	if svc == nil {
 		c.release(key, nil)
 		return reconcile.Result{}, nil
 	}
