@@ -17,14 +17,13 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
-	"k8s.io/client-go/tools/record"
 
 	"github.com/ecmplb/ecmplb/bfd"
 	"github.com/ecmplb/ecmplb/internal/configstate"
 	"github.com/ecmplb/ecmplb/internal/endpoint"
+	"github.com/ecmplb/ecmplb/internal/events"
 	"github.com/ecmplb/ecmplb/internal/scheme/lean"
 	"github.com/ecmplb/ecmplb/speaker/announce"
 	"github.com/ecmplb/ecmplb/speaker/bfdlink"
@@ -141,12 +140,12 @@ func Run(ctx context.Context, c Config) error {
 	link := bfdlink.New(bfdMgr, sp, log.With("component", "bfdlink"), reg)
 	go link.Run(ctx)
 
-	var recorder record.EventRecorder
+	var recorder watch.EventRecorder
 	if c.Events {
-		b := record.NewBroadcaster(record.WithContext(ctx))
-		b.StartRecordingToSink(eventSink{core})
-		defer b.Shutdown()
-		recorder = b.NewRecorder(lean.Scheme, corev1.EventSource{Component: "ecmplb-speaker", Host: c.NodeName})
+		rec := events.New(events.Options{Client: core, Scheme: lean.Scheme, Component: "ecmplb-speaker", Host: c.NodeName,
+			Logger: log.With("component", "events")})
+		defer rec.Close(2 * time.Second)
+		recorder = rec
 	}
 
 	var ctrl *watch.Controller
@@ -230,26 +229,4 @@ func nodeOwner(core rest.Interface, node string) func(context.Context) (*metav1.
 		}
 		return configstate.NodeOwner(node, l.Items[0].UID), nil
 	}
-}
-
-// eventSink records Events through the core/v1 REST client (record.EventSink).
-type eventSink struct{ core rest.Interface }
-
-func (s eventSink) Create(e *corev1.Event) (*corev1.Event, error) {
-	out := &corev1.Event{}
-	err := s.core.Post().Namespace(e.Namespace).Resource("events").Body(e).Do(context.Background()).Into(out)
-	return out, err
-}
-
-func (s eventSink) Update(e *corev1.Event) (*corev1.Event, error) {
-	out := &corev1.Event{}
-	err := s.core.Put().Namespace(e.Namespace).Resource("events").Name(e.Name).Body(e).Do(context.Background()).Into(out)
-	return out, err
-}
-
-func (s eventSink) Patch(e *corev1.Event, data []byte) (*corev1.Event, error) {
-	out := &corev1.Event{}
-	err := s.core.Patch(types.StrategicMergePatchType).Namespace(e.Namespace).Resource("events").Name(e.Name).
-		Body(data).Do(context.Background()).Into(out)
-	return out, err
 }

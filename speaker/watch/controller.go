@@ -26,7 +26,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
-	"k8s.io/client-go/tools/record"
 
 	"github.com/ecmplb/ecmplb/api/v1beta1"
 	"github.com/ecmplb/ecmplb/api/v1beta2"
@@ -54,7 +53,7 @@ type Options struct {
 	// Status, if set, is told which Services' status changed.
 	Status status.Writer
 	// Recorder, if set, receives Events on Services and the Node.
-	Recorder record.EventRecorder
+	Recorder EventRecorder
 	// OnSessions, if set, is called with the sessions after every accepted
 	// configuration (the BFD wiring uses it).
 	OnSessions func([]announce.Session)
@@ -616,6 +615,11 @@ func (c *Controller) event(obj runtime.Object, typ, reason, format string, args 
 	if c.o.Recorder != nil {
 		c.o.Recorder.Eventf(obj, typ, reason, format, args...)
 	}
+}
+
+// EventRecorder takes Events about objects (internal/events in the speaker).
+type EventRecorder interface {
+	Eventf(obj runtime.Object, typ, reason, format string, args ...any)
 }
 
 // String is for logs.
