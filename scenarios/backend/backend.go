@@ -16,6 +16,7 @@ import (
 	"github.com/ecmplb/ecmplb/fabric/control"
 	"github.com/ecmplb/ecmplb/fabric/fabric"
 	"github.com/ecmplb/ecmplb/fabric/rib"
+	"github.com/ecmplb/ecmplb/scenarios/stream"
 )
 
 // Set is a ToR's ECMP set of one prefix: its equal-cost paths with their
@@ -268,6 +269,15 @@ func RuntimeOff(node string, baseline, now Runtime) error {
 			node, now.HeapInuse/(1<<20), baseline.HeapInuse/(1<<20), limit/(1<<20), now.GCForced))
 	}
 	return errors.Join(errs...)
+}
+
+// Streamer is implemented by backends that can hold a steady stream open
+// across a scenario's steps (both do; see package stream).
+type Streamer interface {
+	// StartStream makes every node answer a stream on dst (proto "tcp") and
+	// opens cfg.Connections connections to it from the first client, each
+	// answered once; the stream's Stop closes them and undoes the set-up.
+	StartStream(ctx context.Context, proto string, dst netip.AddrPort, cfg stream.Config) (*stream.Stream, error)
 }
 
 // EndpointsTimer is implemented by backends whose SetEndpointStates does

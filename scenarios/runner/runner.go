@@ -106,6 +106,8 @@ type run struct {
 	lastBegan time.Time
 	faults    []reports.Event
 	routes    map[netip.Prefix]string
+	// streams are the streams running, by Service.
+	streams map[scenariofile.Service]*runningStream
 }
 
 // maxTimelineFaults bounds the faults one timeline shows: a repeat's later
@@ -293,6 +295,9 @@ func (r *run) step(st scenariofile.Step) {
 		r.lastStep = st // the step timed expectations count from
 		r.lastBegan = time.Now()
 	}
+	if st.Kind == scenariofile.StepFault || st.Kind == scenariofile.StepRepair {
+		r.markStreams(st)
+	}
 	switch st.Kind {
 	case scenariofile.StepApply:
 		r.apply(st.Manifests)
@@ -342,6 +347,10 @@ func (r *run) step(st scenariofile.Step) {
 		r.repeat(st)
 	case scenariofile.StepReject:
 		r.reject(st, where)
+	case scenariofile.StepStream:
+		r.startStream(st)
+	case scenariofile.StepStopStream:
+		r.stopStream(st)
 	case scenariofile.StepFlows:
 		ip := r.address(st)
 		// The routes are checked before; the nodes' own data plane may lag

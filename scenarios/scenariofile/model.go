@@ -45,10 +45,14 @@ const (
 	StepLabel     StepKind = "label"
 	StepRepeat    StepKind = "repeat"
 	StepReject    StepKind = "reject"
+	// StepStream starts a steady stream that keeps running across the
+	// steps after it; StepStopStream stops it and checks what it lost.
+	StepStream     StepKind = "stream"
+	StepStopStream StepKind = "stop-stream"
 )
 
 // StepKinds lists every step kind.
-var StepKinds = []StepKind{StepApply, StepDelete, StepEndpoints, StepFault, StepRepair, StepWait, StepExpect, StepFlows, StepLabel, StepRepeat, StepReject}
+var StepKinds = []StepKind{StepApply, StepDelete, StepEndpoints, StepFault, StepRepair, StepWait, StepExpect, StepFlows, StepLabel, StepRepeat, StepReject, StepStream, StepStopStream}
 
 // Step is one step; which fields are set depends on Kind.
 type Step struct {
@@ -75,7 +79,42 @@ type Step struct {
 	Repeat Repeat
 	// Reject of a reject step.
 	Reject Reject
+	// Stream of a stream step.
+	Stream Stream
+	// StopStream of a stop-stream step.
+	StopStream StopStream
 }
+
+// Stream holds connections open to a Service from the client while the
+// steps after it run, each sending a sequence-numbered message every
+// Interval that the node answering the connection echoes.
+type Stream struct {
+	Proto string
+	Port  uint16
+	// Connections is how many connections the stream holds.
+	Connections int
+	Interval    time.Duration
+	// Timeout is how long a message may go unanswered before it and its
+	// connection count as lost.
+	Timeout time.Duration
+}
+
+// StopStream stops the Service's stream and bounds what it lost.
+type StopStream struct {
+	// Lost are upper bounds, -1 for none: one the step leaves out is 0,
+	// unless the step expects a loss (gives any lower bound; then none).
+	Lost StreamLoss
+	// LostAtLeast are lower bounds, 0 for none: proof that a fault does
+	// cost the stream.
+	LostAtLeast StreamLoss
+	// Spread, when given, are the nodes that must have answered the
+	// stream's connections: each at least one, no other node any.
+	Spread []string
+}
+
+// StreamLoss bounds a stream's lost connections and lost packets (messages
+// unanswered).
+type StreamLoss struct{ Connections, Packets int }
 
 // Reject applies manifests that the apiserver must refuse (CEL rules or the
 // admission webhook), each with a message containing Field: bad input

@@ -172,6 +172,7 @@ func (p *parser) scenario(n *yaml.Node) *Scenario {
 	for i, st := range v.Content {
 		s.Steps = append(s.Steps, p.step(st, fmt.Sprintf("steps[%d]", i)))
 	}
+	p.streams(s.Steps, v.Content, "steps")
 	return s
 }
 

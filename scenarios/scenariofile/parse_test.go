@@ -90,7 +90,7 @@ func TestParseErrors(t *testing.T) {
 		{"unknown field in a step", "fault: {kind: cut-link, node: node2}", "fault: {kind: cut-link, node: node2, color: red}",
 			`cat/drain.yaml:20: steps[2].fault.color: unknown field (want one of kind, node, tor, for)`},
 		{"unknown step kind", "  - wait: 1s", "  - sleep: 1s",
-			`cat/drain.yaml:24: steps[6].sleep: unknown step kind "sleep" (want one of apply, delete, endpoints, fault, repair, wait, expect, flows, label, repeat, reject)`},
+			`cat/drain.yaml:24: steps[6].sleep: unknown step kind "sleep" (want one of apply, delete, endpoints, fault, repair, wait, expect, flows, label, repeat, reject, stream, stop-stream)`},
 		{"unknown fault kind", "kind: cut-link, node", "kind: cut-lnk, node",
 			`cat/drain.yaml:20: steps[2].fault.kind: unknown fault kind "cut-lnk"`},
 		{"node the topology lacks", "fault: {kind: cut-link, node: node2}", "fault: {kind: cut-link, node: node7}",
@@ -319,5 +319,105 @@ func TestParseGracefulRestart(t *testing.T) {
 	text := strings.Replace(good, "  - wait: 1s", "  - expect: {service: web, ecmp: [node1], reestablished: [node9]}", 1)
 	if _, err := parse(t, text); err == nil || !strings.Contains(err.Error(), "reestablished") {
 		t.Fatalf("unknown node accepted: %v", err)
+	}
+}
+
+// streamed is the good file with a stream held across the fault and repair.
+func streamed(start, stop string) string {
+	text := strings.Replace(good, "  - fault: {kind: cut-link, node: node2}\n", "  - "+start+"\n  - fault: {kind: cut-link, node: node2}\n", 1)
+	return strings.Replace(text, "  - wait: 1s\n", "  - wait: 1s\n  - "+stop+"\n", 1)
+}
+
+// A stream starts with its defaults or the fields given and stops with
+// bounds: none given are 0 lost; lower bounds alone leave no upper ones.
+func TestParseStream(t *testing.T) {
+	s, err := parse(t, streamed("stream: {service: web}", "stop-stream: {service: web}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := s.Steps[2]
+	if st.Kind != StepStream || st.Service.Name != "web" {
+		t.Fatalf("step %+v", st)
+	}
+	if want := (Stream{Proto: "tcp", Port: 443, Connections: 10, Interval: 10 * time.Millisecond, Timeout: time.Second}); st.Stream != want {
+		t.Errorf("defaults %+v, want %+v", st.Stream, want)
+	}
+	stop := s.Steps[8]
+	if stop.Kind != StepStopStream || stop.StopStream.Lost != (StreamLoss{}) || stop.StopStream.LostAtLeast != (StreamLoss{}) {
+		t.Errorf("stop %+v, want at most 0 lost", stop)
+	}
+	s, err = parse(t, streamed("stream: {service: default/web, proto: tcp, port: 80, connections: 30, interval: 20ms, timeout: 2s}",
+		"stop-stream: {service: web, lostAtLeast: {connections: 3}, spread: [node1, node2]}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (Stream{Proto: "tcp", Port: 80, Connections: 30, Interval: 20 * time.Millisecond, Timeout: 2 * time.Second}); s.Steps[2].Stream != want {
+		t.Errorf("stream %+v, want %+v", s.Steps[2].Stream, want)
+	}
+	ss := s.Steps[8].StopStream
+	if ss.Lost != (StreamLoss{-1, -1}) || ss.LostAtLeast != (StreamLoss{Connections: 3}) || len(ss.Spread) != 2 {
+		t.Errorf("stop %+v, want at least 3 connections lost and no upper bound", ss)
+	}
+	if got := s.Steps[8].String(); got != "stop the stream to default/web: lost at least 3 connections; connections answered by node1, node2" {
+		t.Errorf("described as %q", got)
+	}
+	s, err = parse(t, streamed("stream: {service: web}", "stop-stream: {service: web, lost: {connections: 2}, lostAtLeast: {packets: 1}}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ss := s.Steps[8].StopStream; ss.Lost != (StreamLoss{Connections: 2, Packets: -1}) || ss.LostAtLeast != (StreamLoss{Packets: 1}) {
+		t.Errorf("stop %+v", ss)
+	}
+}
+
+// A malformed stream is refused with file, line, step and field.
+func TestParseStreamErrors(t *testing.T) {
+	tests := []struct{ name, start, stop, want string }{
+		{"unknown field", "stream: {service: web, rate: 100}", "stop-stream: {service: web}",
+			`cat/drain.yaml:20: steps[2].stream.rate: unknown field (want one of service, proto, port, connections, interval, timeout)`},
+		{"udp", "stream: {service: web, proto: udp}", "stop-stream: {service: web}",
+			`cat/drain.yaml:20: steps[2].stream.proto: "udp": a stream holds TCP connections (proto: tcp)`},
+		{"too many connections", "stream: {service: web, connections: 5000}", "stop-stream: {service: web}",
+			`cat/drain.yaml:20: steps[2].stream.connections: "5000" is not a whole number in 1-200`},
+		{"bad interval", "stream: {service: web, interval: fast}", "stop-stream: {service: web}",
+			`cat/drain.yaml:20: steps[2].stream.interval: "fast" is not a duration`},
+		{"interval too short", "stream: {service: web, interval: 100us}", "stop-stream: {service: web}",
+			`cat/drain.yaml:20: steps[2].stream.interval: 100µs: between 1ms and 10s`},
+		{"no service", "stream: {connections: 3}", "stop-stream: {service: web}",
+			`cat/drain.yaml:20: steps[2].stream.service: missing: the Service the stream goes to`},
+		{"never stopped", "stream: {service: web}", "wait: 1s",
+			`cat/drain.yaml:20: steps[2].stream: the stream to default/web is never stopped: end the scenario with a stop-stream step`},
+		{"stopped without a start", "wait: 1s", "stop-stream: {service: web}",
+			`cat/drain.yaml:21: steps[3].stop-stream.service: default/web has no stream running: start one with a stream step before`},
+		{"started twice", "stream: {service: web}\n  - stream: {service: web, connections: 2}", "stop-stream: {service: web}",
+			`cat/drain.yaml:21: steps[3].stream.service: default/web already has a stream (started at steps[2]): stop it first`},
+		{"unknown bound", "stream: {service: web}", "stop-stream: {service: web, lost: {flows: 0}}",
+			`cat/drain.yaml:26: steps[8].stop-stream.lost.flows: unknown field (want one of connections, packets)`},
+		{"negative bound", "stream: {service: web}", "stop-stream: {service: web, lost: {packets: -1}}",
+			`cat/drain.yaml:26: steps[8].stop-stream.lost.packets: "-1" is not a whole number in 0-1000000`},
+		{"empty lower bound", "stream: {service: web}", "stop-stream: {service: web, lostAtLeast: {}}",
+			`cat/drain.yaml:26: steps[8].stop-stream.lostAtLeast: give connections or packets (at least 1)`},
+		{"lower above upper", "stream: {service: web}", "stop-stream: {service: web, lost: {connections: 1}, lostAtLeast: {connections: 2}}",
+			`cat/drain.yaml:26: steps[8].stop-stream.lostAtLeast.connections: 2 is more than lost.connections 1`},
+		{"spread over an unknown node", "stream: {service: web}", "stop-stream: {service: web, spread: [node9]}",
+			`cat/drain.yaml:26: steps[8].stop-stream.spread[0]: "node9" is not a node of the topology`},
+		{"in a repeat", "repeat: {times: 2, steps: [stream: {service: web}]}", "wait: 1s",
+			`cat/drain.yaml:20: steps[2].repeat.steps[0].stream: a stream runs across the scenario's steps: start and stop it outside the repeat`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := parse(t, streamed(tt.start, tt.stop))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error:\n%v\nwant it to contain\n%s", err, tt.want)
+			}
+		})
+	}
+	// flows to the Service while its stream runs (the good file's flows
+	// step comes after the wait).
+	text := strings.Replace(good, "  - fault: {kind: cut-link, node: node2}\n", "  - stream: {service: web}\n  - fault: {kind: cut-link, node: node2}\n", 1)
+	text += "  - stop-stream: {service: web}\n"
+	want := `cat/drain.yaml:26: steps[8].flows.service: default/web has a stream running (started at steps[2]): stop it before sending flows`
+	if _, err := parse(t, text); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("error:\n%v\nwant it to contain\n%s", err, want)
 	}
 }

@@ -48,6 +48,10 @@ func (p *parser) step(n *yaml.Node, field string) Step {
 		st.Repeat = p.repeat(v, field)
 	case StepReject:
 		st.Reject = p.reject(v, field)
+	case StepStream:
+		st.Service, st.Stream = p.stream(v, field)
+	case StepStopStream:
+		st.Service, st.StopStream = p.stopStream(v, field)
 	default:
 		p.errf(k, field, "unknown step kind %q (want one of %s)", k.Value, kindNames())
 	}
@@ -403,6 +407,10 @@ func (s Step) String() string {
 		return fmt.Sprintf("label node %s: set %v, remove %v", s.Label.Node, s.Label.Set, s.Label.Remove)
 	case StepRepeat:
 		return fmt.Sprintf("repeat %d times (jitter %v): %d steps", s.Repeat.Times, s.Repeat.Jitter, len(s.Repeat.Steps))
+	case StepStream:
+		return fmt.Sprintf("stream to %s: %d %s connections, a packet every %v each", s.Service, s.Stream.Connections, s.Stream.Proto, s.Stream.Interval)
+	case StepStopStream:
+		return fmt.Sprintf("stop the stream to %s: %s", s.Service, s.StopStream.describe())
 	case StepFlows:
 		return fmt.Sprintf("%d %s flows to %s spread over %s", s.Flows.Count, s.Flows.Proto, s.Service, strings.Join(s.Flows.Spread, ", "))
 	}
