@@ -277,6 +277,14 @@ func (s *Speaker) ServicePeers(key string) []string {
 	return out
 }
 
+// ServiceRoutes returns a copy of the routes the Service holds (the last Apply
+// that succeeded for key).
+func (s *Speaker) ServiceRoutes(key string) []announce.Route {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.routes.services[key])
+}
+
 // Announced returns the prefixes announced towards one peer with their attributes.
 func (s *Speaker) Announced(peer string) map[netip.Prefix]Attrs {
 	s.mu.Lock()

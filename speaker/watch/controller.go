@@ -7,8 +7,10 @@ package watch
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"maps"
 	"net/netip"
@@ -39,6 +41,8 @@ type Announcer interface {
 	SetSessions([]announce.Session) error
 	Apply(key string, routes []announce.Route) error
 	ServicePeers(key string) []string
+	// ServiceRoutes returns the routes the last successful Apply gave key.
+	ServiceRoutes(key string) []announce.Route
 }
 
 // Options configure a Controller.
@@ -181,9 +185,11 @@ type Controller struct {
 	good                                        lastGood
 	reported                                    map[objectKey]string // rejected objects -> message reported
 
-	mu    sync.Mutex
-	state map[string][]announce.Route // what each Service announces, for status
-	ips   map[string][]netip.Addr     // the addresses of those Services (metallb_speaker_announced)
+	mu sync.Mutex
+	// state: a digest of the routes each announced Service was last given
+	// (the routes themselves stay with the Announcer), to tell a change.
+	state map[string]uint64
+	ips   map[string][]netip.Addr // the addresses of those Services (metallb_speaker_announced)
 }
 
 // New builds the informers; Run starts them.
@@ -191,7 +197,7 @@ func New(o Options) *Controller {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	c := &Controller{o: o, log: o.Logger, q: newQueue(), state: map[string][]announce.Route{}, ips: map[string][]netip.Addr{},
+	c := &Controller{o: o, log: o.Logger, q: newQueue(), state: map[string]uint64{}, ips: map[string][]netip.Addr{},
 		good: newLastGood(), reported: map[objectKey]string{}}
 	c.m = newControllerMetrics(o.Registerer, c)
 	strip := transform
@@ -537,12 +543,13 @@ func (c *Controller) sync(key string) {
 	if len(routes) > 0 {
 		ips = as.IPs
 	}
+	digest := routesDigest(routes)
 	c.mu.Lock()
-	old := c.state[key]
+	old, had := c.state[key]
 	if len(routes) == 0 {
 		delete(c.state, key)
 	} else {
-		c.state[key] = routes
+		c.state[key] = digest
 	}
 	if len(ips) == 0 {
 		delete(c.ips, key)
@@ -551,18 +558,19 @@ func (c *Controller) sync(key string) {
 	}
 	c.mu.Unlock()
 	c.m.syncSeconds.Observe(time.Since(start).Seconds())
-	if reflect.DeepEqual(old, routes) {
+	has := len(routes) > 0
+	if had == has && old == digest {
 		return
 	}
 	switch {
-	case len(old) == 0 && len(routes) > 0:
+	case !had && has:
 		c.m.announced.Inc()
 		c.log.Debug("announcing service", "service", key, "routes", len(routes))
 		if svc != nil {
 			c.event(svc, corev1.EventTypeNormal, "Announced", "announcing %s from node %s via BGP to %v",
 				prefixList(routes), c.o.NodeName, peerList(routes))
 		}
-	case len(old) > 0 && len(routes) == 0:
+	case had && !has:
 		c.m.announced.Dec()
 		c.log.Debug("withdrawing service", "service", key)
 		if svc != nil {
@@ -584,13 +592,45 @@ func (c *Controller) sync(key string) {
 // ServiceStatus is the status.Source for this node.
 func (c *Controller) ServiceStatus(key string) (status.Status, bool) {
 	c.mu.Lock()
-	routes := c.state[key]
+	_, announced := c.state[key]
 	c.mu.Unlock()
+	if !announced {
+		return status.Status{}, false
+	}
+	routes := c.o.Announcer.ServiceRoutes(key)
 	if len(routes) == 0 {
 		return status.Status{}, false
 	}
 	return status.Status{Peers: peerList(routes), Prefixes: prefixList(routes),
 		EstablishedPeers: c.o.Announcer.ServicePeers(key)}, true
+}
+
+// routesDigest is a 64-bit FNV-1a hash of routes, in order.
+func routesDigest(routes []announce.Route) uint64 {
+	h := fnv.New64a()
+	var b [4]byte
+	for _, r := range routes {
+		h.Write([]byte(r.Peer))
+		h.Write([]byte{0})
+		pb, _ := r.Prefix.MarshalBinary()
+		h.Write(pb)
+		binary.BigEndian.PutUint32(b[:], r.LocalPref)
+		h.Write(b[:])
+		for _, c := range r.Communities {
+			if c.Large {
+				h.Write([]byte{1})
+				for _, v := range []uint32{c.Global, c.Local1, c.Local2} {
+					binary.BigEndian.PutUint32(b[:], v)
+					h.Write(b[:])
+				}
+				continue
+			}
+			binary.BigEndian.PutUint32(b[:], c.Value)
+			h.Write(append([]byte{0}, b[:]...))
+		}
+		h.Write([]byte{0xff})
+	}
+	return h.Sum64()
 }
 
 func prefixList(routes []announce.Route) []string {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"reflect"
 	"slices"
 	"strings"
@@ -54,6 +55,12 @@ func (f *fakeAnnouncer) Apply(key string, routes []announce.Route) error {
 }
 
 func (f *fakeAnnouncer) ServicePeers(string) []string { return nil }
+
+func (f *fakeAnnouncer) ServiceRoutes(key string) []announce.Route {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.routes[key])
+}
 
 func (f *fakeAnnouncer) sessionNames() []string {
 	f.mu.Lock()
@@ -608,5 +615,56 @@ func TestControllerReportsObjectsRejectedBesideAKeptVersion(t *testing.T) {
 	}
 	if got := sp.ann.announced("default/web"); len(got) != 1 {
 		t.Errorf("web: %v, want it still announced from p's previous version", got)
+	}
+}
+
+// The controller keeps only a digest of each Service's routes; any change of
+// peer, prefix, local-pref, community (standard or large) or order is a change.
+func TestRoutesDigestTellsEveryChange(t *testing.T) {
+	base := []announce.Route{
+		{Peer: "tor1", Prefix: netip.MustParsePrefix("203.0.113.5/32"), LocalPref: 100,
+			Communities: []announce.Community{{Value: 65000<<16 | 1}, {Large: true, Global: 1, Local1: 2, Local2: 3}}},
+		{Peer: "tor2", Prefix: netip.MustParsePrefix("203.0.113.5/32")},
+	}
+	clone := func() []announce.Route {
+		out := slices.Clone(base)
+		for i := range out {
+			out[i].Communities = slices.Clone(out[i].Communities)
+		}
+		return out
+	}
+	if routesDigest(clone()) != routesDigest(base) {
+		t.Fatal("equal routes, different digests")
+	}
+	changes := map[string]func(r []announce.Route) []announce.Route{
+		"peer": func(r []announce.Route) []announce.Route { r[1].Peer = "tor3"; return r },
+		"prefix": func(r []announce.Route) []announce.Route {
+			r[1].Prefix = netip.MustParsePrefix("203.0.113.6/32")
+			return r
+		},
+		"prefix length": func(r []announce.Route) []announce.Route {
+			r[1].Prefix = netip.MustParsePrefix("203.0.113.0/24")
+			return r
+		},
+		"local-pref":      func(r []announce.Route) []announce.Route { r[0].LocalPref = 200; return r },
+		"community":       func(r []announce.Route) []announce.Route { r[0].Communities[0].Value++; return r },
+		"large community": func(r []announce.Route) []announce.Route { r[0].Communities[1].Local2++; return r },
+		"community kind": func(r []announce.Route) []announce.Route {
+			r[0].Communities = r[0].Communities[:1]
+			r[0].Communities[0].Large = true
+			return r
+		},
+		"one community less": func(r []announce.Route) []announce.Route { r[0].Communities = r[0].Communities[:1]; return r },
+		"a route less":       func(r []announce.Route) []announce.Route { return r[:1] },
+		"order":              func(r []announce.Route) []announce.Route { r[0], r[1] = r[1], r[0]; return r },
+		"communities moved": func(r []announce.Route) []announce.Route {
+			r[1].Communities, r[0].Communities = r[0].Communities, nil
+			return r
+		},
+	}
+	for name, change := range changes {
+		if routesDigest(change(clone())) == routesDigest(base) {
+			t.Errorf("%s: the digest did not change", name)
+		}
 	}
 }
