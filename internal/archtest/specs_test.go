@@ -21,6 +21,9 @@ var specSide = map[string]bool{
 	"scenarios/check":        true,
 	"scenarios/scenariofile": true,
 	"scenarios/backend":      true,
+	// The stream counter and its line protocol: backend-neutral, used by
+	// the runner and by every backend.
+	"scenarios/stream": true,
 }
 
 // suiteSetup is the one file that knows the backends: it picks one.
