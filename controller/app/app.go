@@ -16,8 +16,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
+	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -101,6 +103,18 @@ func transform(obj any) (any, error) {
 	return obj, nil
 }
 
+// newInformer makes the cache's informers as controller-runtime does, but
+// the Service informer without its namespace index: the cache holds
+// reconciler.Svcs, which are read by key only (a cached List of Services
+// would fail on the type anyway), and the index is another entry per
+// Service (about 1 MiB at 11,000).
+func newInformer(lw toolscache.ListerWatcher, obj runtime.Object, resync time.Duration, idx toolscache.Indexers) toolscache.SharedIndexInformer {
+	if _, ok := obj.(*corev1.Service); ok {
+		idx = toolscache.Indexers{}
+	}
+	return toolscache.NewSharedIndexInformer(lw, obj, resync, idx)
+}
+
 // Run runs the controller until ctx ends (or leadership is lost).
 func Run(ctx context.Context, restCfg *rest.Config, cfg Config) error {
 	log := cfg.Logger
@@ -144,6 +158,7 @@ func Run(ctx context.Context, restCfg *rest.Config, cfg Config) error {
 		LeaderElectionReleaseOnCancel: true,
 		Cache: cache.Options{
 			DefaultTransform: transform,
+			NewInformer:      newInformer,
 			ByObject: map[client.Object]cache.ByObject{
 				&v1beta1.IPAddressPool{}: {Namespaces: map[string]cache.Config{cfg.Namespace: {}}},
 			},

@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	toolscache "k8s.io/client-go/tools/cache"
 
 	"github.com/ecmplb/ecmplb/controller/allocator"
 	"github.com/ecmplb/ecmplb/controller/reconciler"
@@ -226,5 +227,19 @@ func TestTrimNonLoadBalancer(t *testing.T) {
 	}
 	if got.Spec.Ports != nil || got.Spec.Selector != nil || got.Labels != nil || got.Spec.ClusterIP != "" {
 		t.Fatalf("not trimmed: %+v", got)
+	}
+}
+
+// TestServiceInformerHasNoNamespaceIndex: the Service informer keeps no
+// index beside its store (nothing lists cached Services by namespace);
+// other informers keep controller-runtime's.
+func TestServiceInformerHasNoNamespaceIndex(t *testing.T) {
+	lw := &toolscache.ListWatch{}
+	idx := toolscache.Indexers{toolscache.NamespaceIndex: toolscache.MetaNamespaceIndexFunc}
+	if got := newInformer(lw, &corev1.Service{}, 0, idx).GetIndexer().GetIndexers(); len(got) != 0 {
+		t.Fatalf("Service informer indexes %v", got)
+	}
+	if got := newInformer(lw, &corev1.Namespace{}, 0, idx).GetIndexer().GetIndexers(); len(got) != 1 {
+		t.Fatalf("Namespace informer indexes %v, want the namespace index", got)
 	}
 }

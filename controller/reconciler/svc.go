@@ -17,17 +17,18 @@ import (
 // Svc is what the Service cache keeps of a Service (Compact makes it): what
 // allocation, sharing checks, status writes, queue priorities and Events
 // read. A trimmed corev1.Service kept about 1.5 KB per Service in the
-// cache (the whole decoded struct and an annotation map); an Svc keeps
-// about a third of that. Service() turns it back into the part of a
+// cache (the whole decoded struct and an annotation map); an Svc is 280
+// bytes and a few shared or small strings. Service() turns it back into the part of a
 // corev1.Service those readers use.
 type Svc struct {
-	// ObjectMeta keeps name, namespace, UID, resourceVersion, generation,
+	// SvcMeta keeps name, namespace, UID, resourceVersion, generation,
 	// creation time and labels (pool serviceSelectors read them).
-	metav1.ObjectMeta
+	SvcMeta
 	// Annotations are the metallb.io and metallb.universe.tf ones only.
 	Annotations []Annotation
-	// Changed is LastChange when it is not the creation time (else zero).
-	Changed        time.Time
+	// Changed is LastChange in Unix nanoseconds when it is not the creation
+	// time (else 0).
+	Changed        int64
 	Type           corev1.ServiceType
 	Class          *string // spec.loadBalancerClass
 	Policy         corev1.ServiceExternalTrafficPolicy
@@ -51,7 +52,12 @@ func (s *Svc) GetObjectKind() schema.ObjectKind { return schema.EmptyObjectKind 
 // DeepCopyObject implements runtime.Object.
 func (s *Svc) DeepCopyObject() runtime.Object {
 	c := *s
-	s.ObjectMeta.DeepCopyInto(&c.ObjectMeta)
+	if s.Labels != nil {
+		c.Labels = make(map[string]string, len(s.Labels))
+		for k, v := range s.Labels {
+			c.Labels[k] = v
+		}
+	}
 	c.Annotations = slices.Clone(s.Annotations)
 	c.IPFamilies = slices.Clone(s.IPFamilies)
 	c.Ports = slices.Clone(s.Ports)
@@ -86,9 +92,8 @@ func keptAnnotation(name string) bool {
 // it may still carry (to be cleared). It never changes svc.
 func Compact(svc *corev1.Service) *Svc {
 	out := &Svc{
-		ObjectMeta: metav1.ObjectMeta{Name: svc.Name, Namespace: intern(svc.Namespace), UID: svc.UID,
-			ResourceVersion: svc.ResourceVersion, Generation: svc.Generation, CreationTimestamp: svc.CreationTimestamp,
-			DeletionTimestamp: svc.DeletionTimestamp},
+		SvcMeta: SvcMeta{Name: svc.Name, Namespace: intern(svc.Namespace), UID: svc.UID,
+			ResourceVersion: svc.ResourceVersion, Generation: svc.Generation, CreationTimestamp: svc.CreationTimestamp},
 		Type:  corev1.ServiceType(intern(string(svc.Spec.Type))),
 		Class: svc.Spec.LoadBalancerClass,
 	}
@@ -96,7 +101,7 @@ func Compact(svc *corev1.Service) *Svc {
 		out.Ingress = append(out.Ingress, in.IP)
 	}
 	if t := LastChange(svc); !t.Equal(svc.CreationTimestamp.Time) {
-		out.Changed = t
+		out.Changed = t.UnixNano()
 	}
 	if svc.Spec.Type != corev1.ServiceTypeLoadBalancer {
 		return out
@@ -112,13 +117,8 @@ func Compact(svc *corev1.Service) *Svc {
 	sp := &svc.Spec
 	out.Policy = corev1.ServiceExternalTrafficPolicy(intern(string(sp.ExternalTrafficPolicy)))
 	out.LoadBalancerIP = sp.LoadBalancerIP
-	for _, f := range sp.IPFamilies {
-		out.IPFamilies = append(out.IPFamilies, corev1.IPFamily(intern(string(f))))
-	}
-	if sp.IPFamilyPolicy != nil {
-		p := corev1.IPFamilyPolicy(intern(string(*sp.IPFamilyPolicy)))
-		out.IPFamilyPolicy = &p
-	}
+	out.IPFamilies = families(sp.IPFamilies)
+	out.IPFamilyPolicy = familyPolicy(sp.IPFamilyPolicy)
 	if out.sharingKey() != "" {
 		out.Selector = sp.Selector
 		out.Ports = make([]corev1.ServicePort, len(sp.Ports))
@@ -133,15 +133,15 @@ func Compact(svc *corev1.Service) *Svc {
 // RequestFor, Handles, StatusIPs, LastChange, Written and Events read give
 // the same answers on it as on the Service the Svc was made from.
 func (s *Svc) Service() *corev1.Service {
-	out := &corev1.Service{ObjectMeta: s.ObjectMeta}
+	out := &corev1.Service{ObjectMeta: s.objectMeta()}
 	if len(s.Annotations) > 0 {
 		out.Annotations = make(map[string]string, len(s.Annotations))
 		for _, a := range s.Annotations {
 			out.Annotations[a.Name] = a.Value
 		}
 	}
-	if !s.Changed.IsZero() {
-		out.ManagedFields = []metav1.ManagedFieldsEntry{{Operation: metav1.ManagedFieldsOperationUpdate, Time: &metav1.Time{Time: s.Changed}}}
+	if s.Changed != 0 {
+		out.ManagedFields = []metav1.ManagedFieldsEntry{{Operation: metav1.ManagedFieldsOperationUpdate, Time: &metav1.Time{Time: time.Unix(0, s.Changed)}}}
 	}
 	out.Spec = corev1.ServiceSpec{Type: s.Type, LoadBalancerClass: s.Class, ExternalTrafficPolicy: s.Policy,
 		IPFamilies: s.IPFamilies, IPFamilyPolicy: s.IPFamilyPolicy, LoadBalancerIP: s.LoadBalancerIP,
@@ -154,8 +154,8 @@ func (s *Svc) Service() *corev1.Service {
 
 // lastChange is LastChange on the Svc.
 func (s *Svc) lastChange() time.Time {
-	if !s.Changed.IsZero() {
-		return s.Changed
+	if s.Changed != 0 {
+		return time.Unix(0, s.Changed)
 	}
 	return s.CreationTimestamp.Time
 }
@@ -178,6 +178,45 @@ func (s *Svc) sharingKey() string {
 	}
 	v, _ := s.Annotation(legacyAllowSharedIP)
 	return strings.TrimSpace(v)
+}
+
+// Shared, read-only values that most Services hold: no allocation each.
+var (
+	sharedFamilies = [][]corev1.IPFamily{{corev1.IPv4Protocol}, {corev1.IPv6Protocol},
+		{corev1.IPv4Protocol, corev1.IPv6Protocol}, {corev1.IPv6Protocol, corev1.IPv4Protocol}}
+	sharedPolicies = []corev1.IPFamilyPolicy{corev1.IPFamilyPolicySingleStack, corev1.IPFamilyPolicyPreferDualStack,
+		corev1.IPFamilyPolicyRequireDualStack}
+)
+
+// families returns fs, as one of the shared slices when it is one of them.
+func families(fs []corev1.IPFamily) []corev1.IPFamily {
+	if len(fs) == 0 {
+		return nil
+	}
+	for _, s := range sharedFamilies {
+		if slices.Equal(s, fs) {
+			return s
+		}
+	}
+	out := make([]corev1.IPFamily, len(fs))
+	for i, f := range fs {
+		out[i] = corev1.IPFamily(intern(string(f)))
+	}
+	return out
+}
+
+// familyPolicy returns p, pointing to a shared value when it is a known one.
+func familyPolicy(p *corev1.IPFamilyPolicy) *corev1.IPFamilyPolicy {
+	if p == nil {
+		return nil
+	}
+	for i := range sharedPolicies {
+		if sharedPolicies[i] == *p {
+			return &sharedPolicies[i]
+		}
+	}
+	v := corev1.IPFamilyPolicy(intern(string(*p)))
+	return &v
 }
 
 // intern returns one shared copy of a string that many cached Services

@@ -211,6 +211,13 @@ func TestCompactSharesStrings(t *testing.T) {
 				Ports: []corev1.ServicePort{{Port: 80}}, Selector: map[string]string{"a": "b"}}}
 	}
 	a, b := Compact(mk("a")), Compact(mk("b"))
+	for _, svc := range []*Svc{a, b} {
+		p := corev1.IPFamilyPolicy("PreferDualStack")
+		svc.IPFamilies, svc.IPFamilyPolicy = families([]corev1.IPFamily{"IPv4", "IPv6"}), familyPolicy(&p)
+	}
+	if &a.IPFamilies[0] != &b.IPFamilies[0] || a.IPFamilyPolicy != b.IPFamilyPolicy || *a.IPFamilyPolicy != corev1.IPFamilyPolicyPreferDualStack {
+		t.Fatal("families or family policy not shared")
+	}
 	same := func(x, y string) bool { return len(x) > 0 && unsafe.StringData(x) == unsafe.StringData(y) }
 	if !same(a.Namespace, b.Namespace) || !same(a.Annotations[0].Name, b.Annotations[0].Name) || !same(a.Annotations[0].Value, b.Annotations[0].Value) {
 		t.Fatal("namespace or annotation strings not shared")
@@ -230,11 +237,19 @@ func TestKeyCompare(t *testing.T) {
 	pick := func() string { return []string{"a", "a-b", "ab", "a0", "b", "", "a/"}[r.IntN(7)] }
 	sign := func(x int) int { return min(max(x, -1), 1) }
 	for range 2000 {
-		a := &Svc{ObjectMeta: metav1.ObjectMeta{Namespace: pick(), Name: pick()}}
-		b := &Svc{ObjectMeta: metav1.ObjectMeta{Namespace: pick(), Name: pick()}}
+		a := &Svc{SvcMeta: SvcMeta{Namespace: pick(), Name: pick()}}
+		b := &Svc{SvcMeta: SvcMeta{Namespace: pick(), Name: pick()}}
 		want := strings.Compare(a.Namespace+"/"+a.Name, b.Namespace+"/"+b.Name)
 		if got := sign(keyCompare(a, b)); got != want {
 			t.Fatalf("keyCompare(%s/%s, %s/%s) = %d, want %d", a.Namespace, a.Name, b.Namespace, b.Name, got, want)
 		}
+	}
+}
+
+// TestSvcSize: the cache holds one Svc per Service in the cluster; it stays
+// within the 288-byte allocation class.
+func TestSvcSize(t *testing.T) {
+	if n := unsafe.Sizeof(Svc{}); n > 288 {
+		t.Fatalf("Svc is %d bytes", n)
 	}
 }
