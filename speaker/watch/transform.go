@@ -14,20 +14,15 @@ import (
 // keep only the fields the speaker reads; at 10,000 Services this is most of the
 // speaker's memory.
 
-func slimMeta(m metav1.ObjectMeta) metav1.ObjectMeta {
-	return metav1.ObjectMeta{Name: m.Name, Namespace: m.Namespace, UID: m.UID,
-		ResourceVersion: m.ResourceVersion, Labels: m.Labels, DeletionTimestamp: m.DeletionTimestamp}
-}
-
 // Svc is what the speaker keeps of a Service (the informers' transform makes
 // it): what ServiceFrom, the class check and Events read. About 300 bytes where
 // a slimmed corev1.Service took 650.
 type Svc struct {
-	metav1.ObjectMeta // name, namespace, UID, resourceVersion, labels, deletion
-	Type              corev1.ServiceType
-	Policy            corev1.ServiceExternalTrafficPolicy
-	Class             *string  // spec.loadBalancerClass
-	IPs               []string // status.loadBalancer.ingress[].ip
+	Meta   // name, namespace, UID, resourceVersion, labels, deletion
+	Type   corev1.ServiceType
+	Policy corev1.ServiceExternalTrafficPolicy
+	Class  *string  // spec.loadBalancerClass
+	IPs    []string // status.loadBalancer.ingress[].ip
 }
 
 // GetObjectKind implements runtime.Object; an Svc has no kind of its own.
@@ -36,7 +31,7 @@ func (s *Svc) GetObjectKind() schema.ObjectKind { return schema.EmptyObjectKind 
 // DeepCopyObject implements runtime.Object.
 func (s *Svc) DeepCopyObject() runtime.Object {
 	c := *s
-	s.ObjectMeta.DeepCopyInto(&c.ObjectMeta)
+	c.Meta = s.Meta.deepCopy()
 	if s.Class != nil {
 		cl := *s.Class
 		c.Class = &cl
@@ -46,7 +41,7 @@ func (s *Svc) DeepCopyObject() runtime.Object {
 }
 
 func svcFrom(s *corev1.Service) *Svc {
-	out := &Svc{ObjectMeta: slimMeta(s.ObjectMeta), Type: s.Spec.Type, Policy: s.Spec.ExternalTrafficPolicy,
+	out := &Svc{Meta: metaOf(&s.ObjectMeta), Type: s.Spec.Type, Policy: s.Spec.ExternalTrafficPolicy,
 		Class: s.Spec.LoadBalancerClass}
 	for _, in := range s.Status.LoadBalancer.Ingress {
 		out.IPs = append(out.IPs, in.IP)
@@ -57,7 +52,7 @@ func svcFrom(s *corev1.Service) *Svc {
 // Service rebuilds the part of the Service the speaker reads (for the class
 // check, ServiceFrom and Events); it is a new object each time.
 func (s *Svc) Service() *corev1.Service {
-	out := &corev1.Service{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Service"}, ObjectMeta: s.ObjectMeta}
+	out := &corev1.Service{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Service"}, ObjectMeta: s.Meta.ObjectMeta()}
 	out.Spec.Type, out.Spec.ExternalTrafficPolicy, out.Spec.LoadBalancerClass = s.Type, s.Policy, s.Class
 	for _, ip := range s.IPs {
 		out.Status.LoadBalancer.Ingress = append(out.Status.LoadBalancer.Ingress, corev1.LoadBalancerIngress{IP: ip})
@@ -71,10 +66,10 @@ func (s *Svc) Service() *corev1.Service {
 // traffic. About 300 bytes at any size, where a slimmed EndpointSlice with one
 // endpoint took 900 (at 10,000 Services: 9 MiB less to hold and to scan).
 type Slice struct {
-	metav1.ObjectMeta        // name, namespace, resourceVersion, deletion
-	Service           string // the kubernetes.io/service-name label; "" if none
-	Nodes             []string
-	NoNode            bool // an endpoint that can take traffic names no node
+	Meta           // name, namespace, resourceVersion, deletion
+	Service string // the kubernetes.io/service-name label; "" if none
+	Nodes   []string
+	NoNode  bool // an endpoint that can take traffic names no node
 }
 
 // GetObjectKind implements runtime.Object; a Slice has no kind of its own.
@@ -83,16 +78,16 @@ func (s *Slice) GetObjectKind() schema.ObjectKind { return schema.EmptyObjectKin
 // DeepCopyObject implements runtime.Object.
 func (s *Slice) DeepCopyObject() runtime.Object {
 	c := *s
-	s.ObjectMeta.DeepCopyInto(&c.ObjectMeta)
+	c.Meta = s.Meta.deepCopy()
 	c.Nodes = slices.Clone(s.Nodes)
 	return &c
 }
 
 // sliceFrom makes the Slice of an EndpointSlice: each node once.
 func sliceFrom(s *discoveryv1.EndpointSlice) *Slice {
-	meta := slimMeta(s.ObjectMeta)
+	meta := metaOf(&s.ObjectMeta)
 	meta.Labels, meta.UID = nil, ""
-	out := &Slice{ObjectMeta: meta, Service: s.Labels[discoveryv1.LabelServiceName]}
+	out := &Slice{Meta: meta, Service: s.Labels[discoveryv1.LabelServiceName]}
 	for i := range s.Endpoints {
 		ep := &s.Endpoints[i]
 		switch {
