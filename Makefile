@@ -63,8 +63,7 @@ bench-controller: kube
 
 ## bench-speaker: EndpointSlice→route latency at 1 and 10,000 Services (status writes in flight and settled) against the floor, status lag, speaker memory; PASS/FAIL per goal
 bench-speaker: kube
-	go build -o $(BIN)/ecmplb-speaker ./speaker
-	go run ./speaker/bench --speaker-bin $(BIN)/ecmplb-speaker
+	go run ./speaker/bench
 
 ## bench-bfd: time from a peer falling silent to our BFD Down (20 trials, 300ms x3 and 50ms x3; ours vs ours, then vs FRR bfdd)
 bench-bfd: deps

@@ -13,6 +13,7 @@ package events
 import (
 	"container/list"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -76,8 +77,8 @@ type Recorder struct {
 	dropped, written, patched atomic.Uint64
 
 	// Only the writer goroutine uses these.
-	seen    *lru[string, *written] // aggregation key → the Event written
-	buckets *lru[string, *bucket]  // object → its rate limit
+	seen    *lru[digest, *written] // aggregation key → the Event written
+	buckets *lru[digest, *bucket]  // object → its rate limit
 }
 
 type written struct {
@@ -117,7 +118,7 @@ func New(o Options) *Recorder {
 		o.Now = time.Now
 	}
 	r := &Recorder{o: o, queue: make(chan *corev1.Event, o.QueueSize), done: make(chan struct{}), stop: make(chan struct{}), quit: make(chan struct{}),
-		seen: newLRU[string, *written](o.CacheSize), buckets: newLRU[string, *bucket](o.CacheSize)}
+		seen: newLRU[digest, *written](o.CacheSize), buckets: newLRU[digest, *bucket](o.CacheSize)}
 	r.ctx, r.abort = context.WithCancel(context.Background())
 	go r.run()
 	return r
@@ -221,13 +222,28 @@ func (r *Recorder) run() {
 	}
 }
 
+// digest stands for a key in the caches: 128 bits of SHA-256 (16 bytes per
+// entry where the keys, messages included, took hundreds).
+type digest [16]byte
+
+func digestOf(parts ...string) digest {
+	h := sha256.New()
+	for _, p := range parts {
+		h.Write([]byte(p))
+		h.Write([]byte{0})
+	}
+	var d digest
+	copy(d[:], h.Sum(nil))
+	return d
+}
+
 func objectKey(ev *corev1.Event) string {
 	o := ev.InvolvedObject
 	return o.APIVersion + "/" + o.Kind + "/" + o.Namespace + "/" + o.Name + "/" + string(o.UID)
 }
 
 // allow takes a token from the object's bucket.
-func (r *Recorder) allow(obj string, now time.Time) bool {
+func (r *Recorder) allow(obj digest, now time.Time) bool {
 	b, ok := r.buckets.get(obj)
 	if !ok {
 		b = &bucket{tokens: float64(r.o.Burst), at: now}
@@ -246,12 +262,12 @@ func (r *Recorder) allow(obj string, now time.Time) bool {
 
 func (r *Recorder) write(ev *corev1.Event) {
 	obj := objectKey(ev)
-	if !r.allow(obj, ev.LastTimestamp.Time) {
+	if !r.allow(digestOf(obj), ev.LastTimestamp.Time) {
 		r.dropped.Add(1)
 		r.o.Logger.Debug("event rate-limited", "object", obj, "reason", ev.Reason)
 		return
 	}
-	key := obj + "\x00" + ev.Type + "\x00" + ev.Reason + "\x00" + ev.Message
+	key := digestOf(obj, ev.Type, ev.Reason, ev.Message)
 	if w, ok := r.seen.get(key); ok {
 		err := r.retry(func(ctx context.Context) error { return r.bump(ctx, ev.Namespace, w, ev.LastTimestamp) })
 		if err == nil {

@@ -82,7 +82,7 @@ func main() {
 	flag.IntVar(&o.services, "services", 10000, "Services announced for the large measurements")
 	flag.IntVar(&o.samples, "samples", minSamples, "EndpointSlice changes per latency phase")
 	flag.IntVar(&o.workers, "workers", 32, "concurrent API writers")
-	flag.StringVar(&o.speakerBin, "speaker-bin", "", "ecmplb-speaker binary (default: go build ./speaker)")
+	flag.StringVar(&o.speakerBin, "speaker-bin", "", "ecmplb-speaker binary (default: built as the images build it, CGO_ENABLED=0 -trimpath -ldflags=\"-s -w\")")
 	flag.BoolVar(&o.keep, "keep-logs", false, "print the speaker log path and keep it")
 	memLimit := flag.String("speaker-memory-limit", "", "pass --memory-limit to the speaker (empty: its default)")
 	extra := flag.String("speaker-args", "", "more speaker flags, space-separated")
@@ -130,15 +130,18 @@ func run(o options) error {
 	if !o.keep {
 		defer os.RemoveAll(tmp)
 	}
+	binDesc := "given with --speaker-bin"
 	if o.speakerBin == "" {
+		binDesc = "built as the images build it: CGO_ENABLED=0 -trimpath -ldflags=\"-s -w\""
 		root, err := testenv.RepoRoot()
 		if err != nil {
 			return err
 		}
 		o.speakerBin = filepath.Join(tmp, "ecmplb-speaker")
 		log.Printf("building %s", o.speakerBin)
-		cmd := exec.Command("go", "build", "-o", o.speakerBin, "./speaker")
+		cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", o.speakerBin, "./speaker")
 		cmd.Dir, cmd.Stdout, cmd.Stderr = root, os.Stderr, os.Stderr
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if err := cmd.Run(); err != nil {
 			return fmt.Errorf("building the speaker: %w", err)
 		}
@@ -352,6 +355,7 @@ func run(o options) error {
 	}
 	fmt.Println()
 	fmt.Printf("ecmplb speaker benchmark (real kube-apiserver, 2 GoBGP routers in a netns, speaker pid %d as a separate process)\n", pid)
+	fmt.Printf("speaker binary %s (%s)\n", o.speakerBin, binDesc)
 	fmt.Printf("speaker flags: %s; environment: %v\n", strings.Join(argv[1:], " "), o.speakerEnv)
 	fmt.Printf("(a) EndpointSlice write -> route change on router 1 (goal: p99 <= %v, >= %d samples per phase)\n", goalP99, minSamples)
 	fmt.Printf("(b) the floor: the same write's watch delivery to a bare client + a bare GoBGP AddPath -> router hop (goal: ecmplb <= %.1fx the floor)\n", goalFloorRatio)

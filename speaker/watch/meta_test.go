@@ -1,6 +1,7 @@
 package watch
 
 import (
+	"encoding/json"
 	"testing"
 	"unsafe"
 
@@ -53,5 +54,26 @@ func TestMetaKeepsWhatTheSpeakerReads(t *testing.T) {
 	}
 	if n := unsafe.Sizeof(Meta{}); n > 80 {
 		t.Errorf("Meta is %d bytes, want at most 80", n)
+	}
+}
+
+// A cached Service's type and traffic policy share the constants' bytes, not
+// the decoded copies.
+func TestSvcSharesKnownStrings(t *testing.T) {
+	var s corev1.Service
+	if err := json.Unmarshal([]byte(`{"spec":{"type":"LoadBalancer","externalTrafficPolicy":"Local"}}`), &s); err != nil {
+		t.Fatal(err)
+	}
+	svc := svcFrom(&s)
+	if svc.Type != corev1.ServiceTypeLoadBalancer || svc.Policy != corev1.ServiceExternalTrafficPolicyLocal {
+		t.Fatalf("type %q policy %q", svc.Type, svc.Policy)
+	}
+	if unsafe.StringData(string(svc.Type)) != unsafe.StringData(string(corev1.ServiceTypeLoadBalancer)) ||
+		unsafe.StringData(string(svc.Policy)) != unsafe.StringData(string(corev1.ServiceExternalTrafficPolicyLocal)) {
+		t.Fatal("the cached Service holds its own copies of the type and policy")
+	}
+	s.Spec.Type = "Other"
+	if svcFrom(&s).Type != "Other" {
+		t.Fatal("an unknown type is not kept as it is")
 	}
 }

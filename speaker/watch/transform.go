@@ -41,8 +41,8 @@ func (s *Svc) DeepCopyObject() runtime.Object {
 }
 
 func svcFrom(s *corev1.Service) *Svc {
-	out := &Svc{Meta: metaOf(&s.ObjectMeta), Type: s.Spec.Type, Policy: s.Spec.ExternalTrafficPolicy,
-		Class: s.Spec.LoadBalancerClass}
+	out := &Svc{Meta: metaOf(&s.ObjectMeta), Type: known(s.Spec.Type, serviceTypes),
+		Policy: known(s.Spec.ExternalTrafficPolicy, policies), Class: s.Spec.LoadBalancerClass}
 	for _, in := range s.Status.LoadBalancer.Ingress {
 		out.IPs = append(out.IPs, in.IP)
 	}
@@ -58,6 +58,24 @@ func (s *Svc) Service() *corev1.Service {
 		out.Status.LoadBalancer.Ingress = append(out.Status.LoadBalancer.Ingress, corev1.LoadBalancerIngress{IP: ip})
 	}
 	return out
+}
+
+var (
+	serviceTypes = []corev1.ServiceType{corev1.ServiceTypeLoadBalancer, corev1.ServiceTypeClusterIP,
+		corev1.ServiceTypeNodePort, corev1.ServiceTypeExternalName}
+	policies = []corev1.ServiceExternalTrafficPolicy{corev1.ServiceExternalTrafficPolicyLocal,
+		corev1.ServiceExternalTrafficPolicyCluster}
+)
+
+// known returns the constant equal to v, if any, so that the cached objects
+// share its bytes instead of each holding the decoded copy.
+func known[T ~string](v T, consts []T) T {
+	for _, c := range consts {
+		if v == c {
+			return c
+		}
+	}
+	return v
 }
 
 // Slice is what the speaker keeps of an EndpointSlice (the informers'
