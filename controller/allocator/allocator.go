@@ -32,7 +32,14 @@ type ipEntry struct {
 }
 
 type holder struct {
-	svc      string
+	svc   string
+	share *shareTerms // nil without a sharing key
+}
+
+// shareTerms is what a holder that may share its IP shares it on. Apart
+// from the holder, so that the holder of an IP that is not shared (most of
+// them) is 24 bytes, not 64.
+type shareTerms struct {
 	ports    []Port
 	local    bool
 	selector map[string]string
@@ -588,12 +595,16 @@ func canShare(req *Request, ip netip.Addr, e *ipEntry) error {
 		if h.svc == req.Key {
 			continue
 		}
+		t := h.share
+		if t == nil { // not reached: every holder of a keyed IP has terms
+			t = &shareTerms{}
+		}
 		for _, p := range req.Ports {
-			if slices.Contains(h.ports, p) {
+			if slices.Contains(t.ports, p) {
 				return fail(ReasonIPInUse, "IP %s is shared with %s, which already uses port %s", ip, h.svc, p)
 			}
 		}
-		if (req.Local || h.local) && !maps.Equal(req.Selector, h.selector) {
+		if (req.Local || t.local) && !maps.Equal(req.Selector, t.selector) {
 			return fail(ReasonIPInUse, "IP %s is shared with %s: with externalTrafficPolicy Local both Services need the same pod selector", ip, h.svc)
 		}
 	}
@@ -605,7 +616,7 @@ func (a *Allocator) commit(req *Request, ips []netip.Addr) {
 	// Ports and selector matter only for sharing, which needs a key.
 	h := holder{svc: req.Key}
 	if req.SharingKey != "" {
-		h.ports, h.local, h.selector = slices.Clone(req.Ports), req.Local, maps.Clone(req.Selector)
+		h.share = &shareTerms{ports: slices.Clone(req.Ports), local: req.Local, selector: maps.Clone(req.Selector)}
 	}
 	for _, ip := range ips {
 		e := a.ips[ip]

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"k8s.io/apimachinery/pkg/labels"
 )
@@ -677,5 +678,13 @@ func BenchmarkAssign(b *testing.B) {
 		if _, _, err := a.Assign(svc(fmt.Sprintf("a/s%d", i))); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestHolderSize: every allocated IP has a holder; one that is not shared
+// is a name and a nil pointer, the sharing terms live apart.
+func TestHolderSize(t *testing.T) {
+	if n := unsafe.Sizeof(holder{}); n > 24 {
+		t.Fatalf("holder is %d bytes", n)
 	}
 }
