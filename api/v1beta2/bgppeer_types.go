@@ -21,14 +21,13 @@ const (
 // BGPPeerSpec describes one BGP session the speakers on matching nodes open.
 //
 // It has every field of MetalLB's v1beta2 BGPPeer. The fields ecmplb does not
-// run yet (dynamicASN, interface, vrf, dualStackAddressFamily) are refused at
+// run yet (dynamicASN, interface, vrf) are refused at
 // admission and again by the speaker, never stored and ignored. The rules
 // below are the same in v1beta1 (keep them in step).
 // +kubebuilder:validation:XValidation:rule="has(self.peerASN) || has(self.dynamicASN)",message="one of peerASN or dynamicASN must be set",fieldPath=".peerASN"
 // +kubebuilder:validation:XValidation:rule="!(has(self.peerASN) && has(self.dynamicASN))",message="peerASN and dynamicASN are mutually exclusive"
 // +kubebuilder:validation:XValidation:rule="!has(self.dynamicASN)",message="spec.dynamicASN (learning the router's AS number) is not supported by ecmplb yet; set spec.peerASN"
 // +kubebuilder:validation:XValidation:rule="!has(self.interface)",message="spec.interface (unnumbered BGP) is not supported by ecmplb yet; set spec.peerAddress"
-// +kubebuilder:validation:XValidation:rule="!has(self.dualStackAddressFamily) || !self.dualStackAddressFamily",message="spec.dualStackAddressFamily is not supported by ecmplb yet"
 // +kubebuilder:validation:XValidation:rule="!has(self.vrf) || self.vrf.size() == 0",message="spec.vrf (peering from a host VRF) is not supported by ecmplb yet; the speaker peers from the default VRF only",fieldPath=".vrf"
 // +kubebuilder:validation:XValidation:rule="!has(self.keepaliveTime) || duration(self.keepaliveTime) < (has(self.holdTime) ? duration(self.holdTime) : duration('90s'))",message="spec.keepaliveTime must be lower than spec.holdTime (90s when unset)",fieldPath=".keepaliveTime"
 // +kubebuilder:validation:XValidation:rule="!(has(self.password) && self.password.size() > 0 && has(self.passwordSecret) && has(self.passwordSecret.name) && self.passwordSecret.name.size() > 0)",message="spec.passwordSecret must not be set together with spec.password",fieldPath=".passwordSecret"
@@ -139,8 +138,10 @@ type BGPPeerSpec struct {
 	DisableMP bool `json:"disableMP,omitempty"`
 
 	// DualStackAddressFamily enables both address families on the session,
-	// whatever the family of peerAddress. Not supported by ecmplb yet: true
-	// is refused.
+	// whatever the family of peerAddress: it carries the routes of both, those
+	// of the other family with the node's address of that family as next-hop.
+	// Without it a session carries the routes of its peerAddress's family
+	// only.
 	// +optional
 	DualStackAddressFamily bool `json:"dualStackAddressFamily,omitempty"`
 }

@@ -151,7 +151,7 @@ spec:
   enableGracefulRestart: true
   ebgpMultiHop: true
   disableMP: true
-  dualStackAddressFamily: false
+  dualStackAddressFamily: true
   nodeSelectors:
   - matchExpressions:
     - {key: zone, operator: DoesNotExist}
@@ -189,8 +189,6 @@ spec:
 			message: "spec.interface (unnumbered BGP) is not supported by ecmplb yet"},
 		{name: "vrf", spec: "{myASN: 64512, peerASN: 64513, peerAddress: 10.0.0.9, vrf: red}",
 			message: "spec.vrf (peering from a host VRF) is not supported by ecmplb yet"},
-		{name: "dualStackAddressFamily", spec: "{myASN: 64512, peerASN: 64513, peerAddress: 10.0.0.9, dualStackAddressFamily: true}",
-			message: "spec.dualStackAddressFamily is not supported by ecmplb yet"},
 	}
 	for _, r := range refused {
 		for _, v := range []string{"v1beta1", "v1beta2"} {

@@ -70,8 +70,8 @@ func ConnectTime(d *time.Duration) (time.Duration, error) {
 
 // BGPPeer checks everything about a BGPPeer that does not depend on other
 // objects or on the node: ASNs, addresses, timers, and the fields this
-// speaker does not implement (vrf, disableMP, dynamicASN, interface,
-// dualStackAddressFamily), which are rejected rather than ignored (the CRD
+// speaker does not implement (vrf, disableMP, dynamicASN, interface),
+// which are rejected rather than ignored (the CRD
 // refuses the last three at admission too; this catches objects stored
 // before). Node-dependent checks (router ID) and references (bfdProfile,
 // passwordSecret) are the speaker's.
@@ -90,12 +90,16 @@ func BGPPeer(p *v1beta2.BGPPeer) error {
 	case s.ASN == 0:
 		add(fieldErr("spec.peerASN", "must be set"))
 	}
-	if _, err := netip.ParseAddr(s.Address); err != nil {
+	peer, err := netip.ParseAddr(s.Address)
+	if err != nil {
 		add(fieldErr("spec.peerAddress", "%q is not an IP address", s.Address))
 	}
 	if s.SrcAddress != "" {
-		if _, err := netip.ParseAddr(s.SrcAddress); err != nil {
+		if src, err := netip.ParseAddr(s.SrcAddress); err != nil {
 			add(fieldErr("spec.sourceAddress", "%q is not an IP address", s.SrcAddress))
+		} else if peer.IsValid() && src.Unmap().Is4() != peer.Unmap().Is4() {
+			// The session's TCP connection runs from it to peerAddress.
+			add(fieldErr("spec.sourceAddress", "%s is not of the family of spec.peerAddress %s", s.SrcAddress, s.Address))
 		}
 	}
 	if s.RouterID != "" {
@@ -122,9 +126,6 @@ func BGPPeer(p *v1beta2.BGPPeer) error {
 	}
 	if s.Interface != "" {
 		add(fieldErr("spec.interface", "%q: unnumbered BGP is not supported by ecmplb yet; set spec.peerAddress", s.Interface))
-	}
-	if s.DualStackAddressFamily {
-		add(fieldErr("spec.dualStackAddressFamily", "true is not supported by ecmplb yet"))
 	}
 	if err := Selectors("spec.nodeSelectors", s.NodeSelectors); err != nil {
 		add(err)

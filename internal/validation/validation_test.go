@@ -185,7 +185,10 @@ func TestBGPPeer(t *testing.T) {
 		{name: "eBGP multi-hop", mut: func(s *v1beta2.BGPPeerSpec) { s.EBGPMultiHop = true }},
 		{name: "iBGP single-hop", mut: func(s *v1beta2.BGPPeerSpec) { s.ASN = s.MyASN }},
 		{name: "interface", mut: func(s *v1beta2.BGPPeerSpec) { s.Interface = "eth0" }, err: `spec.interface: "eth0": unnumbered BGP is not supported by ecmplb yet`},
-		{name: "dualStackAddressFamily", mut: func(s *v1beta2.BGPPeerSpec) { s.DualStackAddressFamily = true }, err: "spec.dualStackAddressFamily: true is not supported by ecmplb yet"},
+		{name: "dualStackAddressFamily", mut: func(s *v1beta2.BGPPeerSpec) { s.DualStackAddressFamily = true }},
+		{name: "IPv6 peer", mut: func(s *v1beta2.BGPPeerSpec) { s.Address, s.SrcAddress = "fd00::1", "fd00::21" }},
+		{name: "source of the other family", mut: func(s *v1beta2.BGPPeerSpec) { s.Address, s.SrcAddress = "fd00::1", "10.0.0.21" },
+			err: "spec.sourceAddress: 10.0.0.21 is not of the family of spec.peerAddress fd00::1"},
 		{name: "bad node selector", mut: func(s *v1beta2.BGPPeerSpec) {
 			s.NodeSelectors = []metav1.LabelSelector{{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "k", Operator: "Bogus"}}}}
 		}, err: "spec.nodeSelectors[0]"},

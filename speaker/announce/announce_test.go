@@ -37,6 +37,10 @@ var (
 	tor1     = Peer{Name: "tor1", MyASN: 65100, ASN: 65000, Address: "10.0.0.1"}
 	tor2     = Peer{Name: "tor2", MyASN: 65100, ASN: 65000, Address: "10.0.0.2"}
 	ibgp     = Peer{Name: "ibgp", MyASN: 65100, ASN: 65100, Address: "10.0.0.3"}
+	tor6     = Peer{Name: "tor6", MyASN: 65100, ASN: 65000, Address: "fd00::1"}
+	dual4    = Peer{Name: "dual4", MyASN: 65100, ASN: 65000, Address: "10.0.0.4", DualStackAddressFamily: true}
+	dual6    = Peer{Name: "dual6", MyASN: 65100, ASN: 65000, Address: "fd00::4", DualStackAddressFamily: true}
+	node6    = Node{Name: "n1", Addresses: []netip.Addr{ip("10.0.0.21"), ip("fd00::21")}}
 	prodPool = Pool{Name: "prod", Addresses: []string{"203.0.113.0/24"}, Labels: map[string]string{"tier": "prod"}}
 	devPool  = Pool{Name: "dev", Addresses: []string{"198.51.100.10-198.51.100.20", "2001:db8::/64"}}
 	webSvc   = Service{Key: "default/web", Labels: map[string]string{"app": "web"},
@@ -91,10 +95,27 @@ func TestRoutes(t *testing.T) {
 			want: []Route{},
 		},
 		{
-			name: "IP in a range pool; IPv6 gets /128",
-			cfg:  Config{Pools: []Pool{devPool}, Peers: []Peer{tor1}, Advertisements: []Advertisement{{Name: "a"}}},
+			// MetalLB: a session carries its peer address's family only.
+			name: "IP in a range pool; IPv6 gets /128, each over the session of its family",
+			cfg:  Config{Pools: []Pool{devPool}, Peers: []Peer{tor1, tor6}, Advertisements: []Advertisement{{Name: "a"}}},
+			node: &node6,
 			svc:  Service{Key: "x/y", IPs: []netip.Addr{ip("198.51.100.20"), ip("2001:db8::7")}, AnyEndpoint: true},
-			want: []Route{{Peer: "tor1", Prefix: pfx("198.51.100.20/32")}, {Peer: "tor1", Prefix: pfx("2001:db8::7/128")}},
+			want: []Route{{Peer: "tor1", Prefix: pfx("198.51.100.20/32")}, {Peer: "tor6", Prefix: pfx("2001:db8::7/128")}},
+		},
+		{
+			name: "dualStackAddressFamily: both families over either session",
+			cfg:  Config{Pools: []Pool{devPool}, Peers: []Peer{dual4, dual6}, Advertisements: []Advertisement{{Name: "a"}}},
+			node: &node6,
+			svc:  Service{Key: "x/y", IPs: []netip.Addr{ip("198.51.100.20"), ip("2001:db8::7")}, AnyEndpoint: true},
+			want: []Route{{Peer: "dual4", Prefix: pfx("198.51.100.20/32")}, {Peer: "dual4", Prefix: pfx("2001:db8::7/128")},
+				{Peer: "dual6", Prefix: pfx("198.51.100.20/32")}, {Peer: "dual6", Prefix: pfx("2001:db8::7/128")}},
+		},
+		{
+			// No next-hop of the other family: those routes are not sent.
+			name: "dualStackAddressFamily on a node without an IPv6 address",
+			cfg:  Config{Pools: []Pool{devPool}, Peers: []Peer{dual4}, Advertisements: []Advertisement{{Name: "a"}}},
+			svc:  Service{Key: "x/y", IPs: []netip.Addr{ip("198.51.100.20"), ip("2001:db8::7")}, AnyEndpoint: true},
+			want: []Route{{Peer: "dual4", Prefix: pfx("198.51.100.20/32")}},
 		},
 		{
 			name: "IP just outside a range pool",
@@ -104,10 +125,11 @@ func TestRoutes(t *testing.T) {
 		},
 		{
 			name: "aggregation lengths",
-			cfg: Config{Pools: []Pool{{Name: "p", Addresses: []string{"203.0.113.0/24", "2001:db8::/64"}}}, Peers: []Peer{tor1},
+			cfg: Config{Pools: []Pool{{Name: "p", Addresses: []string{"203.0.113.0/24", "2001:db8::/64"}}}, Peers: []Peer{tor1, tor6},
 				Advertisements: []Advertisement{{Name: "a", AggregationLength: ptr(int32(24)), AggregationLengthV6: ptr(int32(64))}}},
+			node: &node6,
 			svc:  Service{Key: "x/y", IPs: []netip.Addr{ip("203.0.113.77"), ip("2001:db8::9")}, AnyEndpoint: true},
-			want: []Route{{Peer: "tor1", Prefix: pfx("203.0.113.0/24")}, {Peer: "tor1", Prefix: pfx("2001:db8::/64")}},
+			want: []Route{{Peer: "tor1", Prefix: pfx("203.0.113.0/24")}, {Peer: "tor6", Prefix: pfx("2001:db8::/64")}},
 		},
 		{
 			name:    "aggregation shorter than pool prefix is a config error",
@@ -582,5 +604,8 @@ func TestNextHopV6(t *testing.T) {
 	}
 	if s[1].NextHopV6.IsValid() {
 		t.Errorf("IPv6 session should use its local address, got %v", s[1].NextHopV6)
+	}
+	if s[1].NextHopV4 != ip("10.0.0.21") || s[0].NextHopV4.IsValid() {
+		t.Errorf("NextHopV4: IPv4 session %v, IPv6 session %v; want none and 10.0.0.21", s[0].NextHopV4, s[1].NextHopV4)
 	}
 }

@@ -155,7 +155,7 @@ func compileSession(pr Peer, profiles map[string]BFDProfile, node Node) (Session
 	s := Session{
 		Name: pr.Name, MyASN: pr.MyASN, PeerASN: pr.ASN, PeerPort: pr.Port,
 		EBGPMultiHop: pr.EBGPMultiHop, Password: pr.Password,
-		GracefulRestart: pr.EnableGracefulRestart,
+		GracefulRestart: pr.EnableGracefulRestart, DualStack: pr.DualStackAddressFamily,
 	}
 	if pr.Err != nil {
 		return s, pr.Err
@@ -203,17 +203,12 @@ func compileSession(pr Peer, profiles map[string]BFDProfile, node Node) (Session
 			return s, fmt.Errorf("spec.routerID: not set and node %q has no IPv4 address", node.Name)
 		}
 	}
+	// The next-hop of the other family's routes (dualStackAddressFamily):
+	// the node's address of that family.
 	if s.PeerAddress.Is4() {
-		if s.SourceAddress.Is6() {
-			s.NextHopV6 = s.SourceAddress
-		} else {
-			for _, a := range node.Addresses {
-				if a.Is6() {
-					s.NextHopV6 = a
-					break
-				}
-			}
-		}
+		s.NextHopV6 = nodeAddress(node, netip.Addr.Is6)
+	} else {
+		s.NextHopV4 = nodeAddress(node, netip.Addr.Is4)
 	}
 	if s.HoldTime, s.KeepaliveTime, err = validation.Timers(pr.HoldTime, pr.KeepaliveTime); err != nil {
 		return s, err
@@ -232,6 +227,17 @@ func compileSession(pr Peer, profiles map[string]BFDProfile, node Node) (Session
 		s.BFD = &bp
 	}
 	return s, nil
+}
+
+// nodeAddress returns the node's first address of the family is tells
+// (invalid: none).
+func nodeAddress(node Node, is func(netip.Addr) bool) netip.Addr {
+	for _, a := range node.Addresses {
+		if is(a) {
+			return a
+		}
+	}
+	return netip.Addr{}
 }
 
 func (p *Plan) compileAd(ad Advertisement, pools []Pool, aliases map[string]string) (compiledAd, bool, error) {

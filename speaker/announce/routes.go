@@ -54,6 +54,9 @@ func (p *Plan) Routes(svc Service) ([]Route, error) {
 			pfx := netip.PrefixFrom(ip, bits).Masked()
 			for _, s := range ad.peers {
 				sess := &p.sessions[s]
+				if !sess.Carries(ip) {
+					continue
+				}
 				k := key{s, pfx}
 				r := merged[k]
 				if r == nil {

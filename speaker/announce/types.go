@@ -63,6 +63,9 @@ type Peer struct {
 	EBGPMultiHop          bool
 	VRFName               string // not supported: rejected when set
 	DisableMP             bool   // not supported: rejected when true
+	// DualStackAddressFamily: the session carries IPv4 and IPv6 routes
+	// whichever family its peer address is.
+	DualStackAddressFamily bool
 	// Err is a problem found while reading the object (a missing password
 	// Secret, a field announce does not carry). It rejects the peer only on
 	// nodes its nodeSelectors select.
@@ -146,6 +149,30 @@ type Session struct {
 	// NextHopV6 is the next-hop for IPv6 routes when the session runs over IPv4
 	// (the node's IPv6 address); invalid: the session's local address is used.
 	NextHopV6 netip.Addr
+	// NextHopV4 is the next-hop for IPv4 routes when the session runs over IPv6
+	// (the node's IPv4 address); invalid: none.
+	NextHopV4 netip.Addr
+	// DualStack (dualStackAddressFamily) negotiates IPv4 and IPv6 unicast on
+	// the session, which then carries the routes of both families; otherwise
+	// it carries those of its peer address's family only.
+	DualStack bool
+}
+
+// Carries tells whether the session carries routes to addr, as MetalLB
+// activates address families: those of its peer address's family; with
+// dualStackAddressFamily those of the other family too, given a next-hop of
+// that family (the node has an address of it).
+func (s Session) Carries(addr netip.Addr) bool {
+	switch {
+	case addr.Is4() == s.PeerAddress.Is4():
+		return true
+	case !s.DualStack:
+		return false
+	case addr.Is4():
+		return s.NextHopV4.IsValid()
+	default:
+		return s.NextHopV6.IsValid()
+	}
 }
 
 // IBGP tells whether the session is internal (same AS on both sides).

@@ -80,7 +80,11 @@ type frrPath struct {
 
 // frrRoute returns the route FRR holds for prefix ("" nexthop when absent).
 func frrRoute(t *testing.T, in *frrlab.FRR, prefix string) (nexthop, comms string) {
-	out, err := in.VtyshDaemon("bgpd", "show bgp ipv4 unicast "+prefix+" json")
+	afi := "ipv4"
+	if strings.Contains(prefix, ":") {
+		afi = "ipv6"
+	}
+	out, err := in.VtyshDaemon("bgpd", "show bgp "+afi+" unicast "+prefix+" json")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -494,5 +495,34 @@ func TestRefusedConnectionReplacesTheNeighbor(t *testing.T) {
 	})
 	if fs.relays() != 1 {
 		t.Errorf("relay restarted: the loopback hop did not change")
+	}
+}
+
+// TestPeerConfigFamilies: GoBGP's neighbor offers the peer address's family
+// only, both with dualStackAddressFamily (what MetalLB activates in FRR).
+func TestPeerConfigFamilies(t *testing.T) {
+	for _, tc := range []struct {
+		peer string
+		dual bool
+		want []api.Family_Afi
+	}{
+		{"10.0.0.1", false, []api.Family_Afi{api.Family_AFI_IP}},
+		{"fd00::1", false, []api.Family_Afi{api.Family_AFI_IP6}},
+		{"10.0.0.1", true, []api.Family_Afi{api.Family_AFI_IP, api.Family_AFI_IP6}},
+		{"fd00::1", true, []api.Family_Afi{api.Family_AFI_IP, api.Family_AFI_IP6}},
+	} {
+		spec := testSession("p", tc.peer, 65000)
+		spec.DualStack = tc.dual
+		spec.GracefulRestart = true
+		var got []api.Family_Afi
+		for _, af := range peerConfig(spec, "").AfiSafis {
+			got = append(got, af.Config.Family.Afi)
+			if af.Config.Family.Safi != api.Family_SAFI_UNICAST || !af.Config.Enabled || !af.MpGracefulRestart.Config.Enabled {
+				t.Errorf("%s dual=%v: %v", tc.peer, tc.dual, af)
+			}
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("%s dual=%v: families %v, want %v", tc.peer, tc.dual, got, tc.want)
+		}
 	}
 }

@@ -187,10 +187,10 @@ func peerConfig(spec announce.Session, hopKey string) *api.Peer {
 			IdleHoldTimeAfterReset: 1,
 		}},
 		Transport: &api.Transport{PassiveMode: true},
-		AfiSafis: []*api.AfiSafi{
-			{Config: &api.AfiSafiConfig{Family: &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST}, Enabled: true}},
-			{Config: &api.AfiSafiConfig{Family: &api.Family{Afi: api.Family_AFI_IP6, Safi: api.Family_SAFI_UNICAST}, Enabled: true}},
-		},
+	}
+	for _, afi := range families(spec) {
+		p.AfiSafis = append(p.AfiSafis, &api.AfiSafi{Config: &api.AfiSafiConfig{
+			Family: &api.Family{Afi: afi, Safi: api.Family_SAFI_UNICAST}, Enabled: true}})
 	}
 	if spec.GracefulRestart {
 		p.GracefulRestart = &api.GracefulRestart{Enabled: true, RestartTime: 120}
@@ -199,6 +199,20 @@ func peerConfig(spec announce.Session, hopKey string) *api.Peer {
 		}
 	}
 	return p
+}
+
+// families are the AFIs (unicast) negotiated with the peer, as MetalLB's FRR
+// configuration activates them: the peer address's family, both with
+// dualStackAddressFamily.
+func families(spec announce.Session) []api.Family_Afi {
+	switch {
+	case spec.DualStack:
+		return []api.Family_Afi{api.Family_AFI_IP, api.Family_AFI_IP6}
+	case spec.PeerAddress.Is6():
+		return []api.Family_Afi{api.Family_AFI_IP6}
+	default:
+		return []api.Family_Afi{api.Family_AFI_IP}
+	}
 }
 
 // reconcile converges the server to the wanted state: started with the right
@@ -443,13 +457,19 @@ func (s *session) peerEvent(gen uint64, r *api.WatchEventResponse) {
 }
 
 // path builds the GoBGP path for prefix; a nil attrs builds a withdrawal.
-func path(prefix netip.Prefix, a *Attrs, nextHopV6 netip.Addr) (*api.Path, error) {
+// nextHopV4 and nextHopV6 are the next-hops of the routes of the family the
+// session does not run over (invalid: the session's local address).
+func path(prefix netip.Prefix, a *Attrs, nextHopV4, nextHopV6 netip.Addr) (*api.Path, error) {
 	var nlri bgp.AddrPrefixInterface
 	attrs := []bgp.PathAttributeInterface{bgp.NewPathAttributeOrigin(bgp.BGP_ORIGIN_ATTR_TYPE_IGP)}
 	if prefix.Addr().Is4() {
 		nlri = bgp.NewIPAddrPrefix(uint8(prefix.Bits()), prefix.Addr().String())
 		// 0.0.0.0: GoBGP puts the session's local address as next-hop.
-		attrs = append(attrs, bgp.NewPathAttributeNextHop("0.0.0.0"))
+		nh := "0.0.0.0"
+		if nextHopV4.IsValid() {
+			nh = nextHopV4.String()
+		}
+		attrs = append(attrs, bgp.NewPathAttributeNextHop(nh))
 	} else {
 		nlri = bgp.NewIPv6AddrPrefix(uint8(prefix.Bits()), prefix.Addr().String())
 		nh := "::" // unspecified: GoBGP uses the session's local address
@@ -484,7 +504,7 @@ func path(prefix netip.Prefix, a *Attrs, nextHopV6 netip.Addr) (*api.Path, error
 // announce adds or replaces the path for prefix (same source and path id: GoBGP
 // replaces it in place).
 func (s *session) announce(prefix netip.Prefix, a Attrs) error {
-	p, err := path(prefix, &a, s.spec.NextHopV6)
+	p, err := path(prefix, &a, s.nextHopV4(), s.nextHopV6())
 	if err != nil {
 		return err
 	}
@@ -494,10 +514,28 @@ func (s *session) announce(prefix netip.Prefix, a Attrs) error {
 	return nil
 }
 
+// nextHopV4 is the next-hop of IPv4 routes: the node's IPv4 address on a
+// session over IPv6; invalid (the local address) on one over IPv4.
+func (s *session) nextHopV4() netip.Addr {
+	if s.spec.PeerAddress.Is4() {
+		return netip.Addr{}
+	}
+	return s.spec.NextHopV4
+}
+
+// nextHopV6 is the next-hop of IPv6 routes: the node's IPv6 address on a
+// session over IPv4; invalid (the local address) on one over IPv6.
+func (s *session) nextHopV6() netip.Addr {
+	if s.spec.PeerAddress.Is6() {
+		return netip.Addr{}
+	}
+	return s.spec.NextHopV6
+}
+
 // withdraw deletes exactly the path for prefix. Never call DeletePath without a path:
 // GoBGP would delete every local path.
 func (s *session) withdraw(prefix netip.Prefix) error {
-	p, err := path(prefix, nil, s.spec.NextHopV6)
+	p, err := path(prefix, nil, s.nextHopV4(), s.nextHopV6())
 	if err != nil {
 		return err
 	}

@@ -96,8 +96,8 @@ func (s *Speaker) SetSessions(want []announce.Session) error {
 			cur = newSession(spec, s.log, s.sessionChanged, s.poke, s.opts.newRelay)
 			s.sessions[spec.Name] = cur
 		} else {
-			if cur.spec.NextHopV6 != spec.NextHopV6 && cur.running != nil {
-				cur.resync = true // IPv6 paths carry it
+			if (cur.spec.NextHopV6 != spec.NextHopV6 || cur.spec.NextHopV4 != spec.NextHopV4) && cur.running != nil {
+				cur.resync = true // the other family's paths carry it
 			}
 			cur.spec = spec
 		}

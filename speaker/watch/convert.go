@@ -111,7 +111,7 @@ func peerFrom(p *v1beta2.BGPPeer, o Objects) announce.Peer {
 		Name: p.Name, MyASN: s.MyASN, ASN: s.ASN, Address: s.Address, Port: s.Port,
 		SrcAddress: s.SrcAddress, RouterID: s.RouterID, NodeSelectors: s.NodeSelectors,
 		Password: s.Password, BFDProfile: s.BFDProfile, EnableGracefulRestart: s.EnableGracefulRestart,
-		EBGPMultiHop: s.EBGPMultiHop, VRFName: s.VRFName, DisableMP: s.DisableMP,
+		EBGPMultiHop: s.EBGPMultiHop, VRFName: s.VRFName, DisableMP: s.DisableMP, DualStackAddressFamily: s.DualStackAddressFamily,
 		HoldTime: dur(s.HoldTime), KeepaliveTime: dur(s.KeepaliveTime), ConnectTime: dur(s.ConnectTime),
 	}
 	if err := validation.BGPPeer(p); err != nil {

@@ -116,7 +116,7 @@ func TestConfigFrom(t *testing.T) {
 			Spec: v1beta1.BGPAdvertisementSpec{LocalPref: 50, Communities: []string{"vip"}, Peers: []string{"tor1"}}}},
 		Peers: []*v1beta2.BGPPeer{{ObjectMeta: metav1.ObjectMeta{Name: "tor1"},
 			Spec: v1beta2.BGPPeerSpec{MyASN: 1, ASN: 2, Address: "10.0.0.1", HoldTime: &hold,
-				PasswordSecret: corev1.SecretReference{Name: "pw"}, BFDProfile: "f"}}},
+				PasswordSecret: corev1.SecretReference{Name: "pw"}, BFDProfile: "f", DualStackAddressFamily: true}}},
 		Communities: []*v1beta1.Community{{ObjectMeta: metav1.ObjectMeta{Name: "c"},
 			Spec: v1beta1.CommunitySpec{Communities: []v1beta1.CommunityAlias{{Name: "vip", Value: "65000:300"}}}}},
 		BFDProfiles: []*v1beta1.BFDProfile{{ObjectMeta: metav1.ObjectMeta{Name: "f"}}},
@@ -126,7 +126,7 @@ func TestConfigFrom(t *testing.T) {
 		t.Fatal(problems)
 	}
 	p := cfg.Peers[0]
-	if p.Err != nil || p.Password != "s3cret" || *p.HoldTime != 30*time.Second || p.BFDProfile != "f" || cfg.Communities["vip"] != "65000:300" ||
+	if p.Err != nil || p.Password != "s3cret" || *p.HoldTime != 30*time.Second || p.BFDProfile != "f" || !p.DualStackAddressFamily || cfg.Communities["vip"] != "65000:300" ||
 		cfg.Advertisements[0].LocalPref != 50 || cfg.Pools[0].Labels["l"] != "v" || !cfg.Pools[0].Created.Equal(created.Time) {
 		t.Errorf("cfg %+v", cfg)
 	}
@@ -146,6 +146,7 @@ func TestConfigFrom(t *testing.T) {
 			"spec.passwordSecret: Secret metallb-system/pw of type kubernetes.io/basic-auth not found"},
 		{"vrf", func(o *Objects) { o.Peers[0].Spec.VRFName = "red" }, `spec.vrf: "red"`},
 		{"disableMP", func(o *Objects) { o.Peers[0].Spec.DisableMP = true }, "spec.disableMP"},
+		{"source of the other family", func(o *Objects) { o.Peers[0].Spec.SrcAddress = "fd00::21" }, "spec.sourceAddress: fd00::21 is not of the family of spec.peerAddress 10.0.0.1"},
 		{"keepalive equal to hold", func(o *Objects) { o.Peers[0].Spec.KeepaliveTime = &hold }, "spec.keepaliveTime: 30s must be lower than holdTime 30s"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

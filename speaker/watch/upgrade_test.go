@@ -51,7 +51,7 @@ func TestUpgradeFromMetalLB(t *testing.T) {
   ebgpMultiHop: true, nodeSelectors: [{matchLabels: {rack: "1"}, matchExpressions: [{key: zone, operator: In, values: [a]}, {key: edge, operator: Exists}]}]}`},
 		{name: "unnumbered", spec: "{myASN: 64512, peerASN: 64513, interface: eth0}", refused: "spec.interface"},
 		{name: "dynamic", spec: "{myASN: 64512, dynamicASN: external, peerAddress: 10.0.0.3}", refused: "spec.dynamicASN"},
-		{name: "dual-stack", spec: "{myASN: 64512, peerASN: 64513, peerAddress: 10.0.0.4, dualStackAddressFamily: true}", refused: "spec.dualStackAddressFamily"},
+		{name: "dual-stack", spec: "{myASN: 64512, peerASN: 64513, peerAddress: 10.0.0.4, dualStackAddressFamily: true}"},
 		{name: "vrf", spec: "{myASN: 64512, peerASN: 64513, peerAddress: 10.0.0.5, vrf: red}", refused: "spec.vrf"},
 	}
 	stored := map[string]v1beta2.BGPPeerSpec{}

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -98,6 +99,10 @@ type Event struct {
 	NextHop     string   `json:"nexthop,omitempty"`
 	LocalPref   uint32   `json:"lp,omitempty"`
 	Communities []string `json:"communities,omitempty"`
+	// Families are the address families the neighbor offered in its OPEN
+	// (multiprotocol capabilities, e.g. "ipv6-unicast"), reported once per
+	// established session after its "up" event.
+	Families []string `json:"families,omitempty"`
 }
 
 // MaybeRun runs the router and exits if this process was started as one (EnvVar set);
@@ -161,6 +166,10 @@ func run(cfg Config, out io.Writer) error {
 				st = "up"
 			}
 			emit(Event{T: now, Peer: p.Peer.State.NeighborAddress, State: st, KeepsRoutes: graceful})
+			if st == "up" {
+				// Not from this callback: it runs on the server's event stream.
+				go emitFamilies(ctx, s, p.Peer.State.NeighborAddress, emit)
+			}
 		}
 		if t := r.GetTable(); t != nil {
 			for _, p := range t.Paths {
@@ -212,6 +221,25 @@ func run(cfg Config, out io.Writer) error {
 	return nil
 }
 
+// emitFamilies reports the multiprotocol capabilities neighbor sent in its OPEN.
+func emitFamilies(ctx context.Context, s *server.BgpServer, neighbor string, emit func(Event)) {
+	var fams []string
+	err := s.ListPeer(ctx, &api.ListPeerRequest{Address: neighbor}, func(p *api.Peer) {
+		caps, err := apiutil.UnmarshalCapabilities(p.GetState().GetRemoteCap())
+		if err != nil {
+			return
+		}
+		for _, c := range caps {
+			if mp, ok := c.(*bgp.CapMultiProtocol); ok {
+				fams = append(fams, mp.CapValue.String())
+			}
+		}
+	})
+	if err == nil && len(fams) > 0 {
+		emit(Event{T: time.Now().UnixNano(), Peer: neighbor, Families: fams})
+	}
+}
+
 func pathEvent(now int64, p *api.Path) Event {
 	e := Event{T: now, Peer: p.NeighborIp, Withdraw: p.IsWithdraw}
 	if nlri, err := apiutil.GetNativeNlri(p); err == nil {
@@ -255,6 +283,7 @@ type Router struct {
 	changed *sync.Cond
 	routes  map[string]map[string]Route // peer → prefix → route
 	up      map[string]bool
+	fams    map[string][]string // peer → families it offered in its last session
 	events  []Event
 	keep    bool
 	exited  error
@@ -297,7 +326,7 @@ func Start(cfg Config, o Options) (*Router, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	r := &Router{cmd: cmd, routes: map[string]map[string]Route{}, up: map[string]bool{}, keep: o.KeepEvents, onEvent: o.OnEvent}
+	r := &Router{cmd: cmd, routes: map[string]map[string]Route{}, up: map[string]bool{}, fams: map[string][]string{}, keep: o.KeepEvents, onEvent: o.OnEvent}
 	r.changed = sync.NewCond(&r.mu)
 	ready := make(chan struct{})
 	go r.read(stdout, ready)
@@ -330,10 +359,13 @@ func (r *Router) read(stdout io.Reader, ready chan struct{}) {
 			r.events = append(r.events, e)
 		}
 		switch {
+		case len(e.Families) > 0:
+			r.fams[e.Peer] = e.Families
 		case e.State == "up":
 			r.up[e.Peer] = true
 		case e.State == "down":
 			r.up[e.Peer] = false
+			delete(r.fams, e.Peer)
 			if !e.KeepsRoutes {
 				delete(r.routes, e.Peer)
 			}
@@ -373,6 +405,26 @@ func (r *Router) Up(peer string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.up[peer]
+}
+
+// Families returns the address families peer offered in the OPEN of its
+// established session (nil: not known yet, or no session), sorted as sent.
+func (r *Router) Families(peer string) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.fams[peer]...)
+}
+
+// WaitFamilies waits until the established session with peer has reported
+// exactly the families want (in the order the neighbor offered them).
+func (r *Router) WaitFamilies(timeout time.Duration, peer string, want ...string) error {
+	err := r.WaitFor(timeout, func(map[string]map[string]Route, map[string]bool) bool {
+		return slices.Equal(r.fams[peer], want)
+	})
+	if err != nil {
+		return fmt.Errorf("families offered by %s %v, want %v: %w", peer, r.Families(peer), want, err)
+	}
+	return nil
 }
 
 // Events returns the events seen so far (Options.KeepEvents).
