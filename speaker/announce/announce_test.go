@@ -329,6 +329,13 @@ func TestRoutes(t *testing.T) {
 			wantErr: `BGPPeer "x": spec.bfdProfile: BFDProfile "echo" has echoMode: true, which the multi-hop BFD session`,
 		},
 		{
+			name: "echo on an IPv6 peer is a config error",
+			cfg: Config{Peers: []Peer{{Name: "x", MyASN: 1, ASN: 2, Address: "fd00::1", BFDProfile: "echo"}},
+				BFDProfiles: map[string]BFDProfile{"echo": {Name: "echo", EchoMode: ptr(true)}}},
+			svc:     webSvc,
+			wantErr: `BGPPeer "x": spec.bfdProfile: BFDProfile "echo" has echoMode: true; BFD echo over IPv6 is not supported by ecmplb yet`,
+		},
+		{
 			name:    "bad pool is a config error",
 			cfg:     Config{Pools: []Pool{{Name: "p", Addresses: []string{"10.0.0.9-10.0.0.1"}}}},
 			svc:     webSvc,

@@ -224,6 +224,11 @@ func compileSession(pr Peer, profiles map[string]BFDProfile, node Node) (Session
 		if s.EBGPMultiHop && bp.EchoMode != nil && *bp.EchoMode {
 			return s, fmt.Errorf("spec.bfdProfile: BFDProfile %q has echoMode: true, which the multi-hop BFD session of a peer with spec.ebgpMultiHop cannot run (RFC 5883 has no echo)", pr.BFDProfile)
 		}
+		if s.PeerAddress.Is6() && bp.EchoMode != nil && *bp.EchoMode {
+			// The bfd package sends echo packets over IPv4 only; the session
+			// would run without echo, silently.
+			return s, fmt.Errorf("spec.bfdProfile: BFDProfile %q has echoMode: true; BFD echo over IPv6 is not supported by ecmplb yet", pr.BFDProfile)
+		}
 		s.BFD = &bp
 	}
 	return s, nil
