@@ -42,6 +42,13 @@ const (
 // RouterAddr returns the address of router i (0-based): 10.0.0.1, 10.0.0.2, ...
 func RouterAddr(i int) string { return fmt.Sprintf("10.0.0.%d", i+1) }
 
+// SpeakerAddr6 is the speaker's IPv6 address with Options.DualStack.
+const SpeakerAddr6 = "fd00::21"
+
+// RouterAddr6 returns the IPv6 address of router i with Options.DualStack:
+// fd00::1, fd00::2, ...
+func RouterAddr6(i int) string { return fmt.Sprintf("fd00::%d", i+1) }
+
 // Lab is a running lab.
 type Lab struct {
 	Env       *testenv.Env
@@ -55,6 +62,7 @@ type Lab struct {
 	speaker   *exec.Cmd
 	spkDone   chan struct{}
 	password  string
+	dualStack bool
 }
 
 // Options configure Start.
@@ -71,6 +79,11 @@ type Options struct {
 	// their addresses go on the speaker side of the link and every router
 	// accepts them as neighbors.
 	ExtraPeers []testrouter.Neighbor
+	// DualStack gives the routers and the speaker an IPv6 address as well
+	// (RouterAddr6, SpeakerAddr6 on fd00::/64): each router listens on both
+	// and accepts the speaker from either, and CreateNode gives the Node both
+	// addresses.
+	DualStack bool
 }
 
 // Start builds the lab around env. Close undoes everything.
@@ -78,7 +91,7 @@ func Start(env *testenv.Env, o Options) (_ *Lab, err error) {
 	if o.Routers == 0 {
 		o.Routers = 1
 	}
-	l := &Lab{Env: env, Net: netns.NewLab(), password: o.Password}
+	l := &Lab{Env: env, Net: netns.NewLab(), password: o.Password, dualStack: o.DualStack}
 	defer func() {
 		if err != nil {
 			l.Close()
@@ -95,6 +108,12 @@ func Start(env *testenv.Env, o Options) (_ *Lab, err error) {
 		raddrs = append(raddrs, RouterAddr(i)+"/24")
 	}
 	saddrs := []string{SpeakerAddr + "/24"}
+	if o.DualStack {
+		for i := 0; i < o.Routers; i++ {
+			raddrs = append(raddrs, RouterAddr6(i)+"/64")
+		}
+		saddrs = append(saddrs, SpeakerAddr6+"/64")
+	}
 	for _, p := range o.ExtraPeers {
 		saddrs = append(saddrs, p.Address+"/24")
 	}
@@ -114,9 +133,13 @@ func Start(env *testenv.Env, o Options) (_ *Lab, err error) {
 		if o.OnEvent != nil {
 			cb = func(e testrouter.Event) { o.OnEvent(i, e) }
 		}
-		r, err := testrouter.Start(testrouter.Config{ASN: RouterASN, RouterID: RouterAddr(i), Listen: []string{RouterAddr(i)}, Port: 179,
-			Neighbors: append([]testrouter.Neighbor{{Address: SpeakerAddr, ASN: SpeakerASN, Password: o.Password}}, o.ExtraPeers...)},
-			testrouter.Options{NetNS: l.RouterNS, OnEvent: cb})
+		cfg := testrouter.Config{ASN: RouterASN, RouterID: RouterAddr(i), Listen: []string{RouterAddr(i)}, Port: 179,
+			Neighbors: append([]testrouter.Neighbor{{Address: SpeakerAddr, ASN: SpeakerASN, Password: o.Password}}, o.ExtraPeers...)}
+		if o.DualStack {
+			cfg.Listen = append(cfg.Listen, RouterAddr6(i))
+			cfg.Neighbors = append(cfg.Neighbors, testrouter.Neighbor{Address: SpeakerAddr6, ASN: SpeakerASN, Password: o.Password})
+		}
+		r, err := testrouter.Start(cfg, testrouter.Options{NetNS: l.RouterNS, OnEvent: cb})
 		if err != nil {
 			return nil, err
 		}
@@ -184,7 +207,8 @@ func (l *Lab) Close() error {
 	return l.Net.Close()
 }
 
-// CreateNode creates the speaker's Node with its address.
+// CreateNode creates the speaker's Node with its address (both with
+// Options.DualStack).
 func (l *Lab) CreateNode(ctx context.Context, labels map[string]string) error {
 	n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: NodeName, Labels: labels}}
 	n, err := l.Client.CoreV1().Nodes().Create(ctx, n, metav1.CreateOptions{})
@@ -192,6 +216,9 @@ func (l *Lab) CreateNode(ctx context.Context, labels map[string]string) error {
 		return err
 	}
 	n.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: SpeakerAddr}}
+	if l.dualStack {
+		n.Status.Addresses = append(n.Status.Addresses, corev1.NodeAddress{Type: corev1.NodeInternalIP, Address: SpeakerAddr6})
+	}
 	_, err = l.Client.CoreV1().Nodes().UpdateStatus(ctx, n, metav1.UpdateOptions{})
 	return err
 }

@@ -9,9 +9,9 @@ import (
 	"k8s.io/utils/ptr"
 )
 
-// CreateService creates a LoadBalancer Service and sets its allocated IP in status,
-// as the controller would.
-func (l *Lab) CreateService(ctx context.Context, ns, name, ip string, local bool) error {
+// CreateService creates a LoadBalancer Service and sets its allocated IPs in
+// status, as the controller would.
+func (l *Lab) CreateService(ctx context.Context, ns, name, ip string, local bool, more ...string) error {
 	etp := corev1.ServiceExternalTrafficPolicyCluster
 	if local {
 		etp = corev1.ServiceExternalTrafficPolicyLocal
@@ -29,6 +29,9 @@ func (l *Lab) CreateService(ctx context.Context, ns, name, ip string, local bool
 		return err
 	}
 	svc.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: ip}}
+	for _, a := range more {
+		svc.Status.LoadBalancer.Ingress = append(svc.Status.LoadBalancer.Ingress, corev1.LoadBalancerIngress{IP: a})
+	}
 	_, err = l.Client.CoreV1().Services(ns).UpdateStatus(ctx, svc, metav1.UpdateOptions{})
 	return err
 }
