@@ -58,6 +58,14 @@ func (s *Svc) DeepCopyObject() runtime.Object {
 			c.Labels[k] = v
 		}
 	}
+	if s.Class != nil {
+		class := *s.Class
+		c.Class = &class
+	}
+	if s.IPFamilyPolicy != nil {
+		p := *s.IPFamilyPolicy
+		c.IPFamilyPolicy = &p
+	}
 	c.Annotations = slices.Clone(s.Annotations)
 	c.IPFamilies = slices.Clone(s.IPFamilies)
 	c.Ports = slices.Clone(s.Ports)

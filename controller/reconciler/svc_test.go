@@ -253,3 +253,23 @@ func TestSvcSize(t *testing.T) {
 		t.Fatalf("Svc is %d bytes", n)
 	}
 }
+
+// TestSvcDeepCopy: a copy shares nothing a writer could change under the
+// original.
+func TestSvcDeepCopy(t *testing.T) {
+	class, pol := "x", corev1.IPFamilyPolicyRequireDualStack
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "s", Labels: map[string]string{"a": "b"},
+		Annotations: map[string]string{v1beta1.AnnotationAllowSharedIP: "k"}},
+		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, LoadBalancerClass: &class, IPFamilyPolicy: &pol,
+			IPFamilies: []corev1.IPFamily{corev1.IPv4Protocol, corev1.IPv6Protocol},
+			Ports:      []corev1.ServicePort{{Port: 80}}, Selector: map[string]string{"app": "x"}},
+		Status: corev1.ServiceStatus{LoadBalancer: corev1.LoadBalancerStatus{Ingress: []corev1.LoadBalancerIngress{{IP: "10.0.0.1"}}}}}
+	orig := Compact(svc)
+	want := orig.Service()
+	c := orig.DeepCopyObject().(*Svc)
+	c.Labels["a"], *c.Class, *c.IPFamilyPolicy = "z", "y", corev1.IPFamilyPolicySingleStack
+	c.Annotations[0].Value, c.IPFamilies[0], c.Ports[0].Port, c.Selector["app"], c.Ingress[0] = "m", corev1.IPv6Protocol, 81, "y", "10.0.0.2"
+	if got := orig.Service(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("changing the copy changed the original:\n%+v\nwant\n%+v", got, want)
+	}
+}
