@@ -133,9 +133,8 @@ func Run(ctx context.Context, c Config) error {
 				statusW.ChangedAll()
 			}
 		}})
-	defer sp.Close()
 	bfdMgr := bfd.NewManager(bfd.WithLogger(log.With("component", "bfd")), bfd.WithRegisterer(reg))
-	defer bfdMgr.Close()
+	defer stopInOrder(sp.Close, func() int { return len(bfdMgr.Sessions()) }, func() { _ = bfdMgr.Close() }, bfdAfterBGP, time.Sleep)
 	reg.MustRegister(bfdCollector{bfdMgr})
 	link := bfdlink.New(bfdMgr, sp, log.With("component", "bfdlink"), reg)
 	go link.Run(ctx)
@@ -229,4 +228,23 @@ func nodeOwner(core rest.Interface, node string) func(context.Context) (*metav1.
 		}
 		return configstate.NodeOwner(node, l.Items[0].UID), nil
 	}
+}
+
+// bfdAfterBGP is how long the BFD sessions outlive the BGP sessions at a stop.
+const bfdAfterBGP = 300 * time.Millisecond
+
+// stopInOrder closes the BGP sessions first and the BFD sessions wait after
+// them. A graceful-restart peer must see its BGP connection close, and start
+// keeping our routes (stale), before our BFD session goes AdminDown: FRR 8.4
+// takes a received AdminDown as a path failure (RFC 5882 §3.2 says it must
+// not), and with the BGP session still up it then flushes every route
+// (speaker/bgp TestFRRBFDAdminDownEndsGracefulRestart; 2 of 12 planned
+// restarts lost their routes when BFD went first). Without BFD sessions
+// nothing waits.
+func stopInOrder(closeBGP func(), bfdSessions func() int, closeBFD func(), wait time.Duration, sleep func(time.Duration)) {
+	closeBGP()
+	if bfdSessions() > 0 {
+		sleep(wait)
+	}
+	closeBFD()
 }
