@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/ecmplb/ecmplb/api/v1beta1"
+	"github.com/ecmplb/ecmplb/internal/slimmeta"
 )
 
 // Svc is what the Service cache keeps of a Service (Compact makes it): what
@@ -100,8 +101,8 @@ func keptAnnotation(name string) bool {
 // it may still carry (to be cleared). It never changes svc.
 func Compact(svc *corev1.Service) *Svc {
 	out := &Svc{
-		SvcMeta: SvcMeta{Name: svc.Name, Namespace: intern(svc.Namespace), UID: svc.UID,
-			ResourceVersion: svc.ResourceVersion, Generation: svc.Generation, CreationTimestamp: svc.CreationTimestamp},
+		SvcMeta: SvcMeta{Meta: slimmeta.Meta{Name: svc.Name, Namespace: intern(svc.Namespace), UID: svc.UID,
+			ResourceVersion: svc.ResourceVersion}, Generation: svc.Generation, CreationTimestamp: svc.CreationTimestamp},
 		Type:  corev1.ServiceType(intern(string(svc.Spec.Type))),
 		Class: svc.Spec.LoadBalancerClass,
 	}

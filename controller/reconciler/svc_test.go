@@ -17,6 +17,7 @@ import (
 
 	"github.com/ecmplb/ecmplb/api/v1beta1"
 	"github.com/ecmplb/ecmplb/controller/allocator"
+	"github.com/ecmplb/ecmplb/internal/slimmeta"
 )
 
 // randomService makes a Service from a small alphabet of values, so that
@@ -237,8 +238,8 @@ func TestKeyCompare(t *testing.T) {
 	pick := func() string { return []string{"a", "a-b", "ab", "a0", "b", "", "a/"}[r.IntN(7)] }
 	sign := func(x int) int { return min(max(x, -1), 1) }
 	for range 2000 {
-		a := &Svc{SvcMeta: SvcMeta{Namespace: pick(), Name: pick()}}
-		b := &Svc{SvcMeta: SvcMeta{Namespace: pick(), Name: pick()}}
+		a := &Svc{SvcMeta: SvcMeta{Meta: slimmeta.Meta{Namespace: pick(), Name: pick()}}}
+		b := &Svc{SvcMeta: SvcMeta{Meta: slimmeta.Meta{Namespace: pick(), Name: pick()}}}
 		want := strings.Compare(a.Namespace+"/"+a.Name, b.Namespace+"/"+b.Name)
 		if got := sign(keyCompare(a, b)); got != want {
 			t.Fatalf("keyCompare(%s/%s, %s/%s) = %d, want %d", a.Namespace, a.Name, b.Namespace, b.Name, got, want)
