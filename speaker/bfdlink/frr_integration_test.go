@@ -147,20 +147,9 @@ func TestFRRInterop(t *testing.T) {
 	mgr := bfd.NewManager(bfd.WithLogger(log))
 	t.Cleanup(func() { _ = mgr.Close() })
 	link := New(mgr, ctl, log, nil)
-	done := make(chan struct{})
-	stop := make(chan struct{})
-	go func() {
-		defer close(done)
-		ctx, cancel := contextFrom(stop)
-		defer cancel()
-		link.Run(ctx)
-	}()
-	t.Cleanup(func() { close(stop); <-done })
+	runLink(t, link)
 
-	u := func(v uint32) *uint32 { return &v }
-	sess := announce.Session{Name: "tor", MyASN: 65100, PeerASN: 65000, PeerAddress: netip.MustParseAddr(frrAddr), PeerPort: 179,
-		RouterID: netip.MustParseAddr(speakerAddr), HoldTime: 90 * time.Second, KeepaliveTime: 30 * time.Second, ConnectTime: time.Second,
-		BFD: &announce.BFDProfile{Name: "fast", ReceiveInterval: u(100), TransmitInterval: u(100), DetectMultiplier: u(3)}}
+	sess := frrSession(netip.MustParseAddr(frrAddr), netip.MustParseAddr(speakerAddr))
 	if err := sp.SetSessions([]announce.Session{sess}); err != nil {
 		t.Fatal(err)
 	}
