@@ -11,7 +11,7 @@ STATICCHECK_VERSION := v0.8.2
 BIN := bin
 GO_TEST_FLAGS ?=
 
-.PHONY: all deps build test e2e node-image kind-smoke unit lint generate verify-generate tools kube lab bench-controller bench-speaker bench-bfd bench-lab bench-faults images manifests clean
+.PHONY: all deps build test e2e node-image kind-smoke unit lint generate verify-generate tools kube lab bench-controller bench-speaker bench-bfd bench-lab bench-l2 bench-faults images manifests clean
 
 all: build
 
@@ -53,9 +53,15 @@ test: deps kube verify-generate
 lab: deps kube
 	go run ./scenarios/cmd/lab
 
-## bench-lab: the lab at scale (100 nodes, 5,000 Services): convergence time and memory of every process
+## bench-lab: the lab at scale (100 nodes, 5,000 Services): convergence time (RIB and kernel FIB) and memory of every process
 bench-lab: deps kube
 	go run ./scenarios/cmd/lab -nodes 100 -services 5000
+
+## bench-l2: layer 2 mode on the lab (5 nodes, 100 Services, MetalLB's plain L2Advertisement): spread of the IPs over the nodes,
+## failover time over 20 node failures (cut-link; BENCH_L2_FLAGS='-fault freeze-speaker' etc.), one owner at a time; PASS/FAIL per goal
+BENCH_L2_FLAGS ?=
+bench-l2: deps kube
+	go run ./scenarios/cmd/lab -l2-bench $(BENCH_L2_FLAGS)
 
 ## bench-controller: allocation backlog, 10,000-Service burst, restart, memory against the real apiserver
 bench-controller: kube

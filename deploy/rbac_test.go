@@ -3,6 +3,7 @@ package deploy
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,6 +24,8 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"k8s.io/utils/ptr"
 
+	"github.com/ecmplb/ecmplb/internal/netns/netnstest"
+	"github.com/ecmplb/ecmplb/internal/nsforward"
 	"github.com/ecmplb/ecmplb/internal/proc"
 	"github.com/ecmplb/ecmplb/internal/testenv"
 )
@@ -52,6 +55,12 @@ func saKubeconfig(t *testing.T, env *testenv.Env, cs kubernetes.Interface, sa st
 // the caller stops it); its output goes to the process's log file.
 func startBinary(t *testing.T, pkg string, args ...string) *proc.Process {
 	t.Helper()
+	return startBinaryIn(t, "", pkg, args...)
+}
+
+// startBinaryIn is startBinary in network namespace ns ("": this one).
+func startBinaryIn(t *testing.T, ns, pkg string, args ...string) *proc.Process {
+	t.Helper()
 	root, _ := testenv.RepoRoot()
 	dir := t.TempDir()
 	bin := filepath.Join(dir, filepath.Base(pkg))
@@ -60,7 +69,7 @@ func startBinary(t *testing.T, pkg string, args ...string) *proc.Process {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build %s: %v\n%s", pkg, err, out)
 	}
-	p, err := proc.Start(filepath.Base(pkg), proc.Options{LogPath: filepath.Join(dir, "log")}, bin, args...)
+	p, err := proc.Start(filepath.Base(pkg), proc.Options{LogPath: filepath.Join(dir, "log"), NetNS: ns}, bin, args...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,6 +113,14 @@ rules:
 func TestRBACIsLeast(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs the pinned kube-apiserver")
+	}
+	// The speaker runs in a network namespace of its own, with an Ethernet
+	// interface (l2, a veth to a second namespace) for layer 2 mode to
+	// answer on: its ARP stays there. The apiserver is forwarded into it.
+	lab := netnstest.RootLab(t)
+	spkNS, peerNS := netnstest.NS(t, lab, "rbac"), netnstest.NS(t, lab, "rbacl2")
+	if err := lab.Link(spkNS, "l2", []string{"192.0.2.1/24"}, peerNS, "eth0", []string{"192.0.2.2/24"}); err != nil {
+		t.Fatal(err)
 	}
 	dir := t.TempDir()
 	policy, auditLog := filepath.Join(dir, "audit-policy.yaml"), filepath.Join(dir, "audit.log")
@@ -184,9 +201,27 @@ spec: {myASN: 65100, peerASN: 65000, peerAddress: 127.0.0.1, peerPort: 1}
 		t.Fatal(err)
 	}
 
+	// Layer 2 mode for the same pool, on the speaker's l2 interface.
+	if out, err := kubectl(t, env, `apiVersion: metallb.io/v1beta1
+kind: L2Advertisement
+metadata: {name: l2, namespace: metallb-system}
+spec: {ipAddressPools: [prod-pool], interfaces: [l2]}
+`, "apply", "-f", "-"); err != nil {
+		t.Fatalf("apply L2Advertisement: %v\n%s", err, out)
+	}
+	u, err := url.Parse(env.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fwd, err := nsforward.Start(spkNS, u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = fwd.Close() })
+
 	// The arguments of the manifests, but for addresses and kubeconfigs
 	// (the controller's started above).
-	spk := startBinary(t, "./speaker", "--kubeconfig", saKubeconfig(t, env, cs, "ecmplb-speaker"),
+	spk := startBinaryIn(t, spkNS, "./speaker", "--kubeconfig", saKubeconfig(t, env, cs, "ecmplb-speaker"),
 		"--node-name", "node1", "--namespace", "metallb-system", "--metrics-addr", "")
 	// fatalf ends the test with what RBAC refused so far, the likely cause.
 	fatalf := func(format string, args ...any) {
@@ -212,18 +247,31 @@ spec: {myASN: 65100, peerASN: 65000, peerAddress: 127.0.0.1, peerPort: 1}
 	}
 	dyn := dynamic.NewForConfigOrDie(env.Config)
 	gvr := schema.GroupVersionResource{Group: "metallb.io", Version: "v1beta1", Resource: "servicebgpstatuses"}
-	statusCount := func() int {
+	l2gvr := schema.GroupVersionResource{Group: "metallb.io", Version: "v1beta1", Resource: "servicel2statuses"}
+	count := func(gvr schema.GroupVersionResource) int {
 		l, err := dyn.Resource(gvr).Namespace("metallb-system").List(ctx, metav1.ListOptions{})
 		if err != nil {
 			return -1
 		}
 		return len(l.Items)
 	}
+	// statusCount counts the status objects of both modes: one each while
+	// the Service is announced.
+	statusCount := func() int {
+		b, l := count(gvr), count(l2gvr)
+		if b < 0 || l < 0 {
+			return -1
+		}
+		if b != l {
+			return -2 // one mode ahead of the other: not settled yet
+		}
+		return b
+	}
 	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 60*time.Second, true, func(context.Context) (bool, error) {
 		return statusCount() > 0, nil
 	})
 	if err != nil {
-		fatalf("speaker on its ServiceAccount wrote no ServiceBGPStatus for %s: %v\n%s", ip, err, spk.Tail(50))
+		fatalf("speaker on its ServiceAccount wrote no ServiceBGPStatus and ServiceL2Status for %s: %v\n%s", ip, err, spk.Tail(50))
 	}
 	// The same events again, which the recorders send as patches of the
 	// first: the Service's endpoint leaves the node and comes back (the
@@ -236,7 +284,7 @@ spec: {myASN: 65100, peerASN: 65000, peerAddress: 127.0.0.1, peerPort: 1}
 	if err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 60*time.Second, true, func(context.Context) (bool, error) {
 		return statusCount() == 0, nil
 	}); err != nil {
-		fatalf("speaker did not delete its ServiceBGPStatus when the endpoint left: %v\n%s", err, spk.Tail(50))
+		fatalf("speaker did not delete its ServiceBGPStatus and ServiceL2Status when the endpoint left: %v\n%s", err, spk.Tail(50))
 	}
 	if _, err := cs.DiscoveryV1().EndpointSlices("default").Create(ctx, slice, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
@@ -267,7 +315,7 @@ spec: {myASN: 65100, peerASN: 65000, peerAddress: 127.0.0.1, peerPort: 1}
 		return statusCount() == 0, nil
 	})
 	if err != nil {
-		fatalf("speaker did not delete its ServiceBGPStatus: %v\n%s", err, spk.Tail(50))
+		fatalf("speaker did not delete its ServiceBGPStatus and ServiceL2Status: %v\n%s", err, spk.Tail(50))
 	}
 	// Both ConfigurationStates were created with their owners: the
 	// controller's Deployment, the speaker's Node.

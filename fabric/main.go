@@ -160,13 +160,14 @@ func run(args []string) error {
 		// --tor (defined for every command) limits bfd-admin-down and bfd-flap to
 		// one ToR (default: every ToR running BFD with the node).
 		dur := fs.Duration("duration", 0, "down time of link-flap (default 1s) and bfd-flap (default 1.5s)")
+		link := fs.String("link", "", "node-down and link-flap: only this link of the node, segment or l2 (default every link)")
 		if err := fs.Parse(cli.Reorder(rest)); err != nil {
 			return err
 		}
 		if fs.NArg() != 2 {
 			return fmt.Errorf("usage: fabric %s KIND TARGET (kinds: %v)", cmd, fabric.FaultKinds)
 		}
-		flt := fabric.Fault{Kind: fabric.FaultKind(fs.Arg(0)), Target: fs.Arg(1), ToR: *tor, Duration: *dur}
+		flt := fabric.Fault{Kind: fabric.FaultKind(fs.Arg(0)), Target: fs.Arg(1), ToR: *tor, Duration: *dur, Link: *link}
 		return cli.Fault(ctx, env, flt, cmd == "repair")
 	case "announcer":
 		bfd := fs.String("bfd", "", "BFD profile (from the topology) towards the ToRs")

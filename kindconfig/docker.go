@@ -77,6 +77,11 @@ func removeNetwork(ctx context.Context, name string) error {
 	if _, err := run(ctx, nil, "docker", "network", "inspect", name); err != nil {
 		return nil
 	}
+	// A leftover network may still have endpoints (an L2 network's nodes
+	// belong to another cluster network); docker refuses to remove it then.
+	if err := disconnectAll(ctx, name); err != nil {
+		return err
+	}
 	if _, err := run(ctx, nil, "docker", "network", "rm", name); err != nil {
 		return fmt.Errorf("network %s: %w", name, err)
 	}

@@ -419,7 +419,7 @@ var _ = Describe("faults of production", Ordered, Serial, ContinueOnFailure, Lab
 		sort.Strings(files)
 		Expect(b.Apply(ctx, files...)).To(Succeed())
 		Expect(b.SetEndpoints(ctx, "default", "web", topo.NodeNames()...)).To(Succeed())
-		ip, err := b.ExternalIP(ctx, "default", "web", 30*time.Second)
+		ip, err := b.ExternalIP(ctx, "default", "web", "", 30*time.Second)
 		Expect(err).NotTo(HaveOccurred())
 		web = netip.PrefixFrom(ip, 32)
 		all = topo.Addrs()
@@ -754,7 +754,7 @@ var _ = Describe("faults of production", Ordered, Serial, ContinueOnFailure, Lab
 				want := wantWeb()
 				prefixes = prefixes[:0]
 				for _, n := range names {
-					ip, err := b.ExternalIP(ctx, "default", n, 30*time.Second)
+					ip, err := b.ExternalIP(ctx, "default", n, "", 30*time.Second)
 					if err != nil {
 						return []string{node}, err
 					}
@@ -846,7 +846,7 @@ var _ = Describe("faults of production", Ordered, Serial, ContinueOnFailure, Lab
 						goodAt = time.Now()
 					}
 				}
-				ip, err := b.ExternalIP(ctx, "default", "churn-cfg", 30*time.Second)
+				ip, err := b.ExternalIP(ctx, "default", "churn-cfg", "", 30*time.Second)
 				if err != nil {
 					return nil, err
 				}

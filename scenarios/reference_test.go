@@ -63,7 +63,7 @@ var _ = Describe("reference topology with the example manifests", Ordered, Seria
 		By("a ready endpoint of default/web on every node")
 		t0 := time.Now()
 		Expect(b.SetEndpoints(ctx, "default", "web", topo.NodeNames()...)).To(Succeed())
-		ip, err = b.ExternalIP(ctx, "default", "web", 30*time.Second)
+		ip, err = b.ExternalIP(ctx, "default", "web", "", 30*time.Second)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(netip.MustParsePrefix("203.0.113.0/24").Contains(ip)).To(BeTrue(), "EXTERNAL-IP %s from the pool", ip)
 		everyToR(func(name string) {

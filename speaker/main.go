@@ -16,6 +16,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"syscall"
+	"time"
 
 	"k8s.io/apimachinery/pkg/api/resource"
 
@@ -43,6 +44,11 @@ func main() {
 	statusQPS := flag.Float64("status-qps", 500, "queries per second of the ServiceBGPStatus writer's own API client (apart from --kube-qps)")
 	flag.IntVar(&c.StatusBurst, "status-burst", 1000, "burst of the ServiceBGPStatus writer's API client")
 	flag.IntVar(&c.StatusWorkers, "status-workers", 8, "ServiceBGPStatus objects written at once")
+	flag.BoolVar(&c.L2.Enabled, "l2", true, "run layer 2 mode: answer ARP/NDP for the Service IPs of L2Advertisements this node is chosen for (needs CAP_NET_RAW), and send heartbeats to the other speakers (UDP --l2-heartbeat-port); without L2Advertisements it answers nothing")
+	flag.IntVar(&c.L2.Port, "l2-heartbeat-port", 7947, "UDP port of the layer 2 heartbeat between speakers (the same on every speaker; open between the nodes)")
+	flag.DurationVar(&c.L2.Interval, "l2-heartbeat-interval", app.DefaultL2Interval, "layer 2 heartbeat period (the same on every speaker): a speaker silent for 6 periods is down and its IPs move, one back is taken back after 10 periods")
+	flag.StringVar(&c.L2.KeyFile, "l2-heartbeat-key-file", "", "file holding a shared key (the same on every speaker, e.g. a mounted Secret): heartbeats are authenticated with HMAC-SHA256 and unauthenticated ones dropped")
+	flag.DurationVar(&c.L2.LeasePeriod, "l2-lease-period", 2*time.Second, "how often this speaker renews its Lease ecmplb-speaker-<node> in --namespace (the same on every speaker): a speaker whose renewals fail while another's work stops answering 4.5 periods after its last one, and the others take its IPs after 5 periods; 0: no Leases (nothing then fences a speaker cut off from the apiserver)")
 	flag.Parse()
 	c.QPS, c.StatusQPS = float32(*qps), float32(*statusQPS)
 	if c.PprofAddr != "" {

@@ -19,7 +19,7 @@ const (
 	LabelExcludeFromExternalLB = "node.kubernetes.io/exclude-from-external-load-balancers"
 
 	// LabelServiceName and LabelServiceNamespace and LabelNode label the
-	// ServiceBGPStatus objects the speaker writes, so they can be listed per
+	// ServiceBGPStatus and ServiceL2Status objects the speaker writes, so they can be listed per
 	// Service or per node.
 	LabelServiceName      = "metallb.io/service-name"
 	LabelServiceNamespace = "metallb.io/service-namespace"

@@ -4,9 +4,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// L2AdvertisementSpec announces pools' IPs on the local segment (ARP/NDP).
-// ecmplb accepts and stores L2Advertisements so that MetalLB configurations
-// apply unchanged; its speaker announces over BGP only.
+// L2AdvertisementSpec announces pools' IPs on the local segment (ARP/NDP):
+// MetalLB's layer 2 mode. ecmplb's speaker rejects preferredNodeSelectors (its
+// choice of the answering node takes no preferences).
 type L2AdvertisementSpec struct {
 	// IPAddressPools names the covered pools.
 	// +optional

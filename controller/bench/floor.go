@@ -54,11 +54,12 @@ func statusBody(ip string) []byte {
 	return b
 }
 
-// annotationBody is the controller's pool annotation patch
-// (reconciler.syncService).
-func annotationBody(pool string) []byte {
-	b, _ := json.Marshal(map[string]any{"metadata": map[string]any{
-		"annotations": map[string]string{v1beta1.AnnotationIPAllocatedFrom: pool}}})
+// shapeBody is the status patch with the pool annotation in the same
+// request, as the controller writes both (reconciler.writeShape).
+func shapeBody(ip, pool string) []byte {
+	b, _ := json.Marshal(map[string]any{
+		"metadata": map[string]any{"annotations": map[string]string{v1beta1.AnnotationIPAllocatedFrom: pool}},
+		"status":   map[string]any{"loadBalancer": map[string]any{"ingress": []map[string]string{{"ip": ip}}}}})
 	return b
 }
 

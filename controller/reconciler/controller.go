@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -116,6 +117,9 @@ type Controller struct {
 	dirty    map[string]struct{} // pools whose status needs writing
 	poolErr  map[string]string   // pool -> config error ("" when valid)
 	written  map[string]Written  // Service key -> own writes the cache has not shown yet
+	// annotateApart: this apiserver dropped the pool annotation from a
+	// status write, so it is written with a patch of its own (writeShape).
+	annotateApart atomic.Bool
 
 	cfgState *configstate.Writer // nil: not written
 

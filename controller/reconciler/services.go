@@ -37,7 +37,7 @@ func (c *Controller) reconcileService(ctx context.Context, req reconcile.Request
 		released := c.release(key, svc)
 		// A Service that stopped being a LoadBalancer loses the IP we gave it.
 		if released && svc.Spec.Type != corev1.ServiceTypeLoadBalancer && len(svc.Status.LoadBalancer.Ingress) > 0 {
-			_, err := c.writeStatus(ctx, svc, nil)
+			_, _, err := c.writeShape(ctx, svc, true, nil, "")
 			return reconcile.Result{}, err
 		}
 		return reconcile.Result{}, nil
@@ -129,10 +129,10 @@ func (c *Controller) reportOutOfPool(svc *corev1.Service, key string, as allocat
 	}
 }
 
-// syncService writes status (and the pool annotation) when they differ
-// from the allocation; a Service already in shape costs no API call, and
-// neither does one whose cached copy is older than our own last writes to
-// it (see Written).
+// syncService writes status and the pool annotation when they differ from
+// the allocation, both in one request; a Service already in shape costs no
+// API call, and neither does one whose cached copy is older than our own
+// last writes to it (see Written).
 func (c *Controller) syncService(ctx context.Context, svc *corev1.Service, as allocator.Assignment) error {
 	key := ServiceKey(svc)
 	c.mu.Lock()
@@ -143,33 +143,84 @@ func (c *Controller) syncService(ctx context.Context, svc *corev1.Service, as al
 		c.forgetWrites(key)
 		w = Written{}
 	}
-	rv := svc.ResourceVersion
-	if !slices.Equal(cur.IPs, as.IPs) {
-		newRV, err := c.writeStatus(ctx, svc, as.IPs)
-		if err != nil {
-			return err
-		}
-		w = w.Wrote(rv, newRV, Shape{IPs: slices.Clone(as.IPs), Pool: cur.Pool})
-		rv, cur = newRV, Shape{IPs: as.IPs, Pool: cur.Pool}
-	}
+	writeIPs := !slices.Equal(cur.IPs, as.IPs)
+	pool := ""
 	if c.opts.PoolAnnotation && as.Pool != "" && cur.Pool != as.Pool {
-		body, _ := json.Marshal(map[string]any{"metadata": map[string]any{
-			"annotations": map[string]string{v1beta1.AnnotationIPAllocatedFrom: as.Pool}}})
-		target := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: svc.Namespace, Name: svc.Name}}
-		if err := c.client.Patch(ctx, target, client.RawPatch(types.MergePatchType, body), client.FieldOwner(FieldManager)); err != nil {
-			if !apierrors.IsNotFound(err) {
-				return fmt.Errorf("annotate Service %s/%s: %w", svc.Namespace, svc.Name, err)
-			}
-		} else {
-			w = w.Wrote(rv, target.ResourceVersion, Shape{IPs: slices.Clone(cur.IPs), Pool: as.Pool})
-		}
+		pool = as.Pool
 	}
-	if w.Latest != "" {
+	if !writeIPs && pool == "" {
+		return nil
+	}
+	got, newRV, err := c.writeShape(ctx, svc, writeIPs, as.IPs, pool)
+	if err != nil {
+		return err
+	}
+	if newRV != "" {
+		if !writeIPs {
+			got.IPs = slices.Clone(cur.IPs)
+		}
+		if pool == "" {
+			got.Pool = cur.Pool
+		}
+		w = w.Wrote(svc.ResourceVersion, newRV, got)
 		c.mu.Lock()
 		c.written[key] = w
 		c.mu.Unlock()
 	}
 	return nil
+}
+
+// writeShape writes the Service's status IPs (when writeIPs) and pool
+// annotation ("": unchanged) in one merge patch of the status subresource:
+// the apiserver keeps the metadata a status write brings (only the spec is
+// reset), so the annotation needs no request of its own. It returns what
+// the answer shows of both and its resourceVersion ("" when the Service is
+// gone). Should an apiserver drop the annotation from a status write, the
+// annotation is patched on the object itself, and from then on always so.
+func (c *Controller) writeShape(ctx context.Context, svc *corev1.Service, writeIPs bool, ips []netip.Addr, pool string) (Shape, string, error) {
+	patch := map[string]any{}
+	if writeIPs {
+		var ing []ingressIP // none: null, which removes the list
+		for _, ip := range ips {
+			ing = append(ing, ingressIP{IP: ip.String()})
+		}
+		patch["status"] = map[string]any{"loadBalancer": map[string]any{"ingress": ing}}
+	}
+	annotation := map[string]any{"metadata": map[string]any{"annotations": map[string]string{v1beta1.AnnotationIPAllocatedFrom: pool}}}
+	separate := pool != "" && c.annotateApart.Load()
+	if pool != "" && !separate {
+		patch["metadata"] = annotation["metadata"]
+	}
+	target := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: svc.Namespace, Name: svc.Name}}
+	if len(patch) > 0 {
+		body, _ := json.Marshal(patch)
+		if err := c.client.Status().Patch(ctx, target, client.RawPatch(types.MergePatchType, body)); err != nil {
+			if apierrors.IsNotFound(err) {
+				return Shape{}, "", nil
+			}
+			return Shape{}, "", fmt.Errorf("write status of Service %s/%s: %w", svc.Namespace, svc.Name, err)
+		}
+		if pool != "" && !separate && target.Annotations[v1beta1.AnnotationIPAllocatedFrom] != pool {
+			c.log.Warn("the apiserver dropped the pool annotation from a status write; writing it apart from now on", "service", ServiceKey(svc))
+			c.annotateApart.Store(true)
+			separate = true
+		}
+	}
+	if separate {
+		body, _ := json.Marshal(annotation)
+		if err := c.client.Patch(ctx, target, client.RawPatch(types.MergePatchType, body), client.FieldOwner(FieldManager)); err != nil {
+			if apierrors.IsNotFound(err) {
+				return Shape{}, "", nil
+			}
+			if apierrors.IsForbidden(err) {
+				// kube-apiserver keeps the annotation in the status write, so
+				// the chart grants no patch on services (least privilege).
+				return Shape{}, "", fmt.Errorf("annotate Service %s/%s: this apiserver drops metadata from status writes and the controller may not patch Services: grant patch on services or run with --pool-annotation=false: %w", svc.Namespace, svc.Name, err)
+			}
+			return Shape{}, "", fmt.Errorf("annotate Service %s/%s: %w", svc.Namespace, svc.Name, err)
+		}
+	}
+	return Shape{IPs: StatusIPs(target), Pool: target.Annotations[v1beta1.AnnotationIPAllocatedFrom]}, target.ResourceVersion, nil
 }
 
 func (c *Controller) forgetWrites(key string) {
@@ -228,25 +279,6 @@ func (w Written) Wrote(before, after string, s Shape) Written {
 
 type ingressIP struct {
 	IP string `json:"ip"`
-}
-
-// writeStatus sets status.loadBalancer.ingress to ips (nil clears it) and
-// returns the Service's new resourceVersion ("" when it is gone). It
-// patches a fresh object, never the cached one.
-func (c *Controller) writeStatus(ctx context.Context, svc *corev1.Service, ips []netip.Addr) (string, error) {
-	var ing []ingressIP
-	for _, ip := range ips {
-		ing = append(ing, ingressIP{IP: ip.String()})
-	}
-	body, _ := json.Marshal(map[string]any{"status": map[string]any{"loadBalancer": map[string]any{"ingress": ing}}})
-	target := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: svc.Namespace, Name: svc.Name}}
-	if err := c.client.Status().Patch(ctx, target, client.RawPatch(types.MergePatchType, body)); err != nil {
-		if apierrors.IsNotFound(err) {
-			return "", nil
-		}
-		return "", fmt.Errorf("write status of Service %s/%s: %w", svc.Namespace, svc.Name, err)
-	}
-	return target.ResourceVersion, nil
 }
 
 // namespaceLabels reads a namespace's labels from the metadata cache.

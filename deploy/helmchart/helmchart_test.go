@@ -77,7 +77,8 @@ var nonDefault = map[string]any{
 	},
 	"speaker": map[string]any{
 		"metricsAddr": "", "bfdEcho": true, "priorityClassName": "system-node-critical",
-		"nodeSelector": map[string]any{"bgp": "yes"}, "tolerations": []any{}, "serviceStatus": false,
+		"nodeSelector": map[string]any{"bgp": "yes"}, "tolerations": []any{}, "serviceStatus": false, "l2": false,
+		"l2Heartbeat": map[string]any{"port": 7950, "interval": "200ms", "keySecret": "hb"},
 	},
 }
 
@@ -180,7 +181,9 @@ func TestDefaults(t *testing.T) {
 	ds := convert[appsv1.DaemonSet](t, objs["DaemonSet/ecmplb-speaker"])
 	ps := ds.Spec.Template.Spec
 	sc := ps.Containers[0].SecurityContext
-	if !ps.HostNetwork || *sc.AllowPrivilegeEscalation || !reflect.DeepEqual(sc.Capabilities.Add, []corev1.Capability{"NET_RAW"}) ||
+	// Layer 2 mode is on: the binary's cap_net_raw+ep needs privilege
+	// escalation, bounded by NET_RAW, the only capability added.
+	if !ps.HostNetwork || !*sc.AllowPrivilegeEscalation || !reflect.DeepEqual(sc.Capabilities.Add, []corev1.Capability{"NET_RAW"}) ||
 		!reflect.DeepEqual(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) {
 		t.Errorf("speaker: hostNetwork %v securityContext %+v", ps.HostNetwork, sc)
 	}
@@ -192,6 +195,45 @@ func TestDefaults(t *testing.T) {
 	}
 	if slices.Contains(ps.Containers[0].Args, "--service-status=false") {
 		t.Error("speaker writes no ServiceBGPStatus by default")
+	}
+	if p := ps.Containers[0].Ports[0]; p.Name != "l2-heartbeat" || p.ContainerPort != 7947 || p.Protocol != corev1.ProtocolUDP ||
+		!slices.Contains(ps.Containers[0].Args, "--l2-heartbeat-port=7947") || len(ps.Volumes) != 0 {
+		t.Errorf("speaker layer 2 heartbeat: ports %v args %v volumes %v", ps.Containers[0].Ports, ps.Containers[0].Args, ps.Volumes)
+	}
+}
+
+// speaker.l2: off, no heartbeat port and no privilege escalation (without
+// bfdEcho); on with a key Secret, the key mounted and named by the flag.
+func TestL2Values(t *testing.T) {
+	dir := filepath.Join(repoRoot(t), Dir)
+	off := map[string]any{"speaker": map[string]any{"l2": false}}
+	keyed := map[string]any{"speaker": map[string]any{"l2Heartbeat": map[string]any{"port": 7950, "interval": "200ms", "keySecret": "hb"}}}
+	for name, vals := range map[string]map[string]any{"off": off, "keyed": keyed} {
+		out, err := Render(dir, vals)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ds := convert[appsv1.DaemonSet](t, objects(t, out)["DaemonSet/ecmplb-speaker"])
+		ps := ds.Spec.Template.Spec
+		c := ps.Containers[0]
+		switch name {
+		case "off":
+			if *c.SecurityContext.AllowPrivilegeEscalation || !slices.Contains(c.Args, "--l2=false") || len(c.Ports) != 1 || c.Ports[0].Name != "metrics" {
+				t.Errorf("l2 off: escalation %v args %v ports %v", *c.SecurityContext.AllowPrivilegeEscalation, c.Args, c.Ports)
+			}
+		case "keyed":
+			want := []string{"--l2-heartbeat-port=7950", "--l2-heartbeat-interval=200ms", "--l2-heartbeat-key-file=/etc/ecmplb/l2-heartbeat/key",
+				"--l2-lease-period=2s"}
+			for _, a := range want {
+				if !slices.Contains(c.Args, a) {
+					t.Errorf("keyed: args %v lack %s", c.Args, a)
+				}
+			}
+			if len(ps.Volumes) != 1 || ps.Volumes[0].Secret == nil || ps.Volumes[0].Secret.SecretName != "hb" ||
+				len(c.VolumeMounts) != 1 || c.VolumeMounts[0].MountPath != "/etc/ecmplb/l2-heartbeat" || c.Ports[0].ContainerPort != 7950 {
+				t.Errorf("keyed: volumes %+v mounts %+v ports %v", ps.Volumes, c.VolumeMounts, c.Ports)
+			}
+		}
 	}
 }
 
@@ -241,8 +283,8 @@ func TestValues(t *testing.T) {
 	if len(s.Ports) != 0 || s.LivenessProbe != nil || !slices.Contains(s.Args, "--metrics-addr=") {
 		t.Errorf("speaker with metrics off: ports %v probe %v args %v", s.Ports, s.LivenessProbe, s.Args)
 	}
-	if !slices.Contains(s.Args, "--service-status=false") {
-		t.Errorf("speaker with serviceStatus false: args %v", s.Args)
+	if !slices.Contains(s.Args, "--service-status=false") || !slices.Contains(s.Args, "--l2=false") || len(sp.Volumes) != 0 {
+		t.Errorf("speaker with serviceStatus and l2 false: args %v volumes %v", s.Args, sp.Volumes)
 	}
 }
 

@@ -127,11 +127,19 @@ func Up(ctx context.Context, e Env, topo topology.Topology, opts fabric.Options,
 		fmt.Fprintf(tw, "%s\t%s\t%s (AS %d, hold %s, keepalive %s, %s)\n", r.Name, f.NetNS(r.Name), r.Address, r.ASN,
 			bgp.HoldTime.Std(), bgp.KeepaliveInterval.Std(), shell)
 	}
-	for _, n := range topo.Nodes {
-		fmt.Fprintf(tw, "%s\t%s\t%s (AS %d)\n", n.Name, f.NetNS(n.Name), n.Address, n.ASN)
+	t := f.Topology()
+	for _, n := range t.Nodes {
+		l2 := ""
+		if t.L2 != nil {
+			l2 = fmt.Sprintf(", %s %s %s", fabric.L2Interface, t.L2Addr(n), t.L2NodeMAC(n))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s (AS %d%s)\n", n.Name, f.NetNS(n.Name), n.Address, n.ASN, l2)
 	}
 	for _, c := range topo.Clients {
 		fmt.Fprintf(tw, "%s\t%s\t%s via %s\n", c.Name, f.NetNS(c.Name), c.Addr(), c.ToR)
+	}
+	if l := t.L2; l != nil {
+		fmt.Fprintf(tw, "%s\t%s\t%s on the L2 segment %s (pool %s)\n", l.Client, f.L2ClientNetNS(), l.ClientAddress, l.Subnet, l.Pool)
 	}
 	return tw.Flush()
 }

@@ -73,6 +73,8 @@ type BFDSession struct {
 	LastChange    time.Time     `json:"lastChange,omitzero"`
 	PacketsIn     uint64        `json:"packetsIn"`
 	PacketsOut    uint64        `json:"packetsOut"`
+	// Multihop: a multi-hop session (RFC 5883, UDP 4784).
+	Multihop bool `json:"multihop,omitempty"`
 }
 
 // EventKind tells what an Event is about.

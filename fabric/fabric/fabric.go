@@ -30,6 +30,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"syscall"
 	"time"
 
@@ -79,6 +80,12 @@ type Options struct {
 	// peer with them as with any node. The caller routes their replies to the
 	// clients (ClientRoutes).
 	ExternalNodes bool
+	// ExternalL2 names a Linux bridge in the caller's network namespace to
+	// use as the topology's L2 segment, with ExternalNodes: the caller puts
+	// the nodes' L2 interfaces on it (with the topology's L2 addresses and
+	// MACs), the fabric only its L2 client, by a veth whose host end is
+	// named like the ToRs' (HostLinkName).
+	ExternalL2 string
 }
 
 // Fabric is a running (or attached-to) fabric instance.
@@ -171,9 +178,12 @@ func Up(ctx context.Context, topo topology.Topology, opts Options) (*Fabric, err
 	if opts.ExternalSegment != "" {
 		st.Switch, st.ExternalSegment = "", opts.ExternalSegment
 	}
-	st.ExternalNodes = opts.ExternalNodes
+	st.ExternalNodes, st.ExternalL2 = opts.ExternalNodes, opts.ExternalL2
 	for _, c := range topo.Clients {
 		st.NetNS[c.Name] = prefix + "-" + c.Name
+	}
+	if topo.L2 != nil {
+		st.NetNS[topo.L2.Client] = prefix + "-" + topo.L2.Client
 	}
 	f := &Fabric{dir: dir, state: st, log: opts.Logger.With("fabric", opts.Instance), exitWithMe: opts.ExitWithCaller}
 	if err := writeState(dir, st); err != nil {
@@ -265,6 +275,9 @@ func (f *Fabric) build(ctx context.Context, opts Options) error {
 			}
 		}
 	}
+	if err := f.buildL2(ctx); err != nil {
+		return err
+	}
 	// Replies from the nodes go back through the client's ToR.
 	for _, n := range topo.Nodes {
 		if st.ExternalNodes {
@@ -351,9 +364,23 @@ func (f *Fabric) startRouter(ctx context.Context, tor string, opts Options) erro
 	c := control.NewClient(sock)
 	defer c.Close()
 	if err := waitHealthy(ctx, c, p, opts.StartTimeout); err != nil {
-		return fmt.Errorf("router %s: %w (log: %s)", tor, err, p.Log)
+		// Down removes the log with the instance: the error carries its end.
+		return fmt.Errorf("router %s: %w (log: %s, ending:\n%s)", tor, err, p.Log, logTail(p.Log, 20))
 	}
 	return nil
+}
+
+// logTail is the last n lines of the file at path (what it can read).
+func logTail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "(" + err.Error() + ")"
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
 }
 
 // spawn starts `fabric <args>` inside a namespace, detached from the caller's session

@@ -280,6 +280,23 @@ func TestFabric(t *testing.T) {
 		for _, tor := range tors {
 			wait(t, tor, svc, all, 20*time.Second)
 		}
+		// A link down flushed the node's routes back to the client and its
+		// IPv6 address (keep_addr_on_down is off): the repair restores them,
+		// or the routes come back to a node that cannot answer.
+		topo := f.Topology()
+		c := topo.Clients[0]
+		tor, _ := topo.ToR(c.ToR)
+		for _, n := range []string{"node1", "node3"} {
+			for _, r := range []struct {
+				dst netip.Prefix
+				via netip.Addr
+			}{{c.Link, tor.Address}, {c.Link6, tor.Address6}} {
+				hops, err := netns.RouteNextHops(f.NodeNetNS(n), r.dst)
+				if err != nil || !slices.Equal(hops, []netip.Addr{r.via}) {
+					t.Errorf("%s after the repair: route to %v via %v (%v), want via %v", n, r.dst, hops, err, r.via)
+				}
+			}
+		}
 	})
 
 	t.Run("graceful drain withdraws at once and comes back", func(t *testing.T) {

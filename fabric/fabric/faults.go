@@ -19,9 +19,10 @@ type FaultKind string
 
 // Faults. Node faults take a node name as target, FaultToRDown a ToR name.
 const (
-	// FaultNodeDown is a hard node failure: the node's segment link goes down on the
-	// node side, so the node falls silent (no FIN, no NOTIFICATION, no BFD) while its
-	// bridge port stays configured. Repair brings the link up.
+	// FaultNodeDown is a hard node failure: the node's links (the segment's and,
+	// with an L2 segment, its L2 interface; Fault.Link picks one) go down on the
+	// node side, so the node falls silent (no FIN, no NOTIFICATION, no BFD, no
+	// ARP) while its bridge ports stay configured. Repair brings them up.
 	FaultNodeDown FaultKind = "node-down"
 	// FaultNodeFreeze stops every process in the node's namespace with SIGSTOP (a
 	// hung host: the kernel still answers TCP, the daemons are silent). Repair sends
@@ -31,8 +32,9 @@ const (
 	// to the node down (NOTIFICATION Cease), withdrawing the node's routes at once.
 	// Repair re-enables the sessions.
 	FaultNodeDrain FaultKind = "node-drain"
-	// FaultLinkFlap takes the node's link down for Duration (default 1s) and brings it
-	// up again; Fault returns after the flap. Repair brings the link up.
+	// FaultLinkFlap takes the node's links (as FaultNodeDown) down for Duration
+	// (default 1s) and brings them up again; Fault returns after the flap.
+	// Repair brings them up.
 	FaultLinkFlap FaultKind = "link-flap"
 	// FaultToRDown fails a ToR: its router process is frozen (SIGSTOP) and its segment
 	// link is set down, so it neither speaks BGP/BFD nor forwards. Repair undoes both.
@@ -69,6 +71,51 @@ type Fault struct {
 	ToR string `json:"tor,omitempty"`
 	// Duration is the down time of FaultLinkFlap and FaultBFDFlap.
 	Duration time.Duration `json:"duration,omitempty"`
+	// Link limits FaultNodeDown and FaultLinkFlap to one of the node's
+	// links: LinkSegment (the BGP segment's) or LinkL2 (its L2 interface).
+	// Empty: every link, the whole node cut off.
+	Link string `json:"link,omitempty"`
+}
+
+// The links of a node a fault can name (Fault.Link).
+const (
+	LinkSegment = "segment"
+	LinkL2      = "l2"
+)
+
+// links are the interfaces of the fault's node it takes down: both with an
+// L2 segment (unless Link names one), else the segment's.
+func (f *Fabric) links(flt Fault) ([]string, error) {
+	l2 := f.state.Topology.L2 != nil
+	switch flt.Link {
+	case "":
+		if l2 {
+			return []string{SegmentInterface, L2Interface}, nil
+		}
+		return []string{SegmentInterface}, nil
+	case LinkSegment:
+		return []string{SegmentInterface}, nil
+	case LinkL2:
+		if !l2 {
+			return nil, fmt.Errorf("fault %s %s: link %q: the topology has no l2 segment", flt.Kind, flt.Target, flt.Link)
+		}
+		return []string{L2Interface}, nil
+	}
+	return nil, fmt.Errorf("fault %s %s: link %q is neither %q nor %q", flt.Kind, flt.Target, flt.Link, LinkSegment, LinkL2)
+}
+
+// setLinks sets the fault's links up or down.
+func (f *Fabric) setLinks(flt Fault, ns string, up bool) error {
+	links, err := f.links(flt)
+	if err != nil {
+		return err
+	}
+	for _, l := range links {
+		if err := netns.SetLinkUp(ns, l, up); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (f *Fabric) target(flt Fault) (ns string, err error) {
@@ -88,6 +135,12 @@ func (f *Fabric) target(flt Fault) (ns string, err error) {
 		}
 	default:
 		return "", fmt.Errorf("unknown fault kind %q (want one of %v)", flt.Kind, FaultKinds)
+	}
+	if flt.Link != "" && flt.Kind != FaultNodeDown && flt.Kind != FaultLinkFlap {
+		return "", fmt.Errorf("fault %s: only %s and %s take a link", flt.Kind, FaultNodeDown, FaultLinkFlap)
+	}
+	if _, err := f.links(flt); err != nil {
+		return "", err
 	}
 	return f.NetNS(flt.Target), nil
 }
@@ -126,7 +179,7 @@ func (f *Fabric) inject(ctx context.Context, flt Fault, at *time.Time) (err erro
 	if err != nil {
 		return err
 	}
-	f.log.Info("inject fault", "kind", flt.Kind, "target", flt.Target)
+	f.log.Info("inject fault", "kind", flt.Kind, "target", flt.Target, "link", flt.Link)
 	defer func() {
 		if at.IsZero() {
 			*at = time.Now()
@@ -134,7 +187,7 @@ func (f *Fabric) inject(ctx context.Context, flt Fault, at *time.Time) (err erro
 	}()
 	switch flt.Kind {
 	case FaultNodeDown:
-		return netns.SetLinkUp(ns, SegmentInterface, false)
+		return f.setLinks(flt, ns, false)
 	case FaultNodeFreeze:
 		pids, err := proc.SignalInNetNS(ns, syscall.SIGSTOP)
 		if err == nil && len(pids) == 0 {
@@ -151,7 +204,7 @@ func (f *Fabric) inject(ctx context.Context, flt Fault, at *time.Time) (err erro
 		if d <= 0 {
 			d = time.Second
 		}
-		if err := netns.SetLinkUp(ns, SegmentInterface, false); err != nil {
+		if err := f.setLinks(flt, ns, false); err != nil {
 			return err
 		}
 		*at = time.Now()
@@ -159,7 +212,10 @@ func (f *Fabric) inject(ctx context.Context, flt Fault, at *time.Time) (err erro
 		case <-ctx.Done():
 		case <-time.After(d):
 		}
-		return netns.SetLinkUp(ns, SegmentInterface, true)
+		if err := f.setLinks(flt, ns, true); err != nil {
+			return err
+		}
+		return f.restoreNodeLinks(flt, ns)
 	case FaultToRDown:
 		f.refresh()
 		p := f.state.Routers[flt.Target]
@@ -259,10 +315,13 @@ func (f *Fabric) repair(ctx context.Context, flt Fault) error {
 	if err != nil {
 		return err
 	}
-	f.log.Info("repair fault", "kind", flt.Kind, "target", flt.Target)
+	f.log.Info("repair fault", "kind", flt.Kind, "target", flt.Target, "link", flt.Link)
 	switch flt.Kind {
 	case FaultNodeDown, FaultLinkFlap:
-		return netns.SetLinkUp(ns, SegmentInterface, true)
+		if err := f.setLinks(flt, ns, true); err != nil {
+			return err
+		}
+		return f.restoreNodeLinks(flt, ns)
 	case FaultNodeFreeze:
 		_, err := proc.SignalInNetNS(ns, syscall.SIGCONT)
 		return err
@@ -279,10 +338,54 @@ func (f *Fabric) repair(ctx context.Context, flt Fault) error {
 		if err := netns.SetLinkUp(ns, SegmentInterface, true); err != nil {
 			return err
 		}
+		if r, ok := f.state.Topology.ToR(flt.Target); ok && r.Address6.IsValid() {
+			// The kernel flushed the IPv6 address with the link.
+			if err := netns.AddAddress(ns, SegmentInterface, netip.PrefixFrom(r.Address6, f.state.Topology.Segment6.Bits())); err != nil {
+				return err
+			}
+		}
 		if p := f.state.Routers[flt.Target]; p.Alive() {
 			return syscall.Kill(p.PID, syscall.SIGCONT)
 		}
 		return fmt.Errorf("repair %s %s: router process is gone", flt.Kind, flt.Target)
+	}
+	return nil
+}
+
+// restoreNodeLink gives a node whose segment link came back up what the
+// kernel took with the link: its IPv6 address (addresses of a link that goes
+// down are flushed unless keep_addr_on_down) and its routes back to the
+// clients (a route through a link that goes down is removed), as a host's
+// network configuration would on link up. Both writes replace, so a repair
+// of a link that kept them changes nothing.
+func (f *Fabric) restoreNodeLink(node, ns string) error {
+	n, ok := f.state.Topology.Node(node)
+	if !ok {
+		return nil
+	}
+	if n.Address6.IsValid() {
+		if err := netns.AddAddress(ns, SegmentInterface, netip.PrefixFrom(n.Address6, f.state.Topology.Segment6.Bits())); err != nil {
+			return err
+		}
+	}
+	return f.nodeRoutes(ns)
+}
+
+// restoreNodeLinks restores what the kernel took with each link of the
+// fault (restoreNodeLink, restoreL2Link).
+func (f *Fabric) restoreNodeLinks(flt Fault, ns string) error {
+	links, err := f.links(flt)
+	if err != nil {
+		return err
+	}
+	for _, l := range links {
+		restore := f.restoreNodeLink
+		if l == L2Interface {
+			restore = f.restoreL2Link
+		}
+		if err := restore(flt.Target, ns); err != nil {
+			return err
+		}
 	}
 	return nil
 }

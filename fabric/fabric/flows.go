@@ -68,8 +68,10 @@ func (r *Responder) Close() error {
 // namespace to dst, and counts the replies by the name the answering node put in them;
 // flows without a reply within the timeout count under "". With the ToR hashing on L4
 // (fib_multipath_hash_policy=1) the flows spread across the nodes that announce dst.
+// The L2 client (L2Client) sends over the L2 segment, to the node whose MAC it
+// resolved dst to.
 func (f *Fabric) SendFlows(ctx context.Context, client string, dst netip.AddrPort, n int, timeout time.Duration) (map[string]int, error) {
-	if _, ok := f.state.Topology.Client(client); !ok {
+	if _, ok := f.state.Topology.Client(client); !ok && (client == "" || client != f.L2Client()) {
 		return nil, fmt.Errorf("fabric %s: no client %q", f.state.Instance, client)
 	}
 	if timeout <= 0 {

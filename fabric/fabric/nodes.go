@@ -34,6 +34,11 @@ func (f *Fabric) AddNode(ctx context.Context, n topology.Node) error {
 	if err := f.nodeRoutes(ns); err != nil {
 		return errors.Join(err, f.RemoveNode(ctx, n.Name))
 	}
+	if topo.L2 != nil {
+		if err := f.attachL2(n); err != nil {
+			return errors.Join(err, f.RemoveNode(ctx, n.Name))
+		}
+	}
 	cfg := control.NeighborConfig{Name: n.Name, Address: n.Address, ASN: n.ASN}
 	if n.BFDProfile != "" {
 		p := topo.BFDProfiles[n.BFDProfile]

@@ -42,6 +42,8 @@ type State struct {
 	ExternalSegment string `json:"externalSegment,omitempty"`
 	// ExternalNodes: the nodes are not the fabric's (Options).
 	ExternalNodes bool `json:"externalNodes,omitempty"`
+	// ExternalL2 is the host bridge used as the L2 segment (Options).
+	ExternalL2 string `json:"externalL2,omitempty"`
 	// HostLinks are the links the instance created in the host's network
 	// namespace (the ToRs' ends on an ExternalSegment), deleted by Down.
 	HostLinks []string `json:"hostLinks,omitempty"`

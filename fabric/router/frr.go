@@ -536,7 +536,7 @@ func (r *FRR) DeleteNeighbor(ctx context.Context, addr netip.Addr) error {
 		return fmt.Errorf("router %s: delete neighbor %s: %w", r.cfg.Name, addr, err)
 	}
 	if n.BFD != nil {
-		if err := r.bfdd.Configure(ctx, "bfd", fmt.Sprintf("no peer %s local-address %s", addr, r.cfg.Address)); err != nil {
+		if err := r.bfdd.Configure(ctx, "bfd", "no "+frrBFDPeerLine(r.cfg.Address, n)); err != nil {
 			r.log.Warn("remove bfd peer", "peer", addr, "err", err)
 		}
 	}
@@ -560,19 +560,21 @@ func (r *FRR) SetNeighborAdmin(ctx context.Context, addr netip.Addr, enable bool
 }
 
 // bfdNeighbor returns the neighbor addr if it runs BFD with this router.
-func (r *FRR) bfdNeighbor(addr netip.Addr) error {
+func (r *FRR) bfdNeighbor(addr netip.Addr) (Neighbor, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if n, ok := r.neighbors[addr]; !ok || n.BFD == nil {
-		return fmt.Errorf("router %s: no bfd session with %s", r.cfg.Name, addr)
+	n, ok := r.neighbors[addr]
+	if !ok || n.BFD == nil {
+		return Neighbor{}, fmt.Errorf("router %s: no bfd session with %s", r.cfg.Name, addr)
 	}
-	return nil
+	return n, nil
 }
 
 // SetBFDAdmin shuts the BFD session to a neighbor down administratively (bfdd
 // sends AdminDown; the BGP session stays up, RFC 5882 3.2) or enables it again.
 func (r *FRR) SetBFDAdmin(addr netip.Addr, enable bool) error {
-	if err := r.bfdNeighbor(addr); err != nil {
+	n, err := r.bfdNeighbor(addr)
+	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -581,7 +583,7 @@ func (r *FRR) SetBFDAdmin(addr netip.Addr, enable bool) error {
 	if enable {
 		op = "no shutdown"
 	}
-	if err := r.bfdd.Configure(ctx, "bfd", fmt.Sprintf("peer %s local-address %s", addr, r.cfg.Address), op, "exit"); err != nil {
+	if err := r.bfdd.Configure(ctx, "bfd", frrBFDPeerLine(r.cfg.Address, n), op, "exit"); err != nil {
 		return fmt.Errorf("router %s: bfd admin %s: %w", r.cfg.Name, addr, err)
 	}
 	r.log.Info("bfd admin state", "peer", addr, "enabled", enable)
@@ -591,7 +593,7 @@ func (r *FRR) SetBFDAdmin(addr netip.Addr, enable bool) error {
 // MuteBFD stops (or resumes) sending BFD packets to a neighbor while still
 // receiving its packets: a one-way path failure as the neighbor sees it.
 func (r *FRR) MuteBFD(addr netip.Addr, muted bool) error {
-	if err := r.bfdNeighbor(addr); err != nil {
+	if _, err := r.bfdNeighbor(addr); err != nil {
 		return err
 	}
 	if !addr.Is4() {

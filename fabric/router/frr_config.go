@@ -33,6 +33,12 @@ func frrBFDProfileName(p topology.BFDProfile) string {
 	if p.PassiveMode {
 		n += "-passive"
 	}
+	if p.Multihop {
+		n += "-multihop"
+		if p.MinimumTTL != 0 {
+			n += fmt.Sprintf("-ttl%d", p.MinimumTTL)
+		}
+	}
 	return n
 }
 
@@ -47,6 +53,9 @@ func frrBFDProfileLines(p topology.BFDProfile) []string {
 	if p.PassiveMode {
 		l = append(l, "passive-mode")
 	}
+	if p.Multihop && p.MinimumTTL != 0 {
+		l = append(l, fmt.Sprintf("minimum-ttl %d", p.MinimumTTL))
+	}
 	return append(l, "exit")
 }
 
@@ -56,9 +65,19 @@ func frrBFDProfileLines(p topology.BFDProfile) []string {
 func frrBFDPeerLines(local netip.Addr, n Neighbor) []string {
 	l := frrBFDProfileLines(*n.BFD)
 	return append(l,
-		fmt.Sprintf("peer %s local-address %s", n.Address, local),
+		frrBFDPeerLine(local, n),
 		"profile "+frrBFDProfileName(*n.BFD),
 		"exit")
+}
+
+// frrBFDPeerLine is the line that names a node's session in bfdd: a multi-hop
+// session (RFC 5883) is another session than a single-hop one to the same
+// address, so every command that refers to it must say which.
+func frrBFDPeerLine(local netip.Addr, n Neighbor) string {
+	if n.BFD != nil && n.BFD.Multihop {
+		return fmt.Sprintf("peer %s multihop local-address %s", n.Address, local)
+	}
+	return fmt.Sprintf("peer %s local-address %s", n.Address, local)
 }
 
 // frrSessionLines are the session settings of a neighbor or the dynamic peer
@@ -66,13 +85,22 @@ func frrBFDPeerLines(local netip.Addr, n Neighbor) []string {
 // registration the local address from the start: learnt only once the session
 // is up, it re-registers the session under a new key, and bfdd deletes the
 // configured session and starts it again (the node sees its BFD go down).
+//
+// Graceful restart is set per session either way: Debian's bgpd is a helper
+// by default, and a ToR without gracefulRestart must not be one (as the
+// GoBGP ToR is not), or a file could not show what the helper is worth.
 func frrSessionLines(c Config, who string) []string {
 	t := c.Timers
+	gr := "graceful-restart-disable"
+	if c.GracefulRestart {
+		gr = "graceful-restart-helper"
+	}
 	return []string{
 		fmt.Sprintf("neighbor %s passive", who),
 		fmt.Sprintf("neighbor %s update-source %s", who, c.Address),
 		fmt.Sprintf("neighbor %s timers %d %d", who, frrSecs(t.KeepaliveInterval.Std(), 1), frrSecs(t.HoldTime.Std(), 3)),
 		fmt.Sprintf("neighbor %s timers connect %d", who, frrSecs(t.ConnectRetry.Std(), 1)),
+		fmt.Sprintf("neighbor %s %s", who, gr),
 	}
 }
 
@@ -97,6 +125,13 @@ func frrNeighborLines(c Config, n Neighbor) []string {
 		l = append(l, fmt.Sprintf("neighbor %s description %s", n.Address, d))
 	}
 	l = append(l, frrSessionLines(c, n.Address.String())...)
+	if n.BFD != nil && n.BFD.Multihop && n.ASN != c.ASN {
+		// bgpd registers a multi-hop BFD session for an eBGP neighbor only
+		// when it is ebgp-multihop; otherwise it asks bfdd for a single-hop
+		// one, which the speaker (multi-hop for ebgpMultiHop) never answers.
+		// iBGP neighbors are left as they are (untested here).
+		l = append(l, fmt.Sprintf("neighbor %s ebgp-multihop 255", n.Address))
+	}
 	if n.BFD != nil {
 		l = append(l,
 			fmt.Sprintf("neighbor %s bfd", n.Address),
@@ -157,6 +192,10 @@ func frrBGPConfig(c Config) string {
 		// Nodes may sit in different ASes: their paths are still equal.
 		"bgp bestpath as-path multipath-relax",
 		fmt.Sprintf("timers bgp %d %d", frrSecs(t.KeepaliveInterval.Std(), 1), frrSecs(t.HoldTime.Std(), 3)),
+	}
+	if c.GracefulRestart {
+		// The time the GoBGP ToR offers too; the sessions' helper lines follow.
+		l = append(l, fmt.Sprintf("bgp graceful-restart restart-time %d", gracefulRestartTime))
 	}
 	for _, n := range c.Neighbors {
 		l = append(l, frrNeighborLines(c, n)...)

@@ -65,6 +65,44 @@ func TestFRRBGPConfig(t *testing.T) {
 			notWant: []string{"route-map ecmplb-out deny 10"},
 		},
 		{
+			name: "graceful-restart helper towards every node, 120 s like the GoBGP ToR",
+			cfg: frrTestConfig(func(c *Config) {
+				c.GracefulRestart, c.DynamicRange, c.DynamicASN = true, pfx("10.0.0.0/24"), 65100
+			}),
+			want: []string{
+				"bgp graceful-restart restart-time 120",
+				"neighbor 10.0.0.21 graceful-restart-helper", "neighbor 10.0.0.22 graceful-restart-helper",
+				"neighbor ecmplb-dynamic graceful-restart-helper",
+			},
+			notWant: []string{"neighbor 10.0.0.21 graceful-restart-disable", "neighbor ecmplb-dynamic graceful-restart-disable"},
+		},
+		{
+			// Debian's bgpd is a helper by default: without gracefulRestart the
+			// FRR ToR must not be one, as the GoBGP ToR is not.
+			name: "no graceful restart unless asked",
+			cfg: frrTestConfig(func(c *Config) {
+				c.DynamicRange, c.DynamicASN = pfx("10.0.0.0/24"), 65100
+			}),
+			want: []string{
+				"neighbor 10.0.0.21 graceful-restart-disable", "neighbor 10.0.0.22 graceful-restart-disable",
+				"neighbor ecmplb-dynamic graceful-restart-disable",
+			},
+			notWant: []string{"bgp graceful-restart restart-time 120", "neighbor 10.0.0.21 graceful-restart-helper"},
+		},
+		{
+			name: "multi-hop BFD: the eBGP node is ebgp-multihop, the iBGP one needs nothing",
+			cfg: frrTestConfig(func(c *Config) {
+				mh := topology.BFDProfile{ReceiveInterval: 300, TransmitInterval: 300, DetectMultiplier: 3, Multihop: true}
+				c.Neighbors[0].BFD = &mh
+				c.Neighbors[1].BFD = &mh
+			}),
+			want: []string{
+				"neighbor 10.0.0.21 ebgp-multihop 255", "neighbor 10.0.0.21 bfd", "neighbor 10.0.0.21 bfd profile ecmplb-300-300-3-multihop",
+				"neighbor 10.0.0.22 bfd profile ecmplb-300-300-3-multihop",
+			},
+			notWant: []string{"neighbor 10.0.0.22 ebgp-multihop 255"},
+		},
+		{
 			name: "short timers are clamped as for GoBGP",
 			cfg: frrTestConfig(func(c *Config) {
 				c.Timers.HoldTime, c.Timers.KeepaliveInterval = topology.Duration(time.Second), 0
@@ -112,8 +150,32 @@ func TestFRRBFDConfig(t *testing.T) {
 	if strings.Contains(conf, "10.0.0.22") {
 		t.Errorf("node 2 runs no BFD, yet:\n%s", conf)
 	}
+	if strings.Contains(conf, "multihop") || strings.Contains(conf, "minimum-ttl") {
+		t.Errorf("single-hop sessions only, yet:\n%s", conf)
+	}
 	frrCheck(t, "bfdd", conf)
 	frrCheck(t, "zebra", frrZebraConfig(c))
+}
+
+func TestFRRBFDConfigMultihop(t *testing.T) {
+	c := frrTestConfig(func(c *Config) {
+		c.Neighbors[0].BFD = &topology.BFDProfile{ReceiveInterval: 300, TransmitInterval: 300, DetectMultiplier: 3, Multihop: true}
+		c.Neighbors = append(c.Neighbors, Neighbor{Name: "node3", Address: addr("10.0.0.23"), ASN: 65100,
+			BFD: &topology.BFDProfile{ReceiveInterval: 100, TransmitInterval: 100, DetectMultiplier: 3, Multihop: true, MinimumTTL: 250}})
+	})
+	conf := frrBFDConfig(c)
+	for _, w := range []string{
+		"profile ecmplb-300-300-3-multihop", "peer 10.0.0.21 multihop local-address 10.0.0.1",
+		"profile ecmplb-100-100-3-multihop-ttl250", "minimum-ttl 250", "peer 10.0.0.23 multihop local-address 10.0.0.1",
+	} {
+		if !strings.Contains(conf, "\n "+w+"\n") {
+			t.Errorf("missing %q in\n%s", w, conf)
+		}
+	}
+	if strings.Contains(conf, "peer 10.0.0.21 local-address") {
+		t.Errorf("node1 is multi-hop, yet a single-hop peer:\n%s", conf)
+	}
+	frrCheck(t, "bfdd", conf)
 }
 
 // frrCheck has the real daemon read conf in its dry-run mode (-C), which logs

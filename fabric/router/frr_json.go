@@ -308,8 +308,9 @@ type frrBFDCounters struct {
 	Out   uint64 `json:"control-packet-output"`
 }
 
-// parseBFDPeers reads "show bfd peers json" into sessions keyed by peer address
-// (single-hop sessions only: the ToRs run BFD with nodes on their segment).
+// parseBFDPeers reads "show bfd peers json" into sessions keyed by peer address,
+// single-hop and multi-hop alike: the ToR runs one session per node, of the
+// kind its profile says.
 func parseBFDPeers(b []byte) (map[netip.Addr]frrBFDPeer, error) {
 	var ps []frrBFDPeer
 	if err := json.Unmarshal(b, &ps); err != nil {
@@ -318,7 +319,7 @@ func parseBFDPeers(b []byte) (map[netip.Addr]frrBFDPeer, error) {
 	out := make(map[netip.Addr]frrBFDPeer, len(ps))
 	for _, p := range ps {
 		a, err := netip.ParseAddr(p.Peer)
-		if err != nil || p.Multihop {
+		if err != nil {
 			continue
 		}
 		out[a] = p
@@ -381,6 +382,7 @@ func controlBFD(ps map[netip.Addr]frrBFDPeer, counters map[netip.Addr]frrBFDCoun
 			LastChange: lastChange[a],
 			PacketsIn:  counters[a].In,
 			PacketsOut: counters[a].Out,
+			Multihop:   p.Multihop,
 		}
 		s.Local, _ = netip.ParseAddr(p.Local)
 		if s.State == "Up" {

@@ -240,6 +240,11 @@ func (r *Router) peer(n Neighbor) *api.Peer {
 		},
 		AfiSafis: unicastFamilies(),
 	}
+	if n.BFD != nil && n.BFD.Multihop && n.ASN != r.cfg.ASN {
+		// A node with multi-hop BFD is an ebgpMultiHop peer: the ToR's
+		// side of the session is multi-hop too, as on a real router.
+		p.EbgpMultihop = &api.EbgpMultihop{Enabled: true, MultihopTtl: 255}
+	}
 	if r.cfg.GracefulRestart {
 		p.GracefulRestart = &api.GracefulRestart{Enabled: true, HelperOnly: true, RestartTime: gracefulRestartTime}
 		for _, af := range p.AfiSafis {

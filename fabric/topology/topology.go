@@ -45,6 +45,8 @@ type Topology struct {
 	// ExportToNodes makes the ToRs advertise their tables to the nodes; by default they
 	// advertise nothing (the nodes only announce).
 	ExportToNodes bool `json:"exportToNodes,omitempty"`
+	// L2 optionally adds a second shared segment for layer2 mode (see L2).
+	L2 *L2 `json:"l2,omitempty"`
 }
 
 // ToR is one top-of-rack router.
@@ -108,6 +110,11 @@ type Node struct {
 	// BFDToRs limits BFD to these ToRs (empty: every ToR), for designs where
 	// only some BGP peers run BFD, like the examples' tor1.
 	BFDToRs []string `json:"bfdToRs,omitempty"`
+	// L2Address is the node's address on the L2 segment when the default
+	// (its segment address's host part in the L2 subnet, Topology.L2Addr)
+	// does not fit: kind places nodes at Docker's addresses and keeps the
+	// L2 address a node has in the lab.
+	L2Address netip.Addr `json:"l2Address,omitzero"`
 }
 
 // BFDWith reports whether the node runs BFD with the named ToR.
@@ -196,6 +203,14 @@ type BFDProfile struct {
 	TransmitInterval uint32 `json:"transmitInterval,omitempty"`
 	DetectMultiplier uint32 `json:"detectMultiplier,omitempty"`
 	PassiveMode      bool   `json:"passiveMode,omitempty"`
+	// Multihop makes the ToR run the session multi-hop (RFC 5883, UDP 4784),
+	// as a speaker does for a BGPPeer with ebgpMultiHop, and treat the node's
+	// BGP session as eBGP multi-hop. Without it a ToR runs single-hop BFD
+	// (RFC 5881, UDP 3784, TTL 255 only) and cannot meet such a speaker.
+	Multihop bool `json:"multihop,omitempty"`
+	// MinimumTTL is the lowest TTL a multi-hop session accepts, 1-254 (0: the
+	// bfd package's and FRR's default, 254); multi-hop only.
+	MinimumTTL uint32 `json:"minimumTtl,omitempty"`
 }
 
 // Duration is a time.Duration written as a Go duration string ("3s") in YAML/JSON.
@@ -290,6 +305,9 @@ func (t *Topology) SetDefaults() {
 	}
 	if t.DynamicNeighborASN == 0 {
 		t.DynamicNeighborASN = 65100
+	}
+	if t.L2 != nil {
+		t.L2.setDefaults()
 	}
 	for name, p := range t.BFDProfiles {
 		if p.ReceiveInterval == 0 {
@@ -389,6 +407,9 @@ func (t Topology) Validate() error {
 				errs = append(errs, fmt.Errorf("node %q: bfdToRs: %q is not a ToR of the topology", n.Name, tor))
 			}
 		}
+		if n.L2Address.IsValid() && t.L2 == nil {
+			errs = append(errs, fmt.Errorf("node %q: l2Address %v without an l2 segment", n.Name, n.L2Address))
+		}
 	}
 	for i, c := range t.Clients {
 		checkName("clients", i, c.Name)
@@ -421,6 +442,15 @@ func (t Topology) Validate() error {
 		if p.DetectMultiplier < 2 || p.DetectMultiplier > 255 {
 			errs = append(errs, fmt.Errorf("bfdProfiles[%s].detectMultiplier: %d is outside 2-255", name, p.DetectMultiplier))
 		}
+		switch {
+		case p.MinimumTTL != 0 && !p.Multihop:
+			errs = append(errs, fmt.Errorf("bfdProfiles[%s].minimumTtl: %d needs multihop: true (a single-hop session accepts TTL 255 only)", name, p.MinimumTTL))
+		case p.MinimumTTL > 254:
+			errs = append(errs, fmt.Errorf("bfdProfiles[%s].minimumTtl: %d is outside 1-254", name, p.MinimumTTL))
+		}
+	}
+	if t.L2 != nil {
+		errs = append(errs, t.L2.validate(t, names)...)
 	}
 	errs = append(errs, t.BGP.validate("bgp")...)
 	for _, r := range t.ToRs {

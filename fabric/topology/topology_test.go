@@ -79,6 +79,26 @@ segment: 10.1.0.0/24
 tors: [{name: r1, address: 10.1.0.1, asn: 65000}]
 bfdProfiles: {x: {receiveInterval: 5}}
 `, wantErr: "bfdProfiles[x].receiveInterval: 5 is outside 10-60000"},
+		{name: "multi-hop bfd profile", yaml: `
+segment: 10.1.0.0/24
+tors: [{name: r1, address: 10.1.0.1, asn: 65000}]
+nodes: [{name: n1, address: 10.1.0.11, asn: 65100, bfdProfile: mh}]
+bfdProfiles: {mh: {multihop: true, minimumTtl: 250}}
+`, check: func(t *testing.T, topo Topology) {
+			if p := topo.BFDProfiles["mh"]; !p.Multihop || p.MinimumTTL != 250 || p.DetectMultiplier != 3 {
+				t.Errorf("bfd profile: %+v", p)
+			}
+		}},
+		{name: "minimumTtl without multihop", yaml: `
+segment: 10.1.0.0/24
+tors: [{name: r1, address: 10.1.0.1, asn: 65000}]
+bfdProfiles: {x: {minimumTtl: 250}}
+`, wantErr: "bfdProfiles[x].minimumTtl: 250 needs multihop: true"},
+		{name: "minimumTtl out of range", yaml: `
+segment: 10.1.0.0/24
+tors: [{name: r1, address: 10.1.0.1, asn: 65000}]
+bfdProfiles: {x: {multihop: true, minimumTtl: 255}}
+`, wantErr: "bfdProfiles[x].minimumTtl: 255 is outside 1-254"},
 		{name: "client on unknown tor", yaml: `
 segment: 10.1.0.0/24
 tors: [{name: r1, address: 10.1.0.1, asn: 65000}]

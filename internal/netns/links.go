@@ -233,3 +233,32 @@ func RouteNextHops(nsName string, dst netip.Prefix) ([]netip.Addr, error) {
 	slices.SortFunc(out, netip.Addr.Compare)
 	return out, err
 }
+
+// SetLinkMAC gives ifName the MAC mac (taken down for the change if the
+// driver refuses it live, and brought back up).
+func SetLinkMAC(nsName, ifName string, mac net.HardwareAddr) error {
+	return withHandle(nsName, func(h *netlink.Handle) error {
+		l, err := h.LinkByName(ifName)
+		if err != nil {
+			return fmt.Errorf("netns %s: %s: %w", nsName, ifName, err)
+		}
+		if err := h.LinkSetHardwareAddr(l, mac); err == nil {
+			return nil
+		}
+		up := l.Attrs().Flags&net.FlagUp != 0
+		if up {
+			if err := h.LinkSetDown(l); err != nil {
+				return fmt.Errorf("netns %s: set %s down for its MAC: %w", nsName, ifName, err)
+			}
+		}
+		if err := h.LinkSetHardwareAddr(l, mac); err != nil {
+			return fmt.Errorf("netns %s: MAC %v on %s: %w", nsName, mac, ifName, err)
+		}
+		if up {
+			if err := h.LinkSetUp(l); err != nil {
+				return fmt.Errorf("netns %s: set %s up after its MAC: %w", nsName, ifName, err)
+			}
+		}
+		return nil
+	})
+}

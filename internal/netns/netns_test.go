@@ -112,3 +112,67 @@ func udpExchange(t *testing.T, nsA, nsB string, addrA, addrB netip.Addr) {
 		t.Fatalf("%s -> %s: read %q from %v: %v", addrA, addrB, buf[:n], from, err)
 	}
 }
+
+// LookupNeighbor shows the peer's MAC once traffic resolved it;
+// DeleteNeighbor removes the entry (and a missing one is no error).
+func TestNeighbor(t *testing.T) {
+	if testing.Short() {
+		t.Skip("uses network namespaces")
+	}
+	lab := netnstest.Lab(t)
+	a, b := netnstest.NS(t, lab, "na"), netnstest.NS(t, lab, "nb")
+	if err := lab.Link(a, "na0", []string{"10.255.2.1/24", "fd00:255:2::1/64"}, b, "nb0", []string{"10.255.2.2/24", "fd00:255:2::2/64"}); err != nil {
+		t.Fatal(err)
+	}
+	var bmac net.HardwareAddr
+	if err := netns.Do(b, func() error {
+		ifi, err := net.InterfaceByName("nb0")
+		if err == nil {
+			bmac = ifi.HardwareAddr
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, peer := range []netip.Addr{netip.MustParseAddr("10.255.2.2"), netip.MustParseAddr("fd00:255:2::2")} {
+		if _, ok, err := netns.LookupNeighbor(a, "na0", peer); err != nil || ok {
+			t.Fatalf("entry before any traffic: %v, %v", ok, err)
+		}
+		if err := netns.Do(a, func() error {
+			c, err := net.Dial("udp", netip.AddrPortFrom(peer, 9).String())
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			_, err = c.Write([]byte("x"))
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			n, ok, err := netns.LookupNeighbor(a, "na0", peer)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ok && n.Resolved() {
+				if n.MAC.String() != bmac.String() || n.Failed() {
+					t.Fatalf("%v resolved to %v (state %#x), want %v", peer, n.MAC, n.State, bmac)
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%v not resolved: %+v %v", peer, n, ok)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		for range 2 {
+			if err := netns.DeleteNeighbor(a, "na0", peer); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n, ok, err := netns.LookupNeighbor(a, "na0", peer); err != nil || (ok && n.Resolved()) {
+			t.Fatalf("after delete: %+v %v %v", n, ok, err)
+		}
+	}
+}

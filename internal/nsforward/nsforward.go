@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"time"
 
 	"github.com/ecmplb/ecmplb/internal/netns"
 )
@@ -24,6 +25,30 @@ type Forwarder struct {
 	mu     sync.Mutex
 	conns  map[net.Conn]struct{}
 	closed bool
+	// log holds the latest relayed connections, for a test that fails to
+	// show what its process's connections to the host did.
+	log []string
+}
+
+// logSize bounds Log.
+const logSize = 200
+
+// Log lists the latest relayed connections, oldest first: when each was
+// accepted, how long the dial to the host took or how it failed, and how
+// many bytes went each way before it ended.
+func (b *Forwarder) Log() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]string(nil), b.log...)
+}
+
+func (b *Forwarder) note(format string, args ...any) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.log = append(b.log, time.Now().Format("15:04:05.000")+" "+fmt.Sprintf(format, args...))
+	if len(b.log) > logSize {
+		b.log = b.log[len(b.log)-logSize:]
+	}
 }
 
 // Start listens on addr (e.g. "127.0.0.1:6443") inside the named network
@@ -74,28 +99,35 @@ func (b *Forwarder) track(c net.Conn, add bool) bool {
 func (b *Forwarder) forward(in net.Conn) {
 	defer b.wg.Done()
 	defer in.Close()
+	from := in.RemoteAddr().String()
+	start := time.Now()
 	out, err := net.Dial("tcp", b.target) // from the host's namespace
 	if err != nil {
+		b.note("%s: dial %s failed after %v: %v", from, b.target, time.Since(start).Round(time.Millisecond), err)
 		return
 	}
 	defer out.Close()
+	dialed := time.Since(start)
 	if !b.track(in, true) || !b.track(out, true) {
 		return
 	}
 	defer b.track(in, false)
 	defer b.track(out, false)
+	var up, down int64
 	done := make(chan struct{}, 2)
-	pipe := func(dst, src net.Conn) {
-		_, _ = io.Copy(dst, src)
+	pipe := func(dst, src net.Conn, n *int64) {
+		*n, _ = io.Copy(dst, src)
 		if tc, ok := dst.(*net.TCPConn); ok {
 			_ = tc.CloseWrite()
 		}
 		done <- struct{}{}
 	}
-	go pipe(out, in)
-	go pipe(in, out)
+	go pipe(out, in, &up)
+	go pipe(in, out, &down)
 	<-done
 	<-done
+	b.note("%s via %s: dialled in %v, %d bytes up, %d down, %v in all", from, out.LocalAddr(),
+		dialed.Round(time.Millisecond), up, down, time.Since(start).Round(time.Millisecond))
 }
 
 // Close stops listening and cuts every forwarded connection.

@@ -28,6 +28,10 @@ type Process struct {
 	cmd     *exec.Cmd
 	done    chan struct{}
 	err     error
+	// forkTID is the thread that forked a child into a network namespace
+	// (startInNetNS), released closed once that thread went back (tests).
+	forkTID  int
+	released chan struct{}
 }
 
 // Options tune Start.
@@ -79,7 +83,7 @@ func Start(name string, opts Options, bin string, args ...string) (*Process, err
 		Credential: opts.Credential, AmbientCaps: opts.AmbientCaps}
 	start := p.cmd.Start
 	if direct {
-		start = func() error { return startInNetNS(opts.NetNS, p.cmd, p.done) }
+		start = func() error { return startInNetNS(p, opts.NetNS, p.cmd, p.done) }
 	}
 	if err := start(); err != nil {
 		return nil, fmt.Errorf("starting %s: %w", name, err)
@@ -93,30 +97,48 @@ func Start(name string, opts Options, bin string, args ...string) (*Process, err
 
 // startInNetNS starts cmd from an OS thread that has entered the named
 // network namespace: the child is forked from that thread and inherits it.
-// The thread stays locked, so the runtime discards it afterwards instead of
-// reusing it in the wrong namespace, and alive until done is closed: the
-// kernel sends the parent-death signal when the forking thread ends.
-func startInNetNS(name string, cmd *exec.Cmd, done <-chan struct{}) error {
+// The thread stays locked, and in the namespace, until done is closed: the
+// kernel sends the child's parent-death signal when the forking thread ends.
+// Then it goes back to its own namespace and to the runtime. It must not
+// end: a locked goroutine that returns ends its thread, and every other
+// child forked from that thread before (any Start of this process may have
+// run on it) would get its parent-death signal too. Only if it cannot go
+// back does it stay locked and end, so no goroutine runs in the namespace.
+func startInNetNS(p *Process, name string, cmd *exec.Cmd, done <-chan struct{}) error {
 	errc := make(chan error, 1)
+	p.released = make(chan struct{})
 	go func() {
+		defer close(p.released)
 		runtime.LockOSThread()
+		p.forkTID = unix.Gettid()
+		orig, err := os.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", p.forkTID))
+		if err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("this thread's network namespace: %w", err)
+			return
+		}
+		defer orig.Close()
 		f, err := os.Open(netns.Path(name))
 		if err != nil {
+			runtime.UnlockOSThread()
 			errc <- fmt.Errorf("network namespace %s: %w", name, err)
 			return
 		}
 		err = unix.Setns(int(f.Fd()), unix.CLONE_NEWNET)
 		f.Close()
 		if err != nil {
+			runtime.UnlockOSThread()
 			errc <- fmt.Errorf("entering network namespace %s: %w", name, err)
 			return
 		}
-		if err := cmd.Start(); err != nil {
-			errc <- err
-			return
+		err = cmd.Start()
+		errc <- err
+		if err == nil {
+			<-done
 		}
-		errc <- nil
-		<-done
+		if unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET) == nil {
+			runtime.UnlockOSThread()
+		}
 	}()
 	return <-errc
 }

@@ -118,3 +118,49 @@ func TestCredentialAmbientCapsInNetNS(t *testing.T) {
 		t.Errorf("not in namespace %s (%s):\n%s", ns, wantNS, out)
 	}
 }
+
+// The OS thread that forks a child into a network namespace outlives the
+// child: it goes back to the host namespace and to the runtime. A thread
+// that ended instead took down, by their parent-death signal, every other
+// child forked from it earlier (the test apiserver, killed between two
+// subtests of speaker/app's TestSpeakerRunsAsManifestUser: "connection
+// refused" for 30 s).
+func TestNetNSForkThreadSurvives(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to create a network namespace and change user")
+	}
+	ns := netnstest.NS(t, netnstest.Lab(t), "procthr")
+	self, err := os.Readlink(fmt.Sprintf("/proc/self/task/%d/ns/net", os.Getpid()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Three children: a goroutine that ends locked on the main thread wedges
+	// it instead of ending it, so one of them could go unnoticed.
+	for i := range 3 {
+		p, err := Start("short", Options{LogPath: filepath.Join(t.TempDir(), "log"), NetNS: ns,
+			Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}, "true")
+		if err != nil {
+			t.Fatal(err)
+		}
+		<-p.Done()
+		<-p.released
+		tid := p.forkTID
+		if tid == 0 {
+			t.Fatal("the forking thread was not recorded")
+		}
+		task := fmt.Sprintf("/proc/self/task/%d", tid)
+		for range 20 {
+			if _, err := os.Stat(task); err != nil {
+				t.Fatalf("child %d: thread %d, which forked it in %s, ended with it: %v", i, tid, ns, err)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		b, err := os.Readlink(task + "/ns/net")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b != self {
+			t.Errorf("child %d: thread %d is in %s after the child ended, the process in %s", i, tid, b, self)
+		}
+	}
+}

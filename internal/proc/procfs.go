@@ -213,3 +213,45 @@ func inode(path string) (uint64, error) {
 	}
 	return st.Ino, nil
 }
+
+// SystemCPU is the machine's CPU time from the first line of /proc/stat,
+// summed over all CPUs: Busy is everything but idle and iowait.
+type SystemCPU struct {
+	Busy, Total time.Duration
+}
+
+// ReadSystemCPU reads /proc/stat: how busy the whole machine was, to tell
+// whether a measurement shared it with other work.
+func ReadSystemCPU() (SystemCPU, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return SystemCPU{}, err
+	}
+	return parseSystemCPU(b)
+}
+
+// parseSystemCPU parses "cpu  user nice system idle iowait irq softirq
+// steal ..." (USER_HZ ticks).
+func parseSystemCPU(b []byte) (SystemCPU, error) {
+	line, _, _ := bytes.Cut(b, []byte("\n"))
+	fs := strings.Fields(string(line))
+	if len(fs) < 6 || fs[0] != "cpu" {
+		return SystemCPU{}, fmt.Errorf("malformed /proc/stat line %q", line)
+	}
+	var s SystemCPU
+	for i, f := range fs[1:] {
+		if i >= 8 { // guest time is already counted in user and nice
+			break
+		}
+		n, err := strconv.ParseUint(f, 10, 64)
+		if err != nil {
+			return SystemCPU{}, fmt.Errorf("malformed /proc/stat field %q", f)
+		}
+		d := time.Duration(n) * time.Second / 100
+		s.Total += d
+		if i != 3 && i != 4 { // idle, iowait
+			s.Busy += d
+		}
+	}
+	return s, nil
+}

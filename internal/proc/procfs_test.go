@@ -150,3 +150,22 @@ func TestReadUsageSplitsRSS(t *testing.T) {
 		t.Errorf("RSS %d, anonymous %d, file-backed %d: want both > 0 and their sum <= RSS", u.RSS, u.RSSAnon, u.RSSFile)
 	}
 }
+
+func TestParseSystemCPU(t *testing.T) {
+	s, err := parseSystemCPU([]byte("cpu  100 20 30 400 50 6 7 8 9 10\ncpu0 1 2 3 4 5 6 7 8 9 10\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// user nice system irq softirq steal = 171 ticks busy; + idle, iowait = 621.
+	if s.Busy != 1710*time.Millisecond || s.Total != 6210*time.Millisecond {
+		t.Errorf("got busy %v total %v, want 1.71s and 6.21s", s.Busy, s.Total)
+	}
+	for _, bad := range []string{"", "intr 1 2 3", "cpu 1 2 x 4 5"} {
+		if _, err := parseSystemCPU([]byte(bad)); err == nil {
+			t.Errorf("parseSystemCPU(%q) accepted", bad)
+		}
+	}
+	if _, err := ReadSystemCPU(); err != nil {
+		t.Errorf("ReadSystemCPU: %v", err)
+	}
+}

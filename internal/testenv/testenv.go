@@ -177,7 +177,8 @@ func StartProcess(ctx context.Context, opts Options) (_ *Env, err error) {
 		"--service-account-issuer=https://kubernetes.default.svc",
 		"--service-account-key-file=" + saKey,
 		"--service-account-signing-key-file=" + saKey,
-		"--service-cluster-ip-range=10.96.0.0/16",
+		// Dual stack, so Services can ask for IPv6 and both families.
+		"--service-cluster-ip-range=10.96.0.0/16,fd00:96::/108",
 		"--allow-privileged=true",
 		"--enable-priority-and-fairness=false",
 		"--max-requests-inflight=2000",

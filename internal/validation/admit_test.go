@@ -206,6 +206,10 @@ func TestAdmit(t *testing.T) {
 		// L2 and others.
 		{name: "l2: bad preferred weight", obj: &v1beta1.L2Advertisement{ObjectMeta: meta("l2"), Spec: v1beta1.L2AdvertisementSpec{PreferredNodeSelectors: []v1beta1.PreferredNodeSelector{{Weight: 0}}}},
 			err: "spec.preferredNodeSelectors[0].weight: 0 is outside 1-100"},
+		{name: "l2: bad interface name", obj: &v1beta1.L2Advertisement{ObjectMeta: meta("l2"), Spec: v1beta1.L2AdvertisementSpec{Interfaces: []string{"eth0", "eth0:1"}}},
+			err: `spec.interfaces[1]: "eth0:1" holds`},
+		{name: "l2: preferred nodes admitted (the speaker rejects them)", obj: &v1beta1.L2Advertisement{ObjectMeta: meta("l2"), Spec: v1beta1.L2AdvertisementSpec{
+			PreferredNodeSelectors: []v1beta1.PreferredNodeSelector{{Weight: 10}}}}},
 		{name: "other kinds are not judged", obj: &corev1.Service{ObjectMeta: meta("svc")}},
 	}
 	for _, tt := range tests {

@@ -77,12 +77,19 @@ func BGPAdvertisement(ad *v1beta1.BGPAdvertisement, aliases map[string]string) e
 	return errors.Join(errs...)
 }
 
-// L2Advertisement checks an L2Advertisement's selectors. ecmplb stores
-// L2Advertisements for compatibility and does not act on them.
+// L2Advertisement checks everything about one L2Advertisement that needs no
+// other object: selectors, interface names, preferred-node weights. (The
+// speaker rejects spec.preferredNodeSelectors, which its choice of the
+// answering node does not take; the webhook admits it, as MetalLB's.)
 func L2Advertisement(ad *v1beta1.L2Advertisement) error {
 	s := &ad.Spec
 	var errs []error
 	errs = append(errs, advertisementSelectors(s.IPAddressPoolSelectors, s.NodeSelectors, s.ServiceSelectors)...)
+	for i, name := range s.Interfaces {
+		if err := InterfaceName(name); err != nil {
+			errs = append(errs, fieldErr(fmt.Sprintf("spec.interfaces[%d]", i), "%s", err.Error()))
+		}
+	}
 	for i := range s.PreferredNodeSelectors {
 		p := &s.PreferredNodeSelectors[i]
 		field := fmt.Sprintf("spec.preferredNodeSelectors[%d]", i)

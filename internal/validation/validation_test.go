@@ -257,3 +257,41 @@ func TestRangeIntersect(t *testing.T) {
 		t.Fatal("disjoint ranges intersect")
 	}
 }
+
+func TestInterfaceName(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  string
+	}{
+		{"eth0", ""}, {"enp0s31f6", ""}, {"bond0.100", ""}, {"br-lan_1", ""}, {"abcdefghijklmno", ""},
+		{"", "must not be empty"},
+		{"abcdefghijklmnop", "longer than 15 bytes"},
+		{".", "not an interface name"}, {"..", "not an interface name"},
+		{"eth0/1", `holds "/"`}, {"eth0:1", `holds "/" or ":"`},
+		{"eth 0", "white space"}, {"eth\t0", "white space"},
+	} {
+		err := InterfaceName(tc.name)
+		switch {
+		case tc.err == "" && err != nil:
+			t.Errorf("%q: %v", tc.name, err)
+		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+			t.Errorf("%q: %v, want %q", tc.name, err, tc.err)
+		}
+	}
+}
+
+func TestL2Advertisement(t *testing.T) {
+	ad := &v1beta1.L2Advertisement{Spec: v1beta1.L2AdvertisementSpec{
+		Interfaces:    []string{"eth0", "much-too-long-name0", "ok"},
+		NodeSelectors: []metav1.LabelSelector{{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "k", Operator: "Bogus"}}}},
+	}}
+	err := L2Advertisement(ad)
+	for _, want := range []string{"spec.interfaces[1]: \"much-too-long-name0\" is longer than 15 bytes", "spec.nodeSelectors"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%v, want it to contain %q", err, want)
+		}
+	}
+	if err := L2Advertisement(&v1beta1.L2Advertisement{Spec: v1beta1.L2AdvertisementSpec{Interfaces: []string{"eth0"}}}); err != nil {
+		t.Errorf("good: %v", err)
+	}
+}

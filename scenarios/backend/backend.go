@@ -60,8 +60,9 @@ type Backend interface {
 	// LabelNode sets and removes labels of a node's Node object, as an
 	// operator relabelling a node live would.
 	LabelNode(ctx context.Context, node string, set map[string]string, remove []string) error
-	// ExternalIP waits until the Service has an EXTERNAL-IP.
-	ExternalIP(ctx context.Context, namespace, service string, timeout time.Duration) (netip.Addr, error)
+	// ExternalIP waits until the Service has an EXTERNAL-IP of family
+	// (FamilyIPv4, FamilyIPv6, or "" for its first, whatever the family).
+	ExternalIP(ctx context.Context, namespace, service, family string, timeout time.Duration) (netip.Addr, error)
 
 	// Inject injects a fault and returns when it took effect.
 	Inject(ctx context.Context, f Fault) (time.Time, error)
@@ -136,8 +137,10 @@ const (
 	// FaultSpeakerFreeze stops the node's speaker with SIGSTOP (a hung
 	// process); Repair thaws it (SIGCONT).
 	FaultSpeakerFreeze FaultKind = "freeze-speaker"
-	// FaultLinkCut takes the node's link down on the node side: it falls
-	// silent (no FIN, no NOTIFICATION, no BFD). Repair brings it up.
+	// FaultLinkCut takes the node's links down on the node side: it falls
+	// silent (no FIN, no NOTIFICATION, no BFD, no ARP). On a topology with
+	// an L2 segment that is both its links unless Fault.Link names one.
+	// Repair brings them up.
 	FaultLinkCut FaultKind = "cut-link"
 	// FaultToRDown freezes a ToR and takes its link down; Repair undoes it.
 	FaultToRDown FaultKind = "tor-down"
@@ -205,6 +208,9 @@ type Fault struct {
 	ToR string
 	// Duration is the mute time of FaultBFDFlap.
 	Duration time.Duration
+	// Link limits FaultLinkCut to one link of a node with two (LinkSegment
+	// or LinkL2, on a topology with an L2 segment); empty: every link.
+	Link string
 }
 
 func (f Fault) String() string {
@@ -217,6 +223,9 @@ func (f Fault) String() string {
 	}
 	if f.Duration > 0 {
 		s += " for " + f.Duration.String()
+	}
+	if f.Link != "" {
+		s += " (" + f.Link + " link)"
 	}
 	return s
 }

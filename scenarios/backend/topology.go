@@ -50,6 +50,24 @@ func (t Topology) Addrs(nodes ...string) []netip.Addr {
 	return out
 }
 
+// NextHops returns the addresses the named nodes give as next-hop of a
+// route to dst: their IPv6 segment addresses for an IPv6 route, their IPv4
+// ones otherwise; sorted, unknown names and nodes without such an address
+// left out.
+func (t Topology) NextHops(dst netip.Addr, nodes ...string) []netip.Addr {
+	if !dst.Is6() {
+		return t.Addrs(nodes...)
+	}
+	var out []netip.Addr
+	for _, name := range nodes {
+		if n, ok := t.Node(name); ok && n.Address6.IsValid() {
+			out = append(out, n.Address6)
+		}
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return out
+}
+
 // NodeOf names the node (or ToR) that owns a segment address; the address
 // itself when none does.
 func (t Topology) NodeOf(a netip.Addr) string {

@@ -23,6 +23,7 @@ import (
 	"github.com/ecmplb/ecmplb/fabric/fabric"
 	"github.com/ecmplb/ecmplb/fabric/rib"
 	"github.com/ecmplb/ecmplb/fabric/topology"
+	"github.com/ecmplb/ecmplb/internal/netns"
 	"github.com/ecmplb/ecmplb/kindconfig"
 	"github.com/ecmplb/ecmplb/scenarios/backend"
 )
@@ -42,10 +43,11 @@ type Backend struct {
 	kindName, topoName map[string]string
 
 	mu sync.Mutex
-	// frozen and cut are the nodes a fault left frozen or cut, undone by
-	// Down so the next scenario file finds the cluster whole.
+	// frozen and cut are the nodes a fault left frozen or cut (with the
+	// links cut), undone by Down so the next scenario file finds the
+	// cluster whole.
 	frozen map[string]bool
-	cut    map[string]bool
+	cut    map[string][]string
 	// paused and cordoned are the nodes a freeze-node left paused and a
 	// drain-node left cordoned, undone by Down too.
 	paused, cordoned map[string]bool
@@ -53,6 +55,11 @@ type Backend struct {
 	routes map[string]string
 	// restarts are the speakers' container restart counts at Up (CheckAlive).
 	restarts map[string]int32
+
+	// l2net is the Docker network of the topology's L2 segment ("" without
+	// one), l2watch the L2 client's neighbour watch.
+	l2net   string
+	l2watch *netns.NeighWatch
 }
 
 var _ backend.Backend = (*Backend)(nil)
@@ -71,7 +78,7 @@ func Up(ctx context.Context, c *Cluster, topo topology.Topology, binDir string) 
 	}
 	k := c.Kind()
 	b := &Backend{cluster: c, kind: k, kube: k.Client(), log: c.Log, kindName: map[string]string{}, topoName: map[string]string{},
-		frozen: map[string]bool{}, cut: map[string]bool{}, paused: map[string]bool{}, cordoned: map[string]bool{}, routes: map[string]string{}, restarts: map[string]int32{}}
+		frozen: map[string]bool{}, cut: map[string][]string{}, paused: map[string]bool{}, cordoned: map[string]bool{}, routes: map[string]string{}, restarts: map[string]int32{}}
 	defer func() {
 		if err != nil {
 			if derr := b.Down(); derr != nil {
@@ -91,6 +98,12 @@ func Up(ctx context.Context, c *Cluster, topo topology.Topology, binDir string) 
 	}
 	id := make([]byte, 3)
 	_, _ = rand.Read(id)
+	l2Bridge := ""
+	if b.topo.L2 != nil {
+		if l2Bridge, err = b.upL2(ctx); err != nil {
+			return nil, err
+		}
+	}
 	b.fabric, err = fabric.Up(ctx, b.topo, fabric.Options{
 		Instance:        "k" + hex.EncodeToString(id),
 		Binary:          filepath.Join(binDir, "fabric"),
@@ -98,9 +111,15 @@ func Up(ctx context.Context, c *Cluster, topo topology.Topology, binDir string) 
 		ExitWithCaller:  true,
 		ExternalSegment: kindconfig.BridgeName(k.Network()),
 		ExternalNodes:   true,
+		ExternalL2:      l2Bridge,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("fabric: %w", err)
+	}
+	if b.topo.L2 != nil {
+		if b.l2watch, err = b.fabric.WatchL2Neighbors(); err != nil {
+			return nil, err
+		}
 	}
 	b.topo = b.fabric.Topology()
 	for _, n := range nodes {
@@ -148,6 +167,10 @@ func (b *Backend) placeNodes(ctx context.Context, topo topology.Topology, worker
 	}
 	for i := range topo.Nodes {
 		w := workers[i]
+		if topo.L2 != nil {
+			// The node keeps its lab address on the L2 segment.
+			topo.Nodes[i].L2Address = topo.L2Addr(topo.Nodes[i])
+		}
 		a, err := containerAddr(ctx, w, b.kind.Network())
 		if err != nil {
 			return topo, err
@@ -192,7 +215,7 @@ func (b *Backend) Down() error {
 	errs := []error{b.undoNodeFaults(ctx)}
 	b.mu.Lock()
 	frozen, cut := b.frozen, b.cut
-	b.frozen, b.cut = map[string]bool{}, map[string]bool{}
+	b.frozen, b.cut = map[string]bool{}, map[string][]string{}
 	b.mu.Unlock()
 	for n := range frozen {
 		if _, err := b.thaw(ctx, n); err != nil {
@@ -214,12 +237,13 @@ func (b *Backend) Down() error {
 		errs = append(errs, b.fabric.Down(ctx))
 		b.fabric = nil
 	}
+	errs = append(errs, b.downL2(ctx))
 	return errors.Join(errs...)
 }
 
 // metallbKinds are the metallb.io resources a scenario may create.
 const metallbKinds = "ipaddresspools.metallb.io,bgppeers.metallb.io,bgpadvertisements.metallb.io,bfdprofiles.metallb.io," +
-	"l2advertisements.metallb.io,communities.metallb.io,servicebgpstatuses.metallb.io"
+	"l2advertisements.metallb.io,communities.metallb.io,servicebgpstatuses.metallb.io,servicel2statuses.metallb.io"
 
 func (b *Backend) deleteObjects(ctx context.Context) error {
 	var errs []error
@@ -407,24 +431,8 @@ func (b *Backend) LabelNode(ctx context.Context, node string, set map[string]str
 }
 
 // ExternalIP implements backend.Backend.
-func (b *Backend) ExternalIP(ctx context.Context, namespace, service string, timeout time.Duration) (netip.Addr, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	for {
-		s, err := b.kube.CoreV1().Services(namespace).Get(ctx, service, metav1.GetOptions{})
-		if err == nil {
-			for _, in := range s.Status.LoadBalancer.Ingress {
-				if a, err := netip.ParseAddr(in.IP); err == nil {
-					return a, nil
-				}
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return netip.Addr{}, fmt.Errorf("Service %s/%s has no EXTERNAL-IP after %s (last error %v)", namespace, service, timeout, err)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+func (b *Backend) ExternalIP(ctx context.Context, namespace, service, family string, timeout time.Duration) (netip.Addr, error) {
+	return backend.KubeExternalIP(ctx, b.kube, namespace, service, family, timeout, nil)
 }
 
 // ServiceEvents implements backend.EventReader.

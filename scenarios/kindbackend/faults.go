@@ -51,11 +51,18 @@ func speakerPID(ctx context.Context, node string) (int, error) {
 // drains the node with kubectl. apiserver-down is not offered on kind. The ToR and BFD faults are
 // the fabric's, as in the lab.
 func (b *Backend) Inject(ctx context.Context, f backend.Fault) (time.Time, error) {
+	if f.Link != "" && f.Kind != backend.FaultLinkCut {
+		return time.Time{}, fmt.Errorf("kind: %s limited to the %s link: %w (only cut-link takes a link)", f.Kind, f.Link, ErrNotOnKind)
+	}
 	switch f.Kind {
 	case backend.FaultSpeakerFreeze:
 		return b.freeze(ctx, f.Target)
 	case backend.FaultLinkCut:
-		return b.linkDown(ctx, f.Target)
+		links, err := b.nodeLinks(f.Link)
+		if err != nil {
+			return time.Time{}, err
+		}
+		return b.linkDown(ctx, f.Target, links)
 	case backend.FaultSpeakerRestart:
 		return b.restartSpeaker(ctx, f.Target)
 	case backend.FaultControllerRestart:
@@ -166,11 +173,31 @@ func nodeNetOutput(ctx context.Context, node string, args ...string) (string, er
 	return command(ctx, nil, "nsenter", append([]string{"-t", strconv.Itoa(pid), "-n"}, args...)...)
 }
 
-// linkDown takes a node's link down. The kernel drops every route through
+// nodeLinks are the node interfaces a cut-link limited to link takes down:
+// the cluster network's (segment), the L2 segment's (l2), or both ("").
+func (b *Backend) nodeLinks(link string) ([]string, error) {
+	switch link {
+	case "":
+		if b.topo.L2 != nil {
+			return []string{nodeInterface, l2Interface}, nil
+		}
+		return []string{nodeInterface}, nil
+	case backend.LinkSegment:
+		return []string{nodeInterface}, nil
+	case backend.LinkL2:
+		if b.topo.L2 == nil {
+			return nil, fmt.Errorf("kind: cut-link link %q: the topology has no l2 segment", link)
+		}
+		return []string{l2Interface}, nil
+	}
+	return nil, fmt.Errorf("kind: cut-link link %q: not %q or %q", link, backend.LinkSegment, backend.LinkL2)
+}
+
+// linkDown takes a node's links down. The kernel drops every route through
 // a link that goes down (the default route too, which the node's processes
 // need to reach ClusterIPs such as the apiserver's); they are saved first
 // and restored by linkUp.
-func (b *Backend) linkDown(ctx context.Context, node string) (time.Time, error) {
+func (b *Backend) linkDown(ctx context.Context, node string, links []string) (time.Time, error) {
 	k, err := b.kindNode(node)
 	if err != nil {
 		return time.Time{}, err
@@ -180,12 +207,14 @@ func (b *Backend) linkDown(ctx context.Context, node string) (time.Time, error) 
 		return time.Time{}, fmt.Errorf("kind: cut %s: %w", node, err)
 	}
 	b.mu.Lock()
-	b.cut[node] = true
+	b.cut[node] = links
 	b.routes[node] = routes
 	b.mu.Unlock()
 	at := time.Now()
-	if err := nodeNetExec(ctx, k, "ip", "link", "set", nodeInterface, "down"); err != nil {
-		return at, fmt.Errorf("kind: cut %s: %w", node, err)
+	for _, l := range links {
+		if err := nodeNetExec(ctx, k, "ip", "link", "set", l, "down"); err != nil {
+			return at, fmt.Errorf("kind: cut %s: %w", node, err)
+		}
 	}
 	return at, nil
 }
@@ -196,9 +225,17 @@ func (b *Backend) linkUp(ctx context.Context, node string) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, err
 	}
+	b.mu.Lock()
+	links := b.cut[node]
+	b.mu.Unlock()
+	if len(links) == 0 {
+		links = []string{nodeInterface}
+	}
 	at := time.Now()
-	if err := nodeNetExec(ctx, k, "ip", "link", "set", nodeInterface, "up"); err != nil {
-		return at, fmt.Errorf("kind: repair %s: %w", node, err)
+	for _, l := range links {
+		if err := nodeNetExec(ctx, k, "ip", "link", "set", l, "up"); err != nil {
+			return at, fmt.Errorf("kind: repair %s: %w", node, err)
+		}
 	}
 	b.mu.Lock()
 	routes := b.routes[node]

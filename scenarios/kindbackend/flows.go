@@ -31,7 +31,11 @@ func (b *Backend) Flows(ctx context.Context, proto string, dst netip.AddrPort, n
 	if len(b.topo.Clients) == 0 {
 		return nil, fmt.Errorf("kind: the topology has no client")
 	}
-	ns := b.fabric.NetNS(b.topo.Clients[0].Name)
+	return b.flowsFrom(ctx, b.fabric.NetNS(b.topo.Clients[0].Name), dst, n)
+}
+
+// flowsFrom is Flows (TCP) from the client in namespace ns.
+func (b *Backend) flowsFrom(ctx context.Context, ns string, dst netip.AddrPort, n int) (map[string]int, error) {
 	ctx, cancel := context.WithTimeout(ctx, flowTimeout)
 	defer cancel()
 	var mu sync.Mutex

@@ -32,7 +32,11 @@ func (b *Backend) StartStream(ctx context.Context, proto string, dst netip.AddrP
 	if len(b.topo.Clients) == 0 {
 		return nil, fmt.Errorf("kind: the topology has no client")
 	}
-	ns := b.fabric.NetNS(b.topo.Clients[0].Name)
+	return b.streamFrom(ctx, b.fabric.NetNS(b.topo.Clients[0].Name), dst, cfg)
+}
+
+// streamFrom is StartStream (TCP) from the client in namespace ns.
+func (b *Backend) streamFrom(ctx context.Context, ns string, dst netip.AddrPort, cfg stream.Config) (*stream.Stream, error) {
 	dial := func(ctx context.Context) (stream.Conn, error) {
 		var c net.Conn
 		err := netns.Do(ns, func() error {

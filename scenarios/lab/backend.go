@@ -50,8 +50,8 @@ func (b Backend) CreateService(ctx context.Context, namespace, name string) erro
 }
 
 // ExternalIP implements backend.Backend.
-func (b Backend) ExternalIP(ctx context.Context, namespace, service string, timeout time.Duration) (netip.Addr, error) {
-	return b.WaitExternalIP(ctx, namespace, service, timeout)
+func (b Backend) ExternalIP(ctx context.Context, namespace, service, family string, timeout time.Duration) (netip.Addr, error) {
+	return b.WaitExternalIP(ctx, namespace, service, family, timeout)
 }
 
 // Running implements backend.Backend.
@@ -219,7 +219,7 @@ func (b Backend) Repair(ctx context.Context, f backend.Fault) (time.Time, error)
 
 func fabricFault(f backend.Fault) (fabric.Fault, error) {
 	if f.Kind == backend.FaultLinkCut {
-		return fabric.Fault{Kind: fabric.FaultNodeDown, Target: f.Target}, nil
+		return fabric.Fault{Kind: fabric.FaultNodeDown, Target: f.Target, Link: f.Link}, nil
 	}
 	if flt, ok := backend.FabricFault(f); ok {
 		return flt, nil

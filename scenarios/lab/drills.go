@@ -70,7 +70,7 @@ func (l *Lab) announce(ctx context.Context, r *Recorder) (netip.Addr, error) {
 	}
 	r.Step("EndpointSlice for %s/%s: a ready endpoint on %s", ExampleNamespace, ExampleService, strings.Join(nodes, ", "))
 	start := time.Now()
-	ip, err := l.WaitExternalIP(ctx, ExampleNamespace, ExampleService, 30*time.Second)
+	ip, err := l.WaitExternalIP(ctx, ExampleNamespace, ExampleService, "", 30*time.Second)
 	if err != nil {
 		return ip, err
 	}

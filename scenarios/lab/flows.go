@@ -88,7 +88,11 @@ func (r *tcpResponder) Close() error {
 // first client to dst and counts them by the node that answered; a
 // connection that fails or gets no answer within timeout counts under "".
 func (l *Lab) tcpFlows(ctx context.Context, dst netip.AddrPort, n int, timeout time.Duration) (map[string]int, error) {
-	client := l.clientName()
+	return l.tcpFlowsFrom(ctx, l.clientName(), dst, n, timeout)
+}
+
+// tcpFlowsFrom is tcpFlows from the named client (the L2 client too).
+func (l *Lab) tcpFlowsFrom(ctx context.Context, client string, dst netip.AddrPort, n int, timeout time.Duration) (map[string]int, error) {
 	if client == "" {
 		return nil, fmt.Errorf("the topology has no client")
 	}

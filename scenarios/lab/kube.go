@@ -10,7 +10,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/ecmplb/ecmplb/fabric/topology"
 	"github.com/ecmplb/ecmplb/internal/testenv"
@@ -18,7 +17,8 @@ import (
 )
 
 // createNodes registers a Ready Node object per fabric node, with the node's
-// segment address as its InternalIP, as a kubelet would.
+// segment addresses (IPv4, and IPv6 in a dual-stack topology) as its
+// InternalIPs, as a kubelet would.
 func (l *Lab) createNodes(ctx context.Context, topo topology.Topology) error {
 	for _, n := range topo.Nodes {
 		node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: n.Name, Labels: map[string]string{
@@ -29,11 +29,12 @@ func (l *Lab) createNodes(ctx context.Context, topo topology.Topology) error {
 		if err != nil {
 			return fmt.Errorf("creating Node %s: %w", n.Name, err)
 		}
+		addrs := []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: n.Address.String()}}
+		if n.Address6.IsValid() {
+			addrs = append(addrs, corev1.NodeAddress{Type: corev1.NodeInternalIP, Address: n.Address6.String()})
+		}
 		created.Status = corev1.NodeStatus{
-			Addresses: []corev1.NodeAddress{
-				{Type: corev1.NodeInternalIP, Address: n.Address.String()},
-				{Type: corev1.NodeHostName, Address: n.Name},
-			},
+			Addresses: append(addrs, corev1.NodeAddress{Type: corev1.NodeHostName, Address: n.Name}),
 			Conditions: []corev1.NodeCondition{
 				{Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "LabNode",
 					LastHeartbeatTime: metav1.Now(), LastTransitionTime: metav1.Now()},
@@ -77,29 +78,11 @@ func (l *Lab) SetEndpoints(ctx context.Context, namespace, service string, nodes
 	return l.writeSlice(ctx, namespace, service, eps)
 }
 
-// WaitExternalIP waits until the controller has given the Service an address.
-func (l *Lab) WaitExternalIP(ctx context.Context, namespace, service string, timeout time.Duration) (netip.Addr, error) {
-	var ip netip.Addr
-	err := wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
-		if err := l.CheckAlive(); err != nil {
-			return false, err
-		}
-		svc, err := l.Kube.CoreV1().Services(namespace).Get(ctx, service, metav1.GetOptions{})
-		if err != nil {
-			return false, nil
-		}
-		for _, in := range svc.Status.LoadBalancer.Ingress {
-			if a, err := netip.ParseAddr(in.IP); err == nil {
-				ip = a
-				return true, nil
-			}
-		}
-		return false, nil
-	})
-	if err != nil {
-		return ip, fmt.Errorf("Service %s/%s has no EXTERNAL-IP: %w", namespace, service, err)
-	}
-	return ip, nil
+// WaitExternalIP waits until the controller has given the Service an
+// address of family (backend.FamilyIPv4 or FamilyIPv6; "": its first), or
+// until a process of the lab dies.
+func (l *Lab) WaitExternalIP(ctx context.Context, namespace, service, family string, timeout time.Duration) (netip.Addr, error) {
+	return backend.KubeExternalIP(ctx, l.Kube, namespace, service, family, timeout, l.CheckAlive)
 }
 
 // ServiceEvents lists the Events whose involved object is the Service.

@@ -22,6 +22,7 @@ import (
 
 	"github.com/ecmplb/ecmplb/fabric/fabric"
 	"github.com/ecmplb/ecmplb/fabric/topology"
+	"github.com/ecmplb/ecmplb/internal/netns"
 	"github.com/ecmplb/ecmplb/internal/nsforward"
 	"github.com/ecmplb/ecmplb/internal/proc"
 	"github.com/ecmplb/ecmplb/internal/testenv"
@@ -75,6 +76,15 @@ type Lab struct {
 	// the apiserver.
 	faultMu                     sync.Mutex
 	frozenSpeakers, frozenNodes map[string]bool
+
+	// l2watch records the L2 client's neighbour entries from Up on (nil
+	// without an L2 segment), so an expectation can time a change that
+	// happened before it began.
+	l2watch *netns.NeighWatch
+	// arpWatch asks who has each address an l2 expectation waited for
+	// (l2owner.go), from its first on; nil until then.
+	arpMu    sync.Mutex
+	arpWatch *ARPWatch
 }
 
 // ReferenceTopology is the fabric of the example manifests
@@ -137,6 +147,11 @@ func Up(ctx context.Context, cfg Config) (_ *Lab, err error) {
 		return nil, fmt.Errorf("fabric: %w", err)
 	}
 	topo = l.Fabric.Topology()
+	if topo.L2 != nil {
+		if l.l2watch, err = l.Fabric.WatchL2Neighbors(); err != nil {
+			return nil, err
+		}
+	}
 
 	if err := l.createNodes(ctx, topo); err != nil {
 		return nil, err
@@ -263,6 +278,11 @@ func (l *Lab) Down() error {
 		errs = append(errs, b.Close())
 		delete(l.bridges, n)
 	}
+	if l.l2watch != nil {
+		l.l2watch.Close()
+		l.l2watch = nil
+	}
+	l.closeARPWatch()
 	if l.Fabric != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		errs = append(errs, l.Fabric.Down(ctx))

@@ -57,8 +57,13 @@ type ScaleResult struct {
 	LastWrite time.Time
 	// Converged is the routers' timestamp of the RIB change that completed
 	// the last expected ECMP set, on LastToR for LastService.
-	Converged            time.Time
-	Convergence          time.Duration
+	Converged   time.Time
+	Convergence time.Duration
+	// FIBConverged is when the kernel's notification arrived that completed
+	// the last expected route in a ToR's FIB; FIBConvergence is its time
+	// after the last write.
+	FIBConverged         time.Time
+	FIBConvergence       time.Duration
 	LastToR, LastService string
 	// ServiceLatency are quantiles (50, 90, 99, 100 %) of, per Service, its
 	// EndpointSlice write's answer → its set complete on every ToR.
@@ -109,6 +114,9 @@ func RunScale(ctx context.Context, cfg Config, opts ScaleOptions) error {
 	var failed []string
 	if res.Convergence > ScaleGoal {
 		failed = append(failed, "convergence")
+	}
+	if res.FIBConvergence > ScaleGoal {
+		failed = append(failed, "kernel FIB convergence")
 	}
 	if len(res.Unread) > 0 {
 		failed = append(failed, "memory")
@@ -190,6 +198,11 @@ func Scale(ctx context.Context, cfg Config, opts ScaleOptions) (res ScaleResult,
 		return res, err
 	}
 	defer w.Close()
+	fibs, err := l.watchFIBs()
+	if err != nil {
+		return res, err
+	}
+	defer fibs.Close()
 	want := scaleEndpoints(opts.Services, opts.EndpointsPerService, l.NodeNames())
 	announce, policy := want, corev1.ServiceExternalTrafficPolicyLocal
 	if opts.ClusterPolicy {
@@ -253,6 +266,16 @@ func Scale(ctx context.Context, cfg Config, opts ScaleOptions) (res ScaleResult,
 	print("   the last set completed: %s on %s (Service %s, %s after the last write)\n",
 		v.LastPrefix, res.LastToR, res.LastService, res.Convergence.Round(time.Millisecond))
 
+	print("== waiting until every ToR's kernel FIB holds the same sets (the kernel's route notifications in each ToR's namespace)\n")
+	fv, err := fibs.wait(w.ribSets(), pool, time.Minute)
+	if err != nil {
+		return res, err
+	}
+	res.FIBConverged = fv.Last
+	res.FIBConvergence = max(fv.Last.Sub(res.LastWrite), 0)
+	print("   the last kernel route completed: %s on %s, %s after the last write (%.1f ms after the RIBs completed)\n",
+		fv.LastPrefix, fv.LastToR, res.FIBConvergence.Round(time.Millisecond), msSince(res.Converged, fv.Last))
+
 	announcing := len(announce[scaleServiceName(0)])
 	res.StatusesWant = opts.Services * announcing
 	if opts.NoServiceStatus {
@@ -293,6 +316,8 @@ func Scale(ctx context.Context, cfg Config, opts ScaleOptions) (res ScaleResult,
 	print("\ngoals:\n")
 	print("  %s last write → every ToR holds every expected ECMP set: %.3f s (goal ≤ %.0f s; %d nodes, %d Services, externalTrafficPolicy %s, ServiceBGPStatus writes %s)\n",
 		passFail(res.Convergence <= ScaleGoal), res.Convergence.Seconds(), ScaleGoal.Seconds(), opts.Nodes, opts.Services, policy, onOff(!opts.NoServiceStatus))
+	print("  %s last write → every ToR's kernel FIB holds every expected route: %.3f s (goal ≤ %.0f s)\n",
+		passFail(res.FIBConvergence <= ScaleGoal), res.FIBConvergence.Seconds(), ScaleGoal.Seconds())
 	print("  %s peak RSS and CPU of every process printed: %d of %d (goal: all)",
 		passFail(len(res.Unread) == 0), len(res.Memory), len(usageEnd))
 	if len(res.Unread) > 0 {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ecmplb/ecmplb/fabric/rib"
+	"github.com/ecmplb/ecmplb/internal/netns"
 )
 
 func TestScaleTopologyIsValid(t *testing.T) {
@@ -240,5 +241,60 @@ apiserver_request_duration_seconds_count{verb="PUT"} 99
 	}
 	if _, err := parseRequestTotals([]byte("apiserver_request_total{verb=\"GET\"} many\n")); err == nil {
 		t.Fatal("a malformed value was accepted")
+	}
+}
+
+// TestJudgeFIB: the kernel's notifications folded per prefix (a replace
+// wins, a delete removes), judged against the expected sets; the time is
+// the notification that completed the last route.
+func TestJudgeFIB(t *testing.T) {
+	at := func(ms int) time.Time { return tBase.Add(time.Duration(ms) * time.Millisecond) }
+	a := netip.MustParseAddr
+	ev := func(ms int, p netip.Prefix, del bool, hops ...string) netns.FIBEvent {
+		e := netns.FIBEvent{At: at(ms), Delete: del, Prefix: p}
+		for _, h := range hops {
+			e.NextHops = append(e.NextHops, a(h))
+		}
+		return e
+	}
+	expect := map[netip.Prefix]string{pA: "10.0.0.21, 10.0.0.22", pB: "10.0.0.22"}
+	stale := netip.MustParsePrefix("198.19.255.255/32")
+	tor1 := []netns.FIBEvent{
+		ev(5, pA, false, "10.0.0.21"),
+		ev(9, stale, false, "10.0.0.21"),
+		ev(12, pA, false, "10.0.0.21", "10.0.0.22"),
+		ev(14, netip.MustParsePrefix("10.9.0.0/16"), false, "10.0.0.21"), // outside the pool
+		ev(20, pB, false, "10.0.0.22"),
+		ev(25, stale, true, "10.0.0.21"),
+	}
+	tor2 := []netns.FIBEvent{
+		ev(7, pB, false, "10.0.0.22"),
+		ev(8, pA, false, "10.0.0.21", "10.0.0.22"),
+		ev(30, pB, true, "10.0.0.22"),  // removed and added again:
+		ev(31, pB, false, "10.0.0.22"), // its time is the add's
+	}
+	fibs := map[string]map[netip.Prefix]torSet{"tor1": fibState(tor1, tPool), "tor2": fibState(tor2, tPool)}
+	v := judgeFIB(expect, fibs, tPool)
+	if !v.Done || v.LastToR != "tor2" || v.LastPrefix != pB || !v.Last.Equal(at(31)) {
+		t.Fatalf("converged: %+v", v)
+	}
+
+	fibs["tor1"] = fibState(tor1[:5], tPool) // the stale route not yet deleted
+	v = judgeFIB(expect, fibs, tPool)
+	if v.Done || v.Wrong != 1 || !strings.Contains(v.Example, "kernel FIB: tor1: 198.19.255.255/32 has {10.0.0.21}, want no route") || !v.Last.IsZero() {
+		t.Fatalf("a stale pool route: %+v", v)
+	}
+
+	fibs["tor1"] = fibState(append(tor1[:1:1], tor1[4]), tPool) // pA has one next-hop of two
+	v = judgeFIB(expect, fibs, tPool)
+	if v.Done || v.Wrong != 1 || !strings.Contains(v.Example, "kernel FIB: tor1: 198.18.0.1/32 has {10.0.0.21}, want {10.0.0.21, 10.0.0.22}") {
+		t.Fatalf("a route short of a next-hop: %+v", v)
+	}
+
+	fibs["tor2"] = fibState(tor2[:3], tPool) // pB deleted, not yet back
+	fibs["tor1"] = fibState(tor1, tPool)
+	v = judgeFIB(expect, fibs, tPool)
+	if v.Done || v.Wrong != 1 || !strings.Contains(v.Example, "kernel FIB: tor2: 198.18.0.2/32 has {}") {
+		t.Fatalf("a deleted route: %+v", v)
 	}
 }

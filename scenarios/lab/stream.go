@@ -18,10 +18,14 @@ var _ backend.Streamer = Backend{}
 // its own name, so a connection the fabric moves to another node is reset
 // there; the connections start in the first client's namespace.
 func (b Backend) StartStream(ctx context.Context, proto string, dst netip.AddrPort, cfg stream.Config) (*stream.Stream, error) {
+	return b.startStreamFrom(ctx, b.clientName(), proto, dst, cfg)
+}
+
+// startStreamFrom is StartStream from the named client (the L2 client too).
+func (b Backend) startStreamFrom(ctx context.Context, client, proto string, dst netip.AddrPort, cfg stream.Config) (*stream.Stream, error) {
 	if proto != "tcp" {
 		return nil, fmt.Errorf("lab: a stream is TCP only, not %q", proto)
 	}
-	client := b.clientName()
 	if client == "" {
 		return nil, fmt.Errorf("lab: the topology has no client")
 	}

@@ -108,6 +108,9 @@ type run struct {
 	routes    map[netip.Prefix]string
 	// streams are the streams running, by Service.
 	streams map[scenariofile.Service]*runningStream
+	// refs are the nodes l2 expectations recorded with as, by name
+	// (l2owner.go).
+	refs map[string]string
 }
 
 // maxTimelineFaults bounds the faults one timeline shows: a repeat's later
@@ -289,6 +292,7 @@ func (r *run) reject(st scenariofile.Step, where string) {
 
 func (r *run) step(st scenariofile.Step) {
 	where := r.where(st)
+	st = r.resolveRefs(st)
 	switch st.Kind {
 	case scenariofile.StepApply, scenariofile.StepDelete, scenariofile.StepEndpoints, scenariofile.StepFault,
 		scenariofile.StepRepair, scenariofile.StepLabel:
@@ -342,6 +346,10 @@ func (r *run) step(st scenariofile.Step) {
 			r.pending(st)
 			return
 		}
+		if st.Expect.IsL2() {
+			r.expectL2(st)
+			return
+		}
 		r.expect(st)
 	case scenariofile.StepRepeat:
 		r.repeat(st)
@@ -362,7 +370,7 @@ func (r *run) step(st scenariofile.Step) {
 		deadline := time.Now().Add(flowsSettle)
 		for {
 			var err error
-			counts, err = r.b.Flows(r.ctx, st.Flows.Proto, netip.AddrPortFrom(ip, st.Flows.Port), st.Flows.Count)
+			counts, err = r.flows(st, netip.AddrPortFrom(ip, st.Flows.Port))
 			gomega.Expect(err).NotTo(gomega.HaveOccurred(), where)
 			if ok, _ := want.Match(counts); ok || time.Now().After(deadline) {
 				break
@@ -412,7 +420,7 @@ func (r *run) address(st scenariofile.Step) netip.Addr {
 	if seen {
 		wait = time.Second
 	}
-	ip, err := r.b.ExternalIP(r.ctx, st.Service.Namespace, st.Service.Name, wait)
+	ip, err := r.b.ExternalIP(r.ctx, st.Service.Namespace, st.Service.Name, st.Service.Family, wait)
 	if seen {
 		if err == nil {
 			gomega.Expect(ip).To(gomega.Equal(old), "%s: Service %s changed its EXTERNAL-IP", r.where(st), st.Service)
@@ -445,9 +453,9 @@ func (r *run) expect(st scenariofile.Step) {
 	}
 	slices.Sort(tors)
 	for _, tor := range tors {
-		var want []netip.Addr // empty: withdrawn (topo.Addrs() would be every node)
+		var want []netip.Addr // empty: withdrawn (NextHops of no node would be every node)
 		if len(e.ECMP[tor]) > 0 {
-			want = topo.Addrs(e.ECMP[tor]...)
+			want = topo.NextHops(ip, e.ECMP[tor]...)
 		}
 		m := check.HaveECMP(route, want)
 		timed := e.Within > 0 || e.NotBefore > 0
@@ -559,7 +567,7 @@ func (r *run) pending(st scenariofile.Step) {
 		}
 		return fmt.Sprintf("%s: Service %s: want %s within %v; its Events: %v", where, st.Service, want, e.Timeout, got)
 	})
-	ip, err := r.b.ExternalIP(r.ctx, st.Service.Namespace, st.Service.Name, 200*time.Millisecond)
+	ip, err := r.b.ExternalIP(r.ctx, st.Service.Namespace, st.Service.Name, "", 200*time.Millisecond)
 	gomega.Expect(err).To(gomega.HaveOccurred(), "%s: Service %s should be pending but has EXTERNAL-IP %s", where, st.Service, ip)
 }
 

@@ -36,7 +36,7 @@ func (r *run) startStream(st scenariofile.Step) {
 	}
 	ip := r.address(st)
 	cfg := stream.Config{Connections: st.Stream.Connections, Interval: st.Stream.Interval, Timeout: st.Stream.Timeout, Settle: flowsSettle}
-	s, err := sb.StartStream(r.ctx, st.Stream.Proto, netip.AddrPortFrom(ip, st.Stream.Port), cfg)
+	s, err := r.openStream(sb, st, netip.AddrPortFrom(ip, st.Stream.Port), cfg)
 	gomega.Expect(err).NotTo(gomega.HaveOccurred(), where)
 	ginkgo.DeferCleanup(func() { s.Stop() }) // a no-op after its stop-stream step
 	if r.streams == nil {

@@ -97,6 +97,9 @@ type Stream struct {
 	// Timeout is how long a message may go unanswered before it and its
 	// connection count as lost.
 	Timeout time.Duration
+	// Via is where the connections start: backend.ViaL2 for the L2
+	// client, "" for the first client behind a ToR.
+	Via string
 }
 
 // StopStream stops the Service's stream and bounds what it lost.
@@ -147,18 +150,25 @@ type Label struct {
 }
 
 // Service names a Service ("namespace/name"; namespace default when left
-// out).
-type Service struct{ Namespace, Name string }
+// out) and, for the steps about its address (expect, flows, stream,
+// stop-stream), which of its addresses: Family "IPv4" or "IPv6" (a
+// dual-stack Service has one of each), "" for its first.
+type Service struct{ Namespace, Name, Family string }
 
-func (s Service) String() string { return s.Namespace + "/" + s.Name }
+func (s Service) String() string {
+	if s.Family != "" {
+		return s.Namespace + "/" + s.Name + " (" + s.Family + ")"
+	}
+	return s.Namespace + "/" + s.Name
+}
 
 // Expect is what an expect step asserts of every listed ToR.
 type Expect struct {
 	// Address is the route's address when given instead of a Service.
 	Address netip.Addr
 	// PrefixLength makes the route the address's covering prefix of that
-	// length (an aggregate, BGPAdvertisement.aggregationLength); 0: the
-	// host route (/32).
+	// length (an aggregate, BGPAdvertisement.aggregationLength or
+	// aggregationLengthV6); 0: the host route (/32 or /128).
 	PrefixLength int
 	// ECMP is the exact next-hop set (node names) per ToR; empty: withdrawn.
 	ECMP map[string][]string
@@ -189,6 +199,25 @@ type Expect struct {
 	// has no EXTERNAL-IP. ECMP is then empty.
 	Pending       bool
 	PendingReason string
+	// L2 expects the L2 client to resolve the address to this node's MAC
+	// (layer2 mode: the node answering ARP/NDP for it) instead of a route:
+	// ECMP is then empty, Within and NotBefore time the neighbour entry's
+	// change.
+	L2 string
+	// Flush removes the L2 client's entry first, so it resolves afresh
+	// (Within then counts from the flush).
+	Flush bool
+	// L2Any, instead of L2, accepts any of these nodes (expect.l2 a list,
+	// or any: every node); L2Except are nodes it must not be. Both may
+	// hold references ($name, IsRef).
+	L2Any, L2Except []string
+	// As records the node the L2 client resolved the address to under
+	// this name, for later steps' references ($name).
+	As string
+	// Exclusive requires that since the last action step no ARP request
+	// for the address was answered by two nodes and the L2 client's entry
+	// did not go back and forth between nodes (backend.L2Exclusive).
+	Exclusive bool
 }
 
 // Flows sends flows from the client and checks where they land.
@@ -200,6 +229,9 @@ type Flows struct {
 	Spread []string
 	// Lost is how many flows may go unanswered.
 	Lost int
+	// Via is where the flows start: backend.ViaL2 for the L2 client, ""
+	// for the first client behind a ToR.
+	Via string
 }
 
 // Manifest is a file of Kubernetes objects (Path, absolute) or one object
@@ -217,6 +249,6 @@ func (e Expect) Route(ip netip.Addr) netip.Prefix {
 	if e.PrefixLength == 0 {
 		return backend.HostRoute(ip)
 	}
-	p, _ := netip.AddrFrom4(ip.As4()).Prefix(e.PrefixLength)
+	p, _ := ip.Prefix(e.PrefixLength)
 	return p
 }

@@ -55,6 +55,8 @@ type parser struct {
 	topo      backend.Topology
 	// inRepeat: the steps being read are inside a repeat (no nesting).
 	inRepeat bool
+	// refs are the names l2 expectations recorded with as, by line.
+	refs map[string]int
 }
 
 func (p *parser) errf(n *yaml.Node, field, format string, args ...any) {
@@ -178,9 +180,11 @@ func (p *parser) scenario(n *yaml.Node) *Scenario {
 
 // topology builds the fabric: the reference fabric's segment, AS numbers
 // and client, with the ToRs and nodes the file lists (the reference ones
-// when it lists none). IPv4 only.
+// when it lists none). IPv4 only, unless dualStack: true adds the reference
+// fabric's IPv6 segment (see dualStack).
 func (p *parser) topology(n, parent *yaml.Node) backend.Topology {
 	t := topology.Default()
+	ref := topology.Default() // t's slices are edited below
 	t.Segment6 = netip.Prefix{}
 	for i := range t.ToRs {
 		t.ToRs[i].Address6 = netip.Addr{}
@@ -197,7 +201,7 @@ func (p *parser) topology(n, parent *yaml.Node) backend.Topology {
 		t.SetDefaults()
 		return backend.Topology{Topology: t}
 	}
-	f := p.fields(n, "topology", "holdTime", "tors", "nodes")
+	f := p.fields(n, "topology", "holdTime", "tors", "nodes", "dualStack", "l2")
 	if v := f["holdTime"]; v != nil {
 		t.BGP.HoldTime = topology.Duration(p.holdTime(v, "topology.holdTime"))
 	}
@@ -238,7 +242,7 @@ func (p *parser) topology(n, parent *yaml.Node) backend.Topology {
 			if x := rf["bfd"]; x != nil {
 				prof := p.bfd(x, field+".bfd")
 				if bfd != nil && *bfd != prof {
-					p.errf(x, field+".bfd", "every BFD ToR must run the same interval and multiplier")
+					p.errf(x, field+".bfd", "every BFD ToR must run the same interval, multiplier and multihop")
 				}
 				bfd = &prof
 				bfdToRs = append(bfdToRs, tor.Name)
@@ -270,6 +274,12 @@ func (p *parser) topology(n, parent *yaml.Node) backend.Topology {
 			t.Nodes = append(t.Nodes, node)
 		}
 	}
+	if v := f["dualStack"]; v != nil && p.boolean(v, "topology.dualStack") {
+		dualStack(&t, ref)
+	}
+	if v := f["l2"]; v != nil {
+		t.L2 = p.l2(v, "topology.l2", t.Segment6.IsValid())
+	}
 	if bfd != nil {
 		t.BFDProfiles["scenario"] = *bfd
 		for i := range t.Nodes {
@@ -282,6 +292,31 @@ func (p *parser) topology(n, parent *yaml.Node) backend.Topology {
 		p.errf(n, "topology", "%v", err)
 	}
 	return backend.Topology{Topology: t}
+}
+
+// dualStack gives the fabric the reference fabric's IPv6 segment and
+// client link: every ToR and node gets the IPv6 address written with the
+// same last digits as its IPv4 one (10.0.0.21: fd00:10::21), the next-hop of
+// the IPv6 routes it learns or announces. The BGP sessions stay IPv4 and
+// carry both families (the BGPPeers set dualStackAddressFamily).
+func dualStack(t *topology.Topology, ref topology.Topology) {
+	t.Segment6 = ref.Segment6
+	six := func(a netip.Addr) netip.Addr {
+		b := a.As4()
+		six, _ := netip.ParseAddr(fmt.Sprintf("%s%d", ref.Segment6.Addr(), b[3]))
+		return six
+	}
+	for i := range t.ToRs {
+		t.ToRs[i].Address6 = six(t.ToRs[i].Address)
+	}
+	for i := range t.Nodes {
+		t.Nodes[i].Address6 = six(t.Nodes[i].Address)
+	}
+	for i := range t.Clients {
+		if i < len(ref.Clients) {
+			t.Clients[i].Link6 = ref.Clients[i].Link6
+		}
+	}
 }
 
 // holdTime is a BGP hold time: whole seconds, at least 3 s.
@@ -335,7 +370,7 @@ func (p *parser) inSegment(n *yaml.Node, field string, seg netip.Prefix) netip.A
 }
 
 func (p *parser) bfd(n *yaml.Node, field string) topology.BFDProfile {
-	f := p.fields(n, field, "interval", "multiplier")
+	f := p.fields(n, field, "interval", "multiplier", "multihop", "minimumTtl")
 	prof := topology.BFDProfile{ReceiveInterval: 300, TransmitInterval: 300, DetectMultiplier: 3}
 	if v := f["interval"]; v != nil {
 		d := p.duration(v, field+".interval")
@@ -347,6 +382,15 @@ func (p *parser) bfd(n *yaml.Node, field string) topology.BFDProfile {
 	}
 	if v := f["multiplier"]; v != nil {
 		prof.DetectMultiplier = uint32(p.integer(v, field+".multiplier", 2, 255))
+	}
+	if v := f["multihop"]; v != nil {
+		prof.Multihop = p.boolean(v, field+".multihop")
+	}
+	if v := f["minimumTtl"]; v != nil {
+		prof.MinimumTTL = uint32(p.integer(v, field+".minimumTtl", 1, 254))
+		if !prof.Multihop {
+			p.errf(v, field+".minimumTtl", "needs multihop: true (a single-hop session accepts TTL 255 only)")
+		}
 	}
 	return prof
 }
@@ -400,6 +444,34 @@ func (p *parser) tor(n *yaml.Node, field string) string {
 
 func (p *parser) nodes(n *yaml.Node, field string) []string {
 	return p.list(n, field, "node names", p.node)
+}
+
+// family reads which of a Service's addresses a step is about (see
+// Service.Family).
+func (p *parser) family(n *yaml.Node, field string) string {
+	f := p.str(n, field)
+	if f != backend.FamilyIPv4 && f != backend.FamilyIPv6 {
+		p.errf(n, field, "%q is neither %s nor %s (the Service's spec.ipFamilies values)", f, backend.FamilyIPv4, backend.FamilyIPv6)
+		return ""
+	}
+	if f == backend.FamilyIPv6 && !p.topo.Segment6.IsValid() {
+		p.errf(n, field, "the topology is IPv4 only: an IPv6 route needs topology.dualStack: true")
+	}
+	return f
+}
+
+// addrAny is a literal route address of either family; an IPv6 one needs a
+// dual-stack topology.
+func (p *parser) addrAny(n *yaml.Node, field string) netip.Addr {
+	a, err := netip.ParseAddr(p.str(n, field))
+	switch {
+	case err != nil || a.Zone() != "":
+		p.errf(n, field, "%q is not an IP address", n.Value)
+		return netip.Addr{}
+	case a.Is6() && !p.topo.Segment6.IsValid():
+		p.errf(n, field, "%s is IPv6 but the topology is IPv4 only (topology.dualStack: true adds IPv6)", a)
+	}
+	return a.Unmap()
 }
 
 func (p *parser) service(n *yaml.Node, field string) Service {

@@ -88,7 +88,7 @@ func TestParseErrors(t *testing.T) {
 		{"unknown top-level field", "labels: [drain]", "labels: [drain]\nowner: me",
 			`cat/drain.yaml:4: owner: unknown field`},
 		{"unknown field in a step", "fault: {kind: cut-link, node: node2}", "fault: {kind: cut-link, node: node2, color: red}",
-			`cat/drain.yaml:20: steps[2].fault.color: unknown field (want one of kind, node, tor, for)`},
+			`cat/drain.yaml:20: steps[2].fault.color: unknown field (want one of kind, node, tor, for, link)`},
 		{"unknown step kind", "  - wait: 1s", "  - sleep: 1s",
 			`cat/drain.yaml:24: steps[6].sleep: unknown step kind "sleep" (want one of apply, delete, endpoints, fault, repair, wait, expect, flows, label, repeat, reject, stream, stop-stream)`},
 		{"unknown fault kind", "kind: cut-link, node", "kind: cut-lnk, node",
@@ -149,6 +149,18 @@ func TestParseErrors(t *testing.T) {
 			`cat/drain.yaml:24: steps[6].reject.manifests: missing: the manifests the apiserver must refuse`},
 		{"reject of a missing file", "  - wait: 1s", "  - reject: {manifests: [bad.yaml], field: spec.addresses}",
 			`cat/drain.yaml:24: steps[6].reject.manifests[0]: no manifest file bad.yaml`},
+		{"IPv6 family on an IPv4 fabric", "expect: {service: web, ecmp: {tor1", "expect: {service: web, family: IPv6, ecmp: {tor1",
+			`cat/drain.yaml:21: steps[3].expect.family: the topology is IPv4 only: an IPv6 route needs topology.dualStack: true`},
+		{"unknown family", "expect: {service: web, ecmp: {tor1", "expect: {service: web, family: ipv6, ecmp: {tor1",
+			`cat/drain.yaml:21: steps[3].expect.family: "ipv6" is neither IPv4 nor IPv6 (the Service's spec.ipFamilies values)`},
+		{"family of a literal address", "expect: {service: web, ecmp: {tor1", "expect: {address: 203.0.113.5, family: IPv4, ecmp: {tor1",
+			`cat/drain.yaml:21: steps[3].expect.family: the family of an address is its own: family goes with service`},
+		{"IPv6 address on an IPv4 fabric", "expect: {service: web, ecmp: {tor1", "expect: {address: \"2001:db8::5\", ecmp: {tor1",
+			`cat/drain.yaml:21: steps[3].expect.address: 2001:db8::5 is IPv6 but the topology is IPv4 only (topology.dualStack: true adds IPv6)`},
+		{"IPv6 prefix length out of range", "expect: {service: web, ecmp: {tor1", "expect: {service: web, family: IPv4, prefixLength: 64, ecmp: {tor1",
+			`cat/drain.yaml:21: steps[3].expect.prefixLength: "64" is not a whole number in 1-32`},
+		{"flows of an unknown family", "flows: {service: web,", "flows: {service: web, family: IPv5,",
+			`cat/drain.yaml:25: steps[7].flows.family: "IPv5" is neither IPv4 nor IPv6`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -374,7 +386,7 @@ func TestParseStream(t *testing.T) {
 func TestParseStreamErrors(t *testing.T) {
 	tests := []struct{ name, start, stop, want string }{
 		{"unknown field", "stream: {service: web, rate: 100}", "stop-stream: {service: web}",
-			`cat/drain.yaml:20: steps[2].stream.rate: unknown field (want one of service, proto, port, connections, interval, timeout)`},
+			`cat/drain.yaml:20: steps[2].stream.rate: unknown field (want one of service, family, proto, port, connections, interval, timeout, via)`},
 		{"udp", "stream: {service: web, proto: udp}", "stop-stream: {service: web}",
 			`cat/drain.yaml:20: steps[2].stream.proto: "udp": a stream holds TCP connections (proto: tcp)`},
 		{"too many connections", "stream: {service: web, connections: 5000}", "stop-stream: {service: web}",
@@ -418,6 +430,64 @@ func TestParseStreamErrors(t *testing.T) {
 	text += "  - stop-stream: {service: web}\n"
 	want := `cat/drain.yaml:26: steps[8].flows.service: default/web has a stream running (started at steps[2]): stop it before sending flows`
 	if _, err := parse(t, text); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("error:\n%v\nwant it to contain\n%s", err, want)
+	}
+}
+
+// dualStackGood is good with a dual-stack topology and steps about the
+// Service's IPv6 address.
+var dualStackGood = strings.NewReplacer(
+	"holdTime: 9s\n", "holdTime: 9s\n  dualStack: true\n",
+	"expect: {service: web, ecmp: {tor1", "expect: {service: web, family: IPv6, prefixLength: 124, ecmp: {tor1",
+	"flows: {service: web,", "flows: {service: web, family: IPv6,",
+).Replace(good)
+
+func TestParseDualStack(t *testing.T) {
+	s, err := parse(t, dualStackGood)
+	if err != nil {
+		t.Fatal(err)
+	}
+	topo := s.Topology
+	if topo.Segment6 != netip.MustParsePrefix("fd00:10::/64") {
+		t.Errorf("segment6 %v, want fd00:10::/64", topo.Segment6)
+	}
+	for name, want := range map[string]string{"tor1": "fd00:10::1", "tor2": "fd00:10::2"} {
+		if r, _ := topo.ToR(name); r.Address6 != netip.MustParseAddr(want) {
+			t.Errorf("%s: address6 %v, want %s", name, r.Address6, want)
+		}
+	}
+	for name, want := range map[string]string{"node1": "fd00:10::21", "node2": "fd00:10::22"} {
+		if n, _ := topo.Node(name); n.Address6 != netip.MustParseAddr(want) {
+			t.Errorf("%s: address6 %v, want %s", name, n.Address6, want)
+		}
+	}
+	if len(topo.Clients) == 0 || topo.Clients[0].Link6 != netip.MustParsePrefix("fd00:31::/126") {
+		t.Errorf("clients %+v, want the reference client's IPv6 link", topo.Clients)
+	}
+	ip := netip.MustParseAddr("2001:db8:113::5")
+	if got := topo.NextHops(ip, "node2", "node1"); len(got) != 2 || got[0] != netip.MustParseAddr("fd00:10::21") || got[1] != netip.MustParseAddr("fd00:10::22") {
+		t.Errorf("IPv6 next-hops %v, want the nodes' IPv6 addresses", got)
+	}
+	if got := topo.NextHops(netip.MustParseAddr("203.0.113.5"), "node1"); len(got) != 1 || got[0] != netip.MustParseAddr("10.0.0.21") {
+		t.Errorf("IPv4 next-hops %v, want node1's IPv4 address", got)
+	}
+	e := s.Steps[3]
+	if e.Service != (Service{Namespace: "default", Name: "web", Family: backend.FamilyIPv6}) {
+		t.Errorf("expect step's Service %+v, want default/web's IPv6 address", e.Service)
+	}
+	if got := e.Expect.Route(ip); got != netip.MustParsePrefix("2001:db8:113::/124") {
+		t.Errorf("route %v, want the /124 covering %v", got, ip)
+	}
+	if f := s.Steps[7]; f.Service.Family != backend.FamilyIPv6 {
+		t.Errorf("flows step's Service %+v, want IPv6", f.Service)
+	}
+	if s.Steps[4].Service.Family != "" {
+		t.Errorf("a step without family: %+v, want the Service's first address", s.Steps[4].Service)
+	}
+
+	bad := strings.Replace(dualStackGood, "expect: {service: web, ecmp: {tor2", "expect: {address: \"fd00:10::5\", ecmp: {tor2", 1)
+	want := `cat/drain.yaml:23: steps[4].expect.address: fd00:10::5 is inside the fabric's segment fd00:10::/64`
+	if _, err := parse(t, bad); err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("error:\n%v\nwant it to contain\n%s", err, want)
 	}
 }

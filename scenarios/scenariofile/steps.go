@@ -144,7 +144,7 @@ func (p *parser) endpoints(n *yaml.Node, field string) (Service, []backend.Endpo
 }
 
 func (p *parser) fault(n *yaml.Node, field string) backend.Fault {
-	f := p.fields(n, field, "kind", "node", "tor", "for")
+	f := p.fields(n, field, "kind", "node", "tor", "for", "link")
 	var flt backend.Fault
 	kv := f["kind"]
 	if kv == nil {
@@ -163,7 +163,7 @@ func (p *parser) fault(n *yaml.Node, field string) backend.Fault {
 	switch {
 	case flt.Kind.TargetsNode():
 		if v := f["node"]; v != nil {
-			flt.Target = p.node(v, field+".node")
+			flt.Target = p.nodeRef(v, field+".node")
 		} else {
 			p.errf(n, field+".node", "fault %s needs a node", flt.Kind)
 		}
@@ -195,11 +195,14 @@ func (p *parser) fault(n *yaml.Node, field string) backend.Fault {
 		}
 		flt.Duration = p.duration(v, field+".for")
 	}
+	if v := f["link"]; v != nil {
+		flt.Link = p.link(v, field+".link", flt.Kind)
+	}
 	return flt
 }
 
 func (p *parser) expect(n *yaml.Node, field string) (Service, Expect) {
-	f := p.fields(n, field, "service", "address", "prefixLength", "ecmp", "within", "notBefore", "timeout", "unchanged", "reestablished", "communities", "localPref", "pool", "pending")
+	f := p.fields(n, field, "service", "family", "address", "prefixLength", "ecmp", "within", "notBefore", "timeout", "unchanged", "reestablished", "communities", "localPref", "pool", "pending", "l2", "flush", "except", "as", "exclusive")
 	var svc Service
 	var e Expect
 	switch {
@@ -207,10 +210,18 @@ func (p *parser) expect(n *yaml.Node, field string) (Service, Expect) {
 		p.errf(f["address"], field+".address", "give a service or an address, not both")
 	case f["service"] != nil:
 		svc = p.service(f["service"], field+".service")
+		if v := f["family"]; v != nil {
+			svc.Family = p.family(v, field+".family")
+		}
 	case f["address"] != nil:
-		e.Address = p.addr(f["address"], field+".address")
-		if p.topo.Segment.Contains(e.Address) {
-			p.errf(f["address"], field+".address", "%s is inside the fabric's segment %s: a Service address comes from a pool", e.Address, p.topo.Segment)
+		e.Address = p.addrAny(f["address"], field+".address")
+		for _, seg := range []netip.Prefix{p.topo.Segment, p.topo.Segment6} {
+			if seg.Contains(e.Address) {
+				p.errf(f["address"], field+".address", "%s is inside the fabric's segment %s: a Service address comes from a pool", e.Address, seg)
+			}
+		}
+		if v := f["family"]; v != nil {
+			p.errf(v, field+".family", "the family of an address is its own: family goes with service")
 		}
 	default:
 		p.errf(n, field+".service", "missing (or give an address)")
@@ -220,7 +231,7 @@ func (p *parser) expect(n *yaml.Node, field string) (Service, Expect) {
 		if f["service"] == nil {
 			p.errf(v, field+".pending", "only a Service can be pending: give its name in service")
 		}
-		for _, k := range []string{"address", "prefixLength", "ecmp", "within", "notBefore", "unchanged", "reestablished", "communities", "localPref", "pool"} {
+		for _, k := range []string{"family", "address", "prefixLength", "ecmp", "within", "notBefore", "unchanged", "reestablished", "communities", "localPref", "pool", "l2", "flush", "except", "as", "exclusive"} {
 			if f[k] != nil {
 				p.errf(f[k], field+"."+k, "a pending Service has no address and no route: %s does not apply", k)
 			}
@@ -231,8 +242,22 @@ func (p *parser) expect(n *yaml.Node, field string) (Service, Expect) {
 		}
 		return svc, e
 	}
+	if f["l2"] != nil {
+		p.expectL2(n, f, field, svc, &e)
+		p.pool(f, field, &e)
+		return svc, e
+	}
+	for _, k := range []string{"flush", "except", "as", "exclusive"} {
+		if v := f[k]; v != nil {
+			p.errf(v, field+"."+k, "%s goes with l2 (the L2 client's neighbour entry)", k)
+		}
+	}
 	if v := f["prefixLength"]; v != nil {
-		e.PrefixLength = p.integer(v, field+".prefixLength", 1, 32)
+		bits := 32
+		if svc.Family == backend.FamilyIPv6 || e.Address.Is6() {
+			bits = 128
+		}
+		e.PrefixLength = p.integer(v, field+".prefixLength", 1, bits)
 	}
 	v := f["ecmp"]
 	if v == nil {
@@ -254,22 +279,7 @@ func (p *parser) expect(n *yaml.Node, field string) (Service, Expect) {
 			p.errf(v, field+".ecmp", "want a list of nodes (every ToR) or a mapping ToR → list of nodes")
 		}
 	}
-	if v := f["within"]; v != nil {
-		e.Within = p.duration(v, field+".within")
-	}
-	if v := f["notBefore"]; v != nil {
-		e.NotBefore = p.duration(v, field+".notBefore")
-		if e.Within != 0 && e.NotBefore > e.Within {
-			p.errf(v, field+".notBefore", "%v is after within %v", e.NotBefore, e.Within)
-		}
-	}
-	e.Timeout = 60 * time.Second
-	if e.Within > 0 {
-		e.Timeout = e.Within + 10*time.Second
-	}
-	if v := f["timeout"]; v != nil {
-		e.Timeout = p.duration(v, field+".timeout")
-	}
+	p.timing(f, field, &e, 60*time.Second)
 	if v := f["unchanged"]; v != nil {
 		e.Unchanged = p.boolean(v, field+".unchanged")
 	}
@@ -282,6 +292,33 @@ func (p *parser) expect(n *yaml.Node, field string) (Service, Expect) {
 	if v := f["localPref"]; v != nil {
 		e.LocalPref = uint32(p.integer(v, field+".localPref", 0, 1<<31-1))
 	}
+	p.pool(f, field, &e)
+	return svc, e
+}
+
+// timing reads an expectation's within, notBefore and timeout (default
+// within + 10s, or def).
+func (p *parser) timing(f map[string]*yaml.Node, field string, e *Expect, def time.Duration) {
+	if v := f["within"]; v != nil {
+		e.Within = p.duration(v, field+".within")
+	}
+	if v := f["notBefore"]; v != nil {
+		e.NotBefore = p.duration(v, field+".notBefore")
+		if e.Within != 0 && e.NotBefore > e.Within {
+			p.errf(v, field+".notBefore", "%v is after within %v", e.NotBefore, e.Within)
+		}
+	}
+	e.Timeout = def
+	if e.Within > 0 {
+		e.Timeout = e.Within + 10*time.Second
+	}
+	if v := f["timeout"]; v != nil {
+		e.Timeout = p.duration(v, field+".timeout")
+	}
+}
+
+// pool reads the pool the Service's address must come from.
+func (p *parser) pool(f map[string]*yaml.Node, field string, e *Expect) {
 	if v := f["pool"]; v != nil {
 		pool, err := netip.ParsePrefix(p.str(v, field+".pool"))
 		if err != nil {
@@ -289,7 +326,6 @@ func (p *parser) expect(n *yaml.Node, field string) (Service, Expect) {
 		}
 		e.Pool = pool
 	}
-	return svc, e
 }
 
 // pending reads `pending: true` or `pending: {reason: AllocationFailed}`
@@ -336,13 +372,16 @@ func (p *parser) label(n *yaml.Node, field string) Label {
 }
 
 func (p *parser) flows(n *yaml.Node, field string) (Service, Flows) {
-	f := p.fields(n, field, "service", "proto", "port", "count", "spread", "lost")
+	f := p.fields(n, field, "service", "family", "proto", "port", "count", "spread", "lost", "via")
 	fl := Flows{Proto: "udp", Port: 443, Count: 60}
 	var svc Service
 	if v := f["service"]; v != nil {
 		svc = p.service(v, field+".service")
 	} else {
 		p.errf(n, field+".service", "missing")
+	}
+	if v := f["family"]; v != nil {
+		svc.Family = p.family(v, field+".family")
 	}
 	if v := f["proto"]; v != nil {
 		fl.Proto = p.str(v, field+".proto")
@@ -357,12 +396,16 @@ func (p *parser) flows(n *yaml.Node, field string) (Service, Flows) {
 		fl.Count = p.integer(v, field+".count", 1, 1000)
 	}
 	if v := f["spread"]; v != nil {
-		fl.Spread = p.nodes(v, field+".spread")
+		fl.Spread = p.nodeRefs(v, field+".spread")
 	} else {
 		p.errf(n, field+".spread", "missing: the nodes the flows must land on")
 	}
 	if v := f["lost"]; v != nil {
 		fl.Lost = p.integer(v, field+".lost", 0, 1000)
+	}
+	if v := f["via"]; v != nil {
+		fl.Via = p.via(v, field+".via")
+		p.l2Family(v, field+".family", svc)
 	}
 	return svc, fl
 }
@@ -412,6 +455,9 @@ func (s Step) String() string {
 	case StepStopStream:
 		return fmt.Sprintf("stop the stream to %s: %s", s.Service, s.StopStream.describe())
 	case StepFlows:
+		if s.Flows.Via != "" {
+			return fmt.Sprintf("%d %s flows to %s via %s spread over %s", s.Flows.Count, s.Flows.Proto, s.Service, s.Flows.Via, strings.Join(s.Flows.Spread, ", "))
+		}
 		return fmt.Sprintf("%d %s flows to %s spread over %s", s.Flows.Count, s.Flows.Proto, s.Service, strings.Join(s.Flows.Spread, ", "))
 	}
 	return string(s.Kind)
@@ -427,6 +473,9 @@ func (e Expect) describe(svc Service) string {
 	}
 	if e.Address.IsValid() {
 		what = e.Address.String()
+	}
+	if e.IsL2() {
+		return e.describeL2(what)
 	}
 	tors := make([]string, 0, len(e.ECMP))
 	for t := range e.ECMP {

@@ -11,13 +11,16 @@ import (
 // stream reads a stream step: which Service, how many connections, how
 // often each sends.
 func (p *parser) stream(n *yaml.Node, field string) (Service, Stream) {
-	f := p.fields(n, field, "service", "proto", "port", "connections", "interval", "timeout")
+	f := p.fields(n, field, "service", "family", "proto", "port", "connections", "interval", "timeout", "via")
 	st := Stream{Proto: "tcp", Port: 443, Connections: 10, Interval: 10 * time.Millisecond, Timeout: time.Second}
 	var svc Service
 	if v := f["service"]; v != nil {
 		svc = p.service(v, field+".service")
 	} else {
 		p.errf(n, field+".service", "missing: the Service the stream goes to")
+	}
+	if v := f["family"]; v != nil {
+		svc.Family = p.family(v, field+".family")
 	}
 	if p.inRepeat {
 		p.errf(n, field, "a stream runs across the scenario's steps: start and stop it outside the repeat")
@@ -46,19 +49,26 @@ func (p *parser) stream(n *yaml.Node, field string) (Service, Stream) {
 			p.errf(v, field+".timeout", "%v: between 10ms and 1m", st.Timeout)
 		}
 	}
+	if v := f["via"]; v != nil {
+		st.Via = p.via(v, field+".via")
+		p.l2Family(v, field+".family", svc)
+	}
 	return svc, st
 }
 
 // stopStream reads a stop-stream step: its Service and the bounds on what
 // the stream lost.
 func (p *parser) stopStream(n *yaml.Node, field string) (Service, StopStream) {
-	f := p.fields(n, field, "service", "lost", "lostAtLeast", "spread")
+	f := p.fields(n, field, "service", "family", "lost", "lostAtLeast", "spread")
 	ss := StopStream{}
 	var svc Service
 	if v := f["service"]; v != nil {
 		svc = p.service(v, field+".service")
 	} else {
 		p.errf(n, field+".service", "missing: the Service whose stream stops")
+	}
+	if v := f["family"]; v != nil {
+		svc.Family = p.family(v, field+".family")
 	}
 	if p.inRepeat {
 		p.errf(n, field, "a stream runs across the scenario's steps: start and stop it outside the repeat")

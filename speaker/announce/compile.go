@@ -24,6 +24,7 @@ type Plan struct {
 	sessionIdx map[string]int
 	pools      []compiledPool
 	ads        []compiledAd
+	l2         []compiledL2 // every accepted L2Advertisement, by name
 }
 
 type compiledPool struct {
@@ -132,6 +133,19 @@ func Compile(cfg Config, node Node) (*Plan, []Problem) {
 		}
 	}
 	problems = append(problems, p.checkLocalPrefs()...)
+
+	// L2Advertisements: all of them, whichever nodes they select, since every
+	// speaker computes the answering node of every Service (L2Cluster).
+	l2s := slices.Clone(cfg.L2Advertisements)
+	sort.Slice(l2s, func(i, j int) bool { return l2s[i].Name < l2s[j].Name })
+	for _, ad := range l2s {
+		c, err := p.compileL2(ad, accepted)
+		if err != nil {
+			reject(KindL2, ad.Name, err)
+			continue
+		}
+		p.l2 = append(p.l2, c)
+	}
 	sort.SliceStable(problems, func(i, j int) bool {
 		if problems[i].Kind != problems[j].Kind {
 			return problems[i].Kind < problems[j].Kind

@@ -45,6 +45,24 @@ type Advertisement struct {
 	Peers                  []string // BGPPeer names; empty: all
 }
 
+// L2Advertisement is an L2Advertisement (layer 2 mode: ARP/NDP).
+type L2Advertisement struct {
+	Name                   string
+	IPAddressPools         []string
+	IPAddressPoolSelectors []metav1.LabelSelector
+	NodeSelectors          []metav1.LabelSelector
+	ServiceSelectors       []metav1.LabelSelector
+	// Interfaces of the selected nodes that answer; empty: all.
+	Interfaces []string
+	// PreferredNodeSelectors counts spec.preferredNodeSelectors: ecmplb's
+	// choice of the answering node takes no preferences, so an advertisement
+	// with any is rejected rather than silently announced otherwise.
+	PreferredNodeSelectors int
+	// Err is a problem found while reading the object (validation.L2Advertisement);
+	// the advertisement is rejected with it.
+	Err error
+}
+
 // Peer is a BGPPeer with its password already resolved from any Secret.
 type Peer struct {
 	Name                  string
@@ -92,6 +110,8 @@ type Config struct {
 	// Communities maps alias names (from Community objects) to community strings.
 	Communities map[string]string
 	BFDProfiles map[string]BFDProfile
+	// L2Advertisements are layer 2 mode's; a pool may have both kinds.
+	L2Advertisements []L2Advertisement
 }
 
 // Node is what the speaker knows about the node it runs on.
@@ -114,7 +134,7 @@ const (
 // Problem is one object Compile rejected; the rest of the configuration
 // applies without it.
 type Problem struct {
-	Kind string // IPAddressPool, BGPPeer, BGPAdvertisement, Community, BFDProfile
+	Kind string // IPAddressPool, BGPPeer, BGPAdvertisement, Community, BFDProfile, L2Advertisement
 	Name string
 	Err  error // names the field
 }
@@ -128,6 +148,7 @@ const (
 	KindAdvertisement = "BGPAdvertisement"
 	KindCommunity     = "Community"
 	KindBFDProfile    = "BFDProfile"
+	KindL2            = "L2Advertisement"
 )
 
 // Session is one BGP session this node runs (one per selected BGPPeer).

@@ -28,6 +28,8 @@ import (
 	"github.com/ecmplb/ecmplb/speaker/announce"
 	"github.com/ecmplb/ecmplb/speaker/bfdlink"
 	"github.com/ecmplb/ecmplb/speaker/bgp"
+	"github.com/ecmplb/ecmplb/speaker/l2/liveness/lease"
+	"github.com/ecmplb/ecmplb/speaker/l2/mode"
 	"github.com/ecmplb/ecmplb/speaker/status"
 	"github.com/ecmplb/ecmplb/speaker/watch"
 )
@@ -71,6 +73,8 @@ type Config struct {
 	Registry *prometheus.Registry
 	// RestConfig overrides Kubeconfig (tests).
 	RestConfig *rest.Config
+	// L2 configures layer 2 mode (ARP/NDP).
+	L2 L2Config
 }
 
 // Run runs the speaker until ctx ends.
@@ -187,6 +191,44 @@ func Run(ctx context.Context, c Config) error {
 			status.WithWorkers(c.StatusWorkers))
 		opts.Status = statusW
 	}
+	if c.L2.Enabled {
+		// ServiceL2Status objects: the writer's start-up cleanup waits for
+		// the runtime's first choice with every Service known.
+		var sink mode.StatusSink
+		settled := make(chan struct{})
+		if c.ServiceStatus {
+			sc := rest.CopyConfig(rc)
+			sc.QPS, sc.Burst = c.StatusQPS, c.StatusBurst
+			sc.Dial = (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+			smlb, err := watch.NewMetalLBClient(sc)
+			if err != nil {
+				return err
+			}
+			w := status.NewL2Writer(smlb, c.Namespace, c.NodeName, log.With("component", "l2-status"),
+				status.WithRegisterer(reg), status.WithStartAfter(settled), status.WithWorkers(c.StatusWorkers))
+			go w.Run(ctx)
+			sink = w
+		}
+		var leases lease.Leases
+		if c.L2.LeasePeriod > 0 {
+			if leases, err = lease.NewREST(rc, c.Namespace); err != nil {
+				return err
+			}
+		}
+		l2, err := startL2(ctx, c.L2, c.NodeName, log, reg, recorder, sink, func() { close(settled) }, leases, c.Namespace)
+		if err != nil {
+			return err
+		}
+		defer l2.stop() // stops answering before the process ends, announcing nothing
+		opts.L2 = l2.Runtime
+		first := opts.OnFirstSync
+		opts.OnFirstSync = func() {
+			if first != nil {
+				first()
+			}
+			l2.Runtime.InputsSynced()
+		}
+	}
 	ctrl = watch.New(opts)
 	if statusW != nil {
 		go statusW.Run(ctx)
@@ -239,8 +281,11 @@ const bfdAfterBGP = 300 * time.Millisecond
 // takes a received AdminDown as a path failure (RFC 5882 §3.2 says it must
 // not), and with the BGP session still up it then flushes every route
 // (speaker/bgp TestFRRBFDAdminDownEndsGracefulRestart; 2 of 12 planned
-// restarts lost their routes when BFD went first). Without BFD sessions
-// nothing waits.
+// restarts lost their routes when BFD went first). closeBGP returns once
+// every graceful-restart peer has closed its side of the connection (the
+// proof that it took the session down), so a router slow to read our FIN
+// on a loaded machine still sees it first; the wait after it is a margin.
+// Without BFD sessions nothing waits.
 func stopInOrder(closeBGP func(), bfdSessions func() int, closeBFD func(), wait time.Duration, sleep func(time.Duration)) {
 	closeBGP()
 	if bfdSessions() > 0 {

@@ -270,7 +270,7 @@ type grLab struct {
 	ns  string
 	frr *frrlab.FRR
 	vty *frrlab.VTY
-	fib *frrlab.FIBWatch
+	fib *netns.FIBWatch
 }
 
 // frrGRLab re-runs the calling test inside the speaker namespace of a fresh
@@ -290,7 +290,7 @@ func frrGRLab(t *testing.T, withBFD bool, stalePathSecs int) *grLab {
 	if rns == "" {
 		return nil
 	}
-	fib, err := frrlab.WatchFIB(rns)
+	fib, err := netns.WatchFIB(rns)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -426,7 +426,7 @@ func (l *grLab) waitRIB(timeout time.Duration, held []string, stale bool, gone [
 func (l *grLab) waitFIB(timeout time.Duration, present, gone []string) time.Time {
 	l.t.Helper()
 	return poll(l.t, timeout, fmt.Sprintf("FRR's FIB: %v via %s, %v gone", present, grSpeaker, gone), func() (bool, string) {
-		routes, err := frrlab.FIBRoutes(l.ns)
+		routes, err := netns.FIBRoutes(l.ns)
 		if err != nil {
 			return false, err.Error()
 		}
@@ -465,8 +465,8 @@ func (l *grLab) waitEstablished(timeout time.Duration, want bool) time.Time {
 }
 
 // removals returns the FIB deletions of prefixes in events.
-func removals(events []frrlab.FIBEvent, prefixes []string) []frrlab.FIBEvent {
-	var out []frrlab.FIBEvent
+func removals(events []netns.FIBEvent, prefixes []string) []netns.FIBEvent {
+	var out []netns.FIBEvent
 	for _, e := range events {
 		if e.Delete && slices.Contains(prefixes, e.Prefix.String()) {
 			out = append(out, e)
@@ -479,7 +479,7 @@ func removals(events []frrlab.FIBEvent, prefixes []string) []frrlab.FIBEvent {
 // since (the kernel's notification may trail a dump that no longer has it).
 func (l *grLab) waitRemoved(since time.Time, prefix string) {
 	l.t.Helper()
-	if err := l.fib.WaitFor(10*time.Second, func([]frrlab.FIBEvent) bool {
+	if err := l.fib.WaitFor(10*time.Second, func([]netns.FIBEvent) bool {
 		return len(removals(l.fib.Since(since), []string{prefix})) > 0
 	}); err != nil {
 		l.t.Fatal(err)
@@ -586,7 +586,7 @@ func TestFRRBFDAdminDownEndsGracefulRestart(t *testing.T) {
 		time.Sleep(randDuration(rng, 0, 3*time.Second))
 		stopped := time.Now()
 		sp.stop(t)
-		if err := l.fib.WaitFor(10*time.Second, func([]frrlab.FIBEvent) bool {
+		if err := l.fib.WaitFor(10*time.Second, func([]netns.FIBEvent) bool {
 			return len(removals(l.fib.Since(stopped), routes)) == len(routes)
 		}); err != nil {
 			t.Fatal(err)
@@ -777,7 +777,7 @@ func TestFRRGracefulRestartCrash(t *testing.T) {
 	killed := time.Now()
 	sp.kill(t)
 	l.waitRIB(10*time.Second, announced(crashes), true, nil)
-	if err := l.fib.WaitFor(stalePath+10*time.Second, func(evs []frrlab.FIBEvent) bool {
+	if err := l.fib.WaitFor(stalePath+10*time.Second, func(evs []netns.FIBEvent) bool {
 		return len(removals(evs, announced(crashes))) == len(announced(crashes))
 	}); err != nil {
 		t.Fatal(err)
@@ -822,7 +822,7 @@ func TestFRRDeadSpeakerWithBFD(t *testing.T) {
 		if err := sp.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 			t.Fatal(err)
 		}
-		if err := l.fib.WaitFor(10*time.Second, func([]frrlab.FIBEvent) bool {
+		if err := l.fib.WaitFor(10*time.Second, func([]netns.FIBEvent) bool {
 			return len(removals(l.fib.Since(frozen), routes)) == len(routes)
 		}); err != nil {
 			t.Fatal(err)

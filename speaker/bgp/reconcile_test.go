@@ -3,7 +3,9 @@ package bgp
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"slices"
 	"sync"
@@ -155,6 +157,7 @@ type fakeServers struct {
 // fakeRelay records what a session did with its relay.
 type fakeRelay struct {
 	params     relayParams
+	heldPaths  map[string]bool // the paths GoBGP held when the relay started
 	kicks      atomic.Int32
 	mu         sync.Mutex
 	closedWith *time.Duration
@@ -166,6 +169,7 @@ func (r *fakeRelay) close(grace time.Duration) {
 	defer r.mu.Unlock()
 	r.closedWith = &grace
 }
+func (r *fakeRelay) closeAfterPeer(time.Duration) { r.close(0) }
 func (r *fakeRelay) closed() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -184,6 +188,9 @@ func (fs *fakeServers) newRelay(p relayParams) transport {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
 	r := &fakeRelay{params: p}
+	if n := len(fs.all); n > 0 {
+		_, r.heldPaths, _ = fs.all[n-1].snapshot()
+	}
 	fs.started = append(fs.started, r)
 	return r
 }
@@ -524,5 +531,30 @@ func TestPeerConfigFamilies(t *testing.T) {
 		if !slices.Equal(got, tc.want) {
 			t.Errorf("%s dual=%v: families %v, want %v", tc.peer, tc.dual, got, tc.want)
 		}
+	}
+}
+
+// The connection to a peer starts once GoBGP holds every route wanted for
+// it: with graceful restart GoBGP sends End-of-RIB right after the routes it
+// holds when the session comes up, and the router flushes whatever of ours
+// it kept, stale, and has not received by then.
+func TestRoutesBeforeConnection(t *testing.T) {
+	sp, fs := fakeSpeaker(t)
+	want := map[string]bool{}
+	for i := range 20 {
+		p := fmt.Sprintf("203.0.113.%d/32", i)
+		if err := sp.Apply(fmt.Sprintf("default/s%d", i), []announce.Route{r("tor1", p, 0)}); err != nil {
+			t.Fatal(err)
+		}
+		want[p] = true
+	}
+	if err := sp.SetSessions([]announce.Session{spec("tor1")}); err != nil {
+		t.Fatal(err)
+	}
+	if fs.relays() != 1 {
+		t.Fatalf("%d relays started, want 1", fs.relays())
+	}
+	if got := fs.relay(0).heldPaths; !maps.Equal(got, want) {
+		t.Errorf("the connection started with GoBGP holding %d of the %d routes: %v", len(got), len(want), got)
 	}
 }

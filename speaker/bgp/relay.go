@@ -43,9 +43,12 @@ type relay struct {
 	kickCh  chan struct{}
 	closeCh chan struct{}
 	closing atomic.Bool
-	ctx     context.Context
-	cancel  context.CancelFunc
-	done    chan struct{}
+	// ending: the connection to the peer is half closed (closeAfterPeer);
+	// GoBGP's messages are dropped until the peer closes its side.
+	ending atomic.Bool
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{}
 
 	// kickedAt: when BFD last reported the peer reachable (unix ns; 0:
 	// never); for eagerWindow after it the retry backoff stays under
@@ -97,6 +100,10 @@ type transport interface {
 	// close stops the relay: at once if it is not piping, otherwise when GoBGP
 	// has closed its side (it sends a Cease first) or after grace.
 	close(grace time.Duration)
+	// closeAfterPeer stops the relay with no NOTIFICATION to the peer: it
+	// half closes a piping connection and returns once the peer has closed
+	// its side, or after bound.
+	closeAfterPeer(bound time.Duration)
 }
 
 const (
@@ -198,6 +205,37 @@ func (r *relay) close(grace time.Duration) {
 		}
 		r.cancel()
 	}()
+}
+
+// closeAfterPeer sends the peer a FIN and waits for the peer's: a peer
+// closes its end when it has taken the session down, which for a
+// graceful-restart helper means it has marked our routes stale and keeps
+// them. Whoever acts on the session's end afterwards (BFD going AdminDown)
+// then acts on a session the peer already holds as restarting.
+func (r *relay) closeAfterPeer(bound time.Duration) {
+	if !r.closing.CompareAndSwap(false, true) {
+		return
+	}
+	close(r.closeCh)
+	r.mu.Lock()
+	peer := r.peer
+	if peer != nil {
+		r.ending.Store(true)
+	}
+	r.mu.Unlock()
+	tc, ok := peer.(*net.TCPConn)
+	if !ok || tc.CloseWrite() != nil {
+		r.cancel()
+		return
+	}
+	t := time.NewTimer(bound)
+	defer t.Stop()
+	select {
+	case <-r.done: // the peer closed its side: the session loop saw the end
+	case <-t.C:
+		r.log.Info("the peer did not close its side of the connection in time", "bound", bound)
+	}
+	r.cancel()
 }
 
 func (r *relay) run() {
@@ -404,12 +442,18 @@ func (r *relay) toPeer(g, peer net.Conn, local netip.Addr) error {
 			return fmt.Errorf("reading the local bgp instance: %w", err)
 		}
 		buf = m
+		if r.ending.Load() {
+			continue // half closed: nothing more goes to the peer
+		}
 		if msgType(m) == msgUpdate {
 			if err := rewriteNextHops(m, hopLoopback, local); err != nil {
 				return fmt.Errorf("update from the local bgp instance: %w", err)
 			}
 		}
 		if _, err := peer.Write(m); err != nil {
+			if r.ending.Load() {
+				continue // the half close raced this write
+			}
 			return fmt.Errorf("writing the peer: %w", err)
 		}
 	}

@@ -281,3 +281,70 @@ func TestRelayRetriesEagerlyAfterBFDUp(t *testing.T) {
 		last = time.Now()
 	}
 }
+
+// A graceful-restart stop ends the connection with a FIN and no NOTIFICATION,
+// and returns only once the peer has closed its side: the peer has then
+// taken the session down and keeps our routes, stale. Only then may BFD go
+// AdminDown; a router that takes a received AdminDown for a path failure
+// (FRR 8.4) flushes every route while the session is still up. A KEEPALIVE
+// of GoBGP's after the FIN does not end the wait; a peer that never closes
+// does, after the bound.
+func TestRelayGracefulCloseWaitsForThePeer(t *testing.T) {
+	t.Run("peer closes", func(t *testing.T) {
+		e := newRelayEnds(t)
+		r := e.start(t, "").(*relay)
+		peer, g := e.establish(t)
+		done := make(chan struct{})
+		go func() {
+			r.closeAfterPeer(5 * time.Second)
+			close(done)
+		}()
+		m, err := readMessage(peer, nil)
+		if err == nil {
+			t.Fatalf("the peer got message type %d, want the end of the connection", msgType(m))
+		}
+		if _, err := g.Write(keepalive); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-done:
+			t.Fatal("the close returned before the peer closed its side")
+		case <-time.After(100 * time.Millisecond):
+		}
+		peer.Close()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatal("the close did not return after the peer closed its side")
+		}
+	})
+	t.Run("peer never closes", func(t *testing.T) {
+		e := newRelayEnds(t)
+		r := e.start(t, "").(*relay)
+		e.establish(t)
+		done := make(chan struct{})
+		go func() {
+			r.closeAfterPeer(200 * time.Millisecond)
+			close(done)
+		}()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatal("the close did not return after its bound")
+		}
+	})
+	t.Run("not connected", func(t *testing.T) {
+		e := newRelayEnds(t)
+		r := e.start(t, "").(*relay)
+		done := make(chan struct{})
+		go func() {
+			r.closeAfterPeer(5 * time.Second)
+			close(done)
+		}()
+		select {
+		case <-done:
+		case <-time.After(time.Second):
+			t.Fatal("the close of an unconnected relay waited")
+		}
+	})
+}

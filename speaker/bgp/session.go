@@ -233,10 +233,12 @@ func (s *session) reconcile(ctx context.Context, pool func() gobgp, want func() 
 			return err
 		}
 	}
-	if err := s.reconcilePeer(ctx); err != nil {
-		return err
-	}
-	return s.reconcileRoutes(want, wantOne)
+	// Routes first: a neighbor added, or a relay started, before GoBGP holds
+	// every wanted route could come up and get End-of-RIB after a part of
+	// them, and a graceful-restart helper flushes the rest. A route that
+	// fails is retried, and does not hold the session back.
+	routesErr := s.reconcileRoutes(want, wantOne)
+	return errors.Join(routesErr, s.reconcilePeer(ctx))
 }
 
 // reconcilePeer reads the neighbor back from GoBGP and adds, replaces or removes it.

@@ -359,8 +359,10 @@ func (s *Speaker) Servers() int {
 // connection closed and no NOTIFICATION: the peer, a graceful-restart helper
 // (RFC 4724), keeps the routes, stale, until the next speaker is back and
 // sends End-of-RIB. A Cease would make a peer without RFC 8538 drop them at
-// once, and a rolling upgrade would withdraw every node in turn. Other
-// sessions end with GoBGP's Cease, as before.
+// once, and a rolling upgrade would withdraw every node in turn. Close
+// returns once every such peer has closed its side too (or after
+// peerCloseBound): the peer has then taken the session down. Other sessions
+// end with GoBGP's Cease, as before.
 func (s *Speaker) Close() {
 	select {
 	case <-s.stop:
@@ -371,11 +373,28 @@ func (s *Speaker) Close() {
 	<-s.done
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for name, sess := range s.sessions {
-		if sess.spec.GracefulRestart {
-			sess.stopRelay(0) // the connection to the peer closes now, before GoBGP's Cease
+	// The connections of graceful-restart sessions end first, all at once,
+	// before GoBGP's Cease; Close returns once each peer has closed its side
+	// (it holds our routes as stale then) or after peerCloseBound.
+	var wg sync.WaitGroup
+	for _, sess := range s.sessions {
+		if sess.spec.GracefulRestart && sess.relay != nil {
+			r := sess.relay
+			sess.relay = nil
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				r.closeAfterPeer(peerCloseBound)
+			}()
 		}
+	}
+	wg.Wait()
+	for name, sess := range s.sessions {
 		s.release(sess)
 		delete(s.sessions, name)
 	}
 }
+
+// peerCloseBound: how long a stopping speaker waits for a graceful-restart
+// peer to close its side of the connection.
+const peerCloseBound = 2 * time.Second

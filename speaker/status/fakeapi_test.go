@@ -4,9 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,17 +26,69 @@ import (
 	"github.com/ecmplb/ecmplb/internal/scheme"
 )
 
-// fakeAPI is an in-memory API server for ServiceBGPStatus objects in one
-// namespace, with the status subresource's semantics (create ignores status,
-// PUT .../status changes only status and checks resourceVersion, PATCH
-// .../status applies a JSON merge patch to the status only). It fails
+// statusObject is a pointer to an object of a status kind (T): what the fake
+// API needs of it without knowing the kind.
+type statusObject[T any] interface {
+	*T
+	metav1.Object
+	runtime.Object
+	DeepCopy() *T
+}
+
+// fakeKind is what differs between the status kinds the fake API serves; the
+// writer under test is generic over the kind, so its fake is too.
+type fakeKind[T any, P statusObject[T]] struct {
+	name     string // ServiceBGPStatus; its List is name+"List"
+	resource string // servicebgpstatuses
+	// list is the kind's List of items; its TypeMeta is set by the caller.
+	list func(meta metav1.ListMeta, items []T) runtime.Object
+	// setStatus sets to's status to from's: the status subresource writes
+	// only the status, and create ignores it.
+	setStatus func(to, from P)
+}
+
+var bgpFake = fakeKind[v1beta1.ServiceBGPStatus, *v1beta1.ServiceBGPStatus]{
+	name: "ServiceBGPStatus", resource: "servicebgpstatuses",
+	list: func(meta metav1.ListMeta, items []v1beta1.ServiceBGPStatus) runtime.Object {
+		return &v1beta1.ServiceBGPStatusList{ListMeta: meta, Items: items}
+	},
+	setStatus: func(to, from *v1beta1.ServiceBGPStatus) { to.Status = from.Status },
+}
+
+var l2Fake = fakeKind[v1beta1.ServiceL2Status, *v1beta1.ServiceL2Status]{
+	name: "ServiceL2Status", resource: "servicel2statuses",
+	list: func(meta metav1.ListMeta, items []v1beta1.ServiceL2Status) runtime.Object {
+		return &v1beta1.ServiceL2StatusList{ListMeta: meta, Items: items}
+	},
+	setStatus: func(to, from *v1beta1.ServiceL2Status) { to.Status = from.Status },
+}
+
+// fakeAPI and l2API are the fake API of each kind.
+type (
+	fakeAPI = statusAPI[v1beta1.ServiceBGPStatus, *v1beta1.ServiceBGPStatus]
+	l2API   = statusAPI[v1beta1.ServiceL2Status, *v1beta1.ServiceL2Status]
+)
+
+func newFakeAPI(t *testing.T, ns string) (*fakeAPI, rest.Interface) {
+	return newStatusAPI(t, ns, bgpFake)
+}
+
+func newL2API(t *testing.T) (*l2API, rest.Interface) {
+	return newStatusAPI(t, "metallb-system", l2Fake)
+}
+
+// statusAPI is an in-memory API server for the objects of one status kind in
+// one namespace, with the status subresource's semantics (create ignores
+// status, PUT .../status changes only status and checks resourceVersion,
+// PATCH .../status applies a JSON merge patch to the status only). It fails
 // requests on demand, to test retries.
-type fakeAPI struct {
-	t  *testing.T
-	ns string
+type statusAPI[T any, P statusObject[T]] struct {
+	t    *testing.T
+	ns   string
+	kind fakeKind[T, P]
 
 	mu      sync.Mutex
-	objs    map[string]*v1beta1.ServiceBGPStatus
+	objs    map[string]P
 	rv      int
 	calls   map[string]int // by "VERB what", e.g. "PUT status"
 	failFor map[string]int // the next n calls of "VERB what" fail with 500
@@ -47,8 +100,8 @@ type fakeAPI struct {
 	busy        map[string]int // calls in flight by object name
 }
 
-func newFakeAPI(t *testing.T, ns string) (*fakeAPI, rest.Interface) {
-	f := &fakeAPI{t: t, ns: ns, objs: map[string]*v1beta1.ServiceBGPStatus{},
+func newStatusAPI[T any, P statusObject[T]](t *testing.T, ns string, k fakeKind[T, P]) (*statusAPI[T, P], rest.Interface) {
+	f := &statusAPI[T, P]{t: t, ns: ns, kind: k, objs: map[string]P{},
 		calls: map[string]int{}, failFor: map[string]int{}}
 	srv := httptest.NewServer(f)
 	t.Cleanup(srv.Close)
@@ -65,21 +118,21 @@ func newFakeAPI(t *testing.T, ns string) (*fakeAPI, rest.Interface) {
 
 // fail makes the next n calls of op ("GET list", "GET one", "POST", "PUT
 // status", "PATCH status", "DELETE") fail.
-func (f *fakeAPI) fail(op string, n int) {
+func (f *statusAPI[T, P]) fail(op string, n int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.failFor[op] = n
 }
 
 // failAny makes the next n calls of any kind fail.
-func (f *fakeAPI) failAny(n int) {
+func (f *statusAPI[T, P]) failAny(n int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.failAll = n
 }
 
 // counts returns the calls so far by operation, leaving out Lists.
-func (f *fakeAPI) counts() map[string]int {
+func (f *statusAPI[T, P]) counts() map[string]int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	out := map[string]int{}
@@ -91,32 +144,32 @@ func (f *fakeAPI) counts() map[string]int {
 	return out
 }
 
-func (f *fakeAPI) count(op string) int {
+func (f *statusAPI[T, P]) count(op string) int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.calls[op]
 }
 
 // put stores an object as if someone had created it and written its status.
-func (f *fakeAPI) put(o *v1beta1.ServiceBGPStatus) {
+func (f *statusAPI[T, P]) put(o P) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.rv++
 	o = o.DeepCopy()
-	o.Namespace = f.ns
-	o.ResourceVersion = strconv.Itoa(f.rv)
-	f.objs[o.Name] = o
+	o.SetNamespace(f.ns)
+	o.SetResourceVersion(strconv.Itoa(f.rv))
+	f.objs[o.GetName()] = o
 }
 
 // remove deletes an object behind the writer's back.
-func (f *fakeAPI) remove(name string) {
+func (f *statusAPI[T, P]) remove(name string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	delete(f.objs, name)
 }
 
 // get returns a copy of an object.
-func (f *fakeAPI) get(name string) (*v1beta1.ServiceBGPStatus, bool) {
+func (f *statusAPI[T, P]) get(name string) (P, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	o, ok := f.objs[name]
@@ -127,19 +180,16 @@ func (f *fakeAPI) get(name string) (*v1beta1.ServiceBGPStatus, bool) {
 }
 
 // names lists the stored objects' names, sorted.
-func (f *fakeAPI) names() []string {
+func (f *statusAPI[T, P]) names() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var out []string
-	for n := range f.objs {
-		out = append(out, n)
-	}
-	sort.Strings(out)
-	return out
+	return slices.Sorted(maps.Keys(f.objs))
 }
 
-func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	prefix := "/apis/metallb.io/v1beta1/namespaces/" + f.ns + "/servicebgpstatuses"
+func (f *statusAPI[T, P]) String() string { return fmt.Sprint(f.names()) }
+
+func (f *statusAPI[T, P]) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	prefix := "/apis/metallb.io/v1beta1/namespaces/" + f.ns + "/" + f.kind.resource
 	rest, ok := strings.CutPrefix(r.URL.Path, prefix)
 	if !ok {
 		f.t.Errorf("fake API: unexpected path %s %s", r.Method, r.URL.Path)
@@ -147,46 +197,16 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	parts := strings.Split(strings.TrimPrefix(rest, "/"), "/")
-	name, sub := parts[0], ""
-	if len(parts) > 1 {
-		sub = parts[1]
-	}
-	op := r.Method
-	f.mu.Lock()
-	f.inFlight++
-	f.maxInFlight = max(f.maxInFlight, f.inFlight)
-	delay := f.delay
-	f.mu.Unlock()
-	defer func() {
-		f.mu.Lock()
-		f.inFlight--
-		f.mu.Unlock()
-	}()
-	if name != "" {
-		f.mu.Lock()
-		if f.busy == nil {
-			f.busy = map[string]int{}
-		}
-		f.busy[name]++
-		if f.busy[name] > 1 {
-			f.t.Errorf("fake API: two calls on %s at once", name)
-		}
-		f.mu.Unlock()
-		defer func() {
-			f.mu.Lock()
-			f.busy[name]--
-			f.mu.Unlock()
-		}()
-	}
-	time.Sleep(delay)
+	name, op := parts[0], r.Method
 	switch {
 	case r.Method == http.MethodGet && name == "":
 		op = "GET list"
 	case r.Method == http.MethodGet:
 		op = "GET one"
-	case sub != "":
-		op += " " + sub
+	case len(parts) > 1:
+		op += " " + parts[1]
 	}
+	defer f.enter(name)()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls[op]++
@@ -199,87 +219,56 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeStatus(w, http.StatusInternalServerError, metav1.StatusReasonInternalError, "injected failure")
 		return
 	}
+	f.serve(w, r, op, name)
+}
+
+// enter records a call in flight on object name ("" for a List), fails the
+// test if another one is (the writer never works on one Service twice at
+// once), waits out the delay and returns what ends the call.
+func (f *statusAPI[T, P]) enter(name string) (leave func()) {
+	f.mu.Lock()
+	f.inFlight++
+	f.maxInFlight = max(f.maxInFlight, f.inFlight)
+	if name != "" {
+		if f.busy == nil {
+			f.busy = map[string]int{}
+		}
+		f.busy[name]++
+		if f.busy[name] > 1 {
+			f.t.Errorf("fake API: two calls on %s at once", name)
+		}
+	}
+	delay := f.delay
+	f.mu.Unlock()
+	time.Sleep(delay)
+	return func() {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.inFlight--
+		if name != "" {
+			f.busy[name]--
+		}
+	}
+}
+
+// serve answers one call that does not fail; f.mu is held.
+func (f *statusAPI[T, P]) serve(w http.ResponseWriter, r *http.Request, op, name string) {
 	switch op {
 	case "GET list":
-		sel, err := labels.Parse(r.URL.Query().Get("labelSelector"))
-		if err != nil {
-			writeStatus(w, http.StatusBadRequest, metav1.StatusReasonBadRequest, err.Error())
-			return
-		}
-		list := v1beta1.ServiceBGPStatusList{TypeMeta: metav1.TypeMeta{APIVersion: v1beta1.GroupVersion.String(), Kind: "ServiceBGPStatusList"},
-			ListMeta: metav1.ListMeta{ResourceVersion: strconv.Itoa(f.rv)}}
-		for _, o := range f.objs {
-			if sel.Matches(labels.Set(o.Labels)) {
-				list.Items = append(list.Items, *o)
-			}
-		}
-		writeJSON(w, http.StatusOK, &list)
+		f.list(w, r)
 	case "GET one":
 		o, ok := f.objs[name]
 		if !ok {
 			writeStatus(w, http.StatusNotFound, metav1.StatusReasonNotFound, name+" not found")
 			return
 		}
-		writeJSON(w, http.StatusOK, o)
+		f.writeObject(w, http.StatusOK, o)
 	case "POST":
-		var o v1beta1.ServiceBGPStatus
-		if !readJSON(w, r, &o) {
-			return
-		}
-		if _, ok := f.objs[o.Name]; ok {
-			writeStatus(w, http.StatusConflict, metav1.StatusReasonAlreadyExists, o.Name+" exists")
-			return
-		}
-		f.rv++
-		o.Namespace, o.ResourceVersion, o.Status = f.ns, strconv.Itoa(f.rv), v1beta1.ServiceBGPStatusStatus{}
-		f.objs[o.Name] = &o
-		writeJSON(w, http.StatusCreated, &o)
+		f.create(w, r)
 	case "PUT status":
-		var o v1beta1.ServiceBGPStatus
-		if !readJSON(w, r, &o) {
-			return
-		}
-		cur, ok := f.objs[name]
-		if !ok {
-			writeStatus(w, http.StatusNotFound, metav1.StatusReasonNotFound, name+" not found")
-			return
-		}
-		if o.ResourceVersion != cur.ResourceVersion {
-			writeStatus(w, http.StatusConflict, metav1.StatusReasonConflict, name+" was modified")
-			return
-		}
-		f.rv++
-		cur.Status, cur.ResourceVersion = o.Status, strconv.Itoa(f.rv)
-		writeJSON(w, http.StatusOK, cur)
+		f.putStatus(w, r, name)
 	case "PATCH status":
-		if ct := r.Header.Get("Content-Type"); ct != "application/merge-patch+json" {
-			writeStatus(w, http.StatusUnsupportedMediaType, metav1.StatusReasonUnsupportedMediaType, ct)
-			return
-		}
-		cur, ok := f.objs[name]
-		if !ok {
-			writeStatus(w, http.StatusNotFound, metav1.StatusReasonNotFound, name+" not found")
-			return
-		}
-		patch, err := io.ReadAll(r.Body)
-		if err != nil {
-			writeStatus(w, http.StatusBadRequest, metav1.StatusReasonBadRequest, err.Error())
-			return
-		}
-		doc, _ := json.Marshal(cur)
-		merged, err := jsonpatch.MergePatch(doc, patch)
-		var next v1beta1.ServiceBGPStatus
-		if err == nil {
-			err = json.Unmarshal(merged, &next)
-		}
-		if err != nil {
-			writeStatus(w, http.StatusBadRequest, metav1.StatusReasonBadRequest, err.Error())
-			return
-		}
-		f.rv++
-		// The status subresource changes only the status.
-		cur.Status, cur.ResourceVersion = next.Status, strconv.Itoa(f.rv)
-		writeJSON(w, http.StatusOK, cur)
+		f.patchStatus(w, r, name)
 	case "DELETE":
 		if _, ok := f.objs[name]; !ok {
 			writeStatus(w, http.StatusNotFound, metav1.StatusReasonNotFound, name+" not found")
@@ -291,6 +280,107 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.t.Errorf("fake API: unexpected call %s %s", r.Method, r.URL.Path)
 		writeStatus(w, http.StatusMethodNotAllowed, metav1.StatusReasonMethodNotAllowed, op)
 	}
+}
+
+func (f *statusAPI[T, P]) list(w http.ResponseWriter, r *http.Request) {
+	sel, err := labels.Parse(r.URL.Query().Get("labelSelector"))
+	if err != nil {
+		writeStatus(w, http.StatusBadRequest, metav1.StatusReasonBadRequest, err.Error())
+		return
+	}
+	var items []T
+	for _, o := range f.objs {
+		if sel.Matches(labels.Set(o.GetLabels())) {
+			items = append(items, *o)
+		}
+	}
+	list := f.kind.list(metav1.ListMeta{ResourceVersion: strconv.Itoa(f.rv)}, items)
+	list.GetObjectKind().SetGroupVersionKind(v1beta1.GroupVersion.WithKind(f.kind.name + "List"))
+	writeJSON(w, http.StatusOK, list)
+}
+
+// create stores a new object without its status. An object of another
+// kind (or none) in the body is refused, as the API server does.
+func (f *statusAPI[T, P]) create(w http.ResponseWriter, r *http.Request) {
+	o := P(new(T))
+	if !readJSON(w, r, o) {
+		return
+	}
+	if k := o.GetObjectKind().GroupVersionKind().Kind; k != f.kind.name {
+		writeStatus(w, http.StatusBadRequest, metav1.StatusReasonBadRequest, "kind "+k)
+		return
+	}
+	if _, ok := f.objs[o.GetName()]; ok {
+		writeStatus(w, http.StatusConflict, metav1.StatusReasonAlreadyExists, o.GetName()+" exists")
+		return
+	}
+	f.rv++
+	o.SetNamespace(f.ns)
+	o.SetResourceVersion(strconv.Itoa(f.rv))
+	f.kind.setStatus(o, new(T))
+	f.objs[o.GetName()] = o
+	f.writeObject(w, http.StatusCreated, o)
+}
+
+func (f *statusAPI[T, P]) putStatus(w http.ResponseWriter, r *http.Request, name string) {
+	o := P(new(T))
+	if !readJSON(w, r, o) {
+		return
+	}
+	cur, ok := f.objs[name]
+	if !ok {
+		writeStatus(w, http.StatusNotFound, metav1.StatusReasonNotFound, name+" not found")
+		return
+	}
+	if o.GetResourceVersion() != cur.GetResourceVersion() {
+		writeStatus(w, http.StatusConflict, metav1.StatusReasonConflict, name+" was modified")
+		return
+	}
+	f.setStatus(w, cur, o)
+}
+
+func (f *statusAPI[T, P]) patchStatus(w http.ResponseWriter, r *http.Request, name string) {
+	if ct := r.Header.Get("Content-Type"); ct != "application/merge-patch+json" {
+		writeStatus(w, http.StatusUnsupportedMediaType, metav1.StatusReasonUnsupportedMediaType, ct)
+		return
+	}
+	cur, ok := f.objs[name]
+	if !ok {
+		writeStatus(w, http.StatusNotFound, metav1.StatusReasonNotFound, name+" not found")
+		return
+	}
+	patch, err := io.ReadAll(r.Body)
+	if err != nil {
+		writeStatus(w, http.StatusBadRequest, metav1.StatusReasonBadRequest, err.Error())
+		return
+	}
+	doc, _ := json.Marshal(cur)
+	merged, err := jsonpatch.MergePatch(doc, patch)
+	next := P(new(T))
+	if err == nil {
+		err = json.Unmarshal(merged, next)
+	}
+	if err != nil {
+		writeStatus(w, http.StatusBadRequest, metav1.StatusReasonBadRequest, err.Error())
+		return
+	}
+	f.setStatus(w, cur, next)
+}
+
+// setStatus writes from's status into the stored object cur: the status
+// subresource changes only the status.
+func (f *statusAPI[T, P]) setStatus(w http.ResponseWriter, cur, from P) {
+	f.rv++
+	f.kind.setStatus(cur, from)
+	cur.SetResourceVersion(strconv.Itoa(f.rv))
+	f.writeObject(w, http.StatusOK, cur)
+}
+
+// writeObject answers with o, its kind set as the API server's answers
+// carry it.
+func (f *statusAPI[T, P]) writeObject(w http.ResponseWriter, code int, o P) {
+	o.GetObjectKind().SetGroupVersionKind(v1beta1.GroupVersion.WithKind(f.kind.name))
+	writeJSON(w, code, o)
 }
 
 func readJSON(w http.ResponseWriter, r *http.Request, into any) bool {
@@ -306,9 +396,6 @@ func readJSON(w http.ResponseWriter, r *http.Request, into any) bool {
 }
 
 func writeJSON(w http.ResponseWriter, code int, obj runtime.Object) {
-	if o, ok := obj.(*v1beta1.ServiceBGPStatus); ok {
-		o.APIVersion, o.Kind = v1beta1.GroupVersion.String(), "ServiceBGPStatus"
-	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(obj)
@@ -352,5 +439,3 @@ func (s *source) get(key string) (Status, bool) {
 	st, ok := s.m[key]
 	return st, ok
 }
-
-func (f *fakeAPI) String() string { return fmt.Sprint(f.names()) }

@@ -1,5 +1,7 @@
 // Package status writes one ServiceBGPStatus object per announced Service and node,
-// saying which peers carry the Service's routes. Writes are asynchronous, coalesced
+// saying which peers carry the Service's routes (K8s), and in layer 2 mode one
+// ServiceL2Status object per Service this node answers ARP/NDP for, saying on
+// which interfaces (L2). Writes are asynchronous, coalesced
 // per Service, done by a few workers at once (never two for one Service) and
 // rate-limited by their own client, so a burst of announcements never waits for the
 // API server and the routes never wait for the writes.
@@ -28,6 +30,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/workqueue"
@@ -40,6 +43,9 @@ type Status struct {
 	Peers            []string // BGPPeers the routes are announced to
 	Prefixes         []string
 	EstablishedPeers []string // of Peers, those with an established session
+	// Interfaces are the interfaces answering for the Service in layer 2
+	// mode (ServiceL2Status; empty: all).
+	Interfaces []string
 }
 
 // digest identifies a Status: FNV-128a over its lists, each element and each
@@ -48,7 +54,7 @@ type digest [16]byte
 
 func (s Status) digest() digest {
 	h := fnv.New128a()
-	for _, l := range [][]string{s.Peers, s.Prefixes, s.EstablishedPeers} {
+	for _, l := range [][]string{s.Peers, s.Prefixes, s.EstablishedPeers, s.Interfaces} {
 		for _, e := range l {
 			h.Write([]byte(e))
 			h.Write([]byte{0})
@@ -83,7 +89,54 @@ const (
 	DefaultWorkers = 8
 )
 
-const resource = "servicebgpstatuses"
+// kind is what differs between the objects a writer keeps.
+type kind struct {
+	name     string // ServiceBGPStatus
+	resource string // servicebgpstatuses
+	// items decodes a List's response.
+	items func(rest.Result) ([]item, error)
+	// object is a new object with this metadata.
+	object func(metav1.ObjectMeta) runtime.Object
+	// patch is the merge patch of an object's whole status.
+	patch func(node, ns, svc string, st Status) any
+	// exclusive: one node at a time holds a Service's object (layer 2 mode's
+	// answering node); a node that creates its object deletes the other
+	// nodes' (one that failed cannot delete its own).
+	exclusive bool
+}
+
+// item is one listed object.
+type item struct {
+	name, node, ns, svc string
+	labels              map[string]string
+	complete            bool // its status was written
+	st                  Status
+}
+
+var bgpKind = kind{
+	name: "ServiceBGPStatus", resource: "servicebgpstatuses",
+	items: func(r rest.Result) ([]item, error) {
+		var list v1beta1.ServiceBGPStatusList
+		if err := r.Into(&list); err != nil {
+			return nil, err
+		}
+		out := make([]item, 0, len(list.Items))
+		for _, o := range list.Items {
+			out = append(out, item{name: o.Name, labels: o.Labels, node: o.Status.Node, ns: o.Status.ServiceNamespace, svc: o.Status.ServiceName,
+				complete: o.Status.Node != "", st: Status{Peers: o.Status.Peers, Prefixes: o.Status.Prefixes, EstablishedPeers: o.Status.EstablishedPeers}})
+		}
+		return out, nil
+	},
+	object: func(m metav1.ObjectMeta) runtime.Object {
+		return &v1beta1.ServiceBGPStatus{TypeMeta: metav1.TypeMeta{APIVersion: v1beta1.GroupVersion.String(), Kind: "ServiceBGPStatus"}, ObjectMeta: m}
+	},
+	patch: func(node, ns, svc string, st Status) any {
+		var p bgpPatch
+		p.Status.Node, p.Status.ServiceName, p.Status.ServiceNamespace = node, svc, ns
+		p.Status.Peers, p.Status.Prefixes, p.Status.EstablishedPeers = nilIfEmpty(st.Peers), nilIfEmpty(st.Prefixes), nilIfEmpty(st.EstablishedPeers)
+		return &p
+	},
+}
 
 // listKey is the queue item that lists this node's objects. Service keys always
 // hold a "/", so it is never one of them.
@@ -134,10 +187,16 @@ type held struct {
 	// complete is false for an object whose status was never written (created,
 	// then the status write failed).
 	complete bool
+	// alone: the other nodes' objects of the Service are deleted (always true
+	// for a kind that is not exclusive; for one listed at start-up, assumed
+	// done in the earlier life that created it).
+	alone bool
 }
 
-// K8s writes ServiceBGPStatus objects in a namespace.
+// K8s writes ServiceBGPStatus objects in a namespace (and, inside an L2Writer,
+// ServiceL2Status objects).
 type K8s struct {
+	kind      kind
 	client    rest.Interface
 	namespace string
 	node      string
@@ -161,17 +220,21 @@ type K8s struct {
 
 // NewK8s returns a writer; call Run to start it.
 func NewK8s(client rest.Interface, namespace, node string, source Source, log *slog.Logger, opts ...Option) *K8s {
+	return newWriter(bgpKind, client, namespace, node, source, log, opts...)
+}
+
+func newWriter(k kind, client rest.Interface, namespace, node string, source Source, log *slog.Logger, opts ...Option) *K8s {
 	o := options{backoffBase: DefaultBackoffBase, backoff: DefaultBackoffMax, resync: DefaultResync, workers: DefaultWorkers}
 	for _, f := range opts {
 		f(&o)
 	}
 	rl := workqueue.NewTypedItemExponentialFailureRateLimiter[string](o.backoffBase, o.backoff)
-	w := &K8s{client: client, namespace: namespace, node: node, source: source, log: log, resync: o.resync, ready: o.ready, workers: o.workers,
+	w := &K8s{kind: k, client: client, namespace: namespace, node: node, source: source, log: log, resync: o.resync, ready: o.ready, workers: o.workers,
 		written: map[string]held{}, rl: rl,
 		q: workqueue.NewTypedRateLimitingQueue(rl),
 		errs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ecmplb_speaker_status_write_errors_total",
-			Help: "Failed API calls of the ServiceBGPStatus writer, by operation (list, create, update, delete); each is retried.",
+			Help: "Failed API calls of the ServiceBGPStatus and ServiceL2Status writers, by operation (list, create, update, delete); each is retried.",
 		}, []string{"operation"}),
 	}
 	for _, op := range []string{"list", "create", "update", "delete"} {
@@ -283,7 +346,7 @@ func (w *K8s) Run(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		w.log.Warn("listing this node's ServiceBGPStatus objects; will retry", "node", w.node, "attempt", w.rl.NumRequeues(listKey)+1, "err", err)
+		w.log.Warn("listing this node's status objects; will retry", "kind", w.kind.name, "node", w.node, "attempt", w.rl.NumRequeues(listKey)+1, "err", err)
 		select {
 		case <-time.After(w.rl.When(listKey)):
 		case <-ctx.Done():
@@ -343,9 +406,9 @@ func (w *K8s) next(ctx context.Context) bool {
 	case ctx.Err() == nil:
 		attempt := w.q.NumRequeues(key) + 1
 		if key == listKey {
-			w.log.Warn("listing this node's ServiceBGPStatus objects; will retry", "node", w.node, "attempt", attempt, "err", err)
+			w.log.Warn("listing this node's status objects; will retry", "kind", w.kind.name, "node", w.node, "attempt", attempt, "err", err)
 		} else {
-			w.log.Warn("writing ServiceBGPStatus; will retry", "service", key, "attempt", attempt, "err", err)
+			w.log.Warn("writing status object; will retry", "kind", w.kind.name, "service", key, "attempt", attempt, "err", err)
 		}
 		w.q.AddRateLimited(key)
 	}
@@ -363,33 +426,31 @@ func (w *K8s) failed(op string, err error) error {
 // scheme), and queues every Service the API server or the writer knew of, so each
 // is compared with the Source.
 func (w *K8s) list(ctx context.Context) error {
-	var list v1beta1.ServiceBGPStatusList
-	err := w.client.Get().Namespace(w.namespace).Resource(resource).
-		Param("labelSelector", v1beta1.LabelNode+"="+w.node).Do(ctx).Into(&list)
+	items, err := w.kind.items(w.client.Get().Namespace(w.namespace).Resource(w.kind.resource).
+		Param("labelSelector", v1beta1.LabelNode+"="+w.node).Do(ctx))
 	if err != nil {
-		return w.failed("list", fmt.Errorf("list ServiceBGPStatus in %s for node %s: %w", w.namespace, w.node, err))
+		return w.failed("list", fmt.Errorf("list %s in %s for node %s: %w", w.kind.name, w.namespace, w.node, err))
 	}
 	found := map[string]held{}
 	var errs []error
-	for _, o := range list.Items {
-		ns, svc := o.Labels[v1beta1.LabelServiceNamespace], o.Labels[v1beta1.LabelServiceName]
+	for _, o := range items {
+		ns, svc := o.labels[v1beta1.LabelServiceNamespace], o.labels[v1beta1.LabelServiceName]
 		if ns == "" || svc == "" {
-			ns, svc = o.Status.ServiceNamespace, o.Status.ServiceName
+			ns, svc = o.ns, o.svc
 		}
 		if ns == "" || svc == "" {
-			w.log.Warn("ServiceBGPStatus of this node names no Service; leaving it", "name", o.Name)
+			w.log.Warn("status object of this node names no Service; leaving it", "kind", w.kind.name, "name", o.name)
 			continue
 		}
 		key := ns + "/" + svc
-		if o.Name != ObjectName(w.node, key) {
-			if err := w.delete(ctx, o.Name); err != nil {
+		if o.name != ObjectName(w.node, key) {
+			if err := w.delete(ctx, o.name); err != nil {
 				errs = append(errs, err)
 			}
 			w.q.Add(key) // announced, it gets an object under its current name
 			continue
 		}
-		found[key] = held{complete: o.Status.Node != "", sum: Status{Peers: o.Status.Peers,
-			Prefixes: o.Status.Prefixes, EstablishedPeers: o.Status.EstablishedPeers}.digest()}
+		found[key] = held{complete: o.complete, sum: o.st.digest(), alone: true}
 	}
 	w.mu.Lock()
 	old := w.written
@@ -405,9 +466,9 @@ func (w *K8s) list(ctx context.Context) error {
 }
 
 func (w *K8s) delete(ctx context.Context, name string) error {
-	err := w.client.Delete().Namespace(w.namespace).Resource(resource).Name(name).Do(ctx).Error()
+	err := w.client.Delete().Namespace(w.namespace).Resource(w.kind.resource).Name(name).Do(ctx).Error()
 	if err != nil && !apierrors.IsNotFound(err) {
-		return w.failed("delete", fmt.Errorf("delete ServiceBGPStatus %s/%s: %w", w.namespace, name, err))
+		return w.failed("delete", fmt.Errorf("delete %s %s/%s: %w", w.kind.name, w.namespace, name, err))
 	}
 	return nil
 }
@@ -443,37 +504,65 @@ func (w *K8s) sync(ctx context.Context, key string) error {
 		}
 		w.record(key, held{}, false)
 		return nil
-	case had && old.complete && old.sum == st.digest():
+	case had && old.complete && old.sum == st.digest() && old.alone:
 		return nil
 	}
 	ns, svc, _ := strings.Cut(key, "/")
-	if had {
-		err := w.patchStatus(ctx, name, key, ns, svc, st)
-		if err == nil || !apierrors.IsNotFound(err) {
+	if !had {
+		obj := w.kind.object(metav1.ObjectMeta{Name: name, Namespace: w.namespace, Labels: map[string]string{
+			v1beta1.LabelNode: w.node, v1beta1.LabelServiceName: svc, v1beta1.LabelServiceNamespace: ns,
+		}})
+		err := w.client.Post().Namespace(w.namespace).Resource(w.kind.resource).Body(obj).Do(ctx).Error()
+		if err != nil && !apierrors.IsAlreadyExists(err) {
+			return w.failed("create", fmt.Errorf("create %s %s/%s for service %s: %w", w.kind.name, w.namespace, name, key, err))
+		}
+		// The object exists: should the status write fail and the Service go
+		// away, it must still be deleted.
+		old = held{alone: !w.kind.exclusive}
+		w.record(key, old, true)
+	}
+	if !old.alone {
+		// Retried until it succeeds, however the status write went.
+		if err := w.deleteOthers(ctx, ns, svc); err != nil {
 			return err
 		}
+		old.alone = true
+		w.record(key, old, true)
+	}
+	if old.complete && old.sum == st.digest() {
+		return nil
+	}
+	err := w.patchStatus(ctx, name, key, ns, svc, st)
+	if had && apierrors.IsNotFound(err) {
 		// Deleted behind the writer's back: create it again.
 		w.record(key, held{}, false)
+		return w.sync(ctx, key)
 	}
-	obj := &v1beta1.ServiceBGPStatus{
-		TypeMeta: metav1.TypeMeta{APIVersion: v1beta1.GroupVersion.String(), Kind: "ServiceBGPStatus"},
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: w.namespace, Labels: map[string]string{
-			v1beta1.LabelNode: w.node, v1beta1.LabelServiceName: svc, v1beta1.LabelServiceNamespace: ns,
-		}},
-	}
-	err := w.client.Post().Namespace(w.namespace).Resource(resource).Body(obj).Do(ctx).Error()
-	if err != nil && !apierrors.IsAlreadyExists(err) {
-		return w.failed("create", fmt.Errorf("create ServiceBGPStatus %s/%s for service %s: %w", w.namespace, name, key, err))
-	}
-	// The object exists: should the status write fail and the Service go away,
-	// it must still be deleted.
-	w.record(key, held{}, true)
-	return w.patchStatus(ctx, name, key, ns, svc, st)
+	return err
 }
 
-// statusPatch is the JSON merge patch of an object's whole status. Empty lists
-// are sent as null, which removes them.
-type statusPatch struct {
+// deleteOthers deletes the objects other nodes hold for a Service.
+func (w *K8s) deleteOthers(ctx context.Context, ns, svc string) error {
+	items, err := w.kind.items(w.client.Get().Namespace(w.namespace).Resource(w.kind.resource).
+		Param("labelSelector", v1beta1.LabelServiceNamespace+"="+ns+","+v1beta1.LabelServiceName+"="+svc).Do(ctx))
+	if err != nil {
+		return w.failed("list", fmt.Errorf("list %s in %s for service %s/%s: %w", w.kind.name, w.namespace, ns, svc, err))
+	}
+	var errs []error
+	for _, o := range items {
+		if o.labels[v1beta1.LabelNode] == w.node {
+			continue
+		}
+		if err := w.delete(ctx, o.name); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// bgpPatch is the JSON merge patch of a ServiceBGPStatus's whole status.
+// Empty lists are sent as null, which removes them.
+type bgpPatch struct {
 	Status struct {
 		Node             string   `json:"node"`
 		ServiceName      string   `json:"serviceName"`
@@ -486,19 +575,16 @@ type statusPatch struct {
 
 // patchStatus writes the whole status of an existing object and records it.
 func (w *K8s) patchStatus(ctx context.Context, name, key, ns, svc string, st Status) error {
-	var p statusPatch
-	p.Status.Node, p.Status.ServiceName, p.Status.ServiceNamespace = w.node, svc, ns
-	p.Status.Peers, p.Status.Prefixes, p.Status.EstablishedPeers = nilIfEmpty(st.Peers), nilIfEmpty(st.Prefixes), nilIfEmpty(st.EstablishedPeers)
-	body, err := json.Marshal(&p)
+	body, err := json.Marshal(w.kind.patch(w.node, ns, svc, st))
 	if err != nil {
 		return err
 	}
-	err = w.client.Patch(types.MergePatchType).Namespace(w.namespace).Resource(resource).Name(name).SubResource("status").
+	err = w.client.Patch(types.MergePatchType).Namespace(w.namespace).Resource(w.kind.resource).Name(name).SubResource("status").
 		Body(body).Do(ctx).Error()
 	if err != nil {
-		return w.failed("update", fmt.Errorf("update status of ServiceBGPStatus %s/%s for service %s: %w", w.namespace, name, key, err))
+		return w.failed("update", fmt.Errorf("update status of %s %s/%s for service %s: %w", w.kind.name, w.namespace, name, key, err))
 	}
-	w.record(key, held{sum: st.digest(), complete: true}, true)
+	w.record(key, held{sum: st.digest(), complete: true, alone: true}, true)
 	return nil
 }
 

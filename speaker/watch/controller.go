@@ -45,6 +45,14 @@ type Announcer interface {
 	ServiceRoutes(key string) []announce.Route
 }
 
+// L2 receives layer 2 mode's inputs (nil: layer 2 mode off).
+type L2 interface {
+	// ApplyL2 sets one Service's layer 2 announcement; nil: the Service has none (withdraw).
+	ApplyL2(key string, svc *announce.L2Service)
+	// SetL2Nodes sets every Node of the cluster (sorted by name) with its addresses.
+	SetL2Nodes(nodes []announce.L2Node)
+}
+
 // Options configure a Controller.
 type Options struct {
 	NodeName  string
@@ -58,6 +66,14 @@ type Options struct {
 	Status status.Writer
 	// Recorder, if set, receives Events on Services and the Node.
 	Recorder EventRecorder
+	// L2, if set, turns layer 2 mode on: the controller then also watches
+	// L2Advertisements and every Node (not only its own), and tells L2 each
+	// Service's announcement and the Nodes whenever they change, from the
+	// goroutine of Run. ApplyL2 comes only for a change (a Service that never
+	// had an announcement gets no nil); SetL2Nodes before the Services a Node
+	// change affects. A Node change recomputes the layer 2 announcements of
+	// every Service, not their BGP routes.
+	L2 L2
 	// OnSessions, if set, is called with the sessions after every accepted
 	// configuration (the BFD wiring uses it).
 	OnSessions func([]announce.Session)
@@ -113,8 +129,8 @@ func noTweak(*metav1.ListOptions) {}
 // are unchanged had only its status or bookkeeping written (the controller
 // patches IPAddressPool status while it allocates, about once a second): on
 // every node that would recompile the configuration and rewrite the
-// ConfigurationState for nothing. Nodes and Secrets have no generation; every
-// update of theirs counts.
+// ConfigurationState for nothing. Secrets have no generation; every update of
+// theirs counts (Nodes have a handler of their own).
 func configUpdate(old, cur any) bool {
 	o, ok1 := old.(metav1.Object)
 	n, ok2 := cur.(metav1.Object)
@@ -122,7 +138,7 @@ func configUpdate(old, cur any) bool {
 		return true
 	}
 	switch cur.(type) {
-	case *corev1.Node, *corev1.Secret:
+	case *corev1.Secret:
 		return true
 	}
 	// Another UID is another object under the same name (deleted and created
@@ -177,6 +193,7 @@ type Controller struct {
 
 	services, slices, nodes, secrets            cache.SharedIndexInformer
 	pools, ads, peers, communities, bfdProfiles cache.SharedIndexInformer
+	l2ads                                       cache.SharedIndexInformer // nil: layer 2 mode off
 	informers                                   []cache.SharedIndexInformer
 	bySvc                                       sliceIndex // EndpointSlice keys by Service key
 	plan                                        *announce.Plan
@@ -184,6 +201,14 @@ type Controller struct {
 	lastNode                                    *announce.Node
 	good                                        lastGood
 	reported                                    map[objectKey]string // rejected objects -> message reported
+
+	// Layer 2 mode, used by Run's goroutine only.
+	l2       *announce.L2Cluster // nil until a plan is in force
+	l2plan   *announce.Plan      // the plan l2 was built from
+	l2view   []announce.Node     // the Nodes l2 was built from
+	l2nodes  []announce.L2Node   // what SetL2Nodes was last given
+	l2nodeOK bool                // SetL2Nodes was called
+	l2state  map[string]uint64   // a digest of each Service's L2Service last applied
 
 	mu sync.Mutex
 	// state: a digest of the routes each announced Service was last given
@@ -198,14 +223,20 @@ func New(o Options) *Controller {
 		o.Logger = slog.Default()
 	}
 	c := &Controller{o: o, log: o.Logger, q: newQueue(), state: map[string]uint64{}, ips: map[string][]netip.Addr{},
-		good: newLastGood(), reported: map[objectKey]string{}}
+		good: newLastGood(), reported: map[objectKey]string{}, l2state: map[string]uint64{}}
 	c.m = newControllerMetrics(o.Registerer, c)
 	strip := transform
 	c.services = informer(o.Kube, "services", metav1.NamespaceAll, &corev1.Service{}, noTweak)
 	c.slices = informer(o.Kube, "endpointslices", metav1.NamespaceAll, &discoveryv1.EndpointSlice{}, noTweak)
-	c.nodes = informer(o.Kube, "nodes", metav1.NamespaceAll, &corev1.Node{}, func(lo *metav1.ListOptions) {
+	// Layer 2 mode chooses the answering node among all of them; BGP mode
+	// needs only this node's.
+	nodeTweak := func(lo *metav1.ListOptions) {
 		lo.FieldSelector = fields.OneTermEqualSelector("metadata.name", o.NodeName).String()
-	})
+	}
+	if o.L2 != nil {
+		nodeTweak = noTweak
+	}
+	c.nodes = informer(o.Kube, "nodes", metav1.NamespaceAll, &corev1.Node{}, nodeTweak)
 	// BGPPeer password Secrets are of type basic-auth (as in MetalLB); watching
 	// only those keeps every other Secret of the namespace out of memory.
 	c.secrets = informer(o.Kube, "secrets", o.Namespace, &corev1.Secret{}, func(lo *metav1.ListOptions) {
@@ -227,6 +258,9 @@ func New(o Options) *Controller {
 	c.peers = crd("bgppeers", &v1beta2.BGPPeer{})
 	c.communities = crd("communities", &v1beta1.Community{})
 	c.bfdProfiles = crd("bfdprofiles", &v1beta1.BFDProfile{})
+	if o.L2 != nil {
+		c.l2ads = crd("l2advertisements", &v1beta1.L2Advertisement{})
+	}
 
 	svcKey := func(obj any) {
 		if k, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj); err == nil {
@@ -282,10 +316,37 @@ func New(o Options) *Controller {
 		},
 		DeleteFunc: func(any) { c.q.configChanged() },
 	}
-	for _, inf := range []cache.SharedIndexInformer{c.nodes, c.secrets, c.pools, c.ads, c.peers, c.communities, c.bfdProfiles} {
+	cfgInformers := []cache.SharedIndexInformer{c.secrets, c.pools, c.ads, c.peers, c.communities, c.bfdProfiles}
+	if c.l2ads != nil {
+		cfgInformers = append(cfgInformers, c.l2ads)
+	}
+	for _, inf := range cfgInformers {
 		_, _ = inf.AddEventHandler(cfgChanged)
 	}
-	c.informers = []cache.SharedIndexInformer{c.services, c.slices, c.nodes, c.secrets, c.pools, c.ads, c.peers, c.communities, c.bfdProfiles}
+	// This node's changes recompile the configuration; any node's change
+	// recomputes layer 2 mode's announcements only.
+	nodeEvent := func(obj any) {
+		if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+			obj = d.Obj
+		}
+		if n, ok := obj.(*corev1.Node); !ok || n.Name == o.NodeName {
+			c.q.configChanged()
+		}
+		if o.L2 != nil {
+			c.q.nodesChanged()
+		}
+	}
+	_, _ = c.nodes.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: nodeEvent, DeleteFunc: nodeEvent,
+		UpdateFunc: func(old, cur any) {
+			o, ok1 := old.(*corev1.Node)
+			n, ok2 := cur.(*corev1.Node)
+			if !ok1 || !ok2 || nodeChanged(o, n) {
+				nodeEvent(cur)
+			}
+		},
+	})
+	c.informers = append([]cache.SharedIndexInformer{c.services, c.slices, c.nodes}, cfgInformers...)
 	return c
 }
 
@@ -311,20 +372,40 @@ func (c *Controller) Run(ctx context.Context) error {
 			return nil
 		case <-c.q.signal:
 		}
-		keys, cfg := c.q.take()
-		if cfg && c.reconfigure() {
-			keys = c.services.GetIndexer().ListKeys()
-			// Services that vanished while the config was bad still need withdrawing.
-			c.mu.Lock()
-			for k := range c.state {
-				keys = append(keys, k)
-			}
-			c.mu.Unlock()
-			slices.Sort(keys)
-			keys = slices.Compact(keys)
+		keys, cfg, nodes := c.q.take()
+		var sessions []announce.Session
+		reconfigured := false
+		if cfg {
+			sessions, reconfigured = c.reconfigure()
+		}
+		l2all := false
+		if c.o.L2 != nil && (reconfigured || nodes || first) {
+			l2all = c.refreshL2()
+		}
+		if reconfigured {
+			keys = c.allKeys()
 		}
 		for _, k := range keys {
 			c.sync(k)
+		}
+		if l2all && !reconfigured {
+			// A Node changed: layer 2 announcements only.
+			done := map[string]bool{}
+			for _, k := range keys {
+				done[k] = true
+			}
+			for _, k := range c.allKeys() {
+				if !done[k] {
+					c.syncL2(k, c.load(k))
+				}
+			}
+		}
+		if reconfigured {
+			// Sessions change after the routes: a new session starts holding
+			// every route wanted for it. GoBGP sends End-of-RIB right after
+			// what it holds when a session comes up, and a graceful-restart
+			// helper then flushes every route of ours it has not received.
+			c.applySessions(sessions)
 		}
 		if first {
 			first = false
@@ -335,40 +416,61 @@ func (c *Controller) Run(ctx context.Context) error {
 	}
 }
 
+// allKeys returns the key of every Service known or announced (Services that
+// vanished while the configuration was bad still need withdrawing), sorted.
+func (c *Controller) allKeys() []string {
+	keys := c.services.GetIndexer().ListKeys()
+	c.mu.Lock()
+	for k := range c.state {
+		keys = append(keys, k)
+	}
+	c.mu.Unlock()
+	for k := range c.l2state {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return slices.Compact(keys)
+}
+
 // reconfigure compiles the configuration; it returns true when a new plan is in
-// force (and every Service must be recomputed). Bad objects are left out one by
-// one and reported; an object whose newest version is bad but an earlier version
-// was accepted keeps that version while the speaker runs.
-func (c *Controller) reconfigure() bool {
+// force (and every Service must be recomputed), with the BGP sessions of the
+// plan, which the caller applies once the Services are. Bad objects are left
+// out one by one and reported; an object whose newest version is bad but an
+// earlier version was accepted keeps that version while the speaker runs.
+func (c *Controller) reconfigure() ([]announce.Session, bool) {
 	c.m.updates.Inc()
 	nodeObj, ok, _ := c.nodes.GetIndexer().GetByKey(c.o.NodeName)
 	if !ok {
 		c.m.updateErrors.Inc()
 		c.log.Warn("own Node object not found; not announcing", "node", c.o.NodeName)
-		return false
+		return nil, false
 	}
 	node := NodeFrom(nodeObj.(*corev1.Node))
 	objs := c.objects()
 	cfg, plan, problems, kept := c.compile(objs, node)
 	c.report(objs, problems, kept)
 	if c.plan != nil && reflect.DeepEqual(c.lastCfg, &cfg) && reflect.DeepEqual(c.lastNode, &node) {
-		return false
+		return nil, false
 	}
 	c.plan, c.lastCfg, c.lastNode = plan, &cfg, &node
 	sessions := plan.Sessions()
-	if err := c.o.Announcer.SetSessions(sessions); err != nil {
-		c.log.Error("configuring BGP sessions", "err", err)
-	}
-	if c.o.OnSessions != nil {
-		c.o.OnSessions(sessions)
-	}
 	names := make([]string, 0, len(sessions))
 	for _, s := range sessions {
 		names = append(names, s.Name)
 	}
 	ok, why := plan.Eligible()
 	c.log.Info("configuration applied", "sessions", names, "announcing", ok, "reason", why, "rejectedObjects", len(problems))
-	return true
+	return sessions, true
+}
+
+// applySessions hands the plan's BGP sessions to the announcer and to BFD.
+func (c *Controller) applySessions(sessions []announce.Session) {
+	if err := c.o.Announcer.SetSessions(sessions); err != nil {
+		c.log.Error("configuring BGP sessions", "err", err)
+	}
+	if c.o.OnSessions != nil {
+		c.o.OnSessions(sessions)
+	}
 }
 
 // objects snapshots the metallb.io objects from the informer caches.
@@ -395,11 +497,17 @@ func (c *Controller) objects() Objects {
 	for _, o := range c.bfdProfiles.GetStore().List() {
 		objs.BFDProfiles = append(objs.BFDProfiles, o.(*v1beta1.BFDProfile))
 	}
+	if c.l2ads != nil {
+		for _, o := range c.l2ads.GetStore().List() {
+			objs.L2 = append(objs.L2, o.(*v1beta1.L2Advertisement))
+		}
+	}
 	sortByName(objs.Pools)
 	sortByName(objs.Advertisements)
 	sortByName(objs.Peers)
 	sortByName(objs.Communities)
 	sortByName(objs.BFDProfiles)
+	sortByName(objs.L2)
 	return objs
 }
 
@@ -496,31 +604,54 @@ func sortByName[T metav1.Object](l []T) {
 	sort.Slice(l, func(i, j int) bool { return l[i].GetName() < l[j].GetName() })
 }
 
-// sync recomputes one Service and applies the difference.
+// svcInput is one Service as the caches hold it, converted.
+type svcInput struct {
+	svc     *corev1.Service // nil: the Service does not exist
+	foreign bool            // not a Service of this speaker's class
+	eps     []*Slice
+	as      announce.Service // set for an existing Service of this class
+}
+
+// load reads one Service and its EndpointSlices from the caches.
+func (c *Controller) load(key string) svcInput {
+	var in svcInput
+	obj, exists, _ := c.services.GetIndexer().GetByKey(key)
+	if !exists {
+		return in
+	}
+	in.svc = obj.(*Svc).Service()
+	in.foreign = !validation.HandlesService(in.svc, c.o.LoadBalancerClass)
+	if in.foreign {
+		return in
+	}
+	for _, k := range c.bySvc.get(key) {
+		if o, ok, _ := c.slices.GetStore().GetByKey(k); ok {
+			in.eps = append(in.eps, o.(*Slice))
+		}
+	}
+	in.as = ServiceFrom(in.svc, in.eps, c.o.NodeName)
+	return in
+}
+
+// sync recomputes one Service and applies the difference: its BGP routes and
+// its layer 2 announcement.
 func (c *Controller) sync(key string) {
 	if c.plan == nil {
 		return
 	}
+	in := c.load(key)
+	c.syncBGP(key, in)
+	c.syncL2(key, in)
+}
+
+// syncBGP recomputes one Service's routes and applies the difference.
+func (c *Controller) syncBGP(key string, in svcInput) {
 	start := time.Now()
 	c.m.updates.Inc()
-	obj, exists, _ := c.services.GetIndexer().GetByKey(key)
 	var routes []announce.Route
-	var svc *corev1.Service
-	var as announce.Service
-	foreign := false
-	if exists {
-		svc = obj.(*Svc).Service()
-		foreign = !validation.HandlesService(svc, c.o.LoadBalancerClass)
-	}
-	if exists && !foreign {
-		var eps []*Slice
-		for _, k := range c.bySvc.get(key) {
-			if o, ok, _ := c.slices.GetStore().GetByKey(k); ok {
-				eps = append(eps, o.(*Slice))
-			}
-		}
+	svc, as, foreign := in.svc, in.as, in.foreign
+	if svc != nil && !foreign {
 		var err error
-		as = ServiceFrom(svc, eps, c.o.NodeName)
 		routes, err = c.plan.Routes(as)
 		if err != nil {
 			c.m.announceErrors.Inc()

@@ -34,18 +34,49 @@ type fakeAnnouncer struct {
 	mu       sync.Mutex
 	sessions []announce.Session
 	routes   map[string][]announce.Route
+	// started: for each session, the routes held for it (as "key prefix")
+	// when SetSessions first named it.
+	started map[string][]string
+	applies int // calls of Apply
 }
 
 func (f *fakeAnnouncer) SetSessions(s []announce.Session) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	for _, sess := range s {
+		if f.started == nil {
+			f.started = map[string][]string{}
+		}
+		if _, ok := f.started[sess.Name]; ok {
+			continue
+		}
+		held := []string{}
+		for key, routes := range f.routes {
+			for _, r := range routes {
+				if r.Peer == sess.Name {
+					held = append(held, key+" "+r.Prefix.String())
+				}
+			}
+		}
+		slices.Sort(held)
+		f.started[sess.Name] = held
+	}
 	f.sessions = slices.Clone(s)
 	return nil
+}
+
+// heldAtStart returns the routes held for a session when it was first set.
+func (f *fakeAnnouncer) heldAtStart(name string) ([]string, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	r, ok := f.started[name]
+	return r, ok
 }
 
 func (f *fakeAnnouncer) Apply(key string, routes []announce.Route) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.applies++
 	if len(routes) == 0 {
 		delete(f.routes, key)
 	} else {
@@ -150,7 +181,8 @@ func newCluster(objs ...runtime.Object) *cluster {
 	var core []runtime.Object
 	for _, o := range objs {
 		switch o.(type) {
-		case *v1beta1.IPAddressPool, *v1beta2.BGPPeer, *v1beta1.BGPAdvertisement, *v1beta1.Community, *v1beta1.BFDProfile:
+		case *v1beta1.IPAddressPool, *v1beta2.BGPPeer, *v1beta1.BGPAdvertisement, *v1beta1.Community, *v1beta1.BFDProfile,
+			*v1beta1.L2Advertisement:
 			c.source(o).Add(o)
 		default:
 			core = append(core, o)
@@ -219,6 +251,8 @@ func resourceOf(o runtime.Object) string {
 		return "communities"
 	case *v1beta1.BFDProfile:
 		return "bfdprofiles"
+	case *v1beta1.L2Advertisement:
+		return "l2advertisements"
 	}
 	panic(fmt.Sprintf("not a metallb.io object: %T", o))
 }
@@ -435,6 +469,42 @@ func TestControllerFirstSync(t *testing.T) {
 	case <-calls:
 		t.Error("OnFirstSync called twice")
 	default:
+	}
+}
+
+// A BGP session starts only once every route wanted for it is held: with
+// graceful restart the router keeps the previous speaker's routes, stale,
+// until the new session's End-of-RIB, and GoBGP sends End-of-RIB right after
+// the routes it holds when the session comes up. A session started before
+// the Services were computed flushed their routes from the router (a
+// rolling restart on kind withdrew node1 and announced it again). The same
+// holds for a peer added while the speaker runs.
+func TestSessionsStartAfterTheirRoutes(t *testing.T) {
+	var objs []runtime.Object
+	want := []string{}
+	for i := range 50 {
+		name := fmt.Sprintf("svc%02d", i)
+		ip := fmt.Sprintf("203.0.113.%d", 10+i)
+		objs = append(objs, lbService(name, ip, nil), readySlice(name))
+		want = append(want, "default/"+name+" "+ip+"/32")
+	}
+	slices.Sort(want)
+	c := newCluster(append(objs, node1(), pool("prod", created, "203.0.113.0/24"), peer("tor1", "10.0.0.1", nil), advert("all", nil))...)
+	sp := startSpeaker(t, c, "")
+	eventually(t, "tor1's session", func() (bool, any) {
+		got, ok := sp.ann.heldAtStart("tor1")
+		return ok, got
+	})
+	if got, _ := sp.ann.heldAtStart("tor1"); !slices.Equal(got, want) {
+		t.Errorf("tor1's session started holding %d of its %d routes: %v", len(got), len(want), got)
+	}
+	c.source(peer("tor2", "10.0.0.2", nil)).Add(peer("tor2", "10.0.0.2", nil))
+	eventually(t, "tor2's session", func() (bool, any) {
+		got, ok := sp.ann.heldAtStart("tor2")
+		return ok, got
+	})
+	if got, _ := sp.ann.heldAtStart("tor2"); !slices.Equal(got, want) {
+		t.Errorf("tor2's session started holding %d of its %d routes: %v", len(got), len(want), got)
 	}
 }
 

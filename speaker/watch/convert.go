@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
 	"time"
 
@@ -25,6 +26,7 @@ type Objects struct {
 	Peers          []*v1beta2.BGPPeer // read in the storage version
 	Communities    []*v1beta1.Community
 	BFDProfiles    []*v1beta1.BFDProfile
+	L2             []*v1beta1.L2Advertisement
 	// Secret returns a Secret by namespace and name (nil if it does not exist).
 	Secret func(namespace, name string) *corev1.Secret
 	// Namespace is where the speaker reads its objects (default for secret refs).
@@ -34,7 +36,7 @@ type Objects struct {
 // ConfigFrom converts the metallb.io objects into announce's input, object by
 // object. What only the Kubernetes side can check is checked here with the rules
 // the controller shares (internal/validation): a pool's whole spec goes into
-// announce.Pool.Err, a BGPPeer's static checks and its password Secret into
+// announce.Pool.Err, an L2Advertisement's into announce.L2Advertisement.Err, a BGPPeer's static checks and its password Secret into
 // announce.Peer.Err (reported by Compile only on nodes the peer selects). Community
 // objects are checked here and returned as problems: an alias whose value is not a
 // community, or an alias another Community (sorting before it) defines differently.
@@ -61,6 +63,14 @@ func ConfigFrom(o Objects) (announce.Config, []announce.Problem) {
 	}
 	for _, p := range o.Peers {
 		cfg.Peers = append(cfg.Peers, peerFrom(p, o))
+	}
+	for _, a := range o.L2 {
+		s := a.Spec
+		cfg.L2Advertisements = append(cfg.L2Advertisements, announce.L2Advertisement{
+			Name: a.Name, IPAddressPools: s.IPAddressPools, IPAddressPoolSelectors: s.IPAddressPoolSelectors,
+			NodeSelectors: s.NodeSelectors, ServiceSelectors: s.ServiceSelectors, Interfaces: s.Interfaces,
+			PreferredNodeSelectors: len(s.PreferredNodeSelectors), Err: validation.L2Advertisement(a),
+		})
 	}
 	comms := append([]*v1beta1.Community(nil), o.Communities...)
 	sort.Slice(comms, func(i, j int) bool { return comms[i].Name < comms[j].Name })
@@ -164,6 +174,37 @@ func NodeFrom(n *corev1.Node) announce.Node {
 		}
 	}
 	return out
+}
+
+// L2NodeFrom converts a Node for layer 2 mode: its InternalIP addresses, its
+// ExternalIP addresses when it has none.
+func L2NodeFrom(n *corev1.Node) announce.L2Node {
+	out := announce.L2Node{Name: n.Name}
+	for _, t := range []corev1.NodeAddressType{corev1.NodeInternalIP, corev1.NodeExternalIP} {
+		for _, a := range n.Status.Addresses {
+			if a.Type != t {
+				continue
+			}
+			if ip, err := netip.ParseAddr(a.Address); err == nil {
+				out.Addrs = append(out.Addrs, ip.Unmap())
+			}
+		}
+		if len(out.Addrs) > 0 {
+			break
+		}
+	}
+	return out
+}
+
+// endpointNodes returns the nodes with an endpoint that can take traffic,
+// sorted (layer 2 mode's externalTrafficPolicy Local).
+func endpointNodes(sl []*Slice) []string {
+	var out []string
+	for _, s := range sl {
+		out = append(out, s.Nodes...)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // ServiceFrom converts a Service and its EndpointSlices. Only LoadBalancer Services

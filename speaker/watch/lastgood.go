@@ -18,12 +18,13 @@ type lastGood struct {
 	pools       map[string]announce.Pool
 	peers       map[string]announce.Peer // converted: keeps the password of a Secret that went missing
 	ads         map[string]announce.Advertisement
+	l2          map[string]announce.L2Advertisement
 	communities map[string]*v1beta1.Community
 }
 
 func newLastGood() lastGood {
 	return lastGood{pools: map[string]announce.Pool{}, peers: map[string]announce.Peer{},
-		ads: map[string]announce.Advertisement{}, communities: map[string]*v1beta1.Community{}}
+		ads: map[string]announce.Advertisement{}, l2: map[string]announce.L2Advertisement{}, communities: map[string]*v1beta1.Community{}}
 }
 
 // record remembers every object of cfg (converted from objs) that is not bad, and
@@ -50,6 +51,13 @@ func (g *lastGood) record(objs Objects, cfg announce.Config, bad map[objectKey]b
 			g.ads[a.Name] = a
 		}
 	}
+	l2 := map[string]announce.L2Advertisement{}
+	for _, a := range cfg.L2Advertisements {
+		l2[a.Name] = a
+		if !bad[objectKey{announce.KindL2, a.Name}] {
+			g.l2[a.Name] = a
+		}
+	}
 	comms := map[string]*v1beta1.Community{}
 	for _, c := range objs.Communities {
 		comms[c.Name] = c
@@ -60,6 +68,7 @@ func (g *lastGood) record(objs Objects, cfg announce.Config, bad map[objectKey]b
 	prune(g.pools, pools)
 	prune(g.peers, peers)
 	prune(g.ads, ads)
+	prune(g.l2, l2)
 	prune(g.communities, comms)
 }
 
@@ -104,6 +113,12 @@ func (g *lastGood) substitute(objs Objects, bad map[objectKey]bool) (cfg announc
 			cfg.Advertisements[i], subst[k] = prev, true
 		}
 	}
+	for i, a := range cfg.L2Advertisements {
+		k := objectKey{announce.KindL2, a.Name}
+		if prev, ok := g.l2[a.Name]; ok && bad[k] {
+			cfg.L2Advertisements[i], subst[k] = prev, true
+		}
+	}
 	return cfg, subst, problems
 }
 
@@ -120,6 +135,8 @@ func (o Objects) find(k objectKey) runtime.Object {
 		return findByName(o.Communities, k.name)
 	case announce.KindBFDProfile:
 		return findByName(o.BFDProfiles, k.name)
+	case announce.KindL2:
+		return findByName(o.L2, k.name)
 	}
 	return nil
 }

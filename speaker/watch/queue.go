@@ -2,13 +2,15 @@ package watch
 
 import "sync"
 
-// queue collects Service keys to recompute and a flag for configuration changes.
+// queue collects Service keys to recompute and flags for configuration and
+// Node changes.
 // Adding a key that is already queued is free, so a burst of events for one Service
 // costs one recompute.
 type queue struct {
 	mu     sync.Mutex
 	keys   map[string]struct{}
 	config bool
+	nodes  bool
 	signal chan struct{}
 }
 
@@ -37,8 +39,16 @@ func (q *queue) configChanged() {
 	q.poke()
 }
 
+// nodesChanged marks a change of some Node (layer 2 mode reads them all).
+func (q *queue) nodesChanged() {
+	q.mu.Lock()
+	q.nodes = true
+	q.mu.Unlock()
+	q.poke()
+}
+
 // take returns and clears what is queued.
-func (q *queue) take() (keys []string, config bool) {
+func (q *queue) take() (keys []string, config, nodes bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for k := range q.keys {
@@ -46,5 +56,6 @@ func (q *queue) take() (keys []string, config bool) {
 	}
 	clear(q.keys)
 	config, q.config = q.config, false
-	return keys, config
+	nodes, q.nodes = q.nodes, false
+	return keys, config, nodes
 }

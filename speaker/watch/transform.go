@@ -1,6 +1,7 @@
 package watch
 
 import (
+	"maps"
 	"slices"
 
 	corev1 "k8s.io/api/core/v1"
@@ -134,14 +135,40 @@ func health(sl []*Slice, node string) (local, any bool) {
 	return false, any
 }
 
-// transform is the informers' transform: slim Services and EndpointSlices, drop
-// managed fields from everything else.
+// slimNode keeps of a Node what NodeFrom and L2NodeFrom read: name, labels,
+// addresses and the NetworkUnavailable condition without its timestamps. In
+// layer 2 mode the speaker watches every Node, whose status (images, volumes,
+// heartbeat times) takes kilobytes each; and updates that change nothing read
+// here then compare equal (nodeChanged).
+func slimNode(n *corev1.Node) *corev1.Node {
+	out := &corev1.Node{TypeMeta: n.TypeMeta, ObjectMeta: metav1.ObjectMeta{Name: n.Name, UID: n.UID,
+		ResourceVersion: n.ResourceVersion, Labels: n.Labels, DeletionTimestamp: n.DeletionTimestamp}}
+	out.Status.Addresses = n.Status.Addresses
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeNetworkUnavailable {
+			out.Status.Conditions = append(out.Status.Conditions, corev1.NodeCondition{Type: c.Type, Status: c.Status})
+		}
+	}
+	return out
+}
+
+// nodeChanged tells whether an update of a (slimmed) Node changes what the
+// speaker reads of it.
+func nodeChanged(old, cur *corev1.Node) bool {
+	return old.UID != cur.UID || !maps.Equal(old.Labels, cur.Labels) ||
+		!slices.Equal(old.Status.Addresses, cur.Status.Addresses) || !slices.Equal(old.Status.Conditions, cur.Status.Conditions)
+}
+
+// transform is the informers' transform: slim Services, EndpointSlices and
+// Nodes, drop managed fields from everything else.
 func transform(obj any) (any, error) {
 	switch o := obj.(type) {
 	case *corev1.Service:
 		return svcFrom(o), nil
 	case *discoveryv1.EndpointSlice:
 		return sliceFrom(o), nil
+	case *corev1.Node:
+		return slimNode(o), nil
 	case metav1.Object:
 		o.SetManagedFields(nil)
 	}

@@ -11,7 +11,8 @@ import (
 	"github.com/ecmplb/ecmplb/fabric/topology"
 )
 
-// Service is a set of single-hop BFD sessions in one process.
+// Service is a set of BFD sessions in one process, single-hop or multi-hop
+// (topology.BFDProfile.Multihop), at most one from a local address to a peer.
 type Service interface {
 	// Add starts a session from local to peer.
 	Add(local, peer netip.Addr, p topology.BFDProfile) error

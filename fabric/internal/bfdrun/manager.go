@@ -48,16 +48,34 @@ func Profile(p topology.BFDProfile) bfd.Profile {
 		out.DetectMultiplier = p.DetectMultiplier
 	}
 	out.PassiveMode = p.PassiveMode
+	if p.MinimumTTL != 0 {
+		out.MinimumTTL = p.MinimumTTL
+	}
 	return out
 }
 
-func key(local, peer netip.Addr) bfd.PeerKey {
-	return bfd.PeerKey{Local: local.Unmap(), Peer: peer.Unmap()}
+// key is a session's key: single-hop, or multi-hop (RFC 5883, UDP 4784) as the
+// profile says.
+func key(local, peer netip.Addr, p topology.BFDProfile) bfd.PeerKey {
+	return bfd.PeerKey{Local: local.Unmap(), Peer: peer.Unmap(), MultiHop: p.Multihop}
+}
+
+// keyOf is the key of the session from local to peer that Add started (a
+// single-hop one when there is none, for the bfd package's error).
+func (s *manager) keyOf(local, peer netip.Addr) bfd.PeerKey {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k := range s.profiles {
+		if k.Local == local.Unmap() && k.Peer == peer.Unmap() {
+			return k
+		}
+	}
+	return key(local, peer, topology.BFDProfile{})
 }
 
 // Add implements Service.
 func (s *manager) Add(local, peer netip.Addr, p topology.BFDProfile) error {
-	k := key(local, peer)
+	k := key(local, peer, p)
 	if err := s.m.AddPeer(k, Profile(p)); err != nil {
 		return err
 	}
@@ -70,7 +88,7 @@ func (s *manager) Add(local, peer netip.Addr, p topology.BFDProfile) error {
 
 // Remove implements Service.
 func (s *manager) Remove(local, peer netip.Addr) error {
-	k := key(local, peer)
+	k := s.keyOf(local, peer)
 	s.mu.Lock()
 	wasDown := s.adminDown[k]
 	delete(s.profiles, k)
@@ -87,7 +105,7 @@ func (s *manager) Remove(local, peer netip.Addr) error {
 // AdminDown) and enabling adds it again, with a new discriminator, as a
 // router does when an operator toggles BFD on an interface.
 func (s *manager) SetAdminDown(local, peer netip.Addr, down bool) error {
-	k := key(local, peer)
+	k := s.keyOf(local, peer)
 	s.mu.Lock()
 	p, known := s.profiles[k]
 	was := s.adminDown[k]
@@ -117,7 +135,7 @@ func (s *manager) SetAdminDown(local, peer netip.Addr, down bool) error {
 
 // Mute implements Service.
 func (s *manager) Mute(local, peer netip.Addr, muted bool) error {
-	return s.m.Mute(key(local, peer), muted)
+	return s.m.Mute(s.keyOf(local, peer), muted)
 }
 
 // Changes implements Service.
@@ -169,12 +187,13 @@ func (s *manager) Sessions() []control.BFDSession {
 			LastChange:    i.LastChange,
 			PacketsIn:     i.PacketsIn,
 			PacketsOut:    i.PacketsOut,
+			Multihop:      i.Key.MultiHop,
 		})
 	}
 	s.mu.Lock()
 	for k := range s.adminDown {
 		out = append(out, control.BFDSession{Local: k.Local, Peer: k.Peer, State: bfd.StateAdminDown.String(),
-			LocalDiag: bfd.DiagAdminDown.String()})
+			LocalDiag: bfd.DiagAdminDown.String(), Multihop: k.MultiHop})
 	}
 	s.mu.Unlock()
 	sort.Slice(out, func(i, j int) bool {

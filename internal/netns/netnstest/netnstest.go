@@ -95,3 +95,17 @@ func NS(t testing.TB, lab *netns.Lab, role string) string {
 	}
 	return name
 }
+
+// RequireRootLabEnv, when set (CI sets it), makes RootLab fail a test that
+// cannot run for want of root instead of skipping it.
+const RequireRootLabEnv = "ECMPLB_REQUIRE_ROOTLAB"
+
+// RootLab is Lab for tests that must not go unrun where they are required:
+// without root it skips t, or fails it when RequireRootLabEnv is set.
+func RootLab(t testing.TB) *netns.Lab {
+	t.Helper()
+	if os.Geteuid() != 0 && os.Getenv(RequireRootLabEnv) != "" {
+		t.Fatalf("%s is set but the test does not run as root (network namespaces need it)", RequireRootLabEnv)
+	}
+	return Lab(t)
+}

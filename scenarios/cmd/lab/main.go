@@ -5,7 +5,9 @@
 // runs a hard-failure drill with and without BFD; writes a report to
 // reports/out/; and tears everything down on exit or interrupt.
 //
-// With -nodes and -services it runs the scale check instead.
+// With -nodes and -services it runs the scale check instead; with -l2-bench
+// the layer 2 bench (make bench-l2: spread and failover of Service IPs
+// answered by ARP on the L2 segment).
 package main
 
 import (
@@ -19,6 +21,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ecmplb/ecmplb/scenarios/backend"
 	"github.com/ecmplb/ecmplb/scenarios/lab"
 )
 
@@ -34,6 +37,10 @@ func main() {
 		noStatus = flag.Bool("no-service-status", false, "scale check: run the speakers with --service-status=false (no ServiceBGPStatus objects; printed in the output)")
 		verbose  = flag.Bool("v", false, "log progress of the lab's machinery")
 		hold     = flag.Bool("hold", false, "keep the lab up after the drills until Ctrl-C, to inspect it")
+		l2Bench  = flag.Bool("l2-bench", false, "layer 2 bench: spread of the Service IPs over the nodes and failover time (-nodes default 5, -services default 100)")
+		trials   = flag.Int("trials", 20, "layer 2 bench: failover trials")
+		l2Fault  = flag.String("fault", string(backend.FaultLinkCut), "layer 2 bench: the failure of each trial: cut-link (node down: every link), freeze-node or freeze-speaker")
+		seed     = flag.Uint64("seed", 0, "layer 2 bench: seed of the random Services and phases (0: from the clock; printed)")
 	)
 	flag.Parse()
 	level := slog.LevelWarn
@@ -46,9 +53,13 @@ func main() {
 	defer stop()
 	cfg := lab.Config{BinDir: *binDir, KeepDir: *keep, Logger: log}
 	var err error
-	if *nodes > 0 || *services > 0 {
+	switch {
+	case *l2Bench:
+		err = lab.RunL2Bench(ctx, cfg, lab.L2BenchOptions{Nodes: *nodes, Services: *services, Trials: *trials,
+			Fault: backend.FaultKind(*l2Fault), Seed: *seed, Out: os.Stdout})
+	case *nodes > 0 || *services > 0:
 		err = lab.RunScale(ctx, cfg, lab.ScaleOptions{Nodes: *nodes, Services: *services, EndpointsPerService: *perSvc, NoServiceStatus: *noStatus, ClusterPolicy: *cluster, Out: os.Stdout})
-	} else {
+	default:
 		err = runReference(ctx, cfg, *out, *hold)
 	}
 	if err != nil {

@@ -177,6 +177,10 @@ func (l *Lab) StartSpeaker(argv []string, env []string, logPath string) error {
 	return nil
 }
 
+// ForwarderLog lists the latest connections from the speaker's namespace to
+// the apiserver (nsforward.Forwarder.Log), for a failure message.
+func (l *Lab) ForwarderLog() []string { return l.fwd.Log() }
+
 // SpeakerPID is the speaker's process id (ip netns exec replaces itself with it).
 func (l *Lab) SpeakerPID() int { return l.speaker.Process.Pid }
 

@@ -1,4 +1,4 @@
-package frrlab
+package netns_test
 
 import (
 	"net"
@@ -17,7 +17,7 @@ import (
 
 // TestWatchFIB: a bgp route added, replaced, deleted and added again within
 // microseconds shows as four events in order (a poller would see one route
-// throughout); a static route is not bgpd's and is left out; FIBRoutes dumps
+// throughout); a static route is not a BGP route and is left out; FIBRoutes dumps
 // what is there.
 func TestWatchFIB(t *testing.T) {
 	if testing.Short() {
@@ -28,7 +28,7 @@ func TestWatchFIB(t *testing.T) {
 	if err := lab.Link(a, "elbfa"+lab.ID(), []string{"10.0.0.1/24"}, b, "elbfb"+lab.ID(), []string{"10.0.0.2/24", "10.0.0.3/24"}); err != nil {
 		t.Fatal(err)
 	}
-	w, err := WatchFIB(a)
+	w, err := netns.WatchFIB(a)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +63,7 @@ func TestWatchFIB(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := w.WaitFor(5*time.Second, func(evs []FIBEvent) bool { return len(evs) >= 4 }); err != nil {
+	if err := w.WaitFor(5*time.Second, func(evs []netns.FIBEvent) bool { return len(evs) >= 4 }); err != nil {
 		t.Fatal(err)
 	}
 	evs, err := w.Events()
@@ -72,7 +72,7 @@ func TestWatchFIB(t *testing.T) {
 	}
 	p := netip.MustParsePrefix("203.0.113.5/32")
 	hop := func(s string) []netip.Addr { return []netip.Addr{netip.MustParseAddr(s)} }
-	want := []FIBEvent{
+	want := []netns.FIBEvent{
 		{Prefix: p, NextHops: hop("10.0.0.2")},
 		{Prefix: p, NextHops: hop("10.0.0.3")},
 		{Prefix: p, NextHops: hop("10.0.0.3"), Delete: true},
@@ -89,7 +89,7 @@ func TestWatchFIB(t *testing.T) {
 	if got := w.Since(evs[2].At); len(got) != 2 || !got[0].Delete {
 		t.Errorf("Since(the delete) = %v", got)
 	}
-	routes, err := FIBRoutes(a)
+	routes, err := netns.FIBRoutes(a)
 	if err != nil {
 		t.Fatal(err)
 	}
