@@ -40,15 +40,7 @@ func TestNeighWatch(t *testing.T) {
 	defer w.Close()
 	send := func(to netip.Addr) {
 		t.Helper()
-		if err := netns.Do(a, func() error {
-			c, err := net.Dial("udp", netip.AddrPortFrom(to, 9).String())
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			_, err = c.Write([]byte("x"))
-			return err
-		}); err != nil {
+		if err := netns.Probe(a, to); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -138,15 +138,7 @@ func TestNeighbor(t *testing.T) {
 		if _, ok, err := netns.LookupNeighbor(a, "na0", peer); err != nil || ok {
 			t.Fatalf("entry before any traffic: %v, %v", ok, err)
 		}
-		if err := netns.Do(a, func() error {
-			c, err := net.Dial("udp", netip.AddrPortFrom(peer, 9).String())
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			_, err = c.Write([]byte("x"))
-			return err
-		}); err != nil {
+		if err := netns.Probe(a, peer); err != nil {
 			t.Fatal(err)
 		}
 		deadline := time.Now().Add(5 * time.Second)
