@@ -89,26 +89,22 @@ func fibEvent(rt netlink.Route, del bool, at time.Time) (FIBEvent, bool) {
 // next-hops.
 func FIBRoutes(ns string) (map[netip.Prefix][]netip.Addr, error) {
 	out := map[netip.Prefix][]netip.Addr{}
-	nh, err := vnetns.GetFromPath(Path(ns))
-	if err != nil {
-		return nil, fmt.Errorf("netns %s: %w", ns, err)
-	}
-	defer nh.Close()
-	h, err := netlink.NewHandleAt(nh)
-	if err != nil {
-		return nil, fmt.Errorf("netns %s: netlink: %w", ns, err)
-	}
-	defer h.Close()
-	for _, fam := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
-		routes, err := h.RouteListFiltered(fam, &netlink.Route{Protocol: unix.RTPROT_BGP}, netlink.RT_FILTER_PROTOCOL)
-		if err != nil {
-			return nil, fmt.Errorf("netns %s: list routes: %w", ns, err)
-		}
-		for _, rt := range routes {
-			if e, ok := fibEvent(rt, false, time.Time{}); ok {
-				out[e.Prefix] = e.NextHops
+	err := withHandle(ns, func(h *netlink.Handle) error {
+		for _, fam := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
+			routes, err := h.RouteListFiltered(fam, &netlink.Route{Protocol: unix.RTPROT_BGP}, netlink.RT_FILTER_PROTOCOL)
+			if err != nil {
+				return fmt.Errorf("netns %s: list routes: %w", ns, err)
+			}
+			for _, rt := range routes {
+				if e, ok := fibEvent(rt, false, time.Time{}); ok {
+					out[e.Prefix] = e.NextHops
+				}
 			}
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }

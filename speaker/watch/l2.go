@@ -27,7 +27,7 @@ func (c *Controller) refreshL2() bool {
 	slices.SortFunc(view, func(a, b announce.Node) int { return strings.Compare(a.Name, b.Name) })
 	slices.SortFunc(l2nodes, func(a, b announce.L2Node) int { return strings.Compare(a.Name, b.Name) })
 	if !c.l2nodeOK || !reflect.DeepEqual(l2nodes, c.l2nodes) {
-		c.o.L2.SetL2Nodes(slices.Clone(l2nodes))
+		c.o.L2.SetL2Nodes(l2nodes) // the runtime keeps its own copy
 		c.l2nodes, c.l2nodeOK = l2nodes, true
 	}
 	if c.plan == nil || (c.l2 != nil && c.l2plan == c.plan && reflect.DeepEqual(view, c.l2view)) {

@@ -299,7 +299,6 @@ func (r *Runtime) heard(node string, at time.Time) {
 type state struct {
 	table              *liveness.Table
 	started, lastHeard time.Time
-	view               liveness.View
 	dec                Decision
 	services           []*announce.L2Service // by key
 	// peers are the other nodes' heartbeat addresses; peersSent what the
@@ -464,7 +463,6 @@ func (r *Runtime) step(s *state) time.Time {
 	if r.o.Heartbeat != nil && leaseView != nil {
 		r.o.Heartbeat.SetRenewing(leaseView.Answer)
 	}
-	s.view = v
 	decChanged := d.Answer != s.dec.Answer || d.Alone != s.dec.Alone || d.LeaseFenced != s.dec.LeaseFenced || !slices.Equal(d.Alive, s.dec.Alive)
 	if decChanged {
 		r.logDecision(s.dec, d)
