@@ -83,7 +83,11 @@ func (s *session) step(f func(now time.Time) output) {
 		stale.Close()
 	}
 	if resolve {
-		go s.resolveEcho()
+		if ie, ok := s.m.tr.(inlineEcho); ok && ie.echoResolvesInline() {
+			s.resolveEcho()
+		} else {
+			go s.resolveEcho()
+		}
 	}
 }
 

@@ -54,6 +54,12 @@ type transport interface {
 	dialEcho(local netip.Addr, srcPort uint16, peer netip.Addr) (sender, error)
 }
 
+// inlineEcho is implemented by a transport whose listenEcho and dialEcho
+// never block (the in-memory one of the tests): a session then resolves its
+// echo path in the step that wants it instead of in a goroutine, so a fake
+// clock cannot run timers between the two.
+type inlineEcho interface{ echoResolvesInline() bool }
+
 // sender sends one session's packets.
 type sender interface {
 	send(b []byte) error
