@@ -215,7 +215,12 @@ func Run(ctx context.Context, c Config) error {
 				return err
 			}
 		}
-		l2, err := startL2(ctx, c.L2, c.NodeName, log, reg, recorder, sink, func() { close(settled) }, leases, c.Namespace)
+		var events serviceEvents
+		if recorder != nil {
+			// ctrl is set below, before its Run hands layer 2 mode a Service.
+			events = func(key, reason, msg string) { ctrl.ServiceEvent(key, reason, msg) }
+		}
+		l2, err := startL2(ctx, c.L2, c.NodeName, log, reg, events, sink, func() { close(settled) }, leases, c.Namespace)
 		if err != nil {
 			return err
 		}

@@ -9,14 +9,11 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/ecmplb/ecmplb/speaker/l2/heartbeat"
 	"github.com/ecmplb/ecmplb/speaker/l2/liveness/lease"
 	"github.com/ecmplb/ecmplb/speaker/l2/mode"
 	"github.com/ecmplb/ecmplb/speaker/l2/responder"
-	"github.com/ecmplb/ecmplb/speaker/watch"
 )
 
 // L2Config configures layer 2 mode.
@@ -51,10 +48,10 @@ type l2Mode struct {
 }
 
 // startL2 builds and runs layer 2 mode until ctx ends or stop is called.
-// status, recorder and settled may be nil; settled is called once the
+// status, events and settled may be nil; settled is called once the
 // runtime made its first choice with every input (mode.Options.OnSettled).
 func startL2(ctx context.Context, c L2Config, node string, log *slog.Logger, reg prometheus.Registerer,
-	recorder watch.EventRecorder, status mode.StatusSink, settled func(), leases lease.Leases, namespace string) (*l2Mode, error) {
+	events serviceEvents, status mode.StatusSink, settled func(), leases lease.Leases, namespace string) (*l2Mode, error) {
 	if c.Interval == 0 {
 		c.Interval = DefaultL2Interval
 	}
@@ -87,8 +84,8 @@ func startL2(ctx context.Context, c L2Config, node string, log *slog.Logger, reg
 		o.Lease = &mode.LeaseOptions{Leases: leases, Namespace: namespace, Period: c.LeasePeriod,
 			Liveness: mode.DefaultLeaseLiveness(c.LeasePeriod)}
 	}
-	if recorder != nil {
-		o.Events = serviceEvents{recorder}
+	if events != nil {
+		o.Events = events
 	}
 	if rt, err = mode.New(o); err != nil {
 		_ = resp.Close()
@@ -106,11 +103,9 @@ func startL2(ctx context.Context, c L2Config, node string, log *slog.Logger, reg
 	return &l2Mode{Runtime: rt, stop: func() { cancel(); <-done }}, nil
 }
 
-// serviceEvents records Events on a Service by its key. The reference
-// carries no UID: layer 2 mode knows the Service by namespace/name only.
-type serviceEvents struct{ rec watch.EventRecorder }
+// serviceEvents records layer 2 mode's Events on a Service by its key,
+// through the watch's cached Service (watch.Controller.ServiceEvent), so
+// they carry its UID.
+type serviceEvents func(key, reason, msg string)
 
-func (e serviceEvents) ServiceEvent(key, reason, msg string) {
-	ns, name, _ := strings.Cut(key, "/")
-	e.rec.Eventf(&corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}, corev1.EventTypeNormal, reason, "%s", msg)
-}
+func (e serviceEvents) ServiceEvent(key, reason, msg string) { e(key, reason, msg) }

@@ -788,6 +788,18 @@ func (c *Controller) event(obj runtime.Object, typ, reason, format string, args 
 	}
 }
 
+// ServiceEvent records a Normal Event on the Service of key as cached, so
+// the Event carries its UID (kubectl describe lists Events by UID). It
+// records nothing for a Service no longer in the cache: its Events would
+// show on no object.
+func (c *Controller) ServiceEvent(key, reason, msg string) {
+	obj, exists, _ := c.services.GetIndexer().GetByKey(key)
+	if !exists {
+		return
+	}
+	c.event(obj.(*Svc).Service(), corev1.EventTypeNormal, reason, "%s", msg)
+}
+
 // EventRecorder takes Events about objects (internal/events in the speaker).
 type EventRecorder interface {
 	Eventf(obj runtime.Object, typ, reason, format string, args ...any)

@@ -17,6 +17,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
@@ -126,7 +127,10 @@ func (f *fakeAnnouncer) announced(key string) []string {
 }
 
 // event is one recorded Event.
-type event struct{ kind, name, typ, reason, msg string }
+type event struct {
+	kind, name, typ, reason, msg string
+	uid                          types.UID
+}
 
 // fakeRecorder records Events with the kind of the object they are on.
 type fakeRecorder struct {
@@ -136,12 +140,12 @@ type fakeRecorder struct {
 
 func (r *fakeRecorder) Event(obj runtime.Object, typ, reason, msg string) {
 	kind := reflect.TypeOf(obj).Elem().Name()
-	name := ""
+	name, uid := "", types.UID("")
 	if m, ok := obj.(metav1.Object); ok {
-		name = m.GetName()
+		name, uid = m.GetName(), m.GetUID()
 	}
 	r.mu.Lock()
-	r.events = append(r.events, event{kind, name, typ, reason, msg})
+	r.events = append(r.events, event{kind, name, typ, reason, msg, uid})
 	r.mu.Unlock()
 }
 
@@ -274,9 +278,10 @@ func (c *cluster) sourceFor(resource string) *fcache.FakeControllerSource {
 
 // speaker is a running Controller on node n1 of a cluster.
 type speaker struct {
-	ann *fakeAnnouncer
-	rec *fakeRecorder
-	reg *prometheus.Registry
+	ctrl *Controller
+	ann  *fakeAnnouncer
+	rec  *fakeRecorder
+	reg  *prometheus.Registry
 }
 
 func startSpeaker(t *testing.T, c *cluster, class string) *speaker {
@@ -306,6 +311,7 @@ func startSpeakerOpts(t *testing.T, c *cluster, mut func(*Options, *speaker)) *s
 		mut(&o, sp)
 	}
 	ctrl := New(o)
+	sp.ctrl = ctrl
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- ctrl.Run(ctx) }()
@@ -440,6 +446,28 @@ func TestControllerAppliesConfigAndWithdraws(t *testing.T) {
 	c.mu.Unlock()
 	if len(lists) == 0 || lists[0] != "type="+validation.PasswordSecretType {
 		t.Errorf("Secret lists used field selectors %q, want type=%s", lists, validation.PasswordSecretType)
+	}
+}
+
+// ServiceEvent (layer 2 mode's Events) records on the cached Service, UID
+// included, which kubectl describe needs to list the Event; a Service gone
+// from the cache gets none.
+func TestServiceEventCarriesUID(t *testing.T) {
+	c := newCluster(node1(), pool("prod", created, "203.0.113.0/24"), peer("tor1", "10.0.0.1", nil), advert("all", nil),
+		lbService("web", "203.0.113.5", func(s *corev1.Service) { s.UID = "uid-web" }), readySlice("web"))
+	sp := startSpeaker(t, c, "")
+	eventually(t, "routes", func() (bool, any) {
+		got := sp.ann.announced("default/web")
+		return len(got) == 1, got
+	})
+	sp.ctrl.ServiceEvent("default/web", "nodeAssigned", `announcing from node "n1" with protocol "layer2"`)
+	sp.ctrl.ServiceEvent("default/gone", "nodeAssigned", "x")
+	ev, ok := sp.rec.find("Service", "web", "nodeAssigned")
+	if !ok || ev.uid != "uid-web" || ev.typ != corev1.EventTypeNormal || ev.msg != `announcing from node "n1" with protocol "layer2"` {
+		t.Fatalf("event %+v (found %v), want a Normal nodeAssigned Event on UID uid-web", ev, ok)
+	}
+	if ev, ok := sp.rec.find("Service", "gone", "nodeAssigned"); ok {
+		t.Fatalf("event on a Service not in the cache: %+v", ev)
 	}
 }
 
