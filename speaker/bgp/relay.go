@@ -46,6 +46,9 @@ type relay struct {
 	// ending: the connection to the peer is half closed (closeAfterPeer);
 	// GoBGP's messages are dropped until the peer closes its side.
 	ending atomic.Bool
+	// writing is held (a token in it) around every write to the peer, so
+	// the half close falls between two messages, never inside one.
+	writing chan struct{}
 	ctx    context.Context
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -155,7 +158,7 @@ func relayConfigOf(spec announce.Session) relayConfig {
 func startRelay(p relayParams) transport {
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &relay{relayParams: p, kickCh: make(chan struct{}, 1), closeCh: make(chan struct{}),
-		ctx: ctx, cancel: cancel, done: make(chan struct{})}
+		writing: make(chan struct{}, 1), ctx: ctx, cancel: cancel, done: make(chan struct{})}
 	go r.run()
 	return r
 }
@@ -185,10 +188,9 @@ func (r *relay) kick() {
 }
 
 func (r *relay) close(grace time.Duration) {
-	if !r.closing.CompareAndSwap(false, true) {
+	if !r.startClose() {
 		return
 	}
-	close(r.closeCh)
 	r.mu.Lock()
 	piping := r.peer != nil
 	r.mu.Unlock()
@@ -196,44 +198,64 @@ func (r *relay) close(grace time.Duration) {
 		r.cancel()
 		return
 	}
-	go func() {
-		t := time.NewTimer(grace)
-		defer t.Stop()
-		select {
-		case <-r.done:
-		case <-t.C:
-		}
-		r.cancel()
-	}()
+	go r.cancelAfter(time.NewTimer(grace), "")
 }
 
 // closeAfterPeer sends the peer a FIN and waits for the peer's: a peer
 // closes its end when it has taken the session down, which for a
 // graceful-restart helper means it has marked our routes stale and keeps
 // them. Whoever acts on the session's end afterwards (BFD going AdminDown)
-// then acts on a session the peer already holds as restarting.
+// then acts on a session the peer already holds as restarting. The FIN
+// follows the message being written, if any (see writing).
 func (r *relay) closeAfterPeer(bound time.Duration) {
-	if !r.closing.CompareAndSwap(false, true) {
+	if !r.startClose() {
 		return
 	}
-	close(r.closeCh)
 	r.mu.Lock()
-	peer := r.peer
-	if peer != nil {
-		r.ending.Store(true)
-	}
+	tc, _ := r.peer.(*net.TCPConn)
 	r.mu.Unlock()
-	tc, ok := peer.(*net.TCPConn)
-	if !ok || tc.CloseWrite() != nil {
+	if tc == nil {
 		r.cancel()
 		return
 	}
 	t := time.NewTimer(bound)
+	select {
+	case r.writing <- struct{}{}:
+	case <-t.C: // a write to a peer that reads nothing: give up
+		r.log.Info("the peer did not take the message in flight in time", "bound", bound)
+		r.cancel()
+		return
+	}
+	r.ending.Store(true)
+	err := tc.CloseWrite()
+	<-r.writing
+	if err != nil {
+		t.Stop()
+		r.cancel()
+		return
+	}
+	r.cancelAfter(t, "the peer did not close its side of the connection in time")
+}
+
+// startClose marks the relay closing; false if it already was.
+func (r *relay) startClose() bool {
+	if !r.closing.CompareAndSwap(false, true) {
+		return false
+	}
+	close(r.closeCh)
+	return true
+}
+
+// cancelAfter ends the relay when its session loop has ended or t fires,
+// whichever comes first (logging late, if set, in the second case).
+func (r *relay) cancelAfter(t *time.Timer, late string) {
 	defer t.Stop()
 	select {
-	case <-r.done: // the peer closed its side: the session loop saw the end
+	case <-r.done:
 	case <-t.C:
-		r.log.Info("the peer did not close its side of the connection in time", "bound", bound)
+		if late != "" {
+			r.log.Info(late)
+		}
 	}
 	r.cancel()
 }
@@ -327,7 +349,7 @@ func (r *relay) session() (time.Duration, error) {
 		r.peer = nil
 		r.mu.Unlock()
 	}()
-	if _, err := peer.Write(open); err != nil {
+	if err := r.writePeer(peer, open); err != nil {
 		return 0, fmt.Errorf("send OPEN: %w", err)
 	}
 	errc := make(chan error, 2)
@@ -442,21 +464,27 @@ func (r *relay) toPeer(g, peer net.Conn, local netip.Addr) error {
 			return fmt.Errorf("reading the local bgp instance: %w", err)
 		}
 		buf = m
-		if r.ending.Load() {
-			continue // half closed: nothing more goes to the peer
-		}
 		if msgType(m) == msgUpdate {
 			if err := rewriteNextHops(m, hopLoopback, local); err != nil {
 				return fmt.Errorf("update from the local bgp instance: %w", err)
 			}
 		}
-		if _, err := peer.Write(m); err != nil {
-			if r.ending.Load() {
-				continue // the half close raced this write
-			}
+		if err := r.writePeer(peer, m); err != nil {
 			return fmt.Errorf("writing the peer: %w", err)
 		}
 	}
+}
+
+// writePeer writes one message to the peer whole, unless the connection is
+// half closed (the message is then dropped).
+func (r *relay) writePeer(peer net.Conn, m []byte) error {
+	r.writing <- struct{}{}
+	defer func() { <-r.writing }()
+	if r.ending.Load() {
+		return nil // half closed: nothing more goes to the peer
+	}
+	_, err := peer.Write(m)
+	return err
 }
 
 // sockopts sets TCP MD5 (key for addr) and the TTL on a socket before it connects.

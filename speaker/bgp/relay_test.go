@@ -2,9 +2,14 @@ package bgp
 
 import (
 	"bytes"
+	"encoding/binary"
+	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
+	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -347,4 +352,73 @@ func TestRelayGracefulCloseWaitsForThePeer(t *testing.T) {
 			t.Fatal("the close of an unconnected relay waited")
 		}
 	})
+}
+
+// The half close of a graceful stop comes after the message being written
+// to the peer, never inside it: with the pipe full (the peer not reading and
+// the relay blocked in a write), the peer still reads whole messages up to
+// the end of the connection. A FIN inside a message would leave the peer
+// a truncated one.
+func TestRelayHalfCloseAfterTheMessageInFlight(t *testing.T) {
+	for round := range 5 {
+		e := newRelayEnds(t)
+		r := e.start(t, "").(*relay)
+		peer, g := e.establish(t)
+		// An UPDATE of 3,998 withdrawn /32s (5 bytes each, 4,009 bytes in all).
+		const n = 3990 / 5
+		withdrawn := make([]byte, 0, 5*n)
+		for i := range n {
+			withdrawn = append(withdrawn, 32, 10, byte(i>>8), byte(i), 1)
+		}
+		upd := make([]byte, 19, 19+2+len(withdrawn)+2)
+		for i := range 16 {
+			upd[i] = 0xff
+		}
+		upd[18] = msgUpdate
+		upd = binary.BigEndian.AppendUint16(upd, uint16(len(withdrawn)))
+		upd = append(upd, withdrawn...)
+		upd = binary.BigEndian.AppendUint16(upd, 0)
+		binary.BigEndian.PutUint16(upd[16:], uint16(len(upd)))
+		// Fill the pipe until GoBGP's side cannot write any more: the relay
+		// is then blocked writing to the peer.
+		for {
+			_ = g.SetWriteDeadline(time.Now().Add(200 * time.Millisecond))
+			if _, err := g.Write(upd); err != nil {
+				if !errors.Is(err, os.ErrDeadlineExceeded) {
+					t.Fatal(err)
+				}
+				break
+			}
+		}
+		done := make(chan struct{})
+		go func() {
+			r.closeAfterPeer(5 * time.Second)
+			close(done)
+		}()
+		// Until the relay took the close, the peer does not read.
+		deadline := time.Now().Add(5 * time.Second)
+		for !r.closing.Load() {
+			if time.Now().After(deadline) {
+				t.Fatal("the close did not start")
+			}
+			runtime.Gosched()
+		}
+		_ = peer.SetReadDeadline(time.Now().Add(10 * time.Second))
+		msgs := 0
+		for {
+			m, err := readMessage(peer, nil)
+			if err != nil {
+				if !errors.Is(err, io.EOF) {
+					t.Fatalf("round %d: after %d whole messages: %v", round, msgs, err)
+				}
+				break
+			}
+			if !bytes.Equal(m, upd) {
+				t.Fatalf("round %d: message %d differs from the UPDATE sent", round, msgs)
+			}
+			msgs++
+		}
+		peer.Close()
+		<-done
+	}
 }
