@@ -49,9 +49,9 @@ type relay struct {
 	// writing is held (a token in it) around every write to the peer, so
 	// the half close falls between two messages, never inside one.
 	writing chan struct{}
-	ctx    context.Context
-	cancel context.CancelFunc
-	done   chan struct{}
+	ctx     context.Context
+	cancel  context.CancelFunc
+	done    chan struct{}
 
 	// kickedAt: when BFD last reported the peer reachable (unix ns; 0:
 	// never); for eagerWindow after it the retry backoff stays under
