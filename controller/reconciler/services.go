@@ -156,12 +156,8 @@ func (c *Controller) syncService(ctx context.Context, svc *corev1.Service, as al
 		return err
 	}
 	if newRV != "" {
-		if !writeIPs {
-			got.IPs = slices.Clone(cur.IPs)
-		}
-		if pool == "" {
-			got.Pool = cur.Pool
-		}
+		// got is the object as the patch left it (both fields, whichever
+		// were written): the truth at newRV.
 		w = w.Wrote(svc.ResourceVersion, newRV, got)
 		c.mu.Lock()
 		c.written[key] = w
