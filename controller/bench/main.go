@@ -448,6 +448,13 @@ func (b *bench) run(ctx context.Context, backlog, burst, workers int) error {
 		return err
 	}
 	fmt.Printf("floor: List of the %d Services %.3fs (bare client, protobuf, fastest of 3)\n", listedAll, listAll.Seconds())
+	for _, limit := range []int64{1000, 5000} {
+		if d, n, err := pagedListTime(ctx, b.cs, limit); err == nil {
+			fmt.Printf("diagnostics: the same %d Services in consistent pages of %d (bare client, fastest of 3): %.3fs\n", n, limit, d.Seconds())
+		} else {
+			fmt.Printf("diagnostics: paged list: %v\n", err)
+		}
+	}
 	if d, n, err := watchListTime(ctx, b.cs); err == nil {
 		fmt.Printf("diagnostics: the same %d Services as a watch stream up to the initial-events bookmark (how an informer with WatchListClient syncs): %.3fs\n", n, d.Seconds())
 	} else {
