@@ -533,6 +533,12 @@ func (r *Runtime) updatePeers(s *state) {
 	if slices.Equal(want, s.peersSent) { // the heartbeat starts with none
 		return
 	}
+	if len(s.peersSent) == 0 && len(want) > 0 {
+		// The heartbeats start now: until now this node heard no one because
+		// it asked no one, so silences count from now (it is not alone
+		// before the others had Threshold to answer).
+		s.lastHeard = r.o.Clock.Now()
+	}
 	s.peersSent = want
 	if r.o.Heartbeat != nil {
 		r.o.Heartbeat.SetPeers(want)

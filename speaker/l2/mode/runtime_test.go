@@ -392,3 +392,32 @@ func TestHeartbeatsOnlyWithL2Services(t *testing.T) {
 		t.Fatalf("heartbeat peers %v after the last layer 2 Service went", p)
 	}
 }
+
+// The first layer 2 Service starts the heartbeats; until then a speaker
+// that heard no one was alone only because it asked no one. It must not
+// answer the new Service alone (a gratuitous ARP that it withdraws a step
+// later misleads the clients) until the others had Threshold to answer.
+func TestFirstServiceWaitsForHeartbeats(t *testing.T) {
+	g := newRig(t, "a")
+	g.r.SetL2Nodes([]announce.L2Node{{Name: "a", Addrs: []netip.Addr{netip.MustParseAddr("10.0.0.1")}},
+		{Name: "b", Addrs: []netip.Addr{netip.MustParseAddr("10.0.0.2")}}})
+	g.r.InputsSynced()
+	g.run(cfg.Threshold+cfg.Rejoin+500*time.Millisecond, nil)
+	if !g.s.dec.Alone {
+		t.Fatalf("without Services and heartbeats: decision %+v, want alone", g.s.dec)
+	}
+	g.services(many(1, []string{"a", "b"}))
+	start := g.clock.Now()
+	var firstAnswer time.Time
+	g.run(cfg.Threshold+200*time.Millisecond, func(now time.Time) {
+		if firstAnswer.IsZero() && len(g.resp.answered()) > 0 {
+			firstAnswer = now
+		}
+	})
+	if firstAnswer.IsZero() {
+		t.Fatalf("b never answered: the Service was not answered alone %v after the heartbeats started", cfg.Threshold+200*time.Millisecond)
+	}
+	if waited := firstAnswer.Sub(start); waited <= cfg.Threshold {
+		t.Fatalf("answered alone %v after the first Service started the heartbeats, want after %v", waited, cfg.Threshold)
+	}
+}
