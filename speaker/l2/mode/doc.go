@@ -31,7 +31,9 @@
 // Heartbeats go out, and the Lease is renewed and watched, only once some
 // Service is announced in layer 2 mode: a cluster that uses BGP only sends
 // nothing between its nodes and writes no Lease (heartbeats stop again with
-// the last such Service; the Leases, once started, run on).
+// the last such Service; the Leases, once started, run on). When they
+// start, silences count from then: a node that heard no one because it
+// asked no one is not alone before the others had Threshold to answer.
 //
 // The decision recorded in package liveness ("The choice"): a direct
 // heartbeat between speakers detects, as Leases cannot within the failover
