@@ -83,7 +83,7 @@ func (s *session) step(f func(now time.Time) output) {
 		stale.Close()
 	}
 	if resolve {
-		if ie, ok := s.m.tr.(inlineEcho); ok && ie.echoResolvesInline() {
+		if _, inline := s.m.tr.(inlineEcho); inline {
 			s.resolveEcho()
 		} else {
 			go s.resolveEcho()

@@ -58,7 +58,7 @@ type transport interface {
 // never block (the in-memory one of the tests): a session then resolves its
 // echo path in the step that wants it instead of in a goroutine, so a fake
 // clock cannot run timers between the two.
-type inlineEcho interface{ echoResolvesInline() bool }
+type inlineEcho interface{ echoResolvesInline() }
 
 // sender sends one session's packets.
 type sender interface {
