@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
@@ -102,4 +103,41 @@ func (h *heapSampler) report(w io.Writer, n int) {
 	fmt.Fprintf(w, "heap at peak (largest of %d profiles, as of the last GC): in use %s\n", h.samples, heapprof.MiB(h.peak.Total))
 	heapprof.WriteMemStats(w, h.stats, "  ")
 	h.peak.Write(w, n, "")
+}
+
+// cpuProfile reads a CPU profile of the given length from a process's pprof
+// listener as soon as the listener answers (it starts with the manager, a
+// little after the process) and writes it to path (diagnostics).
+func cpuProfile(ctx context.Context, addr string, d time.Duration, path string) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("pprof listener %s: %w", addr, err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(ctx, d+10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, int(d.Seconds())), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("cpu profile: %s", resp.Status)
+	}
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, b, 0o644)
 }

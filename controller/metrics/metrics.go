@@ -44,6 +44,7 @@ type Metrics struct {
 	// one had none rejected; stale: the newest has some rejected.
 	applied, loaded, stale atomic.Bool
 	pools                  atomic.Pointer[Pools]
+	held                   atomic.Pointer[func() int]
 }
 
 // New creates the metrics and registers them with reg.
@@ -91,6 +92,11 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 // gauges (until then they have no series).
 func (m *Metrics) SetPools(p Pools) { m.pools.Store(&p) }
 
+// SetHeld makes f the source of ecmplb_controller_services_held: the
+// settled Services waiting outside the work queue for a re-check (until
+// then it has no series).
+func (m *Metrics) SetHeld(f func() int) { m.held.Store(&f) }
+
 // ConfigApplied records the verdict on the newest set of IPAddressPools:
 // clean is true when none was rejected.
 func (m *Metrics) ConfigApplied(clean bool) {
@@ -110,6 +116,8 @@ var (
 		"1 once the IPAddressPools loaded with none rejected (no series on a standby replica).", nil, nil)
 	descStale = prometheus.NewDesc("metallb_k8s_client_config_stale_bool",
 		"1 while some IPAddressPool is rejected: the newest configuration did not fully load (no series on a standby replica).", nil, nil)
+	descHeld = prometheus.NewDesc("ecmplb_controller_services_held",
+		"Services that look settled (after a restart: all of them) waiting outside the work queue for their re-check; workqueue_depth counts those let in.", nil, nil)
 	descFamTotal = [2]*prometheus.Desc{
 		prometheus.NewDesc("metallb_allocator_ipv4_addresses_total", "Number of usable IPv4 addresses, per pool.", []string{"pool"}, nil),
 		prometheus.NewDesc("metallb_allocator_ipv6_addresses_total", "Number of usable IPv6 addresses, per pool.", []string{"pool"}, nil),
@@ -137,6 +145,7 @@ func (c poolCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descStale
 	ch <- descTotal
 	ch <- descInUse
+	ch <- descHeld
 	for f := range 2 {
 		ch <- descFamTotal[f]
 		ch <- descFamInUse[f]
@@ -147,6 +156,9 @@ func (c poolCollector) Collect(ch chan<- prometheus.Metric) {
 	if c.m.applied.Load() {
 		ch <- prometheus.MustNewConstMetric(descLoaded, prometheus.GaugeValue, boolValue(c.m.loaded.Load()))
 		ch <- prometheus.MustNewConstMetric(descStale, prometheus.GaugeValue, boolValue(c.m.stale.Load()))
+	}
+	if h := c.m.held.Load(); h != nil {
+		ch <- prometheus.MustNewConstMetric(descHeld, prometheus.GaugeValue, float64((*h)()))
 	}
 	p := c.m.pools.Load()
 	if p == nil {

@@ -123,6 +123,26 @@ func TestConfigState(t *testing.T) {
 	check(1, 1)
 }
 
+func TestHeld(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := New(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := count(reg, "ecmplb_controller_services_held"); err != nil || n != 0 {
+		t.Fatalf("before SetHeld: %d series, %v", n, err)
+	}
+	held := 7
+	m.SetHeld(func() int { return held })
+	if got := value(t, reg, "ecmplb_controller_services_held"); got != 7 {
+		t.Fatalf("services_held = %v, want 7", got)
+	}
+	held = 0
+	if got := value(t, reg, "ecmplb_controller_services_held"); got != 0 {
+		t.Fatalf("services_held = %v, want 0 (read at scrape)", got)
+	}
+}
+
 // exposition renders the named families of reg as the text format.
 func exposition(reg *prometheus.Registry, names ...string) (string, error) {
 	mfs, err := reg.Gather()

@@ -178,7 +178,8 @@ func Setup(mgr manager.Manager, opts Options) (*Controller, error) {
 	}
 	// The allocator is the source of truth for the pool gauges, read at scrape.
 	opts.Metrics.SetPools(c.alloc)
-	// Services that wait for an IP go before settled ones (ServicePriority).
+	// Services that wait for an IP go before settled ones (ServicePriority),
+	// and settled ones enter the queue a window at a time (settledWindow).
 	usePriorityQueue := true
 	err := builder.ControllerManagedBy(mgr).
 		Named("service").
@@ -187,7 +188,7 @@ func Setup(mgr manager.Manager, opts Options) (*Controller, error) {
 			builder.WithPredicates(predicate.LabelChangedPredicate{})).
 		WatchesRawSource(source.Channel(c.svcEvents, &handler.EnqueueRequestForObject{})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: opts.Workers, SkipNameValidation: &opts.SkipNameValidation,
-			UsePriorityQueue: &usePriorityQueue}).
+			UsePriorityQueue: &usePriorityQueue, NewQueue: newServiceQueue(2*opts.Workers, opts.Metrics.SetHeld)}).
 		Complete(c.counted(c.reconcileService))
 	if err != nil {
 		return nil, fmt.Errorf("service controller: %w", err)
