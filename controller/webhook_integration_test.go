@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,6 +25,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/ecmplb/ecmplb/api/v1beta1"
@@ -37,8 +39,12 @@ import (
 // clientConfig (this apiserver cannot reach Services). The Lease is held
 // by someone else for the whole test: the replica never leads, so what
 // follows also shows that webhooks do not wait for leadership.
-func webhookReplica(t *testing.T, h *harness, wo webhook.Options) (port int, health string, setup testenv.WebhookSetup) {
+func webhookReplica(t *testing.T, h *harness, wo webhook.Options, wrap ...func(http.RoundTripper) http.RoundTripper) (port int, health string, setup testenv.WebhookSetup) {
 	t.Helper()
+	cfg := rest.CopyConfig(h.env.Config)
+	for _, w := range wrap {
+		cfg.Wrap(w)
+	}
 	ctx := context.Background()
 	now := metav1.NewMicroTime(time.Now())
 	if _, err := h.cs.CoordinationV1().Leases(poolNS).Create(ctx, &coordinationv1.Lease{
@@ -69,7 +75,7 @@ func webhookReplica(t *testing.T, h *harness, wo webhook.Options) (port int, hea
 	cctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() {
-		done <- app.Run(cctx, h.env.Config, app.Config{
+		done <- app.Run(cctx, cfg, app.Config{
 			Namespace: poolNS, MetricsAddr: "0", HealthAddr: health, LeaderElect: true,
 			LeaseDuration: 3 * time.Second, RenewDeadline: 2 * time.Second, RetryPeriod: 200 * time.Millisecond,
 			Workers: 2, ConfigurationState: true, SkipNameValidation: true, Registry: prometheus.NewRegistry(),
@@ -90,6 +96,10 @@ func webhookReplica(t *testing.T, h *harness, wo webhook.Options) (port int, hea
 	})
 	return port, health, setup
 }
+
+type roundTripper func(*http.Request) (*http.Response, error)
+
+func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 // servedCert is the leaf certificate the webhook server presents.
 func servedCert(port int) (*x509.Certificate, error) {
@@ -129,7 +139,18 @@ func TestWebhooks(t *testing.T) {
 	// A serving certificate of 30 s renewed 20 s before expiry: one renewal
 	// every ~10 s.
 	const validity, lookahead = 30 * time.Second, 20 * time.Second
-	port, health, setup := webhookReplica(t, h, webhook.Options{CertValidity: validity, Lookahead: lookahead, CheckInterval: 200 * time.Millisecond})
+	// The replica's updates of the CRD and the webhook configuration.
+	var caWrites atomic.Int64
+	countWrites := func(rt http.RoundTripper) http.RoundTripper {
+		return roundTripper(func(r *http.Request) (*http.Response, error) {
+			if r.Method == http.MethodPut && (strings.Contains(r.URL.Path, "/customresourcedefinitions/") ||
+				strings.Contains(r.URL.Path, "/validatingwebhookconfigurations/")) {
+				caWrites.Add(1)
+			}
+			return rt.RoundTrip(r)
+		})
+	}
+	port, health, setup := webhookReplica(t, h, webhook.Options{CertValidity: validity, Lookahead: lookahead, CheckInterval: 200 * time.Millisecond}, countWrites)
 
 	t.Run("ready only once the certificate is served and trusted", func(t *testing.T) {
 		waitFor(t, 30*time.Second, "/readyz", func() (bool, string) {
@@ -290,6 +311,32 @@ func TestWebhooks(t *testing.T) {
 		}
 		if err := second.VerifyHostname("localhost"); err != nil {
 			t.Fatal(err)
+		}
+	})
+	t.Run("renewals under the same CA write neither the CRD nor the configuration", func(t *testing.T) {
+		// cert-controller re-checks the caBundles after every renewal of the
+		// serving certificate; they already hold the CA. Two renewals: the
+		// pass after the first has surely run by the second.
+		before := caWrites.Load()
+		cur, err := servedCert(port)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 2 {
+			waitFor(t, validity+10*time.Second, fmt.Sprintf("renewal %d", i+1), func() (bool, string) {
+				c, err := servedCert(port)
+				if err != nil {
+					return false, err.Error()
+				}
+				if c.Equal(cur) {
+					return false, "same certificate"
+				}
+				cur = c
+				return true, ""
+			})
+		}
+		if n := caWrites.Load() - before; n != 0 {
+			t.Fatalf("%d updates of the CRD or the webhook configuration across two renewals, want none (their caBundles already held the CA)", n)
 		}
 	})
 	t.Run("bad manifests refused naming the field", func(t *testing.T) {

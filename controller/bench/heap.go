@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -140,4 +142,64 @@ func cpuProfile(ctx context.Context, addr string, d time.Duration, path string) 
 		return err
 	}
 	return os.WriteFile(path, b, 0o644)
+}
+
+// restartPhases reads a controller's log and says when, after the process
+// started, it logged its first line, won the Lease, had the Service cache
+// synced (its workers start), had rebuilt the allocations and allocated
+// svc's IP (diagnostics: where a restart's time goes).
+func restartPhases(logPath string, started time.Time, svc string) string {
+	raw, err := os.ReadFile(logPath)
+	if err != nil {
+		return err.Error()
+	}
+	var day time.Time
+	phases := []struct {
+		name, match string
+		at          time.Time
+	}{
+		{name: "first log line"},
+		{name: "Lease", match: "successfully acquired lease"},
+		{name: "Service cache synced", match: `"Starting workers","controller":"service"`},
+		{name: "allocations rebuilt", match: `"allocations rebuilt"`},
+		{name: "IP", match: `"IP allocated","service":"` + benchNS + "/" + svc + `"`},
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		var at time.Time
+		if strings.HasPrefix(line, "{") {
+			var l struct {
+				Time time.Time `json:"time"`
+			}
+			if json.Unmarshal([]byte(line), &l) != nil {
+				continue
+			}
+			at = l.Time
+			if day.IsZero() {
+				day = at
+			}
+		} else if f := strings.Fields(line); len(f) > 1 && !day.IsZero() {
+			// klog: "I1202 05:01:54.853557 ..." (time of day, UTC here).
+			tod, err := time.Parse("15:04:05.000000", f[1])
+			if err != nil {
+				continue
+			}
+			at = time.Date(day.Year(), day.Month(), day.Day(), tod.Hour(), tod.Minute(), tod.Second(), tod.Nanosecond(), time.UTC)
+		} else {
+			continue
+		}
+		for i := range phases {
+			if phases[i].at.IsZero() && (phases[i].match == "" || strings.Contains(line, phases[i].match)) {
+				phases[i].at = at
+			}
+		}
+	}
+	var parts []string
+	for _, p := range phases {
+		if p.at.IsZero() {
+			parts = append(parts, p.name+" not logged")
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("%s +%dms", p.name, p.at.Sub(started).Milliseconds()))
+	}
+	return strings.Join(parts, ", ")
 }

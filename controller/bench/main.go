@@ -204,9 +204,8 @@ func (b *bench) restartOnce(ctx context.Context, i int) (time.Duration, error) {
 		time.Sleep(2 * time.Millisecond)
 	}
 	d := time.Since(p.started)
-	if len(b.restartBins) > 0 {
-		fmt.Printf("diagnostics: restart %d (%s): %.3fs, controller CPU %.2fs by then\n", i, filepath.Base(p.cmd.Path), d.Seconds(), cpuSeconds(p.cmd.Process.Pid))
-	}
+	fmt.Printf("diagnostics: restart %d (%s): %.3fs, controller CPU %.2fs by then\n", i, filepath.Base(p.cmd.Path), d.Seconds(), cpuSeconds(p.cmd.Process.Pid))
+	fmt.Printf("  after the process started: %s\n", restartPhases(filepath.Join(b.work, fmt.Sprintf("controller-%d.log", i+1)), p.started, name))
 	time.Sleep(2 * time.Second) // its writes settle before the next stop
 	if _, err := p.stop(syscall.SIGTERM); err != nil {
 		return 0, err
@@ -556,6 +555,7 @@ func (b *bench) run(ctx context.Context, backlog, burst, workers int) error {
 		time.Sleep(2 * time.Millisecond)
 	}
 	restartTime := time.Since(p2.started)
+	restartCPU := cpuSeconds(p2.cmd.Process.Pid)
 	if err := <-profiled; err != nil {
 		fmt.Printf("diagnostics: restart CPU profile: %v\n", err)
 	} else if b.restartProfile != "" {
@@ -578,8 +578,9 @@ func (b *bench) run(ctx context.Context, backlog, burst, workers int) error {
 	}
 	changes, dups := len(b.changed), append([]string(nil), b.dups...)
 	b.mu.Unlock()
-	fmt.Printf("restart (%s): controller restarted holding %d allocations; the new Service had its IP %.3fs after the process started; IPs changed: %d (IP changes seen by watch: %d)\n",
-		sig, len(before), restartTime.Seconds(), changedIPs, changes)
+	fmt.Printf("restart (%s): controller restarted holding %d allocations; the new Service had its IP %.3fs after the process started (controller CPU %.2fs by then); IPs changed: %d (IP changes seen by watch: %d)\n",
+		sig, len(before), restartTime.Seconds(), restartCPU, changedIPs, changes)
+	fmt.Printf("  after the process started: %s\n", restartPhases(filepath.Join(b.work, "controller-2.log"), p2.started, "after-restart"))
 	stopSampling()
 	<-sampled
 	_ = heap2.sample(ctx)

@@ -12,6 +12,8 @@ import (
 
 	"github.com/open-policy-agent/cert-controller/pkg/rotator"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
@@ -40,6 +42,56 @@ type nameScoped struct {
 }
 
 func (m nameScoped) GetConfig() *rest.Config { return m.cfg }
+
+// GetClient is the manager's client, except that an update of an object
+// cert-controller writes its CA into (the webhook configuration, the CRD)
+// is not sent when the object already holds what it would write:
+// cert-controller updates them on every pass, unconditionally (twice at
+// every start, and after every certificate renewal). The apiserver's work
+// for a no-op update of the bgppeers CRD was 37 ms of CPU against 3.5 ms
+// for reading it, at start beside the Service informer's initial stream.
+func (m nameScoped) GetClient() client.Client {
+	return skipUnchanged{Client: m.Manager.GetClient(), live: m.Manager.GetAPIReader()}
+}
+
+// skipUnchanged compares an unstructured object to be updated with the live
+// one (read by name with a field selector: the RBAC rules name the objects
+// and allow list, not get) and sends the update only if anything but the
+// metadata differs.
+type skipUnchanged struct {
+	client.Client
+	live client.Reader
+}
+
+func (c skipUnchanged) Update(ctx context.Context, obj client.Object, opts ...client.UpdateOption) error {
+	u, ok := obj.(*unstructured.Unstructured)
+	if !ok {
+		return c.Client.Update(ctx, obj, opts...)
+	}
+	l := &unstructured.UnstructuredList{}
+	gvk := u.GroupVersionKind()
+	l.SetGroupVersionKind(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
+	if err := c.live.List(ctx, l, client.MatchingFields{"metadata.name": u.GetName()}); err == nil &&
+		len(l.Items) == 1 && sameContent(&l.Items[0], u) {
+		return nil
+	}
+	return c.Client.Update(ctx, obj, opts...)
+}
+
+// sameContent reports whether two objects agree in everything but their
+// metadata and status.
+func sameContent(a, b *unstructured.Unstructured) bool {
+	strip := func(u *unstructured.Unstructured) map[string]any {
+		m := make(map[string]any, len(u.Object))
+		for k, v := range u.Object {
+			if k != "metadata" && k != "status" {
+				m[k] = v
+			}
+		}
+		return m
+	}
+	return equality.Semantic.DeepEqual(strip(a), strip(b))
+}
 
 // namedLists maps a collection path to the one name listed in it.
 type namedLists map[string]string
