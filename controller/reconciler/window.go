@@ -147,23 +147,19 @@ func (w *settledWindow) Len() int {
 
 // ShutDown shuts the queue down (once; held Services are dropped).
 func (w *settledWindow) ShutDown() {
-	w.stop.Do(func() {
-		w.mu.Lock()
-		w.held, w.line = map[reconcile.Request]uint64{}, nil
-		w.mu.Unlock()
-		w.PriorityQueue.ShutDown()
-	})
+	w.stop.Do(func() { w.dropHeld(); w.PriorityQueue.ShutDown() })
 }
 
 // ShutDownWithDrain shuts the queue down once the Services handed out are
 // done (held ones are dropped).
 func (w *settledWindow) ShutDownWithDrain() {
-	w.stop.Do(func() {
-		w.mu.Lock()
-		w.held, w.line = map[reconcile.Request]uint64{}, nil
-		w.mu.Unlock()
-		w.PriorityQueue.ShutDownWithDrain()
-	})
+	w.stop.Do(func() { w.dropHeld(); w.PriorityQueue.ShutDownWithDrain() })
+}
+
+func (w *settledWindow) dropHeld() {
+	w.mu.Lock()
+	w.held, w.line = map[reconcile.Request]uint64{}, nil
+	w.mu.Unlock()
 }
 
 // newServiceQueue is the Service controller's NewQueue: the priority queue

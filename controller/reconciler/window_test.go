@@ -131,28 +131,16 @@ func TestSettledWindowConcurrentWorkers(t *testing.T) {
 	w := newTestWindow(t, 2*workers)
 	var mu sync.Mutex
 	seen := map[reconcile.Request]int{}
-	var wg sync.WaitGroup
 	done := make(chan struct{})
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				r, _, shutdown := w.GetWithPriority()
-				if shutdown {
-					return
-				}
-				mu.Lock()
-				seen[r]++
-				total := len(seen)
-				mu.Unlock()
-				w.Done(r)
-				if total == n {
-					close(done)
-				}
-			}
-		}()
-	}
+	wait := startWorkers(w, workers, func(r reconcile.Request) {
+		mu.Lock()
+		seen[r]++
+		total := len(seen)
+		mu.Unlock()
+		if total == n {
+			close(done)
+		}
+	})
 	for i := range n {
 		prio := PrioritySettled
 		if i%10 == 0 {
@@ -162,12 +150,33 @@ func TestSettledWindowConcurrentWorkers(t *testing.T) {
 	}
 	<-done
 	w.ShutDown()
-	wg.Wait()
+	wait()
 	for i := range n {
 		if seen[req(i)] != 1 {
 			t.Fatalf("%v handed out %d times, want once", req(i), seen[req(i)])
 		}
 	}
+}
+
+// startWorkers runs workers that take Services from q, call each and mark
+// them done, until q shuts down; the returned func waits for them.
+func startWorkers(q priorityqueue.PriorityQueue[reconcile.Request], workers int, each func(reconcile.Request)) (wait func()) {
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				r, _, shutdown := q.GetWithPriority()
+				if shutdown {
+					return
+				}
+				each(r)
+				q.Done(r)
+			}
+		}()
+	}
+	return wg.Wait
 }
 
 // BenchmarkRestartQueue is a restart's queue work: 11,000 settled Services
@@ -194,30 +203,16 @@ func BenchmarkRestartQueue(b *testing.B) {
 			}
 			for b.Loop() {
 				q := tc.make()
-				var wg sync.WaitGroup
 				var left sync.WaitGroup
 				left.Add(n + 1)
-				for range workers {
-					wg.Add(1)
-					go func() {
-						defer wg.Done()
-						for {
-							r, _, shutdown := q.GetWithPriority()
-							if shutdown {
-								return
-							}
-							q.Done(r)
-							left.Done()
-						}
-					}()
-				}
+				wait := startWorkers(q, workers, func(reconcile.Request) { left.Done() })
 				for _, r := range reqs {
 					addAt(q, PrioritySettled, r)
 				}
 				addAt(q, PriorityWork, req(n))
 				left.Wait()
 				q.ShutDown()
-				wg.Wait()
+				wait()
 			}
 		})
 	}
