@@ -157,7 +157,7 @@ type proc struct {
 	done    chan error
 }
 
-func (b *bench) startController(name, pprofAddr string) (*proc, error) {
+func (b *bench) startController(name, bin, pprofAddr string) (*proc, error) {
 	logf, err := os.Create(filepath.Join(b.work, name+".log"))
 	if err != nil {
 		return nil, err
@@ -166,12 +166,6 @@ func (b *bench) startController(name, pprofAddr string) (*proc, error) {
 		"--metrics-addr=0", "--health-addr=0", "--leader-elect=true",
 		"--webhook-addr=127.0.0.1:" + strconv.Itoa(b.webhookPort), "--webhook-extra-dns-names=localhost",
 		"--webhook-cert-dir=" + filepath.Join(b.work, name+"-certs"), "--pprof-addr=" + pprofAddr}, b.ctrlArgs...)
-	bin := b.bin
-	if strings.HasPrefix(name, "controller-") && name != "controller-1" && len(b.restartBins) > 0 {
-		// Diagnostics: restarts cycle through the given binaries.
-		n, _ := strconv.Atoi(strings.TrimPrefix(name, "controller-"))
-		bin = b.restartBins[(n-2)%len(b.restartBins)]
-	}
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -184,6 +178,15 @@ func (b *bench) startController(name, pprofAddr string) (*proc, error) {
 	return p, nil
 }
 
+// restartBin is the binary of restart i (1 is the first): the controller's,
+// or, for diagnostics, the -restart-bins in turn.
+func (b *bench) restartBin(i int) string {
+	if len(b.restartBins) == 0 {
+		return b.bin
+	}
+	return b.restartBins[(i-1)%len(b.restartBins)]
+}
+
 // restartOnce starts controller i on the Services as they are, creates one
 // more Service and returns how long after the process started it had its
 // IP; then it stops the controller (SIGTERM, the Lease released).
@@ -192,7 +195,7 @@ func (b *bench) restartOnce(ctx context.Context, i int) (time.Duration, int, err
 	if err != nil {
 		return 0, 0, err
 	}
-	p, err := b.startController(fmt.Sprintf("controller-%d", i+1), addr)
+	p, err := b.startController(fmt.Sprintf("controller-%d", i+1), b.restartBin(i), addr)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -451,7 +454,7 @@ func (b *bench) run(ctx context.Context, backlog, burst, workers int) error {
 	if err != nil {
 		return err
 	}
-	p1, err := b.startController("controller-1", addr1)
+	p1, err := b.startController("controller-1", b.bin, addr1)
 	if err != nil {
 		return err
 	}
@@ -548,7 +551,7 @@ func (b *bench) run(ctx context.Context, backlog, burst, workers int) error {
 	if err != nil {
 		return err
 	}
-	p2, err := b.startController("controller-2", addr2)
+	p2, err := b.startController("controller-2", b.restartBin(1), addr2)
 	if err != nil {
 		return err
 	}
