@@ -104,15 +104,20 @@ func transform(obj any) (any, error) {
 }
 
 // newInformer makes the cache's informers as controller-runtime does, but
-// the Service informer without its namespace index: the cache holds
-// reconciler.Svcs, which are read by key only (a cached List of Services
-// would fail on the type anyway), and the index is another entry per
-// Service (about 1 MiB at 11,000).
-func newInformer(lw toolscache.ListerWatcher, obj runtime.Object, resync time.Duration, idx toolscache.Indexers) toolscache.SharedIndexInformer {
-	if _, ok := obj.(*corev1.Service); ok {
-		idx = toolscache.Indexers{}
+// the Service informer over services (serviceListWatch: Services decoded
+// straight into reconciler.Svcs) and without its namespace index: the
+// cache holds reconciler.Svcs, which are read by key only (a cached List
+// of Services would fail on the type anyway), and the index is another
+// entry per Service (about 1 MiB at 11,000). The cache is configured with
+// no selector for Services, so services lists and watches them all, as
+// the ListerWatcher controller-runtime would have given.
+func newInformer(services toolscache.ListerWatcher) func(toolscache.ListerWatcher, runtime.Object, time.Duration, toolscache.Indexers) toolscache.SharedIndexInformer {
+	return func(lw toolscache.ListerWatcher, obj runtime.Object, resync time.Duration, idx toolscache.Indexers) toolscache.SharedIndexInformer {
+		if _, ok := obj.(*corev1.Service); ok {
+			return toolscache.NewSharedIndexInformer(services, &reconciler.Svc{}, resync, toolscache.Indexers{})
+		}
+		return toolscache.NewSharedIndexInformer(lw, obj, resync, idx)
 	}
-	return toolscache.NewSharedIndexInformer(lw, obj, resync, idx)
 }
 
 // Run runs the controller until ctx ends (or leadership is lost).
@@ -147,6 +152,10 @@ func Run(ctx context.Context, restCfg *rest.Config, cfg Config) error {
 		return err
 	}
 	defer stopEvents()
+	services, err := serviceListWatch(rc)
+	if err != nil {
+		return err
+	}
 	opts := ctrl.Options{
 		Scheme:                        scheme.Scheme,
 		Metrics:                       metricsserver.Options{BindAddress: or(cfg.MetricsAddr, "0")},
@@ -158,7 +167,7 @@ func Run(ctx context.Context, restCfg *rest.Config, cfg Config) error {
 		LeaderElectionReleaseOnCancel: true,
 		Cache: cache.Options{
 			DefaultTransform: transform,
-			NewInformer:      newInformer,
+			NewInformer:      newInformer(services),
 			ByObject: map[client.Object]cache.ByObject{
 				&v1beta1.IPAddressPool{}: {Namespaces: map[string]cache.Config{cfg.Namespace: {}}},
 			},

@@ -236,10 +236,10 @@ func TestTrimNonLoadBalancer(t *testing.T) {
 func TestServiceInformerHasNoNamespaceIndex(t *testing.T) {
 	lw := &toolscache.ListWatch{}
 	idx := toolscache.Indexers{toolscache.NamespaceIndex: toolscache.MetaNamespaceIndexFunc}
-	if got := newInformer(lw, &corev1.Service{}, 0, idx).GetIndexer().GetIndexers(); len(got) != 0 {
+	if got := newInformer(lw)(lw, &corev1.Service{}, 0, idx).GetIndexer().GetIndexers(); len(got) != 0 {
 		t.Fatalf("Service informer indexes %v", got)
 	}
-	if got := newInformer(lw, &corev1.Namespace{}, 0, idx).GetIndexer().GetIndexers(); len(got) != 1 {
+	if got := newInformer(lw)(lw, &corev1.Namespace{}, 0, idx).GetIndexer().GetIndexers(); len(got) != 1 {
 		t.Fatalf("Namespace informer indexes %v, want the namespace index", got)
 	}
 }

@@ -231,3 +231,16 @@ func familyPolicy(p *corev1.IPFamilyPolicy) *corev1.IPFamilyPolicy {
 // intern returns one shared copy of a string that many cached Services
 // hold (namespace, annotation names and pool names, enum values).
 func intern(s string) string { return unique.Make(s).Value() }
+
+// GetAnnotations returns the kept annotations (the metallb.io ones, or a
+// watch bookmark's end-of-initial-events marker) as a map; nil if none.
+func (s *Svc) GetAnnotations() map[string]string {
+	if len(s.Annotations) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(s.Annotations))
+	for _, a := range s.Annotations {
+		out[a.Name] = a.Value
+	}
+	return out
+}
