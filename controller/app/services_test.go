@@ -21,9 +21,10 @@ import (
 // TestServiceListWatch runs the Service informer's ListerWatcher against a
 // real API server: a List (in pages) and a watch with initial events give
 // each Service as reconciler.Compact makes it of the Service the typed
-// client reads, the watch ends its initial events with the bookmark the
-// informer waits for, then carries an update and a delete; an API error
-// arrives as the API server's status.
+// client reads, the watch ends its initial events (read from a List in
+// pages) with the bookmark the informer waits for, then carries an update
+// and a delete, and closes when stopped; an API error arrives as the API
+// server's status.
 func TestServiceListWatch(t *testing.T) {
 	env := testenv.Start(t, testenv.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -101,6 +102,9 @@ func TestServiceListWatch(t *testing.T) {
 		t.Fatalf("listed %d of %d Services, resourceVersion %q", seen, len(expect), rv)
 	}
 
+	// The initial events come from a List in pages: three pages here.
+	defer func(n int64) { initialPage = n }(initialPage)
+	initialPage = 3
 	w, err := lw.WatchWithContext(ctx, metav1.ListOptions{SendInitialEvents: new(true), AllowWatchBookmarks: true,
 		ResourceVersionMatch: metav1.ResourceVersionMatchNotOlderThan})
 	if err != nil {
@@ -174,6 +178,10 @@ func TestServiceListWatch(t *testing.T) {
 			t.Fatalf("event %s %s/%s after a delete", ev.Type, s.Namespace, s.Name)
 		}
 		break
+	}
+
+	w.Stop()
+	for range w.ResultChan() {
 	}
 
 	// A resourceVersion the API server cannot serve is its error, as the

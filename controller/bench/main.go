@@ -5,8 +5,11 @@
 // also read against its floor: what the apiserver itself needs for the
 // requests the controller cannot avoid (a List of the Services and the
 // status patches, with the pool annotation in them when it is on, made by a
-// bare client at the controller's concurrency and QPS). The controller runs as a
-// separate process, configured as deployed (webhooks served, on loopback).
+// bare client at the controller's concurrency and QPS). The backlog's write
+// floor is measured just before the controller starts, on as many Services
+// of a class the controller ignores (then deleted), so the two meet the
+// apiserver in the same state. The controller runs as a separate process,
+// configured as deployed (webhooks served, on loopback).
 //
 //	go run ./controller/bench [-backlog 1000] [-burst 10000] [-controller-bin PATH]
 package main
@@ -67,6 +70,7 @@ func main() {
 	// the floors' patches carry the annotation too.
 	poolAnnotation := flag.Bool("pool-annotation", true, "controller --pool-annotation (the annotation rides in the status patch; the controller's default)")
 	createOnly := flag.Bool("create-only", false, "only time creating the backlog, with no controller (diagnostics)")
+	noAdjacentFloor := flag.Bool("no-adjacent-floor", false, "read the backlog against the write floor at the end of the run, not one measured just before the controller starts (which creates as many Services again; diagnostics runs with large backlogs)")
 	restartBins := flag.String("restart-bins", "", "comma-separated controller binaries the restarts cycle through (diagnostics: compares builds on the same Services)")
 	restarts := flag.Int("restarts", 3, "controller restarts on the same Services (the restart goal is read on their median)")
 	restartProfile := flag.String("restart-cpuprofile", "", "write a CPU profile of the restarted controller's first second to this file (diagnostics)")
@@ -111,7 +115,7 @@ func main() {
 		"--workers=" + strconv.Itoa(*ctrlWorkers),
 		"--kube-api-qps=" + strconv.Itoa(*ctrlQPS), "--kube-api-burst=" + strconv.Itoa(2**ctrlQPS),
 		"--pool-annotation=" + strconv.FormatBool(*poolAnnotation)},
-		createOnly: *createOnly, hardKill: *hardKill, restartProfile: *restartProfile, restarts: max(*restarts, 1),
+		createOnly: *createOnly, adjacentFloor: !*noAdjacentFloor, hardKill: *hardKill, restartProfile: *restartProfile, restarts: max(*restarts, 1),
 		restartBins: splitNonEmpty(*restartBins),
 		workers:     *ctrlWorkers, qps: *ctrlQPS, annotate: *poolAnnotation}
 	if err := b.run(ctx, *backlog, *burst, *workers); err != nil {
@@ -129,6 +133,9 @@ type bench struct {
 	ctrlArgs []string
 	// createOnly stops after timing the backlog creation (diagnostics).
 	createOnly bool
+	// adjacentFloor: the backlog's write floor is measured just before the
+	// controller starts (adjacentWriteFloor), else at the end of the run.
+	adjacentFloor bool
 	// hardKill restarts the controller with SIGKILL.
 	hardKill bool
 	// restarts is how many times the controller is restarted.
@@ -501,12 +508,14 @@ func (b *bench) run(ctx context.Context, backlog, burst, workers int) error {
 	if b.annotate {
 		body, what = func(ip string) []byte { return shapeBody(ip, "floor-pool") }, "status patches with the pool annotation"
 	}
-	writeFloor, err := b.adjacentWriteFloor(ctx, backlog, func(i int) []byte { return body(floorIP(i)) })
-	if err != nil {
-		return err
+	var writeFloor time.Duration
+	if b.adjacentFloor {
+		if writeFloor, err = b.adjacentWriteFloor(ctx, backlog, func(i int) []byte { return body(floorIP(i)) }); err != nil {
+			return err
+		}
+		fmt.Printf("floor: %d %s %.3fs (%d workers, QPS %d), on Services of a class the controller ignores, just before it started\n",
+			backlog, what, writeFloor.Seconds(), b.workers, b.qps)
 	}
-	fmt.Printf("floor: %d %s %.3fs (%d workers, QPS %d), on Services of a class the controller ignores, just before it started\n",
-		backlog, what, writeFloor.Seconds(), b.workers, b.qps)
 	count0, err := apiCounts(ctx, b.cs)
 	if err != nil {
 		return err
@@ -714,9 +723,13 @@ func (b *bench) run(ctx context.Context, backlog, burst, workers int) error {
 	if err != nil {
 		return err
 	}
+	role := "diagnostics; "
+	if !b.adjacentFloor {
+		writeFloor, role = statusFloor, ""
+	}
 	backlogFloor, restartFloor := listBacklog+writeFloor, listAll+single
-	fmt.Printf("floor: %d %s %.3fs on the backlog Services at the end of the run (diagnostics; %d workers, QPS %d); one %.3fs\n",
-		backlog, what, statusFloor.Seconds(), b.workers, b.qps, single.Seconds())
+	fmt.Printf("floor: %d %s %.3fs on the backlog Services at the end of the run (%s%d workers, QPS %d); one %.3fs\n",
+		backlog, what, statusFloor.Seconds(), role, b.workers, b.qps, single.Seconds())
 	backlogRatio := backlogTime.Seconds() / backlogFloor.Seconds()
 	restartRatio := restartTime.Seconds() / restartFloor.Seconds()
 	if procErr == nil {
