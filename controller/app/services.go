@@ -123,6 +123,13 @@ func initialEvents(ctx context.Context, c rest.Interface, opts metav1.ListOption
 		if err != nil {
 			return nil, fmt.Errorf("list of Services: %w", err)
 		}
+		if items == nil {
+			n := len(page.Items) + 1
+			if page.RemainingItemCount != nil {
+				n += int(*page.RemainingItemCount)
+			}
+			items = make([]watch.Event, 0, n)
+		}
 		for i := range page.Items {
 			items = append(items, watch.Event{Type: watch.Added, Object: &page.Items[i]})
 		}

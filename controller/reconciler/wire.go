@@ -510,7 +510,18 @@ func (l *SvcList) DeepCopyObject() runtime.Object {
 // DecodeSvcList makes an SvcList from the protobuf encoding of a
 // ServiceList.
 func DecodeSvcList(b []byte) (*SvcList, error) {
-	out := &SvcList{}
+	// Count the items first: one slice of the right size, not a doubling
+	// one (thousands of Svcs copied over and over).
+	n := 0
+	if err := eachField(b, func(num protowire.Number, _ protowire.Type, _ []byte, _ uint64) error {
+		if num == fListItems {
+			n++
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	out := &SvcList{Items: make([]Svc, 0, n)}
 	err := eachField(b, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
 		if num != fListMeta && num != fListItems {
 			return nil
