@@ -1,6 +1,7 @@
 package reconciler
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -69,39 +70,127 @@ var errWire = errors.New("malformed protobuf")
 
 // eachField calls f with every field of the message b: its number, wire
 // type, and value (the bytes of a length-delimited field, the number of a
-// varint or fixed one). It stops at f's first error.
+// varint or fixed one). It stops at f's first error. It reads the wire
+// format as the generated (gogo) decoders of the Kubernetes types do, so
+// that it accepts what they accept: varints of up to ten bytes, groups
+// stepped over by depth, no end group outside one.
 func eachField(b []byte, f func(num protowire.Number, typ protowire.Type, v []byte, x uint64) error) error {
 	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
+		tag, n := varint(b)
 		if n < 0 {
-			return fmt.Errorf("%w: %v", errWire, protowire.ParseError(n))
+			return fmt.Errorf("%w: tag", errWire)
 		}
-		b = b[n:]
+		num, typ := protowire.Number(int32(tag>>3)), protowire.Type(tag&7)
+		if num <= 0 {
+			return fmt.Errorf("%w: field number %d", errWire, num)
+		}
+		if typ == protowire.EndGroupType {
+			return fmt.Errorf("%w: end of a group that did not start", errWire)
+		}
 		var v []byte
 		var x uint64
+		var m int
 		switch typ {
 		case protowire.BytesType:
-			v, n = protowire.ConsumeBytes(b)
+			var l uint64
+			if l, m = varint(b[n:]); m >= 0 {
+				if end := n + m + int(l); int(l) < 0 || end < 0 || end > len(b) {
+					m = -1
+				} else {
+					v, m = b[n+m:end], m+int(l)
+				}
+			}
 		case protowire.VarintType:
-			x, n = protowire.ConsumeVarint(b)
-		case protowire.Fixed32Type:
-			var x32 uint32
-			x32, n = protowire.ConsumeFixed32(b)
-			x = uint64(x32)
-		case protowire.Fixed64Type:
-			x, n = protowire.ConsumeFixed64(b)
+			x, m = varint(b[n:])
+		case protowire.Fixed32Type, protowire.Fixed64Type:
+			size := 4
+			if typ == protowire.Fixed64Type {
+				size = 8
+			}
+			if m = size; n+m > len(b) {
+				m = -1
+			} else if size == 4 {
+				x = uint64(binary.LittleEndian.Uint32(b[n:]))
+			} else {
+				x = binary.LittleEndian.Uint64(b[n:])
+			}
 		default:
-			n = protowire.ConsumeFieldValue(num, typ, b)
+			m = skipGroup(b[n:], typ)
 		}
-		if n < 0 {
-			return fmt.Errorf("%w: field %d: %v", errWire, num, protowire.ParseError(n))
+		if m < 0 {
+			return fmt.Errorf("%w: field %d", errWire, num)
 		}
-		b = b[n:]
+		b = b[n+m:]
 		if err := f(num, typ, v, x); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// varint reads a varint as the generated decoders do (at most ten bytes;
+// bits past the 64th are dropped). It returns the bytes read, -1 if b ends
+// first or the varint is longer.
+func varint(b []byte) (uint64, int) {
+	var x uint64
+	for i, shift := 0, uint(0); shift < 64; i, shift = i+1, shift+7 {
+		if i >= len(b) {
+			return 0, -1
+		}
+		x |= uint64(b[i]&0x7f) << shift
+		if b[i] < 0x80 {
+			return x, i + 1
+		}
+	}
+	return 0, -1
+}
+
+// skipGroup returns the length of a field value of wire type typ (a start
+// group, or an invalid type) as the generated decoders skip it: a group
+// ends at the end group that brings the depth back to zero, whatever its
+// field number. -1 if it does not end, or on an invalid wire type.
+func skipGroup(b []byte, typ protowire.Type) int {
+	if typ != protowire.StartGroupType {
+		return -1
+	}
+	depth, i := 1, 0
+	for i < len(b) {
+		tag, n := varint(b[i:])
+		if n < 0 {
+			return -1
+		}
+		i += n
+		switch protowire.Type(tag & 7) {
+		case protowire.VarintType:
+			if _, n = varint(b[i:]); n < 0 {
+				return -1
+			}
+			i += n
+		case protowire.Fixed64Type:
+			i += 8
+		case protowire.BytesType:
+			l, n := varint(b[i:])
+			if n < 0 || int(l) < 0 || i+n+int(l) < 0 {
+				return -1
+			}
+			i += n + int(l)
+		case protowire.StartGroupType:
+			depth++
+		case protowire.EndGroupType:
+			depth--
+		case protowire.Fixed32Type:
+			i += 4
+		default:
+			return -1
+		}
+		if depth == 0 {
+			if i > len(b) {
+				return -1
+			}
+			return i
+		}
+	}
+	return -1
 }
 
 // wireErr is a field of the wrong wire type.
@@ -128,23 +217,34 @@ func wireTime(b []byte) (metav1.Time, error) {
 	return metav1.Time{Time: time.Unix(sec, 0).Local()}, err
 }
 
-// wireMapEntry reads one entry of a map<string, string>.
+// wireMapEntry reads one entry of a map<string, string> as the generated
+// decoder does: key (1) and value (2) are read as length-delimited whatever
+// their wire type says; other fields are stepped over.
 func wireMapEntry(b []byte) (k, v string, err error) {
-	err = eachField(b, func(num protowire.Number, typ protowire.Type, s []byte, _ uint64) error {
-		if num != fMapKey && num != fMapValue {
-			return nil
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return "", "", fmt.Errorf("%w: map entry: %v", errWire, protowire.ParseError(n))
 		}
-		if typ != protowire.BytesType {
-			return wireErr("map entry", num)
-		}
-		if num == fMapKey {
-			k = string(s)
+		b = b[n:]
+		if num == fMapKey || num == fMapValue {
+			var s []byte
+			if s, n = protowire.ConsumeBytes(b); n >= 0 {
+				if num == fMapKey {
+					k = string(s)
+				} else {
+					v = string(s)
+				}
+			}
 		} else {
-			v = string(s)
+			n = protowire.ConsumeFieldValue(num, typ, b)
 		}
-		return nil
-	})
-	return k, v, err
+		if n < 0 {
+			return "", "", fmt.Errorf("%w: map entry field %d: %v", errWire, num, protowire.ParseError(n))
+		}
+		b = b[n:]
+	}
+	return k, v, nil
 }
 
 // wireSvc gathers what Compact reads of a Service.
