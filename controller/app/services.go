@@ -200,39 +200,45 @@ func unwrap(b []byte) (kind string, raw []byte, err error) {
 	if !bytes.HasPrefix(b, protobufMagic) {
 		return "", nil, fmt.Errorf("not a protobuf object")
 	}
-	b = b[len(protobufMagic):]
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 || typ != protowire.BytesType {
-			return "", nil, fmt.Errorf("malformed envelope")
-		}
-		b = b[n:]
-		v, n := protowire.ConsumeBytes(b)
-		if n < 0 {
-			return "", nil, fmt.Errorf("malformed envelope")
-		}
-		b = b[n:]
+	err = bytesFields(b[len(protobufMagic):], func(num protowire.Number, v []byte) error {
 		switch num {
-		case 1: // typeMeta: apiVersion = 1, kind = 2
-			for len(v) > 0 {
-				num, typ, n := protowire.ConsumeTag(v)
-				if n < 0 || typ != protowire.BytesType {
-					return "", nil, fmt.Errorf("malformed envelope")
-				}
-				s, m := protowire.ConsumeBytes(v[n:])
-				if m < 0 {
-					return "", nil, fmt.Errorf("malformed envelope")
-				}
+		case 1:
+			return bytesFields(v, func(num protowire.Number, v []byte) error {
 				if num == 2 {
-					kind = string(s)
+					kind = string(v)
 				}
-				v = v[n+m:]
-			}
+				return nil
+			})
 		case 2:
 			raw = v
 		}
+		return nil
+	})
+	if err != nil {
+		return "", nil, fmt.Errorf("envelope: %w", err)
 	}
 	return kind, raw, nil
+}
+
+// bytesFields calls f with each field of a message whose fields are all
+// length-delimited (strings, bytes, messages), as the envelope's and a
+// watch event's are.
+func bytesFields(b []byte, f func(num protowire.Number, v []byte) error) error {
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 || typ != protowire.BytesType {
+			return fmt.Errorf("malformed message")
+		}
+		v, m := protowire.ConsumeBytes(b[n:])
+		if m < 0 {
+			return fmt.Errorf("malformed message")
+		}
+		if err := f(num, v); err != nil {
+			return err
+		}
+		b = b[n+m:]
+	}
+	return nil
 }
 
 // svcEvents decodes a protobuf watch stream of Services: frames of a
@@ -266,43 +272,22 @@ func (d *svcEvents) Decode() (watch.EventType, runtime.Object, error) {
 	}
 	var typ string
 	var object []byte
-	for b := frame; len(b) > 0; {
-		num, wt, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return "", nil, fmt.Errorf("malformed watch event")
-		}
-		b = b[n:]
-		if wt != protowire.BytesType {
-			if n = protowire.ConsumeFieldValue(num, wt, b); n < 0 {
-				return "", nil, fmt.Errorf("malformed watch event")
-			}
-			b = b[n:]
-			continue
-		}
-		v, n := protowire.ConsumeBytes(b)
-		if n < 0 {
-			return "", nil, fmt.Errorf("malformed watch event")
-		}
-		b = b[n:]
+	err := bytesFields(frame, func(num protowire.Number, v []byte) error {
 		switch num {
 		case 1:
 			typ = string(v)
-		case 2:
-			for len(v) > 0 { // RawExtension
-				num, wt, n := protowire.ConsumeTag(v)
-				if n < 0 || wt != protowire.BytesType {
-					return "", nil, fmt.Errorf("malformed watch event object")
-				}
-				s, m := protowire.ConsumeBytes(v[n:])
-				if m < 0 {
-					return "", nil, fmt.Errorf("malformed watch event object")
-				}
+		case 2: // a RawExtension: raw = 1
+			return bytesFields(v, func(num protowire.Number, v []byte) error {
 				if num == 1 {
-					object = s
+					object = v
 				}
-				v = v[n+m:]
-			}
+				return nil
+			})
 		}
+		return nil
+	})
+	if err != nil {
+		return "", nil, fmt.Errorf("watch event: %w", err)
 	}
 	kind, raw, err := unwrap(object)
 	if err != nil {
