@@ -131,7 +131,13 @@ func initialEvents(ctx context.Context, c rest.Interface, opts metav1.ListOption
 			items = make([]watch.Event, 0, n)
 		}
 		for i := range page.Items {
-			items = append(items, watch.Event{Type: watch.Added, Object: &page.Items[i]})
+			// Each Service in an allocation of its own: the informer keeps
+			// these, and a pointer into the page would keep the whole page
+			// (and every older version on it) alive as long as one Service
+			// on it is unchanged.
+			s := new(reconciler.Svc)
+			*s = page.Items[i]
+			items = append(items, watch.Event{Type: watch.Added, Object: s})
 		}
 		rv, next = page.ResourceVersion, page.Continue
 		if next == "" {
@@ -161,13 +167,17 @@ func newPrepended(first []watch.Event, then watch.Interface) *prepended {
 	go func() {
 		defer close(p.out)
 		defer then.Stop()
-		for _, ev := range first {
+		for i, ev := range first {
+			// Let go of each event once delivered: the informer may drop it
+			// long before the watch ends.
+			first[i] = watch.Event{}
 			select {
 			case p.out <- ev:
 			case <-p.stop:
 				return
 			}
 		}
+		first = nil
 		for {
 			select {
 			case ev, ok := <-then.ResultChan():

@@ -1,17 +1,25 @@
 package app
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
+	"io"
+	"net/http"
 	"reflect"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
 
 	"github.com/ecmplb/ecmplb/api/v1beta1"
 	"github.com/ecmplb/ecmplb/controller/reconciler"
@@ -191,5 +199,44 @@ func TestServiceListWatch(t *testing.T) {
 	}
 	if _, err := lw.WatchWithContext(ctx, metav1.ListOptions{ResourceVersion: "x"}); err == nil {
 		t.Error("a watch from a malformed resourceVersion: no error")
+	}
+}
+
+// TestWatchErrorFrame: an ERROR event in the stream (the API server's 410
+// when a watch's resourceVersion is too old) reaches the reflector as the
+// API server's Status, which it recognises as expired, and the stream's end
+// is io.EOF.
+func TestWatchErrorFrame(t *testing.T) {
+	status := &metav1.Status{TypeMeta: metav1.TypeMeta{Kind: "Status", APIVersion: "v1"}, Status: metav1.StatusFailure,
+		Code: http.StatusGone, Reason: metav1.StatusReasonExpired, Message: "too old resource version: 1 (5)"}
+	info, ok := runtime.SerializerInfoForMediaType(scheme.Codecs.SupportedMediaTypes(), protobufType)
+	if !ok {
+		t.Fatal("no protobuf serializer")
+	}
+	var obj bytes.Buffer
+	if err := info.Serializer.Encode(status, &obj); err != nil {
+		t.Fatal(err)
+	}
+	ev := metav1.WatchEvent{Type: string(watch.Error), Object: runtime.RawExtension{Raw: obj.Bytes()}}
+	frame, err := ev.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stream bytes.Buffer
+	_ = binary.Write(&stream, binary.BigEndian, uint32(len(frame)))
+	stream.Write(frame)
+	d := &svcEvents{body: io.NopCloser(&stream), r: bufio.NewReader(&stream)}
+	typ, got, err := d.Decode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if typ != watch.Error {
+		t.Fatalf("event %s, want ERROR", typ)
+	}
+	if err := apierrors.FromObject(got); !apierrors.IsResourceExpired(err) {
+		t.Fatalf("%v (%T) is not an expired error", err, got)
+	}
+	if _, _, err := d.Decode(); err != io.EOF {
+		t.Fatalf("after the last event: %v, want io.EOF", err)
 	}
 }
