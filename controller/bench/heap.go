@@ -133,8 +133,14 @@ func cpuProfile(ctx context.Context, addr string, d time.Duration, path string) 
 // restartPhases reads a controller's log and says when, after the process
 // started, it logged its first line, won the Lease, had the Service cache
 // synced (its workers start), had rebuilt the allocations and allocated
-// svc's IP (diagnostics: where a restart's time goes).
+// svc's IP (diagnostics: where a restart's time goes). A svc ending in "*"
+// is a name prefix: the phase is the first IP allocated to a Service whose
+// name starts with it.
 func restartPhases(logPath string, started time.Time, svc string) string {
+	ip, ipMatch := "IP", `"IP allocated","service":"`+benchNS+"/"+svc+`"`
+	if prefix, ok := strings.CutSuffix(svc, "*"); ok {
+		ip, ipMatch = "first IP", `"IP allocated","service":"`+benchNS+"/"+prefix
+	}
 	raw, err := os.ReadFile(logPath)
 	if err != nil {
 		return err.Error()
@@ -148,7 +154,7 @@ func restartPhases(logPath string, started time.Time, svc string) string {
 		{name: "Lease", match: "successfully acquired lease"},
 		{name: "Service cache synced", match: `"Starting workers","controller":"service"`},
 		{name: "allocations rebuilt", match: `"allocations rebuilt"`},
-		{name: "IP", match: `"IP allocated","service":"` + benchNS + "/" + svc + `"`},
+		{name: ip, match: ipMatch},
 	}
 	for _, line := range strings.Split(string(raw), "\n") {
 		var at time.Time

@@ -539,8 +539,11 @@ func (b *bench) run(ctx context.Context, backlog, burst, workers int) error {
 	sampleCtx, stopSampling := context.WithCancel(ctx)
 	sampled := make(chan struct{})
 	go func() { heap1.run(sampleCtx, 5*time.Second); close(sampled) }()
+	backlogCPU := cpuSeconds(p1.cmd.Process.Pid)
 	backlogTime := done.Sub(p1.started)
 	fmt.Printf("backlog: %d Services had an IP %.3fs after the controller process started\n", backlog, backlogTime.Seconds())
+	fmt.Printf("  after the process started: %s, last IP +%dms; controller CPU %.2fs by then\n",
+		restartPhases(filepath.Join(b.work, "controller-1.log"), p1.started, "backlog-*"), backlogTime.Milliseconds(), backlogCPU)
 	time.Sleep(time.Second) // the Events trail the status
 	count1, err := apiCounts(ctx, b.cs)
 	if err != nil {

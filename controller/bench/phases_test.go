@@ -29,4 +29,7 @@ I1202 05:01:54.853557    3401 leaderelection.go:271] successfully acquired lease
 	if got := restartPhases(path, started, "missing"); got != "first log line +128ms, Lease +153ms, Service cache synced +1078ms, allocations rebuilt +1741ms, IP not logged" {
 		t.Fatalf("missing Service: %s", got)
 	}
+	if got := restartPhases(path, started, "after-*"); got != "first log line +128ms, Lease +153ms, Service cache synced +1078ms, allocations rebuilt +1741ms, first IP +1747ms" {
+		t.Fatalf("first of a prefix: %s", got)
+	}
 }
