@@ -53,19 +53,7 @@ func serviceListWatch(rc *rest.Config) (*toolscache.ListWatch, error) {
 	c := cs.RESTClient()
 	return &toolscache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
-			b, err := c.Get().Resource("services").VersionedParams(&opts, scheme.ParameterCodec).
-				SetHeader("Accept", protobufType).Do(ctx).Raw()
-			if err != nil {
-				return nil, err
-			}
-			kind, raw, err := unwrap(b)
-			if err != nil {
-				return nil, fmt.Errorf("list of Services: %w", err)
-			}
-			if kind != "ServiceList" {
-				return nil, fmt.Errorf("list of Services: the API server sent a %q", kind)
-			}
-			return reconciler.DecodeSvcList(raw)
+			return listServices(ctx, c, opts)
 		},
 		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
 			if opts.SendInitialEvents != nil && *opts.SendInitialEvents {
@@ -74,6 +62,27 @@ func serviceListWatch(rc *rest.Config) (*toolscache.ListWatch, error) {
 			return watchServices(ctx, c, opts)
 		},
 	}, nil
+}
+
+// listServices lists Services (one page, as opts says).
+func listServices(ctx context.Context, c rest.Interface, opts metav1.ListOptions) (*reconciler.SvcList, error) {
+	b, err := c.Get().Resource("services").VersionedParams(&opts, scheme.ParameterCodec).
+		SetHeader("Accept", protobufType).Do(ctx).Raw()
+	if err != nil {
+		return nil, err
+	}
+	kind, raw, err := unwrap(b)
+	if err == nil && kind != "ServiceList" {
+		err = fmt.Errorf("the API server sent a %q", kind)
+	}
+	var l *reconciler.SvcList
+	if err == nil {
+		l, err = reconciler.DecodeSvcList(raw)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list of Services: %w", err)
+	}
+	return l, nil
 }
 
 // watchServices opens a watch of Services.
@@ -106,22 +115,10 @@ func initialEvents(ctx context.Context, c rest.Interface, opts metav1.ListOption
 	var items []watch.Event
 	rv, next := "", ""
 	for {
-		b, err := c.Get().Resource("services").VersionedParams(&metav1.ListOptions{Limit: initialPage, Continue: next,
-			LabelSelector: opts.LabelSelector, FieldSelector: opts.FieldSelector}, scheme.ParameterCodec).
-			SetHeader("Accept", protobufType).Do(ctx).Raw()
+		page, err := listServices(ctx, c, metav1.ListOptions{Limit: initialPage, Continue: next,
+			LabelSelector: opts.LabelSelector, FieldSelector: opts.FieldSelector})
 		if err != nil {
 			return nil, err
-		}
-		kind, raw, err := unwrap(b)
-		if err == nil && kind != "ServiceList" {
-			err = fmt.Errorf("the API server sent a %q", kind)
-		}
-		var page *reconciler.SvcList
-		if err == nil {
-			page, err = reconciler.DecodeSvcList(raw)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("list of Services: %w", err)
 		}
 		if items == nil {
 			n := len(page.Items) + 1
@@ -130,13 +127,7 @@ func initialEvents(ctx context.Context, c rest.Interface, opts metav1.ListOption
 			}
 			items = make([]watch.Event, 0, n)
 		}
-		for i := range page.Items {
-			// Each Service in an allocation of its own: the informer keeps
-			// these, and a pointer into the page would keep the whole page
-			// (and every older version on it) alive as long as one Service
-			// on it is unchanged.
-			s := new(reconciler.Svc)
-			*s = page.Items[i]
+		for _, s := range page.Items {
 			items = append(items, watch.Event{Type: watch.Added, Object: s})
 		}
 		rv, next = page.ResourceVersion, page.Continue

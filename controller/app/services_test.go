@@ -101,7 +101,7 @@ func TestServiceListWatch(t *testing.T) {
 		}
 		l := obj.(*reconciler.SvcList)
 		for i := range l.Items {
-			check("list", &l.Items[i])
+			check("list", l.Items[i])
 		}
 		seen += len(l.Items)
 		rv, next = l.ResourceVersion, l.Continue

@@ -11,7 +11,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -70,37 +69,19 @@ func shapeBody(ip, pool string) []byte {
 // and returns how long all of them took. subresource "status" or "".
 func patchFloor(ctx context.Context, cs kubernetes.Interface, ns string, names []string, workers int,
 	subresource string, body func(i int) []byte) (time.Duration, error) {
-	idx := make(chan int)
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var firstErr error
+	var sub []string
+	if subresource != "" {
+		sub = []string{subresource}
+	}
 	t := time.Now()
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range idx {
-				var sub []string
-				if subresource != "" {
-					sub = []string{subresource}
-				}
-				_, err := cs.CoreV1().Services(ns).Patch(ctx, names[i], types.MergePatchType, body(i), metav1.PatchOptions{}, sub...)
-				if err != nil {
-					mu.Lock()
-					if firstErr == nil {
-						firstErr = fmt.Errorf("patch floor: %s: %w", names[i], err)
-					}
-					mu.Unlock()
-				}
-			}
-		}()
-	}
-	for i := range names {
-		idx <- i
-	}
-	close(idx)
-	wg.Wait()
-	return time.Since(t), firstErr
+	err := forEach(len(names), workers, func(i int) error {
+		_, err := cs.CoreV1().Services(ns).Patch(ctx, names[i], types.MergePatchType, body(i), metav1.PatchOptions{}, sub...)
+		if err != nil {
+			return fmt.Errorf("patch floor: %s: %w", names[i], err)
+		}
+		return nil
+	})
+	return time.Since(t), err
 }
 
 // floorIP is an address outside the bench pool, distinct per i, so every

@@ -589,10 +589,12 @@ func DecodeBookmark(b []byte) (*Svc, error) {
 }
 
 // SvcList is a list of Svcs with the list's metadata: what a List of
-// Services decodes to for the Service informer.
+// Services decodes to for the Service informer. Items are pointers: the
+// informer keeps each one, and a pointer into a shared array would keep the
+// whole list alive while one item on it is.
 type SvcList struct {
 	metav1.ListMeta
-	Items []Svc
+	Items []*Svc
 }
 
 // GetObjectKind implements runtime.Object.
@@ -600,9 +602,9 @@ func (l *SvcList) GetObjectKind() schema.ObjectKind { return schema.EmptyObjectK
 
 // DeepCopyObject implements runtime.Object.
 func (l *SvcList) DeepCopyObject() runtime.Object {
-	c := &SvcList{ListMeta: *l.ListMeta.DeepCopy(), Items: make([]Svc, len(l.Items))}
+	c := &SvcList{ListMeta: *l.ListMeta.DeepCopy(), Items: make([]*Svc, len(l.Items))}
 	for i := range l.Items {
-		c.Items[i] = *l.Items[i].DeepCopyObject().(*Svc)
+		c.Items[i] = l.Items[i].DeepCopyObject().(*Svc)
 	}
 	return c
 }
@@ -610,18 +612,7 @@ func (l *SvcList) DeepCopyObject() runtime.Object {
 // DecodeSvcList makes an SvcList from the protobuf encoding of a
 // ServiceList.
 func DecodeSvcList(b []byte) (*SvcList, error) {
-	// Count the items first: one slice of the right size, not a doubling
-	// one (thousands of Svcs copied over and over).
-	n := 0
-	if err := eachField(b, func(num protowire.Number, _ protowire.Type, _ []byte, _ uint64) error {
-		if num == fListItems {
-			n++
-		}
-		return nil
-	}); err != nil {
-		return nil, err
-	}
-	out := &SvcList{Items: make([]Svc, 0, n)}
+	out := &SvcList{}
 	err := eachField(b, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
 		if num != fListMeta && num != fListItems {
 			return nil
@@ -634,7 +625,7 @@ func DecodeSvcList(b []byte) (*SvcList, error) {
 			if err != nil {
 				return fmt.Errorf("item %d: %w", len(out.Items), err)
 			}
-			out.Items = append(out.Items, *s)
+			out.Items = append(out.Items, s)
 			return nil
 		}
 		return eachField(v, func(num protowire.Number, typ protowire.Type, v []byte, x uint64) error {
