@@ -26,6 +26,7 @@ import (
 
 	"github.com/ecmplb/ecmplb/fabric/control"
 	"github.com/ecmplb/ecmplb/fabric/internal/bfdrun"
+	"github.com/ecmplb/ecmplb/fabric/internal/idlehold"
 	"github.com/ecmplb/ecmplb/fabric/topology"
 	"github.com/ecmplb/ecmplb/internal/gobgplog"
 )
@@ -119,20 +120,11 @@ func (a *Announcer) Run(ctx context.Context) error {
 		defer cancel()
 		_ = a.bgp.StopBgp(c, &api.StopBgpRequest{})
 	}()
-	hold := max(uint64(a.cfg.HoldTime.Std()/time.Second), 3)
+	if err := a.renewDropped(ctx); err != nil {
+		return err
+	}
 	for _, p := range a.cfg.Peers {
-		err := a.bgp.AddPeer(ctx, &api.AddPeerRequest{Peer: &api.Peer{
-			Conf: &api.PeerConf{NeighborAddress: p.Address.String(), PeerAsn: p.ASN},
-			Timers: &api.Timers{Config: &api.TimersConfig{
-				HoldTime: hold, KeepaliveInterval: max(hold/3, 1), ConnectRetry: 1, IdleHoldTimeAfterReset: 1,
-			}},
-			Transport: &api.Transport{LocalAddress: a.cfg.Address.String()},
-			AfiSafis: []*api.AfiSafi{
-				{Config: &api.AfiSafiConfig{Family: &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST}, Enabled: true}},
-				{Config: &api.AfiSafiConfig{Family: &api.Family{Afi: api.Family_AFI_IP6, Safi: api.Family_SAFI_UNICAST}, Enabled: true}},
-			},
-		}})
-		if err != nil {
+		if err := a.bgp.AddPeer(ctx, &api.AddPeerRequest{Peer: a.peer(p)}); err != nil {
 			return fmt.Errorf("announcer %s: add peer %s: %w", a.cfg.Name, p.Address, err)
 		}
 	}
@@ -195,6 +187,69 @@ func (a *Announcer) Run(ctx context.Context) error {
 	_ = srv.Shutdown(c)
 	_ = os.Remove(a.cfg.ControlSocket)
 	return runErr
+}
+
+// peer is the GoBGP neighbor for a router the announcer dials.
+func (a *Announcer) peer(p Peer) *api.Peer {
+	hold := max(uint64(a.cfg.HoldTime.Std()/time.Second), 3)
+	return &api.Peer{
+		Conf: &api.PeerConf{NeighborAddress: p.Address.String(), PeerAsn: p.ASN},
+		Timers: &api.Timers{Config: &api.TimersConfig{
+			HoldTime: hold, KeepaliveInterval: max(hold/3, 1), ConnectRetry: 1, IdleHoldTimeAfterReset: 1,
+		}},
+		Transport: &api.Transport{LocalAddress: a.cfg.Address.String()},
+		AfiSafis: []*api.AfiSafi{
+			{Config: &api.AfiSafiConfig{Family: &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST}, Enabled: true}},
+			{Config: &api.AfiSafiConfig{Family: &api.Family{Afi: api.Family_AFI_IP6, Safi: api.Family_SAFI_UNICAST}, Enabled: true}},
+		},
+	}
+}
+
+// renewDropped watches the neighbors' states and replaces one whose session
+// or connection dropped (package idlehold), so the announcer dials again
+// within its connect retry, as the speaker does, whichever end ended the
+// session: IdleHoldTimeAfterReset covers only the announcer's own resets, and
+// under BFD the router's reset can arrive first.
+func (a *Announcer) renewDropped(ctx context.Context) error {
+	var mu sync.Mutex
+	last := map[string]api.PeerState_SessionState{}
+	err := a.bgp.WatchEvent(ctx, &api.WatchEventRequest{Peer: &api.WatchEventRequest_Peer{}}, func(ev *api.WatchEventResponse) {
+		pe := ev.GetPeer()
+		if pe == nil || pe.Type != api.WatchEventResponse_PeerEvent_STATE {
+			return
+		}
+		addr := pe.GetPeer().GetState().GetNeighborAddress()
+		mu.Lock()
+		old, known := last[addr]
+		last[addr] = pe.GetPeer().GetState().GetSessionState()
+		mu.Unlock()
+		if !known || !idlehold.Entered(old, pe.GetPeer()) {
+			return
+		}
+		i := slices.IndexFunc(a.cfg.Peers, func(p Peer) bool { return p.Address.String() == addr })
+		if i < 0 {
+			return
+		}
+		want := a.peer(a.cfg.Peers[i])
+		go func() {
+			c, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			renewed, err := idlehold.Renew(c, a.bgp, want)
+			if err != nil {
+				if ctx.Err() == nil {
+					a.log.Error("renew neighbor", "peer", addr, "err", err)
+				}
+				return
+			}
+			if renewed {
+				a.log.Info("bgp neighbor renewed after its session dropped", "peer", addr)
+			}
+		}()
+	})
+	if err != nil {
+		return fmt.Errorf("announcer %s: watch peers: %w", a.cfg.Name, err)
+	}
+	return nil
 }
 
 func (a *Announcer) path(p netip.Prefix) (*api.Path, error) {

@@ -243,6 +243,53 @@ func TestRouterTakesAConnectionAtOnceAfterAnAbortedOpen(t *testing.T) {
 	}
 }
 
+// TestAnnouncerRedialsAfterTheToREndsTheSession: when the ToR ends the
+// session (a NOTIFICATION Cease, here a drain repaired at once), the
+// announcer, which plays the node, must dial again within its connect retry,
+// as the speaker does, not sit out GoBGP's 5 s idle hold. Under BFD the ToR's
+// reset can reach the announcer before the announcer's own: in CI a one-way
+// BFD failure healed 6.05 s late that way.
+func TestAnnouncerRedialsAfterTheToREndsTheSession(t *testing.T) {
+	f := up(t, oneNode("10.9.2"))
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	p := netip.MustParsePrefix("192.0.2.12/32")
+	n1 := []netip.Addr{netip.MustParseAddr("10.9.2.11")}
+	wait := func(want []netip.Addr) {
+		t.Helper()
+		wctx, wcancel := context.WithTimeout(ctx, 15*time.Second)
+		defer wcancel()
+		if _, err := f.WaitForRoute(wctx, "r1", p, want); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ann, err := f.StartAnnouncer(ctx, "n1", fabric.AnnouncerOptions{Prefixes: []netip.Prefix{p}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ann.Stop()
+	wait(n1)
+	for round := range 3 {
+		drain := fabric.Fault{Kind: fabric.FaultNodeDrain, Target: "n1"}
+		if err := f.Fault(ctx, drain); err != nil {
+			t.Fatal(err)
+		}
+		wait(nil)
+		t0 := time.Now()
+		if err := f.Repair(ctx, drain); err != nil {
+			t.Fatal(err)
+		}
+		wait(n1)
+		// The announcer's connect retry is 1-2 s; the ToR takes the
+		// connection at once once enabled.
+		back := changeAfter(t, f, "r1", p, t0, n1).At.Sub(t0)
+		t.Logf("round %d: ToR ended the session and took it back: route back after %v", round, back)
+		if back > 3500*time.Millisecond {
+			t.Errorf("round %d: route back %v after the ToR re-enabled the session, want under 3.5 s", round, back)
+		}
+	}
+}
+
 // oneNode is a fabric of one ToR r1 (pre.1, AS 65000) and one node n1
 // (pre.11, AS 65100) on pre.0/24, without BFD, hold time 9 s.
 func oneNode(pre string) topology.Topology {

@@ -22,6 +22,7 @@ import (
 
 	"github.com/ecmplb/ecmplb/fabric/control"
 	"github.com/ecmplb/ecmplb/fabric/internal/bfdrun"
+	"github.com/ecmplb/ecmplb/fabric/internal/idlehold"
 	"github.com/ecmplb/ecmplb/fabric/rib"
 	"github.com/ecmplb/ecmplb/internal/gobgplog"
 )
@@ -45,7 +46,7 @@ type Router struct {
 	fibRoutes map[netip.Prefix]control.FIBRoute
 
 	peerMu    sync.Mutex
-	peerState map[netip.Addr]string
+	peerState map[netip.Addr]api.PeerState_SessionState
 	neighbors map[netip.Addr]Neighbor
 	startedCh chan struct{}
 }
@@ -74,7 +75,7 @@ func New(cfg Config, opts ...Option) *Router {
 		fibDirty:  map[netip.Prefix]struct{}{},
 		fibKick:   make(chan struct{}, 1),
 		fibRoutes: map[netip.Prefix]control.FIBRoute{},
-		peerState: map[netip.Addr]string{},
+		peerState: map[netip.Addr]api.PeerState_SessionState{},
 		neighbors: map[netip.Addr]Neighbor{},
 		startedCh: make(chan struct{}),
 	}
@@ -420,37 +421,29 @@ func (r *Router) onPeer(p *api.Peer) {
 	if err != nil {
 		return
 	}
-	state := sessionStateName(p.GetState().GetSessionState())
+	state := p.GetState().GetSessionState()
 	r.peerMu.Lock()
-	old := r.peerState[addr]
+	old, known := r.peerState[addr]
 	r.peerState[addr] = state
 	r.peerMu.Unlock()
-	if old == state {
+	if known && old == state {
 		return
 	}
-	if old == "" {
-		old = "unknown"
+	oldName, newName := "unknown", sessionStateName(state)
+	if known {
+		oldName = sessionStateName(old)
 	}
-	r.met.peerChanges.WithLabelValues(state).Inc()
-	r.events.add(control.Event{At: r.now(), Kind: control.EventBGP, Peer: addr, Old: old, New: state})
-	r.log.Info("bgp neighbor state", "peer", addr, "old", old, "new", state)
-	if state == "idle" && dropsToIdleHold[old] && p.GetState().GetAdminState() == api.PeerState_UP {
+	r.met.peerChanges.WithLabelValues(newName).Inc()
+	r.events.add(control.Event{At: r.now(), Kind: control.EventBGP, Peer: addr, Old: oldName, New: newName})
+	r.log.Info("bgp neighbor state", "peer", addr, "old", oldName, "new", newName)
+	if known && idlehold.Entered(old, p) {
 		go r.renewPeer(addr)
 	}
 }
 
-// dropsToIdleHold are the states from which a drop to idle puts a GoBGP
-// neighbor into its idle hold: an established session that ended, and a
-// connection closed in the middle of the OPEN exchange (a node that cut its
-// dial short).
-var dropsToIdleHold = map[string]bool{"established": true, "opensent": true, "openconfirm": true}
-
 // renewPeer replaces a static neighbor whose session or connection just
-// dropped with a fresh one, so the router accepts the node's next connection
-// at once, as a real router does. GoBGP would otherwise hold the neighbor in
-// Idle, closing every incoming connection, for 5 s after any drop (its idle
-// hold time after the first one, whatever IdleHoldTimeAfterReset says): a
-// delay of the harness, not of the node under test.
+// dropped with a fresh one (package idlehold), so the router accepts the
+// node's next connection at once, as a real router does.
 func (r *Router) renewPeer(addr netip.Addr) {
 	r.peerMu.Lock()
 	n, ok := r.neighbors[addr]
@@ -460,25 +453,14 @@ func (r *Router) renewPeer(addr netip.Addr) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	renew := false
-	err := r.bgp.ListPeer(ctx, &api.ListPeerRequest{Address: addr.String()}, func(p *api.Peer) {
-		renew = p.GetState().GetSessionState() == api.PeerState_IDLE && p.GetState().GetAdminState() == api.PeerState_UP &&
-			// A node restarting gracefully: its routes stay, stale, with the
-			// neighbor; a fresh neighbor would drop them.
-			!p.GetGracefulRestart().GetPeerRestarting()
-	})
-	if err != nil || !renew {
+	renewed, err := idlehold.Renew(ctx, r.bgp, r.peer(n))
+	if err != nil {
+		r.log.Error("renew neighbor", "peer", addr, "err", err)
 		return
 	}
-	if err := r.bgp.DeletePeer(ctx, &api.DeletePeerRequest{Address: addr.String()}); err != nil {
-		r.log.Warn("renew neighbor: delete", "peer", addr, "err", err)
-		return
+	if renewed {
+		r.log.Info("bgp neighbor renewed after its session dropped", "peer", addr)
 	}
-	if err := r.bgp.AddPeer(ctx, &api.AddPeerRequest{Peer: r.peer(n)}); err != nil {
-		r.log.Error("renew neighbor: add", "peer", addr, "err", err)
-		return
-	}
-	r.log.Info("bgp neighbor renewed after its session dropped", "peer", addr)
 }
 
 func (r *Router) bfdLoop(ctx context.Context, ch <-chan bfdrun.Change) {
@@ -604,9 +586,20 @@ func (r *Router) DeleteNeighbor(ctx context.Context, addr netip.Addr) error {
 }
 
 // SetNeighborAdmin disables (graceful shutdown with NOTIFICATION) or enables a neighbor.
+// A static neighbor is enabled as a fresh one (package idlehold), which takes
+// the node's next connection at once.
 func (r *Router) SetNeighborAdmin(ctx context.Context, addr netip.Addr, enable bool, communication string) error {
 	if enable {
-		return r.bgp.EnablePeer(ctx, &api.EnablePeerRequest{Address: addr.String()})
+		r.peerMu.Lock()
+		n, static := r.neighbors[addr]
+		r.peerMu.Unlock()
+		if !static {
+			return r.bgp.EnablePeer(ctx, &api.EnablePeerRequest{Address: addr.String()})
+		}
+		if err := idlehold.Enable(ctx, r.bgp, r.peer(n)); err != nil {
+			return fmt.Errorf("router %s: enable neighbor %s: %w", r.cfg.Name, addr, err)
+		}
+		return nil
 	}
 	return r.bgp.DisablePeer(ctx, &api.DisablePeerRequest{Address: addr.String(), Communication: communication})
 }

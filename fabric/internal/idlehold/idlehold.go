@@ -1,0 +1,77 @@
+// Package idlehold keeps the fabric's GoBGP neighbors (the routers' and the
+// test announcers') out of GoBGP's idle hold. After a session or a connection
+// in the OPEN exchange drops, a GoBGP neighbor stays in Idle for 5 s (its idle
+// hold after the first one, whatever IdleHoldTimeAfterReset says), refusing
+// connections and not dialling. Real routers, and the speaker, take or make
+// the next connection at once; the fabric does the same by replacing such a
+// neighbor with a fresh one, so that its timings are those of the node under
+// test, not of the harness.
+package idlehold
+
+import (
+	"context"
+
+	api "github.com/osrg/gobgp/v3/api"
+	"github.com/osrg/gobgp/v3/pkg/server"
+)
+
+// holding are the states from which a drop to Idle puts a GoBGP neighbor into
+// its idle hold: an established session that ended, and a connection closed in
+// the middle of the OPEN exchange.
+var holding = map[api.PeerState_SessionState]bool{
+	api.PeerState_ESTABLISHED: true,
+	api.PeerState_OPENSENT:    true,
+	api.PeerState_OPENCONFIRM: true,
+}
+
+// Entered reports whether a neighbor whose session was in state old, and
+// which is now as p says, has just entered its idle hold while enabled (a
+// neighbor shut down administratively stays down).
+func Entered(old api.PeerState_SessionState, p *api.Peer) bool {
+	st := p.GetState()
+	return holding[old] && st.GetSessionState() == api.PeerState_IDLE && st.GetAdminState() == api.PeerState_UP
+}
+
+// Renew replaces the neighbor want names with want if GoBGP still has it in
+// Idle and enabled, and it is not a peer restarting gracefully (its routes
+// stay, stale, with the neighbor; a fresh neighbor would drop them). It
+// reports whether it replaced the neighbor.
+func Renew(ctx context.Context, srv *server.BgpServer, want *api.Peer) (bool, error) {
+	addr := want.GetConf().GetNeighborAddress()
+	renew := false
+	err := srv.ListPeer(ctx, &api.ListPeerRequest{Address: addr}, func(p *api.Peer) {
+		st := p.GetState()
+		renew = st.GetSessionState() == api.PeerState_IDLE && st.GetAdminState() == api.PeerState_UP &&
+			!p.GetGracefulRestart().GetPeerRestarting()
+	})
+	if err != nil || !renew {
+		return false, err
+	}
+	if err := srv.DeletePeer(ctx, &api.DeletePeerRequest{Address: addr}); err != nil {
+		return false, err
+	}
+	if err := srv.AddPeer(ctx, &api.AddPeerRequest{Peer: want}); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// Enable enables the neighbor want names, which was shut down
+// administratively, by replacing it with a fresh neighbor: GoBGP's EnablePeer
+// leaves it in its idle hold for 5 s, refusing connections, where a real
+// router takes the peer's next connection at once. A neighbor not shut down
+// is left as it is.
+func Enable(ctx context.Context, srv *server.BgpServer, want *api.Peer) error {
+	addr := want.GetConf().GetNeighborAddress()
+	down := false
+	err := srv.ListPeer(ctx, &api.ListPeerRequest{Address: addr}, func(p *api.Peer) {
+		down = p.GetState().GetAdminState() != api.PeerState_UP
+	})
+	if err != nil || !down {
+		return err
+	}
+	if err := srv.DeletePeer(ctx, &api.DeletePeerRequest{Address: addr}); err != nil {
+		return err
+	}
+	return srv.AddPeer(ctx, &api.AddPeerRequest{Peer: want})
+}
