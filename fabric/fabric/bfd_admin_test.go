@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	binenc "encoding/binary"
+	"fmt"
 	"net"
 	"net/netip"
 	"testing"
@@ -154,33 +155,21 @@ func TestRouterTakesAReconnectAtOnce(t *testing.T) {
 	defer cancel()
 	p := netip.MustParsePrefix("192.0.2.10/32")
 	n1 := []netip.Addr{netip.MustParseAddr("10.9.0.11")}
-	wait := func(want []netip.Addr) {
-		t.Helper()
-		wctx, wcancel := context.WithTimeout(ctx, 15*time.Second)
-		defer wcancel()
-		if _, err := f.WaitForRoute(wctx, "r1", p, want); err != nil {
-			t.Fatal(err)
-		}
-	}
 	for round := range 3 {
 		ann, err := f.StartAnnouncer(ctx, "n1", fabric.AnnouncerOptions{Prefixes: []netip.Prefix{p}})
 		if err != nil {
 			t.Fatal(err)
 		}
 		t0 := time.Now()
-		wait(n1)
+		waitR1(ctx, t, f, p, n1)
 		if round > 0 {
 			// The announcer dials after 1-2 s (GoBGP's connect retry of 1 s,
 			// randomised up to twice that); a router holding the neighbor in
 			// Idle for 5 s refuses those attempts.
-			back := changeAfter(t, f, "r1", p, t0, n1).At.Sub(t0)
-			t.Logf("round %d: announcer restarted, route back after %v", round, back)
-			if back > 4*time.Second {
-				t.Errorf("round %d: route back %v after the node's speaker restarted, want under 4 s", round, back)
-			}
+			backWithin(t, f, p, t0, n1, 4*time.Second, fmt.Sprintf("round %d: after the node's speaker restarted", round))
 		}
 		ann.Stop()
-		wait(nil)
+		waitR1(ctx, t, f, p, nil)
 	}
 }
 
@@ -220,26 +209,12 @@ func TestRouterTakesAConnectionAtOnceAfterAnAbortedOpen(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		wctx, wcancel := context.WithTimeout(ctx, 15*time.Second)
-		_, err = f.WaitForRoute(wctx, "r1", p, []netip.Addr{n1})
-		wcancel()
-		if err != nil {
-			t.Fatal(err)
-		}
+		waitR1(ctx, t, f, p, []netip.Addr{n1})
 		// The announcer dials after 1-2 s (GoBGP's connect retry); a ToR
 		// holding the neighbor in Idle refuses until 5 s after the hang-up.
-		back := changeAfter(t, f, "r1", p, t0, []netip.Addr{n1}).At.Sub(t0)
-		t.Logf("round %d: route announced %v after an aborted OPEN", round, back)
-		if back > 4*time.Second {
-			t.Errorf("round %d: route announced %v after the node hung up in OpenConfirm, want under 4 s", round, back)
-		}
+		backWithin(t, f, p, t0, []netip.Addr{n1}, 4*time.Second, fmt.Sprintf("round %d: after the node hung up in OpenConfirm", round))
 		ann.Stop()
-		wctx, wcancel = context.WithTimeout(ctx, 15*time.Second)
-		_, err = f.WaitForRoute(wctx, "r1", p, nil)
-		wcancel()
-		if err != nil {
-			t.Fatal(err)
-		}
+		waitR1(ctx, t, f, p, nil)
 	}
 }
 
@@ -255,38 +230,47 @@ func TestAnnouncerRedialsAfterTheToREndsTheSession(t *testing.T) {
 	defer cancel()
 	p := netip.MustParsePrefix("192.0.2.12/32")
 	n1 := []netip.Addr{netip.MustParseAddr("10.9.2.11")}
-	wait := func(want []netip.Addr) {
-		t.Helper()
-		wctx, wcancel := context.WithTimeout(ctx, 15*time.Second)
-		defer wcancel()
-		if _, err := f.WaitForRoute(wctx, "r1", p, want); err != nil {
-			t.Fatal(err)
-		}
-	}
 	ann, err := f.StartAnnouncer(ctx, "n1", fabric.AnnouncerOptions{Prefixes: []netip.Prefix{p}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ann.Stop()
-	wait(n1)
+	waitR1(ctx, t, f, p, n1)
 	for round := range 3 {
 		drain := fabric.Fault{Kind: fabric.FaultNodeDrain, Target: "n1"}
 		if err := f.Fault(ctx, drain); err != nil {
 			t.Fatal(err)
 		}
-		wait(nil)
+		waitR1(ctx, t, f, p, nil)
 		t0 := time.Now()
 		if err := f.Repair(ctx, drain); err != nil {
 			t.Fatal(err)
 		}
-		wait(n1)
+		waitR1(ctx, t, f, p, n1)
 		// The announcer's connect retry is 1-2 s; the ToR takes the
 		// connection at once once enabled.
-		back := changeAfter(t, f, "r1", p, t0, n1).At.Sub(t0)
-		t.Logf("round %d: ToR ended the session and took it back: route back after %v", round, back)
-		if back > 3500*time.Millisecond {
-			t.Errorf("round %d: route back %v after the ToR re-enabled the session, want under 3.5 s", round, back)
-		}
+		backWithin(t, f, p, t0, n1, 3500*time.Millisecond, fmt.Sprintf("round %d: after the ToR ended the session and re-enabled it", round))
+	}
+}
+
+// backWithin logs how long after t0 r1's next-hop set of p became want, and
+// fails the test if that took longer than limit.
+func backWithin(t *testing.T, f *fabric.Fabric, p netip.Prefix, t0 time.Time, want []netip.Addr, limit time.Duration, what string) {
+	t.Helper()
+	back := changeAfter(t, f, "r1", p, t0, want).At.Sub(t0)
+	t.Logf("%s: route back after %v", what, back)
+	if back > limit {
+		t.Errorf("%s: route back after %v, want under %v", what, back, limit)
+	}
+}
+
+// waitR1 waits (15 s at most) for r1's next-hop set of p to be want.
+func waitR1(ctx context.Context, t *testing.T, f *fabric.Fabric, p netip.Prefix, want []netip.Addr) {
+	t.Helper()
+	wctx, wcancel := context.WithTimeout(ctx, 15*time.Second)
+	defer wcancel()
+	if _, err := f.WaitForRoute(wctx, "r1", p, want); err != nil {
+		t.Fatal(err)
 	}
 }
 
