@@ -241,8 +241,11 @@ func (a *Announcer) renewDropped(ctx context.Context) error {
 				}
 				return
 			}
-			if renewed {
+			switch {
+			case renewed && old == api.PeerState_ESTABLISHED:
 				a.log.Info("bgp neighbor renewed after its session dropped", "peer", addr)
+			case renewed: // a refused dial, every 1-2 s while the router is drained
+				a.log.Debug("bgp neighbor renewed after its connection dropped", "peer", addr, "state", old.String())
 			}
 		}()
 	})

@@ -45,6 +45,9 @@ type Router struct {
 	fibKick   chan struct{}
 	fibRoutes map[netip.Prefix]control.FIBRoute
 
+	// adminMu orders the neighbor admin changes (drain and repair) and the
+	// renewals of dropped neighbors, so one does not undo the other.
+	adminMu   sync.Mutex
 	peerMu    sync.Mutex
 	peerState map[netip.Addr]api.PeerState_SessionState
 	neighbors map[netip.Addr]Neighbor
@@ -453,9 +456,11 @@ func (r *Router) renewPeer(addr netip.Addr) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	r.adminMu.Lock()
+	defer r.adminMu.Unlock()
 	renewed, err := idlehold.Renew(ctx, r.bgp, r.peer(n))
 	if err != nil {
-		r.log.Error("renew neighbor", "peer", addr, "err", err)
+		r.log.Warn("renew neighbor", "peer", addr, "err", err)
 		return
 	}
 	if renewed {
@@ -589,6 +594,8 @@ func (r *Router) DeleteNeighbor(ctx context.Context, addr netip.Addr) error {
 // A static neighbor is enabled as a fresh one (package idlehold), which takes
 // the node's next connection at once.
 func (r *Router) SetNeighborAdmin(ctx context.Context, addr netip.Addr, enable bool, communication string) error {
+	r.adminMu.Lock()
+	defer r.adminMu.Unlock()
 	if enable {
 		r.peerMu.Lock()
 		n, static := r.neighbors[addr]
@@ -601,7 +608,10 @@ func (r *Router) SetNeighborAdmin(ctx context.Context, addr netip.Addr, enable b
 		}
 		return nil
 	}
-	return r.bgp.DisablePeer(ctx, &api.DisablePeerRequest{Address: addr.String(), Communication: communication})
+	if err := idlehold.Disable(ctx, r.bgp, addr.String(), communication); err != nil {
+		return fmt.Errorf("router %s: disable neighbor %s: %w", r.cfg.Name, addr, err)
+	}
+	return nil
 }
 
 // SetBFDAdmin shuts the BFD session to a neighbor administratively (the

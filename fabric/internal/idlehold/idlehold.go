@@ -1,8 +1,8 @@
 // Package idlehold keeps the fabric's GoBGP neighbors (the routers' and the
 // test announcers') out of GoBGP's idle hold. After a session or a connection
 // in the OPEN exchange drops, a GoBGP neighbor stays in Idle for 5 s (its idle
-// hold after the first one, whatever IdleHoldTimeAfterReset says), refusing
-// connections and not dialling. Real routers, and the speaker, take or make
+// hold after the first one; IdleHoldTimeAfterReset shortens only the hold that
+// follows a local ResetPeer), refusing connections and not dialling. Real routers, and the speaker, take or make
 // the next connection at once; the fabric does the same by replacing such a
 // neighbor with a fresh one, so that its timings are those of the node under
 // test, not of the harness.
@@ -10,6 +10,8 @@ package idlehold
 
 import (
 	"context"
+	"fmt"
+	"time"
 
 	api "github.com/osrg/gobgp/v3/api"
 	"github.com/osrg/gobgp/v3/pkg/server"
@@ -61,6 +63,10 @@ func Renew(ctx context.Context, srv *server.BgpServer, want *api.Peer) (bool, er
 // leaves it in its idle hold for 5 s, refusing connections, where a real
 // router takes the peer's next connection at once. A neighbor not shut down
 // is left as it is.
+//
+// A node connecting in the moment between the delete and the add would meet
+// the router's dynamic range instead and make AddPeer fail; the caller
+// reports that error.
 func Enable(ctx context.Context, srv *server.BgpServer, want *api.Peer) error {
 	addr := want.GetConf().GetNeighborAddress()
 	down := false
@@ -74,4 +80,35 @@ func Enable(ctx context.Context, srv *server.BgpServer, want *api.Peer) error {
 		return err
 	}
 	return srv.AddPeer(ctx, &api.AddPeerRequest{Peer: want})
+}
+
+// Disable shuts the neighbor at addr down administratively (a NOTIFICATION
+// Cease with communication) and returns once GoBGP reports it down: its
+// DisablePeer only queues the request for the neighbor's state machine, and
+// an Enable that read the neighbor before that would find nothing to do.
+func Disable(ctx context.Context, srv *server.BgpServer, addr, communication string) error {
+	if err := srv.DisablePeer(ctx, &api.DisablePeerRequest{Address: addr, Communication: communication}); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		down := false
+		err := srv.ListPeer(ctx, &api.ListPeerRequest{Address: addr}, func(p *api.Peer) {
+			down = p.GetState().GetAdminState() != api.PeerState_UP
+		})
+		if err != nil {
+			return err
+		}
+		if down {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("neighbor %s not reported down: %w", addr, ctx.Err())
+		case <-tick.C:
+		}
+	}
 }
