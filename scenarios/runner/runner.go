@@ -206,21 +206,46 @@ func (r *run) repeat(st scenariofile.Step) {
 	}
 }
 
-// runtimes reads every speaker's runtime once it has settled: the larger of
-// two readings, so one that caught a GC right after a burst is not taken
-// as the floor.
+// runtimes reads every speaker's runtime once it has settled. A speaker
+// starts some parts only after its first pass over its inputs (the status
+// writers' workers wait for it, the layer 2 writer for the start-up hold):
+// a baseline read before then is short of them, and every later reading
+// looks like a leak (a CI run: 145 goroutines at the baseline, a steady 162
+// after the rounds). So the speakers are read every settlePoll until no
+// count has grown for settleQuiet (settleMax at most), and each node's
+// baseline is the largest of its readings, so one that caught a GC right
+// after a burst is not taken as the floor.
 func (r *run) runtimes(st scenariofile.Step) map[string]backend.Runtime {
 	out := map[string]backend.Runtime{}
-	for _, n := range r.b.Topology().NodeNames() {
-		for range 2 {
+	start := time.Now()
+	grew := start
+	for {
+		for _, n := range r.b.Topology().NodeNames() {
 			rt, err := r.b.SpeakerRuntime(r.ctx, n)
 			gomega.Expect(err).NotTo(gomega.HaveOccurred(), r.where(st))
-			b := out[n]
+			b, seen := out[n]
+			if !seen || rt.Goroutines > b.Goroutines {
+				grew = time.Now()
+			}
 			out[n] = backend.Runtime{Goroutines: max(b.Goroutines, rt.Goroutines), HeapInuse: max(b.HeapInuse, rt.HeapInuse), GCForced: rt.GCForced}
 		}
+		if time.Since(grew) >= settleQuiet || time.Since(start) >= settleMax {
+			return out
+		}
+		select {
+		case <-r.ctx.Done():
+			return out
+		case <-time.After(settlePoll):
+		}
 	}
-	return out
 }
+
+// How runtimes waits for the speakers to settle.
+const (
+	settlePoll  = 500 * time.Millisecond
+	settleQuiet = 3 * time.Second
+	settleMax   = 20 * time.Second
+)
 
 // leakBound is how long the speakers get to return to their baseline after
 // the last round (a session being set up, a retry in flight).
