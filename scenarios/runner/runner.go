@@ -216,27 +216,35 @@ func (r *run) repeat(st scenariofile.Step) {
 // baseline is the largest of its readings, so one that caught a GC right
 // after a burst is not taken as the floor.
 func (r *run) runtimes(st scenariofile.Step) map[string]backend.Runtime {
+	out, err := settledRuntimes(r.ctx, r.b.Topology().NodeNames(), func(n string) (backend.Runtime, error) {
+		return r.b.SpeakerRuntime(r.ctx, n)
+	}, time.Now, func(d time.Duration) { time.Sleep(d) })
+	gomega.Expect(err).NotTo(gomega.HaveOccurred(), r.where(st))
+	return out
+}
+
+// settledRuntimes is runtimes' loop, with the clock and the pause injected.
+func settledRuntimes(ctx context.Context, nodes []string, read func(node string) (backend.Runtime, error),
+	now func() time.Time, pause func(time.Duration)) (map[string]backend.Runtime, error) {
 	out := map[string]backend.Runtime{}
-	start := time.Now()
+	start := now()
 	grew := start
 	for {
-		for _, n := range r.b.Topology().NodeNames() {
-			rt, err := r.b.SpeakerRuntime(r.ctx, n)
-			gomega.Expect(err).NotTo(gomega.HaveOccurred(), r.where(st))
+		for _, n := range nodes {
+			rt, err := read(n)
+			if err != nil {
+				return nil, err
+			}
 			b, seen := out[n]
 			if !seen || rt.Goroutines > b.Goroutines {
-				grew = time.Now()
+				grew = now()
 			}
 			out[n] = backend.Runtime{Goroutines: max(b.Goroutines, rt.Goroutines), HeapInuse: max(b.HeapInuse, rt.HeapInuse), GCForced: rt.GCForced}
 		}
-		if time.Since(grew) >= settleQuiet || time.Since(start) >= settleMax {
-			return out
+		if t := now(); t.Sub(grew) >= settleQuiet || t.Sub(start) >= settleMax || ctx.Err() != nil {
+			return out, nil
 		}
-		select {
-		case <-r.ctx.Done():
-			return out
-		case <-time.After(settlePoll):
-		}
+		pause(settlePoll)
 	}
 }
 

@@ -1,0 +1,64 @@
+package runner
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/ecmplb/ecmplb/scenarios/backend"
+)
+
+// TestSettledRuntimes: a speaker that starts its status writers' workers
+// after the first reading (as one did in CI: 145 goroutines at the
+// baseline, a steady 162 after the rounds) must have the grown count as its
+// baseline; a reading that caught a GC does not lower the heap's.
+func TestSettledRuntimes(t *testing.T) {
+	t0 := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
+	clock := t0
+	counts := map[string]func(since time.Duration) backend.Runtime{
+		"node1": func(since time.Duration) backend.Runtime {
+			if since < 2*time.Second {
+				return backend.Runtime{Goroutines: 145, HeapInuse: 10 << 20}
+			}
+			return backend.Runtime{Goroutines: 162, HeapInuse: 8 << 20}
+		},
+		"node2": func(time.Duration) backend.Runtime { return backend.Runtime{Goroutines: 150, HeapInuse: 9 << 20} },
+	}
+	reads := 0
+	out, err := settledRuntimes(context.Background(), []string{"node1", "node2"}, func(n string) (backend.Runtime, error) {
+		reads++
+		return counts[n](clock.Sub(t0)), nil
+	}, func() time.Time { return clock }, func(d time.Duration) { clock = clock.Add(d) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := out["node1"].Goroutines; g != 162 {
+		t.Errorf("node1's baseline: %v goroutines, want 162 (the count once its writers started)", g)
+	}
+	if h := out["node1"].HeapInuse; h != 10<<20 {
+		t.Errorf("node1's heap baseline: %v, want the larger reading %v", h, 10<<20)
+	}
+	if g := out["node2"].Goroutines; g != 150 {
+		t.Errorf("node2's baseline: %v goroutines, want 150", g)
+	}
+	// The last growth at 2 s, then settleQuiet without one.
+	if took := clock.Sub(t0); took < 2*time.Second+settleQuiet || took > 2*time.Second+settleQuiet+settlePoll {
+		t.Errorf("settled after %v, want %v after the last growth at 2s", took, settleQuiet)
+	}
+
+	// A count that keeps growing is read for settleMax at most.
+	clock, g := t0, 100.0
+	out, err = settledRuntimes(context.Background(), []string{"node1"}, func(string) (backend.Runtime, error) {
+		g++
+		return backend.Runtime{Goroutines: g}, nil
+	}, func() time.Time { return clock }, func(d time.Duration) { clock = clock.Add(d) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if took := clock.Sub(t0); took != settleMax {
+		t.Errorf("a growing count read for %v, want settleMax %v", took, settleMax)
+	}
+	if out["node1"].Goroutines != g {
+		t.Errorf("baseline %v, want the last (largest) reading %v", out["node1"].Goroutines, g)
+	}
+}
