@@ -220,10 +220,10 @@ func (a *Announcer) renewDropped(ctx context.Context) error {
 		}
 		addr := pe.GetPeer().GetState().GetNeighborAddress()
 		mu.Lock()
-		old, known := last[addr]
+		old := last[addr]
 		last[addr] = pe.GetPeer().GetState().GetSessionState()
 		mu.Unlock()
-		if !known || !idlehold.Entered(old, pe.GetPeer()) {
+		if !idlehold.Entered(old, pe.GetPeer()) {
 			return
 		}
 		i := slices.IndexFunc(a.cfg.Peers, func(p Peer) bool { return p.Address.String() == addr })

@@ -439,7 +439,7 @@ func (r *Router) onPeer(p *api.Peer) {
 	r.met.peerChanges.WithLabelValues(newName).Inc()
 	r.events.add(control.Event{At: r.now(), Kind: control.EventBGP, Peer: addr, Old: oldName, New: newName})
 	r.log.Info("bgp neighbor state", "peer", addr, "old", oldName, "new", newName)
-	if known && idlehold.Entered(old, p) {
+	if idlehold.Entered(old, p) {
 		go r.renewPeer(addr)
 	}
 }

@@ -218,7 +218,7 @@ func (r *run) repeat(st scenariofile.Step) {
 func (r *run) runtimes(st scenariofile.Step) map[string]backend.Runtime {
 	out, err := settledRuntimes(r.ctx, r.b.Topology().NodeNames(), func(n string) (backend.Runtime, error) {
 		return r.b.SpeakerRuntime(r.ctx, n)
-	}, time.Now, func(d time.Duration) { time.Sleep(d) })
+	}, time.Now, time.Sleep)
 	gomega.Expect(err).NotTo(gomega.HaveOccurred(), r.where(st))
 	return out
 }

@@ -1,11 +1,11 @@
 // Package idlehold keeps the fabric's GoBGP neighbors (the routers' and the
 // test announcers') out of GoBGP's idle hold. After a session or a connection
 // in the OPEN exchange drops, a GoBGP neighbor stays in Idle for 5 s (its idle
-// hold after the first one; IdleHoldTimeAfterReset shortens only the hold that
-// follows a local ResetPeer), refusing connections and not dialling. Real routers, and the speaker, take or make
-// the next connection at once; the fabric does the same by replacing such a
-// neighbor with a fresh one, so that its timings are those of the node under
-// test, not of the harness.
+// hold after the first one; IdleHoldTimeAfterReset shortens only the hold
+// that follows a local ResetPeer), refusing connections and not dialling.
+// Real routers, and the speaker, take or make the next connection at once;
+// the fabric does the same by replacing such a neighbor with a fresh one, so
+// that its timings are those of the node under test, not of the harness.
 package idlehold
 
 import (
@@ -28,7 +28,8 @@ var holding = map[api.PeerState_SessionState]bool{
 
 // Entered reports whether a neighbor whose session was in state old, and
 // which is now as p says, has just entered its idle hold while enabled (a
-// neighbor shut down administratively stays down).
+// neighbor shut down administratively stays down). A neighbor seen for the
+// first time (old UNKNOWN, the zero value) has not.
 func Entered(old api.PeerState_SessionState, p *api.Peer) bool {
 	st := p.GetState()
 	return holding[old] && st.GetSessionState() == api.PeerState_IDLE && st.GetAdminState() == api.PeerState_UP
@@ -39,23 +40,11 @@ func Entered(old api.PeerState_SessionState, p *api.Peer) bool {
 // stay, stale, with the neighbor; a fresh neighbor would drop them). It
 // reports whether it replaced the neighbor.
 func Renew(ctx context.Context, srv *server.BgpServer, want *api.Peer) (bool, error) {
-	addr := want.GetConf().GetNeighborAddress()
-	renew := false
-	err := srv.ListPeer(ctx, &api.ListPeerRequest{Address: addr}, func(p *api.Peer) {
+	return replace(ctx, srv, want, func(p *api.Peer) bool {
 		st := p.GetState()
-		renew = st.GetSessionState() == api.PeerState_IDLE && st.GetAdminState() == api.PeerState_UP &&
+		return st.GetSessionState() == api.PeerState_IDLE && st.GetAdminState() == api.PeerState_UP &&
 			!p.GetGracefulRestart().GetPeerRestarting()
 	})
-	if err != nil || !renew {
-		return false, err
-	}
-	if err := srv.DeletePeer(ctx, &api.DeletePeerRequest{Address: addr}); err != nil {
-		return false, err
-	}
-	if err := srv.AddPeer(ctx, &api.AddPeerRequest{Peer: want}); err != nil {
-		return false, err
-	}
-	return true, nil
 }
 
 // Enable enables the neighbor want names, which was shut down
@@ -68,18 +57,8 @@ func Renew(ctx context.Context, srv *server.BgpServer, want *api.Peer) (bool, er
 // the router's dynamic range instead and make AddPeer fail; the caller
 // reports that error.
 func Enable(ctx context.Context, srv *server.BgpServer, want *api.Peer) error {
-	addr := want.GetConf().GetNeighborAddress()
-	down := false
-	err := srv.ListPeer(ctx, &api.ListPeerRequest{Address: addr}, func(p *api.Peer) {
-		down = p.GetState().GetAdminState() != api.PeerState_UP
-	})
-	if err != nil || !down {
-		return err
-	}
-	if err := srv.DeletePeer(ctx, &api.DeletePeerRequest{Address: addr}); err != nil {
-		return err
-	}
-	return srv.AddPeer(ctx, &api.AddPeerRequest{Peer: want})
+	_, err := replace(ctx, srv, want, adminDown)
+	return err
 }
 
 // Disable shuts the neighbor at addr down administratively (a NOTIFICATION
@@ -95,15 +74,9 @@ func Disable(ctx context.Context, srv *server.BgpServer, addr, communication str
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		down := false
-		err := srv.ListPeer(ctx, &api.ListPeerRequest{Address: addr}, func(p *api.Peer) {
-			down = p.GetState().GetAdminState() != api.PeerState_UP
-		})
-		if err != nil {
+		down, err := is(ctx, srv, addr, adminDown)
+		if err != nil || down {
 			return err
-		}
-		if down {
-			return nil
 		}
 		select {
 		case <-ctx.Done():
@@ -111,4 +84,29 @@ func Disable(ctx context.Context, srv *server.BgpServer, addr, communication str
 		case <-tick.C:
 		}
 	}
+}
+
+func adminDown(p *api.Peer) bool { return p.GetState().GetAdminState() != api.PeerState_UP }
+
+// is reports whether GoBGP's neighbor at addr satisfies pred.
+func is(ctx context.Context, srv *server.BgpServer, addr string, pred func(*api.Peer) bool) (bool, error) {
+	ok := false
+	err := srv.ListPeer(ctx, &api.ListPeerRequest{Address: addr}, func(p *api.Peer) { ok = pred(p) })
+	return ok, err
+}
+
+// replace deletes the neighbor want names and adds want, if the neighbor
+// satisfies pred; it reports whether it did.
+func replace(ctx context.Context, srv *server.BgpServer, want *api.Peer, pred func(*api.Peer) bool) (bool, error) {
+	addr := want.GetConf().GetNeighborAddress()
+	if ok, err := is(ctx, srv, addr, pred); err != nil || !ok {
+		return false, err
+	}
+	if err := srv.DeletePeer(ctx, &api.DeletePeerRequest{Address: addr}); err != nil {
+		return false, err
+	}
+	if err := srv.AddPeer(ctx, &api.AddPeerRequest{Peer: want}); err != nil {
+		return false, err
+	}
+	return true, nil
 }
