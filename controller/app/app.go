@@ -267,7 +267,12 @@ const eventCacheSize = 256
 func newRecorder(rc *rest.Config) (record.EventRecorder, func(), error) {
 	// The core/v1 client only: the whole clientset would link (and page
 	// in) a client for every API group.
-	cs, err := typedcorev1.NewForConfig(rc)
+	// Events in protobuf: they cost the apiserver less than JSON, which
+	// counts when every new Service gets one (TestEventsAreProtobuf).
+	ec := rest.CopyConfig(rc)
+	ec.ContentType = runtime.ContentTypeProtobuf
+	ec.AcceptContentTypes = runtime.ContentTypeProtobuf + "," + runtime.ContentTypeJSON
+	cs, err := typedcorev1.NewForConfig(ec)
 	if err != nil {
 		return nil, nil, fmt.Errorf("events client: %w", err)
 	}
