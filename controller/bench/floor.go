@@ -147,6 +147,22 @@ func perService(before, after map[string]float64, services int) string {
 	return strings.Join(parts, ", ")
 }
 
+// fewerThanPerService lists the requests made fewer than once per hundred
+// Services (those perService leaves out), as counts.
+func fewerThanPerService(before, after map[string]float64, services int) string {
+	var parts []string
+	for k, v := range after {
+		if d := v - before[k]; d > 0 && d/float64(services) < 0.01 {
+			parts = append(parts, fmt.Sprintf("%s %.0f", k, d))
+		}
+	}
+	sort.Strings(parts)
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
+}
+
 // serviceNames lists the names of the Services in ns with a prefix.
 func serviceNames(prefix string, n int) []string {
 	out := make([]string, n)

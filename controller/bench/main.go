@@ -74,6 +74,7 @@ func main() {
 	restartBins := flag.String("restart-bins", "", "comma-separated controller binaries the restarts cycle through (diagnostics: compares builds on the same Services)")
 	restarts := flag.Int("restarts", 3, "controller restarts on the same Services (the restart goal is read on their median)")
 	restartProfile := flag.String("restart-cpuprofile", "", "write a CPU profile of the restarted controller's first second to this file (diagnostics)")
+	backlogProfile := flag.String("backlog-cpuprofile", "", "write a CPU profile of the first controller's first two seconds (the backlog) to this file (diagnostics)")
 	flag.Parse()
 	log.SetFlags(0)
 
@@ -115,7 +116,7 @@ func main() {
 		"--workers=" + strconv.Itoa(*ctrlWorkers),
 		"--kube-api-qps=" + strconv.Itoa(*ctrlQPS), "--kube-api-burst=" + strconv.Itoa(2**ctrlQPS),
 		"--pool-annotation=" + strconv.FormatBool(*poolAnnotation)},
-		createOnly: *createOnly, adjacentFloor: !*noAdjacentFloor, hardKill: *hardKill, restartProfile: *restartProfile, restarts: max(*restarts, 1),
+		createOnly: *createOnly, adjacentFloor: !*noAdjacentFloor, hardKill: *hardKill, restartProfile: *restartProfile, backlogProfile: *backlogProfile, restarts: max(*restarts, 1),
 		restartBins: splitNonEmpty(*restartBins),
 		workers:     *ctrlWorkers, qps: *ctrlQPS, annotate: *poolAnnotation}
 	if err := b.run(ctx, *backlog, *burst, *workers); err != nil {
@@ -144,6 +145,8 @@ type bench struct {
 	restartBins []string
 	// restartProfile is where the restarted controller's CPU profile goes.
 	restartProfile string
+	// backlogProfile is where the first controller's CPU profile goes.
+	backlogProfile string
 	cs             *kubernetes.Clientset
 	c              client.Client
 	// workers and qps are the controller's; the floors use the same.
@@ -186,6 +189,19 @@ func (b *bench) startController(name, bin, pprofAddr string) (*proc, error) {
 	}
 	go func() { p.done <- cmd.Wait(); logf.Close() }()
 	return p, nil
+}
+
+// cpuSplit is the CPU time, in seconds, of the apiserver, etcd and this
+// process (the load generator and the watch that times the controller).
+type cpuSplit [3]float64
+
+func (b *bench) cpuSplit() cpuSplit {
+	return cpuSplit{cpuSeconds(b.env.APIServerPID()), cpuSeconds(b.env.EtcdPID()), cpuSeconds(os.Getpid())}
+}
+
+// since says how much CPU each used after c0.
+func (c cpuSplit) since(c0 cpuSplit) string {
+	return fmt.Sprintf("kube-apiserver %.2fs, etcd %.2fs, bench %.2fs", c[0]-c0[0], c[1]-c0[1], c[2]-c0[2])
 }
 
 // restartBin is the binary of restart i (1 is the first): the controller's,
@@ -425,10 +441,12 @@ func (b *bench) adjacentWriteFloor(ctx context.Context, n int, body func(i int) 
 	if err != nil {
 		return 0, fmt.Errorf("write floor: %w", err)
 	}
+	c0 := b.cpuSplit()
 	d, err := patchFloor(ctx, b.cs, floorNS, names, b.workers, "status", body)
 	if err != nil {
 		return 0, err
 	}
+	fmt.Printf("  cpu during the floor's patches: %s\n", b.cpuSplit().since(c0))
 	err = forEach(n, b.workers, func(i int) error {
 		return b.cs.CoreV1().Services(floorNS).Delete(ctx, names[i], metav1.DeleteOptions{})
 	})
@@ -524,13 +542,26 @@ func (b *bench) run(ctx context.Context, backlog, burst, workers int) error {
 	if err != nil {
 		return err
 	}
+	c0 := b.cpuSplit()
 	p1, err := b.startController("controller-1", b.bin, addr1)
 	if err != nil {
 		return err
 	}
+	profiled := make(chan error, 1)
+	if b.backlogProfile != "" {
+		go func() { profiled <- cpuProfile(ctx, addr1, 2*time.Second, b.backlogProfile) }()
+	} else {
+		profiled <- nil
+	}
 	done, err := b.waitAllocated(backlog, 120*time.Second)
 	if err != nil {
 		return fmt.Errorf("backlog: %w", err)
+	}
+	backlogCPU := b.cpuSplit().since(c0)
+	if err := <-profiled; err != nil {
+		fmt.Printf("diagnostics: backlog CPU profile: %v\n", err)
+	} else if b.backlogProfile != "" {
+		fmt.Printf("diagnostics: backlog CPU profile (two seconds from the pprof listener's start) in %s\n", b.backlogProfile)
 	}
 	// Heap profiles from here on (not while a timed start is running: each
 	// costs the controller some CPU). A profile shows the heap as of the
@@ -539,11 +570,12 @@ func (b *bench) run(ctx context.Context, backlog, burst, workers int) error {
 	sampleCtx, stopSampling := context.WithCancel(ctx)
 	sampled := make(chan struct{})
 	go func() { heap1.run(sampleCtx, 5*time.Second); close(sampled) }()
-	backlogCPU := cpuSeconds(p1.cmd.Process.Pid)
+	ctrlCPU := cpuSeconds(p1.cmd.Process.Pid)
 	backlogTime := done.Sub(p1.started)
 	fmt.Printf("backlog: %d Services had an IP %.3fs after the controller process started\n", backlog, backlogTime.Seconds())
 	fmt.Printf("  after the process started: %s, last IP +%dms; controller CPU %.2fs by then\n",
-		restartPhases(filepath.Join(b.work, "controller-1.log"), p1.started, "backlog-*"), backlogTime.Milliseconds(), backlogCPU)
+		restartPhases(filepath.Join(b.work, "controller-1.log"), p1.started, "backlog-*"), backlogTime.Milliseconds(), ctrlCPU)
+	fmt.Printf("  cpu from the start to the last IP: %s\n", backlogCPU)
 	time.Sleep(time.Second) // the Events trail the status
 	count1, err := apiCounts(ctx, b.cs)
 	if err != nil {
@@ -551,6 +583,7 @@ func (b *bench) run(ctx context.Context, backlog, burst, workers int) error {
 		return err
 	}
 	fmt.Printf("requests per backlog Service (apiserver_request_total, controller start included): %s\n", perService(count0, count1, backlog))
+	fmt.Printf("  fewer: %s\n", fewerThanPerService(count0, count1, backlog))
 
 	// 2. Burst: Services created at full speed with the controller running.
 	cpu0 := [3]float64{cpuSeconds(p1.cmd.Process.Pid), cpuSeconds(b.env.APIServerPID()), cpuSeconds(b.env.EtcdPID())}
@@ -628,7 +661,7 @@ func (b *bench) run(ctx context.Context, backlog, burst, workers int) error {
 	if err != nil {
 		return err
 	}
-	profiled := make(chan error, 1)
+	profiled = make(chan error, 1)
 	if b.restartProfile != "" {
 		go func() { profiled <- cpuProfile(ctx, addr2, time.Second, b.restartProfile) }()
 	} else {
