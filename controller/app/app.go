@@ -267,8 +267,8 @@ const eventCacheSize = 256
 func newRecorder(rc *rest.Config) (record.EventRecorder, func(), error) {
 	// The core/v1 client only: the whole clientset would link (and page
 	// in) a client for every API group.
-	// Events in protobuf: they cost the apiserver less than JSON, which
-	// counts when every new Service gets one (TestEventsAreProtobuf).
+	// Events in protobuf, as everything else the controller sends to
+	// built-in types (TestEventsAreProtobuf).
 	ec := rest.CopyConfig(rc)
 	ec.ContentType = runtime.ContentTypeProtobuf
 	ec.AcceptContentTypes = runtime.ContentTypeProtobuf + "," + runtime.ContentTypeJSON

@@ -547,21 +547,21 @@ func (b *bench) run(ctx context.Context, backlog, burst, workers int) error {
 	if err != nil {
 		return err
 	}
-	profiled := make(chan error, 1)
+	backlogProfiled := make(chan error, 1)
 	if b.backlogProfile != "" {
-		go func() { profiled <- cpuProfile(ctx, addr1, 2*time.Second, b.backlogProfile) }()
+		go func() { backlogProfiled <- cpuProfile(ctx, addr1, 2*time.Second, b.backlogProfile) }()
 	} else {
-		profiled <- nil
+		backlogProfiled <- nil
 	}
 	done, err := b.waitAllocated(backlog, 120*time.Second)
 	if err != nil {
 		return fmt.Errorf("backlog: %w", err)
 	}
 	backlogCPU := b.cpuSplit().since(c0)
-	if err := <-profiled; err != nil {
+	if err := <-backlogProfiled; err != nil {
 		fmt.Printf("diagnostics: backlog CPU profile: %v\n", err)
 	} else if b.backlogProfile != "" {
-		fmt.Printf("diagnostics: backlog CPU profile (two seconds from the pprof listener's start) in %s\n", b.backlogProfile)
+		fmt.Printf("diagnostics: backlog CPU profile (two seconds from the pprof listener's start) in %s; profiling costs the controller CPU, so this run's backlog figures are not comparable\n", b.backlogProfile)
 	}
 	// Heap profiles from here on (not while a timed start is running: each
 	// costs the controller some CPU). A profile shows the heap as of the
@@ -661,7 +661,7 @@ func (b *bench) run(ctx context.Context, backlog, burst, workers int) error {
 	if err != nil {
 		return err
 	}
-	profiled = make(chan error, 1)
+	profiled := make(chan error, 1)
 	if b.restartProfile != "" {
 		go func() { profiled <- cpuProfile(ctx, addr2, time.Second, b.restartProfile) }()
 	} else {
@@ -764,6 +764,11 @@ func (b *bench) run(ctx context.Context, backlog, burst, workers int) error {
 		writeFloor, role = statusFloor, ""
 	}
 	backlogFloor, restartFloor := listBacklog+writeFloor, listAll+single
+	if ev, err := eventFloor(ctx, b.env.Config, b.env.APIServerPID(), 500, 2); err != nil {
+		fmt.Printf("diagnostics: event floor: %v\n", err)
+	} else {
+		fmt.Printf("diagnostics: kube-apiserver CPU for 500 Events created one at a time by a bare client (as the controller's event sink writes them), rounds alternating: %s\n", ev)
+	}
 	fmt.Printf("floor: %d %s %.3fs on the backlog Services at the end of the run (%s%d workers, QPS %d); one %.3fs\n",
 		backlog, what, statusFloor.Seconds(), role, b.workers, b.qps, single.Seconds())
 	backlogRatio := backlogTime.Seconds() / backlogFloor.Seconds()
