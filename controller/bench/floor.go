@@ -165,17 +165,22 @@ func apiCounts(ctx context.Context, cs kubernetes.Interface) (map[string]float64
 	return out, nil
 }
 
-// perService formats the requests made between two apiCounts readings,
-// per Service, largest first (requests under 0.01 per Service left out).
-func perService(before, after map[string]float64, services int) string {
+// perService formats the requests made between two apiCounts readings:
+// those made at least once per hundred Services per Service, largest first,
+// and the others (fewer) as counts.
+func perService(before, after map[string]float64, services int) (string, string) {
 	type kv struct {
 		k string
 		v float64
 	}
 	var l []kv
+	var fewer []string
 	for k, v := range after {
-		if d := (v - before[k]) / float64(services); d >= 0.01 {
-			l = append(l, kv{k, d})
+		switch d := v - before[k]; {
+		case d/float64(services) >= 0.01:
+			l = append(l, kv{k, d / float64(services)})
+		case d > 0:
+			fewer = append(fewer, fmt.Sprintf("%s %.0f", k, d))
 		}
 	}
 	sort.Slice(l, func(i, j int) bool { return l[i].v > l[j].v || l[i].v == l[j].v && l[i].k < l[j].k })
@@ -183,22 +188,11 @@ func perService(before, after map[string]float64, services int) string {
 	for _, e := range l {
 		parts = append(parts, fmt.Sprintf("%s %.2f", e.k, e.v))
 	}
-	if len(parts) == 0 {
-		return "none"
-	}
-	return strings.Join(parts, ", ")
+	sort.Strings(fewer)
+	return orNone(parts), orNone(fewer)
 }
 
-// fewerThanPerService lists the requests made fewer than once per hundred
-// Services (those perService leaves out), as counts.
-func fewerThanPerService(before, after map[string]float64, services int) string {
-	var parts []string
-	for k, v := range after {
-		if d := v - before[k]; d > 0 && d/float64(services) < 0.01 {
-			parts = append(parts, fmt.Sprintf("%s %.0f", k, d))
-		}
-	}
-	sort.Strings(parts)
+func orNone(parts []string) string {
 	if len(parts) == 0 {
 		return "none"
 	}
