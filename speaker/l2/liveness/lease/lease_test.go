@@ -5,9 +5,12 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
+	coordv1 "k8s.io/api/coordination/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/ecmplb/ecmplb/internal/testenv"
@@ -169,14 +172,55 @@ func TestStoppedSpeakerDeclaredDead(t *testing.T) {
 	}
 }
 
+// accepted wraps Leases and notes, per Lease, when the last write the
+// apiserver accepted was sent: a stopping apiserver still accepts writes
+// for a while after the signal, so the cut's start does not bound them.
+type accepted struct {
+	Leases
+	mu   sync.Mutex
+	sent map[string]time.Time
+}
+
+func (a *accepted) note(name string, sent time.Time, err error) {
+	if err != nil {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if sent.After(a.sent[name]) {
+		a.sent[name] = sent
+	}
+}
+
+func (a *accepted) last(name string) time.Time {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.sent[name]
+}
+
+func (a *accepted) Create(ctx context.Context, l *coordv1.Lease, opts metav1.CreateOptions) (*coordv1.Lease, error) {
+	sent := time.Now()
+	out, err := a.Leases.Create(ctx, l, opts)
+	a.note(l.Name, sent, err)
+	return out, err
+}
+
+func (a *accepted) Update(ctx context.Context, l *coordv1.Lease, opts metav1.UpdateOptions) (*coordv1.Lease, error) {
+	sent := time.Now()
+	out, err := a.Leases.Update(ctx, l, opts)
+	a.note(l.Name, sent, err)
+	return out, err
+}
+
 // TestCutOffSpeakerFences stops the apiserver under three speakers: each
-// stops answering by Threshold - Margin after its last accepted renewal,
-// which it sent before the cut, and before the others could list it down
-// (Threshold after they received that renewal). With the apiserver back,
-// all answer again.
+// stops answering by Threshold - Margin after its last renewal the
+// apiserver accepted (timed by a wrapper that starts its clock after the
+// speaker's own), and before the others could list it down (Threshold
+// after they received that renewal). With the apiserver back, all answer
+// again.
 func TestCutOffSpeakerFences(t *testing.T) {
 	env := testenv.Start(t, testenv.Options{Namespaces: []string{ns}})
-	cs := newREST(t, env)
+	cs := &accepted{Leases: newREST(t, env), sent: map[string]time.Time{}}
 	ms := []*member{start(t, cs, "a"), start(t, cs, "b"), start(t, cs, "c")}
 	last := map[string]stamped{}
 	for _, m := range ms {
@@ -208,10 +252,12 @@ func TestCutOffSpeakerFences(t *testing.T) {
 			}
 		}
 		until := last[m.node].v.AnswerUntil
-		t.Logf("%s: answered until %v after the cut (its deadline %v), fenced at %v",
-			m.node, last[m.node].at.Sub(cut).Round(time.Millisecond), until.Sub(cut).Round(time.Millisecond), fenced[m.node].Sub(cut).Round(time.Millisecond))
-		if until.After(cut.Add(cfg.Threshold - cfg.Margin)) {
-			t.Errorf("%s: deadline %v after the cut, beyond Threshold-Margin %v", m.node, until.Sub(cut), cfg.Threshold-cfg.Margin)
+		renewed := cs.last(NamePrefix + m.node)
+		t.Logf("%s: last renewal accepted %v after the cut; answered until %v after the cut (its deadline %v), fenced at %v",
+			m.node, renewed.Sub(cut).Round(time.Millisecond), last[m.node].at.Sub(cut).Round(time.Millisecond),
+			until.Sub(cut).Round(time.Millisecond), fenced[m.node].Sub(cut).Round(time.Millisecond))
+		if until.After(renewed.Add(cfg.Threshold - cfg.Margin)) {
+			t.Errorf("%s: deadline %v after its last accepted renewal, beyond Threshold-Margin %v", m.node, until.Sub(renewed), cfg.Threshold-cfg.Margin)
 		}
 		if late := fenced[m.node].Sub(until); late > 50*time.Millisecond {
 			t.Errorf("%s: fenced %v after its deadline", m.node, late)
