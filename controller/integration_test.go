@@ -108,6 +108,7 @@ func (h *harness) startController(name string) *replica {
 			Burst:              2000,
 			Workers:            8,
 			StatusInterval:     100 * time.Millisecond,
+			EventMaxHold:       5 * time.Second,
 			PoolAnnotation:     true,
 			ConfigurationState: true,
 			Logger:             log,
@@ -199,6 +200,31 @@ func (h *harness) waitIPs(ns, name string, want ...string) {
 		got := h.ips(ns, name)
 		return strings.Join(got, ",") == strings.Join(want, ","), fmt.Sprint(got)
 	})
+}
+
+// eventHolds reads the replica's ecmplb_controller_event_hold_seconds:
+// how many Events were sent, and how many of them were held 0.1 s or less.
+func eventHolds(t *testing.T, r *replica) (n, quick uint64) {
+	t.Helper()
+	mfs, err := r.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "ecmplb_controller_event_hold_seconds" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			h := m.GetHistogram()
+			n += h.GetSampleCount()
+			for _, b := range h.GetBucket() {
+				if b.GetUpperBound() == 0.1 {
+					quick += b.GetCumulativeCount()
+				}
+			}
+		}
+	}
+	return n, quick
 }
 
 // waitEvent waits for an Event with reason on the object whose message
@@ -336,6 +362,11 @@ func TestIntegration(t *testing.T) {
 			st := h.poolStatus("prod-pool")
 			return st.AssignedIPv4 == 1 && st.AvailableIPv4 == 255, fmt.Sprintf("%+v", st)
 		})
+		// The IPAllocated Event waited for the write of the address it
+		// announces (recorded first) and went Quiet after it.
+		if n, quick := eventHolds(t, active); n == 0 || quick == n {
+			t.Fatalf("Events sent: %d, %d of them held 0.1 s or less; want the IPAllocated Event held for its write", n, quick)
+		}
 	})
 
 	t.Run("requested IP, requested pool, autoAssign, sharing", func(t *testing.T) {

@@ -13,6 +13,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/ecmplb/ecmplb/controller/app"
+	"github.com/ecmplb/ecmplb/controller/eventgate"
 	"github.com/ecmplb/ecmplb/internal/endpoint"
 )
 
@@ -67,6 +68,7 @@ func registerFlags(fs *flag.FlagSet, c *config) {
 	fs.IntVar(&cfg.Burst, "kube-api-burst", 2000, "API client burst")
 	fs.IntVar(&cfg.Workers, "workers", 16, "parallel Service reconciles")
 	fs.DurationVar(&cfg.StatusInterval, "pool-status-interval", 0, "minimum interval between IPAddressPool status writes (0: 1s)")
+	fs.DurationVar(&cfg.EventMaxHold, "event-max-hold", eventgate.DefaultMaxHold, "how long an Event may wait while Service IPs are being written: a backlog's Events go once its writes pause, so they do not compete with them at the apiserver (0: Events are sent as recorded)")
 	fs.BoolVar(&cfg.PoolAnnotation, "pool-annotation", true, "annotate Services with metallb.io/ip-allocated-from-pool, as MetalLB does (written in the same status patch as the address; an apiserver that drops metadata from status writes needs patch on services, which the chart does not grant)")
 	fs.BoolVar(&cfg.ConfigurationState, "configuration-state", true, "write the ConfigurationState \"controller\" (whether the IPAddressPools loaded, and which were rejected)")
 	fs.StringVar(&cfg.DeploymentName, "deployment-name", "", "the controller's Deployment (in --namespace), made the owner of the ConfigurationState \"controller\" so uninstalling deletes it (empty: no owner; needs get on that Deployment)")

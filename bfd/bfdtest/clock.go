@@ -108,6 +108,21 @@ func (c *Clock) Pending() int {
 	return len(c.timers)
 }
 
+// NextDue returns when the earliest armed timer falls due (false: none is
+// armed): a test can wait until code under test has armed the timer it
+// expects before advancing the clock.
+func (c *Clock) NextDue() (time.Time, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var next time.Time
+	for t := range c.timers {
+		if next.IsZero() || t.when.Before(next) {
+			next = t.when
+		}
+	}
+	return next, !next.IsZero()
+}
+
 // Timer is a fake timer created by Clock.AfterFunc.
 type Timer struct {
 	c    *Clock

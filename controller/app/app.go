@@ -29,6 +29,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/ecmplb/ecmplb/api/v1beta1"
+	"github.com/ecmplb/ecmplb/controller/eventgate"
 	"github.com/ecmplb/ecmplb/controller/metrics"
 	"github.com/ecmplb/ecmplb/controller/reconciler"
 	"github.com/ecmplb/ecmplb/controller/webhook"
@@ -63,6 +64,9 @@ type Config struct {
 	Workers int
 	// StatusInterval bounds how often pool status is written.
 	StatusInterval time.Duration
+	// EventMaxHold is how long an Event may wait while Service writes are
+	// in flight (package eventgate); 0: Events are sent as recorded.
+	EventMaxHold time.Duration
 	// PoolAnnotation writes metallb.io/ip-allocated-from-pool on Services.
 	PoolAnnotation bool
 	// ConfigurationState writes the ConfigurationState "controller".
@@ -147,7 +151,12 @@ func Run(ctx context.Context, restCfg *rest.Config, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
-	recorder, stopEvents, err := newRecorder(rc)
+	var gate *eventgate.Gate
+	if cfg.EventMaxHold > 0 {
+		gate = eventgate.New(eventgate.Options{Quiet: eventgate.DefaultQuiet, MaxHold: cfg.EventMaxHold,
+			Observe: func(d time.Duration) { m.EventHold.Observe(d.Seconds()) }})
+	}
+	recorder, stopEvents, err := newRecorder(rc, gate)
 	if err != nil {
 		return err
 	}
@@ -229,6 +238,7 @@ func Run(ctx context.Context, restCfg *rest.Config, cfg Config) error {
 		ConfigurationStateOwner: owner,
 		Logger:                  log,
 		Recorder:                recorder,
+		Writing:                 writing(gate),
 		Metrics:                 m,
 		SkipNameValidation:      cfg.SkipNameValidation,
 	})
@@ -264,7 +274,10 @@ const eventCacheSize = 256
 // a handful, seconds apart, so a small cache aggregates them just as well.
 // It is the controller's own broadcaster (the manager's, shared by its
 // several recorder providers, would send each Event once per provider).
-func newRecorder(rc *rest.Config) (record.EventRecorder, func(), error) {
+//
+// With a gate, Events wait at it while Service writes are in flight, and
+// stopping opens it so that those still queued go at once.
+func newRecorder(rc *rest.Config, gate *eventgate.Gate) (record.EventRecorder, func(), error) {
 	// The core/v1 client only: the whole clientset would link (and page
 	// in) a client for every API group.
 	// Events in protobuf, as everything else the controller sends to
@@ -277,8 +290,26 @@ func newRecorder(rc *rest.Config) (record.EventRecorder, func(), error) {
 		return nil, nil, fmt.Errorf("events client: %w", err)
 	}
 	b := record.NewBroadcaster(record.WithCorrelatorOptions(record.CorrelatorOptions{LRUCacheSize: eventCacheSize}))
-	b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: cs.Events("")})
-	return b.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "ecmplb-controller"}), b.Shutdown, nil
+	var sink record.EventSink = &typedcorev1.EventSinkImpl{Interface: cs.Events("")}
+	stop := b.Shutdown
+	if gate != nil {
+		sink = eventgate.Sink{EventSink: sink, Gate: gate}
+		stop = func() { gate.Open(); b.Shutdown() }
+	}
+	b.StartRecordingToSink(sink)
+	var rec record.EventRecorder = b.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "ecmplb-controller"})
+	if gate != nil {
+		rec = eventgate.Recorder{EventRecorder: rec, Gate: gate}
+	}
+	return rec, stop, nil
+}
+
+// writing is the reconciler's hook for the gate (nil without one).
+func writing(gate *eventgate.Gate) func() func() {
+	if gate == nil {
+		return nil
+	}
+	return gate.Writing
 }
 
 // instances numbers the controllers of a process (tests run several).

@@ -16,6 +16,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+
+	"github.com/ecmplb/ecmplb/controller/eventgate"
 )
 
 // TestEventsAreProtobuf: the controller's Events reach the apiserver in
@@ -54,7 +56,7 @@ func TestEventsAreProtobuf(t *testing.T) {
 	}))
 	defer srv.Close()
 
-	rec, stop, err := newRecorder(&rest.Config{Host: srv.URL})
+	rec, stop, err := newRecorder(&rest.Config{Host: srv.URL}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,5 +104,55 @@ func TestEventsAreProtobuf(t *testing.T) {
 	}
 	if err := json.Unmarshal(r.body, &patch); err != nil || patch.Count != 2 {
 		t.Fatalf("patch %q (%v), want JSON with count 2", r.body, err)
+	}
+}
+
+// eventServer answers Event POSTs and hands over when each arrived.
+func eventServer(t *testing.T) (*rest.Config, <-chan time.Time) {
+	arrived := make(chan time.Time, 10)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/api/v1/namespaces/ns/events") {
+			arrived <- time.Now()
+		}
+		w.Header().Set("Content-Type", runtime.ContentTypeProtobuf)
+		w.WriteHeader(http.StatusCreated)
+		_, _ = w.Write(body)
+	}))
+	t.Cleanup(srv.Close)
+	return &rest.Config{Host: srv.URL}, arrived
+}
+
+func waitArrival(t *testing.T, arrived <-chan time.Time) time.Time {
+	t.Helper()
+	select {
+	case at := <-arrived:
+		return at
+	case <-time.After(20 * time.Second):
+		t.Fatal("no Event within 20s")
+		return time.Time{}
+	}
+}
+
+// TestEventsWaitForServiceWrites: with the gate, an Event recorded while a
+// Service write is in flight reaches the apiserver no sooner than Quiet
+// after the write ended.
+func TestEventsWaitForServiceWrites(t *testing.T) {
+	const maxHold = 10 * time.Second
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "svc", UID: "u1"}}
+
+	rc, arrived := eventServer(t)
+	gate := eventgate.New(eventgate.Options{Quiet: eventgate.DefaultQuiet, MaxHold: maxHold})
+	rec, stop, err := newRecorder(rc, gate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	done := gate.Writing()
+	rec.Eventf(svc, corev1.EventTypeNormal, "IPAllocated", "Assigned IP %q", []string{"192.0.2.1"})
+	ended := time.Now()
+	done()
+	if at := waitArrival(t, arrived); at.Sub(ended) < eventgate.DefaultQuiet {
+		t.Errorf("the Event arrived %v after the write ended, before Quiet %v", at.Sub(ended), eventgate.DefaultQuiet)
 	}
 }

@@ -165,6 +165,35 @@ func apiCounts(ctx context.Context, cs kubernetes.Interface) (map[string]float64
 	return out, nil
 }
 
+// eventPosts is apiCounts' key of Event creates.
+const eventPosts = "POST events"
+
+// missing marks a count that fell short of the Events expected.
+func missing(all bool) string {
+	if all {
+		return ""
+	}
+	return " (not all: the wait timed out)"
+}
+
+// waitEvents polls the apiserver's request counts until n Events have been
+// created since base, or timeout, and returns the counts, when it read
+// them, and whether all n were there.
+func waitEvents(ctx context.Context, cs kubernetes.Interface, base map[string]float64, n int, timeout time.Duration) (map[string]float64, time.Time, bool, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		now, err := apiCounts(ctx, cs)
+		if err != nil {
+			return nil, time.Time{}, false, err
+		}
+		at := time.Now()
+		if all := now[eventPosts]-base[eventPosts] >= float64(n); all || at.After(deadline) {
+			return now, at, all, nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // perService formats the requests made between two apiCounts readings:
 // those made at least once per hundred Services per Service, largest first,
 // and the others (fewer) as counts.

@@ -558,6 +558,10 @@ func (b *bench) run(ctx context.Context, backlog, burst, workers int) error {
 		return fmt.Errorf("backlog: %w", err)
 	}
 	backlogCPU := b.cpuSplit().since(c0)
+	atLastIP, err := apiCounts(ctx, b.cs)
+	if err != nil {
+		return err
+	}
 	if err := <-backlogProfiled; err != nil {
 		fmt.Printf("diagnostics: backlog CPU profile: %v\n", err)
 	} else if b.backlogProfile != "" {
@@ -576,12 +580,15 @@ func (b *bench) run(ctx context.Context, backlog, burst, workers int) error {
 	fmt.Printf("  after the process started: %s, last IP +%dms; controller CPU %.2fs by then\n",
 		restartPhases(filepath.Join(b.work, "controller-1.log"), p1.started, "backlog-*"), backlogTime.Milliseconds(), ctrlCPU)
 	fmt.Printf("  cpu from the start to the last IP: %s\n", backlogCPU)
-	time.Sleep(time.Second) // the Events trail the status
-	count1, err := apiCounts(ctx, b.cs)
+	// The Events trail the status (the controller holds them while it
+	// writes): one IPAllocated per Service.
+	count1, sent, all, err := waitEvents(ctx, b.cs, count0, backlog, 30*time.Second)
 	if err != nil {
 		stopSampling()
 		return err
 	}
+	fmt.Printf("  Events: %.0f of the %d IPAllocated sent by the last IP, %.0f %.3fs after it%s\n",
+		atLastIP[eventPosts]-count0[eventPosts], backlog, count1[eventPosts]-count0[eventPosts], sent.Sub(done).Seconds(), missing(all))
 	perSvc, fewer := perService(count0, count1, backlog)
 	fmt.Printf("requests per backlog Service (apiserver_request_total, controller start included): %s\n", perSvc)
 	fmt.Printf("  fewer: %s\n", fewer)
@@ -606,12 +613,14 @@ func (b *bench) run(ctx context.Context, backlog, burst, workers int) error {
 		burst, last.Sub(first).Seconds(), float64(burst)/last.Sub(first).Seconds(), burstAfterLast.Seconds(), done.Sub(first).Seconds())
 
 	// 3. Restart holding every allocation.
-	time.Sleep(2 * time.Second) // let pool status and events settle
-	count2, err := apiCounts(ctx, b.cs)
+	count2, sent, all, err := waitEvents(ctx, b.cs, count0, backlog+burst, 60*time.Second)
 	if err != nil {
 		stopSampling()
 		return err
 	}
+	fmt.Printf("  Events: %.0f of the %d IPAllocated sent %.3fs after the last IP%s\n",
+		count2[eventPosts]-count1[eventPosts], burst, sent.Sub(done).Seconds(), missing(all))
+	time.Sleep(time.Second) // let pool status settle
 	perSvc, _ = perService(count1, count2, burst)
 	fmt.Printf("requests per burst Service besides its create: %s\n", perSvc)
 	stopSampling()

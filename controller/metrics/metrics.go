@@ -39,6 +39,9 @@ type Metrics struct {
 	// UpdateErrors counts those that failed or were rejected
 	// (metallb_k8s_client_update_errors_total).
 	UpdateErrors prometheus.Counter
+	// EventHold observes how long each Event waited for the Service writes
+	// in flight before it was sent (package eventgate).
+	EventHold prometheus.Histogram
 
 	// applied: this replica has applied a set of pools (it leads); loaded:
 	// one had none rejected; stale: the newest has some rejected.
@@ -78,9 +81,14 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "metallb_k8s_client_update_errors_total",
 			Help: "Number of Kubernetes object updates that failed or were rejected.",
 		}),
+		EventHold: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "ecmplb_controller_event_hold_seconds",
+			Help:    "How long each Event waited for the Service writes in flight before it was sent (--event-max-hold bounds it).",
+			Buckets: []float64{0.01, 0.1, 0.25, 0.5, 1, 2, 5, 10},
+		}),
 	}
 	for _, c := range []prometheus.Collector{m.Allocations, m.Releases, m.AllocationErrors, m.ConfigErrors,
-		m.OutsidePools, m.Updates, m.UpdateErrors, poolCollector{m}} {
+		m.OutsidePools, m.Updates, m.UpdateErrors, m.EventHold, poolCollector{m}} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

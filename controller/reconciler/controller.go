@@ -85,6 +85,11 @@ type Options struct {
 	Metrics *metrics.Metrics
 	// Recorder receives Events (default: the manager's recorder).
 	Recorder record.EventRecorder
+	// Writing, if set, is called as a write to a Service begins, and the
+	// function it returns when the write has ended; an allocation's Event
+	// is recorded within its write's span. The Event sink holds Events
+	// while writes are in flight (package eventgate).
+	Writing func() (done func())
 	// SkipNameValidation allows several controllers in one process (tests).
 	SkipNameValidation bool
 	// LeaseName is the leader-election Lease (in PoolNamespace), "" without
@@ -125,6 +130,14 @@ type Controller struct {
 
 	storeMu sync.Mutex
 	store   toolscache.Store // the Service informer's, once looked up
+}
+
+// writing marks a write to a Service in flight until done is called.
+func (c *Controller) writing() (done func()) {
+	if c.opts.Writing == nil {
+		return func() {}
+	}
+	return c.opts.Writing()
 }
 
 // Allocator exposes the allocator (for tests and diagnostics).

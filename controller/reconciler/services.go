@@ -77,6 +77,10 @@ func (c *Controller) reconcileService(ctx context.Context, req reconcile.Request
 	}
 	c.setPending(key, svc.Namespace, "")
 	if changed {
+		// The Event is recorded before the write it announces: the span
+		// starts here so that the Event waits for it.
+		done := c.writing()
+		defer done()
 		c.markDirty(before.Pool, as.Pool)
 		c.m.Allocations.WithLabelValues(as.Pool).Inc()
 		c.log.Info("IP allocated", "service", key, "ips", ipStrings(as.IPs), "pool", as.Pool)
@@ -188,6 +192,9 @@ func (c *Controller) writeShape(ctx context.Context, svc *corev1.Service, writeI
 		patch["metadata"] = annotation["metadata"]
 	}
 	target := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: svc.Namespace, Name: svc.Name}}
+	if len(patch) > 0 || separate {
+		defer c.writing()()
+	}
 	if len(patch) > 0 {
 		body, _ := json.Marshal(patch)
 		if err := c.client.Status().Patch(ctx, target, client.RawPatch(types.MergePatchType, body)); err != nil {
