@@ -268,6 +268,9 @@ func deploymentOwner(r client.Reader, namespace, name string) func(context.Conte
 // eventCacheSize bounds the Event correlator's LRU caches.
 const eventCacheSize = 256
 
+// eventDrain bounds how long stopping waits for the Events still queued.
+const eventDrain = 3 * time.Second
+
 // newRecorder returns the recorder of the reconciler's Events. Event
 // correlation keeps LRU caches of recent Events, by default 4,096 entries
 // each: megabytes when every Service gets an Event. A Service's Events are
@@ -276,7 +279,7 @@ const eventCacheSize = 256
 // several recorder providers, would send each Event once per provider).
 //
 // With a gate, Events wait at it while Service writes are in flight, and
-// stopping opens it so that those still queued go at once.
+// stopping opens it and waits (eventDrain at most) for those still queued.
 func newRecorder(rc *rest.Config, gate *eventgate.Gate) (record.EventRecorder, func(), error) {
 	// The core/v1 client only: the whole clientset would link (and page
 	// in) a client for every API group.
@@ -294,7 +297,13 @@ func newRecorder(rc *rest.Config, gate *eventgate.Gate) (record.EventRecorder, f
 	stop := b.Shutdown
 	if gate != nil {
 		sink = eventgate.Sink{EventSink: sink, Gate: gate}
-		stop = func() { gate.Open(); b.Shutdown() }
+		stop = func() {
+			// The broadcaster abandons what it still holds once shut
+			// down: the Events held go first, for a few seconds at most.
+			gate.Open()
+			gate.Drain(eventDrain)
+			b.Shutdown()
+		}
 	}
 	b.StartRecordingToSink(sink)
 	var rec record.EventRecorder = b.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "ecmplb-controller"})

@@ -3,6 +3,7 @@ package app
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -14,6 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 
@@ -152,7 +154,27 @@ func TestEventsWaitForServiceWrites(t *testing.T) {
 	rec.Eventf(svc, corev1.EventTypeNormal, "IPAllocated", "Assigned IP %q", []string{"192.0.2.1"})
 	ended := time.Now()
 	done()
-	if at := waitArrival(t, arrived); at.Sub(ended) < eventgate.DefaultQuiet {
-		t.Errorf("the Event arrived %v after the write ended, before Quiet %v", at.Sub(ended), eventgate.DefaultQuiet)
+	if at := waitArrival(t, arrived); at.Sub(ended) < eventgate.DefaultQuiet || at.Sub(ended) > maxHold/2 {
+		t.Errorf("the Event arrived %v after the write ended, want after Quiet %v and long before its MaxHold %v",
+			at.Sub(ended), eventgate.DefaultQuiet, maxHold)
+	}
+
+	// Stopped with Events held, the recorder writes them before it
+	// returns.
+	rc, arrived = eventServer(t)
+	gate = eventgate.New(eventgate.Options{Quiet: eventgate.DefaultQuiet, MaxHold: maxHold})
+	rec, stop2, err := newRecorder(rc, gate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done = gate.Writing() // never ends
+	defer done()
+	for i := range 3 {
+		rec.Eventf(&corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: fmt.Sprintf("s%d", i), UID: types.UID(fmt.Sprint(i))}},
+			corev1.EventTypeNormal, "IPAllocated", "Assigned IP %q", []string{"192.0.2.2"})
+	}
+	stop2()
+	if n := len(arrived); n != 3 {
+		t.Errorf("stopped with 3 Events held, %d were written by the time it returned", n)
 	}
 }

@@ -588,7 +588,7 @@ func (b *bench) run(ctx context.Context, backlog, burst, workers int) error {
 		return err
 	}
 	fmt.Printf("  Events: %.0f of the %d IPAllocated sent by the last IP, %.0f %.3fs after it%s\n",
-		atLastIP[eventPosts]-count0[eventPosts], backlog, count1[eventPosts]-count0[eventPosts], sent.Sub(done).Seconds(), missing(all))
+		atLastIP[eventsCreated]-count0[eventsCreated], backlog, count1[eventsCreated]-count0[eventsCreated], sent.Sub(done).Seconds(), missing(all))
 	perSvc, fewer := perService(count0, count1, backlog)
 	fmt.Printf("requests per backlog Service (apiserver_request_total, controller start included): %s\n", perSvc)
 	fmt.Printf("  fewer: %s\n", fewer)
@@ -612,15 +612,21 @@ func (b *bench) run(ctx context.Context, backlog, burst, workers int) error {
 	fmt.Printf("burst: %d Services created in %.3fs (%.0f/s); all had an IP %.3fs after the last create (%.3fs after the first)\n",
 		burst, last.Sub(first).Seconds(), float64(burst)/last.Sub(first).Seconds(), burstAfterLast.Seconds(), done.Sub(first).Seconds())
 
-	// 3. Restart holding every allocation.
-	count2, sent, all, err := waitEvents(ctx, b.cs, count0, backlog+burst, 60*time.Second)
+	counted, sent, all, err := waitEvents(ctx, b.cs, count0, backlog+burst, 60*time.Second)
 	if err != nil {
 		stopSampling()
 		return err
 	}
 	fmt.Printf("  Events: %.0f of the %d IPAllocated sent %.3fs after the last IP%s\n",
-		count2[eventPosts]-count1[eventPosts], burst, sent.Sub(done).Seconds(), missing(all))
+		counted[eventsCreated]-count1[eventsCreated], burst, sent.Sub(done).Seconds(), missing(all))
+
+	// 3. Restart holding every allocation.
 	time.Sleep(time.Second) // let pool status settle
+	count2, err := apiCounts(ctx, b.cs)
+	if err != nil {
+		stopSampling()
+		return err
+	}
 	perSvc, _ = perService(count1, count2, burst)
 	fmt.Printf("requests per burst Service besides its create: %s\n", perSvc)
 	stopSampling()

@@ -6,12 +6,15 @@
 // at most MaxHold from when it was recorded, however long the writes go on:
 // a long backlog delays Events by MaxHold, never indefinitely.
 //
-// The gate drops nothing, and it never fills client-go's recorder queue:
-// that queue takes 1,000 Events waiting for the sink and silently drops any
-// beyond, so the gate stops holding once MaxQueued Events are recorded and
-// not yet written. The count is kept from the recorder's side: an Event the
-// recorder dropped or skipped stays counted, erring high, until the sink
-// takes the last Event recorded and the count starts again from it.
+// The gate drops nothing, and it does not push client-go's recorder queue
+// to drop: that queue takes 1,000 Events waiting for the sink and silently
+// drops any beyond, so the gate stops holding once MaxQueued Events are
+// recorded and not yet written. The count is kept from the recorder's
+// side: an Event the recorder dropped or skipped stays counted, erring
+// high, until the sink takes the last Event recorded and the count starts
+// again from it. At shutdown the gate opens and Drain waits (bounded) for
+// the queue to be written, since client-go's broadcaster abandons what is
+// still queued once it is shut down.
 package eventgate
 
 import (
@@ -48,8 +51,9 @@ type Options struct {
 	// MaxQueued: with this many Events recorded and not yet written, none
 	// is held.
 	MaxQueued int
-	// Observe, if set, receives how long each Event was held (zero for
-	// those not held).
+	// Observe, if set, receives how long each write attempt of an Event
+	// waited at the gate (zero for those let through at once; an Event
+	// queued behind a held one waits in client-go's queue, not here).
 	Observe func(held time.Duration)
 }
 
@@ -62,12 +66,13 @@ type Gate struct {
 	inflight int
 	last     time.Time // when the last write ended
 	queued   int       // Events recorded and not yet written (errs high)
-	// lastRecorded: when the latest Event was handed to the recorder (it
-	// stamps the Event no earlier).
-	lastRecorded time.Time
-	open     bool      // holds nothing any more (shutdown)
-	// changed is closed and replaced when a write ends, the queue reaches
-	// MaxQueued or the gate opens.
+	// recording: the span of the latest call into the recorder, which
+	// stamps its Event within it (an Event the correlator makes later, an
+	// aggregate, is stamped after it).
+	recording struct{ from, to time.Time }
+	open      bool // holds nothing any more (shutdown)
+	// changed is closed and replaced when the last write in flight ends,
+	// the queue reaches MaxQueued or empties, or the gate opens.
 	changed chan struct{}
 }
 
@@ -94,30 +99,66 @@ func (g *Gate) Writing() (done func()) {
 			g.mu.Lock()
 			g.inflight--
 			g.last = g.o.Clock.Now()
-			g.signal()
+			if g.inflight == 0 {
+				g.signal()
+			}
 			g.mu.Unlock()
 		})
 	}
 }
 
-// Recorded counts an Event handed to the recorder.
-func (g *Gate) Recorded() {
+// recorded counts an Event handed to the recorder; the recorder has
+// stamped it when done is called.
+func (g *Gate) recorded() (done func()) {
 	g.mu.Lock()
+	defer g.mu.Unlock()
 	g.queued++
-	g.lastRecorded = g.o.Clock.Now()
+	from := g.o.Clock.Now()
+	g.recording.from, g.recording.to = from, time.Time{}
 	if g.queued == g.o.MaxQueued {
 		g.signal()
 	}
-	g.mu.Unlock()
+	return func() {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		if g.recording.from.Equal(from) {
+			g.recording.to = g.o.Clock.Now()
+		}
+	}
 }
 
 // written counts an Event the sink wrote.
 func (g *Gate) written() {
 	g.mu.Lock()
+	defer g.mu.Unlock()
 	if g.queued > 0 {
 		g.queued--
+		if g.queued == 0 {
+			g.signal()
+		}
 	}
-	g.mu.Unlock()
+}
+
+// Drain waits until every Event recorded has been written, or timeout
+// (the count errs high when the recorder dropped or skipped one); it
+// reports whether the queue emptied. Open the gate first.
+func (g *Gate) Drain(timeout time.Duration) bool {
+	fired := make(chan struct{})
+	t := g.o.Clock.AfterFunc(timeout, func() { close(fired) })
+	defer t.Stop()
+	for {
+		g.mu.Lock()
+		empty, changed := g.queued == 0, g.changed
+		g.mu.Unlock()
+		if empty {
+			return true
+		}
+		select {
+		case <-changed:
+		case <-fired:
+			return false
+		}
+	}
 }
 
 // Open stops holding Events, for good: at shutdown the queued ones go at
@@ -138,11 +179,10 @@ func (g *Gate) signal() {
 // Wait returns once an Event recorded at recorded may be sent: no write in
 // flight and none ended within Quiet, or the Event is MaxHold old, or
 // MaxQueued Events are queued, or the gate is open. It returns how long it
-// waited. An Event reaches Wait only after it was counted by Recorded, if
-// it was.
+// waited.
 func (g *Gate) Wait(recorded time.Time) time.Duration {
 	g.mu.Lock()
-	if !recorded.IsZero() && !recorded.Before(g.lastRecorded) {
+	if r := g.recording; !r.to.IsZero() && !recorded.Before(r.from) && !recorded.After(r.to) {
 		// The last Event recorded: none is queued behind it (as far as
 		// the recorder's concurrent callers allow: they err by a few).
 		g.queued = 1
@@ -243,18 +283,18 @@ type Recorder struct {
 
 // Event records an Event.
 func (r Recorder) Event(obj runtime.Object, eventtype, reason, message string) {
-	r.Gate.Recorded()
+	defer r.Gate.recorded()()
 	r.EventRecorder.Event(obj, eventtype, reason, message)
 }
 
 // Eventf records an Event with a formatted message.
 func (r Recorder) Eventf(obj runtime.Object, eventtype, reason, format string, args ...any) {
-	r.Gate.Recorded()
+	defer r.Gate.recorded()()
 	r.EventRecorder.Eventf(obj, eventtype, reason, format, args...)
 }
 
 // AnnotatedEventf records an Event with annotations.
 func (r Recorder) AnnotatedEventf(obj runtime.Object, annotations map[string]string, eventtype, reason, format string, args ...any) {
-	r.Gate.Recorded()
+	defer r.Gate.recorded()()
 	r.EventRecorder.AnnotatedEventf(obj, annotations, eventtype, reason, format, args...)
 }
