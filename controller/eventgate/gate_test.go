@@ -90,6 +90,14 @@ func (w *waiter) finish() time.Duration {
 	return w.held
 }
 
+// noTimers fails the test if the gate left a timer armed.
+func noTimers(t *testing.T, clk *bfdtest.Clock) {
+	t.Helper()
+	if n := clk.Pending(); n != 0 {
+		t.Errorf("%d timers left armed", n)
+	}
+}
+
 func TestEventsPassWithoutWrites(t *testing.T) {
 	clk := bfdtest.NewClock(t0)
 	var observed []time.Duration
@@ -106,9 +114,7 @@ func TestEventsPassWithoutWrites(t *testing.T) {
 	if !slices.Equal(observed, []time.Duration{0, 0}) {
 		t.Errorf("observed %v, want two Events held 0", observed)
 	}
-	if n := clk.Pending(); n != 0 {
-		t.Errorf("%d timers left armed", n)
-	}
+	noTimers(t, clk)
 }
 
 func TestEventWaitsForWritesAndQuiet(t *testing.T) {
@@ -133,9 +139,7 @@ func TestEventWaitsForWritesAndQuiet(t *testing.T) {
 	if held := w.finish(); held != 2*time.Second+quiet {
 		t.Errorf("held %v, want %v", held, 2*time.Second+quiet)
 	}
-	if n := clk.Pending(); n != 0 {
-		t.Errorf("%d timers left armed", n)
-	}
+	noTimers(t, clk)
 }
 
 func TestEventHeldAtMostMaxHold(t *testing.T) {
@@ -179,9 +183,7 @@ func TestOpenReleasesEverything(t *testing.T) {
 	if held := g.Wait(clk.Now()); held != 0 {
 		t.Errorf("an open gate held an Event %v with a write in flight", held)
 	}
-	if n := clk.Pending(); n != 0 {
-		t.Errorf("%d timers left armed", n)
-	}
+	noTimers(t, clk)
 }
 
 // TestQueueBound: with MaxQueued Events recorded and not written, Events
@@ -420,7 +422,5 @@ func TestSinkPassesEventsThroughTheGate(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	if n := clk.Pending(); n != 0 {
-		t.Errorf("%d timers left armed", n)
-	}
+	noTimers(t, clk)
 }
