@@ -217,17 +217,15 @@ var _ = Describe("faults of production", Ordered, Serial, ContinueOnFailure, Lab
 	}
 
 	// takeBaseline reads every speaker once it has settled (informers synced,
-	// sessions up): the larger of two readings, so a reading that caught a GC
-	// right after a burst is not taken as the floor.
+	// sessions up, the status writers' workers started: backend.SettledRuntimes),
+	// each node's larger readings, so a reading that caught a GC right after
+	// a burst is not taken as the floor.
 	takeBaseline = func(when string) map[string]backend.Runtime {
-		out := map[string]backend.Runtime{}
+		out, err := backend.SettledRuntimes(ctx, topo.NodeNames(), func(n string) (backend.Runtime, error) {
+			return b.SpeakerRuntime(ctx, n)
+		}, time.Now, time.Sleep)
+		Expect(err).NotTo(HaveOccurred())
 		for _, n := range topo.NodeNames() {
-			for range 2 {
-				rt, err := b.SpeakerRuntime(ctx, n)
-				Expect(err).NotTo(HaveOccurred())
-				b := out[n]
-				out[n] = backend.Runtime{Goroutines: max(b.Goroutines, rt.Goroutines), HeapInuse: max(b.HeapInuse, rt.HeapInuse), GCForced: rt.GCForced}
-			}
 			printf("baseline %s (%s): %.0f goroutines, heap in use %.1f MiB (GC forced: %v)\n", n, when, out[n].Goroutines,
 				out[n].HeapInuse/(1<<20), out[n].GCForced)
 		}

@@ -211,49 +211,14 @@ func (r *run) repeat(st scenariofile.Step) {
 // writers' workers wait for it, the layer 2 writer for the start-up hold):
 // a baseline read before then is short of them, and every later reading
 // looks like a leak (a CI run: 145 goroutines at the baseline, a steady 162
-// after the rounds). So the speakers are read every settlePoll until no
-// count has grown for settleQuiet (settleMax at most), and each node's
-// baseline is the largest of its readings, so one that caught a GC right
-// after a burst is not taken as the floor.
+// after the rounds). So it waits as backend.SettledRuntimes does.
 func (r *run) runtimes(st scenariofile.Step) map[string]backend.Runtime {
-	out, err := settledRuntimes(r.ctx, r.b.Topology().NodeNames(), func(n string) (backend.Runtime, error) {
+	out, err := backend.SettledRuntimes(r.ctx, r.b.Topology().NodeNames(), func(n string) (backend.Runtime, error) {
 		return r.b.SpeakerRuntime(r.ctx, n)
 	}, time.Now, time.Sleep)
 	gomega.Expect(err).NotTo(gomega.HaveOccurred(), r.where(st))
 	return out
 }
-
-// settledRuntimes is runtimes' loop, with the clock and the pause injected.
-func settledRuntimes(ctx context.Context, nodes []string, read func(node string) (backend.Runtime, error),
-	now func() time.Time, pause func(time.Duration)) (map[string]backend.Runtime, error) {
-	out := map[string]backend.Runtime{}
-	start := now()
-	grew := start
-	for {
-		for _, n := range nodes {
-			rt, err := read(n)
-			if err != nil {
-				return nil, err
-			}
-			b, seen := out[n]
-			if !seen || rt.Goroutines > b.Goroutines {
-				grew = now()
-			}
-			out[n] = backend.Runtime{Goroutines: max(b.Goroutines, rt.Goroutines), HeapInuse: max(b.HeapInuse, rt.HeapInuse), GCForced: rt.GCForced}
-		}
-		if t := now(); t.Sub(grew) >= settleQuiet || t.Sub(start) >= settleMax || ctx.Err() != nil {
-			return out, nil
-		}
-		pause(settlePoll)
-	}
-}
-
-// How runtimes waits for the speakers to settle.
-const (
-	settlePoll  = 500 * time.Millisecond
-	settleQuiet = 3 * time.Second
-	settleMax   = 20 * time.Second
-)
 
 // leakBound is how long the speakers get to return to their baseline after
 // the last round (a session being set up, a retry in flight).

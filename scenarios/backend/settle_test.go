@@ -1,11 +1,9 @@
-package runner
+package backend
 
 import (
 	"context"
 	"testing"
 	"time"
-
-	"github.com/ecmplb/ecmplb/scenarios/backend"
 )
 
 // TestSettledRuntimes: a speaker that starts its status writers' workers
@@ -15,17 +13,17 @@ import (
 func TestSettledRuntimes(t *testing.T) {
 	t0 := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
 	clock := t0
-	counts := map[string]func(since time.Duration) backend.Runtime{
-		"node1": func(since time.Duration) backend.Runtime {
+	counts := map[string]func(since time.Duration) Runtime{
+		"node1": func(since time.Duration) Runtime {
 			if since < 2*time.Second {
-				return backend.Runtime{Goroutines: 145, HeapInuse: 10 << 20}
+				return Runtime{Goroutines: 145, HeapInuse: 10 << 20}
 			}
-			return backend.Runtime{Goroutines: 162, HeapInuse: 8 << 20}
+			return Runtime{Goroutines: 162, HeapInuse: 8 << 20}
 		},
-		"node2": func(time.Duration) backend.Runtime { return backend.Runtime{Goroutines: 150, HeapInuse: 9 << 20} },
+		"node2": func(time.Duration) Runtime { return Runtime{Goroutines: 150, HeapInuse: 9 << 20} },
 	}
 	reads := 0
-	out, err := settledRuntimes(context.Background(), []string{"node1", "node2"}, func(n string) (backend.Runtime, error) {
+	out, err := SettledRuntimes(context.Background(), []string{"node1", "node2"}, func(n string) (Runtime, error) {
 		reads++
 		return counts[n](clock.Sub(t0)), nil
 	}, func() time.Time { return clock }, func(d time.Duration) { clock = clock.Add(d) })
@@ -41,22 +39,22 @@ func TestSettledRuntimes(t *testing.T) {
 	if g := out["node2"].Goroutines; g != 150 {
 		t.Errorf("node2's baseline: %v goroutines, want 150", g)
 	}
-	// The last growth at 2 s, then settleQuiet without one.
-	if took := clock.Sub(t0); took < 2*time.Second+settleQuiet || took > 2*time.Second+settleQuiet+settlePoll {
-		t.Errorf("settled after %v, want %v after the last growth at 2s", took, settleQuiet)
+	// The last growth at 2 s, then SettleQuiet without one.
+	if took := clock.Sub(t0); took < 2*time.Second+SettleQuiet || took > 2*time.Second+SettleQuiet+SettlePoll {
+		t.Errorf("settled after %v, want %v after the last growth at 2s", took, SettleQuiet)
 	}
 
-	// A count that keeps growing is read for settleMax at most.
+	// A count that keeps growing is read for SettleMax at most.
 	clock, g := t0, 100.0
-	out, err = settledRuntimes(context.Background(), []string{"node1"}, func(string) (backend.Runtime, error) {
+	out, err = SettledRuntimes(context.Background(), []string{"node1"}, func(string) (Runtime, error) {
 		g++
-		return backend.Runtime{Goroutines: g}, nil
+		return Runtime{Goroutines: g}, nil
 	}, func() time.Time { return clock }, func(d time.Duration) { clock = clock.Add(d) })
 	if err != nil {
 		t.Fatal(err)
 	}
-	if took := clock.Sub(t0); took != settleMax {
-		t.Errorf("a growing count read for %v, want settleMax %v", took, settleMax)
+	if took := clock.Sub(t0); took != SettleMax {
+		t.Errorf("a growing count read for %v, want SettleMax %v", took, SettleMax)
 	}
 	if out["node1"].Goroutines != g {
 		t.Errorf("baseline %v, want the last (largest) reading %v", out["node1"].Goroutines, g)
