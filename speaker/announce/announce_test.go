@@ -616,3 +616,33 @@ func TestNextHopV6(t *testing.T) {
 		t.Errorf("NextHopV4: IPv4 session %v, IPv6 session %v; want none and 10.0.0.21", s[0].NextHopV4, s[1].NextHopV4)
 	}
 }
+
+// The routes of one advertisement share its communities (10,000 Services
+// would otherwise hold 20,000 copies of the same list), and a holder that
+// appends to a route's list does not change another route's.
+func TestRoutesShareCommunities(t *testing.T) {
+	plan, problems := Compile(Config{Pools: []Pool{prodPool}, Peers: []Peer{tor1, tor2},
+		Advertisements: []Advertisement{{Name: "a", Communities: []string{"65000:100", "no-export"}}}}, node)
+	if len(problems) > 0 {
+		t.Fatal(problems)
+	}
+	other := webSvc
+	other.Key, other.IPs = "default/other", []netip.Addr{ip("203.0.113.6")}
+	var all []Route
+	for _, svc := range []Service{webSvc, other} {
+		rs, err := plan.Routes(svc)
+		if err != nil || len(rs) != 2 {
+			t.Fatalf("%s: routes %v, %v", svc.Key, rs, err)
+		}
+		all = append(all, rs...)
+	}
+	for _, r := range all[1:] {
+		if &r.Communities[0] != &all[0].Communities[0] {
+			t.Fatalf("route %s %s holds its own copy of the communities", r.Peer, r.Prefix)
+		}
+	}
+	grown := append(all[0].Communities, com("1:1"))
+	if len(all[1].Communities) != 2 || &grown[0] == &all[1].Communities[0] {
+		t.Fatalf("an append to one route's communities reached another's: %v", all[1].Communities)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
 )
 
@@ -96,6 +97,11 @@ func (p *Plan) Routes(svc Service) ([]Route, error) {
 func unionCommunities(have, add []Community) []Community {
 	if len(add) == 0 {
 		return have
+	}
+	if len(have) == 0 {
+		// add is sorted and without duplicates (compileAd): every route of
+		// the advertisement shares it (Clip: an append by a holder copies).
+		return slices.Clip(add)
 	}
 	out := append([]Community(nil), have...)
 	for _, c := range add {

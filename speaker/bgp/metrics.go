@@ -97,13 +97,7 @@ func (m *metrics) prefixDelta(c change) {
 func (m *metrics) refreshPrefixes(t *table) {
 	m.prefixes.Reset()
 	clear(m.wanted)
-	for peer, pt := range t.peers {
-		n := 0
-		for _, e := range pt {
-			if e.sent != nil {
-				n++
-			}
-		}
+	for peer, n := range t.counts() {
 		m.prefixes.WithLabelValues(peer).Set(float64(n))
 		m.wanted[peer] = n
 	}
