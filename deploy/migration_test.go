@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"reflect"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -47,10 +48,30 @@ func TestMigrationFromMetalLB(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs the pinned kube-apiserver")
 	}
-	// testenv creates MetalLB's bgppeers CRD as Helm installs CRDs: a plain
-	// create by another field manager than kubectl, no last-applied
-	// annotation.
-	env := testenv.Start(t, testenv.Options{CRDDir: metallbCRDs})
+	// testenv creates MetalLB's bgppeers and servicebgpstatuses CRDs as Helm
+	// installs CRDs: a plain create by another field manager than kubectl,
+	// no last-applied annotation. MetalLB's servicebgpstatuses is ecmplb's
+	// with a status subresource.
+	helmCRDs := t.TempDir()
+	for src, with := range map[string]func(string) string{
+		filepath.Join(metallbCRDs, "metallb.io_bgppeers.yaml"): func(s string) string { return s },
+		"crds/metallb.io_servicebgpstatuses.yaml": func(s string) string {
+			return strings.Replace(s, "    subresources: {}\n", "    subresources:\n      status: {}\n", 1)
+		},
+	} {
+		b, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := with(string(b))
+		if filepath.Base(src) == "metallb.io_servicebgpstatuses.yaml" && out == string(b) {
+			t.Fatalf("%s: no empty subresources to replace", src)
+		}
+		if err := os.WriteFile(filepath.Join(helmCRDs, filepath.Base(src)), []byte(out), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	env := testenv.Start(t, testenv.Options{CRDDir: helmCRDs})
 	ctx := context.Background()
 	run := func(stdin string, args ...string) string {
 		t.Helper()
@@ -74,7 +95,7 @@ func TestMigrationFromMetalLB(t *testing.T) {
 		t.Fatalf("deploy/crds: %v %v", crds, err)
 	}
 	for _, f := range crds {
-		if filepath.Base(f) != "metallb.io_bgppeers.yaml" {
+		if b := filepath.Base(f); b != "metallb.io_bgppeers.yaml" && b != "metallb.io_servicebgpstatuses.yaml" {
 			run("", "apply", "-f", f)
 		}
 	}
@@ -163,9 +184,10 @@ func TestMigrationFromMetalLB(t *testing.T) {
 	// changes; the CRDs applied client-side by kubectl are taken over without
 	// one (the apiserver lets manager "kubectl" override what the
 	// last-applied annotation records).
-	if strings.Count(out, "Apply failed with") != 1 || !strings.Contains(out, ".spec.conversion.webhook.clientConfig.service.name") ||
+	if strings.Count(out, "Apply failed with") != 2 || !strings.Contains(out, ".spec.conversion.webhook.clientConfig.service.name") ||
+		!strings.Contains(out, "Apply failed with 1 conflict: conflict with \"deploy.test\" using apiextensions.k8s.io/v1: .spec.versions") ||
 		!strings.Contains(out, "ipaddresspools.metallb.io serverside-applied") {
-		t.Fatalf("apply --server-side without --force-conflicts: want exactly the bgppeers CRD to conflict, on its conversion webhook:\n%s", out)
+		t.Fatalf("apply --server-side without --force-conflicts: want exactly the bgppeers CRD to conflict (its versions and conversion webhook) and the servicebgpstatuses CRD (its versions):\n%s", out)
 	}
 	t.Logf("without --force-conflicts:\n%s", conflictLines(out))
 	run("", "apply", "--server-side", "--force-conflicts", "-f", "ecmplb.yaml")
@@ -185,6 +207,11 @@ func TestMigrationFromMetalLB(t *testing.T) {
 		t.Errorf("the takeover changed the bgppeers CRD's caBundle; the README says MetalLB's stays until the controller writes ecmplb's")
 	}
 	t.Logf("bgppeers conversion webhook after the takeover: service %v, MetalLB's caBundle kept", conv.Service)
+	// The takeover of servicebgpstatuses' versions drops MetalLB's status
+	// subresource: the speakers write each object in one request.
+	if got := run("", "get", "crd", "servicebgpstatuses.metallb.io", "-o", "jsonpath={.spec.versions[0].subresources}"); got != "{}" {
+		t.Errorf("servicebgpstatuses subresources after the takeover: %s, want {} (ecmplb's CRD has no status subresource)", got)
+	}
 
 	// This apiserver cannot reach Services: the webhooks get a url
 	// clientConfig to the controller on loopback (testenv.InstallWebhooks),

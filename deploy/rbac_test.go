@@ -15,6 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -272,6 +273,27 @@ spec: {ipAddressPools: [prod-pool], interfaces: [l2]}
 	})
 	if err != nil {
 		fatalf("speaker on its ServiceAccount wrote no ServiceBGPStatus and ServiceL2Status for %s: %v\n%s", ip, err, spk.Tail(50))
+	}
+	// A second peer (another closed port) changes the ServiceBGPStatus's
+	// peers: a patch of the object, which carries its status (the CRD has
+	// no status subresource).
+	if out, err := kubectl(t, env, `apiVersion: metallb.io/v1beta1
+kind: BGPPeer
+metadata: {name: loop2, namespace: metallb-system}
+spec: {myASN: 65100, peerASN: 65000, peerAddress: 127.0.0.1, peerPort: 3}
+`, "apply", "-f", "-"); err != nil {
+		t.Fatalf("apply second peer: %v\n%s", err, out)
+	}
+	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
+		l, err := dyn.Resource(gvr).Namespace("metallb-system").List(ctx, metav1.ListOptions{})
+		if err != nil || len(l.Items) != 1 {
+			return false, nil
+		}
+		peers, _, _ := unstructured.NestedStringSlice(l.Items[0].Object, "status", "peers")
+		return len(peers) == 2, nil
+	})
+	if err != nil {
+		fatalf("the ServiceBGPStatus did not list the second peer: %v\n%s", err, spk.Tail(50))
 	}
 	// The same events again, which the recorders send as patches of the
 	// first: the Service's endpoint leaves the node and comes back (the

@@ -32,7 +32,6 @@ type ServiceBGPStatusStatus struct {
 }
 
 // +kubebuilder:object:root=true
-// +kubebuilder:subresource:status
 // +kubebuilder:storageversion
 // +kubebuilder:printcolumn:name="Node",type=string,JSONPath=`.status.node`
 // +kubebuilder:printcolumn:name="Service Name",type=string,JSONPath=`.status.serviceName`
@@ -40,7 +39,8 @@ type ServiceBGPStatusStatus struct {
 // +kubebuilder:printcolumn:name="Peers",type=string,JSONPath=`.status.peers`
 
 // ServiceBGPStatus is written by the speaker on each node for each Service it
-// announces.
+// announces. Unlike MetalLB's, its CRD has no status subresource: the speaker
+// creates each object with its status in one request.
 type ServiceBGPStatus struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`

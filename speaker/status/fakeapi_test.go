@@ -45,6 +45,8 @@ type fakeKind[T any, P statusObject[T]] struct {
 	// setStatus sets to's status to from's: the status subresource writes
 	// only the status, and create ignores it.
 	setStatus func(to, from P)
+	// subresource: the kind's CRD as ecmplb ships it has a status subresource.
+	subresource bool
 }
 
 var bgpFake = fakeKind[v1beta1.ServiceBGPStatus, *v1beta1.ServiceBGPStatus]{
@@ -60,7 +62,8 @@ var l2Fake = fakeKind[v1beta1.ServiceL2Status, *v1beta1.ServiceL2Status]{
 	list: func(meta metav1.ListMeta, items []v1beta1.ServiceL2Status) runtime.Object {
 		return &v1beta1.ServiceL2StatusList{ListMeta: meta, Items: items}
 	},
-	setStatus: func(to, from *v1beta1.ServiceL2Status) { to.Status = from.Status },
+	setStatus:   func(to, from *v1beta1.ServiceL2Status) { to.Status = from.Status },
+	subresource: true,
 }
 
 // fakeAPI and l2API are the fake API of each kind.
@@ -78,14 +81,18 @@ func newL2API(t *testing.T) (*l2API, rest.Interface) {
 }
 
 // statusAPI is an in-memory API server for the objects of one status kind in
-// one namespace, with the status subresource's semantics (create ignores
-// status, PUT .../status changes only status and checks resourceVersion,
-// PATCH .../status applies a JSON merge patch to the status only). It fails
-// requests on demand, to test retries.
+// one namespace, as kube-apiserver serves a CRD. With a status subresource:
+// create ignores status, PUT .../status changes only status and checks
+// resourceVersion, PATCH .../status applies a JSON merge patch to the status
+// only, and a PATCH of the object changes all but the status. Without one:
+// create and PATCH of the object take the status, and .../status is not
+// found (answered as a missing object is). It fails requests on demand, to
+// test retries.
 type statusAPI[T any, P statusObject[T]] struct {
 	t    *testing.T
 	ns   string
 	kind fakeKind[T, P]
+	sub  bool // the CRD has a status subresource (default: the kind's)
 
 	mu      sync.Mutex
 	objs    map[string]P
@@ -101,7 +108,7 @@ type statusAPI[T any, P statusObject[T]] struct {
 }
 
 func newStatusAPI[T any, P statusObject[T]](t *testing.T, ns string, k fakeKind[T, P]) (*statusAPI[T, P], rest.Interface) {
-	f := &statusAPI[T, P]{t: t, ns: ns, kind: k, objs: map[string]P{},
+	f := &statusAPI[T, P]{t: t, ns: ns, kind: k, sub: k.subresource, objs: map[string]P{},
 		calls: map[string]int{}, failFor: map[string]int{}}
 	srv := httptest.NewServer(f)
 	t.Cleanup(srv.Close)
@@ -116,8 +123,15 @@ func newStatusAPI[T any, P statusObject[T]](t *testing.T, ns string, k fakeKind[
 	return f, c
 }
 
-// fail makes the next n calls of op ("GET list", "GET one", "POST", "PUT
-// status", "PATCH status", "DELETE") fail.
+// setSubresource changes the CRD: with or without a status subresource.
+func (f *statusAPI[T, P]) setSubresource(sub bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.sub = sub
+}
+
+// fail makes the next n calls of op ("GET list", "GET one", "POST", "PATCH",
+// "PUT status", "PATCH status", "DELETE") fail.
 func (f *statusAPI[T, P]) fail(op string, n int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -259,19 +273,28 @@ func (f *statusAPI[T, P]) serve(w http.ResponseWriter, r *http.Request, op, name
 	case "GET one":
 		o, ok := f.objs[name]
 		if !ok {
-			writeStatus(w, http.StatusNotFound, metav1.StatusReasonNotFound, name+" not found")
+			f.notFound(w, name)
 			return
 		}
 		f.writeObject(w, http.StatusOK, o)
 	case "POST":
 		f.create(w, r)
-	case "PUT status":
-		f.putStatus(w, r, name)
-	case "PATCH status":
-		f.patchStatus(w, r, name)
+	case "PUT status", "PATCH status":
+		if !f.sub {
+			// kube-apiserver's answer: as for a missing object.
+			f.notFound(w, name)
+			return
+		}
+		if op == "PUT status" {
+			f.putStatus(w, r, name)
+		} else {
+			f.patch(w, r, name, true)
+		}
+	case "PATCH":
+		f.patch(w, r, name, false)
 	case "DELETE":
 		if _, ok := f.objs[name]; !ok {
-			writeStatus(w, http.StatusNotFound, metav1.StatusReasonNotFound, name+" not found")
+			f.notFound(w, name)
 			return
 		}
 		delete(f.objs, name)
@@ -317,7 +340,9 @@ func (f *statusAPI[T, P]) create(w http.ResponseWriter, r *http.Request) {
 	f.rv++
 	o.SetNamespace(f.ns)
 	o.SetResourceVersion(strconv.Itoa(f.rv))
-	f.kind.setStatus(o, new(T))
+	if f.sub {
+		f.kind.setStatus(o, new(T))
+	}
 	f.objs[o.GetName()] = o
 	f.writeObject(w, http.StatusCreated, o)
 }
@@ -329,7 +354,7 @@ func (f *statusAPI[T, P]) putStatus(w http.ResponseWriter, r *http.Request, name
 	}
 	cur, ok := f.objs[name]
 	if !ok {
-		writeStatus(w, http.StatusNotFound, metav1.StatusReasonNotFound, name+" not found")
+		f.notFound(w, name)
 		return
 	}
 	if o.GetResourceVersion() != cur.GetResourceVersion() {
@@ -339,14 +364,17 @@ func (f *statusAPI[T, P]) putStatus(w http.ResponseWriter, r *http.Request, name
 	f.setStatus(w, cur, o)
 }
 
-func (f *statusAPI[T, P]) patchStatus(w http.ResponseWriter, r *http.Request, name string) {
+// patch applies a JSON merge patch: through the status subresource (status
+// only) or to the object (all of it, but the status when the CRD has a
+// status subresource).
+func (f *statusAPI[T, P]) patch(w http.ResponseWriter, r *http.Request, name string, status bool) {
 	if ct := r.Header.Get("Content-Type"); ct != "application/merge-patch+json" {
 		writeStatus(w, http.StatusUnsupportedMediaType, metav1.StatusReasonUnsupportedMediaType, ct)
 		return
 	}
 	cur, ok := f.objs[name]
 	if !ok {
-		writeStatus(w, http.StatusNotFound, metav1.StatusReasonNotFound, name+" not found")
+		f.notFound(w, name)
 		return
 	}
 	patch, err := io.ReadAll(r.Body)
@@ -364,7 +392,17 @@ func (f *statusAPI[T, P]) patchStatus(w http.ResponseWriter, r *http.Request, na
 		writeStatus(w, http.StatusBadRequest, metav1.StatusReasonBadRequest, err.Error())
 		return
 	}
-	f.setStatus(w, cur, next)
+	if status {
+		f.setStatus(w, cur, next)
+		return
+	}
+	if f.sub {
+		f.kind.setStatus(next, cur)
+	}
+	f.rv++
+	next.SetResourceVersion(strconv.Itoa(f.rv))
+	f.objs[name] = next
+	f.writeObject(w, http.StatusOK, next)
 }
 
 // setStatus writes from's status into the stored object cur: the status
@@ -381,6 +419,17 @@ func (f *statusAPI[T, P]) setStatus(w http.ResponseWriter, cur, from P) {
 func (f *statusAPI[T, P]) writeObject(w http.ResponseWriter, code int, o P) {
 	o.GetObjectKind().SetGroupVersionKind(v1beta1.GroupVersion.WithKind(f.kind.name))
 	writeJSON(w, code, o)
+}
+
+// notFound answers that the object name does not exist, as kube-apiserver
+// does.
+func (f *statusAPI[T, P]) notFound(w http.ResponseWriter, name string) {
+	st := metav1.Status{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Status"}, Status: metav1.StatusFailure,
+		Code: http.StatusNotFound, Reason: metav1.StatusReasonNotFound, Message: f.kind.resource + ".metallb.io \"" + name + "\" not found",
+		Details: &metav1.StatusDetails{Name: name, Group: "metallb.io", Kind: f.kind.resource}}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusNotFound)
+	_ = json.NewEncoder(w).Encode(&st)
 }
 
 func readJSON(w http.ResponseWriter, r *http.Request, into any) bool {

@@ -74,34 +74,52 @@ func (l *L2Writer) source(key string) (Status, bool) {
 }
 
 var l2Kind = kind{
-	name: "ServiceL2Status", resource: "servicel2statuses", exclusive: true,
+	name: "ServiceL2Status", resource: "servicel2statuses", exclusive: true, subresource: true,
 	items: func(r rest.Result) ([]item, error) {
 		var list v1beta1.ServiceL2StatusList
 		if err := r.Into(&list); err != nil {
 			return nil, err
 		}
 		out := make([]item, 0, len(list.Items))
-		for _, o := range list.Items {
-			var ifs []string
-			for _, i := range o.Status.Interfaces {
-				ifs = append(ifs, i.Name)
-			}
-			out = append(out, item{name: o.Name, labels: o.Labels, node: o.Status.Node, ns: o.Status.ServiceNamespace,
-				svc: o.Status.ServiceName, complete: o.Status.Node != "", st: Status{Interfaces: ifs}})
+		for i := range list.Items {
+			out = append(out, l2Item(&list.Items[i]))
 		}
 		return out, nil
 	},
-	object: func(m metav1.ObjectMeta) runtime.Object {
-		return &v1beta1.ServiceL2Status{TypeMeta: metav1.TypeMeta{APIVersion: v1beta1.GroupVersion.String(), Kind: "ServiceL2Status"}, ObjectMeta: m}
+	one: func(r rest.Result) (item, error) {
+		var o v1beta1.ServiceL2Status
+		if err := r.Into(&o); err != nil {
+			return item{}, err
+		}
+		return l2Item(&o), nil
+	},
+	object: func(m metav1.ObjectMeta, node, ns, svc string, st Status) runtime.Object {
+		return &v1beta1.ServiceL2Status{TypeMeta: metav1.TypeMeta{APIVersion: v1beta1.GroupVersion.String(), Kind: "ServiceL2Status"}, ObjectMeta: m,
+			Status: v1beta1.MetalLBServiceL2Status{Node: node, ServiceName: svc, ServiceNamespace: ns, Interfaces: l2Interfaces(st)}}
 	},
 	patch: func(node, ns, svc string, st Status) any {
 		var p l2Patch
 		p.Status.Node, p.Status.ServiceName, p.Status.ServiceNamespace = node, svc, ns
-		for _, n := range st.Interfaces {
-			p.Status.Interfaces = append(p.Status.Interfaces, v1beta1.InterfaceInfo{Name: n})
-		}
+		p.Status.Interfaces = l2Interfaces(st)
 		return &p
 	},
+}
+
+func l2Item(o *v1beta1.ServiceL2Status) item {
+	var ifs []string
+	for _, i := range o.Status.Interfaces {
+		ifs = append(ifs, i.Name)
+	}
+	return item{name: o.Name, labels: o.Labels, node: o.Status.Node, ns: o.Status.ServiceNamespace,
+		svc: o.Status.ServiceName, complete: o.Status.Node != "", st: Status{Interfaces: ifs}}
+}
+
+func l2Interfaces(st Status) []v1beta1.InterfaceInfo {
+	var out []v1beta1.InterfaceInfo
+	for _, n := range st.Interfaces {
+		out = append(out, v1beta1.InterfaceInfo{Name: n})
+	}
+	return out
 }
 
 // l2Patch is the JSON merge patch of a ServiceL2Status's whole status; no

@@ -25,6 +25,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -93,12 +94,18 @@ const (
 type kind struct {
 	name     string // ServiceBGPStatus
 	resource string // servicebgpstatuses
-	// items decodes a List's response.
+	// items decodes a List's response; one the response of a write.
 	items func(rest.Result) ([]item, error)
-	// object is a new object with this metadata.
-	object func(metav1.ObjectMeta) runtime.Object
+	one   func(rest.Result) (item, error)
+	// object is a new object with this metadata and status.
+	object func(m metav1.ObjectMeta, node, ns, svc string, st Status) runtime.Object
 	// patch is the merge patch of an object's whole status.
 	patch func(node, ns, svc string, st Status) any
+	// subresource: the kind's CRD, as ecmplb ships it, has a status
+	// subresource (create drops the status; it is written through
+	// .../status). The writer starts from this and follows what the API
+	// server answers (a CRD installed by someone else may differ).
+	subresource bool
 	// exclusive: one node at a time holds a Service's object (layer 2 mode's
 	// answering node); a node that creates its object deletes the other
 	// nodes' (one that failed cannot delete its own).
@@ -121,14 +128,22 @@ var bgpKind = kind{
 			return nil, err
 		}
 		out := make([]item, 0, len(list.Items))
-		for _, o := range list.Items {
-			out = append(out, item{name: o.Name, labels: o.Labels, node: o.Status.Node, ns: o.Status.ServiceNamespace, svc: o.Status.ServiceName,
-				complete: o.Status.Node != "", st: Status{Peers: o.Status.Peers, Prefixes: o.Status.Prefixes, EstablishedPeers: o.Status.EstablishedPeers}})
+		for i := range list.Items {
+			out = append(out, bgpItem(&list.Items[i]))
 		}
 		return out, nil
 	},
-	object: func(m metav1.ObjectMeta) runtime.Object {
-		return &v1beta1.ServiceBGPStatus{TypeMeta: metav1.TypeMeta{APIVersion: v1beta1.GroupVersion.String(), Kind: "ServiceBGPStatus"}, ObjectMeta: m}
+	one: func(r rest.Result) (item, error) {
+		var o v1beta1.ServiceBGPStatus
+		if err := r.Into(&o); err != nil {
+			return item{}, err
+		}
+		return bgpItem(&o), nil
+	},
+	object: func(m metav1.ObjectMeta, node, ns, svc string, st Status) runtime.Object {
+		return &v1beta1.ServiceBGPStatus{TypeMeta: metav1.TypeMeta{APIVersion: v1beta1.GroupVersion.String(), Kind: "ServiceBGPStatus"}, ObjectMeta: m,
+			Status: v1beta1.ServiceBGPStatusStatus{Node: node, ServiceName: svc, ServiceNamespace: ns,
+				Peers: nilIfEmpty(st.Peers), Prefixes: nilIfEmpty(st.Prefixes), EstablishedPeers: nilIfEmpty(st.EstablishedPeers)}}
 	},
 	patch: func(node, ns, svc string, st Status) any {
 		var p bgpPatch
@@ -136,6 +151,11 @@ var bgpKind = kind{
 		p.Status.Peers, p.Status.Prefixes, p.Status.EstablishedPeers = nilIfEmpty(st.Peers), nilIfEmpty(st.Prefixes), nilIfEmpty(st.EstablishedPeers)
 		return &p
 	},
+}
+
+func bgpItem(o *v1beta1.ServiceBGPStatus) item {
+	return item{name: o.Name, labels: o.Labels, node: o.Status.Node, ns: o.Status.ServiceNamespace, svc: o.Status.ServiceName,
+		complete: o.Status.Node != "", st: Status{Peers: o.Status.Peers, Prefixes: o.Status.Prefixes, EstablishedPeers: o.Status.EstablishedPeers}}
 }
 
 // listKey is the queue item that lists this node's objects. Service keys always
@@ -216,6 +236,11 @@ type K8s struct {
 
 	mu      sync.Mutex
 	written map[string]held // what the API server holds, by Service key
+
+	// sub: status is written through the status subresource (a create
+	// drops it); otherwise it goes in with the create and in patches of the
+	// object.
+	sub atomic.Bool
 }
 
 // NewK8s returns a writer; call Run to start it.
@@ -237,6 +262,7 @@ func newWriter(k kind, client rest.Interface, namespace, node string, source Sou
 			Help: "Failed API calls of the ServiceBGPStatus and ServiceL2Status writers, by operation (list, create, update, delete); each is retried.",
 		}, []string{"operation"}),
 	}
+	w.sub.Store(k.subresource)
 	for _, op := range []string{"list", "create", "update", "delete"} {
 		w.errs.WithLabelValues(op)
 	}
@@ -483,12 +509,14 @@ func (w *K8s) record(key string, h held, ok bool) {
 	}
 }
 
-// sync converges the object of one Service to the Source. An object the
-// writer knows to exist costs one call (a merge patch of its status); a new one
-// two (create, then the status patch: the status subresource drops a status sent
-// with the create). Nothing is read first: a create that finds the object
-// (created behind the writer's back) patches it, and a patch that finds none
-// creates it.
+// sync converges the object of one Service to the Source. ecmplb's
+// ServiceBGPStatus CRD has no status subresource, so a new object costs one
+// call (a create that carries the status) and a change one more (a merge
+// patch of its status). Against a CRD with a status subresource (MetalLB's,
+// and ecmplb's ServiceL2Status) the create's status is dropped and a merge
+// patch of .../status follows. Nothing is read first: a create that finds the
+// object (created behind the writer's back) patches it, and a patch that finds
+// none creates it.
 func (w *K8s) sync(ctx context.Context, key string) error {
 	st, announced := w.source(key)
 	w.mu.Lock()
@@ -511,14 +539,23 @@ func (w *K8s) sync(ctx context.Context, key string) error {
 	if !had {
 		obj := w.kind.object(metav1.ObjectMeta{Name: name, Namespace: w.namespace, Labels: map[string]string{
 			v1beta1.LabelNode: w.node, v1beta1.LabelServiceName: svc, v1beta1.LabelServiceNamespace: ns,
-		}})
-		err := w.client.Post().Namespace(w.namespace).Resource(w.kind.resource).Body(obj).Do(ctx).Error()
+		}}, w.node, ns, svc, st)
+		res := w.client.Post().Namespace(w.namespace).Resource(w.kind.resource).Body(obj).Do(ctx)
+		err := res.Error()
 		if err != nil && !apierrors.IsAlreadyExists(err) {
 			return w.failed("create", fmt.Errorf("create %s %s/%s for service %s: %w", w.kind.name, w.namespace, name, key, err))
 		}
 		// The object exists: should the status write fail and the Service go
 		// away, it must still be deleted.
 		old = held{alone: !w.kind.exclusive}
+		if err == nil {
+			if w.holds(res, ns, svc, st) {
+				old.complete, old.sum = true, st.digest()
+				w.useSubresource(false)
+			} else {
+				w.useSubresource(true)
+			}
+		}
 		w.record(key, old, true)
 	}
 	if !old.alone {
@@ -532,13 +569,37 @@ func (w *K8s) sync(ctx context.Context, key string) error {
 	if old.complete && old.sum == st.digest() {
 		return nil
 	}
-	err := w.patchStatus(ctx, name, key, ns, svc, st)
+	err := w.writeStatus(ctx, name, key, ns, svc, st)
 	if had && apierrors.IsNotFound(err) {
 		// Deleted behind the writer's back: create it again.
 		w.record(key, held{}, false)
 		return w.sync(ctx, key)
 	}
 	return err
+}
+
+// holds tells whether a write's answer holds the status sent.
+func (w *K8s) holds(res rest.Result, ns, svc string, st Status) bool {
+	o, err := w.kind.one(res)
+	return err == nil && o.node == w.node && o.ns == ns && o.svc == svc && o.st.digest() == st.digest()
+}
+
+// useSubresource records how the API server takes this kind's status, and
+// says so when that changes.
+func (w *K8s) useSubresource(sub bool) {
+	if w.sub.Swap(sub) == sub {
+		return
+	}
+	switch {
+	case sub && !w.kind.subresource:
+		// MetalLB's CRD: ecmplb's RBAC grants no patch of .../status.
+		w.log.Warn("the CRD has a status subresource, as MetalLB's: apply ecmplb's CRD (it has none), or status writes need patch on "+
+			w.kind.resource+"/status and take two calls per new object", "kind", w.kind.name)
+	case sub:
+		w.log.Info("the CRD has a status subresource: writing status through it (two calls per new object)", "kind", w.kind.name)
+	default:
+		w.log.Info("the CRD has no status subresource: status goes in with the create (one call per new object)", "kind", w.kind.name)
+	}
 }
 
 // deleteOthers deletes the objects other nodes hold for a Service.
@@ -573,19 +634,60 @@ type bgpPatch struct {
 	} `json:"status"`
 }
 
-// patchStatus writes the whole status of an existing object and records it.
-func (w *K8s) patchStatus(ctx context.Context, name, key, ns, svc string, st Status) error {
+// writeStatus writes the whole status of an existing object (a merge patch of
+// the object, or of .../status on a CRD with a status subresource) and
+// records it. The answers say which CRD the cluster has: a patch of the
+// object whose answer lacks the status met a status subresource (which
+// ignores it there); a status patch that is not found met a missing object or
+// a CRD without one (kube-apiserver answers both alike), and a patch of the
+// object tells which.
+func (w *K8s) writeStatus(ctx context.Context, name, key, ns, svc string, st Status) error {
 	body, err := json.Marshal(w.kind.patch(w.node, ns, svc, st))
 	if err != nil {
 		return err
 	}
-	err = w.client.Patch(types.MergePatchType).Namespace(w.namespace).Resource(w.kind.resource).Name(name).SubResource("status").
-		Body(body).Do(ctx).Error()
-	if err != nil {
+	failed := func(err error) error {
 		return w.failed("update", fmt.Errorf("update status of %s %s/%s for service %s: %w", w.kind.name, w.namespace, name, key, err))
 	}
-	w.record(key, held{sum: st.digest(), complete: true, alone: true}, true)
-	return nil
+	sub := w.sub.Load()
+	var triedObject, triedSub bool
+	for {
+		if sub {
+			if triedSub {
+				break
+			}
+			triedSub = true
+			err := w.client.Patch(types.MergePatchType).Namespace(w.namespace).Resource(w.kind.resource).Name(name).SubResource("status").
+				Body(body).Do(ctx).Error()
+			if apierrors.IsNotFound(err) && !triedObject {
+				sub = false
+				continue
+			}
+			if err != nil {
+				return failed(err)
+			}
+			w.useSubresource(true)
+		} else {
+			if triedObject {
+				break
+			}
+			triedObject = true
+			res := w.client.Patch(types.MergePatchType).Namespace(w.namespace).Resource(w.kind.resource).Name(name).
+				Body(body).Do(ctx)
+			if err := res.Error(); err != nil {
+				return failed(err)
+			}
+			if !w.holds(res, ns, svc, st) {
+				sub = true
+				w.useSubresource(true)
+				continue
+			}
+			w.useSubresource(false)
+		}
+		w.record(key, held{sum: st.digest(), complete: true, alone: true}, true)
+		return nil
+	}
+	return failed(fmt.Errorf("the API server took the status neither in the object nor through its status subresource"))
 }
 
 func nilIfEmpty(l []string) []string {

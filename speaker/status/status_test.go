@@ -112,20 +112,24 @@ func holds(f *fakeAPI, node, key string, want Status) bool {
 var webStatus = Status{Peers: []string{"tor1", "tor2"}, Prefixes: []string{"203.0.113.5/32"}, EstablishedPeers: []string{"tor1"}}
 
 // A write that fails is retried until the API server holds what the source
-// says.
+// says, with ecmplb's CRD (no status subresource) and with MetalLB's (one).
 func TestFailedWritesAreRetried(t *testing.T) {
 	cases := []struct {
 		name string
+		sub  bool
 		fail func(f *fakeAPI)
 	}{
-		{"status patch fails after a create", func(f *fakeAPI) { f.fail("PATCH status", 3) }},
-		{"create fails", func(f *fakeAPI) { f.fail("POST", 3) }},
-		{"create and patch fail", func(f *fakeAPI) { f.fail("POST", 2); f.fail("PATCH status", 2) }},
-		{"every call fails", func(f *fakeAPI) { f.failAny(6) }},
+		{"create fails", false, func(f *fakeAPI) { f.fail("POST", 3) }},
+		{"every call fails", false, func(f *fakeAPI) { f.failAny(6) }},
+		{"MetalLB's CRD: status patch fails after a create", true, func(f *fakeAPI) { f.fail("PATCH status", 3) }},
+		{"MetalLB's CRD: create fails", true, func(f *fakeAPI) { f.fail("POST", 3) }},
+		{"MetalLB's CRD: create and patch fail", true, func(f *fakeAPI) { f.fail("POST", 2); f.fail("PATCH status", 2) }},
+		{"MetalLB's CRD: every call fails", true, func(f *fakeAPI) { f.failAny(6) }},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			f, c := newFakeAPI(t, "metallb-system")
+			f.setSubresource(tc.sub)
 			var src source
 			src.set("default/web", webStatus)
 			tc.fail(f)
@@ -148,7 +152,7 @@ func TestRetryWritesTheLatestStatus(t *testing.T) {
 	w.Changed("default/web")
 	eventually(t, "the first status is written", func() bool { return holds(f, "node1", "default/web", webStatus) })
 
-	f.fail("PATCH status", 4)
+	f.fail("PATCH", 4)
 	next := Status{Peers: []string{"tor1", "tor2"}, Prefixes: []string{"203.0.113.5/32"}, EstablishedPeers: []string{"tor1", "tor2"}}
 	src.set("default/web", next)
 	w.ChangedAll()
@@ -238,6 +242,7 @@ func TestNoNameCollision(t *testing.T) {
 // Every failed call is counted, by operation.
 func TestFailuresAreCounted(t *testing.T) {
 	f, c := newFakeAPI(t, "metallb-system")
+	f.setSubresource(true) // MetalLB's CRD: a create, then a status patch
 	reg := prometheus.NewRegistry()
 	var src source
 	src.set("default/web", webStatus)
@@ -314,11 +319,13 @@ func TestObjectsUnderOldNamesAreReplaced(t *testing.T) {
 	})
 }
 
-// A Service whose object was created but whose status write failed is still
-// deleted when it is no longer announced: the writer records the object as held
-// once the create succeeded.
+// A Service whose object was created but whose status write failed (with
+// MetalLB's CRD, where the status is written after the create) is still
+// deleted when it is no longer announced: the writer records the object as
+// held once the create succeeded.
 func TestObjectCreatedThenUnannouncedIsDeleted(t *testing.T) {
 	f, c := newFakeAPI(t, "metallb-system")
+	f.setSubresource(true)
 	var src source
 	src.set("default/web", webStatus)
 	f.fail("PATCH status", 1000)
@@ -354,58 +361,143 @@ func TestStartAfterReady(t *testing.T) {
 	close(ready)
 	eventually(t, "the start-up List", func() bool { return f.count("GET list") == 1 })
 	time.Sleep(100 * time.Millisecond)
-	if !holds(f, "node1", "default/web", webStatus) || f.count("DELETE")+f.count("POST")+f.count("PATCH status") != 0 {
-		t.Errorf("the object was rewritten (deletes %d, creates %d, updates %d)", f.count("DELETE"), f.count("POST"), f.count("PATCH status"))
+	if !holds(f, "node1", "default/web", webStatus) || f.count("DELETE")+f.count("POST")+f.count("PATCH")+f.count("PATCH status") != 0 {
+		t.Errorf("the object was rewritten (deletes %d, creates %d, updates %d)", f.count("DELETE"), f.count("POST"), f.count("PATCH")+f.count("PATCH status"))
 	}
 }
 
-// Each write costs as few calls as the status subresource allows, and nothing
-// is read first: a new Service's object a create and a status patch, a change
-// one patch. An object created behind the writer's back costs a refused create
-// and a patch; one deleted behind its back a refused patch, a create and a patch.
+// Each write costs as few calls as the CRD allows, and nothing is read first.
+// With ecmplb's (no status subresource) a new Service's object is one create
+// that carries the status, a change one patch. With MetalLB's (a status
+// subresource; the writer learns it from the first create's answer) a new
+// object is a create and a status patch, a change one status patch. An object
+// created behind the writer's back costs a refused create and a patch; one
+// deleted behind its back a refused patch, a create (and a status patch); with
+// MetalLB's CRD the refused status patch is followed by a refused patch of the
+// object (kube-apiserver answers a status patch the same for a missing object
+// and for a CRD without the subresource).
 func TestCallsPerWrite(t *testing.T) {
+	type counts = map[string]int
+	for _, crd := range []struct {
+		name string
+		sub  bool
+		// want: the calls after each step.
+		want []counts
+	}{
+		{"ecmplb's CRD", false, []counts{
+			{"POST": 1},
+			{"POST": 1, "PATCH": 1},
+			{"POST": 1, "PATCH": 2},
+			{"POST": 2, "PATCH": 3},
+			{"POST": 3, "PATCH": 4},
+			{"POST": 3, "PATCH": 4, "DELETE": 1},
+		}},
+		{"MetalLB's CRD", true, []counts{
+			{"POST": 1, "PATCH status": 1},
+			{"POST": 1, "PATCH status": 2},
+			{"POST": 1, "PATCH status": 3},
+			{"POST": 2, "PATCH status": 4},
+			{"POST": 3, "PATCH status": 6, "PATCH": 1},
+			{"POST": 3, "PATCH status": 6, "PATCH": 1, "DELETE": 1},
+		}},
+	} {
+		t.Run(crd.name, func(t *testing.T) {
+			f, c := newFakeAPI(t, "metallb-system")
+			f.setSubresource(crd.sub)
+			var src source
+			w := newTestWriter(c, "node1", &src)
+			startWriter(t, w)
+			eventually(t, "the start-up List", func() bool { return f.count("GET list") == 1 })
+			i := 0
+			step := func(what string, do func(), key string, st Status) {
+				t.Helper()
+				do()
+				w.Changed(key)
+				want := crd.want[i]
+				i++
+				eventually(t, what, func() bool { return holds(f, "node1", key, st) && maps.Equal(f.counts(), want) })
+			}
+			next := Status{Peers: []string{"tor1", "tor2"}, Prefixes: []string{"203.0.113.5/32"}, EstablishedPeers: []string{"tor1", "tor2"}}
+			step("a new Service is written", func() { src.set("default/web", webStatus) }, "default/web", webStatus)
+			step("a change is written", func() { src.set("default/web", next) }, "default/web", next)
+			step("emptied lists are removed", func() { src.set("default/web", Status{Peers: []string{"tor1"}}) }, "default/web", Status{Peers: []string{"tor1"}})
+			step("an object created behind the writer's back is patched", func() {
+				f.put(&v1beta1.ServiceBGPStatus{ObjectMeta: metav1.ObjectMeta{Name: ObjectName("node1", "default/api"), Labels: map[string]string{
+					v1beta1.LabelNode: "node1", v1beta1.LabelServiceNamespace: "default", v1beta1.LabelServiceName: "api"}}})
+				src.set("default/api", webStatus)
+			}, "default/api", webStatus)
+			step("an object deleted behind the writer's back is created again", func() {
+				f.remove(ObjectName("node1", "default/web"))
+				src.set("default/web", webStatus)
+			}, "default/web", webStatus)
+			// An unchanged Service costs nothing; one no longer announced a delete.
+			w.Changed("default/api")
+			src.drop("default/web")
+			w.Changed("default/web")
+			want := crd.want[i]
+			eventually(t, "the withdrawn Service's object is deleted", func() bool {
+				_, ok := f.get(ObjectName("node1", "default/web"))
+				return !ok && maps.Equal(f.counts(), want)
+			})
+			w.Changed("default/api")
+			w.Changed("default/web")
+			time.Sleep(50 * time.Millisecond) // nothing to wait for: no call may follow
+			if got := f.counts(); !maps.Equal(got, want) {
+				t.Errorf("calls %v, want %v", got, want)
+			}
+		})
+	}
+}
+
+// The writer follows the CRD the cluster has, whichever it meets first and
+// however it changes: its first write may be a patch (objects listed at
+// start-up), and the CRD may be replaced while it runs (MetalLB's installed
+// over ecmplb's, and back). Each change costs one extra call, once.
+func TestWriterFollowsTheCRD(t *testing.T) {
 	f, c := newFakeAPI(t, "metallb-system")
+	f.setSubresource(true)
+	stale := webStatus
+	stale.EstablishedPeers = nil
+	o := &v1beta1.ServiceBGPStatus{
+		ObjectMeta: metav1.ObjectMeta{Name: ObjectName("node1", "default/web"), Labels: map[string]string{
+			v1beta1.LabelNode: "node1", v1beta1.LabelServiceNamespace: "default", v1beta1.LabelServiceName: "web"}},
+		Status: v1beta1.ServiceBGPStatusStatus{Node: "node1", ServiceNamespace: "default", ServiceName: "web",
+			Peers: stale.Peers, Prefixes: stale.Prefixes},
+	}
+	f.put(o)
 	var src source
+	src.set("default/web", webStatus)
 	w := newTestWriter(c, "node1", &src)
 	startWriter(t, w)
-	eventually(t, "the start-up List", func() bool { return f.count("GET list") == 1 })
-	step := func(what string, do func(), key string, st Status, want map[string]int) {
+	type counts = map[string]int
+	wait := func(what, key string, st Status, want counts) {
 		t.Helper()
-		do()
-		w.Changed(key)
 		eventually(t, what, func() bool { return holds(f, "node1", key, st) && maps.Equal(f.counts(), want) })
 	}
-	next := Status{Peers: []string{"tor1", "tor2"}, Prefixes: []string{"203.0.113.5/32"}, EstablishedPeers: []string{"tor1", "tor2"}}
-	step("a new Service is written", func() { src.set("default/web", webStatus) }, "default/web", webStatus,
-		map[string]int{"POST": 1, "PATCH status": 1})
-	step("a change is written", func() { src.set("default/web", next) }, "default/web", next,
-		map[string]int{"POST": 1, "PATCH status": 2})
-	step("emptied lists are removed", func() { src.set("default/web", Status{Peers: []string{"tor1"}}) }, "default/web", Status{Peers: []string{"tor1"}},
-		map[string]int{"POST": 1, "PATCH status": 3})
-	step("an object created behind the writer's back is patched", func() {
-		f.put(&v1beta1.ServiceBGPStatus{ObjectMeta: metav1.ObjectMeta{Name: ObjectName("node1", "default/api"), Labels: map[string]string{
-			v1beta1.LabelNode: "node1", v1beta1.LabelServiceNamespace: "default", v1beta1.LabelServiceName: "api"}}})
-		src.set("default/api", webStatus)
-	}, "default/api", webStatus, map[string]int{"POST": 2, "PATCH status": 4})
-	step("an object deleted behind the writer's back is created again", func() {
-		f.remove(ObjectName("node1", "default/web"))
-		src.set("default/web", webStatus)
-	}, "default/web", webStatus, map[string]int{"POST": 3, "PATCH status": 6})
-	// An unchanged Service costs nothing; one no longer announced a delete.
+	// MetalLB's CRD, met first by a patch: the object's patch leaves the
+	// status as it was; the status patch follows, and is used from then on.
+	wait("the listed object's status is written through the subresource", "default/web", webStatus, counts{"PATCH": 1, "PATCH status": 1})
+	src.set("default/api", webStatus)
 	w.Changed("default/api")
-	src.drop("default/web")
+	wait("a new object is a create and a status patch", "default/api", webStatus, counts{"PATCH": 1, "PATCH status": 2, "POST": 1})
+
+	// ecmplb's CRD replaces it: the status patch is not found, the object's
+	// patch takes the status, and so do creates.
+	f.setSubresource(false)
+	next := webStatus
+	next.EstablishedPeers = []string{"tor1", "tor2"}
+	src.set("default/web", next)
 	w.Changed("default/web")
-	want := map[string]int{"POST": 3, "PATCH status": 6, "DELETE": 1}
-	eventually(t, "the withdrawn Service's object is deleted", func() bool {
-		_, ok := f.get(ObjectName("node1", "default/web"))
-		return !ok && maps.Equal(f.counts(), want)
-	})
-	w.Changed("default/api")
-	w.Changed("default/web")
-	time.Sleep(50 * time.Millisecond) // nothing to wait for: no call may follow
-	if got := f.counts(); !maps.Equal(got, want) {
-		t.Errorf("calls %v, want %v", got, want)
-	}
+	wait("a change goes into the object", "default/web", next, counts{"PATCH": 2, "PATCH status": 3, "POST": 1})
+	src.set("default/db", webStatus)
+	w.Changed("default/db")
+	wait("a new object is one create", "default/db", webStatus, counts{"PATCH": 2, "PATCH status": 3, "POST": 2})
+
+	// And back: a create's answer without the status tells.
+	f.setSubresource(true)
+	src.set("default/ui", webStatus)
+	w.Changed("default/ui")
+	wait("a create without its status is followed by a status patch", "default/ui", webStatus, counts{"PATCH": 2, "PATCH status": 4, "POST": 3})
 }
 
 // Different Services' objects are written concurrently by WithWorkers workers,
