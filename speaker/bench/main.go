@@ -25,11 +25,13 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -93,7 +95,19 @@ func main() {
 	o.speakerExtra = append(o.speakerExtra, strings.Fields(*extra)...)
 	o.speakerEnv = strings.Fields(*env)
 	log.SetFlags(log.Ltime | log.Lmicroseconds)
-	if err := run(o); err != nil {
+	// An interrupt ends the run through its cleanup (namespaces, routers,
+	// the speaker, the control plane); a second one exits at once.
+	ctx, cancel := context.WithCancel(context.Background())
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-sigs
+		log.Print("interrupted: cleaning up (a second signal exits at once)")
+		cancel()
+		<-sigs
+		os.Exit(130)
+	}()
+	if err := run(ctx, o); err != nil {
 		log.Fatal(err)
 	}
 }
@@ -120,8 +134,7 @@ type phase struct {
 	samples []sample
 }
 
-func run(o options) error {
-	ctx := context.Background()
+func run(ctx context.Context, o options) error {
 	tmp, err := os.MkdirTemp("", "ecmplb-bench-")
 	if err != nil {
 		return err
@@ -295,6 +308,8 @@ func run(o options) error {
 		case reach[i] = <-w.full:
 		case <-time.After(5 * time.Minute):
 			return fmt.Errorf("router %d: not all %d prefixes after 5 minutes", i, n)
+		case <-ctx.Done():
+			return ctx.Err()
 		}
 	}
 	routesDone := reach[0]
@@ -313,6 +328,8 @@ func run(o options) error {
 	case statusDone = <-st.doneCh:
 	case <-time.After(10 * time.Minute):
 		return fmt.Errorf("the %d ServiceBGPStatus objects were not all written after 10 minutes (%d are)", n, st.count())
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 	log.Printf("latency with %d Services, status settled", n)
 	if s, err = p.measure(ctx, o.samples, true, false); err != nil {
