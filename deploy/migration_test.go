@@ -53,21 +53,16 @@ func TestMigrationFromMetalLB(t *testing.T) {
 	// no last-applied annotation. MetalLB's servicebgpstatuses is ecmplb's
 	// with a status subresource.
 	helmCRDs := t.TempDir()
-	for src, with := range map[string]func(string) string{
-		filepath.Join(metallbCRDs, "metallb.io_bgppeers.yaml"): func(s string) string { return s },
-		"crds/metallb.io_servicebgpstatuses.yaml": func(s string) string {
-			return strings.Replace(s, "    subresources: {}\n", "    subresources:\n      status: {}\n", 1)
-		},
-	} {
-		b, err := os.ReadFile(src)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out := with(string(b))
-		if filepath.Base(src) == "metallb.io_servicebgpstatuses.yaml" && out == string(b) {
-			t.Fatalf("%s: no empty subresources to replace", src)
-		}
-		if err := os.WriteFile(filepath.Join(helmCRDs, filepath.Base(src)), []byte(out), 0o600); err != nil {
+	peersCRD, err := os.ReadFile(filepath.Join(metallbCRDs, "metallb.io_bgppeers.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	statusCRD, err := testenv.MetalLBServiceBGPStatusCRD()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, b := range map[string][]byte{"metallb.io_bgppeers.yaml": peersCRD, "metallb.io_servicebgpstatuses.yaml": statusCRD} {
+		if err := os.WriteFile(filepath.Join(helmCRDs, name), b, 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -81,3 +81,22 @@ func InstallCRDs(ctx context.Context, cfg *rest.Config, dir string) error {
 	}
 	return nil
 }
+
+// MetalLBServiceBGPStatusCRD returns ecmplb's ServiceBGPStatus CRD
+// (deploy/crds) in MetalLB's shape: the same, with a status subresource.
+func MetalLBServiceBGPStatusCRD() ([]byte, error) {
+	root, err := RepoRoot()
+	if err != nil {
+		return nil, err
+	}
+	path := filepath.Join(root, "deploy", "crds", "metallb.io_servicebgpstatuses.yaml")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	with := bytes.Replace(b, []byte("    subresources: {}\n"), []byte("    subresources:\n      status: {}\n"), 1)
+	if bytes.Equal(with, b) {
+		return nil, fmt.Errorf("%s: no empty subresources to give a status", path)
+	}
+	return with, nil
+}

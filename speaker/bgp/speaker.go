@@ -141,7 +141,7 @@ func (s *Speaker) reconcile(sess *session) error {
 	name := sess.spec.Name
 	err := sess.reconcile(context.Background(), s.server,
 		func() map[netip.Prefix]Attrs { return s.routes.announced(name) },
-		func(p netip.Prefix) (Attrs, bool) { return s.routes.wanted(name, p) })
+		func(p netip.Prefix) (Attrs, bool) { return s.routes.wanted(routeKey{name, p}) })
 	if err == nil {
 		if sess.failures > 0 {
 			sess.log.Info("bgp session converged after failures", "failures", sess.failures)

@@ -64,9 +64,9 @@ func (t *table) routeOf(svc string, k routeKey) (announce.Route, bool) {
 	return announce.Route{}, false
 }
 
-// merged returns what is announced for (peer, prefix): the merge of the routes
+// wanted returns what is announced for (peer, prefix): the merge of the routes
 // of the Services that want it; false when none does.
-func (t *table) merged(k routeKey) (Attrs, bool) {
+func (t *table) wanted(k routeKey) (Attrs, bool) {
 	var m Attrs
 	found := false
 	for _, svc := range t.prefixes[k.prefix] {
@@ -113,7 +113,7 @@ func (t *table) apply(svc string, routes []announce.Route) ([]change, error) {
 		for _, r := range rs {
 			k := routeKey{r.Peer, r.Prefix}
 			if _, seen := touched[k]; !seen {
-				a, had := t.merged(k)
+				a, had := t.wanted(k)
 				touched[k] = before{a, had}
 			}
 		}
@@ -135,7 +135,7 @@ func (t *table) apply(svc string, routes []announce.Route) ([]change, error) {
 	}
 	var out []change
 	for k, b := range touched {
-		a, has := t.merged(k)
+		a, has := t.wanted(k)
 		switch {
 		case !has && b.had:
 			out = append(out, change{peer: k.peer, prefix: k.prefix})
@@ -197,11 +197,6 @@ func cmpU(a, b uint32) int {
 	return 1
 }
 
-// wanted returns what is to be announced for one prefix towards peer.
-func (t *table) wanted(peer string, prefix netip.Prefix) (Attrs, bool) {
-	return t.merged(routeKey{peer, prefix})
-}
-
 // announced returns every prefix announced towards peer with its attributes.
 func (t *table) announced(peer string) map[netip.Prefix]Attrs {
 	out := map[netip.Prefix]Attrs{}
@@ -213,7 +208,7 @@ func (t *table) announced(peer string) map[netip.Prefix]Attrs {
 			if _, done := out[r.Prefix]; done {
 				continue
 			}
-			if a, ok := t.merged(routeKey{peer, r.Prefix}); ok {
+			if a, ok := t.wanted(routeKey{peer, r.Prefix}); ok {
 				out[r.Prefix] = a
 			}
 		}

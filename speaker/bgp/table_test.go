@@ -287,7 +287,7 @@ func TestTableModel(t *testing.T) {
 					t.Fatalf("run %d step %d: announced(%s) %v, want %v", run, step, p, g, ann)
 				}
 				for _, pfx := range prefixes {
-					a, ok := tb.wanted(p, pfx)
+					a, ok := tb.wanted(routeKey{p, pfx})
 					wa, wok := after[routeKey{p, pfx}]
 					if ok != wok || (ok && !a.equal(wa)) {
 						t.Fatalf("run %d step %d: wanted(%s, %s) %v %v, want %v %v", run, step, p, pfx, a, ok, wa, wok)

@@ -649,45 +649,41 @@ func (w *K8s) writeStatus(ctx context.Context, name, key, ns, svc string, st Sta
 	failed := func(err error) error {
 		return w.failed("update", fmt.Errorf("update status of %s %s/%s for service %s: %w", w.kind.name, w.namespace, name, key, err))
 	}
-	sub := w.sub.Load()
-	var triedObject, triedSub bool
-	for {
-		if sub {
-			if triedSub {
-				break
-			}
-			triedSub = true
-			err := w.client.Patch(types.MergePatchType).Namespace(w.namespace).Resource(w.kind.resource).Name(name).SubResource("status").
-				Body(body).Do(ctx).Error()
-			if apierrors.IsNotFound(err) && !triedObject {
-				sub = false
-				continue
-			}
-			if err != nil {
-				return failed(err)
-			}
-			w.useSubresource(true)
-		} else {
-			if triedObject {
-				break
-			}
-			triedObject = true
-			res := w.client.Patch(types.MergePatchType).Namespace(w.namespace).Resource(w.kind.resource).Name(name).
-				Body(body).Do(ctx)
-			if err := res.Error(); err != nil {
-				return failed(err)
-			}
-			if !w.holds(res, ns, svc, st) {
-				sub = true
-				w.useSubresource(true)
-				continue
-			}
-			w.useSubresource(false)
-		}
+	patchStatus := func() error {
+		return w.client.Patch(types.MergePatchType).Namespace(w.namespace).Resource(w.kind.resource).Name(name).SubResource("status").
+			Body(body).Do(ctx).Error()
+	}
+	done := func() error {
 		w.record(key, held{sum: st.digest(), complete: true, alone: true}, true)
 		return nil
 	}
-	return failed(fmt.Errorf("the API server took the status neither in the object nor through its status subresource"))
+	sub := w.sub.Load()
+	if sub {
+		err := patchStatus()
+		if err == nil {
+			return done()
+		}
+		if !apierrors.IsNotFound(err) {
+			return failed(err)
+		}
+		// A missing object, or no status subresource: the object's patch tells.
+	}
+	res := w.client.Patch(types.MergePatchType).Namespace(w.namespace).Resource(w.kind.resource).Name(name).Body(body).Do(ctx)
+	if err := res.Error(); err != nil {
+		return failed(err)
+	}
+	if w.holds(res, ns, svc, st) {
+		w.useSubresource(false)
+		return done()
+	}
+	w.useSubresource(true)
+	if sub {
+		return failed(fmt.Errorf("the API server took the status neither in the object nor through its status subresource"))
+	}
+	if err := patchStatus(); err != nil {
+		return failed(err)
+	}
+	return done()
 }
 
 func nilIfEmpty(l []string) []string {
