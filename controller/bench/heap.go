@@ -8,22 +8,23 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/ecmplb/ecmplb/internal/heapprof"
+	"github.com/ecmplb/ecmplb/internal/testenv"
 )
 
 // freeLoopbackAddr returns a loopback host:port nobody listens on (for the
 // controller's --pprof-addr).
 func freeLoopbackAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := testenv.FreeLoopbackPort()
 	if err != nil {
 		return "", err
 	}
-	defer l.Close()
-	return l.Addr().String(), nil
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(p)), nil
 }
 
 // heapSampler polls a process's heap profile (as of its last GC) and keeps

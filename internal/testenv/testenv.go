@@ -13,7 +13,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -121,10 +120,11 @@ func StartProcess(ctx context.Context, opts Options) (_ *Env, err error) {
 		}
 	}()
 
-	etcdPort, peerPort, apiPort, err := freePorts3()
+	ports, err := FreeLoopbackPorts(3)
 	if err != nil {
 		return nil, err
 	}
+	etcdPort, peerPort, apiPort := ports[0], ports[1], ports[2]
 	etcdURL := "http://127.0.0.1:" + strconv.Itoa(etcdPort)
 	peerURL := "http://127.0.0.1:" + strconv.Itoa(peerPort)
 	env.etcd, err = startProcess(env.Dir, "etcd", opts.Stderr, bins.Etcd,
@@ -367,25 +367,4 @@ func writeRSAKey(path string) error {
 	}
 	data := pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})
 	return os.WriteFile(path, data, 0o600)
-}
-
-// freePorts3 asks the kernel for three free loopback ports at once, so they
-// are distinct.
-func freePorts3() (int, int, int, error) {
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
-	var ports [3]int
-	for i := range ports {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return 0, 0, 0, err
-		}
-		ls = append(ls, l)
-		ports[i] = l.Addr().(*net.TCPAddr).Port
-	}
-	return ports[0], ports[1], ports[2], nil
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"strings"
 
@@ -19,17 +18,6 @@ import (
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/yaml"
 )
-
-// FreeLoopbackPort returns a TCP port that was free on 127.0.0.1 a moment
-// ago, e.g. for a webhook server the test starts next.
-func FreeLoopbackPort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
 
 // WebhookSetup is what InstallWebhooks created or changed.
 type WebhookSetup struct {

@@ -3,13 +3,13 @@ package bgp
 import (
 	"fmt"
 	"log/slog"
-	"net"
 	"net/netip"
 	"os"
 	"runtime"
 	"testing"
 	"time"
 
+	"github.com/ecmplb/ecmplb/internal/testenv"
 	"github.com/ecmplb/ecmplb/speaker/announce"
 	"github.com/ecmplb/ecmplb/speaker/internal/testrouter"
 )
@@ -106,12 +106,10 @@ func TestSessionRestartsDoNotLeak(t *testing.T) {
 		t.Skip("100 session restarts")
 	}
 	// A peer nobody listens on: the sessions only try to connect.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := testenv.FreeLoopbackPort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
 	spec := announce.Session{Name: "tor1", MyASN: 65100, PeerASN: 65000, PeerAddress: netip.MustParseAddr("127.0.0.1"),
 		PeerPort: uint16(port), RouterID: netip.MustParseAddr("10.0.0.21"),
 		HoldTime: 9 * time.Second, KeepaliveTime: 3 * time.Second, ConnectTime: 30 * time.Second}
