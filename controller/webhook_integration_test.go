@@ -141,13 +141,28 @@ func TestWebhooks(t *testing.T) {
 	const validity, lookahead = 30 * time.Second, 20 * time.Second
 	// The replica's updates of the CRD and the webhook configuration.
 	var caWrites atomic.Int64
+	// Its writes of the certificate Secret, and those the apiserver refused.
+	var secretWrites, secretRefused atomic.Int64
 	countWrites := func(rt http.RoundTripper) http.RoundTripper {
 		return roundTripper(func(r *http.Request) (*http.Response, error) {
 			if r.Method == http.MethodPut && (strings.Contains(r.URL.Path, "/customresourcedefinitions/") ||
 				strings.Contains(r.URL.Path, "/validatingwebhookconfigurations/")) {
 				caWrites.Add(1)
 			}
-			return rt.RoundTrip(r)
+			secret := r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/secrets/")
+			if secret && secretWrites.Load() == 0 {
+				// The first write late: whatever else reads the empty
+				// Secret meanwhile and acts on it does so.
+				time.Sleep(500 * time.Millisecond)
+			}
+			resp, err := rt.RoundTrip(r)
+			if secret {
+				secretWrites.Add(1)
+				if err != nil || resp.StatusCode >= 300 {
+					secretRefused.Add(1)
+				}
+			}
+			return resp, err
 		})
 	}
 	port, health, setup := webhookReplica(t, h, webhook.Options{CertValidity: validity, Lookahead: lookahead, CheckInterval: 200 * time.Millisecond}, countWrites)
@@ -337,6 +352,16 @@ func TestWebhooks(t *testing.T) {
 		}
 		if n := caWrites.Load() - before; n != 0 {
 			t.Fatalf("%d updates of the CRD or the webhook configuration across two renewals, want none (their caBundles already held the CA)", n)
+		}
+	})
+	t.Run("one writer of the certificate Secret", func(t *testing.T) {
+		// The empty Secret at the first start, and each renewal, is filled
+		// by one write: not one by the rotator's start (or its ticker) and
+		// another by its Secret reconcile, each with its own new keys, the
+		// second refused on a conflict. (The first write is held back
+		// 500 ms, so whatever else acts on the empty Secret does.)
+		if n, refused := secretWrites.Load(), secretRefused.Load(); refused != 0 {
+			t.Errorf("%d of the %d writes of the certificate Secret were refused", refused, n)
 		}
 	})
 	t.Run("bad manifests refused naming the field", func(t *testing.T) {

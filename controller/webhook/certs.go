@@ -3,12 +3,14 @@ package webhook
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
 	"sync/atomic"
+	"time"
 
 	"github.com/open-policy-agent/cert-controller/pkg/rotator"
 	corev1 "k8s.io/api/core/v1"
@@ -20,13 +22,16 @@ import (
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 )
 
 // Keys of the certificate Secret, as cert-controller writes them.
 const (
-	certKey = "tls.crt"
-	keyKey  = "tls.key"
+	certKey   = "tls.crt"
+	keyKey    = "tls.key"
+	caCertKey = "ca.crt"
+	caKeyKey  = "ca.key"
 )
 
 // nameScoped is a manager whose rest config adds a metadata.name field
@@ -38,8 +43,82 @@ const (
 // (list and watch included) suffice.
 type nameScoped struct {
 	manager.Manager
-	cfg *rest.Config
+	cfg  *rest.Config
+	gate *secretGate
 }
+
+// Add registers cert-controller's runnables with the manager, holding back
+// its Secret reconciler (see secretGate) and noting its cache for the gate.
+func (m nameScoped) Add(r manager.Runnable) error {
+	if m.gate != nil {
+		switch r := r.(type) {
+		case cache.Cache:
+			if m.gate.cache == nil {
+				m.gate.cache = r
+			}
+		case controller.Controller:
+			return m.Manager.Add(gatedController{Controller: r, gate: m.gate})
+		}
+	}
+	return m.Manager.Add(r)
+}
+
+// secretGate holds cert-controller's Secret reconciler back until the
+// rotator's cache holds a CA and a serving certificate its rotator takes
+// as valid. Without it, at a first start both the rotator's start and the
+// reconcile of the still empty Secret generate a CA and a serving key (RSA
+// 2048, a random search for primes: a fifth of a second of CPU on a busy
+// node) and write them; one of the writes fails on a conflict and is logged
+// as an error. The rotator's start fills the Secret (or, failing, stops the
+// manager); the reconciler then finds it valid and only writes the CA into
+// the webhook configuration and the CRD.
+type secretGate struct {
+	cache  cache.Cache // the rotator's own (set when it is added)
+	key    types.NamespacedName
+	valid  func(*corev1.Secret, time.Time) bool
+	period time.Duration // how often the cache is read while closed
+}
+
+// wait returns nil once the Secret in the rotator's cache is valid, or the
+// context's error.
+func (g *secretGate) wait(ctx context.Context) error {
+	if g.cache == nil {
+		return nil
+	}
+	if !g.cache.WaitForCacheSync(ctx) {
+		return ctx.Err()
+	}
+	t := time.NewTicker(g.period)
+	defer t.Stop()
+	for {
+		var sec corev1.Secret
+		if err := g.cache.Get(ctx, g.key, &sec); err == nil && g.valid(&sec, time.Now()) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// gatedController starts cert-controller's reconciler once its gate opens.
+type gatedController struct {
+	controller.Controller
+	gate *secretGate
+}
+
+func (c gatedController) Start(ctx context.Context) error {
+	if err := c.gate.wait(ctx); err != nil {
+		return nil // stopped before it opened
+	}
+	return c.Controller.Start(ctx)
+}
+
+// NeedLeaderElection: every replica serves admission, so every replica
+// keeps its certificate (cert-controller's reconciler asks for none either).
+func (gatedController) NeedLeaderElection() bool { return false }
 
 func (m nameScoped) GetConfig() *rest.Config { return m.cfg }
 
@@ -171,7 +250,23 @@ func addRotator(mgr manager.Manager, o Options, ready chan struct{}) error {
 		KeyName:                keyKey,
 		ControllerName:         o.ControllerName,
 	}
-	return rotator.AddRotator(nameScoped{Manager: mgr, cfg: scopedConfig(mgr.GetConfig(), o)}, cr)
+	gate := &secretGate{key: cr.SecretKey, period: 20 * time.Millisecond, valid: func(sec *corev1.Secret, now time.Time) bool {
+		return validSecret(sec, cr.CAName, cr.DNSName, now.Add(o.Lookahead))
+	}}
+	return rotator.AddRotator(nameScoped{Manager: mgr, cfg: scopedConfig(mgr.GetConfig(), o), gate: gate}, cr)
+}
+
+// validSecret is the rotator's test of a filled Secret: a CA valid for
+// caName and a serving certificate it signed valid for dnsName, both still
+// at the given time (now plus the renewal lookahead).
+func validSecret(sec *corev1.Secret, caName, dnsName string, at time.Time) bool {
+	ca := sec.Data[caCertKey]
+	okCA, err := rotator.ValidCert(ca, ca, sec.Data[caKeyKey], caName, nil, at)
+	if err != nil || !okCA {
+		return false
+	}
+	ok, err := rotator.ValidCert(ca, sec.Data[certKey], sec.Data[keyKey], dnsName, &[]x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, at)
+	return err == nil && ok
 }
 
 // certSource serves the certificate in the Secret: it watches that one

@@ -86,8 +86,8 @@ func Setup(mgr manager.Manager, o Options) error {
 	o.CertValidity = orDuration(o.CertValidity, DefaultCertValidity)
 	o.Lookahead = orDuration(o.Lookahead, DefaultLookahead)
 	o.CheckInterval = orDuration(o.CheckInterval, DefaultCheckInterval)
-	if o.Lookahead >= o.CertValidity {
-		return fmt.Errorf("webhook: certificate validity %v must exceed the renewal lookahead %v", o.CertValidity, o.Lookahead)
+	if o.Lookahead >= o.CertValidity || o.Lookahead >= o.CAValidity {
+		return fmt.Errorf("webhook: certificate validity %v and CA validity %v must exceed the renewal lookahead %v", o.CertValidity, o.CAValidity, o.Lookahead)
 	}
 
 	src, err := addCertSource(mgr, o, o.Logger)
