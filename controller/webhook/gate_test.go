@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -176,5 +177,20 @@ func TestValidSecret(t *testing.T) {
 	}
 	if validSecret(full(), "test-ca", "svc.ns.svc", now.Add(36*time.Hour)) {
 		t.Error("a certificate expiring within the lookahead is valid")
+	}
+}
+
+// A lookahead as long as either validity would renew on every check: refused.
+func TestSetupRefusesLookaheadBeyondValidity(t *testing.T) {
+	base := Options{Namespace: "ns", SecretName: "s", ServiceName: "svc", CertDir: t.TempDir(), Addr: "127.0.0.1:9443"}
+	for _, o := range []Options{
+		{CertValidity: time.Hour, Lookahead: time.Hour},
+		{CAValidity: time.Hour, CertValidity: 2 * time.Hour, Lookahead: time.Hour},
+	} {
+		o.Namespace, o.SecretName, o.ServiceName, o.CertDir, o.Addr = base.Namespace, base.SecretName, base.ServiceName, base.CertDir, base.Addr
+		err := Setup(&addRecorder{}, o)
+		if err == nil || !strings.Contains(err.Error(), "must exceed the renewal lookahead") {
+			t.Errorf("%+v: %v", o, err)
+		}
 	}
 }
