@@ -26,6 +26,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -354,10 +355,23 @@ func run(ctx context.Context, o options) error {
 	// number of objects (one create with the status, as the speaker's writer) at the
 	// speaker's default status concurrency and QPS, on a quiet apiserver.
 	log.Printf("status floor: a bare client writes %d ServiceBGPStatus objects", n)
-	floor, err := statusFloor(ctx, lab, n, status.DefaultWorkers, 500, 1000)
+	floor, err := statusFloor(ctx, lab, "floor-node", n, status.DefaultWorkers, 500, 1000)
 	if err != nil {
 		return fmt.Errorf("status floor: %w", err)
 	}
+	// And at the apiserver's own pace (no client rate limit), with the CPU it
+	// and etcd spend: what the machine allows at best.
+	log.Printf("status floor without a rate limit: a bare client writes %d more", n)
+	apiPID, etcdPID := lab.Env.APIServerPID(), lab.Env.EtcdPID()
+	api0, _ := cpuSeconds(apiPID)
+	etcd0, _ := cpuSeconds(etcdPID)
+	floorFull, err := statusFloor(ctx, lab, "floor-node-2", n, status.DefaultWorkers, -1, 0)
+	if err != nil {
+		return fmt.Errorf("status floor without a rate limit: %w", err)
+	}
+	api1, _ := cpuSeconds(apiPID)
+	etcd1, _ := cpuSeconds(etcdPID)
+	apiPer, etcdPer := (api1-api0)/float64(n), (etcd1-etcd0)/float64(n)
 	heap, heapErr := heapBreakdown(lab.SpeakerNS, "http://"+pprofAddr+"/debug/pprof/heap")
 
 	// The report.
@@ -420,6 +434,10 @@ func run(ctx context.Context, o options) error {
 		n, status.DefaultWorkers, floor.Seconds())
 	fmt.Printf("    the speaker's took %.2f s from the first EndpointSlice write, beside those writes and the probes: %.2fx the floor\n",
 		statusDone.Sub(start).Seconds(), statusDone.Sub(start).Seconds()/floor.Seconds())
+	fmt.Printf("    without a client rate limit the bare client writes %d more in %.2f s; the apiserver spends %.2f ms of CPU per object, etcd %.2f ms:\n",
+		n, floorFull.Seconds(), 1000*apiPer, 1000*etcdPer)
+	fmt.Printf("    %d objects are at least %.2f s of both processes' CPU on this machine's %d cores, with nothing else running\n",
+		n, float64(n)*(apiPer+etcdPer)/float64(runtime.NumCPU()), runtime.NumCPU())
 	fmt.Printf("(d) speaker with %d Services, 2 peers: peak RSS (VmHWM) %.1f MiB (goal <= %d MiB): %s; current RSS %.1f MiB (anonymous %.1f, the binary's mapped pages %.1f)\n",
 		n+1, hwm, goalPeakMiB, verdict(hwm <= goalPeakMiB, "peak RSS"), rss, mib(mem.RSSAnon), mib(mem.RSSFile))
 	fmt.Printf("    CPU seconds: %.2f total, %.2f while announcing %d Services\n", cpu1, cpuB-cpu0, n)
@@ -724,15 +742,14 @@ func mib(b uint64) float64 { return float64(b) / (1 << 20) }
 // statusFloor writes n ServiceBGPStatus objects of a node that does not exist
 // as the speaker's writer does (one create that carries the status: the CRD
 // has no status subresource), with workers at once through a client limited
-// to qps/burst, and returns the time.
-func statusFloor(ctx context.Context, lab *speakerlab.Lab, n, workers int, qps float32, burst int) (time.Duration, error) {
+// to qps/burst (no limit: qps < 0), and returns the time.
+func statusFloor(ctx context.Context, lab *speakerlab.Lab, node string, n, workers int, qps float32, burst int) (time.Duration, error) {
 	cfg := rest.CopyConfig(lab.Env.Config)
 	cfg.QPS, cfg.Burst = qps, burst
 	c, err := spwatch.NewMetalLBClient(cfg)
 	if err != nil {
 		return 0, err
 	}
-	const node = "floor-node"
 	start := time.Now()
 	err = parallel(n, workers, func(i int) error {
 		key := fmt.Sprintf("%s/floor-%d", benchNS, i)
