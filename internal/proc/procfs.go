@@ -255,3 +255,22 @@ func parseSystemCPU(b []byte) (SystemCPU, error) {
 	}
 	return s, nil
 }
+
+// ReadEphemeralPorts reads the range of ports Linux hands out to outgoing
+// connections and to listeners on port 0 (net.ipv4.ip_local_port_range).
+func ReadEphemeralPorts() (lo, hi int, err error) {
+	return readPortRange("/proc/sys/net/ipv4/ip_local_port_range")
+}
+
+// readPortRange reads "low high" from path.
+func readPortRange(path string) (int, int, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, 0, err
+	}
+	var lo, hi int
+	if _, err := fmt.Sscan(strings.TrimSpace(string(b)), &lo, &hi); err != nil || lo > hi {
+		return 0, 0, fmt.Errorf("%s: %q is not a port range", path, strings.TrimSpace(string(b)))
+	}
+	return lo, hi, nil
+}

@@ -169,3 +169,23 @@ func TestParseSystemCPU(t *testing.T) {
 		t.Errorf("ReadSystemCPU: %v", err)
 	}
 }
+
+func TestReadEphemeralPorts(t *testing.T) {
+	lo, hi, err := ReadEphemeralPorts()
+	if err != nil || lo < 1 || hi > 65535 || lo > hi {
+		t.Fatalf("ephemeral ports %d-%d, %v", lo, hi, err)
+	}
+	dir := t.TempDir()
+	for content, ok := range map[string]bool{"32768\t60999\n": true, "60999 32768": false, "x y": false} {
+		p := filepath.Join(dir, "range")
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := readPortRange(p); (err == nil) != ok {
+			t.Errorf("%q: %v", content, err)
+		}
+	}
+	if _, _, err := readPortRange(filepath.Join(dir, "missing")); err == nil {
+		t.Error("a missing range file read")
+	}
+}

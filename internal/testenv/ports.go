@@ -4,14 +4,10 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
-	"os"
-	"strings"
 	"sync"
-)
 
-// ephemeralRangeFile is where Linux keeps the range of ports it hands out to
-// outgoing connections and to listeners on port 0.
-const ephemeralRangeFile = "/proc/sys/net/ipv4/ip_local_port_range"
+	"github.com/ecmplb/ecmplb/internal/proc"
+)
 
 // FreeLoopbackPort returns a TCP port that was free on 127.0.0.1 a moment
 // ago, e.g. for a webhook server the test starts next. See FreeLoopbackPorts.
@@ -32,7 +28,7 @@ func FreeLoopbackPort() (int, error) {
 // start with "bind: address already in use" that way). This process never
 // hands out the same port twice.
 func FreeLoopbackPorts(n int) ([]int, error) {
-	lo, hi, err := readEphemeralRange(ephemeralRangeFile)
+	lo, hi, err := proc.ReadEphemeralPorts()
 	if err != nil {
 		return nil, err
 	}
@@ -89,17 +85,4 @@ func pickPorts(n, lo, hi int, listen func(int) (net.Listener, error), given map[
 		given[p] = true
 	}
 	return ports, nil
-}
-
-// readEphemeralRange reads "low high" from path.
-func readEphemeralRange(path string) (int, int, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return 0, 0, err
-	}
-	var lo, hi int
-	if _, err := fmt.Sscan(strings.TrimSpace(string(b)), &lo, &hi); err != nil || lo > hi {
-		return 0, 0, fmt.Errorf("testenv: %s: %q is not a port range", path, strings.TrimSpace(string(b)))
-	}
-	return lo, hi, nil
 }
