@@ -161,7 +161,7 @@ func Run(ctx context.Context, restCfg *rest.Config, cfg Config) error {
 		return err
 	}
 	defer stopEvents()
-	services, err := serviceListWatch(rc)
+	services, err := serviceListWatch(rc, log)
 	if err != nil {
 		return err
 	}
@@ -174,6 +174,7 @@ func Run(ctx context.Context, restCfg *rest.Config, cfg Config) error {
 		LeaderElectionID:              or(cfg.LeaderElectionID, "ecmplb-controller"),
 		LeaderElectionNamespace:       cfg.Namespace,
 		LeaderElectionReleaseOnCancel: true,
+		NewCache:                      newQuickSyncCache,
 		Cache: cache.Options{
 			DefaultTransform: transform,
 			NewInformer:      newInformer(services),

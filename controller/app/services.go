@@ -7,8 +7,10 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"sync"
+	"time"
 
 	"k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -45,7 +47,8 @@ var protobufMagic = []byte("k8s\x00")
 
 // serviceListWatch lists and watches all Services through rc, returning
 // reconciler.SvcList and reconciler.Svc objects.
-func serviceListWatch(rc *rest.Config) (*toolscache.ListWatch, error) {
+// Each initial List is logged (how many Services, pages, how long).
+func serviceListWatch(rc *rest.Config, log *slog.Logger) (*toolscache.ListWatch, error) {
 	cs, err := typedcorev1.NewForConfig(rc)
 	if err != nil {
 		return nil, fmt.Errorf("services client: %w", err)
@@ -57,7 +60,7 @@ func serviceListWatch(rc *rest.Config) (*toolscache.ListWatch, error) {
 		},
 		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
 			if opts.SendInitialEvents != nil && *opts.SendInitialEvents {
-				return initialEvents(ctx, c, opts)
+				return initialEvents(ctx, c, opts, log)
 			}
 			return watchServices(ctx, c, opts)
 		},
@@ -66,23 +69,73 @@ func serviceListWatch(rc *rest.Config) (*toolscache.ListWatch, error) {
 
 // listServices lists Services (one page, as opts says).
 func listServices(ctx context.Context, c rest.Interface, opts metav1.ListOptions) (*reconciler.SvcList, error) {
-	b, err := c.Get().Resource("services").VersionedParams(&opts, scheme.ParameterCodec).
-		SetHeader("Accept", protobufType).Do(ctx).Raw()
+	l := &reconciler.SvcList{}
+	meta, err := readServices(ctx, c, opts, func(s *reconciler.Svc) error {
+		l.Items = append(l.Items, s)
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	kind, raw, err := unwrap(b)
-	if err == nil && kind != "ServiceList" {
-		err = fmt.Errorf("the API server sent a %q", kind)
+	l.ListMeta = meta
+	return l, nil
+}
+
+// readServices lists Services (one page, as opts says), reading the
+// response as it arrives: each Service is decoded and handed to each before
+// the next one is read, so the response is never held whole.
+func readServices(ctx context.Context, c rest.Interface, opts metav1.ListOptions, each func(*reconciler.Svc) error) (metav1.ListMeta, error) {
+	var meta metav1.ListMeta
+	body, err := c.Get().Resource("services").VersionedParams(&opts, scheme.ParameterCodec).
+		SetHeader("Accept", protobufType).Stream(ctx)
+	if err != nil {
+		return meta, err
 	}
-	var l *reconciler.SvcList
-	if err == nil {
-		l, err = reconciler.DecodeSvcList(raw)
+	defer func() { _ = body.Close() }()
+	r := bufio.NewReaderSize(body, 64<<10)
+	magic := make([]byte, len(protobufMagic))
+	if _, err := io.ReadFull(r, magic); err != nil || !bytes.Equal(magic, protobufMagic) {
+		return meta, fmt.Errorf("list of Services: not a protobuf object")
+	}
+	// The envelope (a runtime.Unknown): typeMeta = 1 (kind = 2), then the
+	// list itself, raw = 2.
+	kind, listed := "", false
+	err = reconciler.ReadFields(r, reconciler.ToEOF, func(num protowire.Number, typ protowire.Type, n uint64) error {
+		switch {
+		case typ != protowire.BytesType:
+			return fmt.Errorf("envelope field %d of wire type %d", num, typ)
+		case num == 1:
+			if n > 4096 {
+				return fmt.Errorf("envelope type of %d bytes", n)
+			}
+			b := make([]byte, n)
+			if _, err := io.ReadFull(r, b); err != nil {
+				return err
+			}
+			return bytesFields(b, func(num protowire.Number, v []byte) error {
+				if num == 2 {
+					kind = string(v)
+				}
+				return nil
+			})
+		case num == 2:
+			if kind != "ServiceList" {
+				return fmt.Errorf("the API server sent a %q", kind)
+			}
+			listed = true
+			meta, err = reconciler.ReadSvcList(r, n, each)
+			return err
+		}
+		_, err := r.Discard(int(n))
+		return err
+	})
+	if err == nil && !listed {
+		err = fmt.Errorf("the API server sent no list")
 	}
 	if err != nil {
-		return nil, fmt.Errorf("list of Services: %w", err)
+		return meta, fmt.Errorf("list of Services: %w", err)
 	}
-	return l, nil
+	return meta, nil
 }
 
 // watchServices opens a watch of Services.
@@ -97,44 +150,42 @@ func watchServices(ctx context.Context, c rest.Interface, opts metav1.ListOption
 		errors.NewClientErrorReporter(http.StatusInternalServerError, "GET", "ServiceWatchDecoding")), nil
 }
 
-// initialPage is the page size of the List behind a watch's initial events
-// (a variable for tests).
-var initialPage int64 = 1000
+// initialPage is the page size of the List behind a watch's initial events:
+// 0, one request (a variable for tests). Each response is decoded as it
+// arrives, so a page's size costs the controller no memory; fewer
+// requests make the List at a restart shorter.
+var initialPage int64
 
 // initialEvents serves a watch that asks for initial events (how the
 // informer syncs with client-go's WatchListClient on) with a consistent
-// List of Services in pages, then a watch from the List's
-// resourceVersion: an Added event per Service listed, the bookmark that
-// ends the initial events at that resourceVersion, then the watch's
-// events. That is what the API server's own initial events promise (a
-// state no older than the request, then every change after it), and the
-// API server serves a List of 11,000 Services in about half the time it
-// takes to stream them as initial events; in pages, and decoded straight
-// into Svcs, the List holds no more memory than the stream.
-func initialEvents(ctx context.Context, c rest.Interface, opts metav1.ListOptions) (watch.Interface, error) {
+// List of Services, then a watch from the List's resourceVersion: an Added
+// event per Service listed, the bookmark that ends the initial events at
+// that resourceVersion, then the watch's events. That is what the API
+// server's own initial events promise (a state no older than the request,
+// then every change after it), and the API server serves a List of 11,000
+// Services in about half the time it takes to stream them as initial
+// events; read as it arrives and decoded straight into Svcs, the List holds
+// no more memory than the stream.
+func initialEvents(ctx context.Context, c rest.Interface, opts metav1.ListOptions, log *slog.Logger) (watch.Interface, error) {
 	var items []watch.Event
 	rv, next := "", ""
+	start, pages := time.Now(), 0
 	for {
-		page, err := listServices(ctx, c, metav1.ListOptions{Limit: initialPage, Continue: next,
-			LabelSelector: opts.LabelSelector, FieldSelector: opts.FieldSelector})
+		pages++
+		meta, err := readServices(ctx, c, metav1.ListOptions{Limit: initialPage, Continue: next,
+			LabelSelector: opts.LabelSelector, FieldSelector: opts.FieldSelector}, func(s *reconciler.Svc) error {
+			items = append(items, watch.Event{Type: watch.Added, Object: s})
+			return nil
+		})
 		if err != nil {
 			return nil, err
 		}
-		if items == nil {
-			n := len(page.Items) + 1
-			if page.RemainingItemCount != nil {
-				n += int(*page.RemainingItemCount)
-			}
-			items = make([]watch.Event, 0, n)
-		}
-		for _, s := range page.Items {
-			items = append(items, watch.Event{Type: watch.Added, Object: s})
-		}
-		rv, next = page.ResourceVersion, page.Continue
+		rv, next = meta.ResourceVersion, meta.Continue
 		if next == "" {
 			break
 		}
 	}
+	log.Info("Services listed", "services", len(items), "pages", pages, "took", time.Since(start).String())
 	items = append(items, watch.Event{Type: watch.Bookmark, Object: &reconciler.Svc{
 		SvcMeta:     reconciler.SvcMeta{Meta: slimmeta.Meta{ResourceVersion: rv}},
 		Annotations: []reconciler.Annotation{{Name: metav1.InitialEventsAnnotationKey, Value: "true"}}}})

@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"reflect"
 	"testing"
@@ -89,7 +90,7 @@ func TestServiceListWatch(t *testing.T) {
 		}
 	}
 
-	lw, err := serviceListWatch(env.Config)
+	lw, err := serviceListWatch(env.Config, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -153,6 +153,7 @@ func restartPhases(logPath string, started time.Time, svc string) string {
 	}{
 		{name: "first log line"},
 		{name: "Lease", match: "successfully acquired lease"},
+		{name: "Services listed", match: `"Services listed"`},
 		{name: "Service cache synced", match: `"Starting workers","controller":"service"`},
 		{name: "allocations rebuilt", match: `"allocations rebuilt"`},
 		{name: ip, match: ipMatch},

@@ -39,14 +39,13 @@ func restore(alloc *allocator.Allocator, svcs []*Svc, failed func(key string, ip
 		return keyCompare(a, b) < 0
 	})
 	for _, s := range svcs {
-		svc := s.Service()
-		ips := StatusIPs(svc)
+		ips := s.statusIPs()
 		if len(ips) == 0 {
 			continue
 		}
 		// A malformed request annotation does not matter here: the status
 		// is what the Service holds.
-		r, _ := RequestFor(svc, nil)
+		r, _ := s.request(nil)
 		if _, err := alloc.Restore(r, ips); err != nil {
 			conflicts++
 			failed(r.Key, ips, err)

@@ -35,10 +35,29 @@ func Handles(svc *corev1.Service, class string) bool {
 func ServiceKey(svc *corev1.Service) string { return svc.Namespace + "/" + svc.Name }
 
 func annotation(svc *corev1.Service, name, legacy string) string {
-	if v, ok := svc.Annotations[name]; ok {
+	return either(mapAnnotations(svc.Annotations), name, legacy)
+}
+
+// annotations looks up one annotation: a Service's map or an Svc's list.
+type annotations interface {
+	Annotation(name string) (string, bool)
+}
+
+// mapAnnotations is a Service's annotation map.
+type mapAnnotations map[string]string
+
+func (m mapAnnotations) Annotation(name string) (string, bool) {
+	v, ok := m[name]
+	return v, ok
+}
+
+// either is annotation name, or legacy when name is not set, trimmed.
+func either(a annotations, name, legacy string) string {
+	if v, ok := a.Annotation(name); ok {
 		return strings.TrimSpace(v)
 	}
-	return strings.TrimSpace(svc.Annotations[legacy])
+	v, _ := a.Annotation(legacy)
+	return strings.TrimSpace(v)
 }
 
 // SharingKey is the Service's metallb.io/allow-shared-ip (or its legacy
@@ -48,27 +67,49 @@ func SharingKey(svc *corev1.Service) string {
 	return annotation(svc, v1beta1.AnnotationAllowSharedIP, legacyAllowSharedIP)
 }
 
+// requestFields is what RequestFor reads of a Service. A Service gives
+// them, and so does the cache's Svc without being made into a Service
+// first (restore reads every cached Svc at a restart).
+type requestFields struct {
+	namespace, name string
+	labels          map[string]string
+	annotations     annotations
+	policy          corev1.ServiceExternalTrafficPolicy
+	selector        map[string]string
+	families        []corev1.IPFamily
+	familyPolicy    *corev1.IPFamilyPolicy
+	ports           []corev1.ServicePort
+	loadBalancerIP  string
+}
+
 // RequestFor turns a Service into an allocation request. A malformed
 // requested IP yields an error naming the field.
 func RequestFor(svc *corev1.Service, nsLabels map[string]string) (allocator.Request, error) {
+	return requestFor(requestFields{namespace: svc.Namespace, name: svc.Name, labels: svc.Labels,
+		annotations: mapAnnotations(svc.Annotations), policy: svc.Spec.ExternalTrafficPolicy,
+		selector: svc.Spec.Selector, families: svc.Spec.IPFamilies, familyPolicy: svc.Spec.IPFamilyPolicy,
+		ports: svc.Spec.Ports, loadBalancerIP: svc.Spec.LoadBalancerIP}, nsLabels)
+}
+
+func requestFor(svc requestFields, nsLabels map[string]string) (allocator.Request, error) {
 	r := allocator.Request{
-		Key:             ServiceKey(svc),
-		Namespace:       svc.Namespace,
-		Labels:          svc.Labels,
+		Key:             svc.namespace + "/" + svc.name,
+		Namespace:       svc.namespace,
+		Labels:          svc.labels,
 		NamespaceLabels: nsLabels,
-		Pool:            annotation(svc, v1beta1.AnnotationAddressPool, legacyAddressPool),
-		SharingKey:      SharingKey(svc),
-		Local:           svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal,
-		Selector:        svc.Spec.Selector,
+		Pool:            either(svc.annotations, v1beta1.AnnotationAddressPool, legacyAddressPool),
+		SharingKey:      either(svc.annotations, v1beta1.AnnotationAllowSharedIP, legacyAllowSharedIP),
+		Local:           svc.policy == corev1.ServiceExternalTrafficPolicyLocal,
+		Selector:        svc.selector,
 	}
-	for _, f := range svc.Spec.IPFamilies {
+	for _, f := range svc.families {
 		if f == corev1.IPv6Protocol {
 			r.Families = append(r.Families, allocator.IPv6)
 		} else {
 			r.Families = append(r.Families, allocator.IPv4)
 		}
 	}
-	if p := svc.Spec.IPFamilyPolicy; p != nil {
+	if p := svc.familyPolicy; p != nil {
 		switch *p {
 		case corev1.IPFamilyPolicyPreferDualStack:
 			r.Policy = allocator.PreferDualStack
@@ -76,26 +117,26 @@ func RequestFor(svc *corev1.Service, nsLabels map[string]string) (allocator.Requ
 			r.Policy = allocator.RequireDualStack
 		}
 	}
-	for _, p := range svc.Spec.Ports {
+	for _, p := range svc.ports {
 		proto := string(p.Protocol)
 		if proto == "" {
 			proto = string(corev1.ProtocolTCP)
 		}
 		r.Ports = append(r.Ports, allocator.Port{Protocol: proto, Port: p.Port})
 	}
-	field, raw := fieldAnnotationIPs, annotation(svc, v1beta1.AnnotationLoadBalancerIPs, legacyLoadBalancerIPs)
-	if _, ok := svc.Annotations[v1beta1.AnnotationLoadBalancerIPs]; !ok {
-		if _, ok := svc.Annotations[legacyLoadBalancerIPs]; ok {
+	field, raw := fieldAnnotationIPs, either(svc.annotations, v1beta1.AnnotationLoadBalancerIPs, legacyLoadBalancerIPs)
+	if _, ok := svc.annotations.Annotation(v1beta1.AnnotationLoadBalancerIPs); !ok {
+		if _, ok := svc.annotations.Annotation(legacyLoadBalancerIPs); ok {
 			field = "metadata.annotations[" + legacyLoadBalancerIPs + "]"
 		}
 	}
-	if raw != "" && strings.TrimSpace(svc.Spec.LoadBalancerIP) != "" {
+	if raw != "" && strings.TrimSpace(svc.loadBalancerIP) != "" {
 		// As MetalLB: a Service asks for its IPs one way only, so an edit of
 		// one field cannot be silently overridden by a forgotten other.
 		return r, fmt.Errorf("%s and %s are both set; set only one", field, fieldSpecLoadBalancerIP)
 	}
-	if raw == "" && svc.Spec.LoadBalancerIP != "" {
-		field, raw = fieldSpecLoadBalancerIP, strings.TrimSpace(svc.Spec.LoadBalancerIP)
+	if raw == "" && svc.loadBalancerIP != "" {
+		field, raw = fieldSpecLoadBalancerIP, strings.TrimSpace(svc.loadBalancerIP)
 	}
 	if raw != "" {
 		for _, s := range strings.Split(raw, ",") {
@@ -118,9 +159,15 @@ func RequestFor(svc *corev1.Service, nsLabels map[string]string) (allocator.Requ
 func StatusIPs(svc *corev1.Service) []netip.Addr {
 	var out []netip.Addr
 	for _, in := range svc.Status.LoadBalancer.Ingress {
-		if ip, err := netip.ParseAddr(in.IP); err == nil {
-			out = append(out, ip.Unmap())
-		}
+		out = appendIP(out, in.IP)
 	}
 	return out
+}
+
+// appendIP appends s to ips when it is an IP (unmapped).
+func appendIP(ips []netip.Addr, s string) []netip.Addr {
+	if ip, err := netip.ParseAddr(s); err == nil {
+		ips = append(ips, ip.Unmap())
+	}
+	return ips
 }

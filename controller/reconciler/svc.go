@@ -1,6 +1,7 @@
 package reconciler
 
 import (
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/ecmplb/ecmplb/api/v1beta1"
+	"github.com/ecmplb/ecmplb/controller/allocator"
 	"github.com/ecmplb/ecmplb/internal/slimmeta"
 )
 
@@ -182,11 +184,23 @@ func (s *Svc) handles(class string) bool {
 
 // sharingKey is SharingKey on the Svc.
 func (s *Svc) sharingKey() string {
-	if v, ok := s.Annotation(v1beta1.AnnotationAllowSharedIP); ok {
-		return strings.TrimSpace(v)
+	return either(s, v1beta1.AnnotationAllowSharedIP, legacyAllowSharedIP)
+}
+
+// request is RequestFor on the Svc, without making a Service of it.
+func (s *Svc) request(nsLabels map[string]string) (allocator.Request, error) {
+	return requestFor(requestFields{namespace: s.Namespace, name: s.Name, labels: s.Labels, annotations: s,
+		policy: s.Policy, selector: s.Selector, families: s.IPFamilies, familyPolicy: s.IPFamilyPolicy,
+		ports: s.Ports, loadBalancerIP: s.LoadBalancerIP}, nsLabels)
+}
+
+// statusIPs is StatusIPs on the Svc.
+func (s *Svc) statusIPs() []netip.Addr {
+	var out []netip.Addr
+	for _, ip := range s.Ingress {
+		out = appendIP(out, ip)
 	}
-	v, _ := s.Annotation(legacyAllowSharedIP)
-	return strings.TrimSpace(v)
+	return out
 }
 
 // Shared, read-only values that most Services hold: no allocation each.

@@ -117,7 +117,8 @@ func randomService(r *rand.Rand, i int) *corev1.Service {
 // (whether it handles it, the allocation request or its error, the status
 // IPs, the last change, the shape Written reads, the queue priority, and
 // the allocator's answers for a sequence of Services) is the same on the
-// whole Service as on the one made from its Svc.
+// whole Service as on the one made from its Svc, and as the Svc's own
+// answers where it gives them without making a Service.
 func TestCompactDecidesAsWhole(t *testing.T) {
 	pools := []allocator.PoolConfig{
 		{Name: "p", Addresses: []string{"10.0.0.0/29", "fd00::/125"}, AutoAssign: true},
@@ -148,7 +149,8 @@ func TestCompactDecidesAsWhole(t *testing.T) {
 			if ServiceKey(got) != ServiceKey(full) || got.UID != full.UID || got.ResourceVersion != full.ResourceVersion {
 				t.Fatalf("%s: identity lost: %+v", name, got.ObjectMeta)
 			}
-			if !slices.Equal(StatusIPs(full), StatusIPs(got)) || len(got.Status.LoadBalancer.Ingress) != len(full.Status.LoadBalancer.Ingress) {
+			if !slices.Equal(StatusIPs(full), StatusIPs(got)) || !slices.Equal(StatusIPs(full), s.statusIPs()) ||
+				len(got.Status.LoadBalancer.Ingress) != len(full.Status.LoadBalancer.Ingress) {
 				t.Fatalf("%s: status %v, want %v", name, got.Status, full.Status)
 			}
 			if !LastChange(full).Equal(LastChange(got)) || !LastChange(full).Equal(s.lastChange()) {
@@ -182,6 +184,10 @@ func TestCompactDecidesAsWhole(t *testing.T) {
 			rc, errC := RequestFor(got, nsLabels)
 			if fmt.Sprint(errW) != fmt.Sprint(errC) {
 				t.Fatalf("%s: RequestFor error %v, want %v", name, errC, errW)
+			}
+			// The Svc's own request (restore's) is the one of the Service made from it.
+			if rs, errS := s.request(nsLabels); fmt.Sprint(errS) != fmt.Sprint(errC) || !reflect.DeepEqual(rs, rc) {
+				t.Fatalf("%s: Svc request\n%+v %v\nwant\n%+v %v", name, rs, errS, rc, errC)
 			}
 			if rw.SharingKey == "" {
 				// Ports and selector play no part without a sharing key.

@@ -1,9 +1,11 @@
 package reconciler
 
 import (
+	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"time"
@@ -609,48 +611,164 @@ func (l *SvcList) DeepCopyObject() runtime.Object {
 	return c
 }
 
-// DecodeSvcList makes an SvcList from the protobuf encoding of a
-// ServiceList.
-func DecodeSvcList(b []byte) (*SvcList, error) {
-	out := &SvcList{}
-	err := eachField(b, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
+// decodeListMeta reads the ListMeta fields an SvcList keeps.
+func decodeListMeta(b []byte, out *metav1.ListMeta) error {
+	return eachField(b, func(num protowire.Number, typ protowire.Type, v []byte, x uint64) error {
+		switch num {
+		case fListRV, fListContinue:
+			if typ != protowire.BytesType {
+				return wireErr("ListMeta", num)
+			}
+			if num == fListRV {
+				out.ResourceVersion = string(v)
+			} else {
+				out.Continue = string(v)
+			}
+		case fListRemaining:
+			if typ != protowire.VarintType {
+				return wireErr("ListMeta", num)
+			}
+			n := int64(x)
+			out.RemainingItemCount = &n
+		}
+		return nil
+	})
+}
+
+// MaxWireItem bounds one length-delimited field ReadSvcList reads whole (a
+// Service; the API server's own limit on an object is far lower).
+const MaxWireItem = 64 << 20
+
+// ReadSvcList decodes the protobuf encoding of a ServiceList, size bytes
+// long, from r one item at a time, handing each Svc to each as soon as it
+// is decoded, and returns the list's metadata. The List is never held whole:
+// one Service's bytes at a time (a List of 11,000 Services is megabytes),
+// and the decoding runs while the rest is still arriving.
+func ReadSvcList(r *bufio.Reader, size uint64, each func(*Svc) error) (metav1.ListMeta, error) {
+	var meta metav1.ListMeta
+	var buf []byte
+	items := 0
+	err := ReadFields(r, size, func(num protowire.Number, typ protowire.Type, n uint64) error {
 		if num != fListMeta && num != fListItems {
-			return nil
+			return discard(r, typ, n)
 		}
 		if typ != protowire.BytesType {
 			return wireErr("ServiceList", num)
 		}
-		if num == fListItems {
-			s, err := DecodeSvc(v)
-			if err != nil {
-				return fmt.Errorf("item %d: %w", len(out.Items), err)
-			}
-			out.Items = append(out.Items, s)
+		if n > MaxWireItem {
+			return fmt.Errorf("%w: a ServiceList field of %d bytes", errWire, n)
+		}
+		if uint64(cap(buf)) < n {
+			buf = make([]byte, n)
+		}
+		v := buf[:n]
+		if _, err := io.ReadFull(r, v); err != nil {
+			return fmt.Errorf("%w: %w", errWire, unexpectedEOF(err))
+		}
+		if num == fListMeta {
+			return decodeListMeta(v, &meta)
+		}
+		s, err := DecodeSvc(v)
+		if err != nil {
+			return fmt.Errorf("item %d: %w", items, err)
+		}
+		items++
+		return each(s)
+	})
+	return meta, err
+}
+
+// ToEOF is the size for ReadFields of a message that ends with the stream.
+const ToEOF = ^uint64(0)
+
+// ReadFields reads the fields of a message size bytes long (or up to the
+// end of the stream: ToEOF) from r. For a
+// length-delimited field f gets its number and length n and must consume
+// exactly n bytes of r (read them, or discard them); any other field's
+// value is read before f sees its number and type (n = 0).
+func ReadFields(r *bufio.Reader, size uint64, f func(num protowire.Number, typ protowire.Type, n uint64) error) error {
+	cr := &countingReader{r: r}
+	for cr.n < size {
+		at := cr.n
+		tag, err := binary.ReadUvarint(cr)
+		if err == io.EOF && size == ToEOF && cr.n == at {
 			return nil
 		}
-		return eachField(v, func(num protowire.Number, typ protowire.Type, v []byte, x uint64) error {
-			switch num {
-			case fListRV, fListContinue:
-				if typ != protowire.BytesType {
-					return wireErr("ListMeta", num)
-				}
-				if num == fListRV {
-					out.ResourceVersion = string(v)
-				} else {
-					out.Continue = string(v)
-				}
-			case fListRemaining:
-				if typ != protowire.VarintType {
-					return wireErr("ListMeta", num)
-				}
-				n := int64(x)
-				out.RemainingItemCount = &n
+		if err != nil {
+			return fmt.Errorf("%w: tag: %w", errWire, unexpectedEOF(err))
+		}
+		num, typ := protowire.Number(int32(tag>>3)), protowire.Type(tag&7)
+		if num <= 0 {
+			return fmt.Errorf("%w: field number %d", errWire, num)
+		}
+		var n uint64
+		switch typ {
+		case protowire.VarintType:
+			_, err = binary.ReadUvarint(cr)
+		case protowire.Fixed32Type, protowire.Fixed64Type:
+			k := 4
+			if typ == protowire.Fixed64Type {
+				k = 8
 			}
-			return nil
-		})
-	})
-	if err != nil {
-		return nil, err
+			var got int
+			got, err = r.Discard(k)
+			cr.n += uint64(got)
+		case protowire.BytesType:
+			if n, err = binary.ReadUvarint(cr); err == nil && n > size-min(size, cr.n) {
+				return fmt.Errorf("%w: field %d of %d bytes with %d left", errWire, num, n, size-min(size, cr.n))
+			}
+		default:
+			return fmt.Errorf("%w: field %d of wire type %d", errWire, num, typ)
+		}
+		if err != nil {
+			return fmt.Errorf("%w: field %d: %w", errWire, num, unexpectedEOF(err))
+		}
+		if cr.n > size {
+			return fmt.Errorf("%w: field %d overruns the message", errWire, num)
+		}
+		if err := f(num, typ, n); err != nil {
+			return err
+		}
+		cr.n += n
 	}
-	return out, nil
+	return nil
+}
+
+// discard steps over a field's value of n bytes (length-delimited; other
+// values ReadFields has read already).
+func discard(r *bufio.Reader, typ protowire.Type, n uint64) error {
+	if typ != protowire.BytesType {
+		return nil
+	}
+	for n > 0 {
+		k := int(min(n, 1<<20))
+		if _, err := r.Discard(k); err != nil {
+			return fmt.Errorf("%w: %w", errWire, unexpectedEOF(err))
+		}
+		n -= uint64(k)
+	}
+	return nil
+}
+
+// countingReader counts the bytes read through ReadByte.
+type countingReader struct {
+	r *bufio.Reader
+	n uint64
+}
+
+func (c *countingReader) ReadByte() (byte, error) {
+	b, err := c.r.ReadByte()
+	if err == nil {
+		c.n++
+	}
+	return b, err
+}
+
+// unexpectedEOF turns an end of the stream inside a message into
+// io.ErrUnexpectedEOF.
+func unexpectedEOF(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
 }

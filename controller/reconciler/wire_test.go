@@ -1,6 +1,9 @@
 package reconciler
 
 import (
+	"bufio"
+	"bytes"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"reflect"
@@ -10,6 +13,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/ecmplb/ecmplb/api/v1beta1"
 )
@@ -100,34 +105,99 @@ func TestDecodeSvcRejectsMalformed(t *testing.T) {
 	}
 }
 
-// TestDecodeSvcList reads a ServiceList's metadata and items in order.
-func TestDecodeSvcList(t *testing.T) {
+// readList reads b, the encoding of a ServiceList, through a reader of the
+// smallest buffer (so fields cross buffer refills), as ReadSvcList.
+func readList(b []byte, size uint64) (*SvcList, error) {
+	l := &SvcList{}
+	meta, err := ReadSvcList(bufio.NewReaderSize(bytes.NewReader(b), 16), size, func(s *Svc) error {
+		l.Items = append(l.Items, s)
+		return nil
+	})
+	l.ListMeta = meta
+	return l, err
+}
+
+// TestReadSvcList reads a ServiceList's metadata and items in order, each
+// item exactly as DecodeSvc reads it alone (no item keeps bytes of the
+// buffer the next one is read into), stepping over fields it does not read.
+func TestReadSvcList(t *testing.T) {
 	remaining := int64(4)
 	list := &corev1.ServiceList{ListMeta: metav1.ListMeta{ResourceVersion: "42", Continue: "next", RemainingItemCount: &remaining}}
-	for i := range 3 {
-		list.Items = append(list.Items, *storedService(i))
+	r := rand.New(rand.NewPCG(3, 5))
+	for i := range 40 {
+		svc := storedService(i)
+		if i%2 == 1 {
+			svc = randomService(r, i)
+		}
+		list.Items = append(list.Items, *svc)
 	}
 	b, err := list.Marshal()
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := DecodeSvcList(b)
+	// Fields a newer API server might add, of every wire type.
+	b = protowire.AppendTag(b, 9, protowire.VarintType)
+	b = protowire.AppendVarint(b, 1<<40)
+	b = protowire.AppendTag(b, 10, protowire.Fixed32Type)
+	b = protowire.AppendFixed32(b, 7)
+	b = protowire.AppendTag(b, 11, protowire.Fixed64Type)
+	b = protowire.AppendFixed64(b, 7)
+	b = protowire.AppendTag(b, 12, protowire.BytesType)
+	b = protowire.AppendBytes(b, make([]byte, 100))
+	for _, size := range []uint64{uint64(len(b)), ToEOF} {
+		got, err := readList(b, size)
+		if err != nil {
+			t.Fatalf("size %d: %v", size, err)
+		}
+		if got.ResourceVersion != "42" || got.Continue != "next" || got.RemainingItemCount == nil || *got.RemainingItemCount != 4 {
+			t.Errorf("list metadata %+v", got.ListMeta)
+		}
+		if len(got.Items) != len(list.Items) {
+			t.Fatalf("%d items, want %d", len(got.Items), len(list.Items))
+		}
+		for i := range got.Items {
+			item, err := list.Items[i].Marshal()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want, _ := DecodeSvc(item); !reflect.DeepEqual(want, got.Items[i]) {
+				t.Errorf("item %d:\n got %+v\nwant %+v", i, got.Items[i], want)
+			}
+		}
+		if c := got.DeepCopyObject().(*SvcList); !reflect.DeepEqual(c, got) {
+			t.Error("DeepCopyObject differs")
+		}
+	}
+}
+
+// TestReadSvcListRejectsMalformed: a stream that ends early, a list longer
+// than it says, or an item of the wrong wire type is an error, never a
+// shorter list; an error of the callback ends the read with that error.
+func TestReadSvcListRejectsMalformed(t *testing.T) {
+	list := &corev1.ServiceList{ListMeta: metav1.ListMeta{ResourceVersion: "42"},
+		Items: []corev1.Service{*storedService(1), *storedService(2)}}
+	b, err := list.Marshal()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.ResourceVersion != "42" || got.Continue != "next" || got.RemainingItemCount == nil || *got.RemainingItemCount != 4 {
-		t.Errorf("list metadata %+v", got.ListMeta)
-	}
-	if len(got.Items) != 3 {
-		t.Fatalf("%d items, want 3", len(got.Items))
-	}
-	for i := range got.Items {
-		if want := Compact(storedService(i)); want.Name != got.Items[i].Name || !reflect.DeepEqual(want.Ingress, got.Items[i].Ingress) {
-			t.Errorf("item %d: %+v", i, got.Items[i])
+	for cut := range len(b) {
+		if _, err := readList(b[:cut], uint64(len(b))); err == nil {
+			t.Fatalf("the first %d of %d bytes: no error", cut, len(b))
 		}
 	}
-	if c := got.DeepCopyObject().(*SvcList); !reflect.DeepEqual(c, got) {
-		t.Error("DeepCopyObject differs")
+	// Said to be shorter than it is: the last field overruns.
+	if _, err := readList(b, uint64(len(b)-1)); err == nil {
+		t.Error("a list longer than its size: no error")
+	}
+	// Items (field 2) as a varint.
+	if _, err := readList([]byte{0x10, 0x01}, 2); err == nil {
+		t.Error("items as a varint: no error")
+	}
+	stop := errors.New("stop")
+	n := 0
+	_, err = ReadSvcList(bufio.NewReader(bytes.NewReader(b)), uint64(len(b)), func(*Svc) error { n++; return stop })
+	if !errors.Is(err, stop) || n != 1 {
+		t.Errorf("callback error: got %v after %d items", err, n)
 	}
 }
 
