@@ -101,8 +101,8 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 func (m *Metrics) SetPools(p Pools) { m.pools.Store(&p) }
 
 // SetHeld makes f the source of ecmplb_controller_services_held: the
-// settled Services waiting outside the work queue for a re-check (until
-// then it has no series).
+// Services waiting in line outside the work queue (until then it has no
+// series).
 func (m *Metrics) SetHeld(f func() int) { m.held.Store(&f) }
 
 // ConfigApplied records the verdict on the newest set of IPAddressPools:
@@ -125,7 +125,7 @@ var (
 	descStale = prometheus.NewDesc("metallb_k8s_client_config_stale_bool",
 		"1 while some IPAddressPool is rejected: the newest configuration did not fully load (no series on a standby replica).", nil, nil)
 	descHeld = prometheus.NewDesc("ecmplb_controller_services_held",
-		"Services that look settled (after a restart: all of them) waiting outside the work queue for their re-check; workqueue_depth counts those let in.", nil, nil)
+		"Services waiting in line outside the work queue: settled ones for their re-check (after a restart: all of them), and those beyond twice the workers that wait for an IP; workqueue_depth counts those let in.", nil, nil)
 	descFamTotal = [2]*prometheus.Desc{
 		prometheus.NewDesc("metallb_allocator_ipv4_addresses_total", "Number of usable IPv4 addresses, per pool.", []string{"pool"}, nil),
 		prometheus.NewDesc("metallb_allocator_ipv6_addresses_total", "Number of usable IPv6 addresses, per pool.", []string{"pool"}, nil),

@@ -17,16 +17,16 @@ func addAt(q priorityqueue.PriorityQueue[reconcile.Request], prio int, rs ...rec
 	q.AddWithOpts(priorityqueue.AddOpts{Priority: &prio}, rs...)
 }
 
-func newTestWindow(t *testing.T, window int) *settledWindow {
+func newTestWindow(t *testing.T, window int) *queueWindow {
 	t.Helper()
-	w := newSettledWindow(priorityqueue.New[reconcile.Request]("test"), window)
+	w := newQueueWindow(priorityqueue.New[reconcile.Request]("test"), window)
 	t.Cleanup(w.ShutDown)
 	return w
 }
 
 // The queue itself never holds more than window settled Services, however
 // many are added; they come out once each, in the order they were added.
-func TestSettledWindowLetsInAWindowInOrder(t *testing.T) {
+func TestQueueWindowLetsInAWindowInOrder(t *testing.T) {
 	const n, window = 500, 8
 	w := newTestWindow(t, window)
 	for i := range n {
@@ -59,7 +59,7 @@ func TestSettledWindowLetsInAWindowInOrder(t *testing.T) {
 
 // A Service that waits for an IP is handed out before the settled ones,
 // even behind thousands of them.
-func TestSettledWindowWorkGoesFirst(t *testing.T) {
+func TestQueueWindowWorkGoesFirst(t *testing.T) {
 	w := newTestWindow(t, 4)
 	for i := range 2000 {
 		addAt(w, PrioritySettled, req(i))
@@ -74,7 +74,7 @@ func TestSettledWindowWorkGoesFirst(t *testing.T) {
 
 // A held Service wanted again at work priority leaves the line: it is
 // handed out once, at that priority, and not again from the line.
-func TestSettledWindowPromotesHeld(t *testing.T) {
+func TestQueueWindowPromotesHeld(t *testing.T) {
 	const n = 50
 	w := newTestWindow(t, 2)
 	for i := range n {
@@ -102,7 +102,7 @@ func TestSettledWindowPromotesHeld(t *testing.T) {
 
 // A settled add for a Service whose reconcile runs goes to the queue, which
 // runs it again after Done (nothing is lost while the window is full).
-func TestSettledWindowReAddWhileRunning(t *testing.T) {
+func TestQueueWindowReAddWhileRunning(t *testing.T) {
 	w := newTestWindow(t, 1)
 	addAt(w, PrioritySettled, req(1), req(2))
 	r, _, _ := w.GetWithPriority()
@@ -126,7 +126,7 @@ func TestSettledWindowReAddWhileRunning(t *testing.T) {
 }
 
 // Many workers drain a line far longer than the window: each Service once.
-func TestSettledWindowConcurrentWorkers(t *testing.T) {
+func TestQueueWindowConcurrentWorkers(t *testing.T) {
 	const n, workers = 3000, 16
 	w := newTestWindow(t, 2*workers)
 	var mu sync.Mutex
@@ -182,7 +182,7 @@ func startWorkers(q priorityqueue.PriorityQueue[reconcile.Request], workers int,
 // BenchmarkRestartQueue is a restart's queue work: 11,000 settled Services
 // from the informer's first List and one that waits for an IP, drained by
 // 32 workers, with controller-runtime's priority queue alone and in a
-// settledWindow of 64.
+// queueWindow of 64.
 func BenchmarkRestartQueue(b *testing.B) {
 	const n, workers = 11000, 32
 	for _, tc := range []struct {
@@ -192,8 +192,8 @@ func BenchmarkRestartQueue(b *testing.B) {
 		{"priorityqueue", func() priorityqueue.PriorityQueue[reconcile.Request] {
 			return priorityqueue.New[reconcile.Request]("bench")
 		}},
-		{"settledWindow", func() priorityqueue.PriorityQueue[reconcile.Request] {
-			return newSettledWindow(priorityqueue.New[reconcile.Request]("bench"), 2*workers)
+		{"queueWindow", func() priorityqueue.PriorityQueue[reconcile.Request] {
+			return newQueueWindow(priorityqueue.New[reconcile.Request]("bench"), 2*workers)
 		}},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
@@ -215,5 +215,106 @@ func BenchmarkRestartQueue(b *testing.B) {
 				wait()
 			}
 		})
+	}
+}
+
+// BenchmarkBacklogQueue is a first start's queue work: 11,000 Services
+// that wait for an IP, drained by 32 workers, with controller-runtime's
+// priority queue alone and in the window.
+func BenchmarkBacklogQueue(b *testing.B) {
+	const n, workers = 11000, 32
+	for _, tc := range []struct {
+		name string
+		make func() priorityqueue.PriorityQueue[reconcile.Request]
+	}{
+		{"priorityqueue", func() priorityqueue.PriorityQueue[reconcile.Request] {
+			return priorityqueue.New[reconcile.Request]("bench")
+		}},
+		{"window", func() priorityqueue.PriorityQueue[reconcile.Request] {
+			return newQueueWindow(priorityqueue.New[reconcile.Request]("bench"), 2*workers)
+		}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			reqs := make([]reconcile.Request, n)
+			for i := range reqs {
+				reqs[i] = req(i)
+			}
+			for b.Loop() {
+				q := tc.make()
+				var left sync.WaitGroup
+				left.Add(n)
+				wait := startWorkers(q, workers, func(reconcile.Request) { left.Done() })
+				for _, r := range reqs {
+					addAt(q, PriorityWork, r)
+				}
+				left.Wait()
+				q.ShutDown()
+				wait()
+			}
+		})
+	}
+}
+
+// Services that wait for an IP wait in a line of their own beyond the
+// window: the queue never holds more than window of them, and they come
+// out once each, in the order they were added.
+func TestQueueWindowHoldsWork(t *testing.T) {
+	const n, window = 500, 8
+	w := newTestWindow(t, window)
+	for i := range n {
+		addAt(w, PriorityWork, req(i))
+	}
+	addAt(w, PrioritySettled, req(5)) // settled while it waits for work: keeps its place
+	addAt(w, PriorityWork, req(7))    // again while held: keeps its place
+	if got := w.Held(); got != n-window {
+		t.Fatalf("Held %d, want %d", got, n-window)
+	}
+	for i := range n {
+		if inner := w.PriorityQueue.Len(); inner > window {
+			t.Fatalf("the priority queue holds %d items, want at most %d", inner, window)
+		}
+		r, prio, _ := w.GetWithPriority()
+		if r != req(i) || prio != PriorityWork {
+			t.Fatalf("item %d: got %v at priority %d, want %v at %d", i, r, prio, req(i), PriorityWork)
+		}
+		w.Done(r)
+	}
+	if got := w.Len(); got != 0 {
+		t.Fatalf("Len %d after all were done, want 0", got)
+	}
+}
+
+// While Services wait in the work line no settled one is let in: every
+// Service that waits for an IP is handed out before every settled one
+// not already let in, and a settled Service wanted for work moves to the
+// work line once.
+func TestQueueWindowSettledWaitsForWork(t *testing.T) {
+	const n, window = 20, 2
+	w := newTestWindow(t, window)
+	for i := range n {
+		addAt(w, PrioritySettled, req(i))
+	}
+	for i := n; i < 2*n; i++ {
+		addAt(w, PriorityWork, req(i))
+	}
+	addAt(w, PriorityWork, req(10)) // held settled, now work: to the end of the work line
+	var out []reconcile.Request
+	for w.Len() > 0 {
+		r, _, _ := w.GetWithPriority()
+		out = append(out, r)
+		w.Done(r)
+	}
+	want := []reconcile.Request{}
+	for i := n; i < 2*n; i++ {
+		want = append(want, req(i))
+	}
+	want = append(want, req(10), req(0), req(1)) // the two let in before any work arrived
+	for i := 2; i < n; i++ {
+		if i != 10 {
+			want = append(want, req(i))
+		}
+	}
+	if fmt.Sprint(out) != fmt.Sprint(want) {
+		t.Fatalf("handed out\n%v\nwant\n%v", out, want)
 	}
 }
