@@ -192,7 +192,7 @@ func Setup(mgr manager.Manager, opts Options) (*Controller, error) {
 	// The allocator is the source of truth for the pool gauges, read at scrape.
 	opts.Metrics.SetPools(c.alloc)
 	// Services that wait for an IP go before settled ones (ServicePriority),
-	// and settled ones enter the queue a window at a time (queueWindow).
+	// and both kinds enter the queue a window at a time (queueWindow).
 	usePriorityQueue := true
 	err := builder.ControllerManagedBy(mgr).
 		Named("service").
