@@ -3,7 +3,6 @@ package app
 import (
 	"context"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -21,14 +20,11 @@ const syncPoll = 5 * time.Millisecond
 // that notice it within syncPoll. controller-runtime waits with client-go's
 // WaitForCacheSync, which looks every 100 ms: at a restart the Service
 // controller's workers and the allocation rebuild each started a mean 50 ms
-// (up to 100) after the Service List was in the cache. Informers created
-// by reads through the cache (not by GetInformer) are still waited for the
-// inner way, by the inner WaitForCacheSync.
+// (up to 100) after the Service List was in the cache, and at a first start
+// the rebuild waited a mean 50 ms for informers it reads through.
 type quickSync struct {
 	cache.Cache
-	started  atomic.Bool
-	mu       sync.Mutex
-	informer []cache.Informer
+	started atomic.Bool
 }
 
 // newQuickSyncCache is a manager.Options.NewCache.
@@ -67,33 +63,27 @@ func (q *quickSync) GetInformerForKind(ctx context.Context, gvk schema.GroupVers
 	return q.wait(ctx, inf, block, gvk.String())
 }
 
-// WaitForCacheSync waits for the informers handed out by GetInformer, then
-// asks the inner cache (whose first look is immediate).
+// WaitForCacheSync asks the inner cache every syncPoll: its first look at
+// every informer it holds (those made by reads through the cache too) is
+// immediate, and each ask ends after syncPoll.
 func (q *quickSync) WaitForCacheSync(ctx context.Context) bool {
-	q.mu.Lock()
-	infs := append([]cache.Informer(nil), q.informer...)
-	q.mu.Unlock()
-	for _, inf := range infs {
-		if !waitSynced(ctx, inf.HasSynced) {
+	for {
+		once, cancel := context.WithTimeout(ctx, syncPoll)
+		synced := q.Cache.WaitForCacheSync(once) // false only once `once` ends
+		cancel()
+		if synced {
+			return true
+		}
+		if ctx.Err() != nil {
 			return false
 		}
 	}
-	return q.Cache.WaitForCacheSync(ctx)
 }
 
-// wait notes inf and, when the caller asked to block and the cache is
-// started (before that nothing syncs; the inner cache does not block
-// either), waits for its first sync.
+// wait, when the caller asked to block and the cache is started (before
+// that nothing syncs; the inner cache does not block either), waits for
+// inf's first sync.
 func (q *quickSync) wait(ctx context.Context, inf cache.Informer, block bool, what string) (cache.Informer, error) {
-	q.mu.Lock()
-	known := false
-	for _, i := range q.informer {
-		known = known || i == inf
-	}
-	if !known {
-		q.informer = append(q.informer, inf)
-	}
-	q.mu.Unlock()
 	if block && q.started.Load() && !waitSynced(ctx, inf.HasSynced) {
 		// What the inner cache returns when its own wait ends this way.
 		return nil, apierrors.NewTimeoutError(fmt.Sprintf("failed waiting for %s Informer to sync", what), 0)
