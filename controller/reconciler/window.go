@@ -19,7 +19,7 @@ import (
 // that walk was a third of the controller's CPU while it started (the
 // restart CPU profile of `make bench-controller`), spent while the one
 // Service waiting for an IP waited too; at a first start with 11,000
-// Services waiting for an IP it was 0.4 s of CPU (BenchmarkBacklogQueue),
+// Services waiting for an IP it was 0.4 s of CPU (BenchmarkQueue),
 // and 13% of the backlog's CPU profile at 1,000. Held, they cost a map
 // entry and a slot in a slice each, and the queue stays small.
 //

@@ -24,36 +24,48 @@ func newTestWindow(t *testing.T, window int) *queueWindow {
 	return w
 }
 
-// The queue itself never holds more than window settled Services, however
-// many are added; they come out once each, in the order they were added.
+// Each line: the queue itself never holds more than window of its
+// Services, however many are added; they come out once each, at the
+// line's priority, in the order they were added. A Service added again
+// while held keeps its place (a settled add too, while it waits for work).
 func TestQueueWindowLetsInAWindowInOrder(t *testing.T) {
 	const n, window = 500, 8
-	w := newTestWindow(t, window)
-	for i := range n {
-		addAt(w, PrioritySettled, req(i))
-	}
-	addAt(w, PrioritySettled, req(3)) // again while held: keeps its place
-	if got := w.Len(); got != n {
-		t.Fatalf("Len %d, want %d (held ones count)", got, n)
-	}
-	if got := w.Held(); got != n-window {
-		t.Fatalf("Held %d, want %d", got, n-window)
-	}
-	for i := range n {
-		if inner := w.PriorityQueue.Len(); inner > window {
-			t.Fatalf("the priority queue holds %d items, want at most %d", inner, window)
+	for _, tc := range []struct {
+		prio  int
+		again []int
+	}{
+		{PrioritySettled, []int{PrioritySettled}},
+		{PriorityWork, []int{PriorityWork, PrioritySettled}},
+	} {
+		w := newTestWindow(t, window)
+		for i := range n {
+			addAt(w, tc.prio, req(i))
 		}
-		r, prio, shutdown := w.GetWithPriority()
-		if shutdown {
-			t.Fatal("shut down")
+		for _, p := range tc.again {
+			addAt(w, p, req(30))
 		}
-		if r != req(i) || prio != PrioritySettled {
-			t.Fatalf("item %d: got %v at priority %d, want %v at %d", i, r, prio, req(i), PrioritySettled)
+		if got := w.Len(); got != n {
+			t.Fatalf("priority %d: Len %d, want %d (held ones count)", tc.prio, got, n)
 		}
-		w.Done(r)
-	}
-	if got := w.Len(); got != 0 {
-		t.Fatalf("Len %d after all were done, want 0", got)
+		if got := w.Held(); got != n-window {
+			t.Fatalf("priority %d: Held %d, want %d", tc.prio, got, n-window)
+		}
+		for i := range n {
+			if inner := w.PriorityQueue.Len(); inner > window {
+				t.Fatalf("priority %d: the priority queue holds %d items, want at most %d", tc.prio, inner, window)
+			}
+			r, prio, shutdown := w.GetWithPriority()
+			if shutdown {
+				t.Fatal("shut down")
+			}
+			if r != req(i) || prio != tc.prio {
+				t.Fatalf("item %d: got %v at priority %d, want %v at %d", i, r, prio, req(i), tc.prio)
+			}
+			w.Done(r)
+		}
+		if got := w.Len(); got != 0 {
+			t.Fatalf("priority %d: Len %d after all were done, want 0", tc.prio, got)
+		}
 	}
 }
 
@@ -179,111 +191,6 @@ func startWorkers(q priorityqueue.PriorityQueue[reconcile.Request], workers int,
 	return wg.Wait
 }
 
-// BenchmarkRestartQueue is a restart's queue work: 11,000 settled Services
-// from the informer's first List and one that waits for an IP, drained by
-// 32 workers, with controller-runtime's priority queue alone and in a
-// queueWindow of 64.
-func BenchmarkRestartQueue(b *testing.B) {
-	const n, workers = 11000, 32
-	for _, tc := range []struct {
-		name string
-		make func() priorityqueue.PriorityQueue[reconcile.Request]
-	}{
-		{"priorityqueue", func() priorityqueue.PriorityQueue[reconcile.Request] {
-			return priorityqueue.New[reconcile.Request]("bench")
-		}},
-		{"queueWindow", func() priorityqueue.PriorityQueue[reconcile.Request] {
-			return newQueueWindow(priorityqueue.New[reconcile.Request]("bench"), 2*workers)
-		}},
-	} {
-		b.Run(tc.name, func(b *testing.B) {
-			reqs := make([]reconcile.Request, n)
-			for i := range reqs {
-				reqs[i] = req(i)
-			}
-			for b.Loop() {
-				q := tc.make()
-				var left sync.WaitGroup
-				left.Add(n + 1)
-				wait := startWorkers(q, workers, func(reconcile.Request) { left.Done() })
-				for _, r := range reqs {
-					addAt(q, PrioritySettled, r)
-				}
-				addAt(q, PriorityWork, req(n))
-				left.Wait()
-				q.ShutDown()
-				wait()
-			}
-		})
-	}
-}
-
-// BenchmarkBacklogQueue is a first start's queue work: 11,000 Services
-// that wait for an IP, drained by 32 workers, with controller-runtime's
-// priority queue alone and in the window.
-func BenchmarkBacklogQueue(b *testing.B) {
-	const n, workers = 11000, 32
-	for _, tc := range []struct {
-		name string
-		make func() priorityqueue.PriorityQueue[reconcile.Request]
-	}{
-		{"priorityqueue", func() priorityqueue.PriorityQueue[reconcile.Request] {
-			return priorityqueue.New[reconcile.Request]("bench")
-		}},
-		{"window", func() priorityqueue.PriorityQueue[reconcile.Request] {
-			return newQueueWindow(priorityqueue.New[reconcile.Request]("bench"), 2*workers)
-		}},
-	} {
-		b.Run(tc.name, func(b *testing.B) {
-			reqs := make([]reconcile.Request, n)
-			for i := range reqs {
-				reqs[i] = req(i)
-			}
-			for b.Loop() {
-				q := tc.make()
-				var left sync.WaitGroup
-				left.Add(n)
-				wait := startWorkers(q, workers, func(reconcile.Request) { left.Done() })
-				for _, r := range reqs {
-					addAt(q, PriorityWork, r)
-				}
-				left.Wait()
-				q.ShutDown()
-				wait()
-			}
-		})
-	}
-}
-
-// Services that wait for an IP wait in a line of their own beyond the
-// window: the queue never holds more than window of them, and they come
-// out once each, in the order they were added.
-func TestQueueWindowHoldsWork(t *testing.T) {
-	const n, window = 500, 8
-	w := newTestWindow(t, window)
-	for i := range n {
-		addAt(w, PriorityWork, req(i))
-	}
-	addAt(w, PrioritySettled, req(5)) // settled while it waits for work: keeps its place
-	addAt(w, PriorityWork, req(7))    // again while held: keeps its place
-	if got := w.Held(); got != n-window {
-		t.Fatalf("Held %d, want %d", got, n-window)
-	}
-	for i := range n {
-		if inner := w.PriorityQueue.Len(); inner > window {
-			t.Fatalf("the priority queue holds %d items, want at most %d", inner, window)
-		}
-		r, prio, _ := w.GetWithPriority()
-		if r != req(i) || prio != PriorityWork {
-			t.Fatalf("item %d: got %v at priority %d, want %v at %d", i, r, prio, req(i), PriorityWork)
-		}
-		w.Done(r)
-	}
-	if got := w.Len(); got != 0 {
-		t.Fatalf("Len %d after all were done, want 0", got)
-	}
-}
-
 // While Services wait in the work line no settled one is let in: every
 // Service that waits for an IP is handed out before every settled one
 // not already let in, and a settled Service wanted for work moves to the
@@ -316,5 +223,59 @@ func TestQueueWindowSettledWaitsForWork(t *testing.T) {
 	}
 	if fmt.Sprint(out) != fmt.Sprint(want) {
 		t.Fatalf("handed out\n%v\nwant\n%v", out, want)
+	}
+}
+
+// BenchmarkQueue drains, with 32 workers, a restart's queue work (11,000
+// settled Services from the informer's first List and one that waits for
+// an IP) and a first start's (11,000 that wait for an IP), with
+// controller-runtime's priority queue alone and in the window.
+func BenchmarkQueue(b *testing.B) {
+	const n, workers = 11000, 32
+	reqs := make([]reconcile.Request, n+1)
+	for i := range reqs {
+		reqs[i] = req(i)
+	}
+	for _, load := range []struct {
+		name string
+		add  func(q priorityqueue.PriorityQueue[reconcile.Request])
+		n    int
+	}{
+		{"restart", func(q priorityqueue.PriorityQueue[reconcile.Request]) {
+			for _, r := range reqs[:n] { // one event each, as the informer adds them
+				addAt(q, PrioritySettled, r)
+			}
+			addAt(q, PriorityWork, reqs[n])
+		}, n + 1},
+		{"backlog", func(q priorityqueue.PriorityQueue[reconcile.Request]) {
+			for _, r := range reqs[:n] {
+				addAt(q, PriorityWork, r)
+			}
+		}, n},
+	} {
+		for _, queue := range []struct {
+			name string
+			make func() priorityqueue.PriorityQueue[reconcile.Request]
+		}{
+			{"priorityqueue", func() priorityqueue.PriorityQueue[reconcile.Request] {
+				return priorityqueue.New[reconcile.Request]("bench")
+			}},
+			{"window", func() priorityqueue.PriorityQueue[reconcile.Request] {
+				return newQueueWindow(priorityqueue.New[reconcile.Request]("bench"), 2*workers)
+			}},
+		} {
+			b.Run(load.name+"/"+queue.name, func(b *testing.B) {
+				for b.Loop() {
+					q := queue.make()
+					var left sync.WaitGroup
+					left.Add(load.n)
+					wait := startWorkers(q, workers, func(reconcile.Request) { left.Done() })
+					load.add(q)
+					left.Wait()
+					q.ShutDown()
+					wait()
+				}
+			})
+		}
 	}
 }
