@@ -30,8 +30,9 @@ var concerns = []concern{
 		regexp.MustCompile(`netns\.Set\(|unix\.Setns\(|ns\.WithNetNSPath\(`)},
 	{"reads /proc (use internal/proc; internal/netns writes per-namespace sysctls)",
 		[]string{"internal/proc/", "internal/netns/"},
-		// Paths handed to a child program ("cat /proc/self/status") are its business.
-		regexp.MustCompile(`"/proc(/%d|/" *\+|")|(ReadFile|Open|Readlink|Stat|ReadDir)\("/proc`)},
+		// Paths handed to a child program ("cat /proc/self/status") are its
+		// business; a path named first (a constant or variable) is read later.
+		regexp.MustCompile(`"/proc(/%d|/" *\+|")|(ReadFile|Open|Readlink|Stat|ReadDir)\("/proc|(=|:=)\s*"/proc/`)},
 	{"sets up a Kubernetes scheme (use internal/scheme)",
 		[]string{"internal/scheme/", "api/"},
 		regexp.MustCompile(`AddToScheme\(`)},
@@ -110,6 +111,9 @@ func TestConcernPatterns(t *testing.T) {
 		{`filepath.Join("/proc", pid, "stat")`, "reads /proc"},
 		{`os.Readlink("/proc/" + pid + "/ns/net")`, "reads /proc"},
 		{`exec.Command(cat, "/proc/self/status")`, ""},
+		{`const portRange = "/proc/sys/net/ipv4/ip_local_port_range"`, "reads /proc"},
+		{`path := "/proc/self/mountinfo"`, "reads /proc"},
+		{`&fs.PathError{Op: "open", Path: "/proc/42/stat"}`, ""},
 		{`"/procedure"`, ""},
 		{`clientgoscheme.AddToScheme(s)`, "sets up"},
 		{`func (a *adapter) Fatal(msg string, f log.Fields) {}`, "implements"},
