@@ -112,12 +112,8 @@ func readServices(ctx context.Context, c rest.Interface, opts metav1.ListOptions
 			if _, err := io.ReadFull(r, b); err != nil {
 				return err
 			}
-			return bytesFields(b, func(num protowire.Number, v []byte) error {
-				if num == 2 {
-					kind = string(v)
-				}
-				return nil
-			})
+			kind, err = typeKind(b)
+			return err
 		case num == 2:
 			if kind != "ServiceList" {
 				return fmt.Errorf("the API server sent a %q", kind)
@@ -152,8 +148,7 @@ func watchServices(ctx context.Context, c rest.Interface, opts metav1.ListOption
 
 // initialPage is the page size of the List behind a watch's initial events:
 // 0, one request (a variable for tests). Each response is decoded as it
-// arrives, so a page's size costs the controller no memory; fewer
-// requests make the List at a restart shorter.
+// arrives, so a page's size costs the controller no memory.
 var initialPage int64
 
 // initialEvents serves a watch that asks for initial events (how the
@@ -255,12 +250,9 @@ func unwrap(b []byte) (kind string, raw []byte, err error) {
 	err = bytesFields(b[len(protobufMagic):], func(num protowire.Number, v []byte) error {
 		switch num {
 		case 1:
-			return bytesFields(v, func(num protowire.Number, v []byte) error {
-				if num == 2 {
-					kind = string(v)
-				}
-				return nil
-			})
+			var err error
+			kind, err = typeKind(v)
+			return err
 		case 2:
 			raw = v
 		}
@@ -270,6 +262,17 @@ func unwrap(b []byte) (kind string, raw []byte, err error) {
 		return "", nil, fmt.Errorf("envelope: %w", err)
 	}
 	return kind, raw, nil
+}
+
+// typeKind is the kind (field 2) of an envelope's typeMeta.
+func typeKind(typeMeta []byte) (kind string, err error) {
+	err = bytesFields(typeMeta, func(num protowire.Number, v []byte) error {
+		if num == 2 {
+			kind = string(v)
+		}
+		return nil
+	})
+	return kind, err
 }
 
 // bytesFields calls f with each field of a message whose fields are all

@@ -635,9 +635,9 @@ func decodeListMeta(b []byte, out *metav1.ListMeta) error {
 	})
 }
 
-// MaxWireItem bounds one length-delimited field ReadSvcList reads whole (a
+// maxWireItem bounds one length-delimited field ReadSvcList reads whole (a
 // Service; the API server's own limit on an object is far lower).
-const MaxWireItem = 64 << 20
+const maxWireItem = 64 << 20
 
 // ReadSvcList decodes the protobuf encoding of a ServiceList, size bytes
 // long, from r one item at a time, handing each Svc to each as soon as it
@@ -655,7 +655,7 @@ func ReadSvcList(r *bufio.Reader, size uint64, each func(*Svc) error) (metav1.Li
 		if typ != protowire.BytesType {
 			return wireErr("ServiceList", num)
 		}
-		if n > MaxWireItem {
+		if n > maxWireItem {
 			return fmt.Errorf("%w: a ServiceList field of %d bytes", errWire, n)
 		}
 		if uint64(cap(buf)) < n {
@@ -714,16 +714,14 @@ func ReadFields(r *bufio.Reader, size uint64, f func(num protowire.Number, typ p
 			got, err = r.Discard(k)
 			cr.n += uint64(got)
 		case protowire.BytesType:
-			if n, err = binary.ReadUvarint(cr); err == nil && n > size-min(size, cr.n) {
-				return fmt.Errorf("%w: field %d of %d bytes with %d left", errWire, num, n, size-min(size, cr.n))
-			}
+			n, err = binary.ReadUvarint(cr)
 		default:
 			return fmt.Errorf("%w: field %d of wire type %d", errWire, num, typ)
 		}
 		if err != nil {
 			return fmt.Errorf("%w: field %d: %w", errWire, num, unexpectedEOF(err))
 		}
-		if cr.n > size {
+		if cr.n > size || n > size-cr.n {
 			return fmt.Errorf("%w: field %d overruns the message", errWire, num)
 		}
 		if err := f(num, typ, n); err != nil {
@@ -737,15 +735,11 @@ func ReadFields(r *bufio.Reader, size uint64, f func(num protowire.Number, typ p
 // discard steps over a field's value of n bytes (length-delimited; other
 // values ReadFields has read already).
 func discard(r *bufio.Reader, typ protowire.Type, n uint64) error {
-	if typ != protowire.BytesType {
+	if typ != protowire.BytesType || n == 0 {
 		return nil
 	}
-	for n > 0 {
-		k := int(min(n, 1<<20))
-		if _, err := r.Discard(k); err != nil {
-			return fmt.Errorf("%w: %w", errWire, unexpectedEOF(err))
-		}
-		n -= uint64(k)
+	if _, err := r.Discard(int(n)); err != nil {
+		return fmt.Errorf("%w: %w", errWire, unexpectedEOF(err))
 	}
 	return nil
 }
