@@ -7,7 +7,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -213,9 +212,6 @@ func Run(ctx context.Context, restCfg *rest.Config, cfg Config) error {
 		if wo.Logger == nil {
 			wo.Logger = log.With("component", "webhook")
 		}
-		if cfg.SkipNameValidation && wo.ControllerName == "" {
-			wo.ControllerName = fmt.Sprintf("ecmplb-webhook-cert-%d", instances.Add(1))
-		}
 		if err := webhook.Setup(mgr, wo); err != nil {
 			return err
 		}
@@ -321,9 +317,6 @@ func writing(gate *eventgate.Gate) func() func() {
 	}
 	return gate.Writing
 }
-
-// instances numbers the controllers of a process (tests run several).
-var instances atomic.Int64
 
 func or(s, def string) string {
 	if s == "" {

@@ -2,278 +2,230 @@ package webhook
 
 import (
 	"context"
+	"crypto"
 	"crypto/tls"
-	"crypto/x509"
+	"encoding/base64"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/open-policy-agent/cert-controller/pkg/rotator"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/rest"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 )
 
-// Keys of the certificate Secret, as cert-controller writes them.
-const (
-	certKey   = "tls.crt"
-	keyKey    = "tls.key"
-	caCertKey = "ca.crt"
-	caKeyKey  = "ca.key"
+// fieldOwner names the controller's writes of the Secret and the CA bundles.
+const fieldOwner = "ecmplb-controller"
+
+// The objects the CA is written into.
+var (
+	vwcGVK = schema.GroupVersionKind{Group: "admissionregistration.k8s.io", Version: "v1", Kind: "ValidatingWebhookConfiguration"}
+	crdGVK = schema.GroupVersionKind{Group: "apiextensions.k8s.io", Version: "v1", Kind: "CustomResourceDefinition"}
 )
 
-// nameScoped is a manager whose rest config adds a metadata.name field
-// selector to every list and watch of the three objects cert-controller
-// caches. cert-controller builds its own cache from GetConfig() without
-// selectors, which would list every Secret of the namespace and every
-// ValidatingWebhookConfiguration and CRD of the cluster, needing list and
-// watch on all of them; with the selector, RBAC rules with resourceNames
-// (list and watch included) suffice.
-type nameScoped struct {
-	manager.Manager
-	cfg  *rest.Config
-	gate *secretGate
+// rotator keeps the certificate Secret filled with a valid CA and serving
+// certificate (certSpec.renew) and the CA in the webhook configuration and
+// the CRD's conversion config. It runs on every replica, converging what it
+// reads from the apiserver to what it wants: a pass reads the Secret, writes
+// it when it needs renewing, then reads both objects and writes each whose
+// CA differs; a failed pass is retried with backoff, and a write counts only
+// once the apiserver took it (two replicas renewing at once: one write is
+// refused on its resourceVersion, and that replica's next pass reads the
+// other's). A pass runs at the start, on every change of the three objects
+// (kick), and at the renewal time or every check interval, whichever comes
+// first. Every read is a List by name: the RBAC rules name the objects.
+type rotator struct {
+	spec                 certSpec
+	namespace, secret    string
+	vwc, crd             string // "": none
+	api                  client.Reader
+	write                client.Writer
+	log                  *slog.Logger
+	now                  func() time.Time
+	newKey               func() (crypto.Signer, error)
+	check                time.Duration
+	minBackoff, maxRetry time.Duration
+
+	kick     chan struct{}
+	injected chan struct{} // closed once the CA is in both objects
+	once     sync.Once
 }
 
-// Add registers cert-controller's runnables with the manager, holding back
-// its Secret reconciler (see secretGate) and noting its cache for the gate.
-func (m nameScoped) Add(r manager.Runnable) error {
-	if m.gate != nil {
-		switch r := r.(type) {
-		case cache.Cache:
-			if m.gate.cache == nil {
-				m.gate.cache = r
-			}
-		case controller.Controller:
-			return m.Manager.Add(gatedController{Controller: r, gate: m.gate})
-		}
+func newRotator(o Options, api client.Reader, write client.Writer) *rotator {
+	names := append([]string{o.ServiceName + "." + o.Namespace + ".svc"}, o.ExtraDNSNames...)
+	return &rotator{
+		spec: certSpec{caName: "ecmplb-webhook-ca", caOrg: "ecmplb", dnsNames: names,
+			caValidity: o.CAValidity, certValidity: o.CertValidity, lookahead: o.Lookahead},
+		namespace: o.Namespace, secret: o.SecretName, vwc: o.ValidatingWebhookConfiguration, crd: o.ConversionCRD,
+		api: api, write: write, log: o.Logger, now: time.Now, newKey: newP256Key,
+		check: o.CheckInterval, minBackoff: 100 * time.Millisecond, maxRetry: 30 * time.Second,
+		kick: make(chan struct{}, 1), injected: make(chan struct{}),
 	}
-	return m.Manager.Add(r)
 }
 
-// secretGate holds cert-controller's Secret reconciler back until the
-// rotator's cache holds a CA and a serving certificate its rotator takes
-// as valid. Without it, at a first start both the rotator's start and the
-// reconcile of the still empty Secret generate a CA and a serving key (RSA
-// 2048, a random search for primes: a fifth of a second of CPU on a busy
-// node) and write them; one of the writes fails on a conflict and is logged
-// as an error. The rotator's start fills the Secret (or, failing, stops the
-// manager); the reconciler then finds it valid and only writes the CA into
-// the webhook configuration and the CRD.
-type secretGate struct {
-	cache  cache.Cache // the rotator's own (set when it is added)
-	key    types.NamespacedName
-	valid  func(*corev1.Secret, time.Time) bool
-	period time.Duration // how often the cache is read while closed
+// Kick asks for a pass soon (one of the three objects changed).
+func (r *rotator) Kick() {
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
 }
 
-// wait returns nil once the Secret in the rotator's cache is valid, or the
-// context's error.
-func (g *secretGate) wait(ctx context.Context) error {
-	if g.cache == nil {
-		return nil
-	}
-	if !g.cache.WaitForCacheSync(ctx) {
-		return ctx.Err()
-	}
-	t := time.NewTicker(g.period)
-	defer t.Stop()
+// NeedLeaderElection: every replica serves admission and keeps the
+// certificate it serves valid.
+func (*rotator) NeedLeaderElection() bool { return false }
+
+// Start runs passes until ctx ends.
+func (r *rotator) Start(ctx context.Context) error {
+	backoff := r.minBackoff
 	for {
-		var sec corev1.Secret
-		if err := g.cache.Get(ctx, g.key, &sec); err == nil && g.valid(&sec, time.Now()) {
+		next, err := r.pass(ctx)
+		if ctx.Err() != nil {
 			return nil
 		}
+		wait, kicks := r.check, r.kick
+		if err != nil {
+			r.log.Warn("webhook certificate: pass failed, retrying", "in", backoff.String(), "error", err.Error())
+			// Changes of the objects do not cut a backoff short.
+			wait, kicks = backoff, nil
+			backoff = min(2*backoff, r.maxRetry)
+		} else {
+			backoff = r.minBackoff
+			wait = min(wait, max(next.Sub(r.now()), 0))
+		}
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			t.Stop()
+			return nil
+		case <-kicks:
 		case <-t.C:
 		}
+		t.Stop()
 	}
 }
 
-// gatedController starts cert-controller's reconciler once its gate opens.
-type gatedController struct {
-	controller.Controller
-	gate *secretGate
-}
-
-func (c gatedController) Start(ctx context.Context) error {
-	if err := c.gate.wait(ctx); err != nil {
-		return nil // stopped before it opened
+// pass converges once and returns when the next renewal is due.
+func (r *rotator) pass(ctx context.Context) (time.Time, error) {
+	var l corev1.SecretList
+	if err := r.api.List(ctx, &l, client.InNamespace(r.namespace), client.MatchingFields{"metadata.name": r.secret}); err != nil {
+		return time.Time{}, fmt.Errorf("read Secret %s/%s: %w", r.namespace, r.secret, err)
 	}
-	return c.Controller.Start(ctx)
-}
-
-// NeedLeaderElection: every replica serves admission, so every replica
-// keeps its certificate (cert-controller's reconciler asks for none either).
-func (gatedController) NeedLeaderElection() bool { return false }
-
-func (m nameScoped) GetConfig() *rest.Config { return m.cfg }
-
-// GetClient is the manager's client, except that an update of an object
-// cert-controller writes its CA into (the webhook configuration, the CRD)
-// is not sent when the object already holds what it would write:
-// cert-controller updates them on every pass, unconditionally (twice at
-// every start, and after every certificate renewal). The apiserver's work
-// for a no-op update of the bgppeers CRD was 37 ms of CPU against 3.5 ms
-// for reading it, at start beside the Service informer's initial stream.
-func (m nameScoped) GetClient() client.Client {
-	return skipUnchanged{Client: m.Manager.GetClient(), live: m.Manager.GetAPIReader()}
-}
-
-// skipUnchanged compares an unstructured object to be updated with the live
-// one (read by name with a field selector: the RBAC rules name the objects
-// and allow list, not get) and sends the update only if anything but the
-// metadata differs.
-type skipUnchanged struct {
-	client.Client
-	live client.Reader
-}
-
-func (c skipUnchanged) Update(ctx context.Context, obj client.Object, opts ...client.UpdateOption) error {
-	u, ok := obj.(*unstructured.Unstructured)
-	if !ok {
-		return c.Client.Update(ctx, obj, opts...)
+	if len(l.Items) == 0 {
+		return time.Time{}, fmt.Errorf("Secret %s/%s not found (the chart creates it, the controller fills it)", r.namespace, r.secret)
 	}
+	sec := &l.Items[0]
+	out, why, next, err := r.spec.renew(sec.Data, r.now(), r.newKey)
+	if err != nil {
+		return time.Time{}, err
+	}
+	if out != nil {
+		sec.Data = out
+		if err := r.write.Update(ctx, sec, client.FieldOwner(fieldOwner)); err != nil {
+			return time.Time{}, fmt.Errorf("write Secret %s/%s: %w", r.namespace, r.secret, err)
+		}
+		r.log.Info("webhook certificate written", "secret", r.namespace+"/"+r.secret, "why", why,
+			"renewal", next.UTC().Format(time.RFC3339))
+	}
+	ca := sec.Data[caCertKey]
+	if r.vwc != "" {
+		if err := r.inject(ctx, vwcGVK, r.vwc, ca, webhookBundles); err != nil {
+			return time.Time{}, err
+		}
+	}
+	if r.crd != "" {
+		if err := r.inject(ctx, crdGVK, r.crd, ca, conversionBundle); err != nil {
+			return time.Time{}, err
+		}
+	}
+	r.once.Do(func() { close(r.injected) })
+	return next, nil
+}
+
+// inject reads one object and, when any of the CA bundles that bundles
+// finds in it is not ca, writes ca into all of them.
+func (r *rotator) inject(ctx context.Context, gvk schema.GroupVersionKind, name string, ca []byte,
+	bundles func(*unstructured.Unstructured) ([]map[string]any, error)) error {
 	l := &unstructured.UnstructuredList{}
-	gvk := u.GroupVersionKind()
 	l.SetGroupVersionKind(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
-	if err := c.live.List(ctx, l, client.MatchingFields{"metadata.name": u.GetName()}); err == nil &&
-		len(l.Items) == 1 && sameContent(&l.Items[0], u) {
+	if err := r.api.List(ctx, l, client.MatchingFields{"metadata.name": name}); err != nil {
+		return fmt.Errorf("read %s %s: %w", gvk.Kind, name, err)
+	}
+	if len(l.Items) == 0 {
+		return fmt.Errorf("%s %s not found", gvk.Kind, name)
+	}
+	obj := &l.Items[0]
+	obj.SetGroupVersionKind(gvk)
+	cfgs, err := bundles(obj)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", gvk.Kind, name, err)
+	}
+	want, changed := base64.StdEncoding.EncodeToString(ca), false
+	for _, cc := range cfgs {
+		if cc["caBundle"] != want {
+			cc["caBundle"], changed = want, true
+		}
+	}
+	if !changed {
 		return nil
 	}
-	return c.Client.Update(ctx, obj, opts...)
+	if err := r.write.Update(ctx, obj, client.FieldOwner(fieldOwner)); err != nil {
+		return fmt.Errorf("write the CA into %s %s: %w", gvk.Kind, name, err)
+	}
+	r.log.Info("webhook CA written", "kind", gvk.Kind, "name", name)
+	return nil
 }
 
-// sameContent reports whether two objects agree in everything but their
-// metadata and status.
-func sameContent(a, b *unstructured.Unstructured) bool {
-	strip := func(u *unstructured.Unstructured) map[string]any {
-		m := make(map[string]any, len(u.Object))
-		for k, v := range u.Object {
-			if k != "metadata" && k != "status" {
-				m[k] = v
-			}
+// webhookBundles finds every webhook's clientConfig (in place).
+func webhookBundles(u *unstructured.Unstructured) ([]map[string]any, error) {
+	v, _, err := unstructured.NestedFieldNoCopy(u.Object, "webhooks")
+	if err != nil {
+		return nil, err
+	}
+	hooks, _ := v.([]any)
+	var out []map[string]any
+	for i, h := range hooks {
+		m, ok := h.(map[string]any)
+		if !ok {
+			return nil, fmt.Errorf("webhooks[%d] is not an object", i)
 		}
-		return m
-	}
-	return equality.Semantic.DeepEqual(strip(a), strip(b))
-}
-
-// namedLists maps a collection path to the one name listed in it.
-type namedLists map[string]string
-
-func (n namedLists) wrap(rt http.RoundTripper) http.RoundTripper {
-	return roundTripFunc(func(req *http.Request) (*http.Response, error) {
-		name, ok := n[req.URL.Path]
-		if !ok || req.Method != http.MethodGet {
-			return rt.RoundTrip(req)
+		cc, ok := m["clientConfig"].(map[string]any)
+		if !ok {
+			cc = map[string]any{}
+			m["clientConfig"] = cc
 		}
-		req = req.Clone(req.Context())
-		q := req.URL.Query()
-		q.Set("fieldSelector", fields.OneTermEqualSelector("metadata.name", name).String())
-		req.URL.RawQuery = q.Encode()
-		return rt.RoundTrip(req)
-	})
+		out = append(out, cc)
+	}
+	return out, nil
 }
 
-type roundTripFunc func(*http.Request) (*http.Response, error)
-
-func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
-
-// scopedConfig returns a copy of cfg whose lists and watches of the
-// certificate Secret, the ValidatingWebhookConfiguration and the CRD select
-// those objects by name.
-func scopedConfig(cfg *rest.Config, o Options) *rest.Config {
-	n := namedLists{"/api/v1/namespaces/" + o.Namespace + "/secrets": o.SecretName}
-	if o.ValidatingWebhookConfiguration != "" {
-		n["/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations"] = o.ValidatingWebhookConfiguration
+// conversionBundle finds the CRD's conversion webhook clientConfig (in place).
+func conversionBundle(u *unstructured.Unstructured) ([]map[string]any, error) {
+	v, _, err := unstructured.NestedFieldNoCopy(u.Object, "spec", "conversion", "webhook", "clientConfig")
+	if err != nil {
+		return nil, err
 	}
-	if o.ConversionCRD != "" {
-		n["/apis/apiextensions.k8s.io/v1/customresourcedefinitions"] = o.ConversionCRD
+	cc, ok := v.(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("no spec.conversion.webhook.clientConfig")
 	}
-	rc := rest.CopyConfig(cfg)
-	prev := rc.WrapTransport
-	rc.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
-		if prev != nil {
-			rt = prev(rt)
-		}
-		return n.wrap(rt)
-	}
-	return rc
-}
-
-// addRotator registers cert-controller's rotator on every replica (not only
-// the leader: every replica serves admission). It keeps a self-signed CA
-// and a serving certificate in the Secret, renews them LookaheadInterval
-// before they expire, and writes the CA into the webhook configuration and
-// the CRD's conversion config.
-func addRotator(mgr manager.Manager, o Options, ready chan struct{}) error {
-	var hooks []rotator.WebhookInfo
-	if o.ValidatingWebhookConfiguration != "" {
-		hooks = append(hooks, rotator.WebhookInfo{Name: o.ValidatingWebhookConfiguration, Type: rotator.Validating})
-	}
-	if o.ConversionCRD != "" {
-		hooks = append(hooks, rotator.WebhookInfo{Name: o.ConversionCRD, Type: rotator.CRDConversion})
-	}
-	if o.ControllerName == "" {
-		o.ControllerName = "ecmplb-webhook-cert"
-	}
-	cr := &rotator.CertRotator{
-		SecretKey:              types.NamespacedName{Namespace: o.Namespace, Name: o.SecretName},
-		CertDir:                o.CertDir,
-		CAName:                 "ecmplb-webhook-ca",
-		CAOrganization:         "ecmplb",
-		DNSName:                o.ServiceName + "." + o.Namespace + ".svc",
-		ExtraDNSNames:          o.ExtraDNSNames,
-		IsReady:                ready,
-		Webhooks:               hooks,
-		FieldOwner:             "ecmplb-controller",
-		RequireLeaderElection:  false,
-		CaCertDuration:         o.CAValidity,
-		ServerCertDuration:     o.CertValidity,
-		LookaheadInterval:      o.Lookahead,
-		RotationCheckFrequency: o.CheckInterval,
-		CertName:               certKey,
-		KeyName:                keyKey,
-		ControllerName:         o.ControllerName,
-	}
-	gate := &secretGate{key: cr.SecretKey, period: 20 * time.Millisecond, valid: func(sec *corev1.Secret, now time.Time) bool {
-		return validSecret(sec, cr.CAName, cr.DNSName, now.Add(o.Lookahead))
-	}}
-	return rotator.AddRotator(nameScoped{Manager: mgr, cfg: scopedConfig(mgr.GetConfig(), o), gate: gate}, cr)
-}
-
-// validSecret is the rotator's test of a filled Secret: a CA valid for
-// caName and a serving certificate it signed valid for dnsName, both still
-// at the given time (now plus the renewal lookahead).
-func validSecret(sec *corev1.Secret, caName, dnsName string, at time.Time) bool {
-	ca := sec.Data[caCertKey]
-	okCA, err := rotator.ValidCert(ca, ca, sec.Data[caKeyKey], caName, nil, at)
-	if err != nil || !okCA {
-		return false
-	}
-	ok, err := rotator.ValidCert(ca, sec.Data[certKey], sec.Data[keyKey], dnsName, &[]x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, at)
-	return err == nil && ok
+	return []map[string]any{cc}, nil
 }
 
 // certSource serves the certificate in the Secret: it watches that one
 // Secret (by name), keeps its key pair in memory for the TLS server, so a
 // rotated certificate is served at once without a volume's kubelet sync
-// delay, and writes it to CertDir, where cert-controller checks that the
-// certificate is in place before it reports ready.
+// delay, and writes it to CertDir.
 type certSource struct {
 	dir  string
 	log  *slog.Logger
@@ -299,7 +251,7 @@ func (s *certSource) update(obj any) {
 	}
 	crt, key := sec.Data[certKey], sec.Data[keyKey]
 	if len(crt) == 0 || len(key) == 0 {
-		return // not filled yet: cert-controller will
+		return // not filled yet: the rotator will
 	}
 	pair, err := tls.X509KeyPair(crt, key)
 	if err != nil {
@@ -337,37 +289,58 @@ func writeFiles(dir string, files map[string][]byte) error {
 	return nil
 }
 
-// addCertSource starts a cache of the one certificate Secret on every
-// replica and feeds it to a certSource.
-func addCertSource(mgr manager.Manager, o Options, log *slog.Logger) (*certSource, error) {
-	src := &certSource{dir: o.CertDir, log: log}
-	c, err := cache.New(mgr.GetConfig(), cache.Options{
-		Scheme: mgr.GetScheme(),
-		Mapper: mgr.GetRESTMapper(),
-		ByObject: map[client.Object]cache.ByObject{
-			&corev1.Secret{}: {
-				Namespaces: map[string]cache.Config{o.Namespace: {}},
-				Field:      fields.OneTermEqualSelector("metadata.name", o.SecretName),
-			},
-		},
-	})
-	if err != nil {
-		return nil, err
+// addCerts adds, on every replica, the rotator and a cache of the three
+// objects it keeps (each selected by name): the Secret feeds the
+// certSource, and a change of any of them kicks the rotator.
+func addCerts(mgr manager.Manager, o Options) (*certSource, *rotator, error) {
+	src := &certSource{dir: o.CertDir, log: o.Logger}
+	rot := newRotator(o, mgr.GetAPIReader(), mgr.GetClient())
+	byName := func(name string) cache.ByObject {
+		return cache.ByObject{Field: fields.OneTermEqualSelector("metadata.name", name)}
 	}
-	inf, err := c.GetInformer(context.Background(), &corev1.Secret{}, cache.BlockUntilSynced(false))
-	if err != nil {
-		return nil, err
+	secret := byName(o.SecretName)
+	secret.Namespaces = map[string]cache.Config{o.Namespace: {}}
+	objs := map[client.Object]cache.ByObject{&corev1.Secret{}: secret}
+	for gvk, name := range map[schema.GroupVersionKind]string{vwcGVK: o.ValidatingWebhookConfiguration, crdGVK: o.ConversionCRD} {
+		if name != "" {
+			m := &metav1.PartialObjectMetadata{}
+			m.SetGroupVersionKind(gvk)
+			objs[m] = byName(name)
+		}
 	}
-	if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
-		AddFunc:    src.update,
-		UpdateFunc: func(_, obj any) { src.update(obj) },
-	}); err != nil {
-		return nil, err
+	c, err := cache.New(mgr.GetConfig(), cache.Options{Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper(), ByObject: objs})
+	if err != nil {
+		return nil, nil, err
+	}
+	kick := toolscache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { rot.Kick() },
+		UpdateFunc: func(any, any) { rot.Kick() },
+		DeleteFunc: func(any) { rot.Kick() },
+	}
+	for obj := range objs {
+		inf, err := c.GetInformer(context.Background(), obj, cache.BlockUntilSynced(false))
+		if err != nil {
+			return nil, nil, err
+		}
+		h := toolscache.ResourceEventHandler(kick)
+		if _, ok := obj.(*corev1.Secret); ok {
+			h = toolscache.ResourceEventHandlerFuncs{
+				AddFunc:    func(o any) { src.update(o); rot.Kick() },
+				UpdateFunc: func(_, o any) { src.update(o); rot.Kick() },
+				DeleteFunc: kick.DeleteFunc,
+			}
+		}
+		if _, err := inf.AddEventHandler(h); err != nil {
+			return nil, nil, err
+		}
 	}
 	if err := mgr.Add(everyReplica{c}); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return src, nil
+	if err := mgr.Add(rot); err != nil {
+		return nil, nil, err
+	}
+	return src, rot, nil
 }
 
 // everyReplica runs a runnable whether or not this replica leads.

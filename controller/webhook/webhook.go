@@ -3,7 +3,7 @@
 // replica, over TLS with a certificate the replicas manage themselves: a
 // self-signed CA and a serving certificate in a Secret, renewed before they
 // expire, the CA written into the ValidatingWebhookConfiguration and the
-// bgppeers CRD's conversion config (github.com/open-policy-agent/cert-controller).
+// bgppeers CRD's conversion config (certs.go).
 package webhook
 
 import (
@@ -26,7 +26,8 @@ import (
 type Options struct {
 	// Addr is host:port of the HTTPS server, e.g. ":9443".
 	Addr string
-	// CertDir receives a copy of the serving certificate (tls.crt, tls.key).
+	// CertDir receives a copy of the serving certificate (tls.crt, tls.key),
+	// for tools that read it from disk; the server serves it from memory.
 	CertDir string
 	// Namespace of the Secret and the Service; also the one namespace whose
 	// metallb.io objects are admitted.
@@ -50,10 +51,6 @@ type Options struct {
 	CAValidity, CertValidity, Lookahead, CheckInterval time.Duration
 	// Logger receives logs.
 	Logger *slog.Logger
-	// ControllerName names the certificate controller (default
-	// "ecmplb-webhook-cert"); controller names must be unique in a process,
-	// so tests running several instances give each its own.
-	ControllerName string
 }
 
 // Defaults of Options' durations.
@@ -90,13 +87,9 @@ func Setup(mgr manager.Manager, o Options) error {
 		return fmt.Errorf("webhook: certificate validity %v and CA validity %v must exceed the renewal lookahead %v", o.CertValidity, o.CAValidity, o.Lookahead)
 	}
 
-	src, err := addCertSource(mgr, o, o.Logger)
+	src, rot, err := addCerts(mgr, o)
 	if err != nil {
-		return fmt.Errorf("webhook certificate source: %w", err)
-	}
-	injected := make(chan struct{})
-	if err := addRotator(mgr, o, injected); err != nil {
-		return fmt.Errorf("webhook certificate rotator: %w", err)
+		return fmt.Errorf("webhook certificate: %w", err)
 	}
 	srv := ctrlwebhook.NewServer(ctrlwebhook.Options{
 		Host: host,
@@ -117,7 +110,7 @@ func Setup(mgr manager.Manager, o Options) error {
 	if err := mgr.Add(srv); err != nil {
 		return err
 	}
-	return mgr.AddReadyzCheck("webhook", readyCheck(src.loaded, injected, srv.StartedChecker(), o.Namespace+"/"+o.SecretName))
+	return mgr.AddReadyzCheck("webhook", readyCheck(src.loaded, rot.injected, srv.StartedChecker(), o.Namespace+"/"+o.SecretName))
 }
 
 // readyCheck reports ready only once a certificate is served, its CA is in

@@ -8,11 +8,9 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/big"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"testing"
@@ -20,7 +18,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/rest"
 
 	"github.com/ecmplb/ecmplb/internal/validation"
 )
@@ -70,38 +67,6 @@ func TestMessage(t *testing.T) {
 				t.Fatalf("got %q, want %q", got, tc.want)
 			}
 		})
-	}
-}
-
-// cert-controller's lists and watches of the three objects select them by
-// name (which resourceNames RBAC allows); other requests pass unchanged.
-func TestScopedConfigSelectsByName(t *testing.T) {
-	var got []string
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got = append(got, r.Method+" "+r.URL.Path+"?"+r.URL.Query().Get("fieldSelector"))
-	}))
-	defer srv.Close()
-	o := Options{Namespace: "ns", SecretName: "cert", ValidatingWebhookConfiguration: "vwc", ConversionCRD: "crd.x"}
-	cfg := scopedConfig(&rest.Config{}, o)
-	rt := cfg.WrapTransport(http.DefaultTransport)
-	for _, p := range []string{"/api/v1/namespaces/ns/secrets", "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations",
-		"/apis/apiextensions.k8s.io/v1/customresourcedefinitions", "/api/v1/namespaces/other/secrets"} {
-		req, _ := http.NewRequest(http.MethodGet, srv.URL+p+"?watch=true", nil)
-		resp, err := rt.RoundTrip(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-	}
-	want := []string{
-		"GET /api/v1/namespaces/ns/secrets?metadata.name=cert",
-		"GET /apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations?metadata.name=vwc",
-		"GET /apis/apiextensions.k8s.io/v1/customresourcedefinitions?metadata.name=crd.x",
-		"GET /api/v1/namespaces/other/secrets?",
-	}
-	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Fatalf("requests\n%q\nwant\n%q", got, want)
 	}
 }
 
