@@ -17,17 +17,6 @@ import (
 	"github.com/ecmplb/ecmplb/internal/endpoint"
 )
 
-// streamingLists turns on client-go's WatchListClient feature (unless the
-// environment says otherwise): informers then receive their initial state
-// as a stream of objects instead of one large list, which keeps the
-// controller's peak memory low at start with many Services.
-func streamingLists() {
-	const env = "KUBE_FEATURE_WatchListClient"
-	if _, set := os.LookupEnv(env); !set {
-		_ = os.Setenv(env, "true")
-	}
-}
-
 // config holds what the command line sets.
 type config struct {
 	app       app.Config
@@ -93,7 +82,6 @@ func registerFlags(fs *flag.FlagSet, c *config) {
 }
 
 func main() {
-	streamingLists()
 	var c config
 	registerFlags(flag.CommandLine, &c)
 	flag.Parse() // also --kubeconfig, registered by controller-runtime

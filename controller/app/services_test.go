@@ -28,12 +28,12 @@ import (
 )
 
 // TestServiceListWatch runs the Service informer's ListerWatcher against a
-// real API server: a List (in pages) and a watch with initial events give
-// each Service as reconciler.Compact makes it of the Service the typed
-// client reads, the watch ends its initial events (read from a List in
-// pages) with the bookmark the informer waits for, then carries an update
-// and a delete, and closes when stopped; an API error arrives as the API
-// server's status.
+// real API server: a List in pages and the reflector's first List (one
+// consistent List, whatever the page size) give each Service as
+// reconciler.Compact makes it of the Service the typed client reads; a
+// watch with initial events is refused; a watch from the List carries an
+// update and a delete, and closes when stopped; an API error arrives as the
+// API server's status.
 func TestServiceListWatch(t *testing.T) {
 	env := testenv.Start(t, testenv.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -111,11 +111,25 @@ func TestServiceListWatch(t *testing.T) {
 		t.Fatalf("listed %d of %d Services, resourceVersion %q", seen, len(expect), rv)
 	}
 
-	// The initial events come from a List in pages: three pages here.
-	defer func(n int64) { initialPage = n }(initialPage)
-	initialPage = 3
-	w, err := lw.WatchWithContext(ctx, metav1.ListOptions{SendInitialEvents: new(true), AllowWatchBookmarks: true,
-		ResourceVersionMatch: metav1.ResourceVersionMatchNotOlderThan})
+	// The reflector's first List (resourceVersion "0", pages) is one
+	// consistent List of every Service.
+	obj, err := lw.ListWithContext(ctx, metav1.ListOptions{ResourceVersion: "0", Limit: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := obj.(*reconciler.SvcList)
+	for i := range first.Items {
+		check("first list", first.Items[i])
+	}
+	if len(first.Items) != len(expect) || first.Continue != "" || first.ResourceVersion == "" {
+		t.Fatalf("first List: %d of %d Services, continue %q, resourceVersion %q", len(first.Items), len(expect), first.Continue, first.ResourceVersion)
+	}
+	// A watch with initial events is refused: the reflector lists instead.
+	if _, err := lw.WatchWithContext(ctx, metav1.ListOptions{SendInitialEvents: new(true), AllowWatchBookmarks: true,
+		ResourceVersionMatch: metav1.ResourceVersionMatchNotOlderThan}); err == nil {
+		t.Fatal("a watch with initial events was served")
+	}
+	w, err := lw.WatchWithContext(ctx, metav1.ListOptions{ResourceVersion: first.ResourceVersion, AllowWatchBookmarks: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,25 +146,6 @@ func TestServiceListWatch(t *testing.T) {
 			t.Fatal("no watch event")
 		}
 		return watch.Event{}
-	}
-	added := 0
-	for {
-		ev := next1()
-		if ev.Type == watch.Bookmark {
-			s := ev.Object.(*reconciler.Svc)
-			if s.GetAnnotations()[metav1.InitialEventsAnnotationKey] != "true" || s.GetResourceVersion() == "" {
-				t.Fatalf("bookmark %+v", s)
-			}
-			break
-		}
-		if ev.Type != watch.Added {
-			t.Fatalf("initial event %s", ev.Type)
-		}
-		check("initial event", ev.Object.(*reconciler.Svc))
-		added++
-	}
-	if added != len(expect) {
-		t.Fatalf("%d initial events, want %d", added, len(expect))
 	}
 
 	s0, err := cs.CoreV1().Services("a").Get(ctx, "s0", metav1.GetOptions{})
