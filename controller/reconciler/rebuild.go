@@ -130,6 +130,7 @@ func (c *Controller) rebuild(ctx context.Context) error {
 	if !c.cache.WaitForCacheSync(ctx) {
 		return fmt.Errorf("rebuild: cache did not sync")
 	}
+	synced := time.Now()
 
 	var svcs []*Svc
 	listed, source := 0, "live List"
@@ -159,7 +160,8 @@ func (c *Controller) rebuild(ctx context.Context) error {
 			"ips", ipStrings(ips), "error", err.Error())
 	})
 	c.log.Info("allocations rebuilt", "services", listed, "from", source, "restored", restored,
-		"conflicts", conflicts, "pools", len(pools.Items), "took", time.Since(start).String())
+		"conflicts", conflicts, "pools", len(pools.Items), "took", time.Since(start).String(),
+		"afterSync", time.Since(synced).String())
 	close(c.ready)
 	c.kickFlush()
 	return nil
