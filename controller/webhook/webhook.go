@@ -46,8 +46,9 @@ type Options struct {
 	ConversionCRD                  string
 	// CAValidity and CertValidity are the lifetimes of the CA and the
 	// serving certificate; Lookahead is how long before expiry they are
-	// renewed; CheckInterval how often that is checked. Zero: 10 years,
-	// 1 year, 90 days, 1 hour.
+	// renewed; CheckInterval how often the Secret and the CA bundles are
+	// checked besides at the renewal time and on any change of them. Zero:
+	// 10 years, 1 year, 90 days, 1 hour.
 	CAValidity, CertValidity, Lookahead, CheckInterval time.Duration
 	// Logger receives logs.
 	Logger *slog.Logger
