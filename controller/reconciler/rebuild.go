@@ -221,9 +221,20 @@ func (c *Controller) cacheCoversLease(ctx context.Context, leaseRV string) (tool
 	if !ok || !inf.HasSynced() {
 		return nil, "", false
 	}
+	// The reflector records the List's resourceVersion just after it hands
+	// the List to the informer's queue, which may be through it (synced)
+	// first: wait a little for the version rather than list every Service
+	// again (about half a second at 11,000).
 	cacheRV := v.LastSyncResourceVersion()
+	for deadline := time.Now().Add(listVersionWait); cacheRV == "" && time.Now().Before(deadline) && ctx.Err() == nil; {
+		time.Sleep(time.Millisecond)
+		cacheRV = v.LastSyncResourceVersion()
+	}
 	return v.GetStore(), cacheRV, ResourceVersionAtLeast(cacheRV, leaseRV)
 }
+
+// listVersionWait bounds cacheCoversLease's wait for the List's version.
+const listVersionWait = time.Second
 
 // ResourceVersionAtLeast reports whether resourceVersion a is known to be
 // at or after b. Both must be the decimal integers kube-apiserver hands out

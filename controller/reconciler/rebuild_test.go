@@ -1,15 +1,20 @@
 package reconciler
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	toolscache "k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/ecmplb/ecmplb/api/v1beta1"
 	"github.com/ecmplb/ecmplb/controller/allocator"
@@ -341,5 +346,60 @@ func BenchmarkRestore(b *testing.B) {
 		if restored, conflicts := restore(alloc, in, func(string, []netip.Addr, error) {}); restored != n || conflicts != 0 {
 			b.Fatalf("restored %d, %d conflicts", restored, conflicts)
 		}
+	}
+}
+
+// syncedInformer is a Service informer that has synced; its
+// LastSyncResourceVersion is rv once set.
+type syncedInformer struct {
+	toolscache.SharedIndexInformer
+	rv    atomic.Pointer[string]
+	store toolscache.Store
+}
+
+func (i *syncedInformer) HasSynced() bool            { return true }
+func (i *syncedInformer) GetStore() toolscache.Store { return i.store }
+func (i *syncedInformer) LastSyncResourceVersion() string {
+	if p := i.rv.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
+// informerCache hands out one informer.
+type informerCache struct {
+	cache.Cache
+	inf *syncedInformer
+}
+
+func (c informerCache) GetInformer(context.Context, client.Object, ...cache.InformerGetOption) (cache.Informer, error) {
+	return c.inf, nil
+}
+
+// The reflector records the List's resourceVersion just after it hands the
+// List to the informer's queue, and the queue may be through it (synced)
+// first: the rebuild waits for the version rather than list every Service
+// again. A version that does not come in time, or that is older than the
+// Lease, still means a live List.
+func TestCacheCoversLeaseWaitsForTheListVersion(t *testing.T) {
+	inf := &syncedInformer{store: toolscache.NewStore(toolscache.MetaNamespaceKeyFunc)}
+	c := &Controller{cache: informerCache{inf: inf}}
+	go func() {
+		time.Sleep(20 * time.Millisecond) // the reflector, descheduled
+		rv := "120"
+		inf.rv.Store(&rv)
+	}()
+	if _, rv, ok := c.cacheCoversLease(context.Background(), "100"); !ok || rv != "120" {
+		t.Fatalf("cache at %q trusted %v, want 120 trusted", rv, ok)
+	}
+	if _, _, ok := c.cacheCoversLease(context.Background(), "130"); ok {
+		t.Fatal("a cache older than the Lease trusted")
+	}
+	never := &syncedInformer{store: inf.store}
+	c = &Controller{cache: informerCache{inf: never}}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, _, ok := c.cacheCoversLease(ctx, "100"); ok {
+		t.Fatal("a cache with no List version trusted")
 	}
 }
