@@ -34,3 +34,26 @@ I1202 05:01:54.853557    3401 leaderelection.go:271] successfully acquired lease
 		t.Fatalf("first of a prefix: %s", got)
 	}
 }
+
+func TestMedian(t *testing.T) {
+	ms := func(v ...int) []time.Duration {
+		var out []time.Duration
+		for _, x := range v {
+			out = append(out, time.Duration(x)*time.Millisecond)
+		}
+		return out
+	}
+	for _, c := range []struct {
+		in   []time.Duration
+		want time.Duration
+	}{
+		{ms(300), 300 * time.Millisecond},
+		{ms(400, 250, 300), 300 * time.Millisecond},
+		{ms(250, 900, 260, 240), 260 * time.Millisecond},
+		{ms(5, 1, 4, 2, 3), 3 * time.Millisecond},
+	} {
+		if got := median(append([]time.Duration(nil), c.in...)); got != c.want {
+			t.Errorf("median(%v) = %v, want %v", c.in, got, c.want)
+		}
+	}
+}
