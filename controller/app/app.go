@@ -160,7 +160,8 @@ func Run(ctx context.Context, restCfg *rest.Config, cfg Config) error {
 		return err
 	}
 	defer stopEvents()
-	services, err := serviceListWatch(rc, log)
+	first := reconciler.NewFirstList()
+	services, err := serviceListWatch(rc, log, first)
 	if err != nil {
 		return err
 	}
@@ -226,6 +227,7 @@ func Run(ctx context.Context, restCfg *rest.Config, cfg Config) error {
 	}
 	c, err := reconciler.Setup(mgr, reconciler.Options{
 		LeaseName:               lease,
+		FirstList:               first,
 		PoolNamespace:           cfg.Namespace,
 		LoadBalancerClass:       cfg.LoadBalancerClass,
 		Workers:                 cfg.Workers,
