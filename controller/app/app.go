@@ -160,8 +160,7 @@ func Run(ctx context.Context, restCfg *rest.Config, cfg Config) error {
 		return err
 	}
 	defer stopEvents()
-	first := reconciler.NewFirstList()
-	services, err := serviceListWatch(rc, log, first)
+	services, err := serviceListWatch(rc, log)
 	if err != nil {
 		return err
 	}
@@ -227,7 +226,6 @@ func Run(ctx context.Context, restCfg *rest.Config, cfg Config) error {
 	}
 	c, err := reconciler.Setup(mgr, reconciler.Options{
 		LeaseName:               lease,
-		FirstList:               first,
 		PoolNamespace:           cfg.Namespace,
 		LoadBalancerClass:       cfg.LoadBalancerClass,
 		Workers:                 cfg.Workers,

@@ -52,10 +52,8 @@ var protobufMagic = []byte("k8s\x00")
 // per-event intake and second store made the informer's sync on 11,000
 // Services 57-66 ms (events handed over one at a time, as this controller
 // served them) where a List takes 29-35 ms (BenchmarkServiceInformerSync),
-// all of it after the List. That first List, once it succeeded, is also
-// handed to first (nil: not), from which the rebuild restores the
-// allocations while the informer takes the same List in.
-func serviceListWatch(rc *rest.Config, log *slog.Logger, first *reconciler.FirstList) (*toolscache.ListWatch, error) {
+// all of it after the List.
+func serviceListWatch(rc *rest.Config, log *slog.Logger) (*toolscache.ListWatch, error) {
 	cs, err := typedcorev1.NewForConfig(rc)
 	if err != nil {
 		return nil, fmt.Errorf("services client: %w", err)
@@ -71,9 +69,6 @@ func serviceListWatch(rc *rest.Config, log *slog.Logger, first *reconciler.First
 			l, err := listServices(ctx, c, opts)
 			if err == nil && initial {
 				log.Info("Services listed", "services", len(l.Items), "took", time.Since(start).String())
-				if first != nil {
-					first.Publish(l.Items, l.ResourceVersion)
-				}
 			}
 			return l, err
 		},

@@ -90,8 +90,7 @@ func TestServiceListWatch(t *testing.T) {
 		}
 	}
 
-	published := reconciler.NewFirstList()
-	lw, err := serviceListWatch(env.Config, slog.New(slog.DiscardHandler), published)
+	lw, err := serviceListWatch(env.Config, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,12 +111,6 @@ func TestServiceListWatch(t *testing.T) {
 		t.Fatalf("listed %d of %d Services, resourceVersion %q", seen, len(expect), rv)
 	}
 
-	now := make(chan struct{})
-	close(now)
-	if _, _, ok := published.Take(ctx, now); ok {
-		t.Fatal("a List of pages was handed to the rebuild")
-	}
-
 	// The reflector's first List (resourceVersion "0", pages) is one
 	// consistent List of every Service.
 	obj, err := lw.ListWithContext(ctx, metav1.ListOptions{ResourceVersion: "0", Limit: 3})
@@ -130,17 +123,6 @@ func TestServiceListWatch(t *testing.T) {
 	}
 	if len(first.Items) != len(expect) || first.Continue != "" || first.ResourceVersion == "" {
 		t.Fatalf("first List: %d of %d Services, continue %q, resourceVersion %q", len(first.Items), len(expect), first.Continue, first.ResourceVersion)
-	}
-	// It is handed to the rebuild: the same objects, at its version, once.
-	items, itemsRV, ok := published.Take(ctx, now)
-	if !ok || itemsRV != first.ResourceVersion || len(items) != len(first.Items) || items[0] != first.Items[0] {
-		t.Fatalf("first List handed over: %v at %q, %d Services; want %q, %d, the same objects", ok, itemsRV, len(items), first.ResourceVersion, len(first.Items))
-	}
-	if _, err := lw.ListWithContext(ctx, metav1.ListOptions{ResourceVersion: "0"}); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, ok := published.Take(ctx, now); ok {
-		t.Fatal("the first List was handed over twice")
 	}
 	// A watch with initial events is refused: the reflector lists instead.
 	if _, err := lw.WatchWithContext(ctx, metav1.ListOptions{SendInitialEvents: new(true), AllowWatchBookmarks: true,

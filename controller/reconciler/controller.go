@@ -92,11 +92,6 @@ type Options struct {
 	Writing func() (done func())
 	// SkipNameValidation allows several controllers in one process (tests).
 	SkipNameValidation bool
-	// FirstList, if set, carries the Service informer's first List to the
-	// rebuild, which restores the allocations from it while the informer
-	// takes the same List in (see FirstList); nil: the rebuild reads the
-	// synced cache.
-	FirstList *FirstList
 	// LeaseName is the leader-election Lease (in PoolNamespace), "" without
 	// leader election. With it, a rebuild may read the Services from the
 	// informer cache instead of listing them again.
@@ -135,8 +130,6 @@ type Controller struct {
 
 	storeMu sync.Mutex
 	store   toolscache.Store // the Service informer's, once looked up
-
-	rebuiltFrom string // where the rebuild read the Services (set before ready)
 }
 
 // writing marks a write to a Service in flight until done is called.
@@ -152,18 +145,6 @@ func (c *Controller) Allocator() *allocator.Allocator { return c.alloc }
 
 // Ready is closed once allocations have been rebuilt.
 func (c *Controller) Ready() <-chan struct{} { return c.ready }
-
-// RebuiltFrom says where the rebuild read the Services: "first List at
-// resourceVersion N", "cache at resourceVersion N" or "live List" (""
-// before Ready).
-func (c *Controller) RebuiltFrom() string {
-	select {
-	case <-c.ready:
-		return c.rebuiltFrom
-	default:
-		return ""
-	}
-}
 
 // Setup creates the controller and registers its controllers and runnables
 // with mgr. The manager's cache must have the Service, Namespace (metadata)

@@ -127,46 +127,33 @@ func (c *Controller) rebuild(ctx context.Context) error {
 	if err := c.applyPools(ctx, pools.Items); err != nil {
 		return fmt.Errorf("rebuild: %w", err)
 	}
+	if !c.cache.WaitForCacheSync(ctx) {
+		return fmt.Errorf("rebuild: cache did not sync")
+	}
+	synced := time.Now()
+
 	var svcs []*Svc
 	listed, source := 0, "live List"
-	keep := func(s *Svc) {
-		listed++
-		if s.handles(c.opts.LoadBalancerClass) && len(s.Ingress) > 0 {
-			svcs = append(svcs, s)
-		}
-	}
-	// The Services in hand: the informer's first List, or the synced cache.
-	var inHand time.Time
-	after := "afterSync"
-	if items, rv, ok := c.firstList(ctx, leaseRV); ok {
-		// The listed objects themselves, which the cache holds too; read
-		// only (no copies).
-		inHand, after = time.Now(), "afterList"
-		source = "first List at resourceVersion " + rv
-		for _, s := range items {
-			keep(s)
-		}
-	} else {
-		if !c.cache.WaitForCacheSync(ctx) {
-			return fmt.Errorf("rebuild: cache did not sync")
-		}
-		inHand = time.Now()
-		if store, cacheRV, ok := c.cacheCoversLease(ctx, leaseRV); ok {
-			// The cached objects themselves, read only (no copies).
-			source = "cache at resourceVersion " + cacheRV
-			for _, o := range store.List() {
-				if s, ok := o.(*Svc); ok {
-					keep(s)
-				}
+	if store, cacheRV, ok := c.cacheCoversLease(ctx, leaseRV); ok {
+		// The cached objects themselves, read only (no copies).
+		source = "cache at resourceVersion " + cacheRV
+		for _, o := range store.List() {
+			s, ok := o.(*Svc)
+			if !ok {
+				continue
 			}
-		} else if err := c.listLive(ctx, func(svc *corev1.Service) {
 			listed++
-			if Handles(svc, c.opts.LoadBalancerClass) && len(svc.Status.LoadBalancer.Ingress) > 0 {
-				svcs = append(svcs, Compact(svc))
+			if s.handles(c.opts.LoadBalancerClass) && len(s.Ingress) > 0 {
+				svcs = append(svcs, s)
 			}
-		}); err != nil {
-			return err
 		}
+	} else if err := c.listLive(ctx, func(svc *corev1.Service) {
+		listed++
+		if Handles(svc, c.opts.LoadBalancerClass) && len(svc.Status.LoadBalancer.Ingress) > 0 {
+			svcs = append(svcs, Compact(svc))
+		}
+	}); err != nil {
+		return err
 	}
 	restored, conflicts := restore(c.alloc, svcs, func(key string, ips []netip.Addr, err error) {
 		c.log.Warn("status IP not restored; the Service will get a new one", "service", key,
@@ -174,8 +161,7 @@ func (c *Controller) rebuild(ctx context.Context) error {
 	})
 	c.log.Info("allocations rebuilt", "services", listed, "from", source, "restored", restored,
 		"conflicts", conflicts, "pools", len(pools.Items), "took", time.Since(start).String(),
-		after, time.Since(inHand).String())
-	c.rebuiltFrom = source
+		"afterSync", time.Since(synced).String())
 	close(c.ready)
 	c.kickFlush()
 	return nil
@@ -211,30 +197,6 @@ func (c *Controller) leaseVersion(ctx context.Context) string {
 		return ""
 	}
 	return l.ResourceVersion
-}
-
-// firstList takes the Service informer's first List (Options.FirstList)
-// when it provably holds every write made before this replica's Lease: a
-// resourceVersion at or past the Lease's, as cacheCoversLease asks of the
-// cache. It waits for the List until the Service informer reports its sync
-// (a List published by then is still taken); without leader election, a
-// FirstList, or a List that covers the Lease, the rebuild reads the cache.
-func (c *Controller) firstList(ctx context.Context, leaseRV string) ([]*Svc, string, bool) {
-	if c.opts.FirstList == nil || leaseRV == "" {
-		return nil, "", false
-	}
-	syncCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	synced := make(chan struct{})
-	go func() {
-		defer close(synced)
-		_, _ = c.cache.GetInformer(syncCtx, &corev1.Service{}) // blocks until it synced
-	}()
-	items, rv, ok := c.opts.FirstList.Take(ctx, synced)
-	if !ok || !ResourceVersionAtLeast(rv, leaseRV) {
-		return nil, "", false
-	}
-	return items, rv, true
 }
 
 // cacheCoversLease reports whether the synced Service cache has seen the

@@ -18,7 +18,6 @@ import (
 
 	"github.com/ecmplb/ecmplb/api/v1beta1"
 	"github.com/ecmplb/ecmplb/controller/allocator"
-	"github.com/ecmplb/ecmplb/internal/slimmeta"
 )
 
 // world is the API server's state: pools and Services with their status.
@@ -402,87 +401,5 @@ func TestCacheCoversLeaseWaitsForTheListVersion(t *testing.T) {
 	defer cancel()
 	if _, _, ok := c.cacheCoversLease(ctx, "100"); ok {
 		t.Fatal("a cache with no List version trusted")
-	}
-}
-
-// syncingCache hands out an informer whose first sync is awaited until
-// synced is closed, as the manager's cache does with BlockUntilSynced.
-type syncingCache struct {
-	cache.Cache
-	inf    *syncedInformer
-	synced chan struct{}
-}
-
-func (c syncingCache) GetInformer(ctx context.Context, _ client.Object, _ ...cache.InformerGetOption) (cache.Informer, error) {
-	select {
-	case <-c.synced:
-		return c.inf, nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-}
-
-// The rebuild takes the informer's first List when it covers the Lease,
-// waiting for it until the informer reports its sync, and otherwise reads
-// the cache (which then decides between itself and a live List).
-func TestRebuildTakesTheFirstList(t *testing.T) {
-	svcs := []*Svc{{SvcMeta: SvcMeta{Meta: slimmeta.Meta{Namespace: "ns", Name: "a"}}}, {SvcMeta: SvcMeta{Meta: slimmeta.Meta{Namespace: "ns", Name: "b"}}}}
-	inf := &syncedInformer{store: toolscache.NewStore(toolscache.MetaNamespaceKeyFunc)}
-	ctx := context.Background()
-	newController := func(first *FirstList) (*Controller, chan struct{}) {
-		synced := make(chan struct{})
-		return &Controller{cache: syncingCache{inf: inf, synced: synced}, opts: Options{FirstList: first}}, synced
-	}
-
-	// Published before the informer synced, at a version past the Lease.
-	first := NewFirstList()
-	c, _ := newController(first)
-	go func() {
-		time.Sleep(20 * time.Millisecond) // the List still being read
-		first.Publish(svcs, "120")
-	}()
-	items, rv, ok := c.firstList(ctx, "100")
-	if !ok || rv != "120" || len(items) != 2 || items[0] != svcs[0] {
-		t.Fatalf("first List: %v at %q with %d Services; want it taken at 120 with the 2 listed", ok, rv, len(items))
-	}
-	if _, _, ok := c.firstList(ctx, "100"); ok {
-		t.Fatal("the first List was taken twice")
-	}
-
-	// Not taken: older than the Lease, without leader election (no Lease
-	// to compare with), without a FirstList.
-	publishedAt := func(rv string) *FirstList {
-		f := NewFirstList()
-		f.Publish(svcs, rv)
-		return f
-	}
-	for _, tc := range []struct {
-		what    string
-		first   *FirstList
-		leaseRV string
-	}{
-		{"a List older than the Lease", publishedAt("90"), "100"},
-		{"a List with no Lease to compare it with", publishedAt("120"), ""},
-		{"no FirstList", nil, "100"},
-	} {
-		c, _ := newController(tc.first)
-		if _, _, ok := c.firstList(ctx, tc.leaseRV); ok {
-			t.Errorf("%s: taken", tc.what)
-		}
-	}
-
-	// The informer synced with nothing published (its List went another
-	// way): the cache is read, at once.
-	c, synced := newController(NewFirstList())
-	close(synced)
-	done := make(chan bool)
-	go func() { _, _, ok := c.firstList(ctx, "100"); done <- ok }()
-	select {
-	case ok := <-done:
-		if ok {
-			t.Fatal("a List never published was taken")
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the rebuild waited for a List past the informer's sync")
 	}
 }
