@@ -704,12 +704,11 @@ func (b *bench) run(ctx context.Context, backlog, burst, workers int) error {
 	// The restart's floor is read on the same statistic as the restart: a
 	// List (gzipped, as the controller asks) just before each restart, and
 	// their median against the restarts' median.
-	var restartLists []time.Duration
-	if d, err := b.listSample(ctx); err != nil {
+	l, err := b.listSample(ctx)
+	if err != nil {
 		return err
-	} else {
-		restartLists = append(restartLists, d)
 	}
+	restartLists := []time.Duration{l}
 	addr2, err := freeLoopbackAddr()
 	if err != nil {
 		return err
