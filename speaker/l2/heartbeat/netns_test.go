@@ -87,8 +87,12 @@ func TestNamespaceTwoSpeakers(t *testing.T) {
 						t.Errorf("%s: dropped_total{reason=%s} = %v", s.name, r, n)
 					}
 				}
-				if g := maxGap(got[1:]); g > 4*testInterval {
-					t.Errorf("%s: a gap of %v between receipts at a %v interval", s.name, g, testInterval)
+				// Every datagram between the first and the last arrived, in
+				// order. How long apart is the scheduler's business: on a
+				// loaded machine the whole process (both senders) can stall
+				// for a second, which is no loss.
+				if n := s.rec.skipped(other); n != 0 {
+					t.Errorf("%s: %d datagrams from %s missing between the first and the last heard", s.name, n, other)
 				}
 				t.Logf("%s: %d receipts, largest gap %v, sent %v, %d round trip times", s.name, len(got),
 					maxGap(got[1:]).Round(time.Millisecond), s.counter("sent"), s.rttCount())
@@ -279,8 +283,11 @@ func TestNamespaceAbsentAndFrozenPeers(t *testing.T) {
 	rounds := int(4 * time.Second / testInterval)
 	b.rec.waitHeard(t, "node-a", rounds, start, "b hears a")
 	got := b.rec.receipts("node-a")
-	if g := maxGap(got[1:]); g > 4*testInterval {
-		t.Errorf("a gap of %v between b's receipts from a at a %v interval", g, testInterval)
+	// Every round of a's reached b: none of b's datagrams failed or was
+	// dropped for the absent peers' queues (a round's sequence counts every
+	// round, sent or not).
+	if n := b.rec.skipped("node-a"); n != 0 {
+		t.Errorf("%d of a's rounds missing at b between the first and the last heard", n)
 	}
 	a.stop()
 	b.stop()

@@ -21,23 +21,48 @@ import (
 // receipts, with a deadline far above it.
 const testInterval = 50 * time.Millisecond
 
-// recorder is a heard function that keeps every receipt and wakes waiters.
+// recorder is a heard function that keeps every receipt, with the sender's
+// sequence when seqOf is set, and wakes waiters.
 type recorder struct {
 	mu      sync.Mutex
 	times   map[string][]time.Time
+	seqs    map[string][]uint64
 	changed chan struct{} // closed, and replaced, at every receipt
+	// seqOf is the sequence last accepted from node: read in heard, which
+	// runs after the datagram's acceptance and before the next one's (one
+	// receive goroutine), it is the sequence of the datagram heard.
+	seqOf func(node string) uint64
 }
 
 func newRecorder() *recorder {
-	return &recorder{times: map[string][]time.Time{}, changed: make(chan struct{})}
+	return &recorder{times: map[string][]time.Time{}, seqs: map[string][]uint64{}, changed: make(chan struct{})}
 }
 
 func (r *recorder) heard(node string, at time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.times[node] = append(r.times[node], at)
+	if r.seqOf != nil {
+		r.seqs[node] = append(r.seqs[node], r.seqOf(node))
+	}
 	close(r.changed)
 	r.changed = make(chan struct{})
+}
+
+// skipped is how many of node's datagrams are missing between the first and
+// the last heard (lost, or overtaken and then dropped as stale): the gaps in
+// their sequences. The kernel's scheduling does not count, only datagrams.
+func (r *recorder) skipped(node string) uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var n uint64
+	s := r.seqs[node]
+	for i := 1; i < len(s); i++ {
+		if s[i] > s[i-1] { // a new incarnation starts its sequence over
+			n += s[i] - s[i-1] - 1
+		}
+	}
+	return n
 }
 
 // count is how many receipts from node, and how many of them after since.
@@ -115,6 +140,14 @@ func startSpeaker(t *testing.T, cfg Config, enter func(func() error) error) *spe
 		h.enter = enter
 	}
 	s.h = h
+	s.rec.seqOf = func(node string) uint64 {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if x, ok := h.senders[node]; ok {
+			return x.seq
+		}
+		return 0
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- h.Run(ctx, s.rec.heard) }()
