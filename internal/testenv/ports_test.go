@@ -3,6 +3,8 @@ package testenv
 import (
 	"errors"
 	"net"
+	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/ecmplb/ecmplb/internal/proc"
@@ -60,8 +62,9 @@ func TestPickPorts(t *testing.T) {
 		}
 		return fakeListener{}, nil
 	}
+	c := testClaims(t, filepath.Join(t.TempDir(), "ports.lock"))
 	given := map[int]bool{}
-	ps, err := pickPorts(2, 1030, 65529, listen, given)
+	ps, err := pickPorts(2, 1030, 65529, listen, c, given)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,10 +72,51 @@ func TestPickPorts(t *testing.T) {
 		t.Errorf("picked %v, want 1025 and 65534", ps)
 	}
 	// Both are given now: nothing is left.
-	if ps, err := pickPorts(1, 1030, 65529, listen, given); err == nil {
+	if ps, err := pickPorts(1, 1030, 65529, listen, c, given); err == nil {
 		t.Errorf("picked %v of no free port", ps)
 	}
-	if ps, err := pickPorts(3, 1030, 65529, listen, map[int]bool{}); err == nil {
+	if ps, err := pickPorts(3, 1030, 65529, listen, testClaims(t, filepath.Join(t.TempDir(), "ports.lock")), map[int]bool{}); err == nil {
 		t.Errorf("picked %v, 3 of 2 free ports", ps)
+	}
+}
+
+func testClaims(t *testing.T, path string) *portClaims {
+	t.Helper()
+	c, err := openPortClaims(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.close() })
+	return c
+}
+
+// Two test processes (two openings of the claims file) never get the same
+// port, though both could bind it between one's pick and its server's
+// listen; a port is claimable again once its holder closed the file.
+func TestPickPortsAcrossProcesses(t *testing.T) {
+	listen := func(int) (net.Listener, error) { return fakeListener{}, nil } // all 12 bindable
+	path := filepath.Join(t.TempDir(), "ports.lock")
+	first, second := testClaims(t, path), testClaims(t, path)
+	a, err := pickPorts(7, 1030, 65529, listen, first, map[int]bool{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := pickPorts(5, 1030, 65529, listen, second, map[int]bool{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range b {
+		if slices.Contains(a, p) {
+			t.Errorf("port %d handed to both: %v and %v", p, a, b)
+		}
+	}
+	if ps, err := pickPorts(1, 1030, 65529, listen, testClaims(t, path), map[int]bool{}); err == nil {
+		t.Errorf("picked %v with all 12 claimed by others", ps)
+	}
+	if err := first.close(); err != nil {
+		t.Fatal(err)
+	}
+	if ps, err := pickPorts(7, 1030, 65529, listen, testClaims(t, path), map[int]bool{}); err != nil {
+		t.Errorf("the first's 7 ports not claimable after it closed: %v, %v", ps, err)
 	}
 }
