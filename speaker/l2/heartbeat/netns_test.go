@@ -127,18 +127,20 @@ func TestNamespaceLinkCut(t *testing.T) {
 	if err := netns.SetLinkUp(seg.Hub, seg.Ports[2], false); err != nil {
 		t.Fatal(err)
 	}
-	// Datagrams already past the port may still arrive for a moment.
-	settled := time.Now().Add(5 * time.Millisecond)
-	a.rec.waitHeard(t, "node-b", 10, settled, "a hears b with c cut off")
-	b.rec.waitHeard(t, "node-a", 10, settled, "b hears a with c cut off")
+	// Datagrams already past the port may still arrive, and be read late
+	// (a stalled process): only the rounds begun after the cut count.
+	cut := time.Now()
+	cutRound := map[*speaker]uint64{a: a.lastRound(), b: b.lastRound(), c: c.lastRound()}
+	a.rec.waitHeard(t, "node-b", 10, cut, "a hears b with c cut off")
+	b.rec.waitHeard(t, "node-a", 10, cut, "b hears a with c cut off")
 	for _, s := range []*speaker{a, b} {
-		if _, n := s.rec.count("node-c", settled); n != 0 {
+		if n := s.rec.heardAfter("node-c", cutRound[c]); n != 0 {
 			t.Errorf("%s heard c %d times with c's cable pulled", s.name, n)
 		}
 	}
-	for _, o := range []string{"node-a", "node-b"} {
-		if _, n := c.rec.count(o, settled); n != 0 {
-			t.Errorf("c heard %s %d times with its cable pulled", o, n)
+	for _, o := range []*speaker{a, b} {
+		if n := c.rec.heardAfter(o.name, cutRound[o]); n != 0 {
+			t.Errorf("c heard %s %d times with its cable pulled", o.name, n)
 		}
 	}
 
@@ -241,9 +243,9 @@ func TestNamespaceSetPeers(t *testing.T) {
 
 	a.h.SetPeers(peers("node-c", v6(2)))
 	// A round that began before the change may still go to b.
-	settled := time.Now().Add(testInterval)
-	c.rec.waitHeard(t, "node-a", 10, settled, "c hears a once a sends to it")
-	if _, n := b.rec.count("node-a", settled); n != 0 {
+	changed, changedRound := time.Now(), a.lastRound()
+	c.rec.waitHeard(t, "node-a", 10, changed, "c hears a once a sends to it")
+	if n := b.rec.heardAfter("node-a", changedRound); n != 0 {
 		t.Errorf("b heard a %d times after a dropped it from its peers", n)
 	}
 }

@@ -49,6 +49,32 @@ func (r *recorder) heard(node string, at time.Time) {
 	r.changed = make(chan struct{})
 }
 
+// heardAfter is how many datagrams from node were heard with a sequence
+// above seq.
+func (r *recorder) heardAfter(node string, seq uint64) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, q := range r.seqs[node] {
+		if q > seq {
+			n++
+		}
+	}
+	return n
+}
+
+// lastRound is the sequence of the speaker's latest round: a round above it
+// starts after the call, with the peers and links of then.
+func (s *speaker) lastRound() uint64 {
+	s.h.mu.Lock()
+	defer s.h.mu.Unlock()
+	var last uint64
+	for _, r := range s.h.sends.rounds {
+		last = max(last, r.seq)
+	}
+	return last
+}
+
 // skipped is how many of node's datagrams are missing between the first and
 // the last heard (lost, or overtaken and then dropped as stale): the gaps in
 // their sequences. The kernel's scheduling does not count, only datagrams.
