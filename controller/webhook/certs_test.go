@@ -339,15 +339,19 @@ func (f *fakeAPI) secretData() map[string][]byte {
 	return f.objs["Secret"].(*corev1.Secret).DeepCopy().Data
 }
 
-// bundles returns the CA bundles of the stored configuration and CRD.
+// bundles returns the CA bundles of the stored configuration, in its
+// webhooks' order, then the CRD's: an index names the same bundle at every
+// call.
 func (f *fakeAPI) bundles(t *testing.T) []string {
 	t.Helper()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var out []string
-	for kind, find := range map[string]func(*unstructured.Unstructured) ([]map[string]any, error){
-		"ValidatingWebhookConfiguration": webhookBundles, "CustomResourceDefinition": conversionBundle} {
-		ccs, err := find(f.objs[kind].(*unstructured.Unstructured).DeepCopy())
+	for _, k := range []struct {
+		kind string
+		find func(*unstructured.Unstructured) ([]map[string]any, error)
+	}{{"ValidatingWebhookConfiguration", webhookBundles}, {"CustomResourceDefinition", conversionBundle}} {
+		ccs, err := k.find(f.objs[k.kind].(*unstructured.Unstructured).DeepCopy())
 		if err != nil {
 			t.Fatal(err)
 		}
